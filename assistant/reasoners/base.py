@@ -1,0 +1,47 @@
+"""The reasoner interface: from the motion analysis and the AU evidence to an explained answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from assistant.types import Answer, AUEvidence, MotionAnalysis
+
+
+@dataclass
+class ReasoningRequest:
+    analysis: MotionAnalysis
+    evidence: AUEvidence
+    lang: str = "en"  # "en" | "zh"
+    emotion_options: tuple[str, ...] = ("happiness", "disgust", "repression", "surprise", "others")
+    include_evidence: bool = True  # put the AU evidence line into the prompt
+    include_regions: bool = False  # put the region motion table into the prompt as text
+
+
+@dataclass
+class ChatTurn:
+    role: str  # "user" | "assistant"
+    content: str
+
+
+@dataclass
+class Conversation:
+    """What a follow-up question is grounded in: the first analysis and everything said since."""
+
+    request: ReasoningRequest
+    answer: Answer
+    turns: list[ChatTurn] = field(default_factory=list)
+
+
+class Reasoner(Protocol):
+    name: str
+
+    def stream(self, request: ReasoningRequest) -> Iterator[str]:
+        """Yield the answer text as it grows (each item is the text so far)."""
+
+    def answer(self, request: ReasoningRequest) -> Answer:
+        """The complete answer, parsed (AUs, emotion, parse status)."""
+
+    def follow_up(self, conversation: Conversation, message: str) -> Iterator[str]:
+        """Yield the reply to a follow-up question as it grows."""

@@ -1,0 +1,170 @@
+"""Typed values that pass between the stages (DESIGN.md section 1).
+
+Conventions: images are RGB `uint8` arrays of shape (H, W, 3); points are float (x, y) pixels with y down;
+flow is float32 (H, W, 2) holding (dx, dy) in pixels of the working-size crop; sides are the **person's**
+("L" = person's left = image right).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from assistant.au import AU
+
+
+@dataclass
+class Clip:
+    """The two frames the analysis compares, plus what is known about where they came from.
+
+    Long videos are never held in memory: only onset, apex (and offset when given) frames are kept, together with
+    the per-frame motion curve used to spot the apex.
+    """
+
+    source: str
+    onset_frame: np.ndarray
+    apex_frame: np.ndarray
+    onset: int
+    apex: int
+    offset: int | None = None
+    n_frames: int = 2
+    fps: float | None = None
+    apex_spotted: bool = False  # True when the apex was found automatically
+    motion_curve: np.ndarray | None = None  # per sampled frame: face motion relative to onset
+    curve_frames: np.ndarray | None = None  # frame indices of `motion_curve`
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FaceLandmarks:
+    """Landmarks of one face on one image (pixel coordinates of that image)."""
+
+    points: np.ndarray  # (N, 2): 478 for mediapipe, 68 for dlib
+    points68: np.ndarray  # (68, 2) iBUG 68-point layout
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 tight around the points
+    image_size: tuple[int, int]  # (width, height)
+    backend: str
+    n_faces: int = 1
+
+    def scaled(self, sx: float, sy: float, dx: float = 0.0, dy: float = 0.0) -> FaceLandmarks:
+        """Landmarks after a crop (`dx`, `dy` offsets removed) and a resize (`sx`, `sy`)."""
+        def tf(p: np.ndarray) -> np.ndarray:
+            return np.stack([(p[:, 0] - dx) * sx, (p[:, 1] - dy) * sy], axis=1)
+
+        x0, y0, x1, y1 = self.box
+        return FaceLandmarks(
+            points=tf(self.points), points68=tf(self.points68),
+            box=((x0 - dx) * sx, (y0 - dy) * sy, (x1 - dx) * sx, (y1 - dy) * sy),
+            image_size=self.image_size, backend=self.backend, n_faces=self.n_faces,
+        )
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """Square box in source-frame pixels, applied to both frames, then resized to `size` x `size`."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    size: int
+
+    @property
+    def scale(self) -> float:
+        return self.size / float(self.x1 - self.x0)
+
+
+@dataclass
+class MotionField:
+    flow: np.ndarray  # (H, W, 2) float32, head motion removed
+    raw_flow: np.ndarray  # (H, W, 2) float32 before compensation
+    method: str  # "tvl1" | "dis"
+    compensation: str  # "nose" | "similarity" | "none"
+    head_motion: dict[str, float] = field(default_factory=dict)  # tx, ty (px), rotation (deg), scale
+
+
+@dataclass
+class RegionMotion:
+    region: str  # e.g. "inner_brow" (facs.REGION_NAMES)
+    side: str | None  # person's "L"/"R", None for midline regions
+    dx: float
+    dy: float
+    mean_magnitude: float
+    max_magnitude: float
+    direction: str  # "up", "up-right", ... in image coordinates (as the colour legend)
+    colour: str  # legend colour name of that direction
+    intensity: str  # "none" | "weak" | "moderate" | "strong"
+    coherence: float  # |mean vector| / mean magnitude, 0..1: 1 = all pixels move the same way
+    n_pixels: int = 0
+
+    @property
+    def label(self) -> str:
+        from assistant.facs import region_label
+
+        return region_label(self.region, self.side)
+
+    def to_dict(self) -> dict:
+        return {
+            "region": self.region, "side": self.side, "label": self.label,
+            "dx": round(self.dx, 4), "dy": round(self.dy, 4),
+            "mean_magnitude": round(self.mean_magnitude, 4), "max_magnitude": round(self.max_magnitude, 4),
+            "direction": self.direction, "colour": self.colour, "intensity": self.intensity,
+            "coherence": round(self.coherence, 4), "n_pixels": self.n_pixels,
+        }
+
+
+@dataclass
+class MotionAnalysis:
+    clip: Clip
+    landmarks: FaceLandmarks  # on the onset frame, in source-frame pixels
+    crop: CropBox
+    crop_landmarks: FaceLandmarks  # the same landmarks in working-size crop pixels
+    onset_crop: np.ndarray  # (size, size, 3) RGB
+    apex_crop: np.ndarray
+    field: MotionField
+    mmc_map: np.ndarray  # (size, size, 3) RGB
+    mmc_mode: str
+    regions: list[RegionMotion]
+    timings: dict[str, float] = field(default_factory=dict)
+    backends: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def moving_regions(self) -> list[RegionMotion]:
+        return [r for r in self.regions if r.intensity != "none"]
+
+
+@dataclass(frozen=True)
+class AUScore:
+    code: int
+    probability: float
+    side: str | None = None
+
+
+@dataclass
+class AUEvidence:
+    scores: list[AUScore]
+    backend: str
+    threshold: float = 0.5
+
+    def active(self, threshold: float | None = None) -> list[AUScore]:
+        t = self.threshold if threshold is None else threshold
+        return sorted((s for s in self.scores if s.probability >= t), key=lambda s: -s.probability)
+
+    def probability(self, code: int) -> float:
+        return next((s.probability for s in self.scores if s.code == code), 0.0)
+
+
+@dataclass
+class Answer:
+    aus: list[AU]
+    emotion: str | None
+    reasoning: str
+    text: str  # the raw text shown to the user (or generated by the model)
+    backends: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    parse_status: str = "ok"  # "ok" | "inferred" | "unparsable"
+
+
+PathLike = str | Path
