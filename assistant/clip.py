@@ -7,9 +7,10 @@ frame whose face region differs most from the onset (see `spot_apex`).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -252,22 +253,30 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
     return clip
 
 
-def write_video(frames: list[np.ndarray], path: str | Path, fps: float = 30.0) -> Path:
-    """H.264 MP4 (yuv420p) that browsers play; written to a temporary name, then renamed."""
+def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float = 30.0) -> Path:
+    """H.264 MP4 (yuv420p) that browsers play, streamed frame by frame; written to a temporary name, then renamed."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.stem + ".part" + out.suffix)
-    h, w = frames[0].shape[:2]
-    with av.open(str(tmp), mode="w") as container:
-        stream = container.add_stream("libx264", rate=int(round(fps)))
-        stream.width, stream.height = w - w % 2, h - h % 2
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "18", "preset": "veryfast"}
-        for f in frames:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(to_rgb(f)[: h - h % 2, : w - w % 2]), format="rgb24")
-            for packet in stream.encode(frame):
+    it = iter(frames)
+    first = next(it, None)
+    if first is None:
+        raise ClipTooShortError(f"No frames to write to {out.name}.")
+    h, w = first.shape[:2]
+    h2, w2 = h - h % 2, w - w % 2
+    try:
+        with av.open(str(tmp), mode="w") as container:
+            stream = container.add_stream("libx264", rate=int(round(fps)))
+            stream.width, stream.height = w2, h2
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": "18", "preset": "veryfast"}
+            for f in itertools.chain([first], it):
+                rgb = np.ascontiguousarray(to_rgb(f)[:h2, :w2])
+                for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
                 container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    tmp.replace(out)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out

@@ -1,0 +1,54 @@
+"""What every benchmark prints beside its figures: the machine it ran on."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+
+def machine() -> dict:
+    import cv2
+    import numpy as np
+
+    info = {
+        "platform": platform.platform(), "python": platform.python_version(), "processor": platform.processor(),
+        "cpu_count": os.cpu_count(), "opencv": cv2.__version__, "opencv_threads": cv2.getNumThreads(),
+        "numpy": np.__version__,
+    }
+    try:
+        import torch
+
+        info.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
+                    cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
+    except ImportError:
+        pass
+    try:
+        with open("/proc/meminfo") as fh:
+            info["memory_gib"] = round(int(fh.readline().split()[1]) / 2**20, 1)
+        with open("/proc/cpuinfo") as fh:
+            info["cpu_model"] = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), None)
+    except OSError:
+        pass
+    return info
+
+
+def median_time(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def emit(name: str, figures: dict) -> None:
+    """Print the benchmark's JSON document on stdout."""
+    json.dump({"benchmark": name, "machine": machine(), "figures": figures}, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
