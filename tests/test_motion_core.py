@@ -5,6 +5,7 @@ from __future__ import annotations
 import colorsys
 import math
 
+import cv2
 import numpy as np
 import pytest
 
@@ -115,3 +116,19 @@ def test_default_mode_keeps_a_still_face_dark_where_mellm_stretches_noise():
     saturation = lambda img: (img.max(axis=2).astype(int) - img.min(axis=2)).mean()  # noqa: E731
     assert saturation(default) < 1.0
     assert saturation(mellm) > 40.0
+
+
+def test_several_faces_use_the_largest_and_say_so():
+    onset, apex = _pair(["1", "2"], amplitude_px=2.0)
+    small = cv2.resize(onset, None, fx=0.6, fy=0.6, interpolation=cv2.INTER_AREA)
+
+    def two_faces(img):
+        canvas = np.full((img.shape[0], img.shape[1] + small.shape[1], 3), 90, np.uint8)
+        canvas[:, : img.shape[1]] = img
+        canvas[: small.shape[0], img.shape[1]:] = small
+        return canvas
+
+    analysis = analyze_frames(two_faces(onset), two_faces(apex))
+    assert analysis.landmarks.n_faces == 2
+    assert analysis.landmarks.box[2] < onset.shape[1]  # the big face on the left was chosen
+    assert any("2 faces" in w for w in analysis.warnings)
