@@ -77,11 +77,16 @@ class FrameSource:
     """Sequential access to the frames of a video file, a frame folder, or an in-memory list."""
 
     def __init__(self, source: str, n_frames: int | None, fps: float | None,
-                 iterate: Callable[[], Iterator[np.ndarray]]):
+                 iterate: Callable[[], Iterator[np.ndarray]], at: Callable[[int], np.ndarray] | None = None):
         self.source = source
         self.n_frames = n_frames
         self.fps = fps
         self._iterate = iterate
+        self._at = at  # random access, for sources that have it (frame folders, lists)
+
+    @property
+    def random_access(self) -> bool:
+        return self._at is not None
 
     def frames(self) -> Iterator[tuple[int, np.ndarray]]:
         yield from enumerate(self._iterate())
@@ -91,6 +96,11 @@ class FrameSource:
         wanted = sorted(set(int(i) for i in indices))
         if not wanted:
             return []
+        if self._at is not None:
+            if wanted[0] < 0 or wanted[-1] >= (self.n_frames or 0):
+                bad = wanted[-1] if wanted[-1] >= (self.n_frames or 0) else wanted[0]
+                raise FrameIndexError(f"Frame {bad} is outside {Path(self.source).name} ({self.n_frames} frames).")
+            return [self._at(int(i)) for i in indices]
         got: dict[int, np.ndarray] = {}
         for i, frame in self.frames():
             if i in wanted:
@@ -140,7 +150,8 @@ def _folder_source(path: Path, limits: ClipLimits) -> FrameSource:
         raise UnreadableClipError(f"Folder {path} holds no images (.jpg, .png, .bmp, .tif); point to the clip's frames.")
     if len(files) > limits.max_frames:
         raise ClipTooLargeError(f"Folder {path.name} has {len(files)} frames, over the limit of {limits.max_frames}.")
-    return FrameSource(str(path), len(files), None, lambda: (read_image(f) for f in files))
+    return FrameSource(str(path), len(files), None, lambda: (read_image(f) for f in files),
+                       at=lambda i: read_image(files[i]))
 
 
 def open_source(source: str | Path | list[np.ndarray], limits: ClipLimits | None = None) -> FrameSource:
@@ -148,7 +159,7 @@ def open_source(source: str | Path | list[np.ndarray], limits: ClipLimits | None
     limits = limits or ClipLimits()
     if isinstance(source, (list, tuple)):
         frames = [to_rgb(f) for f in source]
-        return FrameSource("<frames>", len(frames), None, lambda: iter(frames))
+        return FrameSource("<frames>", len(frames), None, lambda: iter(frames), at=frames.__getitem__)
     path = Path(source)
     if not path.exists():
         raise UnreadableClipError(f"{path} does not exist; check the path.")
@@ -202,6 +213,14 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
     if start < 0 or (apex is not None and apex <= start) or (offset is not None and offset < (apex or start)):
         raise FrameIndexError(f"Frame indices must satisfy 0 <= onset < apex <= offset; got onset={onset}, "
                               f"apex={apex}, offset={offset}.")
+    if apex is not None and src.random_access:
+        if (src.n_frames or 0) < 2:
+            raise ClipTooShortError(f"{Path(src.source).name} has {src.n_frames} frame; a micro-expression needs at "
+                                    "least an onset and an apex frame.")
+        wanted = [start, apex] + ([offset] if offset is not None else [])
+        frames = src.read(wanted)
+        return Clip(source=src.source, onset_frame=frames[0], apex_frame=frames[1], onset=start, apex=int(apex),
+                    offset=offset, n_frames=src.n_frames, fps=src.fps)
     onset_frame = apex_frame = offset_frame = None
     best, best_idx, box, ref = -1.0, None, None, None
     curve: list[float] = []

@@ -10,6 +10,7 @@ import pytest
 
 from assistant import cli
 from assistant.clip import load_clip, write_video
+from assistant.errors import FrameIndexError
 from assistant.files import save_png
 from instruction_data.synth import SynthSpec, render_clip
 
@@ -37,8 +38,11 @@ def test_video_round_trip_spots_the_apex(synth_brow_clip, tmp_path):
 def test_frame_folder_uses_natural_order(synth_brow_clip, tmp_path):
     for i, frame in enumerate(synth_brow_clip.frames):
         save_png(tmp_path / f"img{i + 1}.png", frame)
+    (tmp_path / "img5.png").write_bytes(b"damaged")  # with known indices only onset and apex files are read
     clip = load_clip(tmp_path, onset=0, apex=10)
     assert np.array_equal(clip.apex_frame, synth_brow_clip.frames[10])  # img11, not img2 as plain sorting gives
+    with pytest.raises(FrameIndexError, match="outside"):
+        load_clip(tmp_path, onset=0, apex=40)
 
 
 def test_analyze_cli_writes_every_output(synth_brow_clip, tmp_path, capsys):
