@@ -10,7 +10,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: setup demo test bench browser clean
+.PHONY: setup demo test lint bench browser clean
 
 setup: $(STAMP)
 
@@ -30,7 +30,10 @@ browser:
 demo: setup
 	$(PY) -m assistant.demo
 
-test: setup browser
+lint: setup
+	$(PY) -m ruff check .
+
+test: setup browser lint
 	$(PY) -m pytest -q
 
 bench: setup

@@ -24,7 +24,8 @@ def summary_dict(analysis: MotionAnalysis, source: str, apex_image: str | None) 
     return {
         "input": {"clip": source, "apex_image": apex_image, "n_frames": clip.n_frames, "fps": clip.fps},
         "onset": clip.onset, "apex": clip.apex, "offset": clip.offset, "apex_spotted": clip.apex_spotted,
-        "motion_curve": {"frames": clip.curve_frames.tolist(), "values": [round(float(v), 4) for v in clip.motion_curve]}
+        "motion_curve": {"frames": clip.curve_frames.tolist(),
+                         "values": [round(float(v), 4) for v in clip.motion_curve]}
         if clip.motion_curve is not None else None,
         "face_box": [round(v, 1) for v in analysis.landmarks.box],
         "crop_box": [analysis.crop.x0, analysis.crop.y0, analysis.crop.x1, analysis.crop.y1, analysis.crop.size],

@@ -147,7 +147,9 @@ def _video_source(path: Path, limits: ClipLimits) -> FrameSource:
 def _folder_source(path: Path, limits: ClipLimits) -> FrameSource:
     files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()), key=natural_key)
     if not files:
-        raise UnreadableClipError(f"Folder {path} holds no images (.jpg, .png, .bmp, .tif); point to the clip's frames.")
+        raise UnreadableClipError(
+            f"Folder {path} holds no images (.jpg, .png, .bmp, .tif); point to the clip's frames."
+        )
     if len(files) > limits.max_frames:
         raise ClipTooLargeError(f"Folder {path.name} has {len(files)} frames, over the limit of {limits.max_frames}.")
     return FrameSource(str(path), len(files), None, lambda: (read_image(f) for f in files),

@@ -55,7 +55,8 @@ def from_dict(cls: type[T], data: dict) -> T:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ConfigError(f"Unknown setting(s) {', '.join(unknown)} for {cls.__name__}; known: {', '.join(sorted(names))}.")
+        raise ConfigError(f"Unknown setting(s) {', '.join(unknown)} for {cls.__name__}; "
+                          f"known: {', '.join(sorted(names))}.")
     return cls(**data)
 
 

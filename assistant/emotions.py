@@ -72,7 +72,8 @@ class EmotionRule:
 # Prototypical combinations (EMFACS-style, adapted to micro-expressions where movements are partial).
 # Used by the synthetic dataset writer to label clips and by the template reasoner to argue from AUs.
 AU_EMOTION_RULES: tuple[EmotionRule, ...] = (
-    EmotionRule("happiness", (6, 12), "raised cheeks with mouth corners pulled up and out are the signature of a smile"),
+    EmotionRule("happiness", (6, 12),
+                "raised cheeks with mouth corners pulled up and out are the signature of a smile"),
     EmotionRule("happiness", (12,), "mouth corners pulled up and out suggest a suppressed smile"),
     EmotionRule("surprise", (1, 2), "raised inner and outer brows signal surprise"),
     EmotionRule("surprise", (1, 2, 5), "raised brows with widened eyes signal surprise"),

@@ -33,7 +33,8 @@ class MotionConfig:
     mode: str = field(default="default", metadata={"help": "MMC map mode", "choices": list(MMC_MODES)})
     size: int = field(default=256, metadata={"help": "working size of the square face crop (px)"})
     margin: float = field(default=0.15, metadata={"help": "crop margin around the landmarks, fraction of face size"})
-    full_scale_px: float = field(default=FULL_SCALE_PX, metadata={"help": "motion (px at 256) drawn at full brightness"})
+    full_scale_px: float = field(default=FULL_SCALE_PX,
+                                 metadata={"help": "motion (px at 256) drawn at full brightness"})
 
 
 def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | None = None,

@@ -114,7 +114,19 @@ def format_region_table(regions: Iterable, lang: str = "en") -> str:
     moving = sorted((r for r in regions if r.intensity != "none"), key=lambda r: -r.mean_magnitude)
     if lang == "zh":
         rows = [f"- {r.label}：{DIRECTION_WORDS_ZH.get(r.direction, r.direction)}"
-                f"（{COLOUR_WORDS_ZH.get(r.colour, r.colour)}），{r.intensity}，{r.mean_magnitude:.2f} 像素" for r in moving]
+                f"（{COLOUR_WORDS_ZH.get(r.colour, r.colour)}），{r.intensity}，{r.mean_magnitude:.2f} 像素"
+                for r in moving]
         return "区域运动（人物自身的左右）：\n" + ("\n".join(rows) if rows else "无明显运动")
     rows = [f"- {r.label}: {r.direction} ({r.colour}), {r.intensity}, {r.mean_magnitude:.2f} px" for r in moving]
     return "Region motion (the person's sides):\n" + ("\n".join(rows) if rows else "no clear motion")
+
+
+MER_QUESTION = {
+    "en": "Which micro-expression does this map show? Answer with the label only.",
+    "zh": "这张图显示的是哪种微表情？只回答类别。",
+}
+
+
+def build_mer_prompt(lang: str, emotion_options: Iterable[str]) -> str:
+    """The bare emotion-label task (MER) that the published recipe mixes with the explanatory one."""
+    return "\n\n".join([LEGEND_PRIOR[lang], MER_QUESTION[lang], emotion_options_line(emotion_options, lang)])

@@ -1,4 +1,4 @@
-"""`python -m assistant.setup_check`: one line per thing `make setup` must have put in place, exit 1 if any is missing."""
+"""`python -m assistant.setup_check`: one line per thing `make setup` must provide; exit 1 if one is missing."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from importlib import metadata
 
 
 def machine() -> dict:
@@ -27,7 +28,13 @@ def machine() -> dict:
                     cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
     except ImportError:
         pass
+    for name in ("mediapipe", "gradio", "transformers", "trl", "peft"):
+        try:
+            info[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
     try:
+        info["load_average_1min"] = round(os.getloadavg()[0], 2)
         with open("/proc/meminfo") as fh:
             info["memory_gib"] = round(int(fh.readline().split()[1]) / 2**20, 1)
         with open("/proc/cpuinfo") as fh:

@@ -99,7 +99,8 @@ def long_video(n_frames: int, folder: Path) -> dict:
     write_s = time.perf_counter() - t
     out = subprocess.run([sys.executable, __file__, "--child", str(path)], capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    result.update(true_apex=start + clip.apex, video_mb=round(path.stat().st_size / 2**20, 1), write_s=round(write_s, 1))
+    result.update(true_apex=start + clip.apex, video_mb=round(path.stat().st_size / 2**20, 1),
+                  write_s=round(write_s, 1))
     return result
 
 

@@ -11,6 +11,57 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("GLOG_minloglevel", "2")
 
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory):
+    """The real app in a subprocess on a free 127.0.0.1 port (tests/app_server.py), shared by the app tests."""
+    from app_server import start_app
+
+    with start_app(tmp_path_factory.mktemp("app"), "--max-upload-mb", "1", "--max-frames", "60") as server:
+        yield server
+
+
+# ---- synthetic datasets in the official layouts (instruction_data.layouts), shared by every test that needs data.
+# 3 subjects x 2 clips, 320x240, 20 frames: small enough to write in about a second each.
+def _synth_dataset(tmp_path_factory, layout: str):
+    from instruction_data.layouts import write_synthetic_dataset
+
+    return write_synthetic_dataset(layout, tmp_path_factory.mktemp(f"synth_{layout}"), subjects=3, clips=2, seed=0)
+
+
+@pytest.fixture(scope="session")
+def synth_casme2_root(tmp_path_factory):
+    return _synth_dataset(tmp_path_factory, "casme2")
+
+
+@pytest.fixture(scope="session")
+def synth_samm_root(tmp_path_factory):
+    return _synth_dataset(tmp_path_factory, "samm")
+
+
+@pytest.fixture(scope="session")
+def synth_dfme_root(tmp_path_factory):
+    return _synth_dataset(tmp_path_factory, "dfme")
+
+
+@pytest.fixture(scope="session")
+def synth_casme3_root(tmp_path_factory):
+    return _synth_dataset(tmp_path_factory, "casme3")
+
+
+SYNTH_BUILD_ARGS = ("--dataset", "casme2", "--lang", "both", "--mer-ratio", "0.5", "--workers", "1")
+
+
+@pytest.fixture(scope="session")
+def synth_casme2_build(tmp_path_factory, synth_casme2_root):
+    """`meu data build` output (TV-L1, both languages, MER mix) of the synthetic CASME II set, built in-process."""
+    from instruction_data.build import main
+
+    out = tmp_path_factory.mktemp("synth_build") / "out"
+    assert main([*SYNTH_BUILD_ARGS, "--root", str(synth_casme2_root), "--out", str(out)]) == 0
+    return out

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from assistant.types import Answer, AUEvidence, MotionAnalysis
+
+T = TypeVar("T")
+
+
+def last(items: Iterable[T], default: T) -> T:
+    """The final item of a stream (the complete text of a streamed answer), `default` when it yields nothing."""
+    result = default
+    for result in items:  # noqa: B007 - only the last value matters
+        pass
+    return result
 
 
 @dataclass

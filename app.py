@@ -1,0 +1,248 @@
+"""The Gradio chat app: a thin UI around `assistant.pipeline.Assistant`.
+
+Run `python app.py` (or `meu app`); it serves on 127.0.0.1 only, never through a share link, with Gradio's
+analytics off. Besides the UI it offers one documented API endpoint for `gradio_client`:
+
+    from gradio_client import Client, handle_file
+    result = Client("http://127.0.0.1:7860/").predict(handle_file("clip.mp4"), None, None, "en", api_name="/analyze")
+    result["aus"], result["probabilities"], result["emotion"], result["reasoning"], result["regions"]
+"""
+
+from __future__ import annotations
+
+import os
+
+OFFLINE_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+for _key, _value in OFFLINE_ENV.items():
+    os.environ.setdefault(_key, _value)
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from assistant.errors import MEUError  # noqa: E402
+from assistant.mmc import draw_landmarks, with_legend  # noqa: E402
+from assistant.pipeline import Assistant, Result, parse_assistant_config  # noqa: E402
+from assistant.regions import region_masks  # noqa: E402
+from assistant.types import AUEvidence, MotionAnalysis  # noqa: E402
+
+log = logging.getLogger("meu.app")
+
+DEFAULT_EXAMPLES = Path(__file__).resolve().parent / "outputs" / "examples"
+LANGUAGES = [("English", "en"), ("Chinese (中文)", "zh")]
+REGION_COLUMNS = ["region", "direction", "colour", "strength", "mean px", "max px", "coherence"]
+
+
+def _region_table(analysis: MotionAnalysis):
+    import pandas as pd
+
+    rows = [[r.label, r.direction, r.colour, r.intensity, round(r.mean_magnitude, 2), round(r.max_magnitude, 2),
+             round(r.coherence, 2)] for r in sorted(analysis.regions, key=lambda r: -r.mean_magnitude)]
+    return pd.DataFrame(rows, columns=REGION_COLUMNS)
+
+
+def _au_frame(evidence: AUEvidence):
+    import pandas as pd
+
+    scores = sorted(evidence.scores, key=lambda s: -s.probability)
+    return pd.DataFrame({"AU": [f"AU{s.code}" for s in scores],
+                         "probability": [round(s.probability, 3) for s in scores]})
+
+
+def _au_list(evidence: AUEvidence) -> str:
+    active = evidence.active()
+    if not active:
+        return f"none above {evidence.threshold:.2f}"
+    return ", ".join(f"AU{s.code}{'(' + s.side + ')' if s.side else ''} {s.probability:.2f}" for s in active)
+
+
+def _overlay(analysis: MotionAnalysis):
+    points = analysis.crop_landmarks.points68
+    return draw_landmarks(analysis.onset_crop, points, region_masks(points, analysis.onset_crop.shape[:2]))
+
+
+def _status(result: Result) -> str:
+    clip, t = result.analysis.clip, result.timings
+    apex = f"apex frame {clip.apex}" + (" (spotted automatically)" if clip.apex_spotted else "")
+    parts = [f"Done in {t.get('total', 0):.2f} s: onset frame {clip.onset}, {apex}, {clip.n_frames} frames."]
+    parts += [f"Note: {w}" for w in result.analysis.warnings]
+    return "\n\n".join(parts)
+
+
+def backends_markdown(assistant: Assistant) -> str:
+    rows = [f"| {k} | {v} |" for k, v in assistant.backends().items()]
+    limits = assistant.config
+    rows.append(f"| limits | {limits.max_upload_mb:g} MB, {limits.max_frames} frames |")
+    return "**Active backends**\n\n| stage | backend |\n|---|---|\n" + "\n".join(rows)
+
+
+def build_app(assistant: Assistant, examples_dir: str | Path | None = None, concurrency: int = 1):
+    """The gr.Blocks UI. `concurrency` bounds simultaneous analyses (CPU-bound); follow-ups share that limit."""
+    import gradio as gr  # imported here so that `--help` answers at once
+
+    examples_dir = Path(examples_dir) if examples_dir else None
+    clips = sorted(examples_dir.glob("*.mp4")) if examples_dir and examples_dir.is_dir() else []
+    pairs = [(p, p.with_name(p.name.replace("_onset", "_apex"))) for p in
+             sorted(examples_dir.glob("*_onset.png"))] if examples_dir and examples_dir.is_dir() else []
+
+    with gr.Blocks(title="MEU Assistant") as demo:
+        result_state = gr.State(None)
+        mode_state = gr.State("video")
+        gr.Markdown("# MEU Assistant\nMicro-expression understanding: upload a short face clip, get the motion map, "
+                    "the action units, the emotion and an explanation you can question.")
+        with gr.Row():
+            with gr.Column(scale=1):
+                with gr.Tabs():
+                    with gr.Tab("Video clip") as video_tab:
+                        video = gr.File(label="Video clip (mp4, avi, webm, mov)", type="filepath",
+                                        file_types=[".mp4", ".avi", ".webm", ".mov", ".mkv"], elem_id="video-input")
+                        if clips:
+                            gr.Examples([[str(p)] for p in clips], inputs=[video], label="Example clips (synthetic)",
+                                        example_labels=[p.stem.replace("_", " ") for p in clips])
+                    with gr.Tab("Onset + apex images") as image_tab:
+                        with gr.Row():
+                            onset_image = gr.Image(label="Onset image", type="filepath", elem_id="onset-image")
+                            apex_image = gr.Image(label="Apex image", type="filepath", elem_id="apex-image")
+                        if pairs:
+                            gr.Examples([[str(a), str(b)] for a, b in pairs], inputs=[onset_image, apex_image],
+                                        label="Example image pairs (synthetic)")
+                with gr.Row():
+                    onset_num = gr.Number(label="Onset frame (optional)", precision=0, value=None, minimum=0)
+                    apex_num = gr.Number(label="Apex frame (optional, spotted when empty or 0)", precision=0,
+                                         value=None, minimum=0)
+                language = gr.Radio(LANGUAGES, value=assistant.config.language, label="Language")
+                analyze_btn = gr.Button("Analyse", variant="primary", elem_id="analyze-btn")
+                status = gr.Markdown("Upload a clip or pick an example, then press **Analyse**.", elem_id="status")
+                with gr.Accordion("Settings", open=True):
+                    gr.Markdown(backends_markdown(assistant), elem_id="settings")
+            with gr.Column(scale=2):
+                with gr.Row():
+                    mmc = gr.Image(label="MMC map with legend", type="numpy", interactive=False, elem_id="mmc-map",
+                                   format="png")
+                    overlay = gr.Image(label="Landmarks and regions", type="numpy", interactive=False,
+                                       elem_id="landmarks", format="png")
+                with gr.Row():
+                    aus = gr.Textbox(label="Action units (probability)", interactive=False, elem_id="au-list")
+                    emotion = gr.Textbox(label="Emotion", interactive=False, elem_id="emotion")
+                au_plot = gr.BarPlot(x="AU", y="probability", y_lim=[0, 1], sort="-y", label="AU probabilities",
+                                     elem_id="au-plot")
+                regions = gr.Dataframe(headers=REGION_COLUMNS, label="Region motion", interactive=False,
+                                       elem_id="regions")
+        chatbot = gr.Chatbot(label="Reasoning and follow-up chat", height=420, elem_id="chat")
+        with gr.Row():
+            question = gr.Textbox(placeholder="Ask about the result: which AUs and how sure? why this emotion? what "
+                                  "does purple mean? what is AU12?", show_label=False, scale=5, elem_id="question")
+            ask_btn = gr.Button("Ask", scale=1, elem_id="ask-btn")
+        api_out = gr.JSON(visible=False, label="result")
+        api_btn = gr.Button(visible=False)
+
+        video_tab.select(lambda: "video", outputs=mode_state, api_visibility="private")
+        image_tab.select(lambda: "images", outputs=mode_state, api_visibility="private")
+
+        def run(mode, video_path, onset_path, apex_path, onset_n, apex_n, lang):
+            blank = (None, None, None, None, "", "", [], None)
+            try:
+                if mode == "images" and onset_path and apex_path:
+                    source, apex_img = onset_path, apex_path
+                elif video_path:
+                    source, apex_img = video_path, None
+                elif onset_path and apex_path:
+                    source, apex_img = onset_path, apex_path
+                else:
+                    raise MEUError("Upload a video clip, or both an onset image and an apex image, then press Analyse.")
+                # an empty number box arrives as 0 or None: both mean "from the start" / "spot the apex"
+                onset_i = int(onset_n) if onset_n and apex_img is None else None
+                apex_i = int(apex_n) if apex_n and apex_img is None else None
+                yield ("Analysing…",) + blank
+                for step in assistant.stream(source, apex_img, onset=onset_i, apex=apex_i, language=lang):
+                    # only what this step changed is sent; re-sending the images on every streamed chunk is slow
+                    message, outs = gr.skip(), [gr.skip()] * 8
+                    if step.stage == "motion":
+                        outs[0:3] = [with_legend(step.analysis.mmc_map, mode=step.analysis.mmc_mode),
+                                     _overlay(step.analysis), _region_table(step.analysis)]
+                    elif step.stage == "evidence":
+                        outs[3], outs[4] = _au_frame(step.evidence), _au_list(step.evidence)
+                    elif step.stage == "reasoning":
+                        outs[6] = [{"role": "assistant", "content": step.text}]
+                    elif step.stage == "done":
+                        answer = step.result.answer
+                        outs[4] = ", ".join(
+                            f"{a.label}{'(' + a.side + ')' if a.side else ''} {step.evidence.probability(a.code):.2f}"
+                            for a in answer.aus) or "none"
+                        outs[5], outs[7] = answer.emotion or "unparsable", step.result
+                        message = _status(step.result)
+                    yield (message,) + tuple(outs)
+            except MEUError as err:
+                yield (f"⚠️ **Error:** {err}",) + blank
+            except Exception as err:  # keep the app up; the traceback goes to the server log
+                log.exception("analysis failed")
+                yield (f"⚠️ **Unexpected error** ({type(err).__name__}: {err}); details are in the server log.",) \
+                    + blank
+
+        analyze_btn.click(run, [mode_state, video, onset_image, apex_image, onset_num, apex_num, language],
+                          [status, mmc, overlay, regions, au_plot, aus, emotion, chatbot, result_state],
+                          api_name="analyze_ui", api_visibility="undocumented", concurrency_limit=concurrency,
+                          concurrency_id="work")
+
+        def ask(message, history, result):
+            history = list(history or [])
+            message = (message or "").strip()
+            if not message:
+                yield "", history
+                return
+            history.append({"role": "user", "content": message})
+            if result is None:
+                yield "", history + [{"role": "assistant", "content": "Analyse a clip first: I answer questions "
+                                                                      "from its analysis."}]
+                return
+            reply = ""
+            try:
+                for reply in assistant.chat_stream(history[:-1], message, result):
+                    yield "", history + [{"role": "assistant", "content": reply}]
+            except MEUError as err:
+                yield "", history + [{"role": "assistant", "content": f"⚠️ {err}"}]
+
+        for trigger in (question.submit, ask_btn.click):
+            trigger(ask, [question, chatbot, result_state], [question, chatbot], api_visibility="private",
+                    concurrency_limit=concurrency, concurrency_id="work")
+
+        def analyze(video: str, onset: float | None = None, apex: float | None = None, language: str = "en") -> dict:
+            """Analyse a video clip; returns AUs, probabilities, emotion, reasoning and the region table."""
+            if not video:
+                raise gr.Error("Send a video file (gradio_client.handle_file(path)).")
+            try:
+                result = assistant.analyze(video, onset=int(onset) if onset else None, apex=int(apex) if apex else None,
+                                           language=language or "en")
+            except MEUError as err:
+                raise gr.Error(str(err)) from None
+            return result.to_dict()
+
+        api_btn.click(analyze, [video, onset_num, apex_num, language], api_out, api_name="analyze",
+                      concurrency_limit=concurrency, concurrency_id="work")
+    return demo
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="meu app", description="Start the MEU Assistant chat app (Gradio).")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    parser.add_argument("--examples", default=str(DEFAULT_EXAMPLES), help="folder of example clips (*.mp4)")
+    parser.add_argument("--concurrency", type=int, default=1, help="analyses run at the same time (default: 1)")
+    parser.add_argument("--queue-size", type=int, default=16, help="requests waiting at most (default: 16)")
+    config, ns = parse_assistant_config(argv, parser)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    assistant = Assistant(config)
+    assistant.warm_up()
+    demo = build_app(assistant, ns.examples, ns.concurrency)
+    demo.queue(max_size=ns.queue_size, default_concurrency_limit=ns.concurrency)
+    examples = Path(ns.examples)
+    print(f"MEU Assistant: http://{ns.host}:{ns.port}/  (backends: "
+          + ", ".join(f"{k}={v}" for k, v in assistant.backends().items()) + ")", flush=True)
+    demo.launch(server_name=ns.host, server_port=ns.port, share=False, show_error=True, inbrowser=False,
+                max_file_size=int(config.max_upload_mb * 4 * 2**20),
+                allowed_paths=[str(examples)] if examples.is_dir() else None, footer_links=["api"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""The `rules` AU detector: FACS motion directions matched against the region motion table. No training.
+
+For an AU with region actions a (assistant.facs.FACS) and a side s, each action is scored from the measured mean
+motion vector v_a of its region (pixels of the working-size crop, head motion removed):
+
+    agree_a = max(0, cos(v_a, d_a)) ** 2          d_a = facs.image_direction(a, s): the expected direction
+    mag_a   = 1 - exp(-|v_a| / MAG_REF)           saturates near 1 above ~3 * MAG_REF pixels
+    S_s     = sum_a w_a * agree_a * mag_a / sum_a w_a      (w_a = RegionAction.weight; a missing region counts 0)
+
+Squaring the cosine keeps neighbouring directions apart (AU12's up-outward mouth corner barely scores AU20's
+outward one). Using the region's *mean vector*, not its mean magnitude, makes incoherent flow noise cancel.
+The AU's score is S = max(S_L, S_R) (S_None for AUs acting only on midline regions) and its probability is the
+logistic squash p = 1 / (1 + exp(-STEEPNESS * (S - MIDPOINT))), so no motion gives p ~ 0.01 and a full, aligned
+motion p ~ 1. The side is reported when the AU has some support (S >= MIDPOINT / 2) and one side's score is below
+SIDE_RATIO times the other's (one side moved), otherwise None (both sides, no motion, or a midline AU).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from assistant.au.base import make_evidence
+from assistant.facs import FACS, SIDED_REGIONS, FacsAU, image_direction
+from assistant.types import AUEvidence, Clip, MotionAnalysis, RegionMotion
+
+MAG_REF = 0.5  # px at the 256 px crop: typical micro-expression motion is 0.5-3 px there
+STEEPNESS = 12.0
+MIDPOINT = 0.4
+SIDE_RATIO = 0.5
+
+
+def _region_vector(table: dict[tuple[str, str | None], RegionMotion], region: str, side: str | None) -> np.ndarray:
+    r = table.get((region, side if region in SIDED_REGIONS else None))
+    return np.zeros(2) if r is None else np.array([r.dx, r.dy], dtype=np.float64)
+
+
+def side_score(au: FacsAU, regions: list[RegionMotion], side: str | None) -> float:
+    """S_side of the module docstring: weighted direction agreement times magnitude, 0..1."""
+    table = {(r.region, r.side): r for r in regions}
+    total = weight = 0.0
+    for action in au.actions:
+        v = _region_vector(table, action.region, side)
+        norm = float(np.linalg.norm(v))
+        d = image_direction(action, side if action.region in SIDED_REGIONS else None)
+        agree = max(0.0, float(v @ d) / norm) ** 2 if norm > 0 else 0.0
+        total += action.weight * agree * (1.0 - math.exp(-norm / MAG_REF))
+        weight += action.weight
+    return total / weight if weight else 0.0
+
+
+def probability(score: float) -> float:
+    return 1.0 / (1.0 + math.exp(-STEEPNESS * (score - MIDPOINT)))
+
+
+def score_regions(regions: list[RegionMotion], codes: list[int] | None = None) -> AUEvidence:
+    """Rules evidence for `codes` (default: every AU of the FACS table) from a region motion table."""
+    codes = sorted(FACS) if codes is None else list(codes)
+    probs, sides = [], []
+    for code in codes:
+        au = FACS[code]
+        if any(a.region in SIDED_REGIONS for a in au.actions):
+            s_l, s_r = side_score(au, regions, "L"), side_score(au, regions, "R")
+            best = max(s_l, s_r)
+            side = None
+            if best >= MIDPOINT / 2 and min(s_l, s_r) < SIDE_RATIO * best:
+                side = "L" if s_l > s_r else "R"
+        else:
+            best, side = side_score(au, regions, None), None
+        probs.append(probability(best))
+        sides.append(side)
+    return make_evidence(codes, probs, "rules", sides=sides)
+
+
+class RulesDetector:
+    """Default evidence of the assistant. `motion_config` is used only when `detect` gets no analysis."""
+
+    name = "rules"
+
+    def __init__(self, codes: list[int] | None = None, motion_config=None):
+        self.codes = codes
+        self.motion_config = motion_config
+
+    def detect(self, clip: Clip, analysis: MotionAnalysis | None = None) -> AUEvidence:
+        if analysis is None:
+            from assistant.motion import analyze_frames
+
+            analysis = analyze_frames(clip.onset_frame, clip.apex_frame, self.motion_config, clip=clip)
+        return score_regions(analysis.regions, self.codes)

@@ -1,0 +1,173 @@
+"""Read the AUs and the emotion out of generated answer text (DESIGN.md section 7: the documented parser).
+
+The conclusion line written by `assistant.prompts.format_conclusion` is the primary source; when it is missing,
+the body is searched and the result is marked "inferred". Two different labels where one is expected are reported
+(`candidates`), never resolved by guessing; an answer with no label at all is "unparsable", which evaluation counts
+as wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from assistant.emotions import SYNONYMS
+from assistant.prompts import EMOTION_WORDS_ZH
+
+# English words -> canonical label; base vocabulary from assistant.emotions, extended with forms models write.
+EMOTION_WORDS_EN: dict[str, str] = {
+    **SYNONYMS,
+    "happily": "happiness", "joyful": "happiness", "smile": "happiness", "smiling": "happiness",
+    "pleasure": "happiness", "amusement": "happiness",
+    "sorrow": "sadness", "unhappy": "sadness", "unhappiness": "sadness",
+    "astonishment": "surprise", "amazement": "surprise", "amazed": "surprise", "astonished": "surprise",
+    "surprising": "surprise",
+    "disgusting": "disgust", "revulsion": "disgust",
+    "scared": "fear", "frightened": "fear", "terrified": "fear", "anxiety": "fear", "anxious": "fear",
+    "rage": "anger", "furious": "anger", "annoyed": "anger", "annoyance": "anger", "irritation": "anger",
+    "contemptuous": "contempt", "scorn": "contempt", "disdain": "contempt",
+    "suppression": "repression", "suppressed": "repression",
+    "tense": "others", "neutral": "others",
+}
+
+# Chinese words -> canonical label; base vocabulary from assistant.prompts, extended with common synonyms.
+EMOTION_WORDS_ZH_ALL: dict[str, str] = {
+    **{zh: en for en, zh in EMOTION_WORDS_ZH.items()},
+    "开心": "happiness", "高兴": "happiness", "喜悦": "happiness", "愉快": "happiness", "幸福": "happiness",
+    "快樂": "happiness",
+    "伤心": "sadness", "难过": "sadness", "悲哀": "sadness", "忧伤": "sadness",
+    "惊奇": "surprise", "吃惊": "surprise", "惊喜": "surprise",
+    "恶心": "disgust", "嫌恶": "disgust", "反感": "disgust",
+    "害怕": "fear", "惧怕": "fear", "恐慌": "fear",
+    "生气": "anger", "恼怒": "anger",
+    "鄙视": "contempt", "蔑视": "contempt", "不屑": "contempt",
+    "压制": "repression", "抑制": "repression",
+    "其它": "others", "其他类": "others", "中性": "others",
+    "正面": "positive", "积极的": "positive", "负面": "negative", "消极的": "negative",
+}
+
+_EN_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, EMOTION_WORDS_EN), key=len, reverse=True)) + r")\b",
+                    re.IGNORECASE)
+_ZH_RE = re.compile("|".join(sorted(map(re.escape, EMOTION_WORDS_ZH_ALL), key=len, reverse=True)))
+_AU_RE = re.compile(r"(?<![A-Za-z])AU\s*([LR])?\s*(\d{1,2})(?!\d)", re.IGNORECASE)
+_EMOTION_KEY = re.compile(r"(micro[- ]?expression|emotion|expression|微表情|情绪|表情)\s*(?:label|类别)?\s*[:：]",
+                          re.IGNORECASE)
+_AU_KEY = re.compile(r"(AUs|action units?|动作单元)\s*[:：]", re.IGNORECASE)
+_NONE_WORDS = re.compile(r"^\s*(none|no aus?|无|没有)\b", re.IGNORECASE)
+_MARKUP = re.compile(r"[*_`#>]+")
+_NEGATION = re.compile(r"\b(not|no|rather than|instead of|unlike|without)\s+(\w+\s+){0,2}$|(不是|并非|而非|没有)$",
+                       re.IGNORECASE)
+
+
+@dataclass
+class ParsedAnswer:
+    aus: list[int]
+    emotion: str | None
+    status: str  # "ok" (from the conclusion line) | "inferred" (from the body) | "unparsable"
+    candidates: list[str] = field(default_factory=list)  # distinct labels found where one was expected
+    out_of_scheme: bool = False  # a label was read but is not one of `scheme_classes`
+    raw_label: str | None = None  # the word as written
+    conclusion: str | None = None  # the conclusion line when one was found
+    notes: list[str] = field(default_factory=list)
+
+
+def _clean(text: str) -> str:
+    return _MARKUP.sub("", text)
+
+
+def _labels_in(segment: str, body: bool = False) -> list[tuple[str, str]]:
+    """(canonical label, word as written) in order of appearance, skipping negated mentions, deduplicated.
+
+    In free text (`body`) "other"/"其他" usually means "other regions", so "others" is only read after a label key.
+    """
+    found: list[tuple[int, str, str]] = []
+    for rx, table in ((_EN_RE, {k.lower(): v for k, v in EMOTION_WORDS_EN.items()}), (_ZH_RE, EMOTION_WORDS_ZH_ALL)):
+        for m in rx.finditer(segment):
+            if _NEGATION.search(segment[max(0, m.start() - 30):m.start()]):
+                continue
+            word = m.group(0)
+            label = table[word.lower()] if rx is _EN_RE else table[word]
+            if body and label == "others":
+                continue
+            found.append((m.start(), label, word))
+    out: list[tuple[str, str]] = []
+    for _, label, word in sorted(found):
+        if label not in (lab for lab, _ in out):
+            out.append((label, word))
+    return out
+
+
+def _aus_in(segment: str) -> list[int]:
+    return sorted({int(m.group(2)) for m in _AU_RE.finditer(segment)})
+
+
+def _conclusion(text: str) -> tuple[str | None, str | None, str | None]:
+    """The last line holding an emotion key: (line, AU part, emotion part)."""
+    for line in reversed([_clean(x).strip() for x in text.splitlines()]):
+        m = _EMOTION_KEY.search(line)
+        if not m:
+            continue
+        emotion_part = line[m.end():]
+        au_part = line[:m.start()]
+        k = _AU_KEY.search(au_part)
+        return line, (au_part[k.end():] if k else None), emotion_part
+    return None, None, None
+
+
+def _last_au_line(text: str) -> str | None:
+    """The AU list when the conclusion puts it on its own line (`AUs: ...` above `Micro-expression: ...`)."""
+    for line in reversed([_clean(x) for x in text.splitlines()]):
+        k = _AU_KEY.search(line)
+        if k:
+            return line[k.end():]
+    return None
+
+
+def _in_scheme(label: str, scheme_classes: tuple[str, ...] | list[str] | None) -> bool:
+    return scheme_classes is None or label in scheme_classes
+
+
+def parse_answer(text: str, scheme_classes: tuple[str, ...] | list[str] | None = None) -> ParsedAnswer:
+    """Parse one generated answer. `scheme_classes` flags labels outside the evaluation scheme (kept, not mapped)."""
+    text = text or ""
+    line, au_part, emotion_part = _conclusion(text)
+    if line is not None:
+        if au_part is None:
+            au_part = _last_au_line(text)
+        aus = [] if au_part is None or _NONE_WORDS.match(au_part) else _aus_in(au_part)
+        labels = _labels_in(emotion_part or "")
+        if labels:
+            return _result(labels, aus, "ok", line, scheme_classes)
+        notes = ["conclusion line names no known emotion"]
+        parsed = _from_body(text, scheme_classes)
+        parsed.conclusion, parsed.notes = line, notes + parsed.notes
+        if au_part is not None:
+            parsed.aus = aus
+        return parsed
+    return _from_body(text, scheme_classes)
+
+
+def _from_body(text: str, scheme_classes) -> ParsedAnswer:
+    body = _clean(text)
+    aus = _aus_in(body)
+    # The last sentence that names an emotion is the model's verdict; earlier mentions are reasoning steps.
+    sentences = [s for s in re.split(r"(?<=[.!?。！？\n])", body) if s.strip()]
+    for sentence in reversed(sentences):
+        labels = _labels_in(sentence, body=True)
+        if labels:
+            return _result(labels, aus, "inferred", None, scheme_classes, notes=["no conclusion line"])
+    return ParsedAnswer(aus=aus, emotion=None, status="unparsable", notes=["no emotion label found"])
+
+
+def _result(labels: list[tuple[str, str]], aus: list[int], status: str, line: str | None, scheme_classes,
+            notes: list[str] | None = None) -> ParsedAnswer:
+    notes = list(notes or [])
+    if len(labels) > 1:
+        return ParsedAnswer(aus=aus, emotion=None, status="unparsable", candidates=[lab for lab, _ in labels],
+                            conclusion=line, notes=notes + ["two or more candidate labels"])
+    label, word = labels[0]
+    out = not _in_scheme(label, scheme_classes)
+    if out:
+        notes.append(f"label {label!r} is outside the scheme")
+    return ParsedAnswer(aus=aus, emotion=label, status=status, out_of_scheme=out, raw_label=word, conclusion=line,
+                        notes=notes)

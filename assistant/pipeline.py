@@ -1,0 +1,327 @@
+"""The assistant: one config, one object, clip in -> motion analysis, AU evidence and an explained answer out.
+
+`Assistant` wires the stages (motion core -> AU detector -> reasoner) with backends chosen by name in
+`AssistantConfig`, builds each backend once, and keeps what a follow-up question needs (the `Result`). The app,
+the CLI and the benchmarks all go through it, so they all report the same backends and timings.
+
+Settings come from, lowest precedence first: the dataclass defaults, `MEU_*` environment variables (for example
+`MEU_REASONER=vlm MEU_VLM_BASE=Qwen/Qwen2.5-VL-7B-Instruct`), a YAML file (`--config`), command-line flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import threading
+import time
+import typing
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from assistant.au import AU, get_detector
+from assistant.clip import ClipLimits
+from assistant.config import _base_type, _to_bool, add_dataclass_arguments, from_dict, load_yaml
+from assistant.emotions import SCHEME_CLASSES
+from assistant.errors import ConfigError, MEUError
+from assistant.motion import MotionConfig, analyze_clip
+from assistant.parse import parse_answer
+from assistant.reasoners import get_reasoner
+from assistant.reasoners.base import ChatTurn, Conversation, ReasoningRequest, last
+from assistant.types import Answer, AUEvidence, MotionAnalysis
+
+log = logging.getLogger(__name__)
+
+ENV_PREFIX = "MEU_"
+_MOTION = {f.name: f for f in dataclasses.fields(MotionConfig)}
+
+
+def _motion_field(name: str):
+    f = _MOTION[name]
+    return field(default=f.default, metadata=f.metadata)
+
+
+@dataclass
+class AssistantConfig:
+    landmarks: str = _motion_field("landmarks")
+    flow: str = _motion_field("flow")
+    compensation: str = _motion_field("compensation")
+    mode: str = _motion_field("mode")
+    size: int = _motion_field("size")
+    margin: float = _motion_field("margin")
+    detector: str = field(default="auto", metadata={
+        "help": "AU detector backend (rules, aullm, microau_clip); auto = aullm when --aullm-checkpoint is set, "
+                "else rules"})
+    reasoner: str = field(default="auto", metadata={
+        "help": "reasoner backend (template, vlm); auto = vlm when --vlm-base is set, else template"})
+    language: str = field(default="en", metadata={"help": "answer language", "choices": ["en", "zh"]})
+    scheme: str = field(default="5", metadata={
+        "help": "emotion label set: 3 (MEGC), 5 (CASME II), 7 (DFME)", "choices": list(SCHEME_CLASSES)})
+    max_upload_mb: float = field(default=50.0, metadata={"help": "largest clip file accepted (MB)"})
+    max_frames: int = field(default=3000, metadata={"help": "longest clip accepted (frames)"})
+    vlm_base: str | None = field(default=None, metadata={"help": "Qwen2.5-VL base model: hub name or local path"})
+    vlm_adapter: str | None = field(default=None, metadata={"help": "LoRA adapter folder for --vlm-base"})
+    vlm_max_new_tokens: int = field(default=512, metadata={"help": "longest VLM answer (tokens)"})
+    aullm_checkpoint: str | None = field(default=None, metadata={"help": "AU-LLM checkpoint folder"})
+    microau_clip_checkpoint: str | None = field(default=None, metadata={
+        "help": "Micro-AU CLIP checkpoint folder (used with --detector microau_clip)"})
+
+    def __post_init__(self):
+        """Settings from YAML and the environment skip argparse's checks, so they are checked here."""
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise ConfigError(f"{f.name}={getattr(self, f.name)!r} is not valid; choose one of: "
+                                  f"{', '.join(map(str, choices))}.")
+        if self.max_upload_mb <= 0 or self.max_frames < 2:
+            raise ConfigError("max_upload_mb must be positive and max_frames at least 2 (an onset and an apex).")
+
+    @property
+    def detector_name(self) -> str:
+        if self.detector != "auto":
+            return self.detector
+        return "aullm" if self.aullm_checkpoint else "rules"
+
+    @property
+    def reasoner_name(self) -> str:
+        if self.reasoner != "auto":
+            return self.reasoner
+        return "vlm" if self.vlm_base else "template"
+
+    def motion_config(self) -> MotionConfig:
+        return MotionConfig(landmarks=self.landmarks, flow=self.flow, compensation=self.compensation, mode=self.mode,
+                            size=self.size, margin=self.margin)
+
+    def limits(self) -> ClipLimits:
+        return ClipLimits(max_bytes=int(self.max_upload_mb * 2**20), max_frames=int(self.max_frames))
+
+
+def config_from_env(environ: typing.Mapping[str, str] | None = None) -> dict:
+    """`MEU_<FIELD>` variables as typed settings (only those that are set)."""
+    environ = os.environ if environ is None else environ
+    hints = typing.get_type_hints(AssistantConfig)
+    out: dict = {}
+    for f in dataclasses.fields(AssistantConfig):
+        raw = environ.get(ENV_PREFIX + f.name.upper())
+        if raw is None or raw == "":
+            continue
+        tp = _base_type(hints[f.name])
+        try:
+            out[f.name] = _to_bool(raw) if tp is bool else tp(raw)
+        except (ValueError, argparse.ArgumentTypeError):
+            raise ConfigError(f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {tp.__name__}.") from None
+    return out
+
+
+def parse_assistant_config(argv: list[str] | None, parser: argparse.ArgumentParser | None = None,
+                           environ: typing.Mapping[str, str] | None = None
+                           ) -> tuple[AssistantConfig, argparse.Namespace]:
+    """Defaults < MEU_* environment < YAML (--config) < flags. Extra flags may be added to `parser` first."""
+    parser = parser or argparse.ArgumentParser(description="MEU assistant settings")
+    parser.add_argument("--config", help="YAML file with settings; flags given here override it")
+    add_dataclass_arguments(parser, AssistantConfig)
+    ns = parser.parse_args(argv)
+    data = config_from_env(environ)
+    if getattr(ns, "config", None):
+        data.update(load_yaml(ns.config))
+    names = {f.name for f in dataclasses.fields(AssistantConfig)}
+    data.update({k: v for k, v in vars(ns).items() if k in names})
+    return from_dict(AssistantConfig, data), ns
+
+
+@dataclass
+class Result:
+    """Everything one analysis produced; a follow-up question is answered from this alone."""
+
+    analysis: MotionAnalysis
+    evidence: AUEvidence
+    answer: Answer
+    request: ReasoningRequest
+    backends: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """The structured result the API returns (JSON-ready)."""
+        clip = self.analysis.clip
+        return {
+            "aus": [a.label for a in self.answer.aus],
+            "au_sides": {a.label: a.side for a in self.answer.aus if a.side},  # the person's side, when one-sided
+            "au_codes": [a.code for a in self.answer.aus if a.code is not None],
+            "probabilities": {f"AU{s.code}": round(s.probability, 4) for s in self.evidence.scores},
+            "threshold": self.evidence.threshold,
+            "emotion": self.answer.emotion,
+            "reasoning": self.answer.reasoning,
+            "text": self.answer.text,
+            "parse_status": self.answer.parse_status,
+            "regions": [r.to_dict() for r in self.analysis.regions],
+            "onset": clip.onset, "apex": clip.apex, "apex_spotted": clip.apex_spotted, "n_frames": clip.n_frames,
+            "head_motion": {k: round(float(v), 4) for k, v in self.analysis.field.head_motion.items()},
+            "warnings": list(self.analysis.warnings),
+            "backends": dict(self.backends),
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+@dataclass
+class Progress:
+    """One step of `Assistant.stream`: what is known so far."""
+
+    stage: str  # "motion" | "evidence" | "reasoning" | "done"
+    analysis: MotionAnalysis | None = None
+    evidence: AUEvidence | None = None
+    text: str = ""
+    result: Result | None = None
+
+
+def _turns(history: list | None) -> list[ChatTurn]:
+    """Chat history as turns: accepts ChatTurn, {"role", "content"} dicts (Gradio messages) or (user, bot) pairs."""
+    turns: list[ChatTurn] = []
+    for item in history or []:
+        if isinstance(item, ChatTurn):
+            turns.append(item)
+        elif isinstance(item, dict):
+            content = item.get("content", "")
+            if isinstance(content, list):  # content blocks: keep the text ones
+                content = " ".join(c.get("text", "") for c in content if isinstance(c, dict))
+            turns.append(ChatTurn(str(item.get("role", "user")), str(content)))
+        elif isinstance(item, (list, tuple)) and len(item) == 2:
+            turns += [ChatTurn("user", str(item[0] or "")), ChatTurn("assistant", str(item[1] or ""))]
+    return turns
+
+
+class Assistant:
+    """The product: `analyze` a clip, `stream` the same for a UI, `chat` about the last result."""
+
+    def __init__(self, config: AssistantConfig | None = None):
+        self.config = config or AssistantConfig()
+        self.last: Result | None = None
+        self._detector = None
+        self._reasoner = None
+        self._build_lock = threading.Lock()
+        self._motion_lock = threading.Lock()  # the landmark model is one object per process
+
+    # ---- backends, built once ---------------------------------------------------------------------------
+    @property
+    def detector(self):
+        with self._build_lock:
+            if self._detector is None:
+                self._detector = get_detector(self.config.detector_name, **self._detector_kwargs())
+            return self._detector
+
+    def _detector_kwargs(self) -> dict:
+        c = self.config
+        name = c.detector_name
+        if name == "rules":
+            return {"motion_config": c.motion_config()}
+        checkpoint = {"aullm": c.aullm_checkpoint, "microau_clip": c.microau_clip_checkpoint}.get(name)
+        if name in ("aullm", "microau_clip") and not checkpoint:
+            raise ConfigError(f"The {name} detector needs a checkpoint: --{name.replace('_', '-')}-checkpoint DIR "
+                              f"(or {ENV_PREFIX}{name.upper()}_CHECKPOINT).")
+        if name == "aullm":
+            return {"checkpoint": checkpoint, "landmarks": c.landmarks}
+        return {"checkpoint": checkpoint} if checkpoint else {}
+
+    @property
+    def reasoner(self):
+        with self._build_lock:
+            if self._reasoner is None:
+                name = self.config.reasoner_name
+                kwargs = {}
+                if name == "vlm":
+                    if not self.config.vlm_base:
+                        raise ConfigError("The vlm reasoner needs --vlm-base (or MEU_VLM_BASE): a Qwen2.5-VL model "
+                                          "name or folder.")
+                    kwargs = {"base": self.config.vlm_base, "adapter": self.config.vlm_adapter,
+                              "max_new_tokens": self.config.vlm_max_new_tokens}
+                self._reasoner = get_reasoner(name, **kwargs)
+            return self._reasoner
+
+    def backends(self) -> dict[str, str]:
+        """Names of the active backends, as shown to the user."""
+        c = self.config
+        out = {"landmarks": c.landmarks, "flow": c.flow, "compensation": c.compensation, "mmc": c.mode,
+               "detector": c.detector_name, "reasoner": c.reasoner_name, "language": c.language,
+               "emotions": f"{c.scheme}-class ({', '.join(SCHEME_CLASSES[c.scheme])})"}
+        if c.reasoner_name == "vlm":
+            out["vlm"] = c.vlm_base + (f" + {c.vlm_adapter}" if c.vlm_adapter else "")
+        if c.detector_name == "aullm" and c.aullm_checkpoint:
+            out["aullm"] = c.aullm_checkpoint
+        if c.detector_name == "microau_clip" and c.microau_clip_checkpoint:
+            out["microau_clip"] = c.microau_clip_checkpoint
+        return out
+
+    def warm_up(self) -> None:
+        """Load every model now so the first request does not pay for it."""
+        from assistant.face import get_landmarker
+
+        get_landmarker(self.config.landmarks)
+        _ = self.detector, self.reasoner
+
+    # ---- analysis -------------------------------------------------------------------------------------------
+    def stream(self, source: str | Path | list[np.ndarray], apex_image: str | Path | np.ndarray | None = None, *,
+               onset: int | None = None, apex: int | None = None, language: str | None = None
+               ) -> Iterator[Progress]:
+        """Analyse a clip step by step: the motion analysis, then the evidence, then the answer text as it grows."""
+        lang = language or self.config.language
+        t0 = time.perf_counter()
+        with self._motion_lock:
+            analysis = analyze_clip(source, apex_image, onset=onset, apex=apex, config=self.config.motion_config(),
+                                    limits=self.config.limits())
+        timings = {k: v for k, v in analysis.timings.items() if k != "total"}
+        timings["motion"] = time.perf_counter() - t0
+        yield Progress("motion", analysis=analysis)
+
+        t = time.perf_counter()
+        evidence = self.detector.detect(analysis.clip, analysis)
+        timings["detector"] = time.perf_counter() - t
+        yield Progress("evidence", analysis=analysis, evidence=evidence)
+
+        request = ReasoningRequest(analysis=analysis, evidence=evidence, lang=lang,
+                                   emotion_options=SCHEME_CLASSES[self.config.scheme])
+        t = time.perf_counter()
+        text = ""
+        for text in self.reasoner.stream(request):
+            if "first_text" not in timings:
+                timings["first_text"] = time.perf_counter() - t0
+            yield Progress("reasoning", analysis=analysis, evidence=evidence, text=text)
+        timings["reasoner"] = time.perf_counter() - t
+        answer = self._answer_from_text(text, evidence)
+        timings["total"] = time.perf_counter() - t0
+        backends = {**analysis.backends, "detector": evidence.backend, "reasoner": self.reasoner.name}
+        answer.backends, answer.timings = backends, timings
+        result = Result(analysis=analysis, evidence=evidence, answer=answer, request=request, backends=backends,
+                        timings=timings)
+        self.last = result
+        log.info("analysed %s: AUs %s, emotion %s, %.2f s", analysis.clip.source,
+                 ",".join(a.label for a in answer.aus) or "none", answer.emotion, timings["total"])
+        yield Progress("done", analysis=analysis, evidence=evidence, text=text, result=result)
+
+    def analyze(self, source: str | Path | list[np.ndarray], apex_image: str | Path | np.ndarray | None = None, *,
+                onset: int | None = None, apex: int | None = None, language: str | None = None) -> Result:
+        return last(self.stream(source, apex_image, onset=onset, apex=apex, language=language), None).result
+
+    def _answer_from_text(self, text: str, evidence: AUEvidence) -> Answer:
+        """Parse the answer text back (the same parser evaluation uses); AU sides come from the evidence."""
+        parsed = parse_answer(text, SCHEME_CLASSES[self.config.scheme])
+        sides = {s.code: s.side for s in evidence.scores}
+        body = parsed.conclusion and text.rsplit(parsed.conclusion, 1)[0].rstrip() or text
+        return Answer(aus=[AU(c, sides.get(c)) for c in sorted(parsed.aus)], emotion=parsed.emotion, reasoning=body,
+                      text=text, parse_status=parsed.status)
+
+    # ---- follow-up chat -------------------------------------------------------------------------------------
+    def chat_stream(self, history: list | None, message: str, result: Result | None = None) -> Iterator[str]:
+        """The reply to a follow-up question as it grows, grounded in `result` (default: the last analysis)."""
+        result = result or self.last
+        if result is None:
+            raise MEUError("Analyse a clip first: follow-up questions are answered from its analysis.")
+        if not message or not message.strip():
+            raise MEUError("Type a question about the clip first.")
+        conversation = Conversation(request=result.request, answer=result.answer, turns=_turns(history))
+        yield from self.reasoner.follow_up(conversation, message.strip())
+
+    def chat(self, history: list | None, message: str, result: Result | None = None) -> str:
+        return last(self.chat_stream(history, message, result), "")

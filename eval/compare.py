@@ -1,0 +1,110 @@
+"""`meu eval compare RUN_DIR...`: several evaluation runs side by side in one table and one plot, with the
+published figures (eval/references.py) as reference rows marked as such.
+
+Published rows were measured on the licensed datasets; a run on synthetic data is marked synthetic, so the two are
+never mistaken for a like-for-like comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from assistant.errors import MEUError
+from assistant.files import atomic_write_text
+from eval.references import references_for
+from eval.report import md_table, save_figure
+
+EMOTION_KEYS = (("uf1", "UF1"), ("uar", "UAR"), ("accuracy", "ACC"))
+
+
+def load_run(run_dir: str | Path) -> dict:
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        raise MEUError(f"{run_dir} has no metrics.json; pass the --out folder of a finished `meu eval` run.")
+    metrics = json.loads(path.read_text())
+    run, e, au = metrics["run"], metrics["emotion"], metrics["au"]
+    return {
+        "name": Path(run_dir).name, "method": f"{run['reasoner']} + {run['detector']}", "dataset": run["dataset"],
+        "protocol": run["protocol"], "classes": run["classes"], "synthetic": bool(run["synthetic"]),
+        "n": e["n_samples"], "uf1": e["uf1"], "uar": e["uar"], "accuracy": e["accuracy"],
+        "unparsable": e["unparsable"], "au_parsed": au["parsed"]["pooled"]["mean_f1"],
+        "au_detector": au["detector"]["pooled"]["mean_f1"], "n_aus": len(au["aus"]), "published": False,
+    }
+
+
+def reference_rows(datasets: set[str]) -> list[dict]:
+    return [{"name": r.label, "method": r.method, "dataset": r.dataset, "protocol": r.protocol,
+             "classes": r.classes or "-", "synthetic": False, "n": None, "uf1": r.uf1, "uar": r.uar,
+             "accuracy": r.accuracy, "unparsable": None, "au_parsed": None, "au_detector": r.au_mean_f1,
+             "n_aus": r.n_aus, "published": True} for r in references_for(datasets)]
+
+
+def _fmt(x) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def comparison_table(rows: list[dict]) -> str:
+    head = ["Run", "Method", "Dataset", "Protocol", "Classes", "Clips", "UF1", "UAR", "ACC", "Unparsable",
+            "AU F1 (answer)", "AU F1 (detector)", "Data"]
+    body = [[r["name"], r["method"], r["dataset"], r["protocol"], r["classes"], _fmt(r["n"]), _fmt(r["uf1"]),
+             _fmt(r["uar"]), _fmt(r["accuracy"]), _fmt(r["unparsable"]), _fmt(r["au_parsed"]), _fmt(r["au_detector"]),
+             "published (licensed data)" if r["published"] else ("synthetic" if r["synthetic"] else "this project")]
+            for r in rows]
+    return md_table(head, body)
+
+
+def comparison_plot(rows: list[dict], path: Path) -> None:
+    """Grouped bars: UF1 / UAR / ACC / AU mean F1 per row; published rows hatched."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    keys = [*EMOTION_KEYS, ("au_detector", "AU F1 (det.)")]
+    x = np.arange(len(keys))
+    width = 0.8 / max(1, len(rows))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(keys) + 0.4 * len(rows)), 4))
+    for k, r in enumerate(rows):
+        vals = [r[key] if r[key] is not None and not (isinstance(r[key], float) and math.isnan(r[key])) else 0.0
+                for key, _ in keys]
+        label = r["name"] + (" [synthetic]" if r["synthetic"] else "")
+        ax.bar(x - 0.4 + width * (k + 0.5), vals, width, label=label, hatch="//" if r["published"] else None,
+               edgecolor="black" if r["published"] else None, alpha=0.6 if r["published"] else 1.0)
+    ax.set_xticks(x, [label for _, label in keys])
+    ax.set_ylim(0, 1)
+    ax.set_title("Evaluation runs vs published references (hatched)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def compare(run_dirs: list[str], out: str | Path) -> str:
+    runs = [load_run(d) for d in run_dirs]
+    rows = runs + reference_rows({r["dataset"] for r in runs})
+    text = ("# Evaluation runs side by side\n\n" + comparison_table(rows)
+            + "\nRows marked *published* are the papers' figures on the licensed datasets (eval/references.py), "
+              "shown for reference only. This project's AU F1 is the mean over the dataset's AU list at the fixed "
+              "threshold 0.5; published AU figures are the papers' own (AU-LLM's released script chose per-AU "
+              "thresholds on the pooled test predictions, DESIGN.md section 6).\n")
+    if any(r["synthetic"] for r in runs):
+        text += "\nRuns marked *synthetic* were measured on generated clips and are not comparable to published rows.\n"
+    out = Path(out)
+    atomic_write_text(out / "compare.md", text)
+    comparison_plot(rows, out / "compare.png")
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="meu eval compare", description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="output folders of `meu eval` runs")
+    parser.add_argument("--out", default="outputs/eval_compare", help="folder for compare.md and compare.png")
+    args = parser.parse_args(argv)
+    print(compare(args.runs, args.out))
+    print(f"table and plot in {args.out}")
+    return 0

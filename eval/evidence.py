@@ -1,0 +1,120 @@
+"""Where a sample's AU evidence comes from during evaluation, per protocol, without leakage.
+
+- `rules` (no training): the motion rules detector on the sample's own motion analysis; zero-shot, LOSO and
+  cross-dataset are the same computation.
+- `aullm` with one checkpoint (`--aullm-checkpoint`): valid for zero-shot, cross-dataset and the DFME test sets,
+  where the checkpoint was trained on other subjects. Not for LOSO: one checkpoint has seen all but at most one
+  subject, so it would be tested on its own training clips.
+- `aullm` with a training run (`--au-run`, the output folder of `meu train au`): that job writes, per fold, the
+  held-out predictions of the model trained without the fold's subject (`folds/<subject>/predictions.csv`,
+  probabilities and the thresholds chosen on training subjects) and keeps no per-fold weights. Those held-out
+  probabilities are the LOSO evidence: each sample gets the output of the model that never saw its subject.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from assistant.au import get_detector
+from assistant.au.base import make_evidence
+from assistant.errors import BackendError, ConfigError
+from assistant.types import AUEvidence, MotionAnalysis
+
+
+def calibrate(p: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """The aullm detector's monotone map sending each AU's threshold to 0.5 (imported lazily: it needs torch)."""
+    from assistant.au.aullm_detector import calibrate as _calibrate
+
+    return _calibrate(p, thresholds)
+
+
+class FoldPredictions:
+    """Held-out probabilities of every fold of a `meu train au` run, by record key."""
+
+    def __init__(self, run_dir: str | Path):
+        root = Path(run_dir)
+        files = sorted((root / "folds").glob("*/predictions.csv"))
+        if not files:
+            raise ConfigError(f"{root} holds no folds/*/predictions.csv; pass the --out folder of a finished "
+                              "`meu train au` run.")
+        settings = root / "run_config.yaml"
+        self.protocol = "loso"
+        self.dataset = None
+        self.model = "aullm"
+        if settings.is_file():
+            import yaml
+
+            cfg = yaml.safe_load(settings.read_text()) or {}
+            self.protocol, self.dataset = cfg.get("protocol", "loso"), cfg.get("dataset")
+            self.model = cfg.get("model", "aullm")
+        self.by_key: dict[str, tuple[str, dict[int, float]]] = {}
+        for f in files:
+            meta = json.loads((f.parent / "thresholds.json").read_text()) if (f.parent / "thresholds.json").is_file() \
+                else {}
+            with open(f, newline="") as fh:
+                reader = csv.DictReader(fh)
+                aus = [int(c[len("prob_AU"):]) for c in reader.fieldnames or [] if c.startswith("prob_AU")]
+                thresholds = np.asarray(meta.get("thresholds", [0.5] * len(aus)), dtype=float)
+                for row in reader:
+                    p = np.array([float(row[f"prob_AU{a}"]) for a in aus])
+                    self.by_key[row["key"]] = (row["fold"], dict(zip(aus, calibrate(p, thresholds).tolist())))
+
+    def missing(self, keys: list[str]) -> list[str]:
+        return [k for k in keys if k not in self.by_key]
+
+    def evidence(self, key: str) -> AUEvidence:
+        if key not in self.by_key:
+            raise BackendError(f"no held-out prediction: the training run left {key} out (it trains and scores only "
+                               "clips with readable AU labels)")
+        fold, probs = self.by_key[key]
+        return make_evidence(list(probs), list(probs.values()), f"{self.model} (fold {fold}, held out)")
+
+
+class EvidenceSource:
+    """`evidence(key, analysis)` for every sample of one run."""
+
+    def __init__(self, detector: str, protocol: str, motion_config, aullm_checkpoint: str | None = None,
+                 au_run: str | None = None):
+        self.fold_predictions = None
+        self.detector = None
+        if detector == "rules":
+            self.detector = get_detector("rules", motion_config=motion_config)
+            self.description = "rules (no training: identical under every protocol)"
+        elif detector == "aullm" and au_run:
+            self.fold_predictions = FoldPredictions(au_run)
+            wanted = "cross" if protocol == "cross" else "loso"
+            if self.fold_predictions.protocol != wanted:
+                raise ConfigError(f"{au_run} is a {self.fold_predictions.protocol} training run; the {protocol} "
+                                  f"protocol needs a {wanted} run.")
+            self.description = f"{self.fold_predictions.model}, held-out predictions of each fold of {au_run}"
+        elif detector == "aullm" and aullm_checkpoint:
+            if protocol == "loso":
+                raise ConfigError(
+                    "LOSO with --detector aullm needs --au-run (the --out folder of `meu train au --protocol loso`): "
+                    "one checkpoint was trained on the test subjects too. Use --au-run, or the zero-shot protocol "
+                    "with a checkpoint trained on another dataset.")
+            self.detector = get_detector("aullm", checkpoint=aullm_checkpoint)
+            self.description = f"aullm checkpoint {aullm_checkpoint}"
+        elif detector == "aullm":
+            raise ConfigError("--detector aullm needs --aullm-checkpoint (a trained AU-LLM folder) or --au-run (a "
+                              "`meu train au` output folder).")
+        else:
+            raise ConfigError(f"Unknown detector {detector!r}; use rules or aullm.")
+
+    def check_keys(self, keys: list[str]) -> None:
+        """Fail early when clips with readable AU labels (all of which `meu train au` scores) have no prediction."""
+        if self.fold_predictions is None:
+            return
+        missing = self.fold_predictions.missing(keys)
+        if missing:
+            raise ConfigError(f"The training run has no held-out prediction for {len(missing)} of {len(keys)} "
+                              f"clips (first: {missing[0]}); it was trained on another copy or subset of the data.")
+
+    def evidence(self, key: str, analysis: MotionAnalysis) -> AUEvidence:
+        if self.fold_predictions is not None:
+            return self.fold_predictions.evidence(key)
+        return self.detector.detect(analysis.clip, analysis)

@@ -1,0 +1,128 @@
+"""The only place evaluation folds are built, so no experiment can leak a subject.
+
+Items are anything with a `.subject` attribute (instruction_data Records). A `Fold` holds *indices* into the
+item list: `train` and `val` come from training subjects only (the validation subjects are drawn from the training
+subjects, never from the test subject), `test` from the held-out subject(s) or the target dataset. Every fold is
+checked on construction: a subject in two of the three parts raises.
+
+- `loso_folds`: one fold per subject (leave one subject out), in sorted subject order.
+- `cross_dataset_fold`: train (and validate) on one dataset, test on all of another, over their shared AUs.
+- `all_subjects_split`: the split for the final model trained on every subject (validation still subject-disjoint).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from assistant.errors import MEUError
+
+DATASET_AUS: dict[str, list[int]] = {
+    "casme2": [1, 2, 4, 7, 12, 14, 15, 17],
+    "samm": [2, 4, 7, 12],
+}
+
+
+class ProtocolError(MEUError):
+    """A protocol cannot be built from the given data (too few subjects, overlapping subjects)."""
+
+
+@dataclass(frozen=True)
+class Fold:
+    name: str
+    train: tuple[int, ...]
+    val: tuple[int, ...]
+    test: tuple[int, ...]
+    train_subjects: tuple[str, ...]
+    val_subjects: tuple[str, ...]
+    test_subjects: tuple[str, ...]
+
+
+def dataset_aus(name: str) -> list[int]:
+    try:
+        return list(DATASET_AUS[name])
+    except KeyError:
+        raise ProtocolError(f"No AU list for dataset {name!r}; known: {', '.join(DATASET_AUS)}.") from None
+
+
+def shared_aus(source: str, target: str) -> list[int]:
+    """AUs scored in cross-dataset mode: those both datasets' detection lists contain."""
+    return sorted(set(dataset_aus(source)) & set(dataset_aus(target)))
+
+
+def check_fold(fold: Fold, train_items: Sequence, test_items: Sequence | None = None) -> None:
+    """Raise `ProtocolError` if a subject appears in two parts of `fold` (indices checked against the items)."""
+    test_items = train_items if test_items is None else test_items
+    tr = {str(train_items[i].subject) for i in fold.train}
+    va = {str(train_items[i].subject) for i in fold.val}
+    te = {str(test_items[i].subject) for i in fold.test}
+    if test_items is not train_items:  # different datasets: subject ids are namespaced by dataset
+        te = {f"{getattr(test_items[i], 'dataset', 'target')}/{test_items[i].subject}" for i in fold.test}
+        tr = {f"{getattr(train_items[i], 'dataset', 'source')}/{train_items[i].subject}" for i in fold.train}
+        va = {f"{getattr(train_items[i], 'dataset', 'source')}/{train_items[i].subject}" for i in fold.val}
+    for a, b, what in ((tr, te, "train and test"), (va, te, "validation and test"), (tr, va, "train and validation")):
+        if a & b:
+            raise ProtocolError(f"Fold {fold.name}: subject(s) {sorted(a & b)} in both {what}.")
+
+
+def _subjects(items: Sequence) -> list[str]:
+    return sorted({str(it.subject) for it in items})
+
+
+def _draw_val(subjects: list[str], val_subjects: int, seed: int, salt: str) -> list[str]:
+    if val_subjects <= 0:
+        return []
+    if len(subjects) <= val_subjects:
+        raise ProtocolError(f"Need more than {val_subjects} training subject(s) to hold some out for validation; "
+                            f"have {len(subjects)}. Lower --val-subjects or add subjects.")
+    return sorted(random.Random(f"{seed}/{salt}").sample(subjects, val_subjects))
+
+
+def _split(items: Sequence, train_subj: list[str], val_subj: list[str]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    val_set = set(val_subj)
+    train_set = set(train_subj) - val_set
+    train = tuple(i for i, it in enumerate(items) if str(it.subject) in train_set)
+    val = tuple(i for i, it in enumerate(items) if str(it.subject) in val_set)
+    return train, val
+
+
+def loso_folds(items: Sequence, val_subjects: int = 1, seed: int = 0) -> list[Fold]:
+    """Leave-one-subject-out folds; `val_subjects` validation subjects drawn from each fold's training subjects."""
+    subjects = _subjects(items)
+    if len(subjects) < 2:
+        raise ProtocolError(f"LOSO needs at least 2 subjects; the data has {len(subjects)}.")
+    folds = []
+    for held in subjects:
+        rest = [s for s in subjects if s != held]
+        val = _draw_val(rest, val_subjects, seed, held)
+        train, val_idx = _split(items, rest, val)
+        test = tuple(i for i, it in enumerate(items) if str(it.subject) == held)
+        fold = Fold(held, train, val_idx, test, tuple(s for s in rest if s not in val), tuple(val), (held,))
+        check_fold(fold, items)
+        folds.append(fold)
+    return folds
+
+
+def all_subjects_split(items: Sequence, val_subjects: int = 1, seed: int = 0) -> Fold:
+    """Train/validation split over every subject, for the final model (no test part)."""
+    subjects = _subjects(items)
+    val = _draw_val(subjects, val_subjects, seed, "final")
+    train, val_idx = _split(items, subjects, val)
+    fold = Fold("final", train, val_idx, (), tuple(s for s in subjects if s not in val), tuple(val), ())
+    check_fold(fold, items)
+    return fold
+
+
+def cross_dataset_fold(source: Sequence, target: Sequence, val_subjects: int = 1, seed: int = 0,
+                       name: str = "cross") -> Fold:
+    """Train/validate on `source` subjects, test on every item of `target` (indices of `test` index `target`)."""
+    if not target:
+        raise ProtocolError("The target dataset has no clips to test on.")
+    subjects = _subjects(source)
+    val = _draw_val(subjects, val_subjects, seed, name)
+    train, val_idx = _split(source, subjects, val)
+    fold = Fold(name, train, val_idx, tuple(range(len(target))), tuple(s for s in subjects if s not in val),
+                tuple(val), tuple(_subjects(target)))
+    check_fold(fold, source, target)
+    return fold

@@ -1,0 +1,315 @@
+"""`meu eval`: run the assistant on every usable clip of a dataset split and score it with the field's protocols.
+
+One predictions row per clip is appended to OUT/predictions.jsonl as soon as the clip is done (raw answer text,
+parsed AUs and emotion, parse status, detector probabilities, timings), so `--resume` continues a killed run where
+it stopped. The motion stage (landmarks, flow, map, regions) can run in `--workers` processes; the detector, the
+reasoner and the parser run in the main process (a VLM is loaded once). Metrics, report.md, plots and, for DFME,
+the submission CSV are then computed from the predictions file alone.
+
+Protocols: `zero-shot` (every clip, nothing trained on the dataset), `loso` (pooled over leave-one-subject-out folds,
+per-fold figures beside), `cross` (a detector trained on another dataset, scored on the shared AUs),
+`dfme-test-a` / `dfme-test-b` (the DFME test sheets). With the template reasoner and the rules detector nothing is
+trained, so zero-shot and LOSO are the same computation; the report says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import multiprocessing
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from assistant.config import parse_config
+from assistant.emotions import SCHEME_CLASSES, map_emotion
+from assistant.errors import ConfigError, MEUError
+from assistant.files import write_json
+from assistant.motion import MotionConfig, analyze_clip
+from assistant.parse import parse_answer
+from assistant.reasoners.base import last
+from eval.predictions import PredictionLog, count_rows, score_rows
+from eval.protocols import DATASET_AUS, shared_aus
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("zero-shot", "loso", "cross", "dfme-test-a", "dfme-test-b")
+DATASETS = ("casme2", "samm", "dfme", "casme3")
+DEFAULT_CLASSES = {"casme2": "5", "samm": "3", "dfme": "7", "casme3": "3"}
+# DFME and CAS(ME)^3 have no AU list in the detection papers we follow; we score the CASME II eight, the AUs most
+# often coded in micro-expression datasets, so AU figures stay comparable across datasets.
+COMMON_AUS = [1, 2, 4, 7, 12, 14, 15, 17]
+# settings a resumed run may change without changing any result
+_RESUME_FREE = {"resume", "workers", "progress", "threads", "out"}
+
+
+@dataclass
+class EvalConfig:
+    dataset: str = field(default="casme2", metadata={"help": "dataset (loader name)", "choices": list(DATASETS)})
+    root: str = field(default="", metadata={"help": "dataset folder holding the annotation sheet(s) and frames"})
+    protocol: str = field(default="zero-shot", metadata={"help": "evaluation protocol", "choices": list(PROTOCOLS)})
+    reasoner: str = field(default="template", metadata={"help": "reasoner backend", "choices": ["template", "vlm"]})
+    detector: str = field(default="rules", metadata={"help": "AU detector backend", "choices": ["rules", "aullm"]})
+    classes: str | None = field(default=None, metadata={
+        "help": "emotion scheme: 3 (MEGC), 5 (CASME II), 7 (DFME); default: the dataset's", "choices": ["3", "5", "7"]})
+    out: str = field(default="outputs/eval", metadata={"help": "output folder"})
+    resume: bool = field(default=False, metadata={"help": "continue the run in --out, skipping clips already done"})
+    workers: int = field(default=1, metadata={"help": "processes for the motion stage"})
+    landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend"})
+    flow: str = field(default="tvl1", metadata={"help": "optical flow (tvl1 = published recipe, dis = fast)"})
+    compensation: str = field(default="similarity", metadata={"help": "head-motion compensation"})
+    language: str = field(default="en", metadata={"help": "answer language", "choices": ["en", "zh"]})
+    aullm_checkpoint: str | None = field(default=None, metadata={"help": "AU-LLM checkpoint folder (not for loso)"})
+    au_run: str | None = field(default=None, metadata={
+        "help": "`meu train au` output folder: per-fold held-out AU-LLM predictions (loso, cross)"})
+    source_dataset: str | None = field(default=None, metadata={
+        "help": "cross protocol: the dataset the detector was trained on (default: read from --au-run)"})
+    vlm_base: str | None = field(default=None, metadata={"help": "Qwen2.5-VL base model for --reasoner vlm"})
+    vlm_adapter: str | None = field(default=None, metadata={"help": "LoRA adapter folder for --vlm-base"})
+    synthetic: bool | None = field(default=None, metadata={
+        "help": "label results synthetic (default: detected from the synthetic writer's synth_truth.json)"})
+    threads: int = field(default=1, metadata={"help": "OpenCV / torch threads per process"})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+
+    @property
+    def scheme(self) -> str:
+        return str(self.classes) if self.classes else DEFAULT_CLASSES[self.dataset]
+
+    def motion_config(self) -> MotionConfig:
+        return MotionConfig(landmarks=self.landmarks, flow=self.flow, compensation=self.compensation)
+
+
+@dataclass
+class Sample:
+    key: str
+    subject: str
+    clip_id: str
+    split: str
+    fold: str
+    source: str  # the clip's frame folder
+    onset: int
+    apex: int
+    true_emotion: str | None  # in the run's scheme; None = the scheme excludes the sheet's word
+    emotion_raw: str
+    true_aus: list[int] | None  # None when the sheet's AU cell is unreadable (`?`)
+
+
+def scored_aus(config: EvalConfig, source: str | None) -> list[int]:
+    if config.protocol == "cross":
+        return shared_aus(source, config.dataset)
+    return list(DATASET_AUS.get(config.dataset, COMMON_AUS))
+
+
+def is_synthetic(config: EvalConfig) -> bool:
+    if config.synthetic is not None:
+        return bool(config.synthetic)
+    root = Path(config.root)
+    return any((p / "synth_truth.json").is_file() for p in (root, root.parent) if p.is_dir())
+
+
+def select_samples(config: EvalConfig, source: str | None) -> tuple[list[Sample], list[dict], dict]:
+    """The split's samples, the loader's skipped rows (with reasons) and the loader's audit report."""
+    from instruction_data.loaders import load_dataset
+
+    if not config.root:
+        raise ConfigError("Give the dataset folder with --root.")
+    options = {}
+    if config.protocol.startswith("dfme-test"):
+        if config.dataset != "dfme":
+            raise ConfigError(f"The {config.protocol} protocol is for --dataset dfme, not {config.dataset}.")
+        options["splits"] = ("test_" + config.protocol[-1],)
+    loaded = load_dataset(config.dataset, config.root, **options)
+    log.info("%s: %s", config.dataset, loaded.summary())
+    scheme = config.scheme
+    samples = []
+    for r in loaded.records:
+        if config.protocol == "loso":
+            fold = r.subject
+        elif config.protocol == "cross":
+            fold = f"{source}->{config.dataset}"
+        else:
+            fold = "all"
+        unknown_only = not r.aus.codes and bool(r.aus.unknown)
+        samples.append(Sample(
+            key=r.key, subject=r.subject, clip_id=r.clip_id, split=r.split, fold=fold,
+            source=str(Path(r.frame_paths[0]).parent), onset=r.onset, apex=r.apex, true_emotion=r.emotion(scheme),
+            emotion_raw=r.emotion_raw, true_aus=None if unknown_only else list(r.aus.codes)))
+    skipped = [{"sheet": s.sheet, "row": s.row, "clip_id": s.clip_id, "reason": s.reason} for s in loaded.skipped]
+    return samples, skipped, loaded.report()
+
+
+# ---- the motion stage, in this process or in worker processes ---------------------------------------------------
+_WORKER: dict = {}
+
+
+def _init_worker(motion: MotionConfig, threads: int) -> None:
+    import cv2
+
+    cv2.setNumThreads(threads)
+    _WORKER["motion"] = motion
+
+
+def _motion(task: tuple[str, str, int, int]):
+    """(key, analysis or None, error or None, seconds); input problems become the sample's error, not a crash."""
+    key, source, onset, apex = task
+    t = time.perf_counter()
+    try:
+        analysis = analyze_clip(source, onset=onset, apex=apex, config=_WORKER["motion"])
+        return key, analysis, None, time.perf_counter() - t
+    except MEUError as err:
+        return key, None, f"{type(err).__name__}: {err}", time.perf_counter() - t
+
+
+def _motion_results(tasks: list, config: EvalConfig):
+    if config.workers <= 1 or len(tasks) <= 1:
+        _init_worker(config.motion_config(), config.threads)
+        yield from map(_motion, tasks)
+        return
+    ctx = multiprocessing.get_context("spawn")  # mediapipe and torch do not survive fork reliably
+    with ctx.Pool(config.workers, initializer=_init_worker, initargs=(config.motion_config(), config.threads)) as pool:
+        yield from pool.imap_unordered(_motion, tasks, chunksize=1)
+
+
+# ---- the run ------------------------------------------------------------------------------------------------------
+def _reasoner(config: EvalConfig):
+    from assistant.reasoners import get_reasoner
+
+    if config.reasoner == "vlm":
+        if not config.vlm_base:
+            raise ConfigError("--reasoner vlm needs --vlm-base (a Qwen2.5-VL model name or folder).")
+        return get_reasoner("vlm", base=config.vlm_base, adapter=config.vlm_adapter)
+    return get_reasoner("template")
+
+
+def _check_resume(config: EvalConfig, out: Path, log_file: PredictionLog) -> None:
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in _RESUME_FREE}
+    path = out / "run_config.json"
+    if log_file.path.is_file() and not config.resume:
+        raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose a new --out.")
+    if config.resume and path.is_file():
+        before = {k: v for k, v in json.loads(path.read_text()).items() if k not in _RESUME_FREE}
+        changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
+        if changed:
+            raise ConfigError(f"{out} holds a run with different settings ({', '.join(changed)}); resume it with the "
+                              "same settings or choose a new --out.")
+    write_json(path, dataclasses.asdict(config))
+
+
+def answer_fields(text: str, scheme: str) -> dict:
+    """The parsed answer as a predictions row holds it; the emotion is mapped into `scheme` through the same explicit
+    mapping as the sheets' words (e.g. sadness -> others in 5 classes), and a label the scheme excludes is None,
+    which scores as wrong."""
+    parsed = parse_answer(text, SCHEME_CLASSES[scheme])
+    return {"text": text, "parsed_aus": parsed.aus, "parsed_emotion": parsed.emotion,
+            "pred_emotion": map_emotion(parsed.emotion, scheme) if parsed.emotion else None,
+            "parse_status": parsed.status, "out_of_scheme": parsed.out_of_scheme, "candidates": parsed.candidates}
+
+
+def _row(sample: Sample, analysis, error: str | None, motion_s: float, evidence_source, reasoner,
+         config: EvalConfig) -> dict:
+    from assistant.reasoners.base import ReasoningRequest
+
+    row = {"key": sample.key, "subject": sample.subject, "clip_id": sample.clip_id, "split": sample.split,
+           "fold": sample.fold, "true_emotion": sample.true_emotion, "emotion_raw": sample.emotion_raw,
+           "true_aus": sample.true_aus}
+    if error is not None:
+        return {**row, "status": "error", "error": error, "timings": {"motion": round(motion_s, 4)}}
+    t = time.perf_counter()
+    try:
+        evidence = evidence_source.evidence(sample.key, analysis)
+    except MEUError as err:
+        return {**row, "status": "error", "error": str(err), "timings": {"motion": round(motion_s, 4)}}
+    detector_s = time.perf_counter() - t
+    classes = SCHEME_CLASSES[config.scheme]
+    request = ReasoningRequest(analysis=analysis, evidence=evidence, lang=config.language, emotion_options=classes)
+    t = time.perf_counter()
+    text = last(reasoner.stream(request), "")
+    reasoner_s = time.perf_counter() - t
+    return {**row, "status": "ok", **answer_fields(text, config.scheme),
+            "probabilities": {str(s.code): round(s.probability, 6) for s in evidence.scores},
+            "detector": evidence.backend, "reasoner": reasoner.name,
+            "timings": {"motion": round(motion_s, 4), "detector": round(detector_s, 4),
+                        "reasoner": round(reasoner_s, 4)}}
+
+
+def run(config: EvalConfig) -> dict:
+    """The whole evaluation; returns the metrics also written to OUT/metrics.json."""
+    from eval.evidence import EvidenceSource
+    from eval.report import write_report
+
+    if config.workers < 1:
+        raise ConfigError("--workers must be at least 1.")
+    source = config.source_dataset
+    if config.protocol == "cross":
+        if source is None and config.au_run:
+            from eval.evidence import FoldPredictions
+
+            source = FoldPredictions(config.au_run).dataset
+        if not source:
+            raise ConfigError("The cross protocol needs --source-dataset (the dataset the detector was trained on) "
+                              "or --au-run of a `meu train au --protocol cross` run.")
+    out = Path(config.out)
+    predictions = PredictionLog(out / "predictions.jsonl")
+    samples, skipped, load_report = select_samples(config, source)
+    if not samples:
+        raise MEUError(f"No usable clip in {config.root} for {config.dataset} / {config.protocol}.")
+    if config.protocol == "loso" and len({s.subject for s in samples}) < 2:
+        raise ConfigError("LOSO needs at least 2 subjects.")
+    _check_resume(config, out, predictions)
+    evidence_source = EvidenceSource(config.detector, config.protocol, config.motion_config(),
+                                     config.aullm_checkpoint, config.au_run)
+    evidence_source.check_keys([s.key for s in samples if s.true_aus is not None])
+    reasoner = _reasoner(config)
+    done = {r["key"] for r in predictions.read(repair=True)}
+    todo = [s for s in samples if s.key not in done]
+    if done:
+        log.info("resuming: %d clips done, %d to go", len(samples) - len(todo), len(todo))
+    by_key = {s.key: s for s in samples}
+    t0 = time.perf_counter()
+    tasks = [(s.key, s.source, s.onset, s.apex) for s in todo]
+    with tqdm(total=len(tasks), desc=f"eval {config.dataset} {config.protocol}", disable=not config.progress) as bar:
+        for key, analysis, error, motion_s in _motion_results(tasks, config):
+            predictions.append(_row(by_key[key], analysis, error, motion_s, evidence_source, reasoner, config))
+            bar.update(1)
+    wall = time.perf_counter() - t0
+    order = {s.key: i for i, s in enumerate(samples)}
+    rows = sorted((r for r in predictions.read() if r["key"] in order), key=lambda r: order[r["key"]])
+    aus = scored_aus(config, source)
+    metrics = {
+        "run": {"dataset": config.dataset, "protocol": config.protocol, "reasoner": config.reasoner,
+                "detector": config.detector, "evidence": evidence_source.description, "classes": config.scheme,
+                "class_names": list(SCHEME_CLASSES[config.scheme]), "aus": aus, "source_dataset": source,
+                "synthetic": is_synthetic(config), "flow": config.flow, "landmarks": config.landmarks,
+                "compensation": config.compensation, "language": config.language, "root": config.root},
+        "counts": count_rows(rows, skipped),
+        **score_rows(rows, list(SCHEME_CLASSES[config.scheme]), aus, per_fold=config.protocol == "loso"),
+        "timings": _mean_timings(rows),
+        "this_invocation": {"clips_run": len(tasks), "wall_s": round(wall, 3), "workers": config.workers},
+        "loader": load_report,
+    }
+    write_json(out / "metrics.json", metrics)
+    write_report(out, metrics, rows)
+    return metrics
+
+
+def _mean_timings(rows: list[dict]) -> dict:
+    ok = [r for r in rows if r["status"] == "ok"]
+    keys = sorted({k for r in ok for k in r["timings"]})
+    return {k: round(sum(r["timings"].get(k, 0.0) for r in ok) / len(ok), 4) for k in keys} if ok else {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, _ = parse_config(EvalConfig, argv, "meu eval", __doc__.splitlines()[0])
+    if config.detector == "aullm" or config.reasoner == "vlm":
+        import torch
+
+        torch.set_num_threads(config.threads)
+    metrics = run(config)
+    print((Path(config.out) / "report.md").read_text())
+    e = metrics["emotion"]
+    print(f"UF1 {e['uf1']:.3f}  UAR {e['uar']:.3f}  ACC {e['accuracy']:.3f} over {e['n_samples']} clips; "
+          f"outputs in {config.out}")
+    return 0

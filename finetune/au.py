@@ -1,0 +1,311 @@
+"""`meu train au`: train an AU detector and score it with a leakage-free protocol (LOSO or cross-dataset).
+
+Folds come from eval.protocols only. Each fold trains a fresh model on its training subjects, stops early and
+(optionally) picks per-AU thresholds on its validation subjects, which are training subjects too, then predicts the
+held-out subject once. Fold outputs are written as they finish, so a rerun with the same --out resumes; the
+pooled scores are computed once over all folds' predictions, then a final model is trained on every subject.
+
+Model registry. `MODELS` maps `--model` names to "module:factory" strings; a factory is called as
+`factory(config: TrainAUConfig, aus: list[int])` once per fold and returns an adapter with three methods:
+
+    fit(train: FoldData, val: FoldData | None) -> dict      # train a fresh model; return a small training log
+    predict(data: FoldData) -> np.ndarray                  # (N, len(aus)) probabilities in 0..1
+    save(out_dir: Path, thresholds: list[float]) -> None   # checkpoint: safetensors + JSON (assistant.au.checkpoint)
+
+`FoldData` carries the records (instruction_data Records: frame paths, onset/apex, subject) and their (N, K) binary
+label matrix. An adapter does its own preprocessing and caching under `config.cache_dir`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from assistant.config import load_yaml, parse_config
+from assistant.errors import ConfigError
+from assistant.files import atomic_write_text
+from eval.metrics import choose_thresholds, folded_multilabel_scores
+from eval.protocols import all_subjects_split, cross_dataset_fold, dataset_aus, loso_folds, shared_aus
+
+log = logging.getLogger(__name__)
+
+MODELS: dict[str, str] = {
+    "aullm": "finetune.au_aullm:AULLMAdapter",
+    "microau_clip": "finetune.au_microau_clip:MicroAUCLIPAdapter",
+    "rules": "finetune.au_baselines:RulesAdapter",
+    "always_positive": "finetune.au_baselines:AlwaysPositive",
+    "prior": "finetune.au_baselines:TrainingPrior",
+}
+
+# models whose extra settings extend TrainAUConfig (so `meu train au --model X --help` lists them)
+CONFIGS: dict[str, str] = {"microau_clip": "finetune.au_microau_clip:TrainMicroAUCLIPConfig"}
+
+# settings that may change between a run and its resumption without changing any result
+_RESUME_FREE = {"progress", "threads", "final_model", "folds"}
+
+
+@dataclass
+class TrainAUConfig:
+    dataset: str = field(default="casme2", metadata={"help": "training dataset (loader name)"})
+    root: str = field(default="", metadata={"help": "dataset folder holding the annotation sheet and frames"})
+    protocol: str = field(default="loso", metadata={"help": "evaluation protocol", "choices": ["loso", "cross"]})
+    target_dataset: str | None = field(default=None, metadata={"help": "cross protocol: dataset tested on"})
+    target_root: str | None = field(default=None, metadata={"help": "cross protocol: folder of the target dataset"})
+    out: str = field(default="outputs/au", metadata={"help": "output folder (a rerun resumes fold by fold)"})
+    model: str = field(default="aullm", metadata={"help": "model family (see MODELS)"})
+    aus: list[int] | None = field(default=None, metadata={"help": "AU codes (default: the dataset's detection list)"})
+    backbone: str = field(default="Qwen/Qwen2-1.5B", metadata={"help": "LLM name or local folder"})
+    fusion: str = field(default="efp", metadata={"help": "visual token fusion",
+                                                 "choices": ["efp", "linear", "high", "mid"]})
+    soft_prompt: bool = field(default=False, metadata={"help": "learned prompt embeddings instead of the text"})
+    graph: bool = field(default=False, metadata={"help": "AULLM++ instruction token from the AU graph"})
+    graph_threshold: float = field(default=0.2, metadata={"help": "sparsity cut of the co-occurrence prior"})
+    counterfactual: float = field(default=0.0, metadata={"help": "weight of the counterfactual consistency loss"})
+    epochs: int = field(default=30, metadata={"help": "maximum epochs per fold"})
+    batch_size: int = field(default=8, metadata={"help": "clips per step"})
+    lr: float = field(default=3e-5, metadata={"help": "Adam learning rate"})
+    weight_decay: float = field(default=0.005, metadata={"help": "Adam weight decay"})
+    gamma_neg: float = field(default=4.0, metadata={"help": "asymmetric loss gamma for negatives"})
+    gamma_pos: float = field(default=0.0, metadata={"help": "asymmetric loss gamma for positives"})
+    clip: float = field(default=0.05, metadata={"help": "asymmetric loss probability margin"})
+    patience: int = field(default=5, metadata={"help": "early stopping: epochs without a better validation loss"})
+    val_subjects: int = field(default=1, metadata={"help": "training subjects held out for validation per fold"})
+    threshold: float = field(default=0.5, metadata={"help": "decision threshold (default for every AU)"})
+    threshold_search: bool = field(default=False, metadata={"help": "pick per-AU thresholds on validation subjects"})
+    final_model: bool = field(default=True, metadata={"help": "train a final model on all subjects afterwards"})
+    folds: list[str] | None = field(default=None, metadata={"help": "run only these folds (held-out subjects)"})
+    cache_dir: str | None = field(default=None, metadata={"help": "preprocessing cache (default OUT/cache)"})
+    landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend for the face crop"})
+    max_frames: int = field(default=24, metadata={"help": "onset..apex frames kept per clip in the cache"})
+    threads: int = field(default=1, metadata={"help": "torch CPU threads (1 is fastest on a busy shared machine)"})
+    seed: int = field(default=0, metadata={"help": "random seed (folds, validation subjects, training)"})
+    progress: bool = field(default=True, metadata={"help": "show progress bars"})
+
+
+@dataclass
+class FoldData:
+    records: list
+    labels: np.ndarray  # (N, K) binary, columns in the run's AU order
+
+    def subset(self, idx) -> FoldData:
+        idx = list(idx)
+        return FoldData([self.records[i] for i in idx], self.labels[idx])
+
+
+def label_matrix(records: list, aus: list[int]) -> np.ndarray:
+    return np.array([[int(a in set(r.aus.codes)) for a in aus] for r in records], dtype=np.int64).reshape(-1, len(aus))
+
+
+def usable_records(records: list, name: str = "") -> list:
+    """Records whose AU cell was fully readable: a `?` leaves the true labels unknown, so the clip can be neither a
+    positive nor a negative example; such clips are left out (and counted) rather than scored as AU-free."""
+    kept = [r for r in records if not r.aus.unknown]
+    if len(kept) < len(records):
+        log.warning("%s: %d clip(s) with unreadable AU codes left out of AU training and scoring",
+                    name or "data", len(records) - len(kept))
+    return kept
+
+
+def make_adapter(config: TrainAUConfig, aus: list[int]):
+    try:
+        module_name, attr = MODELS[config.model].split(":")
+    except KeyError:
+        raise ConfigError(f"Unknown model {config.model!r}; choose one of: {', '.join(sorted(MODELS))}.") from None
+    return getattr(importlib.import_module(module_name), attr)(config, aus)
+
+
+def _predictions_csv(fold: str, data: FoldData, probs: np.ndarray, thresholds: list[float], aus: list[int]) -> str:
+    rows = [["key", "subject", "fold"] + [f"true_AU{a}" for a in aus] + [f"prob_AU{a}" for a in aus]
+            + [f"pred_AU{a}" for a in aus]]
+    for r, y, p in zip(data.records, data.labels, probs):
+        pred = (p >= np.asarray(thresholds)).astype(int)
+        rows.append([r.key, r.subject, fold] + y.tolist() + [f"{v:.6f}" for v in p] + pred.tolist())
+    return "".join(",".join(str(c) for c in row) + "\n" for row in rows)
+
+
+def read_predictions(path: Path, aus: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(true, prob, pred, fold names) from a predictions.csv."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    true = np.array([[int(r[f"true_AU{a}"]) for a in aus] for r in rows]).reshape(-1, len(aus))
+    prob = np.array([[float(r[f"prob_AU{a}"]) for a in aus] for r in rows]).reshape(-1, len(aus))
+    pred = np.array([[int(r[f"pred_AU{a}"]) for a in aus] for r in rows]).reshape(-1, len(aus))
+    return true, prob, pred, [r["fold"] for r in rows]
+
+
+def run_fold(config: TrainAUConfig, aus: list[int], name: str, train: FoldData, val: FoldData | None,
+             test: FoldData | None, out_dir: Path) -> dict:
+    """Train a fresh model, fix thresholds from validation data only, predict the test part once."""
+    adapter = make_adapter(config, aus)
+    train_log = adapter.fit(train, val)
+    thresholds = [config.threshold] * len(aus)
+    if config.threshold_search and val is not None and len(val.records):
+        thresholds = choose_thresholds(adapter.predict(val), val.labels, config.threshold)
+    result = {"fold": name, "thresholds": thresholds, "train": train_log,
+              "n_train": len(train.records), "n_val": len(val.records) if val else 0}
+    if test is not None:
+        probs = adapter.predict(test)
+        atomic_write_text(out_dir / "thresholds.json", json.dumps(result, indent=2))
+        atomic_write_text(out_dir / "predictions.csv", _predictions_csv(name, test, probs, thresholds, aus))
+    else:
+        adapter.save(out_dir, thresholds)
+        atomic_write_text(out_dir / "thresholds.json", json.dumps(result, indent=2))
+    return result
+
+
+def papers_table(scores: dict, aus: list[int], title: str) -> str:
+    """Markdown table in the AU papers' format: F1 (%) per AU and their mean."""
+    head = "| " + " | ".join(["Method"] + [f"AU{a}" for a in aus] + ["Mean"]) + " |"
+    sep = "|" + "---|" * (len(aus) + 2)
+    rows = [head, sep]
+    for method, s in scores.items():
+        cells = ["-" if np.isnan(s.f1[a]) else f"{100 * s.f1[a]:.1f}" for a in aus]
+        rows.append("| " + " | ".join([method] + cells + [f"{100 * s.mean_f1:.1f}"]) + " |")
+    return f"{title}\n\n" + "\n".join(rows) + "\n"
+
+
+def _check_resume(config: TrainAUConfig, out: Path) -> None:
+    path = out / "run_config.yaml"
+    current = {k: v for k, v in dataclasses.asdict(config).items() if k not in _RESUME_FREE}
+    if path.is_file():
+        before = {k: v for k, v in (yaml.safe_load(path.read_text()) or {}).items() if k not in _RESUME_FREE}
+        changed = sorted(k for k in set(before) | set(current) if before.get(k) != current.get(k))
+        if changed:
+            raise ConfigError(f"{out} holds a run with different settings ({', '.join(changed)}); "
+                              "use a new --out or the same settings to resume.")
+    atomic_write_text(path, yaml.safe_dump(dataclasses.asdict(config), sort_keys=True))
+
+
+def run(config: TrainAUConfig, records: list, target_records: list | None = None) -> dict:
+    """The whole job on already-loaded records; returns the metrics written to OUT/metrics.json."""
+    import torch
+
+    torch.set_num_threads(config.threads)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if config.cache_dir is None:
+        config = dataclasses.replace(config, cache_dir=str(out / "cache"))
+    _check_resume(config, out)
+    n_given = len(records) + len(target_records or [])
+    records = usable_records(records, config.dataset)
+    target_records = usable_records(target_records, config.target_dataset) if target_records is not None else None
+    if config.protocol == "cross":
+        if not config.target_dataset or target_records is None:
+            raise ConfigError("The cross protocol needs --target-dataset and --target-root.")
+        aus = config.aus or shared_aus(config.dataset, config.target_dataset)
+        fold = cross_dataset_fold(records, target_records, config.val_subjects, config.seed,
+                                  name=f"{config.dataset}->{config.target_dataset}")
+        plan = [(fold, FoldData(records, label_matrix(records, aus)),
+                 FoldData(target_records, label_matrix(target_records, aus)))]
+    else:
+        aus = config.aus or dataset_aus(config.dataset)
+        data = FoldData(records, label_matrix(records, aus))
+        plan = [(f, data, data) for f in loso_folds(records, config.val_subjects, config.seed)]
+        if config.folds:
+            plan = [p for p in plan if p[0].name in set(config.folds)]
+    fold_logs = []
+    for fold, src, tgt in plan:
+        fold_dir = out / "folds" / fold.name.replace("->", "_to_").replace("/", "_")
+        if (fold_dir / "predictions.csv").is_file():
+            log.info("fold %s done already; skipping", fold.name)
+            continue
+        log.info("fold %s: %d train, %d validation, %d test clips", fold.name, len(fold.train), len(fold.val),
+                 len(fold.test))
+        fold_logs.append(run_fold(config, aus, fold.name, src.subset(fold.train),
+                                  src.subset(fold.val) if fold.val else None, tgt.subset(fold.test), fold_dir))
+    metrics = score_run(out, aus, config)
+    metrics["n_left_out_unknown_au"] = n_given - len(records) - len(target_records or [])
+    metrics = _write_metrics(out, metrics)
+    done = (out / "final" / "thresholds.json").is_file()  # written last, after the checkpoint
+    if config.final_model and config.protocol == "loso" and not config.folds and not done:
+        final = all_subjects_split(records, config.val_subjects, config.seed)
+        data = FoldData(records, label_matrix(records, aus))
+        run_fold(config, aus, "final", data.subset(final.train), data.subset(final.val) if final.val else None,
+                 None, out / "final")
+        metrics["final_model"] = str(out / "final")
+        metrics = _write_metrics(out, metrics)
+    return metrics
+
+
+def score_run(out: Path, aus: list[int], config: TrainAUConfig) -> dict:
+    """Pool every finished fold's predictions and write the tables and metrics.json."""
+    files = sorted((out / "folds").glob("*/predictions.csv"))
+    parts = [read_predictions(f, aus) for f in files]
+    true = np.concatenate([p[0] for p in parts])
+    pred = np.concatenate([p[2] for p in parts])
+    folds = sum((p[3] for p in parts), [])
+    scores = folded_multilabel_scores(true, pred, folds, aus)
+    label = f"{config.model} ({config.dataset}{'->' + config.target_dataset if config.protocol == 'cross' else ''})"
+    atomic_write_text(out / "pooled_table.md", papers_table({label: scores.pooled}, aus,
+                                                        f"Pooled {config.protocol.upper()} F1 (%)"))
+    atomic_write_text(out / "per_fold_table.md", papers_table(scores.per_fold, aus, "Per-fold F1 (%); - = undefined"))
+    atomic_write_text(out / "predictions.csv", "".join(
+        f.read_text() if i == 0 else f.read_text().split("\n", 1)[1] for i, f in enumerate(files)))
+    metrics = {"protocol": config.protocol, "dataset": config.dataset, "target_dataset": config.target_dataset,
+               "model": config.model, "aus": aus, "n_folds": len(files), "n_clips": int(len(true)),
+               "threshold": config.threshold, "threshold_search": config.threshold_search, **scores.to_dict()}
+    return _write_metrics(out, metrics)
+
+
+def _json_safe(value):
+    """Plain JSON: NaN (an undefined per-fold F1) becomes null, numpy numbers become Python ones."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return None if np.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _write_metrics(out: Path, metrics: dict) -> dict:
+    """Write metrics.json and return what a reader of it gets (AU keys become strings in JSON)."""
+    text = json.dumps(_json_safe(metrics), indent=2, allow_nan=False)
+    atomic_write_text(out / "metrics.json", text)
+    return json.loads(text)
+
+
+def _load(name: str, root: str | None) -> list:
+    from instruction_data.loaders import load_dataset
+
+    if not root:
+        raise ConfigError(f"Give the folder of the {name} dataset with --root (or --target-root).")
+    result = load_dataset(name, root)
+    log.info("%s: %s", name, result.summary())
+    return result.records
+
+
+def _config_class(argv: list[str] | None) -> type:
+    """The settings class of the chosen model: a model with options of its own names a subclass in CONFIGS."""
+    import argparse
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model")
+    pre.add_argument("--config")
+    ns, _ = pre.parse_known_args(argv)
+    model = ns.model or (load_yaml(ns.config).get("model") if ns.config else None) or TrainAUConfig.model
+    if model not in CONFIGS:
+        return TrainAUConfig
+    module_name, attr = CONFIGS[model].split(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, _ = parse_config(_config_class(argv), argv, "meu train au", __doc__.splitlines()[0])
+    records = _load(config.dataset, config.root)
+    target = _load(config.target_dataset, config.target_root) if config.protocol == "cross" else None
+    metrics = run(config, records, target)
+    print((Path(config.out) / "pooled_table.md").read_text())
+    print(f"pooled mean F1 {100 * metrics['pooled']['mean_f1']:.1f} over {metrics['n_clips']} clips; "
+          f"outputs in {config.out}")
+    return 0

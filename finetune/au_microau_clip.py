@@ -1,0 +1,177 @@
+"""Training adapter for Micro-AU CLIP (`--model microau_clip`) behind the interface documented in finetune/au.py.
+
+One fold: a fresh model built from the CLIP backbone (`clip_backbone`, hub name or folder); inputs are the
+onset->apex flow images and apex landmarks (`assistant.au.microau_clip_io.model_inputs`), computed once per clip
+and cached under `cache_dir/microau_clip`. Published recipe: SGD with momentum, lr 0.001 for the trainable CLIP
+layers and 0.01 for the new modules, both divided by 10 half-way through `epochs`; loss = classification +
+alpha * contrastive + beta * dependency. Early stopping on the validation subjects' loss (training subjects only),
+the best epoch's weights restored.
+
+The Micro-AU CLIP settings (`MicroAUCLIPOptions`) are read from the run config when it has them, else their
+defaults apply; `TrainMicroAUCLIPConfig` is the run config with them added (used by `main` here and by tests).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from assistant.au.microau_clip import MicroAUCLIP, MicroAUCLIPConfig
+from assistant.au.microau_clip_io import build_model, model_inputs, pixel_values, save_microau_clip
+from assistant.clip import read_image
+from assistant.files import atomic_path
+from assistant.motion import MotionConfig, analyze_frames
+from finetune.au import TrainAUConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MicroAUCLIPOptions:
+    clip_backbone: str = field(default="openai/clip-vit-base-patch32",
+                               metadata={"help": "Micro-AU CLIP: CLIP checkpoint name or local folder"})
+    clip_lr_encoder: float = field(default=0.001, metadata={"help": "Micro-AU CLIP: SGD lr of the CLIP layers"})
+    clip_lr_heads: float = field(default=0.01, metadata={"help": "Micro-AU CLIP: SGD lr of the new modules"})
+    clip_momentum: float = field(default=0.9, metadata={"help": "Micro-AU CLIP: SGD momentum"})
+    clip_trainable_layers: int = field(default=3, metadata={"help": "Micro-AU CLIP: last layers of each encoder "
+                                                                    "that train"})
+    clip_alpha: float = field(default=0.5, metadata={"help": "Micro-AU CLIP: weight of the contrastive loss"})
+    clip_beta: float = field(default=0.5, metadata={"help": "Micro-AU CLIP: weight of the dependency loss"})
+    clip_flow: str = field(default="tvl1", metadata={"help": "Micro-AU CLIP: optical flow method",
+                                                     "choices": ["tvl1", "dis"]})
+
+
+@dataclass
+class TrainMicroAUCLIPConfig(TrainAUConfig, MicroAUCLIPOptions):
+    model: str = field(default="microau_clip", metadata={"help": "model family (see finetune.au.MODELS)"})
+
+
+def options(config) -> MicroAUCLIPOptions:
+    names = [f.name for f in dataclasses.fields(MicroAUCLIPOptions)]
+    return MicroAUCLIPOptions(**{n: getattr(config, n) for n in names if hasattr(config, n)})
+
+
+def _cache_name(key: str, cfg: MicroAUCLIPConfig, motion: MotionConfig) -> str:
+    sig = "|".join(str(v) for v in (key, cfg.image_size, cfg.flow_max_px, motion.landmarks, motion.flow,
+                                     motion.compensation, motion.size, motion.margin))
+    return hashlib.sha1(sig.encode()).hexdigest()[:20] + ".npz"
+
+
+def record_inputs(records: Sequence, cfg: MicroAUCLIPConfig, motion: MotionConfig, cache: Path | None,
+                  progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(flow images (N, S, S, 3) uint8, apex landmarks (N, 68, 2)) for Records, each computed once into `cache`."""
+    if cache:
+        cache.mkdir(parents=True, exist_ok=True)
+    images, points = [], []
+    for rec in tqdm(records, desc="micro-AU CLIP inputs", disable=not progress, leave=False):
+        path = cache / _cache_name(rec.key, cfg, motion) if cache else None
+        if path and path.is_file():
+            with np.load(path) as z:
+                image, lm = z["image"], z["landmarks"]
+        else:
+            analysis = analyze_frames(read_image(rec.frame_paths[rec.onset]), read_image(rec.frame_paths[rec.apex]),
+                                      motion)
+            image, lm = model_inputs(analysis.field.flow, analysis.crop_landmarks.points68, cfg)
+            if path:
+                with atomic_path(path) as tmp:
+                    np.savez(tmp, image=image, landmarks=lm)
+        images.append(image)
+        points.append(lm)
+    return np.stack(images), np.stack(points)
+
+
+def make_optimizer(model: MicroAUCLIP, opts: MicroAUCLIPOptions, weight_decay: float, epochs: int):
+    """SGD with the two learning rates, and the half-way /10 step (the scheduler steps once per epoch)."""
+    opt = torch.optim.SGD([{"params": model.encoder_parameters(), "lr": opts.clip_lr_encoder},
+                           {"params": model.head_parameters(), "lr": opts.clip_lr_heads}],
+                          momentum=opts.clip_momentum, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[max(1, epochs // 2)], gamma=0.1)
+    return opt, sched
+
+
+class MicroAUCLIPAdapter:
+    def __init__(self, config, aus: list[int]):
+        self.cfg = config
+        self.opts = options(config)
+        self.aus = list(aus)
+        self.model: MicroAUCLIP | None = None
+        self.model_config = MicroAUCLIPConfig(aus=tuple(self.aus), trainable_layers=self.opts.clip_trainable_layers,
+                                              alpha=self.opts.clip_alpha, beta=self.opts.clip_beta)
+        self.motion = MotionConfig(landmarks=config.landmarks, flow=self.opts.clip_flow)
+        self.cache = Path(config.cache_dir) / "microau_clip" if config.cache_dir else None
+
+    def _inputs(self, data) -> tuple[np.ndarray, np.ndarray]:
+        return record_inputs(data.records, self.model_config, self.motion, self.cache, self.cfg.progress)
+
+    def _batches(self, images, points, labels, order):
+        for s in range(0, len(order), self.cfg.batch_size):
+            idx = order[s:s + self.cfg.batch_size]
+            yield (pixel_values(images[idx]), torch.from_numpy(points[idx]),
+                   torch.from_numpy(labels[idx].astype(np.float32)))
+
+    def _val_loss(self, images, points, labels) -> float:
+        self.model.eval()
+        total = 0.0
+        with torch.no_grad():
+            for x, lm, y in self._batches(images, points, labels, np.arange(len(labels))):
+                total += float(self.model.loss(self.model(x, lm), y)["loss"]) * len(y)
+        return total / len(labels)
+
+    def fit(self, train, val) -> dict:
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        self.model, self.tokenizer = build_model(self.opts.clip_backbone, self.model_config)
+        self.model_config = self.model.config
+        opt, sched = make_optimizer(self.model, self.opts, cfg.weight_decay, cfg.epochs)
+        images, points = self._inputs(train)
+        val_inputs = self._inputs(val) if val is not None and len(val.records) else None
+        best, best_state, stale, history = float("inf"), None, 0, []
+        bar = tqdm(range(cfg.epochs), desc="epochs", disable=not cfg.progress, leave=False)
+        for epoch in bar:
+            self.model.train()
+            losses = []
+            for x, lm, y in self._batches(images, points, train.labels, rng.permutation(len(train.labels))):
+                loss = self.model.loss(self.model(x, lm), y)["loss"]
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+            sched.step()
+            entry = {"epoch": epoch + 1, "train_loss": float(np.mean(losses))}
+            if val_inputs is not None:
+                entry["val_loss"] = self._val_loss(*val_inputs, val.labels)
+                if entry["val_loss"] < best - 1e-6:
+                    best, stale = entry["val_loss"], 0
+                    best_state = copy.deepcopy(self.model.state_dict())
+                else:
+                    stale += 1
+            history.append(entry)
+            bar.set_postfix({k: round(v, 4) for k, v in entry.items() if k != "epoch"})
+            if val_inputs is not None and stale >= cfg.patience:
+                break
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        return {"epochs_run": len(history), "best_val_loss": None if best == float("inf") else best,
+                "history": history}
+
+    def predict(self, data) -> np.ndarray:
+        self.model.eval()
+        images, points = self._inputs(data)
+        out = []
+        with torch.no_grad():
+            for x, lm, _ in self._batches(images, points, data.labels, np.arange(len(data.records))):
+                out.append(torch.sigmoid(self.model(x, lm).logits).numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.aus)))
+
+    def save(self, out_dir: Path, thresholds: list[float]) -> None:
+        save_microau_clip(self.model, self.opts.clip_backbone, out_dir, thresholds)

@@ -1,0 +1,370 @@
+"""`meu train vlm`: LoRA fine-tuning of Qwen2.5-VL on the MMC-map instruction data with TRL (the MELLM recipe).
+
+The recipe lives in `configs/vlm_mellm.yaml`: LoRA (r = alpha = 64) on the language model's attention and MLP
+projections and on the vision encoder's blocks, AdamW lr 1e-4 with a cosine schedule, about 1200 steps,
+assistant-only loss. Evaluation holds out whole subjects (`eval.protocols`) and, at each evaluation step, generates
+answers for a few held-out samples and logs UF1 / UAR / accuracy from the parsed emotion (`eval.metrics`), not just
+the loss. Runs resume from the last checkpoint in `--output-dir`; the adapter, the processor and a model card are
+saved there; `--merge` writes merged weights to `DIR/merged`. `--tiny` runs the whole recipe on CPU with a tiny
+random model and synthetic rows (`finetune.tiny_vlm`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+from assistant.config import parse_config
+from assistant.emotions import SCHEME_CLASSES
+from assistant.errors import ConfigError, MEUError
+from assistant.files import atomic_write_text, write_json
+
+log = logging.getLogger(__name__)
+
+LM_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+VISION_TARGETS = ("attn.qkv", "attn.proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
+
+
+@dataclass
+class VLMTrainConfig:
+    model_name_or_path: str = field(default="Qwen/Qwen2.5-VL-7B-Instruct",
+                                    metadata={"help": "base model: hub name or local folder"})
+    train_file: str | None = field(default=None, metadata={
+        "help": "TRL JSONL export (rows with messages, images, subject); image paths relative to the file"})
+    eval_file: str | None = field(default=None, metadata={
+        "help": "separate evaluation JSONL; when unset, --val-subjects subjects are held out of --train-file"})
+    data_card: str | None = field(default=None, metadata={"help": "the dataset card to cite in the model card"})
+    output_dir: str = field(default="outputs/vlm_mellm", metadata={"help": "checkpoints, adapter, model card"})
+    val_subjects: int = field(default=2, metadata={"help": "subjects held out for evaluation (0 = no evaluation)"})
+    scheme: str = field(default="5", metadata={"help": "emotion classes for the metrics",
+                                               "choices": list(SCHEME_CLASSES)})
+    lora_r: int = field(default=64, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=64, metadata={"help": "LoRA alpha"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    lora_vision: bool = field(default=True, metadata={"help": "also put LoRA on the vision encoder blocks"})
+    learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate"})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "learning-rate schedule"})
+    warmup_steps: float = field(default=0.03, metadata={
+        "help": "linear warm-up: steps, or a fraction of all steps when < 1"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    max_steps: int = field(default=1200, metadata={"help": "optimiser steps"})
+    per_device_train_batch_size: int = field(default=1, metadata={"help": "batch per device"})
+    gradient_accumulation_steps: int = field(default=8, metadata={"help": "micro-batches per optimiser step"})
+    min_pixels: int = field(default=56 * 56, metadata={"help": "smallest image area after resizing (pixels)"})
+    max_pixels: int = field(default=448 * 448, metadata={"help": "image pixel budget: largest area (pixels)"})
+    max_length: int | None = field(default=None, metadata={"help": "truncate sequences (None: never, keeps images)"})
+    gradient_checkpointing: bool = field(default=True, metadata={"help": "trade compute for memory"})
+    precision: str = field(default="auto", metadata={"help": "auto = bf16 on GPUs that have it, else fp32",
+                                                     "choices": ["auto", "bf16", "fp16", "fp32"]})
+    logging_steps: int = field(default=10, metadata={"help": "log the loss every N steps"})
+    eval_steps: int = field(default=100, metadata={"help": "evaluate (loss + generation metrics) every N steps"})
+    save_steps: int = field(default=100, metadata={"help": "checkpoint every N steps"})
+    save_total_limit: int = field(default=3, metadata={"help": "checkpoints kept"})
+    eval_generate: int = field(default=32, metadata={"help": "held-out samples generated at each evaluation"})
+    max_new_tokens: int = field(default=512, metadata={"help": "generation length at evaluation"})
+    resume: bool = field(default=True, metadata={"help": "continue from the last checkpoint in --output-dir"})
+    seed: int = field(default=42, metadata={"help": "random seed (also picks the held-out subjects)"})
+    report_to: str = field(default="none", metadata={"help": "trackers (none, tensorboard, wandb)"})
+    tiny: bool = field(default=False, metadata={"help": "tiny random model + synthetic data, CPU, < 2 minutes"})
+    tiny_rows: int = field(default=24, metadata={"help": "synthetic rows for --tiny"})
+    merge: bool = field(default=False, metadata={
+        "help": "merge the adapter in --output-dir into its base and write DIR/merged, then stop"})
+
+
+# --tiny: the same recipe at toy scale; flags given on the command line still win.
+TINY_OVERRIDES = dict(
+    lora_r=8, lora_alpha=8, lora_dropout=0.0, learning_rate=2e-2, warmup_steps=0, max_steps=12,
+    per_device_train_batch_size=2, gradient_accumulation_steps=1, min_pixels=56 * 56, max_pixels=56 * 56,
+    logging_steps=1, eval_steps=6, save_steps=6, eval_generate=4, max_new_tokens=24, val_subjects=1,
+    precision="fp32",
+)
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    global_step: int
+    metrics: dict
+    trainer: object  # the TRL SFTTrainer, for callers that inspect the model or its state
+
+
+# ---- data ----------------------------------------------------------------------------------------------------
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Rows of a TRL export with image paths made absolute (they are relative to the file's folder)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"Training data {p} does not exist; write it with `meu data build` first.")
+    rows = []
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise MEUError(f"{p}:{n} is not valid JSON ({err}).") from None
+        if "messages" not in row or "images" not in row:
+            raise MEUError(f"{p}:{n} lacks `messages` or `images`; expected a TRL export row.")
+        row["images"] = [str((p.parent / img).resolve()) if isinstance(img, str) else img for img in row["images"]]
+        rows.append(row)
+    if not rows:
+        raise MEUError(f"{p} holds no rows.")
+    return rows
+
+
+def subject_split(rows: list[dict], val_subjects: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """Hold out whole subjects, with the folds owned by `eval.protocols` (no subject in both parts)."""
+    from eval.protocols import all_subjects_split
+
+    if val_subjects <= 0:
+        return rows, []
+    missing = sum(1 for r in rows if not r.get("subject"))
+    if missing:
+        raise MEUError(f"{missing} row(s) have no `subject`; the evaluation split holds out whole subjects. "
+                       "Re-export with subjects, give --eval-file, or set --val-subjects 0.")
+    fold = all_subjects_split([SimpleNamespace(subject=r["subject"]) for r in rows], val_subjects, seed)
+    log.info("evaluation subjects: %s", ", ".join(fold.val_subjects))
+    return [rows[i] for i in fold.train], [rows[i] for i in fold.val]
+
+
+def to_dataset(rows: list[dict]):
+    """A `datasets.Dataset` whose `images` column decodes to PIL images (paths and PIL objects both accepted)."""
+    import datasets
+
+    keep = [{k: v for k, v in r.items() if k in ("messages", "images")} for r in rows]
+    return datasets.Dataset.from_list(keep).cast_column("images", datasets.List(datasets.Image()))
+
+
+# ---- model ---------------------------------------------------------------------------------------------------
+def lora_config(cfg: VLMTrainConfig):
+    """LoRA on the LM's attention + MLP projections and (optionally) on the vision encoder's blocks."""
+    from peft import LoraConfig
+
+    lm = r"model\.language_model\.layers\.\d+\.(self_attn|mlp)\.(" + "|".join(LM_TARGETS) + ")"
+    vision = r"model\.visual\.blocks\.\d+\.(" + "|".join(t.replace(".", r"\.") for t in VISION_TARGETS) + ")"
+    pattern = f".*({lm}|{vision})$" if cfg.lora_vision else f".*{lm}$"
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=pattern, task_type="CAUSAL_LM", bias="none")
+
+
+def _precision(cfg: VLMTrainConfig):
+    import torch
+
+    want = cfg.precision
+    if want == "auto":
+        want = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    if want in ("bf16", "fp16") and not torch.cuda.is_available():
+        raise ConfigError(f"--precision {want} needs a GPU; use auto or fp32 on this machine.")
+    return want, {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[want]
+
+
+def load_model_and_processor(cfg: VLMTrainConfig):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    _, dtype = _precision(cfg)
+    try:
+        processor = AutoProcessor.from_pretrained(
+            cfg.model_name_or_path, size={"shortest_edge": cfg.min_pixels, "longest_edge": cfg.max_pixels})
+        model = AutoModelForImageTextToText.from_pretrained(cfg.model_name_or_path, dtype=dtype)
+    except OSError as err:
+        raise MEUError(f"Cannot load {cfg.model_name_or_path!r}: {err}. Give a local folder or a cached hub name "
+                       "(runs are offline).") from None
+    return model, processor
+
+
+# ---- generation-based evaluation --------------------------------------------------------------------------------
+def generation_metrics(model, processor, rows: list[dict], scheme: str, max_new_tokens: int) -> dict:
+    """Generate for `rows`, parse the emotion, score it against the reference answer's: UF1, UAR, accuracy."""
+    import torch
+    from trl.data_utils import prepare_multimodal_messages
+
+    from assistant.parse import parse_answer
+    from assistant.reasoners.vlm import generate_text
+    from eval.metrics import classification_scores
+
+    classes = SCHEME_CLASSES[scheme]
+    y_true, y_pred, unparsable = [], [], 0
+    was_training = model.training
+    model.eval()
+    for row in rows:
+        reference = row["messages"][-1]["content"]
+        if not isinstance(reference, str):
+            reference = " ".join(p.get("text", "") for p in reference)
+        gold = row.get("emotion") or parse_answer(reference, classes).emotion
+        if gold not in classes:
+            continue
+        messages = prepare_multimodal_messages(row["messages"][:-1], images=list(row["images"]))
+        with torch.no_grad():
+            text = generate_text(model, processor, messages, max_new_tokens)
+        parsed = parse_answer(text, classes)
+        unparsable += parsed.status == "unparsable"
+        y_true.append(gold)
+        y_pred.append(parsed.emotion)
+    if was_training:
+        model.train()
+    if not y_true:
+        return {}
+    scores = classification_scores(y_true, y_pred, classes)
+    return {"uf1": scores.uf1, "uar": scores.uar, "accuracy": scores.accuracy,
+            "unparsable": unparsable / len(y_true), "generated": len(y_true)}
+
+
+def _trainer_class():
+    from trl import SFTTrainer
+
+    class MELLMTrainer(SFTTrainer):
+        """SFTTrainer whose evaluation also generates answers and logs the emotion metrics."""
+
+        def __init__(self, *args, gen_rows=(), scheme="5", max_new_tokens=64, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.gen_rows, self.scheme, self.gen_max_new_tokens = list(gen_rows), scheme, max_new_tokens
+
+        def evaluate(self, *args, **kwargs):
+            metrics = super().evaluate(*args, **kwargs)
+            if self.gen_rows:
+                gen = generation_metrics(self.model, self.processing_class, self.gen_rows, self.scheme,
+                                         self.gen_max_new_tokens)
+                gen = {f"eval_{k}": v for k, v in gen.items()}
+                self.log(gen)
+                metrics.update(gen)
+            return metrics
+
+    return MELLMTrainer
+
+
+# ---- the run -----------------------------------------------------------------------------------------------------
+def train(cfg: VLMTrainConfig, rows: list[dict] | None = None, eval_rows: list[dict] | None = None) -> TrainResult:
+    """Train (or resume) and save adapter + processor + model card; `rows` replace `--train-file` when given."""
+    import torch
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTConfig
+
+    out = Path(cfg.output_dir)
+    if rows is None:
+        if not cfg.train_file:
+            raise ConfigError("Give --train-file (a TRL JSONL export from `meu data build`) or use --tiny.")
+        rows = read_jsonl(cfg.train_file)
+    if eval_rows is None:
+        rows, eval_rows = (rows, read_jsonl(cfg.eval_file)) if cfg.eval_file else subject_split(
+            rows, cfg.val_subjects, cfg.seed)
+    model, processor = load_model_and_processor(cfg)
+    precision, _ = _precision(cfg)
+    has_eval = bool(eval_rows)
+    args = SFTConfig(
+        output_dir=str(out), max_length=cfg.max_length, assistant_only_loss=True,
+        learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler_type, warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay, optim="adamw_torch", max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.per_device_train_batch_size, per_device_eval_batch_size=1,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        activation_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        bf16=precision == "bf16", fp16=precision == "fp16",
+        logging_steps=cfg.logging_steps, save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
+        eval_strategy="steps" if has_eval else "no", eval_steps=cfg.eval_steps if has_eval else None,
+        seed=cfg.seed, report_to=cfg.report_to, remove_unused_columns=False, dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+    trainer = _trainer_class()(
+        model=model, args=args, train_dataset=to_dataset(rows),
+        eval_dataset=to_dataset(eval_rows) if has_eval else None,
+        processing_class=processor, peft_config=lora_config(cfg), gen_rows=eval_rows[:cfg.eval_generate],
+        scheme=cfg.scheme, max_new_tokens=cfg.max_new_tokens,
+    )
+    last = get_last_checkpoint(str(out)) if cfg.resume and out.is_dir() else None
+    if last:
+        log.info("resuming from %s", last)
+    trainer.train(resume_from_checkpoint=last)
+    metrics = _final_metrics(trainer) if has_eval else {}
+    trainer.save_model(str(out))
+    processor.save_pretrained(str(out))
+    write_json(out / "train_config.json", dataclasses.asdict(cfg))
+    write_json(out / "metrics.json", metrics)
+    atomic_write_text(out / "README.md", model_card(cfg, trainer.state.global_step, metrics, len(rows),
+                                                    len(eval_rows or [])))
+    log.info("adapter, processor and model card written to %s", out)
+    return TrainResult(out, trainer.state.global_step, metrics, trainer)
+
+
+def _final_metrics(trainer) -> dict:
+    """The evaluation of the last step: taken from the log when the schedule already ran it, else run now."""
+    step = trainer.state.global_step
+    logged = {k: v for h in trainer.state.log_history if h.get("step") == step for k, v in h.items()
+              if k.startswith("eval_")}
+    return logged if "eval_loss" in logged else trainer.evaluate()
+
+
+def model_card(cfg: VLMTrainConfig, steps: int, metrics: dict, n_train: int, n_eval: int) -> str:
+    hp = {k: getattr(cfg, k) for k in (
+        "lora_r", "lora_alpha", "lora_dropout", "lora_vision", "learning_rate", "lr_scheduler_type", "warmup_steps",
+        "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps", "min_pixels", "max_pixels", "seed")}
+    lines = [
+        "---", f"base_model: {cfg.model_name_or_path}", "library_name: peft",
+        "tags: [micro-expression, qwen2.5-vl, lora, trl, meu-assistant]", "---", "",
+        "# MEU Assistant: Qwen2.5-VL LoRA adapter (MELLM recipe)", "",
+        f"- Base model: `{cfg.model_name_or_path}`",
+        f"- Data: `{cfg.train_file or 'synthetic rows (--tiny)'}`; data card: `{cfg.data_card or 'not given'}`",
+        f"- Training rows: {n_train}; held-out rows: {n_eval} (held out by subject)",
+        f"- Steps: {steps}; assistant-only loss; LoRA on the language model"
+        + (" and the vision encoder" if cfg.lora_vision else ""),
+        "- Input: the MMC map with the prompt of `assistant.prompts.build_task_prompt`; the answer ends with the "
+        "conclusion line read by `assistant.parse.parse_answer`.", "",
+        "## Hyperparameters", "", *(f"- {k}: {v}" for k, v in hp.items()), "",
+        "## Evaluation (held-out subjects)", "",
+        *(f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in sorted(metrics.items())), "",
+    ]
+    if cfg.tiny:
+        lines += ["**Synthetic**: tiny random model and synthetic rows, a smoke test of the recipe; the figures "
+                  "above mean nothing about micro-expressions.", ""]
+    return "\n".join(lines)
+
+
+def merge(cfg: VLMTrainConfig) -> Path:
+    """Write base + adapter as plain weights to `DIR/merged` (loadable without PEFT)."""
+    from assistant.reasoners.vlm import adapter_base, load_vlm
+
+    adapter = Path(cfg.output_dir)
+    base = adapter_base(adapter)
+    if base is None:
+        raise ConfigError(f"{adapter} holds no adapter (adapter_config.json); train first or give --output-dir.")
+    model, processor = load_vlm(base, str(adapter), device="cpu", dtype="float32" if cfg.tiny else "bfloat16",
+                                merge=True)
+    target = adapter / "merged"
+    tmp = adapter / ".merged.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    log.info("merged weights written to %s", target)
+    return target
+
+
+def _apply_tiny(cfg: VLMTrainConfig, explicit: set[str]) -> tuple[VLMTrainConfig, list[dict] | None]:
+    """Toy-scale settings and the tiny model; synthetic rows unless a --train-file export is given."""
+    from finetune.tiny_vlm import build_tiny_vlm, tiny_sft_rows
+
+    changes = {k: v for k, v in TINY_OVERRIDES.items() if k not in explicit}
+    if "model_name_or_path" not in explicit:
+        changes["model_name_or_path"] = str(build_tiny_vlm(Path(cfg.output_dir) / "tiny-base"))
+    rows = None if cfg.train_file else tiny_sft_rows(cfg.tiny_rows, seed=cfg.seed)
+    return dataclasses.replace(cfg, **changes), rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, ns = parse_config(VLMTrainConfig, argv, prog="meu train vlm",
+                           description="Fine-tune Qwen2.5-VL with LoRA through TRL (the MELLM recipe).")
+    if cfg.merge:
+        print(merge(cfg))
+        return 0
+    rows = None
+    if cfg.tiny:
+        cfg, rows = _apply_tiny(cfg, {k for k in vars(ns) if k != "config"})
+    result = train(cfg, rows=rows)
+    print(json.dumps({"output_dir": str(result.output_dir), "global_step": result.global_step,
+                      **{k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}}, indent=2))
+    return 0

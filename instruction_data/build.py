@@ -1,0 +1,226 @@
+"""`meu data build`: annotated clips -> MMC maps -> FGMU instruction samples -> JSONL, LLaVA JSON, HF datasets.
+
+Each record is one job: analyse onset -> apex with the motion core, save the map once (`images/<name>.png`), write
+its samples to `parts/<name>.json`. Every file goes to a temporary name first and is renamed, so a killed build
+leaves only whole files and `--resume` skips the records whose part exists; the exports are assembled from the
+parts in sheet order, so a resumed build writes the same files as an uninterrupted one. Jobs run in `--workers`
+processes (spawned, one thread each) behind one progress bar.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from assistant.config import parse_config
+from assistant.errors import ConfigError, MEUError
+from assistant.files import save_png, write_json
+from instruction_data.export import assign_folds, dataset_card, write_hf, write_jsonl_splits, write_llava
+from instruction_data.fgmu import DATASET_SCHEMES, LANGS, FGMUConfig, load_evidence, make_samples
+from instruction_data.loaders import LOADERS, load_dataset
+from instruction_data.records import Record
+
+log = logging.getLogger(__name__)
+
+# Settings that change the output; a resumed build must use the same ones.
+OUTPUT_SETTINGS = ("dataset", "root", "sheet", "lang", "mer_ratio", "seed", "scheme", "evidence", "limit", "landmarks",
+                   "flow", "compensation", "mode", "size", "margin")
+
+
+@dataclass
+class BuildConfig:
+    dataset: str = field(default="casme2", metadata={"help": "dataset loader", "choices": list(LOADERS)})
+    root: str = field(default="", metadata={"help": "dataset folder (sheet + frames)"})
+    out: str = field(default="", metadata={"help": "output folder"})
+    sheet: str = field(default="", metadata={"help": "annotation sheet path, when it is not found in --root"})
+    lang: str = field(default="en", metadata={"help": "answer language", "choices": list(LANGS)})
+    mer_ratio: float = field(default=0.25, metadata={"help": "chance that a clip also yields a MER-only sample"})
+    scheme: str = field(default="", metadata={"help": "emotion scheme 3|5|7 (default: the dataset's usual one)"})
+    evidence: str = field(default="", metadata={"help": "JSON lines of AU detector predictions for the prompt"})
+    seed: int = field(default=0, metadata={"help": "seed of phrasing and MER selection"})
+    workers: int = field(default=1, metadata={"help": "worker processes"})
+    resume: bool = field(default=False, metadata={"help": "skip clips whose samples are already written"})
+    strict: bool = field(default=False, metadata={"help": "fail on the first problem row of the sheet"})
+    limit: int = field(default=0, metadata={"help": "use only the first N usable rows (0: all)"})
+    hf: bool = field(default=True, metadata={"help": "also write the Hugging Face datasets copy (hf/)"})
+    landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend"})
+    flow: str = field(default="tvl1", metadata={"help": "optical flow", "choices": ["tvl1", "dis"]})
+    compensation: str = field(default="similarity", metadata={"help": "head-motion compensation",
+                                                              "choices": ["nose", "similarity", "none"]})
+    mode: str = field(default="default", metadata={"help": "MMC map mode", "choices": ["default", "mellm"]})
+    size: int = field(default=256, metadata={"help": "working size of the face crop"})
+    margin: float = field(default=0.15, metadata={"help": "crop margin"})
+
+    def scheme_or_default(self) -> str:
+        return self.scheme or DATASET_SCHEMES.get(self.dataset, "7")
+
+    def settings(self) -> dict:
+        d = {k: getattr(self, k) for k in OUTPUT_SETTINGS}
+        d["scheme"] = self.scheme_or_default()
+        for k in ("root", "sheet", "evidence"):  # the same files however they were spelled
+            d[k] = str(Path(d[k]).resolve()) if d[k] else ""
+        return d
+
+
+def sample_names(records: list[Record]) -> list[str]:
+    """Deterministic file names per record; a repeated clip gets its sheet row appended."""
+    names, seen = [], set()
+    for r in records:
+        split = "" if r.split == "train" else f"_{r.split}"
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{r.dataset}_{r.subject}_{r.clip_id}{split}")
+        if name in seen:
+            name = f"{name}_r{r.row}"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(cfg: BuildConfig, evidence: dict | None) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import cv2
+
+    cv2.setNumThreads(1)
+    _WORKER.update(cfg=cfg, evidence=evidence)
+
+
+def process_record(record: Record, name: str, cfg: BuildConfig, evidence: dict | None) -> dict:
+    """Analyse one clip, save its map and its samples; returns the part written to `parts/<name>.json`."""
+    from assistant.clip import read_image
+    from assistant.motion import MotionConfig, analyze_clip, analyze_frames
+
+    out = Path(cfg.out)
+    fgmu = FGMUConfig(lang=cfg.lang, mer_ratio=cfg.mer_ratio, seed=cfg.seed, scheme=cfg.scheme_or_default())
+    part: dict = {"key": record.key, "name": name}
+    if record.emotion(fgmu.scheme) is None:
+        part["excluded"] = f"emotion {record.emotion_raw!r} is outside the {fgmu.scheme}-class scheme"
+    else:
+        motion = MotionConfig(landmarks=cfg.landmarks, flow=cfg.flow, compensation=cfg.compensation, mode=cfg.mode,
+                              size=cfg.size, margin=cfg.margin)
+        t = time.perf_counter()
+        try:
+            if record.apex_known:
+                analysis = analyze_frames(read_image(record.frame_paths[record.onset]),
+                                          read_image(record.frame_paths[record.apex]), motion)
+            else:  # the sheet had no apex: spot it between onset and offset
+                analysis = analyze_clip(str(record.frame_paths[0].parent), onset=record.onset, offset=record.offset,
+                                        config=motion)
+                part["apex_spotted"] = int(analysis.clip.apex)
+        except MEUError as err:
+            part["error"] = str(err)
+        else:
+            image = f"images/{name}.png"
+            save_png(out / image, analysis.mmc_map)
+            part["samples"] = make_samples(record, analysis.regions, image, fgmu, evidence)
+            part["seconds"] = round(time.perf_counter() - t, 4)
+    write_json(out / "parts" / f"{name}.json", part)
+    return part
+
+
+def _work(job: tuple[Record, str]) -> dict:
+    return process_record(job[0], job[1], _WORKER["cfg"], _WORKER["evidence"])
+
+
+def _check_output(cfg: BuildConfig, out: Path) -> None:
+    stamp = out / "build_settings.json"
+    if stamp.is_file():
+        previous = json.loads(stamp.read_text())
+        if not cfg.resume:
+            raise ConfigError(f"{out} already holds a build; add --resume to finish it or choose another --out.")
+        if previous != cfg.settings():
+            changed = sorted(k for k in set(previous) | set(cfg.settings())
+                             if previous.get(k) != cfg.settings().get(k))
+            raise ConfigError(f"--resume with different settings ({', '.join(changed)}) would mix two builds; use the "
+                              "same settings or another --out.")
+    write_json(stamp, cfg.settings())
+
+
+def build(cfg: BuildConfig, progress: bool = True) -> dict:
+    """Run the whole build; returns the report also written to `out/report.json`."""
+    if not cfg.root or not cfg.out:
+        raise ConfigError("Give the dataset folder with --root and the output folder with --out.")
+    if cfg.workers < 1:
+        raise ConfigError("--workers must be at least 1.")
+    t0 = time.perf_counter()
+    options = {"sheet": cfg.sheet} if cfg.sheet else {}
+    loaded = load_dataset(cfg.dataset, cfg.root, strict=cfg.strict, **options)
+    records = loaded.records[:cfg.limit] if cfg.limit else loaded.records
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_output(cfg, out)
+    evidence = load_evidence(cfg.evidence) if cfg.evidence else None
+    names = sample_names(records)
+    jobs = [(r, n) for r, n in zip(records, names, strict=True)
+            if not (cfg.resume and (out / "parts" / f"{n}.json").is_file())]
+    done_before = len(records) - len(jobs)
+    t1 = time.perf_counter()
+    bar = tqdm(total=len(records), initial=done_before, desc="build", unit="clip", disable=not progress)
+    if cfg.workers == 1 or len(jobs) <= 1:
+        _init_worker(cfg, evidence)
+        for job in jobs:
+            _work(job)
+            bar.update()
+    else:
+        ctx = multiprocessing.get_context("spawn")  # mediapipe and OpenCV threads do not survive fork
+        with ctx.Pool(min(cfg.workers, len(jobs)), initializer=_init_worker, initargs=(cfg, evidence)) as pool:
+            for _ in pool.imap_unordered(_work, jobs):
+                bar.update()
+    bar.close()
+    work_s = time.perf_counter() - t1
+
+    parts = [json.loads((out / "parts" / f"{n}.json").read_text(encoding="utf-8")) for n in names]
+    samples = [s for p in parts for s in p.get("samples", [])]
+    assign_folds(samples)
+    t2 = time.perf_counter()
+    write_jsonl_splits(out, samples)
+    write_llava(out, samples)
+    if cfg.hf:
+        write_hf(out, samples)
+    load_report = loaded.report()
+    synthetic = any((Path(p).parent / "synth_truth.json").is_file() for p in load_report["sheets"])
+    dataset_card(out, samples, cfg.settings(), load_report, synthetic)
+    export_s = time.perf_counter() - t2
+    analysed = [p for p in parts if "samples" in p]
+    report = {
+        "dataset": cfg.dataset, "synthetic": synthetic, "settings": cfg.settings(), "workers": cfg.workers,
+        "load": load_report,
+        "clips": {"usable_rows": len(records), "analysed": len(analysed), "resumed_from_parts": done_before,
+                  "failed": [{"key": p["key"], "error": p["error"]} for p in parts if "error" in p],
+                  "excluded": [{"key": p["key"], "reason": p["excluded"]} for p in parts if "excluded" in p],
+                  "apex_spotted": {p["key"]: p["apex_spotted"] for p in parts if "apex_spotted" in p}},
+        "samples": {"total": len(samples), "fgmu": sum(s["task"] == "fgmu" for s in samples),
+                    "mer": sum(s["task"] == "mer" for s in samples),
+                    "by_split": {k: sum(s["split"] == k for s in samples) for k in dict.fromkeys(s["split"]
+                                                                                             for s in samples)}},
+        "timings": {"load_s": round(t1 - t0, 3), "analysis_s": round(work_s, 3), "export_s": round(export_s, 3),
+                    "total_s": round(time.perf_counter() - t0, 3),
+                    "clips_per_s": round(len(jobs) / work_s, 3) if jobs and work_s > 0 else None,
+                    "mean_clip_s": round(sum(p.get("seconds", 0.0) for p in analysed) / len(analysed), 4)
+                    if analysed else None},
+    }
+    write_json(out / "report.json", report)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, _ = parse_config(BuildConfig, argv, "meu data build",
+                          "Build the FGMU instruction dataset (MMC maps + explanations) from an annotated dataset.")
+    report = build(cfg)
+    print(f"sheet: {report['load']['summary']}")
+    c = report["clips"]
+    print(f"clips: {c['analysed']} analysed ({c['resumed_from_parts']} from a previous run), {len(c['failed'])} "
+          f"failed, {len(c['excluded'])} outside the emotion scheme")
+    s = report["samples"]
+    print(f"samples: {s['total']} ({s['fgmu']} FGMU, {s['mer']} MER-only) -> {cfg.out}")
+    print(f"time: {report['timings']['total_s']:.1f} s (see {Path(cfg.out) / 'report.json'})")
+    return 0

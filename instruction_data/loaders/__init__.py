@@ -1,0 +1,24 @@
+"""Dataset loaders by name: `load_dataset("casme2", root)` -> `LoadResult` (records plus every skipped row)."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from assistant.errors import AnnotationSheetError
+from instruction_data.records import LoadResult
+
+LOADERS = {
+    "casme2": "instruction_data.loaders.casme2",
+    "samm": "instruction_data.loaders.samm",
+    "dfme": "instruction_data.loaders.dfme",
+    "casme3": "instruction_data.loaders.casme3",
+    "generic": "instruction_data.loaders.generic",
+}
+
+
+def load_dataset(name: str, root: str | Path, strict: bool = False, **options) -> LoadResult:
+    """Read a dataset's annotation sheet(s) and resolve its frames. `strict` fails on the first problem row."""
+    if name not in LOADERS:
+        raise AnnotationSheetError(f"Unknown dataset {name!r}; use one of {', '.join(LOADERS)}.")
+    return importlib.import_module(LOADERS[name]).load(root, strict=strict, **options)

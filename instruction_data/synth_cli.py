@@ -1,0 +1,34 @@
+"""`meu data synth`: write a synthetic dataset (frames + official annotation sheet) in a dataset's layout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from assistant.config import parse_config
+from assistant.errors import ConfigError
+from instruction_data.layouts import LAYOUTS, write_synthetic_dataset
+
+
+@dataclass
+class SynthConfig:
+    out: str = field(default="", metadata={"help": "output folder (required)"})
+    layout: str = field(default="casme2", metadata={"help": "official layout to imitate", "choices": list(LAYOUTS)})
+    subjects: int = field(default=4, metadata={"help": "number of synthetic subjects"})
+    clips: int = field(default=3, metadata={"help": "clips per subject"})
+    seed: int = field(default=0, metadata={"help": "random seed (same seed, same dataset)"})
+    width: int = field(default=320, metadata={"help": "frame width (the real datasets use 640)"})
+    height: int = field(default=240, metadata={"help": "frame height (the real datasets use 480)"})
+    frames: int = field(default=20, metadata={"help": "frames per clip"})
+    quirks: bool = field(default=True, metadata={"help": "write the real sheets' quirks (apex '/', AU '?', ...)"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, _ = parse_config(SynthConfig, argv, "meu data synth",
+                          "Write synthetic micro-expression clips and an annotation sheet in an official layout.")
+    if not cfg.out:
+        raise ConfigError("Give the output folder with --out DIR.")
+    root = write_synthetic_dataset(cfg.layout, cfg.out, cfg.subjects, cfg.clips, seed=cfg.seed,
+                                   size=(cfg.width, cfg.height), n_frames=cfg.frames, quirks=cfg.quirks, progress=True)
+    print(f"wrote {cfg.subjects * cfg.clips} synthetic {cfg.layout} clips to {root} "
+          f"(read them with: meu data build --dataset {cfg.layout} --root {root} --out OUT)")
+    return 0

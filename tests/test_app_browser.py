@@ -1,0 +1,87 @@
+"""The app in a real browser: Debian Chromium driven by Playwright (never a downloaded browser).
+
+One session walks the product's main path: a bad upload shows its error, a good upload gives the map, the AU list
+and the emotion, a follow-up question gets an answer; the screenshot is kept under test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def page(app_server):
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian chromium is missing: `make browser` (apt-get install chromium) installs it"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1500})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(app_server.url)
+        page.locator("#analyze-btn").wait_for()
+        yield page
+        browser.close()
+
+
+def _upload_and_analyse(page, path: Path) -> None:
+    page.locator("#video-input input[type=file]").set_input_files(str(path))
+    page.locator(f"#video-input td.filename[aria-label='{path.name}']").wait_for()
+    page.locator("#analyze-btn").click()
+
+
+def test_bad_then_good_upload_then_follow_up(page, app_server, tmp_path):
+    from playwright.sync_api import expect
+
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("this is a text file, not a video\n" * 20)
+    _upload_and_analyse(page, fake)
+    status = page.locator("#status")
+    expect(status).to_contain_text("Error", timeout=TIMEOUT_MS)
+    expect(status).to_contain_text("notes.mp4")
+    assert app_server.process.poll() is None, "the app went down after a bad upload"
+
+    page.locator("#video-input button[aria-label='Clear']").first.click()
+    clip = app_server.examples / "surprise_AU1_AU2.mp4"
+    _upload_and_analyse(page, clip)
+    expect(status).to_contain_text("Done in", timeout=TIMEOUT_MS)
+    expect(page.locator("#emotion textarea")).to_have_value("surprise")
+    au_text = page.locator("#au-list textarea").input_value()
+    assert "AU1" in au_text and "AU2" in au_text
+    page.wait_for_function(  # the map and the landmarks overlay are real, decoded images
+        "() => { const imgs = document.querySelectorAll('#mmc-map img, #landmarks img');"
+        " return imgs.length == 2 && Array.from(imgs).every(i => i.complete && i.naturalWidth >= 256); }")
+    expect(page.locator("#chat")).to_contain_text("Micro-expression: surprise")
+    expect(page.locator("#settings")).to_contain_text("template")
+
+    page.locator("#question textarea").fill("Which AUs did you find, and how sure are you?")
+    page.locator("#ask-btn").click()
+    expect(page.locator("#chat")).to_contain_text("detector found", timeout=TIMEOUT_MS)
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "app_screenshot.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+
+
+def test_onset_and_apex_image_example_is_one_click_away(page):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Onset + apex images").click()
+    page.locator("td[data-testid='dataset-cell-0-0'] img[src*='onset']").click()
+    page.locator("#apex-image img").wait_for()
+    page.locator("#analyze-btn").click()
+    expect(page.locator("#status")).to_contain_text("apex frame 1, 2 frames", timeout=TIMEOUT_MS)
+    expect(page.locator("#emotion textarea")).to_have_value("happiness")

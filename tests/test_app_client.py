@@ -1,0 +1,73 @@
+"""The documented API: `gradio_client` calls `/analyze` on the running app and gets the structured result; bad
+inputs come back as clear errors and the app keeps serving."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from app_server import ROOT
+
+from assistant.clip import write_video
+
+
+@pytest.fixture(scope="module")
+def client(app_server):
+    from gradio_client import Client
+
+    return Client(app_server.url, verbose=False)
+
+
+def test_analyze_returns_the_structured_result(client, app_server):
+    from gradio_client import handle_file
+
+    result = client.predict(handle_file(str(app_server.examples / "happiness_AU6_AU12.mp4")), None, None, "en",
+                            api_name="/analyze")
+    assert result["emotion"] == "happiness"
+    assert "AU12" in result["aus"] and 12 in result["au_codes"]
+    assert result["probabilities"]["AU12"] >= 0.5 and len(result["probabilities"]) >= 8
+    assert result["text"].endswith("AUs: " + ", ".join(f"AU{c}" for c in sorted(result["au_codes"]))
+                                   + "; Micro-expression: happiness")
+    assert result["reasoning"].startswith("1. Motion by region")
+    assert any(r["region"] == "mouth_corner" and r["intensity"] != "none" for r in result["regions"])
+    assert result["backends"]["reasoner"] == "template" and result["backends"]["detector"] == "rules"
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory, app_server):
+    d = tmp_path_factory.mktemp("bad_api")
+    (d / "renamed.mp4").write_text("just text\n" * 50)
+    rng = np.random.default_rng(1)
+    (d / "huge.mp4").write_bytes(rng.integers(0, 255, int(1.5 * 2**20), dtype=np.uint8).tobytes())
+    from instruction_data.synth import SynthSpec, render_clip
+
+    long = render_clip(SynthSpec(subject=0, n_frames=64, frame_size=(320, 240), face_height_frac=0.7, seed=2))
+    write_video(long.frames, d / "long.mp4")  # 64 frames > the app's limit of 60
+    write_video([np.full((120, 160, 3), 128, np.uint8)] * 3, d / "blank.mp4")
+    return d
+
+
+@pytest.mark.parametrize("name,words", [
+    ("renamed.mp4", "renamed.mp4"),
+    ("huge.mp4", "over the limit of 1 MB"),
+    ("long.mp4", "more than 60 frames"),
+    ("blank.mp4", "No face"),
+])
+def test_bad_input_is_a_clear_error_and_the_app_stays_up(client, app_server, bad_files, name, words):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=words):
+        client.predict(handle_file(str(bad_files / name)), None, None, "en", api_name="/analyze")
+    assert app_server.process.poll() is None
+    ok = client.predict(handle_file(str(app_server.examples / "surprise_AU1_AU2.mp4")), None, None, "en",
+                        api_name="/analyze")
+    assert ok["emotion"] == "surprise"
+
+
+def test_help_lists_host_and_port():
+    out = subprocess.run([sys.executable, str(ROOT / "app.py"), "--help"], capture_output=True, text=True, check=True,
+                         timeout=120).stdout
+    assert "--host" in out and "--port" in out and "127.0.0.1" in out

@@ -1,0 +1,108 @@
+"""Smoke test of `meu train au` (LOSO) with the tiny LLM on a small synthetic CASME II-layout set."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from _au_data import tiny_llm
+
+from assistant.cli import main as meu
+from assistant.errors import ConfigError
+from eval.metrics import multilabel_scores
+from instruction_data.layouts import write_synthetic_dataset
+from instruction_data.loaders import load_dataset
+
+AUS = [1, 2, 4, 7, 12, 14, 15, 17]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    data = write_synthetic_dataset("casme2", tmp_path_factory.mktemp("casme2"), subjects=3, clips=2, n_frames=10)
+    out = tmp_path_factory.mktemp("run") / "out"
+    argv = ["train", "au", "--dataset", "casme2", "--root", str(data), "--protocol", "loso", "--out", str(out),
+            "--backbone", str(tiny_llm(tmp_path_factory)), "--epochs", "1", "--batch-size", "4", "--lr", "1e-3",
+            "--progress", "false", "--threshold-search", "true"]
+    assert meu(argv) == 0
+    return data, out, argv
+
+
+def test_loso_outputs_and_no_subject_leak(run_dir):
+    data, out, _ = run_dir
+    records = [r for r in load_dataset("casme2", data).records if not r.aus.unknown]
+    subjects = sorted({r.subject for r in records})
+    folds = sorted(p.name for p in (out / "folds").iterdir())
+    assert folds == subjects
+    for fold in folds:
+        info = json.loads((out / "folds" / fold / "thresholds.json").read_text())
+        assert info["n_train"] + info["n_val"] == sum(r.subject != fold for r in records)
+        with open(out / "folds" / fold / "predictions.csv") as fh:
+            assert {row["subject"] for row in csv.DictReader(fh)} == {fold}  # a fold tests its own subject only
+    with open(out / "predictions.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted(r["key"] for r in rows) == sorted(r.key for r in records)  # every clip once, pooled
+    true = np.array([[int(r[f"true_AU{a}"]) for a in AUS] for r in rows])
+    pred = np.array([[int(r[f"pred_AU{a}"]) for a in AUS] for r in rows])
+    by_key = {r.key: r for r in records}
+    assert all(true[i, j] == (a in by_key[r["key"]].aus.codes) for i, r in enumerate(rows) for j, a in enumerate(AUS))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["pooled"]["mean_f1"] == pytest.approx(multilabel_scores(true, pred, AUS).mean_f1)
+    assert set(metrics["per_fold"]) == set(subjects) and metrics["n_clips"] == len(records)
+    assert "| AU1 | AU2 | AU4 | AU7 | AU12 | AU14 | AU15 | AU17 | Mean |" in (out / "pooled_table.md").read_text()
+
+
+def test_final_model_loads_as_a_detector(run_dir):
+    from assistant.au import get_detector
+    from assistant.clip import load_clip
+
+    data, out, _ = run_dir
+    assert (out / "final" / "model.safetensors").is_file()
+    det = get_detector("aullm", checkpoint=out / "final")
+    record = load_dataset("casme2", data).records[0]
+    clip = load_clip(str(record.frame_paths[0].parent), onset=record.onset, apex=record.apex)
+    ev = det.detect(clip)
+    assert ev.backend == "aullm" and [s.code for s in ev.scores] == AUS
+    assert all(0.0 <= s.probability <= 1.0 for s in ev.scores)
+
+
+def test_rerun_resumes_and_refuses_changed_settings(run_dir):
+    _, out, argv = run_dir
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "folds").glob("*/predictions.csv")}
+    stamps[out / "final" / "model.safetensors"] = (out / "final" / "model.safetensors").stat().st_mtime_ns
+    fold = sorted((out / "folds").iterdir())[0]
+    (fold / "predictions.csv").unlink()  # an interrupted run: one fold missing
+    assert meu(argv) == 0
+    assert (fold / "predictions.csv").is_file()  # redone
+    assert {p: p.stat().st_mtime_ns for p in stamps if p.parent != fold} == \
+        {p: t for p, t in stamps.items() if p.parent != fold}  # everything finished before is kept
+    from finetune.au import main
+
+    with pytest.raises(ConfigError, match="different settings"):
+        main(argv[2:] + ["--lr", "0.5"])
+
+
+def test_aullm_plus_plus_fold_uses_training_labels_only(run_dir, tmp_path_factory, tmp_path):
+    import torch
+
+    from assistant.au.checkpoint import read_checkpoint
+    from assistant.au.graph import cooccurrence_prior
+    from eval.protocols import loso_folds
+    from finetune.au import FoldData, TrainAUConfig, label_matrix, make_adapter, usable_records
+
+    data, out, _ = run_dir
+    records = usable_records(load_dataset("casme2", data).records)
+    fold = loso_folds(records, val_subjects=1)[0]
+    all_data = FoldData(records, label_matrix(records, AUS))
+    cfg = TrainAUConfig(backbone=str(tiny_llm(tmp_path_factory)), graph=True, counterfactual=0.5, soft_prompt=True,
+                        epochs=2, batch_size=4, lr=1e-3, cache_dir=str(out / "cache"), progress=False)
+    adapter = make_adapter(cfg, AUS)
+    log = adapter.fit(all_data.subset(fold.train), all_data.subset(fold.val))
+    assert log["epochs_run"] == 2 and all(np.isfinite(e["train_loss"]) for e in log["history"])
+    expected = cooccurrence_prior(all_data.labels[list(fold.train)], cfg.graph_threshold)
+    assert torch.equal(adapter.model.graph.prior, torch.from_numpy(expected))
+    adapter.save(tmp_path / "ckpt", [0.5] * len(AUS))
+    state, config = read_checkpoint(tmp_path / "ckpt")
+    assert config["aullm"]["graph"] and config["aullm"]["soft_prompt"] and "graph.prior" in state
+    assert adapter.predict(all_data.subset(fold.test)).shape == (len(fold.test), len(AUS))

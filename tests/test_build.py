@@ -1,0 +1,153 @@
+"""synth -> load -> build -> export -> reload: the instruction data are complete, TRL-ready, parse back to their
+labels, and a killed build resumes to exactly the files of an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SYNTH_BUILD_ARGS
+
+from assistant.errors import ConfigError
+from assistant.parse import parse_answer
+from assistant.types import RegionMotion
+from instruction_data.build import main as build_main
+from instruction_data.fgmu import FGMUConfig, make_samples
+from instruction_data.loaders import load_dataset
+from instruction_data.synth_cli import main as synth_main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_build_writes_every_format_and_reloads_with_datasets(synth_casme2_build, synth_casme2_root):
+    import datasets
+
+    out = synth_casme2_build
+    report = json.loads((out / "report.json").read_text())
+    records = load_dataset("casme2", synth_casme2_root).records
+    assert report["clips"]["analysed"] == len(records) == 6 and not report["clips"]["failed"]
+    assert report["load"]["rows_skipped"] == 1 and report["load"]["skipped"][0]["reason"].startswith("frames missing")
+    assert report["synthetic"] is True
+    rows = _rows(out / "train.jsonl")
+    assert sum(r["task"] == "fgmu" for r in rows) == 2 * len(records)  # one per language
+    assert {r["lang"] for r in rows} == {"en", "zh"} and any(r["task"] == "mer" for r in rows)
+    images = sorted(p.name for p in (out / "images").iterdir())
+    assert len(images) == len(records) and {Path(r["images"][0]).name for r in rows} == set(images)
+    llava = json.loads((out / "llava.json").read_text())
+    assert [x["id"] for x in llava] == [r["id"] for r in rows]
+    assert all(x["conversations"][0]["value"].startswith("<image>\n") for x in llava)
+
+    hf = datasets.load_from_disk(str(out / "hf"))
+    assert list(hf) == ["train"] and hf["train"].num_rows == len(rows)
+    first = hf["train"][0]
+    assert first["images"][0].size == (256, 256)
+    assert first["messages"] == rows[0]["messages"]
+    subjects = sorted({r["subject"] for r in rows})
+    assert all(r["fold"] == subjects.index(r["subject"]) for r in rows)
+    card = (out / "README.md").read_text()
+    assert "SYNTHETIC" in card and "CASME2-coding-20140508.xlsx" in card and "| AU1 |" in card
+
+
+def test_rows_are_trl_ready(synth_casme2_build):
+    import datasets
+    from trl.data_utils import prepare_multimodal_messages
+
+    path = synth_casme2_build / "train.jsonl"
+    rows = _rows(path)
+    for row in rows:
+        assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
+        assert all(isinstance(m["content"], str) and m["content"] for m in row["messages"])
+        assert len(row["images"]) == 1 and (path.parent / row["images"][0]).is_file()
+    ds = datasets.Dataset.from_list([{"messages": r["messages"], "images": [str(path.parent / r["images"][0])]}
+                                     for r in rows[:2]]).cast_column("images", datasets.List(datasets.Image()))
+    example = ds[0]
+    messages = prepare_multimodal_messages(example["messages"], images=example["images"])
+    assert messages[0]["content"][0]["type"] == "image" and messages[0]["content"][0]["image"].size == (256, 256)
+    assert messages[1]["content"] == [{"type": "text", "text": rows[0]["messages"][1]["content"]}]
+
+
+def test_every_answer_parses_back_to_the_records_labels(synth_casme2_build, synth_casme2_root):
+    records = {r.key: r for r in load_dataset("casme2", synth_casme2_root).records}
+    for row in _rows(synth_casme2_build / "train.jsonl"):
+        record = records[f"casme2/{row['subject']}/{row['clip_id']}"]
+        answer = row["messages"][1]["content"]
+        parsed = parse_answer(answer, ("happiness", "disgust", "repression", "surprise", "others"))
+        assert parsed.emotion == record.emotion5 == row["emotion"], answer
+        if row["task"] == "fgmu":
+            assert parsed.status == "ok" and parsed.conclusion == answer.splitlines()[-1]
+            assert parsed.aus == sorted({a.code for a in record.aus.aus if a.code is not None}), answer
+            assert ("1." in answer and "2." in answer and "3." in answer)
+        else:
+            assert "\n" not in answer  # MER: the label alone
+
+
+def test_answers_are_honest_about_missing_and_unexplained_motion(synth_casme2_root):
+    record = next(r for r in load_dataset("casme2", synth_casme2_root).records if r.aus.codes == [12])
+    still = RegionMotion("mouth_corner", "L", 0.0, 0.0, 0.02, 0.05, "up", "purple", "none", 0.1)
+    brow = RegionMotion("inner_brow", "R", 0.0, -1.2, 1.3, 2.0, "up", "purple", "strong", 0.9)
+    samples = make_samples(record, [still, brow], "images/x.png", FGMUConfig(lang="en", mer_ratio=0.0, scheme="5"),
+                           evidence={record.key: ([(12, 0.81), (6, 0.4)], "rules")})
+    assert len(samples) == 1
+    text, prompt = samples[0]["answer"], samples[0]["prompt"]
+    assert "right inner brow" in text and ("no labelled AU" in text or "not explained" in text)
+    assert "AU12 (Lip Corner Puller" in text and ("no region shows" in text or "no matching motion" in text)
+    assert "AU evidence (rules): AU12 0.81, AU6 0.40" in prompt
+    assert text.splitlines()[-1] == "AUs: AU12; Micro-expression: happiness"
+
+
+def test_synth_cli_then_build_refuses_to_mix_builds(tmp_path):
+    root = tmp_path / "samm"
+    assert synth_main(["--layout", "samm", "--subjects", "1", "--clips", "1", "--frames", "8", "--out",
+                       str(root)]) == 0
+    assert len(load_dataset("samm", root).records) == 1
+    out = tmp_path / "out"
+    args = ["--dataset", "samm", "--root", str(root), "--out", str(out), "--flow", "dis", "--hf", "false"]
+    assert build_main(args) == 0
+    assert not (out / "hf").exists() and len(_rows(out / "train.jsonl")) >= 1
+    with pytest.raises(ConfigError, match="already holds a build"):
+        build_main(args)
+    with pytest.raises(ConfigError, match="different settings"):
+        build_main([*args[:-4], "--flow", "tvl1", "--hf", "false", "--resume"])
+
+
+def _run_build(root: Path, out: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "assistant.cli", "data", "build", *SYNTH_BUILD_ARGS, "--root", str(root),
+           "--out", str(out), *extra]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_killed_build_resumes_to_the_same_output(synth_casme2_root, synth_casme2_build, tmp_path):
+    out = tmp_path / "out"
+    proc = _run_build(synth_casme2_root, out)
+    parts = out / "parts"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and len(list(parts.glob("*.json"))) < 1:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list(parts.glob("*.json")))
+    assert 1 <= done < 6, "the build should have been killed part-way"
+    assert not (out / "train.jsonl").exists()
+
+    resumed = _run_build(synth_casme2_root, out, "--resume", "--workers", "2")
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err.decode()[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["clips"]["resumed_from_parts"] == done
+    ref = synth_casme2_build
+    for name in ("train.jsonl", "llava.json", "README.md"):
+        assert (out / name).read_bytes() == (ref / name).read_bytes(), name
+    for image in (ref / "images").iterdir():
+        assert (out / "images" / image.name).read_bytes() == image.read_bytes(), image.name
+    assert not list(out.rglob("*.part*"))

@@ -1,0 +1,136 @@
+"""`meu eval` end to end on synthetic datasets in the official layouts, with the template reasoner."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from eval.compare import compare
+from eval.run import main
+
+REPO = Path(__file__).resolve().parent.parent
+FAST = ["--flow", "dis", "--progress", "false"]
+
+
+def _sheet_rows(path: Path) -> int:
+    ws = load_workbook(path, read_only=True).active
+    return sum(1 for row in ws.iter_rows(min_row=2, values_only=True) if any(c is not None for c in row))
+
+
+def _scores(out: Path) -> dict:
+    m = json.loads((out / "metrics.json").read_text())
+    return {k: m[k] for k in ("counts", "emotion", "au", "emotion_per_fold")}
+
+
+@pytest.fixture(scope="module")
+def straight_run(synth_casme2_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval") / "straight"
+    assert main(["--dataset", "casme2", "--root", str(synth_casme2_root), "--protocol", "loso", "--out", str(out),
+                 *FAST]) == 0
+    return out
+
+
+def test_report_files_and_counts(straight_run, synth_casme2_root):
+    for name in ("report.md", "metrics.json", "confusion.png", "au_f1.png", "predictions.jsonl"):
+        assert (straight_run / name).stat().st_size > 0
+    m = json.loads((straight_run / "metrics.json").read_text())
+    c = m["counts"]
+    assert c["sheet_rows"] == _sheet_rows(synth_casme2_root / "CASME2-coding-20140508.xlsx")
+    assert c["sheet_rows"] == c["skipped_by_loader"] + c["failed"] + c["usable"]
+    assert c["skipped_reasons"] == {"frames missing": 1}  # the writer's clip without frames
+    rows = [json.loads(x) for x in (straight_run / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == c["usable"] + c["failed"]
+    e = m["emotion"]
+    assert sum(map(sum, e["confusion"])) == c["emotion_scored"] == c["usable"] == e["n_samples"]
+    assert c["au_excluded_unknown_label"] == 1  # the sheet's "?" AU cell
+    assert set(m["au"]["detector"]["per_fold"]) == {r["fold"] for r in rows}
+    assert m["run"]["synthetic"] is True
+    report = (straight_run / "report.md").read_text()
+    assert "Synthetic data" in report and "same computation" in report
+    assert f"{e['uf1']:.3f}" in report
+
+
+def test_existing_run_needs_resume(straight_run, synth_casme2_root):
+    from assistant.errors import ConfigError
+
+    args = ["--dataset", "casme2", "--root", str(synth_casme2_root), "--protocol", "loso", "--out", str(straight_run)]
+    with pytest.raises(ConfigError, match="--resume"):
+        main([*args, *FAST])
+    with pytest.raises(ConfigError, match="different settings \\(flow\\)"):
+        main([*args, "--resume", "--flow", "tvl1", "--progress", "false"])
+
+
+def test_killed_run_resumes_to_the_same_metrics(straight_run, synth_casme2_root, tmp_path):
+    out = tmp_path / "killed"
+    args = ["--dataset", "casme2", "--root", str(synth_casme2_root), "--protocol", "loso", "--out", str(out), *FAST]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "eval", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    predictions = out / "predictions.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if predictions.is_file() and predictions.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = predictions.read_text().count("\n")
+    total = json.loads((straight_run / "metrics.json").read_text())["counts"]["usable"]
+    assert 1 <= done < total, "the run was not interrupted part-way"
+    assert not (out / "metrics.json").exists()
+    # resume with two motion workers: the worker count may change between a run and its resumption
+    assert main([*args, "--resume", "--workers", "2"]) == 0
+    rows = [json.loads(x) for x in predictions.read_text().splitlines()]
+    assert len(rows) == len({r["key"] for r in rows}) == total
+    assert _scores(out) == _scores(straight_run)
+
+
+def test_dfme_test_a_writes_a_submission(synth_dfme_root, tmp_path):
+    out = tmp_path / "dfme"
+    assert main(["--dataset", "dfme", "--root", str(synth_dfme_root), "--protocol", "dfme-test-a", "--out", str(out),
+                 *FAST]) == 0
+    lines = (out / "submission_test_a.csv").read_text().splitlines()
+    assert lines[0] == "clip_id,label"
+    assert len(lines) - 1 == _sheet_rows(synth_dfme_root / "DFME_test_A_full_with_AU.xlsx")
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["emotion"]["classes"] == ["happiness", "anger", "contempt", "disgust", "fear", "sadness", "surprise"]
+    assert {x.split(",")[1] for x in lines[1:]} <= set(m["emotion"]["classes"]) | {""}
+
+
+def test_compare_puts_runs_beside_published_rows(straight_run, tmp_path):
+    text = compare([str(straight_run)], tmp_path / "cmp")
+    assert "MELLM (published)" in text and "| 0.485 |" in text
+    assert "synthetic" in text
+    assert (tmp_path / "cmp" / "compare.png").stat().st_size > 0
+
+
+def test_loso_uses_each_folds_held_out_predictions(synth_casme2_root, tmp_path):
+    """A real `meu train au` output (the cheap training-prior model) as AU evidence: eval's pooled detector F1 equals
+    the training job's own pooled LOSO F1, and every clip gets its own fold's probabilities."""
+    from finetune.au import main as train_au
+
+    run_dir = tmp_path / "au"
+    assert train_au(["--model", "prior", "--dataset", "casme2", "--root", str(synth_casme2_root), "--out",
+                     str(run_dir), "--val-subjects", "0", "--final-model", "false", "--progress", "false"]) == 0
+    out = tmp_path / "eval"
+    assert main(["--dataset", "casme2", "--root", str(synth_casme2_root), "--protocol", "loso", "--detector", "aullm",
+                 "--au-run", str(run_dir), "--out", str(out), *FAST]) == 0
+    trained = json.loads((run_dir / "metrics.json").read_text())
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["au"]["detector"]["pooled"]["mean_f1"] == pytest.approx(trained["pooled"]["mean_f1"])
+    assert m["au"]["detector"]["pooled"]["f1"] == pytest.approx({str(k): v for k, v in trained["pooled"]["f1"].items()})
+    rows = {r["key"]: r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines())}
+    import csv
+
+    for line in csv.DictReader(open(run_dir / "predictions.csv")):
+        row = rows[line["key"]]
+        assert row["fold"] == line["fold"] == row["subject"]
+        assert row["probabilities"]["4"] == pytest.approx(float(line["prob_AU4"]))

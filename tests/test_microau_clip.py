@@ -1,0 +1,234 @@
+"""Micro-AU CLIP: patch lookup, attention, the three losses, checkpoints, the backend and a smoke LOSO run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from assistant.au.au_sentences import au_sentences, emotion_sentences
+from assistant.au.microau_clip import (
+    AU_LANDMARKS,
+    GlobalDependencyAttention,
+    MicroAUCLIPConfig,
+    PatchTokenAttention,
+    contrastive_label_matrix,
+    dependency_loss,
+    patch_indices,
+)
+from assistant.au.microau_clip_io import (
+    build_model,
+    flow_image,
+    load_microau_clip,
+    recognise_emotions,
+    save_microau_clip,
+)
+from assistant.emotions import SCHEME_CLASSES
+from assistant.facs import FACS
+from finetune.tiny_clip import build_tiny_clip
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
+
+
+def test_patch_lookup_picks_the_token_under_each_landmark():
+    rng = np.random.default_rng(0)
+    grid, patch = 7, 32
+    rows, cols = rng.integers(0, grid, 68), rng.integers(0, grid, 68)
+    # a point anywhere inside patch (row, col), including its top-left corner pixel
+    off = rng.uniform(0, patch - 1e-3, size=(68, 2))
+    off[0] = 0.0
+    pts = np.stack([cols * patch + off[:, 0], rows * patch + off[:, 1]], axis=1)
+    groups = [AU_LANDMARKS[1], AU_LANDMARKS[12], AU_LANDMARKS[17]]
+    got = patch_indices(torch.tensor(pts[None], dtype=torch.float32), groups, 224, patch)
+    for g, idx in zip(groups, got):
+        assert idx.shape == (1, len(g))
+        assert idx[0].tolist() == [int(rows[i] * grid + cols[i]) for i in g]
+
+
+def test_patch_lookup_clamps_points_outside_the_image():
+    pts = torch.zeros(1, 68, 2)
+    pts[0, 19] = torch.tensor([224.0, 230.0])  # past the bottom-right corner
+    pts[0, 20] = torch.tensor([-5.0, 40.0])  # left of the image, second patch row
+    idx = patch_indices(pts, [(19, 20)], 224, 32)[0][0].tolist()
+    assert idx == [6 * 7 + 6, 1 * 7 + 0]
+
+
+def test_attention_weights_sum_to_one():
+    torch.manual_seed(0)
+    pta = PatchTokenAttention(16, 8)
+    tokens = torch.randn(3, 5, 16)
+    fused, w = pta(tokens)
+    assert torch.allclose(w.sum(-1), torch.ones(3))
+    assert torch.allclose(fused, (w.unsqueeze(-1) * tokens).sum(1), atol=1e-6)
+    gda = GlobalDependencyAttention(4, 16, 8)
+    h, scores, a = gda(torch.randn(3, 4, 16))
+    assert torch.allclose(a.sum(-1), torch.ones(3)) and h.shape == (3, 4, 16)
+
+
+def test_contrastive_label_matrix_matches_hand_computed():
+    labels = torch.tensor([1, 0, 1, 1, 0])
+    expected = torch.tensor([
+        [1, 0, 1, 1, 0],
+        [0, 1, 0, 0, 1],
+        [1, 0, 1, 1, 0],
+        [1, 0, 1, 1, 0],
+        [0, 1, 0, 0, 1],
+    ], dtype=torch.float32)
+    assert torch.equal(contrastive_label_matrix(labels), expected)
+
+
+def test_dependency_loss_equals_independent_computation():
+    rng = np.random.default_rng(1)
+    scores = rng.normal(size=(4, 5))
+    labels = np.array([[1, 0, 1, 0, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 1, 0]], dtype=float)
+    total = 0.0
+    for s, y in zip(scores, labels):
+        log_a = [v - np.log(np.sum(np.exp(s))) for v in s]
+        t = y / y.sum() if y.sum() > 0 else np.full(len(y), 1 / len(y))
+        total += -sum(ti * li for ti, li in zip(t, log_a))
+    got = dependency_loss(torch.tensor(scores), torch.tensor(labels))
+    assert got.item() == pytest.approx(total / len(scores), rel=1e-6)
+
+
+def test_every_facs_au_has_sentences_and_a_landmark_group():
+    for code in FACS:
+        pos, neg = au_sentences(code)
+        assert pos and neg and pos != neg
+        assert all(0 <= i < 68 for i in AU_LANDMARKS[code])
+    for classes in SCHEME_CLASSES.values():
+        assert len(emotion_sentences(classes)) == len(classes)
+
+
+def test_flow_image_brightness_follows_magnitude_on_a_fixed_scale():
+    flow = np.zeros((64, 64, 2), np.float32)
+    flow[:32, :, 0] = 1.0  # half of the image moves right by half of full scale
+    img = flow_image(flow, flow_max_px=2.0, size=32)
+    assert img.shape == (32, 32, 3)
+    assert img[20:].max() == 0 and abs(int(img[:12].max()) - 127) <= 2
+
+
+def test_model_trains_the_configured_layers_and_round_trips(tiny_clip, tmp_path):
+    torch.manual_seed(0)
+    model, tok = build_model(tiny_clip, MicroAUCLIPConfig(aus=(1, 4, 12), trainable_layers=3))
+    vision_layers = model.clip.vision_model.encoder.layers
+    assert not any(p.requires_grad for p in vision_layers[0].parameters())
+    assert all(p.requires_grad for p in vision_layers[-1].parameters())
+    assert not any(p.requires_grad for p in model.clip.text_model.embeddings.parameters())
+    x, lm = torch.randn(4, 3, 224, 224), torch.rand(4, 68, 2) * 224
+    labels = torch.tensor([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 0]])
+    losses = model.loss(model(x, lm), labels)
+    losses["loss"].backward()
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert vision_layers[0].mlp.fc1.weight.grad is None and vision_layers[-1].mlp.fc1.weight.grad is not None
+    with torch.no_grad():  # as if trained: the unfrozen layer must travel in the checkpoint
+        vision_layers[-1].mlp.fc1.weight.add_(0.5)
+    save_microau_clip(model, tiny_clip, tmp_path / "ckpt")
+    again, tok2, config = load_microau_clip(tmp_path / "ckpt")
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(again(x, lm).logits, model(x, lm).logits, atol=1e-5)
+        classes = SCHEME_CLASSES["5"]
+        got = recognise_emotions(again, tok2, again(x, lm).au_features, classes)
+    assert len(got) == 4 and set(got) <= set(classes)
+
+
+def test_backend_detects_and_recognises_on_a_synthetic_clip(tiny_clip, tmp_path):
+    from assistant.au import get_detector
+    from assistant.au.base import AUDetector
+    from assistant.motion import MotionConfig, analyze_frames
+    from assistant.types import Clip
+    from instruction_data.synth import SynthSpec, render_clip
+
+    torch.manual_seed(0)
+    model, _ = build_model(tiny_clip, MicroAUCLIPConfig(aus=(1, 2, 12)))
+    save_microau_clip(model, tiny_clip, tmp_path / "ckpt")
+    clip_ = render_clip(SynthSpec(subject=0, aus=["12"], n_frames=10, frame_size=(320, 240), seed=3))
+    clip = Clip(source="synthetic", onset_frame=clip_.frames[clip_.onset], apex_frame=clip_.frames[clip_.apex],
+                onset=clip_.onset, apex=clip_.apex)
+    motion = MotionConfig(flow="dis")
+    detector = get_detector("microau_clip", checkpoint=tmp_path / "ckpt", motion=motion)
+    assert isinstance(detector, AUDetector)
+    evidence = detector.detect(clip)
+    assert evidence.backend == "microau_clip" and [s.code for s in evidence.scores] == [1, 2, 12]
+    assert all(0.0 <= s.probability <= 1.0 for s in evidence.scores)
+    analysis = analyze_frames(clip.onset_frame, clip.apex_frame, motion)
+    again = detector.detect(clip, analysis)  # a given analysis is used as is: same input, same answer
+    assert [s.probability for s in again.scores] == pytest.approx([s.probability for s in evidence.scores], abs=1e-6)
+    for scheme in ("3", "5", "7"):
+        assert detector.recognise_emotion(clip, analysis, scheme=scheme) in SCHEME_CLASSES[scheme]
+
+
+def test_smoke_loso_with_the_tiny_clip(tiny_clip, synth_casme2_root, tmp_path):
+    import json
+
+    from finetune.au import run
+    from finetune.au_microau_clip import TrainMicroAUCLIPConfig
+    from instruction_data.loaders import load_dataset
+
+    records = load_dataset("casme2", synth_casme2_root).records
+    config = TrainMicroAUCLIPConfig(dataset="casme2", out=str(tmp_path / "run"), clip_backbone=str(tiny_clip),
+                                    clip_flow="dis", epochs=2, batch_size=4, progress=False, threads=1)
+    threads = torch.get_num_threads()
+    try:  # one thread: tiny matrices on two busy cores run many times faster without thread hand-offs
+        metrics = run(config, records)
+    finally:
+        torch.set_num_threads(threads)
+    known = [r for r in records if not r.aus.unknown]  # a "?" AU cell cannot be scored
+    subjects = sorted({r.subject for r in known})
+    assert metrics["n_folds"] == len(subjects) and metrics["n_clips"] == len(known)
+    assert 0.0 <= metrics["pooled"]["mean_f1"] <= 1.0
+    for s in subjects:
+        assert (tmp_path / "run" / "folds" / s / "predictions.csv").is_file()
+    saved = json.loads((tmp_path / "run" / "final" / "config.json").read_text())
+    assert saved["model"] == "microau_clip" and saved["microau_clip"]["aus"] == [1, 2, 4, 7, 12, 14, 15, 17]
+    assert len(list((tmp_path / "run" / "cache" / "microau_clip").glob("*.npz"))) == len(known)
+
+
+def test_recipe_yaml_parses_into_the_run_config():
+    from pathlib import Path
+
+    from assistant.config import parse_config
+    from finetune.au_microau_clip import TrainMicroAUCLIPConfig, options
+
+    path = Path(__file__).resolve().parent.parent / "configs" / "au_microau_clip_casme2.yaml"
+    config, _ = parse_config(TrainMicroAUCLIPConfig, ["--config", str(path), "--clip-lr-heads", "0.02"], "t", "t")
+    opts = options(config)
+    assert config.model == "microau_clip" and opts.clip_lr_encoder == 0.001 and opts.clip_lr_heads == 0.02
+    assert opts.clip_trainable_layers == 3
+
+
+def test_contrastive_loss_equals_independent_computation():
+    from assistant.au.microau_clip import au_contrastive_loss
+
+    rng = np.random.default_rng(2)
+    f = rng.normal(size=(4, 1, 3))
+    f /= np.linalg.norm(f, axis=-1, keepdims=True)
+    t = rng.normal(size=(1, 2, 3))
+    t /= np.linalg.norm(t, axis=-1, keepdims=True)
+    y = np.array([[1], [0], [1], [1]])
+    scale = 10.0
+    logits = np.array([[scale * f[i, 0] @ t[0, y[j, 0]] for j in range(4)] for i in range(4)])
+    m = np.array([[float(y[i, 0] == y[j, 0]) for j in range(4)] for i in range(4)])
+
+    def soft_ce(lg, target):
+        logp = lg - np.log(np.exp(lg).sum(axis=1, keepdims=True))
+        return float(np.mean(-(target / target.sum(axis=1, keepdims=True) * logp).sum(axis=1)))
+
+    expected = (soft_ce(logits, m) + soft_ce(logits.T, m.T)) / 2
+    got = au_contrastive_loss(torch.tensor(f), torch.tensor(t), torch.tensor(y), torch.tensor(scale))
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_train_au_help_lists_the_micro_au_clip_settings(capsys):
+    from assistant import cli
+
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["train", "au", "--model", "microau_clip", "--help"])
+    assert stop.value.code == 0
+    assert "--clip-backbone" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["train", "au", "--model", "aullm", "--help"])
+    assert "--clip-backbone" not in capsys.readouterr().out
