@@ -159,7 +159,6 @@ def main(argv: list[str] | None = None) -> int:
                  "clips_scored": metrics["n_clips"], "frame_size": args.size, "seed": args.seed,
                  "aus": metrics["aus"]},
         "results": results,
-        "microau_clip": results.get("microau_clip"),  # filled when helper D's model is benchmarked
         "margins": {f"{m}_minus_{b}": round(results[m]["pooled_macro_f1"] - results[b]["pooled_macro_f1"], 4)
                     for m in LEARNED if m in results for b in ("always_positive", "prior") if b in results},
         "wall_s": timings,
