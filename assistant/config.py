@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -82,14 +84,35 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         parser.add_argument(flag, **kwargs)
 
 
+def values_from_env(cls: type, prefix: str, environ: Mapping[str, str] | None = None) -> dict:
+    """`PREFIX<FIELD>` environment variables as typed settings of `cls` (only those that are set)."""
+    environ = os.environ if environ is None else environ
+    hints = typing.get_type_hints(cls)
+    out: dict = {}
+    for f in dataclasses.fields(cls):
+        raw = environ.get(prefix + f.name.upper())
+        if raw is None or raw == "":
+            continue
+        tp = _base_type(hints[f.name])
+        try:
+            out[f.name] = _to_bool(raw) if tp is bool else tp(raw)
+        except (ValueError, argparse.ArgumentTypeError):
+            raise ConfigError(f"{prefix}{f.name.upper()}={raw!r} is not a valid {tp.__name__}.") from None
+    return out
+
+
 def parse_config(cls: type[T], argv: list[str] | None, prog: str, description: str,
-                 parser: argparse.ArgumentParser | None = None) -> tuple[T, argparse.Namespace]:
-    """Parse `argv` into `cls`: YAML from `--config` first, flags on top. Returns the config and the namespace."""
+                 parser: argparse.ArgumentParser | None = None, env_prefix: str | None = None,
+                 environ: Mapping[str, str] | None = None) -> tuple[T, argparse.Namespace]:
+    """Parse `argv` into `cls`: defaults < environment (`env_prefix`, when given) < YAML from `--config` < flags.
+    Returns the config and the namespace (extra arguments may be added to `parser` beforehand)."""
     parser = parser or argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--config", help="YAML file with settings; flags given here override it")
     add_dataclass_arguments(parser, cls)
     ns = parser.parse_args(argv)
-    data = load_yaml(ns.config) if getattr(ns, "config", None) else {}
+    data = values_from_env(cls, env_prefix, environ) if env_prefix else {}
+    if getattr(ns, "config", None):
+        data.update(load_yaml(ns.config))
     names = {f.name for f in dataclasses.fields(cls)}
     data.update({k: v for k, v in vars(ns).items() if k in names})
     return from_dict(cls, data), ns

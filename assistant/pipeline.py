@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
 import threading
 import time
 import typing
@@ -25,7 +24,7 @@ import numpy as np
 
 from assistant.au import AU, get_detector
 from assistant.clip import ClipLimits
-from assistant.config import _base_type, _to_bool, add_dataclass_arguments, from_dict, load_yaml
+from assistant.config import parse_config
 from assistant.emotions import SCHEME_CLASSES
 from assistant.errors import ConfigError, MEUError
 from assistant.motion import MotionConfig, analyze_clip
@@ -100,37 +99,12 @@ class AssistantConfig:
         return ClipLimits(max_bytes=int(self.max_upload_mb * 2**20), max_frames=int(self.max_frames))
 
 
-def config_from_env(environ: typing.Mapping[str, str] | None = None) -> dict:
-    """`MEU_<FIELD>` variables as typed settings (only those that are set)."""
-    environ = os.environ if environ is None else environ
-    hints = typing.get_type_hints(AssistantConfig)
-    out: dict = {}
-    for f in dataclasses.fields(AssistantConfig):
-        raw = environ.get(ENV_PREFIX + f.name.upper())
-        if raw is None or raw == "":
-            continue
-        tp = _base_type(hints[f.name])
-        try:
-            out[f.name] = _to_bool(raw) if tp is bool else tp(raw)
-        except (ValueError, argparse.ArgumentTypeError):
-            raise ConfigError(f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {tp.__name__}.") from None
-    return out
-
-
 def parse_assistant_config(argv: list[str] | None, parser: argparse.ArgumentParser | None = None,
                            environ: typing.Mapping[str, str] | None = None
                            ) -> tuple[AssistantConfig, argparse.Namespace]:
     """Defaults < MEU_* environment < YAML (--config) < flags. Extra flags may be added to `parser` first."""
-    parser = parser or argparse.ArgumentParser(description="MEU assistant settings")
-    parser.add_argument("--config", help="YAML file with settings; flags given here override it")
-    add_dataclass_arguments(parser, AssistantConfig)
-    ns = parser.parse_args(argv)
-    data = config_from_env(environ)
-    if getattr(ns, "config", None):
-        data.update(load_yaml(ns.config))
-    names = {f.name for f in dataclasses.fields(AssistantConfig)}
-    data.update({k: v for k, v in vars(ns).items() if k in names})
-    return from_dict(AssistantConfig, data), ns
+    return parse_config(AssistantConfig, argv, "meu app", "MEU assistant settings", parser=parser,
+                        env_prefix=ENV_PREFIX, environ=environ)
 
 
 @dataclass
