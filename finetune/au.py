@@ -23,11 +23,13 @@ import dataclasses
 import importlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import yaml
+from tqdm import tqdm
 
 from assistant.config import load_yaml, parse_config
 from assistant.errors import ConfigError
@@ -112,6 +114,29 @@ def usable_records(records: list, name: str = "") -> list:
         log.warning("%s: %d clip(s) with unreadable AU codes left out of AU training and scoring",
                     name or "data", len(records) - len(kept))
     return kept
+
+
+def train_epochs(epochs: int, patience: int, run_epoch: Callable[[], float], val_loss: Callable[[], float] | None,
+                 snapshot: Callable[[], dict], restore: Callable[[dict], None], progress: bool = True) -> dict:
+    """The adapters' epoch loop: `run_epoch()` trains once and returns the mean training loss; with validation data,
+    training stops after `patience` epochs without a better validation loss and the best state is restored."""
+    best, best_state, stale, history = float("inf"), None, 0, []
+    bar = tqdm(range(epochs), desc="epochs", disable=not progress, leave=False)
+    for epoch in bar:
+        entry = {"epoch": epoch + 1, "train_loss": float(run_epoch())}
+        if val_loss is not None:
+            entry["val_loss"] = float(val_loss())
+            if entry["val_loss"] < best - 1e-6:
+                best, best_state, stale = entry["val_loss"], snapshot(), 0
+            else:
+                stale += 1
+        history.append(entry)
+        bar.set_postfix({k: round(v, 4) for k, v in entry.items() if k != "epoch"})
+        if val_loss is not None and stale >= patience:
+            break
+    if best_state is not None:
+        restore(best_state)
+    return {"epochs_run": len(history), "best_val_loss": None if best == float("inf") else best, "history": history}
 
 
 def make_adapter(config: TrainAUConfig, aus: list[int]):

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from assistant.au.aullm import AULLMConfig, asymmetric_loss
 from assistant.au.checkpoint import build_aullm, save_aullm
 from assistant.au.graph import cooccurrence_prior
 from assistant.au.preprocess import ClipCache, clip_tensor
+from finetune.au import train_epochs
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,8 @@ class AULLMAdapter:
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         train_crops = self._crops(train.records)
         val_crops = self._crops(val.records) if val is not None and len(val.records) else None
-        best, best_state, stale, history = float("inf"), None, 0, []
-        bar = tqdm(range(cfg.epochs), desc="epochs", disable=not cfg.progress, leave=False)
-        for epoch in bar:
+
+        def run_epoch() -> float:
             self.model.train()
             losses = []
             for x, y in self._batches(train_crops, train.labels, rng, True):
@@ -93,22 +92,13 @@ class AULLMAdapter:
                 loss.backward()
                 opt.step()
                 losses.append(loss.item())
-            entry = {"epoch": epoch + 1, "train_loss": float(np.mean(losses))}
-            if val_crops is not None:
-                entry["val_loss"] = self._val_loss(val_crops, val.labels)
-                if entry["val_loss"] < best - 1e-6:
-                    best, stale = entry["val_loss"], 0
-                    best_state = copy.deepcopy(self.model.trainable_state_dict())
-                else:
-                    stale += 1
-            history.append(entry)
-            bar.set_postfix({k: round(v, 4) for k, v in entry.items() if k != "epoch"})
-            if val_crops is not None and stale >= cfg.patience:
-                break
-        if best_state is not None:
-            self.model.load_state_dict(best_state, strict=False)
-        return {"epochs_run": len(history), "best_val_loss": None if best == float("inf") else best,
-                "history": history}
+            return float(np.mean(losses))
+
+        return train_epochs(
+            cfg.epochs, cfg.patience, run_epoch,
+            (lambda: self._val_loss(val_crops, val.labels)) if val_crops is not None else None,
+            lambda: copy.deepcopy(self.model.trainable_state_dict()),
+            lambda state: self.model.load_state_dict(state, strict=False), cfg.progress)
 
     def predict(self, data) -> np.ndarray:
         self.model.eval()

@@ -30,7 +30,7 @@ from assistant.au.microau_clip_io import build_model, model_inputs, pixel_values
 from assistant.clip import read_image
 from assistant.files import atomic_path
 from assistant.motion import MotionConfig, analyze_frames
-from finetune.au import TrainAUConfig
+from finetune.au import TrainAUConfig, train_epochs
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +135,8 @@ class MicroAUCLIPAdapter:
         opt, sched = make_optimizer(self.model, self.opts, cfg.weight_decay, cfg.epochs)
         images, points = self._inputs(train)
         val_inputs = self._inputs(val) if val is not None and len(val.records) else None
-        best, best_state, stale, history = float("inf"), None, 0, []
-        bar = tqdm(range(cfg.epochs), desc="epochs", disable=not cfg.progress, leave=False)
-        for epoch in bar:
+
+        def run_epoch() -> float:
             self.model.train()
             losses = []
             for x, lm, y in self._batches(images, points, train.labels, rng.permutation(len(train.labels))):
@@ -147,22 +146,12 @@ class MicroAUCLIPAdapter:
                 opt.step()
                 losses.append(loss.item())
             sched.step()
-            entry = {"epoch": epoch + 1, "train_loss": float(np.mean(losses))}
-            if val_inputs is not None:
-                entry["val_loss"] = self._val_loss(*val_inputs, val.labels)
-                if entry["val_loss"] < best - 1e-6:
-                    best, stale = entry["val_loss"], 0
-                    best_state = copy.deepcopy(self.model.state_dict())
-                else:
-                    stale += 1
-            history.append(entry)
-            bar.set_postfix({k: round(v, 4) for k, v in entry.items() if k != "epoch"})
-            if val_inputs is not None and stale >= cfg.patience:
-                break
-        if best_state is not None:
-            self.model.load_state_dict(best_state)
-        return {"epochs_run": len(history), "best_val_loss": None if best == float("inf") else best,
-                "history": history}
+            return float(np.mean(losses))
+
+        return train_epochs(
+            cfg.epochs, cfg.patience, run_epoch,
+            (lambda: self._val_loss(*val_inputs, val.labels)) if val_inputs is not None else None,
+            lambda: copy.deepcopy(self.model.state_dict()), self.model.load_state_dict, cfg.progress)
 
     def predict(self, data) -> np.ndarray:
         self.model.eval()
