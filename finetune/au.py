@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import importlib
 import json
 import logging
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from tqdm import tqdm
 from assistant.config import load_yaml, parse_config
 from assistant.errors import ConfigError
 from assistant.files import atomic_write_text
+from assistant.registry import lookup
 from eval.metrics import choose_thresholds, folded_multilabel_scores
 from eval.protocols import all_subjects_split, cross_dataset_fold, dataset_aus, loso_folds, shared_aus
 
@@ -140,11 +140,7 @@ def train_epochs(epochs: int, patience: int, run_epoch: Callable[[], float], val
 
 
 def make_adapter(config: TrainAUConfig, aus: list[int]):
-    try:
-        module_name, attr = MODELS[config.model].split(":")
-    except KeyError:
-        raise ConfigError(f"Unknown model {config.model!r}; choose one of: {', '.join(sorted(MODELS))}.") from None
-    return getattr(importlib.import_module(module_name), attr)(config, aus)
+    return lookup(MODELS, config.model, "model")(config, aus)
 
 
 def _predictions_csv(fold: str, data: FoldData, probs: np.ndarray, thresholds: list[float], aus: list[int]) -> str:
@@ -321,8 +317,7 @@ def _config_class(argv: list[str] | None) -> type:
     model = ns.model or (load_yaml(ns.config).get("model") if ns.config else None) or TrainAUConfig.model
     if model not in CONFIGS:
         return TrainAUConfig
-    module_name, attr = CONFIGS[model].split(":")
-    return getattr(importlib.import_module(module_name), attr)
+    return lookup(CONFIGS, model, "model settings")
 
 
 def main(argv: list[str] | None = None) -> int:

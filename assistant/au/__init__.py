@@ -6,10 +6,8 @@ Backends are named in `DETECTORS` as "module:attribute" strings and imported onl
 
 from __future__ import annotations
 
-import importlib
-
 from assistant.au.codes import AU, AUSet, format_aus, parse_aus
-from assistant.errors import BackendError
+from assistant.registry import lookup
 
 DETECTORS: dict[str, str] = {
     "rules": "assistant.au.rules:RulesDetector",
@@ -20,12 +18,7 @@ DETECTORS: dict[str, str] = {
 
 def get_detector(name: str, **kwargs):
     """Build the detector backend called `name` (see `DETECTORS`) with backend-specific keyword arguments."""
-    try:
-        target = DETECTORS[name]
-    except KeyError:
-        raise BackendError(f"Unknown AU detector {name!r}; choose one of: {', '.join(sorted(DETECTORS))}.") from None
-    module_name, attr = target.split(":")
-    return getattr(importlib.import_module(module_name), attr)(**kwargs)
+    return lookup(DETECTORS, name, "AU detector")(**kwargs)
 
 
 __all__ = ["AU", "AUSet", "DETECTORS", "format_aus", "get_detector", "parse_aus"]

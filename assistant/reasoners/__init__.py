@@ -6,9 +6,7 @@ torch or transformers.
 
 from __future__ import annotations
 
-import importlib
-
-from assistant.errors import BackendError
+from assistant.registry import lookup
 
 REASONERS: dict[str, str] = {
     "template": "assistant.reasoners.template:TemplateReasoner",
@@ -18,17 +16,7 @@ REASONERS: dict[str, str] = {
 
 def get_reasoner(name: str, **kwargs):
     """Build the reasoner backend called `name` with backend-specific keyword arguments."""
-    try:
-        target = REASONERS[name]
-    except KeyError:
-        raise BackendError(f"Unknown reasoner {name!r}; choose one of: {', '.join(sorted(REASONERS))}.") from None
-    module_name, attr = target.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise BackendError(f"The {name} reasoner cannot be loaded ({err}); install the training extras "
-                           "(`pip install -e '.[train]'`) or use --reasoner template.") from None
-    return getattr(module, attr)(**kwargs)
+    return lookup(REASONERS, name, "reasoner")(**kwargs)
 
 
 __all__ = ["REASONERS", "get_reasoner"]
