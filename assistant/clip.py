@@ -183,14 +183,16 @@ def open_source(source: str | Path | list[np.ndarray], limits: ClipLimits | None
 
 
 def face_signature(frame: np.ndarray, box: tuple[int, int, int, int] | None, size: int = 64) -> np.ndarray:
-    """Blurred grey thumbnail of the face box: cheap to compare, insensitive to sensor noise."""
+    """Blurred grey thumbnail of the face box, normalised to zero mean and unit spread: cheap to compare, and blind to
+    sensor noise and to global lighting changes (a slow brightness drift would otherwise win the apex search)."""
     if box is not None:
         x0, y0, x1, y1 = box
         h, w = frame.shape[:2]
         frame = frame[max(0, y0):min(h, y1), max(0, x0):min(w, x1)]
     grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     small = cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
-    return cv2.GaussianBlur(small, (5, 5), 1.0)
+    small = cv2.GaussianBlur(small, (5, 5), 1.0)
+    return (small - small.mean()) / (small.std() + 1e-6)
 
 
 def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np.ndarray | None = None, *,

@@ -11,6 +11,7 @@ import pytest
 from assistant import cli
 from assistant.clip import load_clip, write_video
 from assistant.errors import FrameIndexError
+from assistant.face import crop_box, detect_face
 from assistant.files import save_png
 from instruction_data.synth import SynthSpec, render_clip
 
@@ -105,3 +106,15 @@ def test_bad_input_gives_one_clear_line_and_writes_nothing(synth_brow_clip, tmp_
         assert words in err, (name, err)
         assert len(err.strip().splitlines()) == 1, (name, err)
         assert not out.exists(), name
+
+
+def test_apex_spotting_ignores_a_slow_lighting_change():
+    clip = render_clip(SynthSpec(subject=2, aus=["12"], n_frames=40, onset=2, apex=15, offset=30, amplitude_px=1.5,
+                                 illumination_drift=-0.1, frame_size=(320, 240), seed=2))
+
+    def face_box(frame):
+        box = crop_box(detect_face(frame))
+        return box.x0, box.y0, box.x1, box.y1
+
+    spotted = load_clip(clip.frames, onset=2, face_box=face_box)
+    assert abs(spotted.apex - clip.apex) <= 2  # the darkest frame (the last) must not win
