@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from assistant.emotions import SCHEME_CLASSES
 from assistant.types import Answer, AUEvidence, MotionAnalysis
 
 T = TypeVar("T")
@@ -24,7 +25,7 @@ class ReasoningRequest:
     analysis: MotionAnalysis
     evidence: AUEvidence
     lang: str = "en"  # "en" | "zh"
-    emotion_options: tuple[str, ...] = ("happiness", "disgust", "repression", "surprise", "others")
+    emotion_options: tuple[str, ...] = SCHEME_CLASSES["5"]
     include_evidence: bool = True  # put the AU evidence line into the prompt
     include_regions: bool = False  # put the region motion table into the prompt as text
 
