@@ -69,6 +69,18 @@ def _status(result: Result) -> str:
     return "\n\n".join(parts)
 
 
+def pick_source(mode: str, video: str | None, onset: str | None, apex: str | None) -> tuple[str, str | None]:
+    """(clip, apex image) from the open tab's inputs, else the other tab's. Half an image pair on the image tab is an
+    error: analysing a video left in the other tab would answer a question the user did not ask."""
+    if mode == "images" and bool(onset) != bool(apex):
+        raise MEUError(f"Add the {'apex' if onset else 'onset'} image too: an image pair needs both frames.")
+    if onset and apex and (mode == "images" or not video):
+        return onset, apex
+    if video:
+        return video, None
+    raise MEUError("Upload a video clip, or both an onset image and an apex image, then press Analyse.")
+
+
 def backends_markdown(assistant: Assistant) -> str:
     rows = [f"| {k} | {v} |" for k, v in assistant.backends().items()]
     limits = assistant.config
@@ -142,14 +154,7 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
         def run(mode, video_path, onset_path, apex_path, onset_n, apex_n, lang):
             blank = (None, None, None, None, "", "", [], None)
             try:
-                if mode == "images" and onset_path and apex_path:
-                    source, apex_img = onset_path, apex_path
-                elif video_path:
-                    source, apex_img = video_path, None
-                elif onset_path and apex_path:
-                    source, apex_img = onset_path, apex_path
-                else:
-                    raise MEUError("Upload a video clip, or both an onset image and an apex image, then press Analyse.")
+                source, apex_img = pick_source(mode, video_path, onset_path, apex_path)
                 # an empty number box arrives as 0 or None: both mean "from the start" / "spot the apex"
                 onset_i = int(onset_n) if onset_n and apex_img is None else None
                 apex_i = int(apex_n) if apex_n and apex_img is None else None

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".webm", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+MAX_ASPECT_GAP = 0.02  # onset/apex images whose aspect ratios differ more than this are not one clip's frames
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,14 @@ class FrameSource:
         return [got[int(i)] for i in indices]
 
 
+def _upright(frame: av.VideoFrame) -> np.ndarray:
+    """RGB pixels turned the way the file says to show them: phones store portrait clips sideways with a display
+    rotation, and a sideways face gets wrong landmarks and wrong motion directions."""
+    rgb = frame.to_ndarray(format="rgb24")
+    turns = round((frame.rotation or 0) / 90) % 4  # counter-clockwise quarter turns
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+
+
 def _video_source(path: Path, limits: ClipLimits) -> FrameSource:
     try:
         container = av.open(str(path))
@@ -137,7 +146,7 @@ def _video_source(path: Path, limits: ClipLimits) -> FrameSource:
                             f"{path.name} has more than {limits.max_frames} frames; cut the clip around the "
                             "expression or raise the frame limit."
                         )
-                    yield frame.to_ndarray(format="rgb24")
+                    yield _upright(frame)
         except av.error.FFmpegError as err:
             raise UnreadableClipError(f"{path.name} is damaged: decoding stopped ({err}).") from None
 
@@ -207,14 +216,20 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
     if apex_image is not None:
         onset_img = read_image(source) if not isinstance(source, np.ndarray) else to_rgb(source)
         apex_img = read_image(apex_image) if not isinstance(apex_image, np.ndarray) else to_rgb(apex_image)
+        warnings = []
         if onset_img.shape != apex_img.shape:
-            apex_img = cv2.resize(apex_img, (onset_img.shape[1], onset_img.shape[0]), interpolation=cv2.INTER_AREA)
+            (h0, w0), (h1, w1) = onset_img.shape[:2], apex_img.shape[:2]
+            if abs(w1 / h1 - w0 / h0) > MAX_ASPECT_GAP * w0 / h0:  # stretching would read as facial motion
+                raise UnreadableClipError(f"The onset image is {w0}x{h0} px and the apex image {w1}x{h1} px; give two "
+                                          "frames of the same clip, at the same size.")
+            apex_img = cv2.resize(apex_img, (w0, h0), interpolation=cv2.INTER_AREA)
+            warnings.append(f"The apex image ({w1}x{h1} px) was resized to the onset image's {w0}x{h0} px.")
         return Clip(source=str(source) if not isinstance(source, np.ndarray) else "<image>",
-                    onset_frame=onset_img, apex_frame=apex_img, onset=0, apex=1, n_frames=2)
+                    onset_frame=onset_img, apex_frame=apex_img, onset=0, apex=1, n_frames=2, warnings=warnings)
 
     src = open_source(source, limits)
     start = 0 if onset is None else int(onset)
-    if start < 0 or (apex is not None and apex <= start) or (offset is not None and offset < (apex or start)):
+    if start < 0 or (apex is not None and apex <= start) or (offset is not None and offset < (apex or start + 1)):
         raise FrameIndexError(f"Frame indices must satisfy 0 <= onset < apex <= offset; got onset={onset}, "
                               f"apex={apex}, offset={offset}.")
     if apex is not None and src.random_access:

@@ -16,12 +16,16 @@ import numpy as np
 
 from assistant import face as face_mod
 from assistant.clip import ClipLimits, load_clip
+from assistant.errors import ConfigError
 from assistant.flow import COMPENSATIONS, FLOW_METHODS, compensate, compute_flow
-from assistant.mmc import FULL_SCALE_PX, MMC_MODES, mmc_map
+from assistant.mmc import FLOOR_PX, FULL_SCALE_PX, MMC_MODES, mmc_map
 from assistant.regions import region_motion
 from assistant.types import Clip, MotionAnalysis, MotionField
 
 log = logging.getLogger(__name__)
+
+MIN_SIZE = 64  # px; below this the regions are a few pixels wide
+SMALL_FACE_PX = 80  # faces narrower than this in the source frame get a warning: sub-pixel motion is lost
 
 
 @dataclass
@@ -35,6 +39,17 @@ class MotionConfig:
     margin: float = field(default=0.15, metadata={"help": "crop margin around the landmarks, fraction of face size"})
     full_scale_px: float = field(default=FULL_SCALE_PX,
                                  metadata={"help": "motion (px at 256) drawn at full brightness"})
+
+    def __post_init__(self):
+        """Flags and YAML reach here unchecked; impossible values would surface as OpenCV assertions or a blank map."""
+        if self.size < MIN_SIZE:
+            raise ConfigError(f"size={self.size} is too small; the face crop needs at least {MIN_SIZE} px "
+                              "(default 256).")
+        if not 0 <= self.margin <= 1:
+            raise ConfigError(f"margin={self.margin} must lie between 0 and 1 (a fraction of the face size).")
+        if self.full_scale_px <= FLOOR_PX:
+            raise ConfigError(f"full_scale_px={self.full_scale_px} must be above the {FLOOR_PX} px floor under which "
+                              "motion is not drawn.")
 
 
 def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | None = None,
@@ -69,6 +84,10 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
     timings["regions"] = time.perf_counter() - t
 
     warnings = []
+    face_px = landmarks.box[2] - landmarks.box[0]
+    if face_px < SMALL_FACE_PX:
+        warnings.append(f"The face is only {face_px:.0f} px wide; motion of a fraction of a pixel cannot be measured "
+                        "reliably on so small a face, so read the result with care (150 px or more is best).")
     if landmarks.n_faces > 1:
         warnings.append(f"{landmarks.n_faces} faces were found; the largest one was analysed.")
     if abs(head.get("rotation", 0.0)) > 3 or abs(head.get("scale", 1.0) - 1) > 0.03:

@@ -55,8 +55,9 @@ _EMOTION_KEY = re.compile(r"(micro[- ]?expression|emotion|expression|微表情|�
 _AU_KEY = re.compile(r"(AUs|action units?|动作单元)\s*[:：]", re.IGNORECASE)
 _NONE_WORDS = re.compile(r"^\s*(none|no aus?|无|没有)\b", re.IGNORECASE)
 _MARKUP = re.compile(r"[*_`#>]+")
-_NEGATION = re.compile(r"\b(not|no|rather than|instead of|unlike|without)\s+(\w+\s+){0,2}$|(不是|并非|而非|没有)$",
-                       re.IGNORECASE)
+# a negation at most two words before a label; in "not X but Y" only X is negated
+_NEGATION = re.compile(r"\b(not|no|rather than|instead of|unlike|without)\s+((?!but\b)\w+\s+){0,2}$"
+                       r"|(不是|并非|而非|没有)$", re.IGNORECASE)
 
 
 @dataclass
@@ -67,7 +68,7 @@ class ParsedAnswer:
     candidates: list[str] = field(default_factory=list)  # distinct labels found where one was expected
     out_of_scheme: bool = False  # a label was read but is not one of `scheme_classes`
     raw_label: str | None = None  # the word as written
-    conclusion: str | None = None  # the conclusion line when one was found
+    conclusion: str | None = None  # the conclusion line as written (markup kept), when one was found
     notes: list[str] = field(default_factory=list)
 
 
@@ -102,15 +103,23 @@ def _aus_in(segment: str) -> list[int]:
 
 
 def _conclusion(text: str) -> tuple[str | None, str | None, str | None]:
-    """The last line holding an emotion key: (line, AU part, emotion part)."""
-    for line in reversed([_clean(x).strip() for x in text.splitlines()]):
+    """The last line holding an emotion key: (line as written, AU part, emotion part); the parts are markup-free.
+
+    The AU part is what follows an "AUs:" key before the emotion key, or, without a key, that text when it names AU
+    codes ("Final answer: AU6 and AU12; Micro-expression: ..."); None sends the caller to an "AUs:" line above."""
+    for raw in reversed(text.splitlines()):
+        line = _clean(raw).strip()
         m = _EMOTION_KEY.search(line)
         if not m:
             continue
         emotion_part = line[m.end():]
         au_part = line[:m.start()]
         k = _AU_KEY.search(au_part)
-        return line, (au_part[k.end():] if k else None), emotion_part
+        if k:
+            au_part = au_part[k.end():]
+        elif not _AU_RE.search(au_part):  # AU codes on the line count even without an "AUs:" key
+            au_part = None
+        return raw.strip(), au_part, emotion_part
     return None, None, None
 
 

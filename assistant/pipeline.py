@@ -65,6 +65,10 @@ class AssistantConfig:
     vlm_base: str | None = field(default=None, metadata={"help": "Qwen2.5-VL base model: hub name or local path"})
     vlm_adapter: str | None = field(default=None, metadata={"help": "LoRA adapter folder for --vlm-base"})
     vlm_max_new_tokens: int = field(default=512, metadata={"help": "longest VLM answer (tokens)"})
+    vlm_evidence: bool = field(default=False, metadata={
+        "help": "put the AU detector's probabilities into the VLM prompt (for a model trained on data built with "
+                "`meu data build --evidence`)"})
+    vlm_regions: bool = field(default=False, metadata={"help": "put the region motion table into the VLM prompt"})
     aullm_checkpoint: str | None = field(default=None, metadata={"help": "AU-LLM checkpoint folder"})
     microau_clip_checkpoint: str | None = field(default=None, metadata={
         "help": "Micro-AU CLIP checkpoint folder (used with --detector microau_clip)"})
@@ -76,6 +80,7 @@ class AssistantConfig:
             if choices and getattr(self, f.name) not in choices:
                 raise ConfigError(f"{f.name}={getattr(self, f.name)!r} is not valid; choose one of: "
                                   f"{', '.join(map(str, choices))}.")
+        self.motion_config()  # checks size, margin and the motion settings now, not at the first upload
         if self.max_upload_mb <= 0 or self.max_frames < 2:
             raise ConfigError("max_upload_mb must be positive and max_frames at least 2 (an onset and an apex).")
 
@@ -255,7 +260,8 @@ class Assistant:
         yield Progress("evidence", analysis=analysis, evidence=evidence)
 
         request = ReasoningRequest(analysis=analysis, evidence=evidence, lang=lang,
-                                   emotion_options=SCHEME_CLASSES[self.config.scheme])
+                                   emotion_options=SCHEME_CLASSES[self.config.scheme],
+                                   include_evidence=self.config.vlm_evidence, include_regions=self.config.vlm_regions)
         t = time.perf_counter()
         text = ""
         for text in self.reasoner.stream(request):
@@ -294,8 +300,15 @@ class Assistant:
             raise MEUError("Analyse a clip first: follow-up questions are answered from its analysis.")
         if not message or not message.strip():
             raise MEUError("Type a question about the clip first.")
-        conversation = Conversation(request=result.request, answer=result.answer, turns=_turns(history))
-        yield from self.reasoner.follow_up(conversation, message.strip())
+        yield from self.reasoner.follow_up(self.conversation(history, result), message.strip())
+
+    def conversation(self, history: list | None, result: Result) -> Conversation:
+        """The grounding of a follow-up: `result` and the turns since its answer. A chat window that opens with that
+        answer (as the app's does) has it dropped, since the conversation already holds it."""
+        turns = _turns(history)
+        if turns and turns[0].role == "assistant" and turns[0].content.strip() == result.answer.text.strip():
+            turns = turns[1:]
+        return Conversation(request=result.request, answer=result.answer, turns=turns)
 
     def chat(self, history: list | None, message: str, result: Result | None = None) -> str:
         return last(self.chat_stream(history, message, result), "")

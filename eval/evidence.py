@@ -7,8 +7,10 @@
   subject, so it would be tested on its own training clips.
 - `aullm` with a training run (`--au-run`, the output folder of `meu train au`): that job writes, per fold, the
   held-out predictions of the model trained without the fold's subject (`folds/<subject>/predictions.csv`,
-  probabilities and the thresholds chosen on training subjects) and keeps no per-fold weights. Those held-out
-  probabilities are the LOSO evidence: each sample gets the output of the model that never saw its subject.
+  probabilities and the thresholds chosen on training subjects; `unscored.csv` for the subject's clips with unreadable
+  AU labels) and keeps no per-fold weights. Those held-out probabilities are the LOSO evidence: each sample gets the
+  output of the model that never saw its subject. A checkpoint is refused for clips of the subjects it was trained on
+  (`check_unseen`, from the `trained_on` record `meu train au` writes beside it).
 """
 
 from __future__ import annotations
@@ -32,6 +34,19 @@ def calibrate(p: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return _calibrate(p, thresholds)
 
 
+def check_unseen(checkpoint: str | Path, dataset: str, subjects: list[str]) -> None:
+    """Refuse a checkpoint whose training subjects (`trained_on` in the thresholds.json `meu train au` writes beside
+    it) include subjects of this dataset under test: its scores there would be measured on training clips."""
+    info = Path(checkpoint) / "thresholds.json"
+    trained = json.loads(info.read_text()).get("trained_on") if info.is_file() else None
+    if not trained or trained.get("dataset") != dataset:
+        return
+    seen = sorted(set(map(str, trained.get("subjects", []))) & set(map(str, subjects)))
+    if seen:
+        raise ConfigError(f"{checkpoint} was trained on {dataset} subject(s) {', '.join(seen[:5])}, which this run "
+                          "tests on; score it on another dataset, or use --protocol loso with --au-run.")
+
+
 class FoldPredictions:
     """Held-out probabilities of every fold of a `meu train au` run, by record key."""
 
@@ -52,7 +67,8 @@ class FoldPredictions:
             self.protocol, self.dataset = cfg.get("protocol", "loso"), cfg.get("dataset")
             self.model = cfg.get("model", "aullm")
         self.by_key: dict[str, tuple[str, dict[int, float]]] = {}
-        for f in files:
+        # a fold's scored clips, plus its clips with unreadable AU labels (predicted, never scored) when present
+        for f in [*files, *(f.parent / "unscored.csv" for f in files if (f.parent / "unscored.csv").is_file())]:
             meta = json.loads((f.parent / "thresholds.json").read_text()) if (f.parent / "thresholds.json").is_file() \
                 else {}
             with open(f, newline="") as fh:
@@ -85,8 +101,12 @@ class EvidenceSource:
             self.detector = get_detector("rules", motion_config=motion_config)
             self.description = "rules (no training: identical under every protocol)"
         elif detector == "aullm" and au_run:
+            if protocol not in ("loso", "cross"):
+                raise ConfigError(f"--au-run holds held-out predictions of models trained on this dataset's other "
+                                  f"subjects: use it with --protocol loso (or cross), not {protocol}; for {protocol} "
+                                  "give --aullm-checkpoint of a model trained on another dataset.")
             self.fold_predictions = FoldPredictions(au_run)
-            wanted = "cross" if protocol == "cross" else "loso"
+            wanted = protocol
             if self.fold_predictions.protocol != wanted:
                 raise ConfigError(f"{au_run} is a {self.fold_predictions.protocol} training run; the {protocol} "
                                   f"protocol needs a {wanted} run.")

@@ -24,6 +24,15 @@ DATASET_AUS: dict[str, list[int]] = {
 }
 
 
+# Datasets with official held-out test sheets: training and LOSO use only these splits (DFME Test A/B stay unseen).
+TRAINING_SPLITS: dict[str, tuple[str, ...]] = {"dfme": ("train",)}
+
+
+def training_load_options(dataset: str) -> dict:
+    """Loader options that keep a dataset's official test sets out of training and LOSO."""
+    return {"splits": TRAINING_SPLITS[dataset]} if dataset in TRAINING_SPLITS else {}
+
+
 class ProtocolError(MEUError):
     """A protocol cannot be built from the given data (too few subjects, overlapping subjects)."""
 

@@ -207,14 +207,17 @@ def plot_au_f1(metrics: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def submission_csv(rows: list[dict]) -> str:
-    """The DFME challenge form: one row per clip, its id and the predicted 7-class label (empty when unparsable
-    or failed)."""
+def submission_csv(rows: list[dict], skipped: list[dict] = ()) -> str:
+    """The DFME challenge form: one row per sheet clip, its id and the predicted 7-class label (empty when
+    unparsable, failed, or skipped by the loader, e.g. frames missing)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["clip_id", "label"])
     for r in rows:
         w.writerow([r["clip_id"], r.get("pred_emotion") or ""])
+    for s in skipped:
+        if s.get("clip_id"):
+            w.writerow([s["clip_id"], ""])
     return buf.getvalue()
 
 
@@ -226,4 +229,4 @@ def write_report(out: Path, metrics: dict, rows: list[dict]) -> None:
     if metrics["run"]["dataset"] == "dfme":
         name = {"dfme-test-a": "submission_test_a.csv", "dfme-test-b": "submission_test_b.csv"}.get(
             metrics["run"]["protocol"], "submission.csv")
-        atomic_write_text(out / name, submission_csv(rows))
+        atomic_write_text(out / name, submission_csv(rows, metrics.get("loader", {}).get("skipped", [])))

@@ -7,9 +7,9 @@ reasoner and the parser run in the main process (a VLM is loaded once). Metrics,
 the submission CSV are then computed from the predictions file alone.
 
 Protocols: `zero-shot` (every clip, nothing trained on the dataset), `loso` (pooled over leave-one-subject-out folds,
-per-fold figures beside), `cross` (a detector trained on another dataset, scored on the shared AUs),
-`dfme-test-a` / `dfme-test-b` (the DFME test sheets). With the template reasoner and the rules detector nothing is
-trained, so zero-shot and LOSO are the same computation; the report says so.
+per-fold figures beside; DFME: its training sheet only), `cross` (a detector trained on another dataset, scored on
+the shared AUs), `dfme-test-a` / `dfme-test-b` (the DFME test sheets). With the template reasoner and the rules
+detector nothing is trained, so zero-shot and LOSO are the same computation; the report says so.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from assistant.motion import MotionConfig, analyze_clip
 from assistant.parse import parse_answer
 from assistant.reasoners.base import last
 from eval.predictions import PredictionLog, count_rows, score_rows
-from eval.protocols import DATASET_AUS, shared_aus
+from eval.protocols import DATASET_AUS, shared_aus, training_load_options
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ DEFAULT_CLASSES = {"casme2": "5", "samm": "3", "dfme": "7", "casme3": "3"}
 COMMON_AUS = [1, 2, 4, 7, 12, 14, 15, 17]
 # settings a resumed run may change without changing any result
 _RESUME_FREE = {"resume", "workers", "progress", "threads", "out"}
+_PATHS = ("root", "aullm_checkpoint", "au_run", "vlm_base", "vlm_adapter")
 
 
 @dataclass
@@ -121,6 +122,8 @@ def select_samples(config: EvalConfig, source: str | None) -> tuple[list[Sample]
         if config.dataset != "dfme":
             raise ConfigError(f"The {config.protocol} protocol is for --dataset dfme, not {config.dataset}.")
         options["splits"] = ("test_" + config.protocol[-1],)
+    elif config.protocol == "loso":  # LOSO over the training subjects; official test sets have their own protocols
+        options = training_load_options(config.dataset)
     loaded = load_dataset(config.dataset, config.root, **options)
     log.info("%s: %s", config.dataset, loaded.summary())
     scheme = config.scheme
@@ -132,11 +135,12 @@ def select_samples(config: EvalConfig, source: str | None) -> tuple[list[Sample]
             fold = f"{source}->{config.dataset}"
         else:
             fold = "all"
-        unknown_only = not r.aus.codes and bool(r.aus.unknown)
+        # any unreadable code (`?`, `4+?`) leaves the clip's AU truth unknown, as `meu train au` treats it
+        unreadable = bool(r.aus.unknown)
         samples.append(Sample(
             key=r.key, subject=r.subject, clip_id=r.clip_id, split=r.split, fold=fold,
             source=str(Path(r.frame_paths[0]).parent), onset=r.onset, apex=r.apex, true_emotion=r.emotion(scheme),
-            emotion_raw=r.emotion_raw, true_aus=None if unknown_only else list(r.aus.codes)))
+            emotion_raw=r.emotion_raw, true_aus=None if unreadable else list(r.aus.codes)))
     skipped = [{"sheet": s.sheet, "row": s.row, "clip_id": s.clip_id, "reason": s.reason} for s in loaded.skipped]
     return samples, skipped, loaded.report()
 
@@ -184,13 +188,22 @@ def _reasoner(config: EvalConfig):
     return get_reasoner("template")
 
 
+def _settings(config: dict) -> dict:
+    """The settings that decide the results, with existing paths resolved (`data/` and `./data` are one folder)."""
+    out = {k: v for k, v in config.items() if k not in _RESUME_FREE}
+    for k in _PATHS:
+        if out.get(k) and Path(out[k]).exists():
+            out[k] = str(Path(out[k]).resolve())
+    return out
+
+
 def _check_resume(config: EvalConfig, out: Path, log_file: PredictionLog) -> None:
-    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in _RESUME_FREE}
+    settings = _settings(dataclasses.asdict(config))
     path = out / "run_config.json"
     if log_file.path.is_file() and not config.resume:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose a new --out.")
     if config.resume and path.is_file():
-        before = {k: v for k, v in json.loads(path.read_text()).items() if k not in _RESUME_FREE}
+        before = _settings(json.loads(path.read_text()))
         changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
         if changed:
             raise ConfigError(f"{out} holds a run with different settings ({', '.join(changed)}); resume it with the "
@@ -259,6 +272,10 @@ def run(config: EvalConfig) -> dict:
     if config.protocol == "loso" and len({s.subject for s in samples}) < 2:
         raise ConfigError("LOSO needs at least 2 subjects.")
     _check_resume(config, out, predictions)
+    if config.detector == "aullm" and config.aullm_checkpoint:
+        from eval.evidence import check_unseen
+
+        check_unseen(config.aullm_checkpoint, config.dataset, sorted({s.subject for s in samples}))
     evidence_source = EvidenceSource(config.detector, config.protocol, config.motion_config(),
                                      config.aullm_checkpoint, config.au_run)
     evidence_source.check_keys([s.key for s in samples if s.true_aus is not None])

@@ -4,6 +4,7 @@ Folds come from eval.protocols only. Each fold trains a fresh model on its train
 (optionally) picks per-AU thresholds on its validation subjects, which are training subjects too, then predicts the
 held-out subject once. Fold outputs are written as they finish, so a rerun with the same --out resumes; the
 pooled scores are computed once over all folds' predictions, then a final model is trained on every subject.
+A dataset's official test sets (DFME Test A/B) are never trained on: only its training sheet is loaded.
 
 Model registry. `MODELS` maps `--model` names to "module:factory" strings; a factory is called as
 `factory(config: TrainAUConfig, aus: list[int])` once per fold and returns an adapter with three methods:
@@ -35,7 +36,14 @@ from assistant.errors import ConfigError
 from assistant.files import atomic_write_text
 from assistant.registry import lookup
 from eval.metrics import choose_thresholds, folded_multilabel_scores
-from eval.protocols import all_subjects_split, cross_dataset_fold, dataset_aus, loso_folds, shared_aus
+from eval.protocols import (
+    all_subjects_split,
+    cross_dataset_fold,
+    dataset_aus,
+    loso_folds,
+    shared_aus,
+    training_load_options,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +59,7 @@ MODELS: dict[str, str] = {
 CONFIGS: dict[str, str] = {"microau_clip": "finetune.au_microau_clip:TrainMicroAUCLIPConfig"}
 
 # settings that may change between a run and its resumption without changing any result
-_RESUME_FREE = {"progress", "threads", "final_model", "folds"}
+_RESUME_FREE = {"progress", "threads", "final_model", "folds", "out", "cache_dir"}
 
 
 @dataclass
@@ -152,6 +160,12 @@ def _predictions_csv(fold: str, data: FoldData, probs: np.ndarray, thresholds: l
     return "".join(",".join(str(c) for c in row) + "\n" for row in rows)
 
 
+def _unscored_csv(fold: str, records: list, probs: np.ndarray, aus: list[int]) -> str:
+    rows = [["key", "subject", "fold"] + [f"prob_AU{a}" for a in aus]]
+    rows += [[r.key, r.subject, fold] + [f"{v:.6f}" for v in p] for r, p in zip(records, probs)]
+    return "".join(",".join(str(c) for c in row) + "\n" for row in rows)
+
+
 def read_predictions(path: Path, aus: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """(true, prob, pred, fold names) from a predictions.csv."""
     with open(path, newline="") as fh:
@@ -163,17 +177,24 @@ def read_predictions(path: Path, aus: list[int]) -> tuple[np.ndarray, np.ndarray
 
 
 def run_fold(config: TrainAUConfig, aus: list[int], name: str, train: FoldData, val: FoldData | None,
-             test: FoldData | None, out_dir: Path) -> dict:
-    """Train a fresh model, fix thresholds from validation data only, predict the test part once."""
+             test: FoldData | None, out_dir: Path, unscored: list | None = None) -> dict:
+    """Train a fresh model, fix thresholds from validation data only, predict the test part once. `unscored`: the
+    test subjects' clips with unreadable AU labels, predicted too (`unscored.csv`, never scored) so that evaluation
+    has held-out AU evidence for every clip."""
     adapter = make_adapter(config, aus)
     train_log = adapter.fit(train, val)
     thresholds = [config.threshold] * len(aus)
     if config.threshold_search and val is not None and len(val.records):
         thresholds = choose_thresholds(adapter.predict(val), val.labels, config.threshold)
+    seen = {r.subject for r in train.records} | ({r.subject for r in val.records} if val else set())
     result = {"fold": name, "thresholds": thresholds, "train": train_log,
-              "n_train": len(train.records), "n_val": len(val.records) if val else 0}
+              "n_train": len(train.records), "n_val": len(val.records) if val else 0,
+              "trained_on": {"dataset": config.dataset, "subjects": sorted(seen)}}
     if test is not None:
         probs = adapter.predict(test)
+        if unscored:
+            blank = FoldData(unscored, np.zeros((len(unscored), len(aus)), dtype=np.int64))
+            atomic_write_text(out_dir / "unscored.csv", _unscored_csv(name, unscored, adapter.predict(blank), aus))
         atomic_write_text(out_dir / "thresholds.json", json.dumps(result, indent=2))
         atomic_write_text(out_dir / "predictions.csv", _predictions_csv(name, test, probs, thresholds, aus))
     else:
@@ -193,11 +214,20 @@ def papers_table(scores: dict, aus: list[int], title: str) -> str:
     return f"{title}\n\n" + "\n".join(rows) + "\n"
 
 
+def _settings(config: dict) -> dict:
+    """The settings that decide the results, with existing paths resolved (`data/` and `./data` are one folder)."""
+    out = {k: v for k, v in config.items() if k not in _RESUME_FREE}
+    for k in ("root", "target_root", "backbone", "clip_backbone"):
+        if out.get(k) and Path(out[k]).exists():
+            out[k] = str(Path(out[k]).resolve())
+    return out
+
+
 def _check_resume(config: TrainAUConfig, out: Path) -> None:
     path = out / "run_config.yaml"
-    current = {k: v for k, v in dataclasses.asdict(config).items() if k not in _RESUME_FREE}
+    current = _settings(dataclasses.asdict(config))
     if path.is_file():
-        before = {k: v for k, v in (yaml.safe_load(path.read_text()) or {}).items() if k not in _RESUME_FREE}
+        before = _settings(yaml.safe_load(path.read_text()) or {})
         changed = sorted(k for k in set(before) | set(current) if before.get(k) != current.get(k))
         if changed:
             raise ConfigError(f"{out} holds a run with different settings ({', '.join(changed)}); "
@@ -214,8 +244,10 @@ def run(config: TrainAUConfig, records: list, target_records: list | None = None
     out.mkdir(parents=True, exist_ok=True)
     if config.cache_dir is None:
         config = dataclasses.replace(config, cache_dir=str(out / "cache"))
-    _check_resume(config, out)
+    lookup(MODELS, config.model, "model")  # an unknown name fails here, before the run is stamped
     n_given = len(records) + len(target_records or [])
+    tested = target_records if config.protocol == "cross" else records
+    unscored = [r for r in tested or [] if r.aus.unknown]
     records = usable_records(records, config.dataset)
     target_records = usable_records(target_records, config.target_dataset) if target_records is not None else None
     if config.protocol == "cross":
@@ -231,7 +263,12 @@ def run(config: TrainAUConfig, records: list, target_records: list | None = None
         data = FoldData(records, label_matrix(records, aus))
         plan = [(f, data, data) for f in loso_folds(records, config.val_subjects, config.seed)]
         if config.folds:
+            names = [p[0].name for p in plan]
+            unknown = sorted(set(config.folds) - set(names))
+            if unknown:
+                raise ConfigError(f"--folds {', '.join(unknown)}: no such subject; the folds are {', '.join(names)}.")
             plan = [p for p in plan if p[0].name in set(config.folds)]
+    _check_resume(config, out)  # stamped once the folds are built: settings refused above leave --out free
     fold_logs = []
     for fold, src, tgt in plan:
         fold_dir = out / "folds" / fold.name.replace("->", "_to_").replace("/", "_")
@@ -241,7 +278,8 @@ def run(config: TrainAUConfig, records: list, target_records: list | None = None
         log.info("fold %s: %d train, %d validation, %d test clips", fold.name, len(fold.train), len(fold.val),
                  len(fold.test))
         fold_logs.append(run_fold(config, aus, fold.name, src.subset(fold.train),
-                                  src.subset(fold.val) if fold.val else None, tgt.subset(fold.test), fold_dir))
+                                  src.subset(fold.val) if fold.val else None, tgt.subset(fold.test), fold_dir,
+                                  [r for r in unscored if r.subject in fold.test_subjects]))
     metrics = score_run(out, aus, config)
     metrics["n_left_out_unknown_au"] = n_given - len(records) - len(target_records or [])
     metrics = _write_metrics(out, metrics)
@@ -296,12 +334,13 @@ def _write_metrics(out: Path, metrics: dict) -> dict:
     return json.loads(text)
 
 
-def _load(name: str, root: str | None) -> list:
+def _load(name: str, root: str | None, training: bool) -> list:
+    """A dataset's records; for training, without its official test sets (DFME Test A/B)."""
     from instruction_data.loaders import load_dataset
 
     if not root:
         raise ConfigError(f"Give the folder of the {name} dataset with --root (or --target-root).")
-    result = load_dataset(name, root)
+    result = load_dataset(name, root, **(training_load_options(name) if training else {}))
     log.info("%s: %s", name, result.summary())
     return result.records
 
@@ -322,8 +361,10 @@ def _config_class(argv: list[str] | None) -> type:
 
 def main(argv: list[str] | None = None) -> int:
     config, _ = parse_config(_config_class(argv), argv, "meu train au", __doc__.splitlines()[0])
-    records = _load(config.dataset, config.root)
-    target = _load(config.target_dataset, config.target_root) if config.protocol == "cross" else None
+    if config.protocol == "cross" and not config.target_dataset:
+        raise ConfigError("The cross protocol needs --target-dataset (and --target-root), the dataset tested on.")
+    records = _load(config.dataset, config.root, training=True)
+    target = _load(config.target_dataset, config.target_root, training=False) if config.protocol == "cross" else None
     metrics = run(config, records, target)
     print((Path(config.out) / "pooled_table.md").read_text())
     print(f"pooled mean F1 {100 * metrics['pooled']['mean_f1']:.1f} over {metrics['n_clips']} clips; "

@@ -60,9 +60,11 @@ def options(config) -> MicroAUCLIPOptions:
     return MicroAUCLIPOptions(**{n: getattr(config, n) for n in names if hasattr(config, n)})
 
 
-def _cache_name(key: str, cfg: MicroAUCLIPConfig, motion: MotionConfig) -> str:
-    sig = "|".join(str(v) for v in (key, cfg.image_size, cfg.flow_max_px, motion.landmarks, motion.flow,
-                                     motion.compensation, motion.size, motion.margin))
+def _cache_name(rec, cfg: MicroAUCLIPConfig, motion: MotionConfig) -> str:
+    """Named by everything the inputs depend on: a corrected onset/apex or another copy of the data is recomputed."""
+    sig = "|".join(str(v) for v in (rec.key, rec.frame_paths[rec.onset], rec.frame_paths[rec.apex], cfg.image_size,
+                                     cfg.flow_max_px, motion.landmarks, motion.flow, motion.compensation, motion.size,
+                                     motion.margin))
     return hashlib.sha1(sig.encode()).hexdigest()[:20] + ".npz"
 
 
@@ -73,7 +75,7 @@ def record_inputs(records: Sequence, cfg: MicroAUCLIPConfig, motion: MotionConfi
         cache.mkdir(parents=True, exist_ok=True)
     images, points = [], []
     for rec in tqdm(records, desc="micro-AU CLIP inputs", disable=not progress, leave=False):
-        path = cache / _cache_name(rec.key, cfg, motion) if cache else None
+        path = cache / _cache_name(rec, cfg, motion) if cache else None
         if path and path.is_file():
             with np.load(path) as z:
                 image, lm = z["image"], z["landmarks"]

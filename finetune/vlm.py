@@ -91,7 +91,7 @@ class TrainResult:
     output_dir: Path
     global_step: int
     metrics: dict
-    trainer: object  # the TRL SFTTrainer, for callers that inspect the model or its state
+    trainer: object  # the TRL SFTTrainer, for callers that inspect the model or its state; None if nothing ran
 
 
 # ---- data ----------------------------------------------------------------------------------------------------
@@ -130,6 +130,14 @@ def subject_split(rows: list[dict], val_subjects: int, seed: int) -> tuple[list[
     fold = all_subjects_split([SimpleNamespace(subject=r["subject"]) for r in rows], val_subjects, seed)
     log.info("evaluation subjects: %s", ", ".join(fold.val_subjects))
     return [rows[i] for i in fold.train], [rows[i] for i in fold.val]
+
+
+def check_scheme(rows: list[dict], scheme: str) -> None:
+    """Refuse rows built in another emotion scheme: their labels would be scored against the wrong classes."""
+    built = sorted({str(r["scheme"]) for r in rows if r.get("scheme")})
+    if built and built != [scheme]:
+        raise ConfigError(f"The rows were built with the {' and '.join(built)}-class scheme but --scheme is {scheme}; "
+                          f"pass --scheme {built[0]} or rebuild the data with --scheme {scheme}.")
 
 
 def to_dataset(rows: list[dict]):
@@ -252,6 +260,11 @@ def train(cfg: VLMTrainConfig, rows: list[dict] | None = None, eval_rows: list[d
     if eval_rows is None:
         rows, eval_rows = (rows, read_jsonl(cfg.eval_file)) if cfg.eval_file else subject_split(
             rows, cfg.val_subjects, cfg.seed)
+    check_scheme(rows + list(eval_rows), cfg.scheme)
+    last = get_last_checkpoint(str(out)) if cfg.resume and out.is_dir() else None
+    finished = _finished_run(out, last, cfg.max_steps)
+    if finished is not None:
+        return finished
     model, processor = load_model_and_processor(cfg)
     precision, _ = _precision(cfg)
     has_eval = bool(eval_rows)
@@ -275,7 +288,6 @@ def train(cfg: VLMTrainConfig, rows: list[dict] | None = None, eval_rows: list[d
         processing_class=processor, peft_config=lora_config(cfg), gen_rows=eval_rows[:cfg.eval_generate],
         scheme=cfg.scheme, max_new_tokens=cfg.max_new_tokens,
     )
-    last = get_last_checkpoint(str(out)) if cfg.resume and out.is_dir() else None
     if last:
         log.info("resuming from %s", last)
     trainer.train(resume_from_checkpoint=last)
@@ -288,6 +300,18 @@ def train(cfg: VLMTrainConfig, rows: list[dict] | None = None, eval_rows: list[d
                                                     len(eval_rows or [])))
     log.info("adapter, processor and model card written to %s", out)
     return TrainResult(out, trainer.state.global_step, metrics, trainer)
+
+
+def _finished_run(out: Path, last: str | None, max_steps: int) -> TrainResult | None:
+    """The saved result when the last checkpoint already reached `max_steps` and the adapter was written: resuming
+    would train past the schedule (and overwrite the adapter)."""
+    if not last or not (out / "adapter_config.json").is_file() or not (out / "metrics.json").is_file():
+        return None
+    step = int(json.loads((Path(last) / "trainer_state.json").read_text()).get("global_step", 0))
+    if step < max_steps:
+        return None
+    log.info("%s finished already (step %d of %d); nothing to train", out, step, max_steps)
+    return TrainResult(out, step, json.loads((out / "metrics.json").read_text()), None)
 
 
 def _final_metrics(trainer) -> dict:

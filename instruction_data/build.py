@@ -149,8 +149,9 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
     """Run the whole build; returns the report also written to `out/report.json`."""
     if not cfg.root or not cfg.out:
         raise ConfigError("Give the dataset folder with --root and the output folder with --out.")
-    if cfg.workers < 1:
-        raise ConfigError("--workers must be at least 1.")
+    if cfg.workers < 1 or cfg.limit < 0:
+        raise ConfigError(f"--workers must be at least 1 and --limit at least 0, not {cfg.workers} and {cfg.limit}.")
+    FGMUConfig(lang=cfg.lang, mer_ratio=cfg.mer_ratio, seed=cfg.seed, scheme=cfg.scheme_or_default())  # validates
     t0 = time.perf_counter()
     options = {"sheet": cfg.sheet} if cfg.sheet else {}
     loaded = load_dataset(cfg.dataset, cfg.root, strict=cfg.strict, **options)

@@ -9,7 +9,9 @@ say `?` or give alternatives, as real coders do); figures measured on these data
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,6 +183,25 @@ def plan_clips(layout: str, subjects: int, clips: int, seed: int = 0, quirks: bo
     return plan
 
 
+def clear_previous(root: Path) -> None:
+    """Remove the clip folders and sheets an earlier synthetic dataset listed in `root/synth_truth.json`, so a rewrite
+    leaves no stale frames behind; nothing outside `root` and nothing it did not list is touched."""
+    truth = root / "synth_truth.json"
+    if not truth.is_file():
+        return
+    listed = json.loads(truth.read_text())
+    base = root.resolve()
+    paths = [root / c["folder"] for c in listed.get("clips", [])] + [root / n for n in listed.get("sheets", [])]
+    for path in (p.resolve() for p in paths):
+        if base not in path.parents:
+            continue
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.is_file():
+            path.unlink()
+    truth.unlink()
+
+
 def write_synthetic_dataset(layout: str, out_dir: str | Path, subjects: int, clips: int, seed: int = 0,
                             size: tuple[int, int] = (320, 240), n_frames: int = 20, quirks: bool = True,
                             noise_sigma: float = 1.0, progress: bool = False) -> Path:
@@ -194,6 +215,7 @@ def write_synthetic_dataset(layout: str, out_dir: str | Path, subjects: int, cli
         raise ValueError("need at least one subject and one clip")
     spec = LAYOUTS[layout]
     root = Path(out_dir)
+    clear_previous(root)
     people = make_subjects(subjects, seed)
     plan = plan_clips(layout, subjects, clips, seed, quirks)
     truth = []

@@ -26,11 +26,13 @@ class Record:
     split: str = "train"  # "train" | "test_a" | "test_b" (DFME keeps its test sets apart)
     notes: list[str] = field(default_factory=list)  # quirks met while reading this row
     apex_known: bool = True  # False when the sheet gave no usable apex and `apex` is an estimate
+    repeated: bool = False  # another row names the same clip (CAS(ME)^3 lists several expressions per video)
 
     @property
     def key(self) -> str:
-        """Stable id across runs: dataset/subject/clip."""
-        return f"{self.dataset}/{self.subject}/{self.clip_id}"
+        """Stable id across runs: dataset/subject/clip, plus `#r<row>` when several rows name the clip."""
+        base = f"{self.dataset}/{self.subject}/{self.clip_id}"
+        return f"{base}#r{self.row}" if self.repeated else base
 
     def emotion(self, scheme: str) -> str | None:
         return {"3": self.emotion3, "5": self.emotion5, "7": self.emotion7}[scheme]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from assistant.config import parse_config
 from assistant.errors import ConfigError
@@ -11,7 +12,8 @@ from instruction_data.layouts import LAYOUTS, write_synthetic_dataset
 
 @dataclass
 class SynthConfig:
-    out: str = field(default="", metadata={"help": "output folder (required)"})
+    out: str = field(default="", metadata={"help": "output folder (required): new, or an earlier synthetic dataset, "
+                                                     "which is replaced"})
     layout: str = field(default="casme2", metadata={"help": "official layout to imitate", "choices": list(LAYOUTS)})
     subjects: int = field(default=4, metadata={"help": "number of synthetic subjects"})
     clips: int = field(default=3, metadata={"help": "clips per subject"})
@@ -27,6 +29,14 @@ def main(argv: list[str] | None = None) -> int:
                           "Write synthetic micro-expression clips and an annotation sheet in an official layout.")
     if not cfg.out:
         raise ConfigError("Give the output folder with --out DIR.")
+    if cfg.subjects < 1 or cfg.clips < 1:
+        raise ConfigError(f"--subjects and --clips must be at least 1, not {cfg.subjects} and {cfg.clips}.")
+    if cfg.frames < 3:
+        raise ConfigError(f"--frames must be at least 3 (onset, apex and offset frames), not {cfg.frames}.")
+    out = Path(cfg.out)
+    if out.is_dir() and any(out.iterdir()) and not (out / "synth_truth.json").is_file():
+        raise ConfigError(f"{out} is not empty and holds no earlier synthetic dataset; choose a new --out (this "
+                          "command writes annotation sheets that would replace a real dataset's).")
     root = write_synthetic_dataset(cfg.layout, cfg.out, cfg.subjects, cfg.clips, seed=cfg.seed,
                                    size=(cfg.width, cfg.height), n_frames=cfg.frames, quirks=cfg.quirks, progress=True)
     print(f"wrote {cfg.subjects * cfg.clips} synthetic {cfg.layout} clips to {root} "

@@ -71,3 +71,21 @@ def test_help_lists_host_and_port():
     out = subprocess.run([sys.executable, str(ROOT / "app.py"), "--help"], capture_output=True, text=True, check=True,
                          timeout=120).stdout
     assert "--host" in out and "--port" in out and "127.0.0.1" in out
+
+
+def test_the_images_tab_never_analyses_a_stale_video_instead():
+    """On the image tab with one image missing, the user is asked for it (the video left in the other tab is not
+    analysed in its place); each tab still falls back to the other input when its own is empty."""
+    from app import pick_source
+    from assistant.errors import MEUError
+
+    with pytest.raises(MEUError, match="apex image"):
+        pick_source("images", "old.mp4", "onset.png", None)
+    with pytest.raises(MEUError, match="onset image"):
+        pick_source("images", "old.mp4", None, "apex.png")
+    assert pick_source("images", "old.mp4", "on.png", "ap.png") == ("on.png", "ap.png")
+    assert pick_source("images", "old.mp4", None, None) == ("old.mp4", None)
+    assert pick_source("video", "clip.mp4", "on.png", "ap.png") == ("clip.mp4", None)
+    assert pick_source("video", None, "on.png", "ap.png") == ("on.png", "ap.png")
+    with pytest.raises(MEUError, match="Upload a video"):
+        pick_source("video", None, None, None)

@@ -78,3 +78,14 @@ def test_sensible_on_synthetic_clips(aus, high):
     assert active == high
     if aus == ["R12"]:
         assert next(s for s in ev.scores if s.code == 12).side == "R"
+
+
+def test_scores_do_not_depend_on_the_working_size():
+    """MAG_REF is in pixels of a 256 px crop: the same face motion measured on a 512 px crop is twice as many pixels
+    and must score the same, or `--size` would change which AUs are found."""
+    moves = {("mouth_corner", "L"): (0.3, -0.25), ("mouth_corner", "R"): (-0.3, -0.25), ("cheek", "L"): (0.05, -0.3)}
+    at_256 = score_regions(_table(moves))
+    at_512 = score_regions(_table({k: (2 * dx, 2 * dy) for k, (dx, dy) in moves.items()}), size=512)
+    assert [s.probability for s in at_512.scores] == pytest.approx([s.probability for s in at_256.scores])
+    assert at_256.probability(12) != pytest.approx(score_regions(_table({k: (2 * dx, 2 * dy) for k, (dx, dy) in
+                                                                         moves.items()})).probability(12))

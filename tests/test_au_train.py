@@ -106,3 +106,58 @@ def test_aullm_plus_plus_fold_uses_training_labels_only(run_dir, tmp_path_factor
     state, config = read_checkpoint(tmp_path / "ckpt")
     assert config["aullm"]["graph"] and config["aullm"]["soft_prompt"] and "graph.prior" in state
     assert adapter.predict(all_data.subset(fold.test)).shape == (len(fold.test), len(AUS))
+
+
+def test_folds_naming_no_subject_is_refused(tmp_path_factory, tmp_path):
+    data = write_synthetic_dataset("casme2", tmp_path_factory.mktemp("folds"), subjects=3, clips=2, n_frames=6)
+    from finetune.au import main
+
+    with pytest.raises(ConfigError, match="sub99.*sub01"):
+        main(["--model", "prior", "--dataset", "casme2", "--root", str(data), "--out", str(tmp_path / "o"),
+              "--folds", "sub99", "--progress", "false"])
+
+
+def test_refused_settings_leave_the_output_free(tmp_path_factory, tmp_path):
+    """A run refused before training must not stamp --out, or the corrected command is refused as a changed run."""
+    from assistant.errors import MEUError
+    from finetune.au import main
+
+    data = write_synthetic_dataset("casme2", tmp_path_factory.mktemp("refused"), subjects=3, clips=2, n_frames=6)
+    args = ["--dataset", "casme2", "--root", str(data), "--out", str(tmp_path / "o"), "--progress", "false",
+            "--final-model", "false"]
+    with pytest.raises(MEUError, match="--val-subjects"):
+        main([*args, "--model", "prior", "--val-subjects", "5"])
+    with pytest.raises(MEUError, match="Unknown model"):
+        main([*args, "--model", "nope"])
+    with pytest.raises(ConfigError, match="--target-dataset"):
+        main([*args, "--model", "prior", "--protocol", "cross"])
+    assert main([*args, "--model", "prior"]) == 0
+
+
+def test_dfme_test_sets_stay_out_of_au_training(tmp_path_factory, tmp_path):
+    """DFME Test A/B are the official held-out sets: LOSO folds and the final model use the training sheet only."""
+    from finetune.au import main
+
+    data = write_synthetic_dataset("dfme", tmp_path_factory.mktemp("dfme"), subjects=4, clips=1, n_frames=6)
+    loaded = load_dataset("dfme", data).records
+    train_subjects = {r.subject for r in loaded if r.split == "train"}
+    assert train_subjects and {r.subject for r in loaded} - train_subjects
+    out = tmp_path / "o"
+    assert main(["--dataset", "dfme", "--root", str(data), "--out", str(out), "--model", "prior", "--aus", "1", "4",
+                 "12", "--val-subjects", "0", "--progress", "false"]) == 0
+    with open(out / "predictions.csv") as fh:
+        assert {row["subject"] for row in csv.DictReader(fh)} == train_subjects
+    assert json.loads((out / "final" / "thresholds.json").read_text())["n_train"] == \
+        sum(r.split == "train" for r in loaded)
+
+
+def test_resume_accepts_the_same_folder_spelled_differently(tmp_path_factory, tmp_path):
+    from finetune.au import main
+
+    data = write_synthetic_dataset("casme2", tmp_path_factory.mktemp("spelled"), subjects=3, clips=2, n_frames=6)
+    args = ["--dataset", "casme2", "--root", str(data), "--model", "prior", "--progress", "false"]
+    assert main([*args, "--out", str(tmp_path / "o")]) == 0
+    stamp = (tmp_path / "o" / "folds" / "sub01" / "predictions.csv").stat().st_mtime_ns
+    args[3] += "/"
+    assert main([*args, "--out", str(tmp_path / "o") + "/"]) == 0  # resumed: nothing redone
+    assert (tmp_path / "o" / "folds" / "sub01" / "predictions.csv").stat().st_mtime_ns == stamp

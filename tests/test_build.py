@@ -151,3 +151,16 @@ def test_killed_build_resumes_to_the_same_output(synth_casme2_root, synth_casme2
     for image in (ref / "images").iterdir():
         assert (out / "images" / image.name).read_bytes() == image.read_bytes(), image.name
     assert not list(out.rglob("*.part*"))
+
+
+def test_bad_settings_fail_before_the_output_is_claimed(synth_casme2_root, tmp_path):
+    """A build refused for its settings must leave --out free, or the corrected command is refused as a mix."""
+    out = tmp_path / "out"
+    args = ["--dataset", "casme2", "--root", str(synth_casme2_root), "--out", str(out), "--flow", "dis",
+            "--hf", "false", "--limit", "1"]
+    with pytest.raises(ConfigError, match="mer_ratio"):
+        build_main([*args, "--mer-ratio", "2"])
+    with pytest.raises(ConfigError, match="--limit"):  # -1 would silently drop the sheet's last clip
+        build_main([*args, "--limit", "-1"])
+    assert not (out / "build_settings.json").exists()
+    assert build_main(args) == 0

@@ -118,3 +118,78 @@ def test_apex_spotting_ignores_a_slow_lighting_change():
 
     spotted = load_clip(clip.frames, onset=2, face_box=face_box)
     assert abs(spotted.apex - clip.apex) <= 2  # the darkest frame (the last) must not win
+
+
+def test_phone_video_with_a_rotation_tag_is_read_upright(tmp_path):
+    """Phones store portrait clips as sideways pixels plus a display rotation; frames must come back upright."""
+    import av
+
+    rng = np.random.default_rng(0)
+    upright = [rng.integers(0, 255, (64, 48, 3), dtype=np.uint8) for _ in range(3)]
+    upright = [cv2.GaussianBlur(f, (9, 9), 3) for f in upright]  # smooth, so H.264 keeps it close
+    path = tmp_path / "portrait.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.set_display_rotation(-90)  # "turn 90 degrees clockwise to show"
+        for f in upright:
+            sideways = np.ascontiguousarray(np.rot90(f, 1))
+            for packet in stream.encode(av.VideoFrame.from_ndarray(sideways, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    clip = load_clip(path, onset=0, apex=2)
+    assert clip.onset_frame.shape == (64, 48, 3)
+    err = np.abs(clip.apex_frame.astype(int) - upright[2].astype(int)).mean()
+    assert err < 12, err
+
+
+@pytest.mark.parametrize("flag,value", [("--size", "0"), ("--margin", "-1"), ("--full-scale-px", "0")])
+def test_impossible_motion_settings_are_one_clear_line(synth_brow_clip, tmp_path, capsys, flag, value):
+    path = write_video(synth_brow_clip.frames, tmp_path / "clip.mp4")
+    assert cli.main(["analyze", str(path), flag, value, "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and flag.lstrip("-").replace("-", "_") in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_assistant_config_checks_the_motion_settings_at_once():
+    from assistant.errors import ConfigError
+    from assistant.pipeline import AssistantConfig
+
+    with pytest.raises(ConfigError, match="size"):
+        AssistantConfig(size=8)
+
+
+def test_image_pair_of_different_shapes_is_refused_and_a_rescaled_apex_is_noted(synth_brow_clip, tmp_path):
+    """Stretching an apex of another aspect ratio onto the onset would be read as large facial motion."""
+    from assistant.errors import UnreadableClipError
+
+    onset, apex = synth_brow_clip.frames[synth_brow_clip.onset], synth_brow_clip.frames[synth_brow_clip.apex]
+    h, w = onset.shape[:2]
+    save_png(tmp_path / "onset.png", onset)
+    save_png(tmp_path / "apex_cut.png", apex[: h // 2])
+    save_png(tmp_path / "apex_half.png", cv2.resize(apex, (w // 2, h // 2), interpolation=cv2.INTER_AREA))
+    with pytest.raises(UnreadableClipError, match="same size"):
+        load_clip(tmp_path / "onset.png", tmp_path / "apex_cut.png")
+    clip = load_clip(tmp_path / "onset.png", tmp_path / "apex_half.png")
+    assert clip.apex_frame.shape == onset.shape
+    assert any("resized" in w for w in clip.warnings)
+
+
+def test_a_tiny_face_is_analysed_with_a_warning(synth_brow_clip):
+    """Sub-pixel motion cannot be read off a face a few dozen pixels wide; the user must be told."""
+    from assistant.motion import SMALL_FACE_PX, analyze_frames
+
+    pair = (synth_brow_clip.frames[synth_brow_clip.onset], synth_brow_clip.frames[synth_brow_clip.apex])
+    small = analyze_frames(*(cv2.resize(f, (80, 60), interpolation=cv2.INTER_AREA) for f in pair))
+    x0, _, x1, _ = small.landmarks.box
+    assert x1 - x0 < SMALL_FACE_PX
+    assert any("px wide" in w for w in small.warnings)
+    full = analyze_frames(*pair)
+    assert not any("px wide" in w for w in full.warnings)
+
+
+def test_offset_at_the_onset_is_a_clear_index_error(synth_brow_clip):
+    with pytest.raises(FrameIndexError, match="onset < apex <= offset"):
+        load_clip(synth_brow_clip.frames, onset=3, offset=3)

@@ -148,3 +148,16 @@ def test_fold_predictions_give_each_clip_its_held_out_evidence(tmp_path):
     assert FoldPredictions(tmp_path).dataset == "casme2"
     with pytest.raises(ConfigError, match="loso training run"):
         EvidenceSource("aullm", "cross", None, au_run=str(tmp_path))
+
+
+@pytest.mark.parametrize("protocol", ["zero-shot", "dfme-test-a"])
+def test_held_out_fold_predictions_are_not_zero_shot(tmp_path, protocol):
+    """A LOSO run's models were trained on the dataset's other subjects: its predictions are LOSO evidence, and a
+    run labelled zero-shot (nothing trained on the dataset) must not use them."""
+    (tmp_path / "run_config.yaml").write_text("protocol: loso\ndataset: casme2\n")
+    d = tmp_path / "folds" / "sub01"
+    d.mkdir(parents=True)
+    (d / "predictions.csv").write_text("key,subject,fold,true_AU1,prob_AU1,pred_AU1\ncasme2/sub01/EP01,sub01,sub01,1,"
+                                       "0.7,1\n")
+    with pytest.raises(ConfigError, match="--protocol loso"):
+        EvidenceSource("aullm", protocol, None, au_run=str(tmp_path))

@@ -112,7 +112,7 @@ def test_compare_puts_runs_beside_published_rows(straight_run, tmp_path):
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 0
 
 
-def test_loso_uses_each_folds_held_out_predictions(synth_casme2_root, tmp_path):
+def test_loso_uses_each_folds_held_out_predictions(straight_run, synth_casme2_root, tmp_path):
     """A real `meu train au` output (the cheap training-prior model) as AU evidence: eval's pooled detector F1 equals
     the training job's own pooled LOSO F1, and every clip gets its own fold's probabilities."""
     from finetune.au import main as train_au
@@ -125,6 +125,9 @@ def test_loso_uses_each_folds_held_out_predictions(synth_casme2_root, tmp_path):
                  "--au-run", str(run_dir), "--out", str(out), *FAST]) == 0
     trained = json.loads((run_dir / "metrics.json").read_text())
     m = json.loads((out / "metrics.json").read_text())
+    # the clip whose AU cell is `?` is scored for emotion like every other clip: its fold's model predicted it too
+    straight = json.loads((straight_run / "metrics.json").read_text())
+    assert m["counts"]["failed"] == 0 and m["emotion"]["n_samples"] == straight["emotion"]["n_samples"]
     assert m["au"]["detector"]["pooled"]["mean_f1"] == pytest.approx(trained["pooled"]["mean_f1"])
     assert m["au"]["detector"]["pooled"]["f1"] == pytest.approx({str(k): v for k, v in trained["pooled"]["f1"].items()})
     rows = {r["key"]: r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines())}
@@ -134,3 +137,74 @@ def test_loso_uses_each_folds_held_out_predictions(synth_casme2_root, tmp_path):
         row = rows[line["key"]]
         assert row["fold"] == line["fold"] == row["subject"]
         assert row["probabilities"]["4"] == pytest.approx(float(line["prob_AU4"]))
+
+
+def test_au_cell_with_an_unknown_code_is_left_out_of_au_scores(synth_casme2_root, tmp_path):
+    """`4+?` leaves the other AUs unknown: eval must leave the clip out of AU scores as `meu train au` does (else the
+    clip is scored as AU-free and an --au-run, which has no prediction for it, is refused as another copy)."""
+    import shutil
+
+    from openpyxl import load_workbook
+
+    from eval.run import EvalConfig, select_samples
+    from finetune.au import usable_records
+    from instruction_data.loaders import load_dataset
+
+    root = tmp_path / "data"
+    shutil.copytree(synth_casme2_root, root)
+    sheet = root / "CASME2-coding-20140508.xlsx"
+    wb = load_workbook(sheet)
+    ws = wb.active
+    col = [c.value for c in ws[1]].index("Action Units") + 1
+    ws.cell(row=2, column=col, value="4+?")
+    wb.save(sheet)
+    samples, _, _ = select_samples(EvalConfig(dataset="casme2", root=str(root)), None)
+    trained = {r.key for r in usable_records(load_dataset("casme2", root).records)}
+    assert {s.key for s in samples if s.true_aus is not None} == trained
+
+
+def test_dfme_loso_scores_the_training_subjects_only(synth_dfme_root):
+    """LOSO on DFME runs over its training sheet (as `meu train au` does); Test A/B have their own protocols."""
+    from eval.run import EvalConfig, select_samples
+
+    samples, _, _ = select_samples(EvalConfig(dataset="dfme", root=str(synth_dfme_root), protocol="loso"), None)
+    everything, _, _ = select_samples(EvalConfig(dataset="dfme", root=str(synth_dfme_root)), None)
+    assert samples and {s.split for s in samples} == {"train"}
+    assert {s.split for s in everything} > {"train"}
+
+
+def test_checkpoint_trained_on_the_test_subjects_is_refused(synth_casme2_root, tmp_path):
+    """The final model of `meu train au` saw every subject: scoring it "zero-shot" on the same clips is leakage."""
+    from assistant.errors import ConfigError
+    from eval.evidence import check_unseen
+    from finetune.au import main as train_au
+
+    run_dir = tmp_path / "au"
+    assert train_au(["--model", "prior", "--dataset", "casme2", "--root", str(synth_casme2_root), "--out",
+                     str(run_dir), "--val-subjects", "1", "--progress", "false"]) == 0
+    with pytest.raises(ConfigError, match="sub01"):
+        check_unseen(run_dir / "final", "casme2", ["sub01", "sub09"])
+    check_unseen(run_dir / "final", "samm", ["sub01"])  # another dataset: a true zero-shot / cross test
+    check_unseen(run_dir / "final", "casme2", ["sub09"])
+
+
+def test_resume_accepts_the_same_root_spelled_differently(straight_run, synth_casme2_root):
+    before = _scores(straight_run)
+    assert main(["--dataset", "casme2", "--root", str(synth_casme2_root) + "/", "--protocol", "loso", "--out",
+                 str(straight_run), "--resume", *FAST]) == 0
+    assert _scores(straight_run) == before
+
+
+def test_dfme_submission_lists_every_sheet_clip(synth_dfme_root, tmp_path):
+    """A test clip the loader had to skip (frames missing) still gets its submission row, with an empty label."""
+    import shutil
+
+    root = tmp_path / "dfme"
+    shutil.copytree(synth_dfme_root, root)
+    gone = sorted((root / "DFME" / "test_A").iterdir())[0]
+    shutil.rmtree(gone)
+    out = tmp_path / "eval"
+    assert main(["--dataset", "dfme", "--root", str(root), "--protocol", "dfme-test-a", "--out", str(out), *FAST]) == 0
+    lines = (out / "submission_test_a.csv").read_text().splitlines()
+    assert len(lines) - 1 == _sheet_rows(root / "DFME_test_A_full_with_AU.xlsx")
+    assert f"{gone.name}," in lines

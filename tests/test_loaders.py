@@ -152,3 +152,26 @@ def test_au_strings_round_trip(cell):
     assert [(a.code, a.side, a.intensity) for a in again.aus] == [(a.code, a.side, a.intensity) for a in parsed.aus]
     assert len(again.alternatives) == len(parsed.alternatives)
     assert format_aus(parsed.aus).replace(" ", "") == cell.split(" or ")[0].replace(" ", "")
+
+
+def test_a_clip_listed_twice_gives_two_records_with_distinct_keys(synth_casme2_root, tmp_path):
+    """CAS(ME)^3 lists several micro-expressions of one video on rows with the same Filename: each row is its own
+    sample, so keys (which eval and `meu train au` match predictions by) must differ."""
+    import shutil
+
+    from openpyxl import load_workbook
+
+    root = tmp_path / "data"
+    shutil.copytree(synth_casme2_root, root)
+    sheet = root / "CASME2-coding-20140508.xlsx"
+    wb = load_workbook(sheet)
+    ws = wb.active
+    first = [c.value for c in ws[2]]
+    ws.append([first[0], first[1], first[2] + 1, first[3] + 1, first[4], None, None, "12", "happiness"])
+    wb.save(sheet)
+    records = [r for r in load_dataset("casme2", root).records if r.clip_id == first[1] and r.subject == "sub01"]
+    assert len(records) == 2
+    assert len({r.key for r in records}) == 2
+    again = load_dataset("casme2", root).records
+    assert [r.key for r in records] == [r.key for r in again if r.clip_id == first[1] and r.subject == "sub01"]
+    assert len({r.key for r in again}) == len(again)

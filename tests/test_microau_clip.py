@@ -184,7 +184,10 @@ def test_smoke_loso_with_the_tiny_clip(tiny_clip, synth_casme2_root, tmp_path):
         assert (tmp_path / "run" / "folds" / s / "predictions.csv").is_file()
     saved = json.loads((tmp_path / "run" / "final" / "config.json").read_text())
     assert saved["model"] == "microau_clip" and saved["microau_clip"]["aus"] == [1, 2, 4, 7, 12, 14, 15, 17]
-    assert len(list((tmp_path / "run" / "cache" / "microau_clip").glob("*.npz"))) == len(known)
+    # the "?" clip is not scored, but its fold's model predicts it (unscored.csv) for evaluation: every clip cached
+    assert len(list((tmp_path / "run" / "cache" / "microau_clip").glob("*.npz"))) == len(records)
+    unknown = [r for r in records if r.aus.unknown]
+    assert all((tmp_path / "run" / "folds" / r.subject / "unscored.csv").is_file() for r in unknown)
 
 
 def test_recipe_yaml_parses_into_the_run_config():
@@ -232,3 +235,44 @@ def test_train_au_help_lists_the_micro_au_clip_settings(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "au", "--model", "aullm", "--help"])
     assert "--clip-backbone" not in capsys.readouterr().out
+
+
+def test_cached_inputs_follow_a_corrected_apex(synth_casme2_root, tmp_path):
+    """The input cache must not hand back the old flow image after the sheet's apex frame changes."""
+    import dataclasses
+
+    from assistant.motion import MotionConfig
+    from finetune.au_microau_clip import record_inputs
+    from instruction_data.loaders import load_dataset
+
+    record = load_dataset("casme2", synth_casme2_root).records[0]
+    cfg, motion = MicroAUCLIPConfig(), MotionConfig(flow="dis")
+    moved = dataclasses.replace(record, apex=record.onset + 1)
+    fresh, _ = record_inputs([moved], cfg, motion, None, progress=False)
+    record_inputs([record], cfg, motion, tmp_path, progress=False)
+    cached, _ = record_inputs([moved], cfg, motion, tmp_path, progress=False)
+    assert np.array_equal(cached, fresh)
+
+
+def test_backend_applies_the_thresholds_stored_in_its_checkpoint(tiny_clip, tmp_path):
+    """Thresholds chosen on training subjects travel in the checkpoint; serving must use them (as `aullm` does),
+    not a fixed 0.5 on the raw probabilities."""
+    from assistant.au import get_detector
+    from assistant.au.aullm_detector import calibrate
+    from assistant.motion import MotionConfig, analyze_frames
+    from instruction_data.synth import SynthSpec, render_clip
+
+    torch.manual_seed(0)
+    model, _ = build_model(tiny_clip, MicroAUCLIPConfig(aus=(1, 2, 12)))
+    save_microau_clip(model, tiny_clip, tmp_path / "plain")
+    thresholds = [0.05, 0.5, 0.95]
+    save_microau_clip(model, tiny_clip, tmp_path / "tuned", thresholds=thresholds)
+    clip_ = render_clip(SynthSpec(subject=0, aus=["12"], n_frames=10, frame_size=(320, 240), seed=3))
+    motion = MotionConfig(flow="dis")
+    analysis = analyze_frames(clip_.frames[clip_.onset], clip_.frames[clip_.apex], motion)
+    raw = np.array([s.probability for s in get_detector("microau_clip", checkpoint=tmp_path / "plain",
+                                                        motion=motion).detect(analysis.clip, analysis).scores])
+    tuned = get_detector("microau_clip", checkpoint=tmp_path / "tuned", motion=motion).detect(analysis.clip, analysis)
+    got = np.array([s.probability for s in tuned.scores])
+    assert got == pytest.approx(calibrate(raw, np.array(thresholds)), abs=1e-6)
+    assert [s.code for s in tuned.active()] == [c for c, p, t in zip((1, 2, 12), raw, thresholds) if p >= t]

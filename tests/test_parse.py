@@ -48,6 +48,10 @@ CASES = [
     ("two candidates chinese", "动作单元: AU4; 微表情: 厌恶或恐惧", [4], None, "unparsable", ["disgust", "fear"]),
     ("no label anywhere", "The map shows weak motion around the eyes (AU7).", [7], None, "unparsable", []),
     ("empty", "", [], None, "unparsable", []),
+    ("AUs on the conclusion line without a key", "Reasoning.\nFinal answer: AU6 and AU12; Micro-expression: happiness",
+     [6, 12], "happiness", "ok", []),
+    ("not X but Y", "AUs: AU4, AU10; Micro-expression: not happiness but disgust", [4, 10], "disgust", "ok", []),
+    ("chinese AUs without a key", "分析略。\n结论：AU1、AU2；微表情：惊讶", [1, 2], "surprise", "ok", []),
 ]
 
 
@@ -80,3 +84,14 @@ def test_conclusion_without_known_label_falls_back_to_body():
     text = "Raised brows and wide eyes signal surprise.\nAUs: AU1, AU2; Micro-expression: ???"
     parsed = parse_answer(text)
     assert (parsed.emotion, parsed.status, parsed.aus) == ("surprise", "inferred", [1, 2])
+
+
+@pytest.mark.parametrize("last", ["**AUs: AU6, AU12; Micro-expression: happiness**",
+                                  "### AUs: AU6, AU12; Micro-expression: _happiness_"])
+def test_conclusion_in_markdown_is_the_line_as_written(last):
+    """Readers cut the reasoning off at `conclusion`, so it must be found verbatim in the text."""
+    text = "1. The cheeks move up.\n\n3. The smile pattern suggests happiness.\n" + last
+    parsed = parse_answer(text, FIVE)
+    assert parsed.status == "ok" and parsed.emotion == "happiness" and parsed.aus == [6, 12]
+    assert parsed.conclusion == last
+    assert "Micro-expression" not in text.rsplit(parsed.conclusion, 1)[0]

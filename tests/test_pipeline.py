@@ -154,3 +154,25 @@ def test_configured_vlm_replaces_the_template_reasoner(tmp_path, clips):
     assert result.answer.parse_status in ("ok", "inferred", "unparsable")  # a random tiny model: any status
     assert parse_answer(result.answer.text).status == result.answer.parse_status
     assert assistant.chat([], "Why this emotion?", result)
+
+
+def test_follow_up_history_from_the_chat_window_does_not_repeat_the_first_answer(assistant, smile):
+    """The app's chat window opens with the first answer, which the conversation already holds: a VLM given it twice
+    would see two answers in a row before the first question."""
+    window = [{"role": "assistant", "content": [{"type": "text", "text": smile.answer.text}]},
+              {"role": "user", "content": "why?"}, {"role": "assistant", "content": "because"}]
+    conv = assistant.conversation(window, smile)
+    assert conv.answer is smile.answer and conv.request is smile.request
+    assert [(t.role, t.content) for t in conv.turns] == [("user", "why?"), ("assistant", "because")]
+    assert [t.role for t in assistant.conversation(window[1:], smile).turns] == ["user", "assistant"]
+
+
+def test_vlm_prompt_holds_the_evidence_line_only_when_configured(smile, clips):
+    """Training data has no AU evidence line unless built with one (`meu data build --evidence`); serving must match."""
+    from assistant.reasoners.vlm import request_prompt
+
+    assert "AU evidence" not in request_prompt(smile.request) and "Region motion" not in request_prompt(smile.request)
+    config, _ = parse_assistant_config(["--vlm-evidence", "--vlm-regions", "--flow", "dis"], environ={})
+    result = Assistant(config).analyze(clips / "happiness_AU6_AU12.mp4")
+    prompt = request_prompt(result.request)
+    assert "AU evidence (rules): AU" in prompt and "Region motion" in prompt

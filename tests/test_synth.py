@@ -118,3 +118,36 @@ def test_subjects_are_distinct_people_with_consistent_sides():
     assert make_subjects(2, seed=0)[1].id == subjects[1].id  # asking for more keeps the first ones
     frames = [render_clip(SynthSpec(subject=s, n_frames=4, noise_sigma=0.0)).frames[0] for s in subjects[:2]]
     assert np.abs(frames[0].astype(int) - frames[1].astype(int)).mean() > 10
+
+
+@pytest.mark.parametrize("flags", [["--subjects", "0"], ["--clips", "0"], ["--frames", "2"]])
+def test_synth_cli_refuses_impossible_sizes_in_one_line(flags, tmp_path, capsys):
+    from assistant.cli import main as meu
+
+    assert meu(["data", "synth", "--out", str(tmp_path / "s"), *flags]) != 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and flags[0] in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_rewriting_a_synthetic_dataset_leaves_no_stale_frames(tmp_path):
+    """A second `meu data synth` into the same folder (fewer frames) must not leave the first run's frames behind:
+    they would join the clip for anything that reads the whole folder (apex spotting, `meu analyze`)."""
+    from instruction_data.loaders import load_dataset
+    from instruction_data.synth_cli import main
+
+    out = str(tmp_path / "s")
+    assert main(["--out", out, "--subjects", "1", "--clips", "1", "--frames", "12", "--quirks", "false"]) == 0
+    assert main(["--out", out, "--subjects", "1", "--clips", "1", "--frames", "6", "--quirks", "false"]) == 0
+    (record,) = load_dataset("casme2", out).records
+    assert len(record.frame_paths) == 6
+
+
+def test_synth_refuses_a_folder_it_did_not_write(tmp_path):
+    from assistant.errors import ConfigError
+    from instruction_data.synth_cli import main
+
+    (tmp_path / "CASME2-coding-20140508.xlsx").write_bytes(b"someone's real sheet")
+    with pytest.raises(ConfigError, match="not empty"):
+        main(["--out", str(tmp_path), "--subjects", "1", "--clips", "1", "--frames", "6"])
+    assert (tmp_path / "CASME2-coding-20140508.xlsx").read_bytes() == b"someone's real sheet"

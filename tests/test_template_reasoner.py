@@ -126,6 +126,12 @@ FOLLOW_UPS = [
     ("紫色代表什么？", ["向上"]),
     ("检测到哪些AU？有多大把握？", ["AU6", "AU12", "0.90"]),
     ("今天天气怎么样？", ["无法从这个片段中回答"]),
+    ("What emotion is it?", ["most likely happiness"]),  # "emotion" holds "motion": not a where-question
+    ("What is the micro-expression?", ["most likely happiness"]),
+    ("How does this person feel?", ["most likely happiness"]),
+    ("这是什么情绪？", ["最可能是快乐"]),
+    ("他是什么表情？", ["最可能是快乐"]),
+    ("Which movement is the strongest?", ["left mouth corner", "left cheek"]),
 ]
 
 

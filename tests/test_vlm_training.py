@@ -126,3 +126,28 @@ def test_resume_continues_the_step_count(run):
     steps = [h["step"] for h in resumed.trainer.state.log_history if "loss" in h]
     new = [s for s in steps if s > 12]
     assert new == [13, 14, 15]
+
+
+def test_rows_built_in_another_scheme_are_refused(tmp_path):
+    """DFME exports answer in 7 classes: scoring them against the default 5 would drop some held-out rows and count
+    the rest against the wrong label set."""
+    from assistant.errors import ConfigError
+
+    rows = [{**r, "scheme": "7"} for r in tiny_sft_rows(4, seed=0, scheme="7")]
+    cfg = VLMTrainConfig(model_name_or_path=str(tmp_path / "absent"), output_dir=str(tmp_path / "out"), scheme="5")
+    with pytest.raises(ConfigError, match="--scheme 7"):
+        train(cfg, rows=rows[:2], eval_rows=rows[2:])
+
+
+def test_rerunning_a_finished_run_trains_no_further(run):
+    """`resume` on a run that reached max_steps must leave the adapter alone (it used to add one step per rerun)."""
+    cfg, _ = run
+    out = cfg.output_dir
+    from pathlib import Path
+
+    before = sorted(p.name for p in Path(out).glob("checkpoint-*"))
+    adapter = (Path(out) / "adapter_model.safetensors").read_bytes()
+    again = train(cfg, rows=tiny_sft_rows(24, seed=0))
+    assert sorted(p.name for p in Path(out).glob("checkpoint-*")) == before
+    assert (Path(out) / "adapter_model.safetensors").read_bytes() == adapter
+    assert again.global_step >= cfg.max_steps

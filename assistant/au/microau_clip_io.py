@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from assistant.au.au_sentences import au_sentence_table, emotion_sentences
+from assistant.au.aullm_detector import calibrate
 from assistant.au.base import make_evidence
 from assistant.au.checkpoint import read_checkpoint, save_checkpoint
 from assistant.au.microau_clip import MicroAUCLIP, MicroAUCLIPConfig
@@ -138,12 +139,17 @@ def recognise_emotions(model: MicroAUCLIP, tokenizer, au_features: torch.Tensor,
 
 
 class MicroAUCLIPDetector:
-    """AU detector backend `microau_clip`: a trained checkpoint applied to the clip's motion analysis."""
+    """AU detector backend `microau_clip`: a trained checkpoint applied to the clip's motion analysis.
+
+    The per-AU thresholds stored in the checkpoint (chosen on training subjects) are folded into the probabilities
+    as the `aullm` backend does (`calibrate`), so an AU is active when its raw probability reaches its own threshold.
+    """
 
     name = "microau_clip"
 
     def __init__(self, checkpoint: str | Path, threshold: float = 0.5, motion=None):
-        self.model, self.tokenizer, _ = load_microau_clip(checkpoint)
+        self.model, self.tokenizer, config = load_microau_clip(checkpoint)
+        self.thresholds = np.asarray(config.get("thresholds") or [0.5] * len(self.model.config.aus), np.float64)
         self.threshold = threshold
         self.motion = motion  # assistant.motion.MotionConfig used when no analysis is passed in
 
@@ -158,7 +164,7 @@ class MicroAUCLIPDetector:
 
     def detect(self, clip: Clip, analysis: MotionAnalysis | None = None) -> AUEvidence:
         out = self._forward(clip, analysis)
-        probs = torch.sigmoid(out.logits[0]).tolist()
+        probs = calibrate(torch.sigmoid(out.logits[0]).double().numpy(), self.thresholds)
         return make_evidence(self.model.config.aus, probs, self.name, threshold=self.threshold)
 
     def recognise_emotion(self, clip: Clip, analysis: MotionAnalysis | None = None, scheme: str = "5") -> str:

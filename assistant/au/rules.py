@@ -4,7 +4,8 @@ For an AU with region actions a (assistant.facs.FACS) and a side s, each action 
 motion vector v_a of its region (pixels of the working-size crop, head motion removed):
 
     agree_a = max(0, cos(v_a, d_a)) ** 2          d_a = facs.image_direction(a, s): the expected direction
-    mag_a   = 1 - exp(-|v_a| / MAG_REF)           saturates near 1 above ~3 * MAG_REF pixels
+    mag_a   = 1 - exp(-|v_a| / MAG_REF)           saturates near 1 above ~3 * MAG_REF pixels (|v_a| rescaled to a
+                                                   256 px crop, so the working size does not change the scores)
     S_s     = sum_a w_a * agree_a * mag_a / sum_a w_a      (w_a = RegionAction.weight; a missing region counts 0)
 
 Squaring the cosine keeps neighbouring directions apart (AU12's up-outward mouth corner barely scores AU20's
@@ -26,6 +27,7 @@ from assistant.facs import FACS, SIDED_REGIONS, FacsAU, image_direction
 from assistant.types import AUEvidence, Clip, MotionAnalysis, RegionMotion
 
 MAG_REF = 0.5  # px at the 256 px crop: typical micro-expression motion is 0.5-3 px there
+REFERENCE_SIZE = 256
 STEEPNESS = 12.0
 MIDPOINT = 0.4
 SIDE_RATIO = 0.5
@@ -36,12 +38,13 @@ def _region_vector(table: dict[tuple[str, str | None], RegionMotion], region: st
     return np.zeros(2) if r is None else np.array([r.dx, r.dy], dtype=np.float64)
 
 
-def side_score(au: FacsAU, regions: list[RegionMotion], side: str | None) -> float:
-    """S_side of the module docstring: weighted direction agreement times magnitude, 0..1."""
+def side_score(au: FacsAU, regions: list[RegionMotion], side: str | None, size: int = REFERENCE_SIZE) -> float:
+    """S_side of the module docstring: weighted direction agreement times magnitude, 0..1. `size`: the crop's side
+    in pixels, the unit of the regions' dx and dy."""
     table = {(r.region, r.side): r for r in regions}
     total = weight = 0.0
     for action in au.actions:
-        v = _region_vector(table, action.region, side)
+        v = _region_vector(table, action.region, side) * (REFERENCE_SIZE / size)
         norm = float(np.linalg.norm(v))
         d = image_direction(action, side if action.region in SIDED_REGIONS else None)
         agree = max(0.0, float(v @ d) / norm) ** 2 if norm > 0 else 0.0
@@ -54,20 +57,22 @@ def probability(score: float) -> float:
     return 1.0 / (1.0 + math.exp(-STEEPNESS * (score - MIDPOINT)))
 
 
-def score_regions(regions: list[RegionMotion], codes: list[int] | None = None) -> AUEvidence:
-    """Rules evidence for `codes` (default: every AU of the FACS table) from a region motion table."""
+def score_regions(regions: list[RegionMotion], codes: list[int] | None = None,
+                  size: int = REFERENCE_SIZE) -> AUEvidence:
+    """Rules evidence for `codes` (default: every AU of the FACS table) from a region motion table measured on a
+    `size` px crop."""
     codes = sorted(FACS) if codes is None else list(codes)
     probs, sides = [], []
     for code in codes:
         au = FACS[code]
         if any(a.region in SIDED_REGIONS for a in au.actions):
-            s_l, s_r = side_score(au, regions, "L"), side_score(au, regions, "R")
+            s_l, s_r = side_score(au, regions, "L", size), side_score(au, regions, "R", size)
             best = max(s_l, s_r)
             side = None
             if best >= MIDPOINT / 2 and min(s_l, s_r) < SIDE_RATIO * best:
                 side = "L" if s_l > s_r else "R"
         else:
-            best, side = side_score(au, regions, None), None
+            best, side = side_score(au, regions, None, size), None
         probs.append(probability(best))
         sides.append(side)
     return make_evidence(codes, probs, "rules", sides=sides)
@@ -87,4 +92,4 @@ class RulesDetector:
             from assistant.motion import analyze_frames
 
             analysis = analyze_frames(clip.onset_frame, clip.apex_frame, self.motion_config, clip=clip)
-        return score_regions(analysis.regions, self.codes)
+        return score_regions(analysis.regions, self.codes, analysis.crop.size)

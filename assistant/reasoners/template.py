@@ -257,12 +257,14 @@ class TemplateReasoner:
             return self._explain_aus(conversation, au_codes, lang)
         if colours or re.search(r"colou?r|hue|bright|颜色|色|亮度", low):
             return self._explain_colours(conversation, colours, lang)
-        if re.search(r"\bwhy\b|reason|because|为什么|理由|依据|怎么判断", low):
+        if re.search(r"\bwhy\b|reason|because|\bemotion|\bfeel|expression|为什么|理由|依据|怎么判断|情绪|表情|心情|"
+                     r"感受", low):
             return self._explain_emotion(conversation, lang)
         if re.search(r"which aus?|what aus?|action units?|sure|confiden|probab|certain|how likely|哪些|置信|把握|概率|"
                      r"确定|可信", low) or au_codes:
             return self._list_aus(conversation, lang)
-        if re.search(r"where|which (part|region)|move|moving|motion|region|哪里|哪儿|部位|区域|运动|移动|动了", low):
+        if re.search(r"where|which (part|region)|\bmov|\bmotion|region|哪里|哪儿|部位|区域|运动|移动|"
+                     r"动了", low):
             return self._where(conversation, lang)
         return self._cannot(lang)
 

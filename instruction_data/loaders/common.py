@@ -275,7 +275,19 @@ def load_rows(table: SheetRows, ctx: RowContext, subject_fn: Callable[[object], 
                                       sheet=table.path.name))
             log.info("%s row %d skipped: %s", table.path.name, row, problem)
     notes = [f"{table.path.name}: {n}" for n in table.notes]
+    mark_repeats(records)
     return LoadResult(records=records, skipped=skipped, sheet=table.path, sheets=[table.path], notes=notes)
+
+
+def mark_repeats(records: list[Record]) -> None:
+    """Flag the records of clips named on several rows, so each row keeps a key of its own."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for r in records:
+        clip = (r.dataset, r.subject, r.clip_id)
+        counts[clip] = counts.get(clip, 0) + 1
+    for r in records:
+        if counts[(r.dataset, r.subject, r.clip_id)] > 1:
+            r.repeated = True
 
 
 def merge(results: list[LoadResult]) -> LoadResult:
@@ -285,6 +297,7 @@ def merge(results: list[LoadResult]) -> LoadResult:
         out.skipped += r.skipped
         out.sheets += r.sheets
         out.notes += r.notes
+    mark_repeats(out.records)
     return out
 
 
