@@ -250,4 +250,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except MEUError as err:  # bad settings: one line, as `meu app` prints it
+        raise SystemExit(f"error: {err}") from None

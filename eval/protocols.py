@@ -18,9 +18,13 @@ from dataclasses import dataclass
 
 from assistant.errors import MEUError
 
+# AU lists scored per dataset: CASME II and SAMM as in the AU papers; DFME and CAS(ME)^3 have no standard list in
+# the AU literature, so they are scored on CASME II's eight (a documented choice, the same in training and eval).
 DATASET_AUS: dict[str, list[int]] = {
     "casme2": [1, 2, 4, 7, 12, 14, 15, 17],
     "samm": [2, 4, 7, 12],
+    "dfme": [1, 2, 4, 7, 12, 14, 15, 17],
+    "casme3": [1, 2, 4, 7, 12, 14, 15, 17],
 }
 
 

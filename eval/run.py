@@ -32,16 +32,13 @@ from assistant.motion import MotionConfig, analyze_clip
 from assistant.parse import parse_answer
 from assistant.reasoners.base import last
 from eval.predictions import PredictionLog, count_rows, score_rows
-from eval.protocols import DATASET_AUS, shared_aus, training_load_options
+from eval.protocols import dataset_aus, shared_aus, training_load_options
 
 log = logging.getLogger(__name__)
 
 PROTOCOLS = ("zero-shot", "loso", "cross", "dfme-test-a", "dfme-test-b")
 DATASETS = ("casme2", "samm", "dfme", "casme3")
 DEFAULT_CLASSES = {"casme2": "5", "samm": "3", "dfme": "7", "casme3": "3"}
-# DFME and CAS(ME)^3 have no AU list in the detection papers we follow; we score the CASME II eight, the AUs most
-# often coded in micro-expression datasets, so AU figures stay comparable across datasets.
-COMMON_AUS = [1, 2, 4, 7, 12, 14, 15, 17]
 # settings a resumed run may change without changing any result
 _RESUME_FREE = {"resume", "workers", "progress", "threads", "out"}
 _PATHS = ("root", "aullm_checkpoint", "au_run", "vlm_base", "vlm_adapter")
@@ -70,6 +67,10 @@ class EvalConfig:
         "help": "cross protocol: the dataset the detector was trained on (default: read from --au-run)"})
     vlm_base: str | None = field(default=None, metadata={"help": "Qwen2.5-VL base model for --reasoner vlm"})
     vlm_adapter: str | None = field(default=None, metadata={"help": "LoRA adapter folder for --vlm-base"})
+    vlm_evidence: bool = field(default=False, metadata={
+        "help": "put the AU detector's probabilities into the VLM prompt (for a model trained on data built with "
+                "`meu data build --evidence`; compare runs with and without it)"})
+    vlm_regions: bool = field(default=False, metadata={"help": "put the region motion table into the VLM prompt"})
     synthetic: bool | None = field(default=None, metadata={
         "help": "label results synthetic (default: detected from the synthetic writer's synth_truth.json)"})
     threads: int = field(default=1, metadata={"help": "OpenCV / torch threads per process"})
@@ -101,7 +102,7 @@ class Sample:
 def scored_aus(config: EvalConfig, source: str | None) -> list[int]:
     if config.protocol == "cross":
         return shared_aus(source, config.dataset)
-    return list(DATASET_AUS.get(config.dataset, COMMON_AUS))
+    return dataset_aus(config.dataset)
 
 
 def is_synthetic(config: EvalConfig) -> bool:
@@ -237,7 +238,8 @@ def _row(sample: Sample, analysis, error: str | None, motion_s: float, evidence_
         return {**row, "status": "error", "error": str(err), "timings": {"motion": round(motion_s, 4)}}
     detector_s = time.perf_counter() - t
     classes = SCHEME_CLASSES[config.scheme]
-    request = ReasoningRequest(analysis=analysis, evidence=evidence, lang=config.language, emotion_options=classes)
+    request = ReasoningRequest(analysis=analysis, evidence=evidence, lang=config.language, emotion_options=classes,
+                               include_evidence=config.vlm_evidence, include_regions=config.vlm_regions)
     t = time.perf_counter()
     text = last(reasoner.stream(request), "")
     reasoner_s = time.perf_counter() - t

@@ -64,6 +64,6 @@ class RulesAdapter(_NoCheckpoint):
         for r in data.records:
             analysis = analyze_frames(read_image(r.frame_paths[r.onset]), read_image(r.frame_paths[r.apex]),
                                       self.motion)
-            ev = score_regions(analysis.regions, self.aus)
+            ev = score_regions(analysis.regions, self.aus, size=analysis.crop.size)
             out.append([ev.probability(a) for a in self.aus])
         return np.array(out).reshape(-1, len(self.aus))

@@ -29,10 +29,16 @@ def setup(tmp_path_factory):
 
 def test_prompt_is_the_training_builder_with_evidence(setup):
     reasoner, request = setup
-    prompt = request_prompt(request)
-    assert prompt.startswith(LEGEND_PRIOR["en"])
     scores = [(s.code, s.probability) for s in request.evidence.scores]
-    assert format_evidence_line(scores, request.evidence.backend) in prompt
+    evidence_line = format_evidence_line(scores, request.evidence.backend)
+    assert evidence_line not in request_prompt(request)  # off by default, as in training data built without it
+    request.include_evidence = True
+    try:
+        prompt = request_prompt(request)
+    finally:
+        request.include_evidence = False
+    assert prompt.startswith(LEGEND_PRIOR["en"])
+    assert evidence_line in prompt
     assert "Region motion" not in prompt
     request.include_regions = True
     try:

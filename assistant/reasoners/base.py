@@ -26,7 +26,7 @@ class ReasoningRequest:
     evidence: AUEvidence
     lang: str = "en"  # "en" | "zh"
     emotion_options: tuple[str, ...] = SCHEME_CLASSES["5"]
-    include_evidence: bool = True  # put the AU evidence line into the prompt
+    include_evidence: bool = False  # put the AU evidence line into the VLM prompt (data built with --evidence)
     include_regions: bool = False  # put the region motion table into the prompt as text
 
 
