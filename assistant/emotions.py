@@ -92,11 +92,14 @@ AU_EMOTION_RULES: tuple[EmotionRule, ...] = (
 )
 
 
-def emotion_from_aus(aus: set[int] | list[int]) -> tuple[str, EmotionRule | None]:
-    """Best-matching rule by overlap (Jaccard); 'others' when no rule shares an AU."""
+def emotion_from_aus(aus: set[int] | list[int], emotions: set[str] | None = None) -> tuple[str, EmotionRule | None]:
+    """Best-matching rule by overlap (Jaccard), among the rules for `emotions` when given (a label set that lacks
+    some emotions); 'others' when no such rule shares an AU."""
     present = set(aus)
     best, best_score = None, 0.0
     for rule in AU_EMOTION_RULES:
+        if emotions is not None and rule.emotion not in emotions:
+            continue
         need = set(rule.aus)
         score = len(need & present) / len(need | present) if present else 0.0
         if score > best_score:

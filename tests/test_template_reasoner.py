@@ -64,6 +64,7 @@ CASES = [  # AUs, label set, expected emotion (from the AU-to-emotion table in D
     ([4, 10], FIVE, "disgust"),
     ([15, 17], FIVE, "others"),  # sadness is not a CASME II 5-class label
     ([15, 17], SEVEN, "sadness"),
+    ([17], SEVEN, "sadness"),  # the closer repression rule has no DFME label: the best rule the label set can say
     ([], FIVE, "others"),
 ]
 

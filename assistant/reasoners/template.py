@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from assistant.au import AU
-from assistant.emotions import SCHEME_CLASSES, SCHEMES, EmotionRule, emotion_from_aus
+from assistant.emotions import AU_EMOTION_RULES, SCHEME_CLASSES, SCHEMES, EmotionRule, emotion_from_aus
 from assistant.facs import FACS, facs_au, image_direction, region_label
 from assistant.prompts import (
     COLOUR_WORDS_ZH,
@@ -137,8 +137,10 @@ class TemplateReasoner:
     def decide(self, request: ReasoningRequest) -> tuple[list[AUScore], str, str, EmotionRule | None]:
         """Active AUs (strongest first), the answer's emotion, the rule's own emotion and the rule."""
         active = request.evidence.active()
-        raw_emotion, rule = emotion_from_aus({s.code for s in active})
-        return active, fit_emotion(raw_emotion, tuple(request.emotion_options)), raw_emotion, rule
+        options = tuple(request.emotion_options)
+        expressible = {r.emotion for r in AU_EMOTION_RULES if fit_emotion(r.emotion, options) in options}
+        raw_emotion, rule = emotion_from_aus({s.code for s in active}, expressible)
+        return active, fit_emotion(raw_emotion, options), raw_emotion, rule
 
     def compose(self, request: ReasoningRequest) -> str:
         lang = "zh" if request.lang == "zh" else "en"
