@@ -83,6 +83,7 @@ class MediapipeLandmarker:
             min_face_detection_confidence=0.3, min_face_presence_confidence=0.3,
         )
         self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        self._lock = threading.Lock()  # one graph per process; concurrent analyses take turns here only
         # Close before Python shuts down the executor mediapipe calls through (its __del__ at exit prints a
         # traceback otherwise); threading's exit hooks run in reverse order, so this one runs first.
         getattr(threading, "_register_atexit", atexit.register)(self._landmarker.close)
@@ -91,7 +92,9 @@ class MediapipeLandmarker:
         import mediapipe as mp
 
         h, w = image.shape[:2]
-        result = self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image)))
+        with self._lock:
+            result = self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB,
+                                                      data=np.ascontiguousarray(image)))
         faces = []
         for face in result.face_landmarks:
             pts = np.array([[p.x * w, p.y * h] for p in face], dtype=np.float64)

@@ -181,7 +181,6 @@ class Assistant:
         self._detector = None
         self._reasoner = None
         self._build_lock = threading.Lock()
-        self._motion_lock = threading.Lock()  # the landmark model is one object per process
 
     # ---- backends, built once ---------------------------------------------------------------------------
     @property
@@ -247,9 +246,8 @@ class Assistant:
         """Analyse a clip step by step: the motion analysis, then the evidence, then the answer text as it grows."""
         lang = language or self.config.language
         t0 = time.perf_counter()
-        with self._motion_lock:
-            analysis = analyze_clip(source, apex_image, onset=onset, apex=apex, config=self.config.motion_config(),
-                                    limits=self.config.limits())
+        analysis = analyze_clip(source, apex_image, onset=onset, apex=apex, config=self.config.motion_config(),
+                                limits=self.config.limits())
         timings = {k: v for k, v in analysis.timings.items() if k != "total"}
         timings["motion"] = time.perf_counter() - t0
         yield Progress("motion", analysis=analysis)

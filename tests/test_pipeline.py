@@ -176,3 +176,15 @@ def test_vlm_prompt_holds_the_evidence_line_only_when_configured(smile, clips):
     result = Assistant(config).analyze(clips / "happiness_AU6_AU12.mp4")
     prompt = request_prompt(result.request)
     assert "AU evidence (rules): AU" in prompt and "Region motion" in prompt
+
+
+def test_concurrent_analyses_give_the_sequential_results(assistant, clips, smile):
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = ["happiness_AU6_AU12.mp4", "surprise_AU1_AU2.mp4"]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda n: assistant.analyze(clips / n), names))
+    alone = [smile, assistant.analyze(clips / names[1])]
+    for a, b in zip(together, alone, strict=True):
+        assert a.answer.text == b.answer.text
+        assert np.array_equal(a.analysis.field.flow, b.analysis.field.flow)
