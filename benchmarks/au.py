@@ -31,6 +31,20 @@ LEARNED = ["aullm", "microau_clip"]
 MICROAU_CLIP_CONFIG = ROOT / "configs" / "au_microau_clip_tiny_synthetic.yaml"
 
 
+def detect_ms(detector, records) -> float:
+    """Median wall time (ms) of `detector.detect` per clip, the clip read from its frame folder beforehand; the first
+    call (model warm-up) is left out."""
+    from assistant.clip import load_clip
+
+    times = []
+    for r in records:
+        clip = load_clip(str(Path(r.frame_paths[0]).parent), onset=r.onset, apex=r.apex)
+        t = time.perf_counter()
+        detector.detect(clip)
+        times.append(time.perf_counter() - t)
+    return round(1000 * statistics.median(times[1:] or times), 1)
+
+
 def latency(records, config, out: Path, n: int = 5) -> dict:
     """Median per-clip wall time of the aullm and rules detectors, clip read from its frame folder."""
     import torch
@@ -38,22 +52,13 @@ def latency(records, config, out: Path, n: int = 5) -> dict:
     from assistant.au import get_detector
     from assistant.au.aullm import AULLMConfig
     from assistant.au.checkpoint import build_aullm, save_aullm
-    from assistant.clip import load_clip
 
     ckpt = out / "latency_ckpt"
     if not (ckpt / "model.safetensors").is_file():  # weights do not change the cost, so an untrained model serves
         model, _ = build_aullm(config.backbone, AULLMConfig())
         save_aullm(model, config.backbone, ckpt)
     detectors = {"aullm": get_detector("aullm", checkpoint=ckpt), "rules": get_detector("rules")}
-    result = {}
-    for name, det in detectors.items():
-        times = []
-        for r in records[:n]:
-            clip = load_clip(str(Path(r.frame_paths[0]).parent), onset=r.onset, apex=r.apex)
-            t = time.perf_counter()
-            det.detect(clip)
-            times.append(time.perf_counter() - t)
-        result[f"{name}_detect_ms"] = round(1000 * statistics.median(times[1:] or times), 1)
+    result = {f"{name}_detect_ms": detect_ms(det, records[:n]) for name, det in detectors.items()}
     model = detectors["aullm"].model
     x = torch.rand(1, 6, 64, 64)
     with torch.no_grad():
@@ -86,26 +91,20 @@ def microau_clip_latency(records, config, out: Path, n: int = 5) -> dict:
     from assistant.au import get_detector
     from assistant.au.microau_clip import MicroAUCLIPConfig
     from assistant.au.microau_clip_io import build_model, save_microau_clip
-    from assistant.clip import load_clip
 
     ckpt = out / "latency_ckpt_microau_clip"
     if not (ckpt / "model.safetensors").is_file():  # weights do not change the cost, so an untrained model serves
         model, _ = build_model(config.clip_backbone, MicroAUCLIPConfig())
         save_microau_clip(model, config.clip_backbone, ckpt)
     det = get_detector("microau_clip", checkpoint=ckpt)
-    times = []
-    for r in records[:n]:
-        clip = load_clip(str(Path(r.frame_paths[0]).parent), onset=r.onset, apex=r.apex)
-        t = time.perf_counter()
-        det.detect(clip)
-        times.append(time.perf_counter() - t)
+    detect = detect_ms(det, records[:n])
     x, lm = torch.rand(1, 3, 224, 224), torch.rand(1, 68, 2) * 224
     with torch.no_grad():
         det.model(x, lm)
         t = time.perf_counter()
         for _ in range(n):
             det.model(x, lm)
-    return {"microau_clip_detect_ms": round(1000 * statistics.median(times[1:] or times), 1),
+    return {"microau_clip_detect_ms": detect,
             "microau_clip_forward_ms": round(1000 * (time.perf_counter() - t) / n, 1)}
 
 
