@@ -222,7 +222,7 @@ class Assistant:
         """Names of the active backends, as shown to the user."""
         c = self.config
         out = {"landmarks": c.landmarks, "flow": c.flow, "compensation": c.compensation, "mmc": c.mode,
-               "detector": c.detector_name, "reasoner": c.reasoner_name, "language": c.language,
+               "detector": c.detector_name, "reasoner": c.reasoner_name, "default language": c.language,
                "emotions": f"{c.scheme}-class ({', '.join(SCHEME_CLASSES[c.scheme])})"}
         if c.reasoner_name == "vlm":
             out["vlm"] = c.vlm_base + (f" + {c.vlm_adapter}" if c.vlm_adapter else "")
