@@ -23,8 +23,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m assistant.setup_check
 	touch $(STAMP)
 
+# Debian Chromium for the browser test, and a CJK font so Chinese text renders in its screenshots.
 browser:
-	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	@(command -v chromium && fc-list | grep -qi wqy) >/dev/null 2>&1 || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null)
 	@echo "chromium: $$(chromium --version 2>/dev/null)"
 
 demo: setup
