@@ -8,9 +8,9 @@ from pathlib import Path
 
 from assistant.config import add_dataclass_arguments
 from assistant.files import save_png, write_json
-from assistant.mmc import draw_landmarks, with_legend
-from assistant.motion import MotionConfig, analyze_clip
-from assistant.regions import region_masks
+from assistant.motion.mmc import draw_landmarks, with_legend
+from assistant.motion.analyze import MotionConfig, analyze_clip
+from assistant.motion.regions import region_masks
 from assistant.types import MotionAnalysis
 
 DESCRIPTION = """Analyse one micro-expression clip: find the face, measure the motion between the onset and apex

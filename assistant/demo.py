@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.clip import write_video
+from assistant.motion.clip import write_video
 from assistant.files import save_png
 
 log = logging.getLogger(__name__)

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from assistant.au import AU, get_detector
-from assistant.clip import ClipLimits
+from assistant.motion.clip import ClipLimits
 from assistant.config import parse_config
 from assistant.emotions import SCHEME_CLASSES
 from assistant.errors import ConfigError, MEUError
-from assistant.motion import MotionConfig, analyze_clip
+from assistant.motion.analyze import MotionConfig, analyze_clip
 from assistant.parse import parse_answer
 from assistant.reasoners import get_reasoner
 from assistant.reasoners.base import ChatTurn, Conversation, ReasoningRequest, last
@@ -234,7 +234,7 @@ class Assistant:
 
     def warm_up(self) -> None:
         """Load every model now so the first request does not pay for it."""
-        from assistant.face import get_landmarker
+        from assistant.motion.face import get_landmarker
 
         get_landmarker(self.config.landmarks)
         _ = self.detector, self.reasoner

@@ -26,7 +26,7 @@ def _opencv() -> str:
 
 
 def _landmarks() -> str:
-    from assistant.face import face_landmarker_model
+    from assistant.motion.face import face_landmarker_model
 
     path = face_landmarker_model()
     return f"ok face landmark model offline: {path} ({path.stat().st_size // 1024} KB)"

@@ -40,7 +40,7 @@ def free_port() -> int:
 
 
 def make_clip(folder: Path) -> Path:
-    from assistant.clip import write_video
+    from assistant.motion.clip import write_video
     from instruction_data.synth import SynthSpec, render_clip
 
     clip = render_clip(SynthSpec(subject=0, aus=["6", "12"], n_frames=100, onset=10, apex=40, offset=80,

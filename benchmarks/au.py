@@ -34,7 +34,7 @@ MICROAU_CLIP_CONFIG = ROOT / "configs" / "au_microau_clip_tiny_synthetic.yaml"
 def detect_ms(detector, records) -> float:
     """Median wall time (ms) of `detector.detect` per clip, the clip read from its frame folder beforehand; the first
     call (model warm-up) is left out."""
-    from assistant.clip import load_clip
+    from assistant.motion.clip import load_clip
 
     times = []
     for r in records:

@@ -24,12 +24,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit, median_time  # noqa: E402
 
-from assistant.clip import write_video  # noqa: E402
-from assistant.face import apply_crop, crop_box, detect_face, landmarks_in_crop  # noqa: E402
-from assistant.flow import compensate, compute_flow  # noqa: E402
-from assistant.mmc import mmc_map  # noqa: E402
-from assistant.motion import MotionConfig, analyze_frames  # noqa: E402
-from assistant.regions import region_motion  # noqa: E402
+from assistant.motion.clip import write_video  # noqa: E402
+from assistant.motion.face import apply_crop, crop_box, detect_face, landmarks_in_crop  # noqa: E402
+from assistant.motion.flow import compensate, compute_flow  # noqa: E402
+from assistant.motion.mmc import mmc_map  # noqa: E402
+from assistant.motion.analyze import MotionConfig, analyze_frames  # noqa: E402
+from assistant.motion.regions import region_motion  # noqa: E402
 from instruction_data.synth import SynthSpec, render_clip  # noqa: E402
 
 
@@ -70,7 +70,7 @@ def published_recipe(onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
 
 def long_video_child(path: str) -> None:
     """Runs in a fresh process so that its peak resident memory is the analysis's alone."""
-    from assistant.motion import analyze_clip
+    from assistant.motion.analyze import analyze_clip
 
     t = time.perf_counter()
     analysis = analyze_clip(path)

@@ -28,7 +28,7 @@ from assistant.config import parse_config
 from assistant.emotions import SCHEME_CLASSES, map_emotion
 from assistant.errors import ConfigError, MEUError
 from assistant.files import write_json
-from assistant.motion import MotionConfig, analyze_clip
+from assistant.motion.analyze import MotionConfig, analyze_clip
 from assistant.parse import parse_answer
 from assistant.reasoners.base import last
 from eval.predictions import PredictionLog, count_rows, score_rows

@@ -47,7 +47,7 @@ class TrainingPrior(_NoCheckpoint):
 
 class RulesAdapter(_NoCheckpoint):
     def __init__(self, config, aus: list[int]):
-        from assistant.motion import MotionConfig
+        from assistant.motion.analyze import MotionConfig
 
         self.aus = list(aus)
         self.motion = MotionConfig(landmarks=config.landmarks)
@@ -57,8 +57,8 @@ class RulesAdapter(_NoCheckpoint):
 
     def predict(self, data) -> np.ndarray:
         from assistant.au.rules import score_regions
-        from assistant.clip import read_image
-        from assistant.motion import analyze_frames
+        from assistant.motion.clip import read_image
+        from assistant.motion.analyze import analyze_frames
 
         out = []
         for r in data.records:

@@ -6,13 +6,13 @@ folder) with its landmarks; `render_clip` places it on a canvas and moves the re
 names for each AU, in the direction `facs.image_direction` gives, with a Gaussian falloff sized to the face.
 
 Units: `amplitude_px` and the head motion translation are pixels *at the working crop* (the 256 px crop that
-`assistant.face.crop_box` takes with its default margin), so "1.5 px" means what the motion core will measure;
+`assistant.motion.face.crop_box` takes with its default margin), so "1.5 px" means what the motion core will measure;
 `SynthClip.frame_px_per_crop_px` converts to frame pixels.
 
 Warping: frames are made by backward warping (`cv2.remap`) with the inverse of the forward displacement field
 `D`. The inverse `u` solves `u(y) = D(y - u(y))`; two fixed-point steps, `u <- D(y - u)` from `u = D`, leave an error of
 order |D| |grad D|^3, a few hundredths of a pixel at micro amplitudes; at a region centre (where grad D = 0) the
-content moves by exactly the commanded vector. Region centres and sizes come from `assistant.regions`, so the
+content moves by exactly the commanded vector. Region centres and sizes come from `assistant.motion.regions`, so the
 generator moves the same regions the motion table measures.
 """
 
@@ -30,15 +30,15 @@ import numpy as np
 
 from assistant.au import AU
 from assistant.facs import FACS, MIDLINE_REGIONS, image_direction
-from assistant.regions import region_ellipses
+from assistant.motion.regions import region_ellipses
 from assistant.types import FaceLandmarks
 
 log = logging.getLogger(__name__)
 
 WORK_CROP = 256  # the working size amplitudes refer to
-CROP_MARGIN = 0.15  # assistant.face.crop_box's default margin
+CROP_MARGIN = 0.15  # assistant.motion.face.crop_box's default margin
 
-# Gaussian falloff: sigma = SIGMA_FRACTION x the mean radius of the region's ellipse in assistant.regions (which sizes
+# Gaussian falloff: sigma = SIGMA_FRACTION x the mean radius of the region's ellipse in assistant.motion.regions (which sizes
 # regions by the inter-ocular distance d), never below SIGMA_FLOOR x d so the field stays smooth enough to invert.
 SIGMA_FRACTION = 0.85
 SIGMA_FLOOR = 0.1
@@ -113,7 +113,7 @@ def default_photos() -> list[tuple[str, np.ndarray]]:
 
 def load_photos(folder: str | Path) -> list[tuple[str, np.ndarray]]:
     """Every readable image in `folder` (natural order), for subjects made from a user's own face photos."""
-    from assistant.clip import IMAGE_SUFFIXES, natural_key, read_image
+    from assistant.motion.clip import IMAGE_SUFFIXES, natural_key, read_image
     from assistant.errors import UnreadableClipError
 
     paths = sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
@@ -128,7 +128,7 @@ def _gamma_lut(gamma: float, gains: np.ndarray) -> list[np.ndarray]:
 
 
 def _make_subject(k: int, name: str, photo: np.ndarray, n_photos: int, seed: int) -> SubjectFace:
-    from assistant.face import detect_face
+    from assistant.motion.face import detect_face
 
     rng = np.random.default_rng([seed, k])
     mirror = (k // n_photos) % 2 == 1

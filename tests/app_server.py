@@ -35,7 +35,7 @@ def free_port() -> int:
 
 def make_examples(folder: Path) -> Path:
     """Two small synthetic clips and one onset/apex image pair (the demo's examples, smaller to keep tests quick)."""
-    from assistant.clip import write_video
+    from assistant.motion.clip import write_video
     from assistant.demo import EXAMPLES
     from assistant.files import save_png
     from instruction_data.synth import SynthSpec, make_subjects, render_clip

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from app_server import ROOT
 
-from assistant.clip import write_video
+from assistant.motion.clip import write_video
 
 
 @pytest.fixture(scope="module")

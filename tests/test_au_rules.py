@@ -68,7 +68,7 @@ def test_registry():
 
 @pytest.mark.parametrize("aus,high", [(["1", "2"], {1, 2}), (["R12"], {12})])
 def test_sensible_on_synthetic_clips(aus, high):
-    from assistant.clip import load_clip
+    from assistant.motion.clip import load_clip
     from instruction_data.synth import SynthSpec, render_clip
 
     clip = render_clip(SynthSpec(subject=0, aus=aus, n_frames=12, frame_size=(320, 240), seed=1))

@@ -55,7 +55,7 @@ def test_loso_outputs_and_no_subject_leak(run_dir):
 
 def test_final_model_loads_as_a_detector(run_dir):
     from assistant.au import get_detector
-    from assistant.clip import load_clip
+    from assistant.motion.clip import load_clip
 
     data, out, _ = run_dir
     assert (out / "final" / "model.safetensors").is_file()

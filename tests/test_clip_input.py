@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from assistant import cli
-from assistant.clip import load_clip, write_video
+from assistant.motion.clip import load_clip, write_video
 from assistant.errors import FrameIndexError
-from assistant.face import crop_box, detect_face
+from assistant.motion.face import crop_box, detect_face
 from assistant.files import save_png
 from instruction_data.synth import SynthSpec, render_clip
 
@@ -179,7 +179,7 @@ def test_image_pair_of_different_shapes_is_refused_and_a_rescaled_apex_is_noted(
 
 def test_a_tiny_face_is_analysed_with_a_warning(synth_brow_clip):
     """Sub-pixel motion cannot be read off a face a few dozen pixels wide; the user must be told."""
-    from assistant.motion import SMALL_FACE_PX, analyze_frames
+    from assistant.motion.analyze import SMALL_FACE_PX, analyze_frames
 
     pair = (synth_brow_clip.frames[synth_brow_clip.onset], synth_brow_clip.frames[synth_brow_clip.apex])
     small = analyze_frames(*(cv2.resize(f, (80, 60), interpolation=cv2.INTER_AREA) for f in pair))

@@ -138,7 +138,7 @@ def test_model_trains_the_configured_layers_and_round_trips(tiny_clip, tmp_path)
 def test_backend_detects_and_recognises_on_a_synthetic_clip(tiny_clip, tmp_path):
     from assistant.au import get_detector
     from assistant.au.base import AUDetector
-    from assistant.motion import MotionConfig, analyze_frames
+    from assistant.motion.analyze import MotionConfig, analyze_frames
     from assistant.types import Clip
     from instruction_data.synth import SynthSpec, render_clip
 
@@ -241,7 +241,7 @@ def test_cached_inputs_follow_a_corrected_apex(synth_casme2_root, tmp_path):
     """The input cache must not hand back the old flow image after the sheet's apex frame changes."""
     import dataclasses
 
-    from assistant.motion import MotionConfig
+    from assistant.motion.analyze import MotionConfig
     from finetune.au_microau_clip import record_inputs
     from instruction_data.loaders import load_dataset
 
@@ -259,7 +259,7 @@ def test_backend_applies_the_thresholds_stored_in_its_checkpoint(tiny_clip, tmp_
     not a fixed 0.5 on the raw probabilities."""
     from assistant.au import get_detector
     from assistant.au.aullm_detector import calibrate
-    from assistant.motion import MotionConfig, analyze_frames
+    from assistant.motion.analyze import MotionConfig, analyze_frames
     from instruction_data.synth import SynthSpec, render_clip
 
     torch.manual_seed(0)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from app_server import make_examples
 
-from assistant.clip import write_video
+from assistant.motion.clip import write_video
 from assistant.demo import write_examples
 from assistant.errors import (
     ClipTooLargeError,

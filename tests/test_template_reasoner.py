@@ -13,7 +13,7 @@ from assistant.prompts import DIRECTION_COLOURS
 from assistant.reasoners import get_reasoner
 from assistant.reasoners.base import Conversation, ReasoningRequest
 from assistant.reasoners.template import TemplateReasoner, agreeing_regions, fit_emotion
-from assistant.regions import direction_word
+from assistant.motion.regions import direction_word
 from assistant.types import AUEvidence, AUScore, Clip, CropBox, FaceLandmarks, MotionAnalysis, MotionField, RegionMotion
 
 FIVE = ("happiness", "disgust", "repression", "surprise", "others")

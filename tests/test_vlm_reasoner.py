@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from assistant.au import get_detector
-from assistant.motion import MotionConfig, analyze_clip
+from assistant.motion.analyze import MotionConfig, analyze_clip
 from assistant.parse import parse_answer
 from assistant.prompts import LEGEND_PRIOR, format_evidence_line
 from assistant.reasoners import get_reasoner

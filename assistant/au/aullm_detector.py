@@ -28,7 +28,7 @@ def clip_frames(clip: Clip, max_frames: int = 24) -> list[np.ndarray]:
     """RGB frames from onset to apex (see the module docstring for image pairs)."""
     src = Path(clip.source) if clip.source and not clip.source.startswith("<") else None
     if src is not None and src.exists() and clip.n_frames > 2:  # a video or a frame folder
-        from assistant.clip import open_source
+        from assistant.motion.clip import open_source
 
         return open_source(str(src)).read(span_indices(clip.onset, clip.apex, max_frames))
     a, b = clip.onset_frame.astype(np.float32), clip.apex_frame.astype(np.float32)
@@ -58,7 +58,7 @@ class AULLMDetector:
         import cv2
 
         from assistant.au.preprocess import clip_tensor
-        from assistant.face import apply_crop
+        from assistant.motion.face import apply_crop
 
         cfg = self.model.config
         frames = clip_frames(clip)

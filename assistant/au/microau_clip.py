@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from assistant.mmc import FULL_SCALE_PX
+from assistant.motion.mmc import FULL_SCALE_PX
 
 # iBUG-68 landmark indices per AU. AU1/2/4, 7, 12/15, 14, 17 follow the published model; the others are ours,
 # chosen from the same 68-point layout so that every AU of the FACS table has a group.

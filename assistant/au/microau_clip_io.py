@@ -155,7 +155,7 @@ class MicroAUCLIPDetector:
 
     def _forward(self, clip: Clip, analysis: MotionAnalysis | None):
         if analysis is None:
-            from assistant.motion import analyze_frames
+            from assistant.motion.analyze import analyze_frames
 
             analysis = analyze_frames(clip.onset_frame, clip.apex_frame, self.motion, clip)
         image, landmarks = analysis_inputs(analysis, self.model.config)

@@ -50,7 +50,7 @@ def face_crop_grey(frames: Sequence[np.ndarray], size: int = 64, margin: float =
     Returns the crops and whether a face was found; without one the centre square is used (and logged), so a
     clip still gets an input instead of silently disappearing from the evaluation.
     """
-    from assistant.face import apply_crop, crop_box, detect_face
+    from assistant.motion.face import apply_crop, crop_box, detect_face
     from assistant.types import CropBox
 
     first = frames[0]
@@ -90,7 +90,7 @@ class ClipCache:
         p = self.path(record)
         if p.is_file():
             return np.load(p)
-        from assistant.clip import read_image
+        from assistant.motion.clip import read_image
 
         idx = span_indices(record.onset, record.apex, self.max_frames)
         frames = [read_image(record.frame_paths[i]) for i in idx]

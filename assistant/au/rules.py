@@ -89,7 +89,7 @@ class RulesDetector:
 
     def detect(self, clip: Clip, analysis: MotionAnalysis | None = None) -> AUEvidence:
         if analysis is None:
-            from assistant.motion import analyze_frames
+            from assistant.motion.analyze import analyze_frames
 
             analysis = analyze_frames(clip.onset_frame, clip.apex_frame, self.motion_config, clip=clip)
         return score_regions(analysis.regions, self.codes, analysis.crop.size)

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant import face as face_mod
-from assistant.clip import ClipLimits, load_clip
+from assistant.motion import face as face_mod
+from assistant.motion.clip import ClipLimits, load_clip
 from assistant.errors import ConfigError
-from assistant.flow import COMPENSATIONS, FLOW_METHODS, compensate, compute_flow
-from assistant.mmc import FLOOR_PX, FULL_SCALE_PX, MMC_MODES, mmc_map
-from assistant.regions import region_motion
+from assistant.motion.flow import COMPENSATIONS, FLOW_METHODS, compensate, compute_flow
+from assistant.motion.mmc import FLOOR_PX, FULL_SCALE_PX, MMC_MODES, mmc_map
+from assistant.motion.regions import region_motion
 from assistant.types import Clip, MotionAnalysis, MotionField
 
 log = logging.getLogger(__name__)
