@@ -443,6 +443,7 @@ def render_clip(spec: SynthSpec) -> SynthClip:
     if roi:
         grid_x, grid_y = grid_x[roi], grid_y[roi]
     cx, cy = float(centre[0]), float(centre[1])
+    noise_lut = _GAUSS_TABLE * np.float32(spec.noise_sigma)
     frames, poses = [], []
     for i in range(n):
         s = float(strength[i])
@@ -469,8 +470,7 @@ def render_clip(spec: SynthSpec) -> SynthClip:
                                    borderMode=cv2.BORDER_REPLICATE)
         gain = 1.0 + spec.illumination_drift * ramp[i]
         if spec.noise_sigma > 0 and spec.noise_table:
-            noise = (_GAUSS_TABLE * np.float32(spec.noise_sigma))[
-                np.frombuffer(rng.bytes(frame.size), np.uint8).reshape(frame.shape)]
+            noise = cv2.LUT(np.frombuffer(rng.bytes(frame.size), np.uint8).reshape(frame.shape), noise_lut)
             frame = cv2.addWeighted(frame, gain, noise, 1.0, 0.0, dtype=cv2.CV_8U)  # rounds and saturates
         else:
             if gain != 1.0:
