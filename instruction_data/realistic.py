@@ -124,7 +124,8 @@ class RealisticSpec:
                          illumination_drift=self.illumination_drift, frame_size=self.frame_size, fps=self.fps,
                          seed=int(np.random.default_rng([_SPLIT_KEY[self.split], self.seed, self.index, 1])
                                   .integers(0, 2**31)),
-                         blinks=self.blinks, jpeg_quality=self.jpeg_quality, noise_table=True)
+                         blinks=self.blinks, jpeg_quality=self.jpeg_quality, noise_table=True,
+                         static_background=True)
 
 
 def intensity_letter(amplitude_px: float) -> str:

@@ -115,6 +115,7 @@ class SynthSpec:
     blink_depth: float = 0.7  # share of the eye opening the upper lid travels at the middle of a blink
     jpeg_quality: int | None = None  # encode and decode each frame as JPEG at this quality
     noise_table: bool = False  # draw the noise from a 256-level Gaussian table: 4x faster, same spread
+    static_background: bool = False  # the head moves over a still background (else the whole picture moves)
 
 
 @dataclass
@@ -387,6 +388,18 @@ def _sample(fields: list[tuple[float, np.ndarray]], mx: np.ndarray, my: np.ndarr
     return sum(wt * _remap_field(f, mx, my) for wt, f in fields)
 
 
+def head_mask(lm: FaceLandmarks, size: tuple[int, int]) -> np.ndarray:
+    """Soft (H, W) float32 outline of the head: an ellipse from above the brows (forehead, hair) to below the chin,
+    feathered over about a twentieth of the face height so the moving head blends into the still background."""
+    w, h = size
+    x0, y0, x1, y1 = lm.box
+    fw, fh = x1 - x0, y1 - y0
+    mask = np.zeros((h, w), np.float32)
+    cv2.ellipse(mask, (int(round((x0 + x1) / 2)), int(round(y0 + 0.4 * fh))),
+                (int(round(0.62 * fw)), int(round(0.78 * fh))), 0, 0, 360, 1.0, -1)
+    return cv2.GaussianBlur(mask, (0, 0), 0.05 * fh)
+
+
 def _support(moves: Sequence[RegionMove], size: tuple[int, int], margin: float) -> tuple[slice, slice] | None:
     """The frame window (rows, columns) outside which every move's bump is zero, widened by `margin` px."""
     if not moves:
@@ -443,6 +456,7 @@ def render_clip(spec: SynthSpec) -> SynthClip:
     if roi:
         grid_x, grid_y = grid_x[roi], grid_y[roi]
     cx, cy = float(centre[0]), float(centre[1])
+    head = head_mask(lm, (w, h)) if spec.static_background else None
     noise_lut = _GAUSS_TABLE * np.float32(spec.noise_sigma)
     frames, poses = [], []
     for i in range(n):
@@ -468,6 +482,9 @@ def render_clip(spec: SynthSpec) -> SynthClip:
                 u = _sample(fields, zx - u[:, :, 0], zy - u[:, :, 1])
             frame[roi] = cv2.remap(canvas, zx - u[:, :, 0], zy - u[:, :, 1], cv2.INTER_CUBIC,
                                    borderMode=cv2.BORDER_REPLICATE)
+        if moved and head is not None:  # the head over the still picture, through its soft outline
+            m = cv2.warpAffine(head, inv, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+            frame = cv2.blendLinear(frame, canvas, m, 1.0 - m)
         gain = 1.0 + spec.illumination_drift * ramp[i]
         if spec.noise_sigma > 0 and spec.noise_table:
             noise = cv2.LUT(np.frombuffer(rng.bytes(frame.size), np.uint8).reshape(frame.shape), noise_lut)

@@ -217,3 +217,13 @@ def test_meu_data_synth_realistic_writes_a_layout_that_reads_back_as_rendered(tm
         clip = realistic_clip(t["index"], "calibration", 0, frame_size=(320, 240), subject=face)
         assert len(clip.frames) == len(rec.frame_paths)
         assert np.array_equal(read_image(rec.frame_paths[clip.apex]), clip.frames[clip.apex])
+
+
+def test_the_head_moves_over_a_still_background():
+    spec = draw_spec(0, "benchmark", **SHORT, **{**STILL, "head_translation_px": (1.5, 0.0), "head_rotation_deg": 0.5})
+    clip = render_realistic(dataclasses.replace(spec, motions=()))
+    first, last = (f.astype(np.float32) for f in (clip.frames[0], clip.frames[-1]))
+    assert np.array_equal(first[:20, :20], last[:20, :20])  # a frame corner, far from the head
+    x, y = (int(round(v)) for v in clip.region_centres[("nose", None)])
+    assert np.abs(first[y - 10:y + 10, x - 10:x + 10] - last[y - 10:y + 10, x - 10:x + 10]).mean() > 1
+    assert clip.head_poses[-1][0] == pytest.approx(1.5 * clip.frame_px_per_crop_px)
