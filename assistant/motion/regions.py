@@ -7,11 +7,14 @@ Only pixels inside the face (`assistant.motion.register.face_mask`) count. Inten
 region's *mean* motion vector (coherent motion, in pixels scaled to a 256 px working size), because incoherent flow
 noise averages out while muscle motion does not, **and** from its signal-to-noise ratio against the analysis' own
 noise floor (`assistant.motion.noise`): a region is `none` below SNR_MIN whatever its size in pixels, else
-weak / moderate / strong by INTENSITY_THRESHOLDS_PX. How the numbers were chosen: see `assistant/au/calibration.py`
-(the realistic synthetic calibration split; never the benchmark split).
+weak / moderate / strong by INTENSITY_THRESHOLDS_PX. Both come from `intensity_calibration.json` beside this file,
+written by `meu calibrate rules` (`eval/calibrate.py`) on the realistic synthetic calibration split only.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -19,8 +22,9 @@ import numpy as np
 from assistant.prompts import DIRECTION_COLOURS, DIRECTIONS
 from assistant.types import RegionMotion
 
-INTENSITY_THRESHOLDS_PX = (("weak", 0.03), ("moderate", 0.2), ("strong", 0.8))
-SNR_MIN = 4.0
+_CALIBRATION = json.loads(Path(__file__).with_name("intensity_calibration.json").read_text())
+INTENSITY_THRESHOLDS_PX = tuple((name, float(v)) for name, v in _CALIBRATION["thresholds_px"].items())
+SNR_MIN = float(_CALIBRATION["snr_min"])
 REFERENCE_SIZE = 256
 
 # Per side: iBUG indices of (brow outer pair, brow inner pair, upper lid pair, lower lid pair, eye centre ring,
