@@ -52,6 +52,8 @@ IRLS_ITERATIONS = 6
 LK_LEVELS = (3.0, 1.0)  # Gaussian blur (sigma, px) of the coarse and the fine pass: a wide basin, then precision
 LK_ITERATIONS = 12
 LK_STOP = 1e-3  # px: stop when an update moves no stable pixel further than this
+LK_MAX_STEP = 1.0  # px: no single update moves a stable pixel further than this
+PHASE_MAX_SHIFT = 0.05  # of the crop: neighbouring frames never move further; a larger peak is spurious
 TUKEY_C = 4.685  # Tukey biweight constant (95 % efficiency under Gaussian noise), in units of the robust spread
 
 
@@ -183,18 +185,24 @@ def _similarity(params: np.ndarray, centre: np.ndarray) -> np.ndarray:
 
 def refine_lk(onset_grey: np.ndarray, apex: np.ndarray, to_src: np.ndarray, head: np.ndarray, box: CropBox,
               stable: np.ndarray) -> np.ndarray:
-    """Refine `head` (crop onset -> crop apex) so that the apex crop matches the onset crop on the stable pixels."""
+    """Refine `head` (crop onset -> crop apex) so that the apex crop matches the onset crop on the stable pixels.
+
+    Guarded: a step moves no stable pixel more than LK_MAX_STEP px, and the best estimate seen (by the robust
+    residual) is returned, so flat or ambiguous content can only leave the coarse estimate as it was, never worse.
+    """
     ys, xs = np.nonzero(stable)
     centre = np.array([xs.mean(), ys.mean()])
     x, y = xs - centre[0], ys - centre[1]
+    reach = float(np.abs(np.concatenate([x, y])).max())
     apex_src = _antialias(apex, box.scale)
+    best_cost, best_head = np.inf, head
     for sigma in LK_LEVELS:
         template = cv2.GaussianBlur(onset_grey, (0, 0), sigma)
         gx = cv2.Sobel(template, cv2.CV_32F, 1, 0, ksize=3)[ys, xs] / 8.0
         gy = cv2.Sobel(template, cv2.CV_32F, 0, 1, ksize=3)[ys, xs] / 8.0
         t = template[ys, xs]
         steepest = np.stack([gx * x + gy * y, -gx * y + gy * x, gx, gy], axis=1).astype(np.float64)
-        weights = np.ones(len(xs))
+        best_cost = np.inf  # costs are compared within one blur level only
         for _ in range(LK_ITERATIONS):
             warped = cv2.warpAffine(apex_src, (to_src @ head)[:2], onset_grey.shape[::-1],
                                     flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
@@ -202,15 +210,21 @@ def refine_lk(onset_grey: np.ndarray, apex: np.ndarray, to_src: np.ndarray, head
             warped = (warped - warped.mean()) / (warped.std() + 1e-6) * t.std() + t.mean()  # gain and bias
             error = (warped - t).astype(np.float64)
             spread = 1.4826 * np.median(np.abs(error)) + 1e-6
+            cost = float(np.mean(np.minimum(np.abs(error) / spread, TUKEY_C)))
+            if cost < best_cost:
+                best_cost, best_head = cost, head
             r = error / (TUKEY_C * spread)
             weights = np.where(np.abs(r) < 1, (1 - r ** 2) ** 2, 0.0)
             hessian = (steepest * weights[:, None]).T @ steepest
-            delta = np.linalg.solve(hessian + 1e-9 * np.eye(4), (steepest * weights[:, None]).T @ error)
-            step = _similarity(delta, centre)
-            head = head @ np.linalg.inv(step)
-            if np.abs(delta[2:]).max() + np.abs(delta[:2]).max() * np.abs([x, y]).max() < LK_STOP:
+            delta = np.linalg.lstsq(hessian, (steepest * weights[:, None]).T @ error, rcond=1e-6)[0]
+            moved = np.abs(delta[2:]).max() + np.abs(delta[:2]).max() * reach
+            if moved > LK_MAX_STEP:
+                delta *= LK_MAX_STEP / moved
+            head = head @ np.linalg.inv(_similarity(delta, centre))
+            if moved < LK_STOP:
                 break
-    return head
+        head = best_head
+    return best_head
 
 
 def register_pair(onset: np.ndarray, apex: np.ndarray, onset_lm: FaceLandmarks, apex_lm: FaceLandmarks | None,
@@ -225,6 +239,8 @@ def register_pair(onset: np.ndarray, apex: np.ndarray, onset_lm: FaceLandmarks, 
         head, method = np.linalg.inv(to_src) @ coarse @ to_src, "landmarks"
     else:
         head = phase_shift(onset_grey, _grey(warp_crop(apex, to_src, box.size, box.scale)))
+        if np.hypot(*head[:2, 2]) > PHASE_MAX_SHIFT * box.size:  # a spurious peak: start from no motion instead
+            head = np.eye(3)
         method = "phase"
     if stable.sum() >= 200:
         head, method = refine_lk(onset_grey, apex, to_src, head, box, stable), method + "+lk"
