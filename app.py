@@ -30,14 +30,14 @@ log = logging.getLogger("meu.app")
 
 DEFAULT_EXAMPLES = Path(__file__).resolve().parent / "outputs" / "examples"
 LANGUAGES = [("English", "en"), ("Chinese (中文)", "zh")]
-REGION_COLUMNS = ["region", "direction", "colour", "strength", "mean px", "max px", "coherence"]
+REGION_COLUMNS = ["region", "direction", "colour", "strength", "motion px", "SNR", "coherence"]
 
 
 def _region_table(analysis: MotionAnalysis):
     import pandas as pd
 
-    rows = [[r.label, r.direction, r.colour, r.intensity, round(r.mean_magnitude, 2), round(r.max_magnitude, 2),
-             round(r.coherence, 2)] for r in sorted(analysis.regions, key=lambda r: -r.mean_magnitude)]
+    rows = [[r.label, r.direction, r.colour, r.intensity, round(r.motion_px, 3), round(r.snr, 1),
+             round(r.coherence, 2)] for r in sorted(analysis.regions, key=lambda r: -r.snr)]
     return pd.DataFrame(rows, columns=REGION_COLUMNS)
 
 

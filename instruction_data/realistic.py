@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -249,8 +249,8 @@ def draw_spec(index: int, split: str = "benchmark", seed: int = 0, fps: float = 
     return spec
 
 
-def render_realistic(spec: RealisticSpec) -> SynthClip:
-    clip = render_clip(spec.synth_spec())
+def render_realistic(spec: RealisticSpec, only: Sequence[int] | None = None) -> SynthClip:
+    clip = render_clip(spec.synth_spec(), only)
     clip.split = spec.split
     return clip
 

@@ -426,8 +426,10 @@ def _support(moves: Sequence[RegionMove], size: tuple[int, int], margin: float) 
     return rows, cols
 
 
-def render_clip(spec: SynthSpec) -> SynthClip:
-    """Render the frames of one clip. Deterministic in `spec` (noise and jitter come from `spec.seed`)."""
+def render_clip(spec: SynthSpec, only: Sequence[int] | None = None) -> SynthClip:
+    """Render the frames of one clip. Deterministic in `spec` (jitter comes from `spec.seed`, each frame's noise from
+    (`spec.seed`, frame index)). `only`: render just these frame indices (the others are None in `frames`), for
+    measurements that need the onset and apex alone; the rendered frames are the same as in a full render."""
     subject = spec.subject if isinstance(spec.subject, SubjectFace) else make_subjects(spec.subject + 1)[spec.subject]
     motions = list(spec.motions) or [AUMotion(_as_au(a), spec.amplitude_px) for a in spec.aus]
     aus = [m.au for m in motions]
@@ -473,7 +475,12 @@ def render_clip(spec: SynthSpec) -> SynthClip:
     cx, cy = float(centre[0]), float(centre[1])
     noise_lut = _GAUSS_TABLE * np.float32(spec.noise_sigma)
     frames, poses = [], []
+    wanted = set(range(n)) if only is None else {int(i) for i in only}
     for i in range(n):
+        poses.append((float(tx[i]), float(ty[i]), float(rot[i])))
+        if i not in wanted:
+            frames.append(None)
+            continue
         s = float(strength[i])
         fields = [(wt, f) for wt, f in ((s, base), (float(closure[i]), blink)) if wt > 0] if roi else []
         moved = bool(tx[i] or ty[i] or rot[i] or zoom[i])
@@ -507,19 +514,19 @@ def render_clip(spec: SynthSpec) -> SynthClip:
             frame = canvas.copy()
             frame[win] = part
         gain = 1.0 + spec.illumination_drift * ramp[i]
+        frame_rng = np.random.default_rng([spec.seed, i])
         if spec.noise_sigma > 0 and spec.noise_table:
-            noise = cv2.LUT(np.frombuffer(rng.bytes(frame.size), np.uint8).reshape(frame.shape), noise_lut)
+            noise = cv2.LUT(np.frombuffer(frame_rng.bytes(frame.size), np.uint8).reshape(frame.shape), noise_lut)
             frame = cv2.addWeighted(frame, gain, noise, 1.0, 0.0, dtype=cv2.CV_8U)  # rounds and saturates
         else:
             if gain != 1.0:
                 frame *= gain
             if spec.noise_sigma > 0:
-                frame += rng.standard_normal(frame.shape, dtype=np.float32) * spec.noise_sigma
+                frame += frame_rng.standard_normal(frame.shape, dtype=np.float32) * spec.noise_sigma
             frame = np.clip(frame + 0.5, 0, 255).astype(np.uint8)
         if spec.jpeg_quality is not None:
             frame = jpeg_roundtrip(frame, spec.jpeg_quality)
         frames.append(frame)
-        poses.append((float(tx[i]), float(ty[i]), float(rot[i])))
 
     return SynthClip(frames=frames, aus=aus, onset=onset, apex=apex, offset=offset, subject_id=subject.id,
                      landmarks=lm, fps=spec.fps, frame_px_per_crop_px=px, strength=strength, head_poses=poses,
