@@ -216,7 +216,7 @@ class VLMReasoner:
                       text=text, backends={"reasoner": self.name}, parse_status=parsed.status)
 
     def answer(self, request: ReasoningRequest) -> Answer:
-        return self._answer(request, last(self.stream(request), ""))
+        return self._answer(request, last(self.stream(request), "").strip())
 
     def texts(self, requests: list[ReasoningRequest]) -> list[str]:
         """The raw replies to `requests`, `batch_size` per `generate()` call."""
