@@ -57,13 +57,19 @@ def has_processor(folder: str | Path | None) -> bool:
                                       for f in ("processor_config.json", "preprocessor_config.json"))
 
 
+def resolve_adapter(base: str, adapter: str | None) -> tuple[str, str | None]:
+    """(base, adapter): an adapter folder given as the base names its own base."""
+    if adapter is None and adapter_base(base):
+        return adapter_base(base), base
+    return base, adapter
+
+
 def load_vlm(base: str, adapter: str | None = None, device: str = "auto", dtype: str = "auto",
              merge: bool = False):
     """(model, processor) in eval mode. `adapter` is applied unmerged through PEFT unless `merge`."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    if adapter is None and adapter_base(base):
-        base, adapter = adapter_base(base), base
+    base, adapter = resolve_adapter(base, adapter)
     dev, torch_dtype = pick_device_dtype(device, dtype)
     try:
         model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch_dtype)
@@ -207,6 +213,16 @@ class VLMReasoner:
     def stream(self, request: ReasoningRequest) -> Iterator[str]:
         model, processor = self.model
         yield from stream_text(model, processor, self._messages(request), self.generation)
+
+    def generation_record(self) -> dict:
+        """The generation settings with the stop ids this model's tokenizer gives them (the tokenizer is loaded
+        alone when the model is not: a resumed shard may have had nothing left to generate)."""
+        if self._loaded is not None:
+            return self.generation.record(self._loaded[1].tokenizer)
+        from transformers import AutoTokenizer
+
+        base, adapter = resolve_adapter(self.base, self.adapter)
+        return self.generation.record(AutoTokenizer.from_pretrained(adapter if has_processor(adapter) else base))
 
     def _answer(self, request: ReasoningRequest, text: str) -> Answer:
         parsed = parse_answer(text, request.emotion_options)
