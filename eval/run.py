@@ -280,10 +280,13 @@ def _reason(pending: list[tuple[dict, object]], reasoner, config: EvalConfig) ->
     t = time.perf_counter()
     texts = _texts(reasoner, [request for _, request in pending])
     share = (time.perf_counter() - t) / max(len(pending), 1)
-    return [{**{k: v for k, v in row.items() if k != "timings"}, "status": "ok", **answer_fields(text, config.scheme),
-             "probabilities": row["probabilities"], "detector": row["detector"], "reasoner": reasoner.name,
-             "timings": {**row["timings"], "reasoner": round(share, 4)}}
-            for (row, _), text in zip(pending, texts)]
+    done = []
+    for (row, _), text in zip(pending, texts):
+        clip = {k: v for k, v in row.items() if k not in ("probabilities", "detector", "timings")}
+        done.append({**clip, "status": "ok", **answer_fields(text, config.scheme),
+                     "probabilities": row["probabilities"], "detector": row["detector"], "reasoner": reasoner.name,
+                     "timings": {**row["timings"], "reasoner": round(share, 4)}})
+    return done
 
 
 def run(config: EvalConfig) -> dict:
