@@ -86,7 +86,8 @@ class MotionField:
     head_motion: dict[str, float] = field(default_factory=dict)  # tx, ty (px at the nose tip), rotation (deg), scale
     face_mask: np.ndarray | None = None  # (H, W) bool: inside the face; the flow is zero outside
     noise_px: float = 0.0  # per-axis spread of a region's mean vector under no expression (assistant.motion.noise)
-    noise_source: str = ""  # "null pair 0->1" | "stable area" | ...
+    noise_source: str = ""  # "null pair" | "stable area" | "default": which estimate set the floor
+    noise_estimates: dict[str, float] = field(default_factory=dict)  # every estimate made, px
     registration: str = "none"  # how the apex face was registered onto the onset face before the flow
 
 

@@ -4,9 +4,11 @@
 - `assistant/au/rules_calibration.json`: MAG_REF, SNR0, AGREE_POWER and MIDPOINT of `assistant.au.rules`, by grid
   search for the best macro F1 over CASME II's eight AUs, among the settings that give at most `--max-null-any` of
   the null clips any AU (of all the AUs the detector knows); ties go to the fewer false alarms.
-- `assistant/motion/intensity_calibration.json`: the SNR below which a region is `none` (the `--null-quantile` of
-  region SNRs on null clips: what noise alone reaches) and the px edges between weak, moderate and strong (each edge
-  the one that best separates the primary region's motion of AUs the generator drew at FACS intensity A-B / C / D-E).
+- `assistant/motion/intensity_calibration.json`: how much the stable-area noise estimate is trusted
+  (`stable_weight`, chosen with the rules settings: each weight gives every region a new SNR, and the weight whose
+  best rules setting scores best wins), the SNR below which a region is `none` (the `--null-quantile` of region SNRs
+  on null clips: what noise alone reaches) and the px edges between weak, moderate and strong (each edge the one
+  that best separates the primary region's motion of AUs the generator drew at FACS intensity A-B / C / D-E).
 
 The benchmark split (other people, other seeds) is never read here; `benchmarks/realism.py` reports on it.
 """
@@ -14,6 +16,7 @@ The benchmark split (other people, other seeds) is never read here; `benchmarks/
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import logging
 import math
@@ -24,6 +27,7 @@ import numpy as np
 from assistant.au import AU
 from assistant.facs import FACS, SIDED_REGIONS, image_direction
 from assistant.files import write_json
+from assistant.motion.noise import combine_floors
 from eval.realism import ClipMeasure, measure_split
 
 log = logging.getLogger(__name__)
@@ -37,9 +41,22 @@ GRID = {
     "agree_power": (1.0, 2.0, 4.0, 8.0),
     "midpoint": tuple(float(v) for v in np.round(np.arange(0.1, 0.95, 0.025), 3)),
 }
+STABLE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 SIDES = ("L", "R", None)
 MAX_ACTIONS = max(len(au.actions) for au in FACS.values())
 CODES = sorted(FACS)
+
+
+def with_stable_weight(measures: list[ClipMeasure], weight: float) -> list[ClipMeasure]:
+    """The measurements as the motion core would give them with `noise.STABLE_WEIGHT = weight`: same flow, new floor,
+    new region SNRs."""
+    out = []
+    for m in measures:
+        floor, _ = combine_floors(m.noise_estimates, weight)
+        floor = floor or m.noise_px
+        rows = [{**r, "snr": math.hypot(r["dx"], r["dy"]) / floor} for r in m.regions]
+        out.append(dataclasses.replace(m, regions=rows, noise_px=floor))
+    return out
 
 
 def action_arrays(measures: list[ClipMeasure]) -> dict[str, np.ndarray]:
@@ -168,9 +185,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="quantile of null-clip region SNRs below which a region is 'none' (default 0.99)")
     parser.add_argument("--dry-run", action="store_true", help="print the fitted settings, write nothing")
     ns = parser.parse_args(argv)
-    measures = measure_split("calibration", ns.clips, ns.seed, ns.cache, ns.workers)
-    rules = fit_rules(measures, ns.max_null_any)
-    intensity = fit_intensity(measures, ns.null_quantile)
+    measured = measure_split("calibration", ns.clips, ns.seed, ns.cache, ns.workers)
+    fits = {}
+    for w in STABLE_WEIGHTS:
+        try:
+            fits[w] = fit_rules(with_stable_weight(measured, w), ns.max_null_any)
+        except ValueError as err:
+            log.info("stable weight %s: %s", w, err)
+    if not fits:
+        raise ValueError(f"No setting keeps null clips under {ns.max_null_any:.0%} with any AU; raise --max-null-any.")
+    weight = max(fits, key=lambda w: (fits[w]["calibration_macro_f1"], -fits[w]["calibration_null_any"]))
+    log.info("stable weight -> (macro F1, null clips with an AU): %s",
+             {w: (f["calibration_macro_f1"], f["calibration_null_any"]) for w, f in fits.items()})
+    measures = with_stable_weight(measured, weight)
+    rules = fits[weight]
+    intensity = {"stable_weight": weight, **fit_intensity(measures, ns.null_quantile)}
     how = {"split": "calibration", "clips": ns.clips, "seed": ns.seed, "max_null_any": ns.max_null_any,
            "command": f"meu calibrate rules --clips {ns.clips} --seed {ns.seed} --max-null-any {ns.max_null_any}"}
     rules_doc = {**rules, "grid": {k: list(v) for k, v in GRID.items()}, "how": how,

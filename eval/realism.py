@@ -25,7 +25,7 @@ from instruction_data.realistic import draw_spec, render_realistic
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2  # bump when the motion core's output changes, so stale tables are not reused
+CACHE_VERSION = 3  # bump when the motion core's output changes, so stale tables are not reused
 
 
 @dataclass
@@ -40,6 +40,7 @@ class ClipMeasure:
     noise_px: float
     size: int
     head_motion: dict[str, float] = field(default_factory=dict)
+    noise_estimates: dict[str, float] = field(default_factory=dict)
     version: int = CACHE_VERSION
 
     @property
@@ -62,7 +63,8 @@ def measure_clip(split: str, index: int, seed: int = 0, config: MotionConfig | N
                        codes=sorted({a.code for a in clip.aus if a.code is not None}),
                        amplitudes_px=[float(v) for v in clip.amplitudes_px],
                        regions=[r.to_dict() for r in analysis.regions], noise_px=float(analysis.field.noise_px),
-                       size=analysis.crop.size, head_motion=dict(analysis.field.head_motion))
+                       size=analysis.crop.size, head_motion=dict(analysis.field.head_motion),
+                       noise_estimates=dict(analysis.field.noise_estimates))
 
 
 def _cache_file(cache: Path, split: str, index: int, seed: int) -> Path:

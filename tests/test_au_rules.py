@@ -9,7 +9,7 @@ import pytest
 
 from assistant.au import AU, DETECTORS, get_detector, parse_aus
 from assistant.au.base import AUDetector
-from assistant.au.rules import MAG_REF, MIDPOINT, STEEPNESS, probability, score_regions, side_score
+from assistant.au.rules import AGREE_POWER, MAG_REF, MIDPOINT, STEEPNESS, probability, score_regions, side_score
 from assistant.errors import BackendError
 from assistant.facs import FACS, SIDED_REGIONS, image_direction
 from assistant.types import RegionMotion
@@ -37,15 +37,15 @@ def test_formula_on_a_hand_made_table():
                       ("outer_brow", "R"): up})
     au1 = FACS[1]
     mag = 1 - math.exp(-1.5 / MAG_REF)
-    agree_outer = max(0.0, float(np.array([0.0, -1.0]) @ image_direction(au1.actions[1], "L"))) ** 2
+    agree_outer = max(0.0, float(np.array([0.0, -1.0]) @ image_direction(au1.actions[1], "L"))) ** AGREE_POWER
     expected = (1.0 * mag + 0.4 * agree_outer * mag) / 1.4
     assert side_score(au1, regions, "L") == pytest.approx(expected)
     ev = score_regions(regions)
     assert ev.backend == "rules"
-    assert ev.probability(1) == pytest.approx(1 / (1 + math.exp(-STEEPNESS * (expected - MIDPOINT))))
+    assert ev.probability(1) == pytest.approx(1 / (1 + math.exp(-STEEPNESS * (expected / MIDPOINT - 1))))
     assert ev.probability(1) > 0.9 and ev.probability(2) > 0.5
     assert ev.probability(4) < 0.05 and ev.probability(12) < 0.05  # opposite / unrelated directions
-    assert probability(0.0) < 0.01
+    assert probability(0.0) <= 0.0101 and probability(2 * MIDPOINT) >= 0.9899
 
 
 def test_one_sided_motion_gives_a_side():
@@ -56,7 +56,7 @@ def test_one_sided_motion_gives_a_side():
     assert s12.side == "R" and s12.probability > 0.5
     assert ev.probability(14) < 0.1 and ev.probability(15) < 0.1
     still = score_regions(_table({}), [12])
-    assert still.scores[0].side is None and still.scores[0].probability < 0.01
+    assert still.scores[0].side is None and still.scores[0].probability <= 0.0101
 
 
 def test_registry():

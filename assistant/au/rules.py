@@ -13,7 +13,8 @@ A power of the cosine keeps neighbouring directions apart (AU12's up-outward mou
 outward one). Using the region's *mean vector*, not its mean magnitude, makes incoherent flow noise cancel; the SNR
 gate makes the detector read a 0.1 px real AU on a clean camera and ignore 0.1 px of noise on a noisy one. The AU's
 score is S = max(S_L, S_R) (S_None for AUs acting only on midline regions) and its probability is the logistic
-squash p = 1 / (1 + exp(-STEEPNESS * (S - MIDPOINT))), so p >= 0.5 exactly when S >= MIDPOINT. The side is
+squash p = 1 / (1 + exp(-STEEPNESS * (S / MIDPOINT - 1))): p >= 0.5 exactly when S >= MIDPOINT, no motion gives
+p = 0.01 and twice the midpoint p = 0.99, whatever the calibrated midpoint. The side is
 reported when the AU has some support (S >= MIDPOINT / 2) and one side's score is below SIDE_RATIO times the
 other's (one side moved), otherwise None.
 
@@ -37,7 +38,7 @@ from assistant.types import AUEvidence, Clip, MotionAnalysis, RegionMotion
 
 CALIBRATION_FILE = Path(__file__).with_name("rules_calibration.json")
 REFERENCE_SIZE = 256
-STEEPNESS = 12.0
+STEEPNESS = math.log(99)
 SIDE_RATIO = 0.5
 
 
@@ -84,7 +85,7 @@ def side_score(au: FacsAU, regions: list[RegionMotion], side: str | None, size: 
 
 
 def probability(score: float) -> float:
-    return 1.0 / (1.0 + math.exp(-STEEPNESS * (score - MIDPOINT)))
+    return 1.0 / (1.0 + math.exp(-STEEPNESS * (score / MIDPOINT - 1.0)))
 
 
 def score_regions(regions: list[RegionMotion], codes: list[int] | None = None,

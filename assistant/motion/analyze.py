@@ -21,7 +21,7 @@ from assistant.motion import face as face_mod
 from assistant.motion.clip import ClipLimits, load_clip, open_source
 from assistant.motion.flow import COMPENSATIONS, FLOW_METHODS, compensate, compute_flow
 from assistant.motion.mmc import FLOOR_PX, FULL_SCALE_PX, MMC_MODES, mmc_map
-from assistant.motion.noise import noise_from_regions, noise_from_stable
+from assistant.motion.noise import combine_floors, noise_from_regions, noise_from_stable
 from assistant.motion.regions import face_region_masks, region_motion
 from assistant.motion.register import (
     crop_pair,
@@ -119,14 +119,16 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
 
     t = time.perf_counter()
     masks = face_region_masks(crop_lm.points68, face)
-    noise, source = noise_from_stable(flow, stable, crop_lm.points68), "stable area"
+    estimates: dict[str, float] = {}
+    stable_floor = noise_from_stable(flow, stable, crop_lm.points68)
+    if stable_floor is not None:
+        estimates["stable area"] = stable_floor
     if null_frame is not None and cfg.noise == "auto":
         _, null_crop, _ = crops(null_frame, None)
         null_flow, _ = compensate(compute_flow(onset_crop, null_crop, cfg.flow), crop_lm.points68, cfg.compensation,
                                   stable)
-        null = noise_from_regions(np.where(face[..., None], null_flow, 0), masks)
-        if noise is None or null >= noise:
-            noise, source = null, "null pair"
+        estimates["null pair"] = noise_from_regions(np.where(face[..., None], null_flow, 0), masks)
+    noise, source = combine_floors(estimates)
     if noise is None:
         noise, source = DEFAULT_NOISE_PX * cfg.size / 256, "default"
         warnings.append("Too little stable face area was visible to measure the noise floor; a typical value was "
@@ -155,7 +157,7 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
         clip=clip, landmarks=landmarks, crop=box, crop_landmarks=crop_lm, onset_crop=onset_crop, apex_crop=apex_crop,
         field=MotionField(flow=flow, raw_flow=flow + displacement(head, shape), method=cfg.flow,
                           compensation=cfg.compensation, head_motion=head_motion, face_mask=face, noise_px=noise,
-                          noise_source=source, registration=registration.method),
+                          noise_source=source, noise_estimates=estimates, registration=registration.method),
         mmc_map=colour_map, mmc_mode=cfg.mode, regions=regions, timings=timings,
         backends={"landmarks": cfg.landmarks, "flow": cfg.flow, "compensation": cfg.compensation, "mmc": cfg.mode},
         warnings=clip.warnings + warnings, apex_landmarks=apex_lm,

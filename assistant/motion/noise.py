@@ -12,10 +12,13 @@ mean flow vector under no expression:
   `assistant.motion.register.stable_mask`) of the real flow, after a robust similarity fit there is taken out (so a
   head motion that the chosen compensation left in, `nose` or `none`, is not mistaken for noise).
 
-A sequence uses the larger of the two. The null pair sees the camera's frame-to-frame noise; the stable area sees
-what the onset -> apex pair itself adds: on a soft, low-texture face the compression blocks and sensor pattern stay
-fixed to the frame while registration moves the face, and the flow reads them as motion of up to the head's own
-shift, which a neighbouring frame (the head has barely moved) never shows.
+A sequence uses the larger of the null pair's floor and STABLE_WEIGHT times the stable area's (the stable bands also
+catch the tails of strong AUs nearby, so the stable estimate is trusted only in part; STABLE_WEIGHT is chosen by
+`meu calibrate rules` on the realistic calibration split and read from `intensity_calibration.json`). The null pair
+sees the camera's frame-to-frame noise; the stable area sees what the onset -> apex pair itself adds: on a soft,
+low-texture face the compression blocks and sensor pattern stay fixed to the frame while registration moves the
+face, and the flow reads them as motion of up to the head's own shift, which a neighbouring frame (the head has
+barely moved) never shows.
 
 Both pool many 2-D mean vectors m whose length is Rayleigh distributed under noise, so the per-axis spread is
 median(|m|) / sqrt(2 ln 2): a median, so that one region that does move (a blink, a real AU at the forehead) does
@@ -24,12 +27,16 @@ not inflate the floor. A region's signal-to-noise ratio is then |its mean vector
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 
 from assistant.motion.register import displacement, inter_ocular, residual_head_motion
 
+STABLE_WEIGHT = float(json.loads(Path(__file__).with_name("intensity_calibration.json").read_text())
+                      .get("stable_weight", 1.0))
 FLOOR_MIN_PX = 0.005  # px at 256: below what 8-bit frames can resolve; keeps SNR finite on noiseless input
 RAYLEIGH_MEDIAN = math.sqrt(2 * math.log(2))
 WINDOW = 0.15  # stable-area window side, in inter-ocular distances (the stable bands are narrow)
@@ -41,6 +48,18 @@ REFERENCE_SIZE = 256
 def _floor(vectors: list[np.ndarray], size: int) -> float:
     lengths = np.array([float(np.hypot(*v)) for v in vectors])
     return max(float(np.median(lengths)) / RAYLEIGH_MEDIAN, FLOOR_MIN_PX * size / REFERENCE_SIZE)
+
+
+def combine_floors(estimates: dict[str, float], stable_weight: float | None = None) -> tuple[float | None, str]:
+    """The floor an analysis uses, and which estimate set it: the null pair's when there is one, raised to
+    `stable_weight` x the stable area's when that is larger; the stable area's alone for a pair."""
+    w = STABLE_WEIGHT if stable_weight is None else stable_weight
+    null, stable = estimates.get("null pair"), estimates.get("stable area")
+    if null is None:
+        return (stable, "stable area") if stable is not None else (None, "")
+    if stable is not None and w * stable > null:
+        return w * stable, "stable area"
+    return null, "null pair"
 
 
 def noise_from_regions(null_flow: np.ndarray, masks: dict) -> float:

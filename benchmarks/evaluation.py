@@ -1,7 +1,7 @@
 """Throughput of `meu eval` with the offline default (template reasoner, rules detector, TV-L1 flow) on a synthetic
 CASME II-layout dataset, with 1 and 2 motion workers. Figures are synthetic-data throughput, not accuracy.
 
-    .venv/bin/python benchmarks/eval.py [--subjects 4] [--clips 4] [--size 640x480] [--workers 1 2]
+    .venv/bin/python benchmarks/evaluation.py [--subjects 4] [--clips 4] [--size 640x480] [--workers 1 2]
 
 `samples_per_s` counts the clips of the evaluation loop (motion, detector, reasoner, parsing, one row written per
 clip) over its wall time; `command_s` is the whole command, imports and report included.
