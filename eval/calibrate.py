@@ -16,7 +16,6 @@ The benchmark split (other people, other seeds) is never read here; `benchmarks/
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import logging
 import math
@@ -27,8 +26,7 @@ import numpy as np
 from assistant.au import AU
 from assistant.facs import FACS, SIDED_REGIONS, image_direction
 from assistant.files import write_json
-from assistant.motion.noise import combine_floors
-from eval.realism import ClipMeasure, measure_split
+from eval.realism import ClipMeasure, measure_split, with_stable_weight
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +43,6 @@ STABLE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 SIDES = ("L", "R", None)
 MAX_ACTIONS = max(len(au.actions) for au in FACS.values())
 CODES = sorted(FACS)
-
-
-def with_stable_weight(measures: list[ClipMeasure], weight: float) -> list[ClipMeasure]:
-    """The measurements as the motion core would give them with `noise.STABLE_WEIGHT = weight`: same flow, new floor,
-    new region SNRs."""
-    out = []
-    for m in measures:
-        floor, _ = combine_floors(m.noise_estimates, weight)
-        floor = floor or m.noise_px
-        rows = [{**r, "snr": math.hypot(r["dx"], r["dy"]) / floor} for r in m.regions]
-        out.append(dataclasses.replace(m, regions=rows, noise_px=floor))
-    return out
 
 
 def action_arrays(measures: list[ClipMeasure]) -> dict[str, np.ndarray]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from assistant.files import write_json
+from assistant.motion import noise
 from assistant.motion.analyze import MotionConfig, analyze_frames
 from assistant.types import RegionMotion
 from instruction_data.realistic import draw_spec, render_realistic
@@ -67,6 +69,18 @@ def measure_clip(split: str, index: int, seed: int = 0, config: MotionConfig | N
                        noise_estimates=dict(analysis.field.noise_estimates))
 
 
+def with_stable_weight(measures: list[ClipMeasure], weight: float) -> list[ClipMeasure]:
+    """The measurements as the motion core would give them with `noise.STABLE_WEIGHT = weight`: same flow, new floor,
+    new region SNRs."""
+    out = []
+    for m in measures:
+        floor, _ = noise.combine_floors(m.noise_estimates, weight)
+        floor = floor or m.noise_px
+        rows = [{**r, "snr": math.hypot(r["dx"], r["dy"]) / floor} for r in m.regions]
+        out.append(dataclasses.replace(m, regions=rows, noise_px=floor))
+    return out
+
+
 def _cache_file(cache: Path, split: str, index: int, seed: int) -> Path:
     return cache / f"{split}_s{seed}_{index:04d}.json"
 
@@ -90,7 +104,8 @@ def _measure_to(args: tuple[str, int, int, str | None]) -> ClipMeasure:
 
 def measure_split(split: str, n: int, seed: int = 0, cache: str | Path | None = None,
                   workers: int = 1) -> list[ClipMeasure]:
-    """Measurements of clips 0..n-1 of `split`, from the cache where present (progress bar; resumable)."""
+    """Measurements of clips 0..n-1 of `split`, from the cache where present (progress bar; resumable). The floors
+    and SNRs follow the current `noise.STABLE_WEIGHT`, whatever it was when a clip was measured."""
     cache_dir = Path(cache) if cache else None
     out: dict[int, ClipMeasure] = {}
     todo = []
@@ -114,4 +129,4 @@ def measure_split(split: str, n: int, seed: int = 0, cache: str | Path | None = 
                 out[m.index] = m
                 bar.update()
         bar.close()
-    return [out[i] for i in range(n)]
+    return with_stable_weight([out[i] for i in range(n)], noise.STABLE_WEIGHT)
