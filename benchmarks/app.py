@@ -90,10 +90,10 @@ def main(argv: list[str] | None = None) -> int:
             totals, stages, ui_totals, result = time_requests(f"http://127.0.0.1:{port}/", clip, args.runs)
         finally:
             demo.close()
-    follow = []
+    follow, analysed = [], assistant.analyze(clip)
     for q in FOLLOW_UPS:
         t = time.perf_counter()
-        assistant.chat([], q)
+        assistant.chat([], q, analysed)
         follow.append(time.perf_counter() - t)
     stage_median = {k: round(statistics.median(s[k] for s in stages), 4) for k in stages[0]}
     report = {
