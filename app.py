@@ -220,7 +220,7 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
                                                               for p in getattr(b, "keep_in_cache", ())})
         files.sweep()
         image_input = _image_input(gr)
-        result_state = gr.State(None)
+        result_state = gr.State(None, time_to_live=CACHE_AGE_S)  # a slim copy of the result (Result.for_chat)
         mode_state = gr.State("video")
         gr.Markdown("# MEU Assistant\nMicro-expression understanding: upload a short face clip, get the motion map, "
                     "the action units, the emotion and an explanation you can question.")
@@ -300,7 +300,7 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
                         outs[4] = ", ".join(
                             f"{a.label}{'(' + a.side + ')' if a.side else ''} {step.evidence.probability(a.code):.2f}"
                             for a in answer.aus) or "none"
-                        outs[5], outs[7] = answer.emotion or "unparsable", step.result
+                        outs[5], outs[7] = answer.emotion or "unparsable", step.result.for_chat()
                         message = _status(step.result)
                     yield (message,) + tuple(outs)
             except MEUError as err:
@@ -380,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", default=str(DEFAULT_EXAMPLES), help="folder of example clips (*.mp4)")
     parser.add_argument("--concurrency", type=int, default=1, help="analyses run at the same time (default: 1)")
     parser.add_argument("--queue-size", type=int, default=16, help="requests waiting at most (default: 16)")
+    parser.add_argument("--max-sessions", type=int, default=256,
+                        help="sessions whose last result is kept for follow-up questions, about 2 MB each; the oldest "
+                             "is dropped first (default: 256)")
     config, ns = parse_assistant_config(argv, parser)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     assistant = Assistant(config)
@@ -391,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(f"{k}={v}" for k, v in assistant.backends().items()) + ")", flush=True)
     demo.launch(server_name=ns.host, server_port=ns.port, share=False, show_error=True, inbrowser=False,
                 max_file_size=int(config.max_upload_mb * 2**20),  # larger uploads are refused before they are stored
+                state_session_capacity=ns.max_sessions,
                 allowed_paths=[str(examples)] if examples.is_dir() else None, footer_links=["api"])
     return 0
 

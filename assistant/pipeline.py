@@ -130,6 +130,16 @@ class Result:
     backends: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
+    def for_chat(self) -> Result:
+        """A copy to keep for follow-up questions (an app keeps one per user session): the clip's full-size onset and
+        apex frames, up to 2 x 120 MB at the pixel limit and needed by no follow-up, are dropped; the answer, the
+        evidence, the regions, the working-size crops and the map stay (about 2 MB)."""
+        none = np.zeros((0, 0, 3), np.uint8)
+        analysis = dataclasses.replace(self.analysis, clip=dataclasses.replace(self.analysis.clip, onset_frame=none,
+                                                                               apex_frame=none))
+        return dataclasses.replace(self, analysis=analysis, request=dataclasses.replace(self.request,
+                                                                                        analysis=analysis))
+
     def to_dict(self) -> dict:
         """The structured result the API returns (JSON-ready)."""
         clip = self.analysis.clip
