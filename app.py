@@ -189,20 +189,19 @@ def backends_markdown(assistant: Assistant) -> str:
     return "**Active backends**\n\n| stage | backend |\n|---|---|\n" + "\n".join(rows)
 
 
-def _image_input(gr):
-    """gr.Image that hands over the uploaded file's path without decoding it: Gradio's own preprocessing decodes
-    (and for a grey picture converts) the whole image, so a decompression bomb cost gigabytes, or ended in a long
-    preprocessing error, before the pipeline could refuse it from the header with one sentence."""
+def _keep_upload_path(image) -> None:
+    """Make a gr.Image input hand over the uploaded file's path without decoding it: Gradio's own preprocessing
+    decodes (and for a grey picture converts) the whole image, so a decompression bomb cost gigabytes, or ended in a
+    long preprocessing error, before the pipeline could refuse it from its header with one sentence. (Set on the
+    instance: a gr.Image subclass would make Gradio write a stub file beside this module.)"""
+    decode = image.preprocess
 
-    class UploadedImage(gr.Image):
-        is_template = True  # drawn by the frontend's Image component
+    def preprocess(payload):
+        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+            return str(payload.path)
+        return decode(payload)
 
-        def preprocess(self, payload):
-            if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
-                return str(payload.path)
-            return super().preprocess(payload)
-
-    return UploadedImage
+    image.preprocess = preprocess
 
 
 def build_app(assistant: Assistant, examples_dir: str | Path | None = None, concurrency: int = 1):
@@ -219,7 +218,6 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
         files = SessionFiles(get_upload_folder(), kept=lambda: {p for b in demo.blocks.values()
                                                               for p in getattr(b, "keep_in_cache", ())})
         files.sweep()
-        image_input = _image_input(gr)
         result_state = gr.State(None, time_to_live=CACHE_AGE_S)  # a slim copy of the result (Result.for_chat)
         mode_state = gr.State("video")
         gr.Markdown("# MEU Assistant\nMicro-expression understanding: upload a short face clip, get the motion map, "
@@ -235,8 +233,10 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
                                         example_labels=[p.stem.replace("_", " ") for p in clips])
                     with gr.Tab("Onset + apex images") as image_tab:
                         with gr.Row():
-                            onset_image = image_input(label="Onset image", type="filepath", elem_id="onset-image")
-                            apex_image = image_input(label="Apex image", type="filepath", elem_id="apex-image")
+                            onset_image = gr.Image(label="Onset image", type="filepath", elem_id="onset-image")
+                            apex_image = gr.Image(label="Apex image", type="filepath", elem_id="apex-image")
+                            for image in (onset_image, apex_image):
+                                _keep_upload_path(image)
                         if pairs:
                             gr.Examples([[str(a), str(b)] for a, b in pairs], inputs=[onset_image, apex_image],
                                         label="Example image pairs (synthetic)")
