@@ -37,7 +37,7 @@ log = logging.getLogger("meu.app")
 
 DEFAULT_EXAMPLES = Path(__file__).resolve().parent / "outputs" / "examples"
 LANGUAGES = [("English", "en"), ("Chinese (中文)", "zh")]
-REGION_COLUMNS = ["region", "direction", "colour", "strength", "mean px", "max px", "coherence"]
+REGION_COLUMNS = ["region", "direction", "colour", "strength", "motion px", "SNR", "coherence"]
 # Gradio's cache sweep (`delete_cache`): every 10 minutes, files older than an hour go; all of them at shutdown.
 CACHE_SWEEP_S, CACHE_AGE_S = 600, 3600
 # Errors that make an upload useless: the file is removed at once instead of waiting for the sweep.
@@ -136,8 +136,8 @@ def _refused(what: str, err: MEUError) -> None:
 def _region_table(analysis: MotionAnalysis):
     import pandas as pd
 
-    rows = [[r.label, r.direction, r.colour, r.intensity, round(r.mean_magnitude, 2), round(r.max_magnitude, 2),
-             round(r.coherence, 2)] for r in sorted(analysis.regions, key=lambda r: -r.mean_magnitude)]
+    rows = [[r.label, r.direction, r.colour, r.intensity, round(r.motion_px, 3), round(r.snr, 1),
+             round(r.coherence, 2)] for r in sorted(analysis.regions, key=lambda r: -r.snr)]
     return pd.DataFrame(rows, columns=REGION_COLUMNS)
 
 
