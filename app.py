@@ -17,10 +17,17 @@ for _key, _value in OFFLINE_ENV.items():
     os.environ.setdefault(_key, _value)
 
 import argparse  # noqa: E402
+import hashlib  # noqa: E402
 import logging  # noqa: E402
+import shutil  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Callable, Iterable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from assistant.errors import MEUError  # noqa: E402
+from assistant.errors import ClipTooLargeError, ClipTooShortError, MEUError, NoFaceError, UnreadableClipError  # noqa: E402
+from assistant.files import save_png  # noqa: E402
 from assistant.motion.mmc import draw_landmarks, with_legend  # noqa: E402
 from assistant.motion.regions import region_masks  # noqa: E402
 from assistant.pipeline import Assistant, Result, parse_assistant_config  # noqa: E402
@@ -31,6 +38,99 @@ log = logging.getLogger("meu.app")
 DEFAULT_EXAMPLES = Path(__file__).resolve().parent / "outputs" / "examples"
 LANGUAGES = [("English", "en"), ("Chinese (中文)", "zh")]
 REGION_COLUMNS = ["region", "direction", "colour", "strength", "motion px", "SNR", "coherence"]
+# Gradio's cache sweep (`delete_cache`): every 10 minutes, files older than an hour go; all of them at shutdown.
+CACHE_SWEEP_S, CACHE_AGE_S = 600, 3600
+# Errors that make an upload useless: the file is removed at once instead of waiting for the sweep.
+REFUSED_UPLOAD = (UnreadableClipError, ClipTooLargeError, ClipTooShortError, NoFaceError)
+
+
+class SessionFiles:
+    """What the app keeps on disk for its users: uploads and the images drawn for a browser session.
+
+    A session's drawn images live in a folder of its own; the folder and the session's uploads are removed when the
+    session ends (Gradio's unload event). A refused upload is removed at once. Gradio stores uploads by content hash,
+    so two users who send the same file share one path: a path is removed only when no other session or request
+    still holds it. Only files inside Gradio's cache are ever removed, never the ones Gradio keeps (cached
+    examples). Clients that never end a session (API scripts) are left to Gradio's age sweep (`delete_cache`).
+    """
+
+    def __init__(self, cache_dir: str | Path, kept: Callable[[], Iterable[str]] = tuple):
+        self.cache_dir = Path(cache_dir).resolve()
+        self.root = self.cache_dir / "meu-sessions"
+        self._kept = kept
+        self._held: dict[str, set[str]] = {}  # upload path -> sessions / requests holding it
+        self._refusals: dict[str, str] = {}  # removed upload path -> why it was refused
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(session: str | None) -> str:
+        return hashlib.sha256((session or "anonymous").encode()).hexdigest()[:24]
+
+    def save_image(self, session: str | None, rgb) -> str:
+        """An output image as a PNG in the session's folder (a fresh name each time: browsers cache by URL)."""
+        folder = self.root / self._key(session)
+        return str(save_png(folder / f"{uuid.uuid4().hex[:12]}.png", rgb))
+
+    def hold(self, session: str | None, *paths: str | None) -> None:
+        """`session` (or one API request) uses these uploads; a refused one that is gone raises its reason again."""
+        key = self._key(session)
+        with self._lock:
+            for p in filter(None, paths):
+                if p in self._refusals and not Path(p).exists():
+                    raise MEUError(self._refusals[p])
+                self._held.setdefault(p, set()).add(key)
+
+    def release(self, session: str | None, *paths: str | None, refused: MEUError | None = None) -> list[str]:
+        """`session` is done with these uploads; a refused upload is removed unless another holder still uses it."""
+        key, removed = self._key(session), []
+        with self._lock:
+            for p in filter(None, paths):
+                holders = self._held.get(p, set())
+                holders.discard(key)
+                if not holders:
+                    self._held.pop(p, None)
+                    if refused is not None and self._remove(p):
+                        removed.append(p)
+                        self._refusals[p] = str(refused)
+                        while len(self._refusals) > 1024:
+                            self._refusals.pop(next(iter(self._refusals)))
+        return removed
+
+    def end(self, session: str | None) -> None:
+        """The session is over: its folder goes, and its uploads unless another holder still uses them."""
+        key, removed = self._key(session), 0
+        with self._lock:
+            for p in [p for p, holders in self._held.items() if key in holders]:
+                self._held[p].discard(key)
+                if not self._held[p]:
+                    del self._held[p]
+                    removed += self._remove(p)
+        shutil.rmtree(self.root / key, ignore_errors=True)
+        log.info("session ended: its folder and %d upload(s) removed", removed)
+
+    def _remove(self, path: str) -> bool:
+        p = Path(path)
+        try:
+            inside = p.resolve().is_relative_to(self.cache_dir)
+        except OSError:
+            return False
+        kept = set(self._kept())
+        if not inside or path in kept or str(p.resolve()) in kept or not p.is_file():
+            return False
+        p.unlink(missing_ok=True)
+        return True
+
+    def sweep(self, age_s: float = CACHE_AGE_S) -> None:
+        """Session folders left by a server that was killed (no unload, no shutdown sweep), once they are old."""
+        if self.root.is_dir():
+            for folder in self.root.iterdir():
+                if time.time() - folder.stat().st_mtime > age_s:
+                    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _refused(what: str, err: MEUError) -> None:
+    """One line per refused request; tracebacks are for the app's own faults only."""
+    log.info("refused %s: %s", what, err)
 
 
 def _region_table(analysis: MotionAnalysis):
@@ -84,21 +184,41 @@ def pick_source(mode: str, video: str | None, onset: str | None, apex: str | Non
 def backends_markdown(assistant: Assistant) -> str:
     rows = [f"| {k} | {v} |" for k, v in assistant.backends().items()]
     limits = assistant.config
-    rows.append(f"| limits | {limits.max_upload_mb:g} MB, {limits.max_frames} frames |")
+    rows.append(f"| limits | {limits.max_upload_mb:g} MB, {limits.max_frames} frames, "
+                f"{limits.max_megapixels:g} megapixels per frame |")
     return "**Active backends**\n\n| stage | backend |\n|---|---|\n" + "\n".join(rows)
+
+
+def _keep_upload_path(image) -> None:
+    """Make a gr.Image input hand over the uploaded file's path without decoding it: Gradio's own preprocessing
+    decodes (and for a grey picture converts) the whole image, so a decompression bomb cost gigabytes, or ended in a
+    long preprocessing error, before the pipeline could refuse it from its header with one sentence. (Set on the
+    instance: a gr.Image subclass would make Gradio write a stub file beside this module.)"""
+    decode = image.preprocess
+
+    def preprocess(payload):
+        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+            return str(payload.path)
+        return decode(payload)
+
+    image.preprocess = preprocess
 
 
 def build_app(assistant: Assistant, examples_dir: str | Path | None = None, concurrency: int = 1):
     """The gr.Blocks UI. `concurrency` bounds simultaneous analyses (CPU-bound); follow-ups share that limit."""
     import gradio as gr  # imported here so that `--help` answers at once
+    from gradio.utils import get_upload_folder
 
     examples_dir = Path(examples_dir) if examples_dir else None
     clips = sorted(examples_dir.glob("*.mp4")) if examples_dir and examples_dir.is_dir() else []
     pairs = [(p, p.with_name(p.name.replace("_onset", "_apex"))) for p in
              sorted(examples_dir.glob("*_onset.png"))] if examples_dir and examples_dir.is_dir() else []
 
-    with gr.Blocks(title="MEU Assistant") as demo:
-        result_state = gr.State(None)
+    with gr.Blocks(title="MEU Assistant", delete_cache=(CACHE_SWEEP_S, CACHE_AGE_S)) as demo:
+        files = SessionFiles(get_upload_folder(), kept=lambda: {p for b in demo.blocks.values()
+                                                              for p in getattr(b, "keep_in_cache", ())})
+        files.sweep()
+        result_state = gr.State(None, time_to_live=CACHE_AGE_S)  # a slim copy of the result (Result.for_chat)
         mode_state = gr.State("video")
         gr.Markdown("# MEU Assistant\nMicro-expression understanding: upload a short face clip, get the motion map, "
                     "the action units, the emotion and an explanation you can question.")
@@ -115,6 +235,8 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
                         with gr.Row():
                             onset_image = gr.Image(label="Onset image", type="filepath", elem_id="onset-image")
                             apex_image = gr.Image(label="Apex image", type="filepath", elem_id="apex-image")
+                            for image in (onset_image, apex_image):
+                                _keep_upload_path(image)
                         if pairs:
                             gr.Examples([[str(a), str(b)] for a, b in pairs], inputs=[onset_image, apex_image],
                                         label="Example image pairs (synthetic)")
@@ -129,9 +251,9 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
                     gr.Markdown(backends_markdown(assistant), elem_id="settings")
             with gr.Column(scale=2):
                 with gr.Row():
-                    mmc = gr.Image(label="MMC map with legend", type="numpy", interactive=False, elem_id="mmc-map",
+                    mmc = gr.Image(label="MMC map with legend", type="filepath", interactive=False, elem_id="mmc-map",
                                    format="png")
-                    overlay = gr.Image(label="Landmarks and regions", type="numpy", interactive=False,
+                    overlay = gr.Image(label="Landmarks and regions", type="filepath", interactive=False,
                                        elem_id="landmarks", format="png")
                 with gr.Row():
                     aus = gr.Textbox(label="Action units (probability)", interactive=False, elem_id="au-list")
@@ -151,10 +273,13 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
         video_tab.select(lambda: "video", outputs=mode_state, api_visibility="private")
         image_tab.select(lambda: "images", outputs=mode_state, api_visibility="private")
 
-        def run(mode, video_path, onset_path, apex_path, onset_n, apex_n, lang):
+        def run(mode, video_path, onset_path, apex_path, onset_n, apex_n, lang, request):
             blank = (None, None, None, None, "", "", [], None)
+            session = request.session_hash if request else None
+            source = apex_img = None
             try:
                 source, apex_img = pick_source(mode, video_path, onset_path, apex_path)
+                files.hold(session, source, apex_img)
                 # an empty number box arrives as 0 or None: both mean "from the start" / "spot the apex"
                 onset_i = int(onset_n) if onset_n and apex_img is None else None
                 apex_i = int(apex_n) if apex_n and apex_img is None else None
@@ -163,8 +288,9 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
                     # only what this step changed is sent; re-sending the images on every streamed chunk is slow
                     message, outs = gr.skip(), [gr.skip()] * 8
                     if step.stage == "motion":
-                        outs[0:3] = [with_legend(step.analysis.mmc_map, mode=step.analysis.mmc_mode),
-                                     _overlay(step.analysis), _region_table(step.analysis)]
+                        outs[0:3] = [files.save_image(session, with_legend(step.analysis.mmc_map,
+                                                                            mode=step.analysis.mmc_mode)),
+                                     files.save_image(session, _overlay(step.analysis)), _region_table(step.analysis)]
                     elif step.stage == "evidence":
                         outs[3], outs[4] = _au_frame(step.evidence), _au_list(step.evidence)
                     elif step.stage == "reasoning":
@@ -174,16 +300,22 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
                         outs[4] = ", ".join(
                             f"{a.label}{'(' + a.side + ')' if a.side else ''} {step.evidence.probability(a.code):.2f}"
                             for a in answer.aus) or "none"
-                        outs[5], outs[7] = answer.emotion or "unparsable", step.result
+                        outs[5], outs[7] = answer.emotion or "unparsable", step.result.for_chat()
                         message = _status(step.result)
                     yield (message,) + tuple(outs)
             except MEUError as err:
+                _refused("analysis", err)
+                if isinstance(err, REFUSED_UPLOAD):
+                    files.release(session, source, apex_img, refused=err)
                 yield (f"⚠️ **Error:** {err}",) + blank
             except Exception as err:  # keep the app up; the traceback goes to the server log
                 log.exception("analysis failed")
                 yield (f"⚠️ **Unexpected error** ({type(err).__name__}: {err}); details are in the server log.",) \
                     + blank
 
+        # Gradio hands the request (and its session id) to a parameter annotated gr.Request; postponed annotations
+        # leave the string "gr.Request", which Gradio cannot resolve (gradio is imported in here), so set the class.
+        run.__annotations__["request"] = gr.Request
         analyze_btn.click(run, [mode_state, video, onset_image, apex_image, onset_num, apex_num, language],
                           [status, mmc, overlay, regions, au_plot, aus, emotion, chatbot, result_state],
                           api_name="analyze_ui", api_visibility="undocumented", concurrency_limit=concurrency,
@@ -205,6 +337,7 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
                 for reply in assistant.chat_stream(history[:-1], message, result):
                     yield "", history + [{"role": "assistant", "content": reply}]
             except MEUError as err:
+                _refused("question", err)
                 yield "", history + [{"role": "assistant", "content": f"⚠️ {err}"}]
 
         for trigger in (question.submit, ask_btn.click):
@@ -213,17 +346,30 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
 
         def analyze(video: str, onset: float | None = None, apex: float | None = None, language: str = "en") -> dict:
             """Analyse a video clip; returns AUs, probabilities, emotion, reasoning and the region table."""
-            if not video:
-                raise gr.Error("Send a video file (gradio_client.handle_file(path)).")
+            request_id = f"api-{uuid.uuid4()}"  # API clients seldom end a session: each request holds its upload
+            refused = None
             try:
+                if not video:
+                    raise MEUError("Send a video file (gradio_client.handle_file(path)).")
+                files.hold(request_id, video)
                 result = assistant.analyze(video, onset=int(onset) if onset else None, apex=int(apex) if apex else None,
                                            language=language or "en")
             except MEUError as err:
-                raise gr.Error(str(err)) from None
+                _refused("API analysis", err)
+                refused = err if isinstance(err, REFUSED_UPLOAD) else None
+                raise gr.Error(str(err), print_exception=False) from None
+            finally:
+                files.release(request_id, video, refused=refused)
             return result.to_dict()
 
         api_btn.click(analyze, [video, onset_num, apex_num, language], api_out, api_name="analyze",
                       concurrency_limit=concurrency, concurrency_id="work")
+
+        def session_over(request):
+            files.end(request.session_hash if request else None)
+
+        session_over.__annotations__["request"] = gr.Request
+        demo.unload(session_over)
     return demo
 
 
@@ -234,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", default=str(DEFAULT_EXAMPLES), help="folder of example clips (*.mp4)")
     parser.add_argument("--concurrency", type=int, default=1, help="analyses run at the same time (default: 1)")
     parser.add_argument("--queue-size", type=int, default=16, help="requests waiting at most (default: 16)")
+    parser.add_argument("--max-sessions", type=int, default=256,
+                        help="sessions whose last result is kept for follow-up questions, about 2 MB each; the oldest "
+                             "is dropped first (default: 256)")
     config, ns = parse_assistant_config(argv, parser)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     assistant = Assistant(config)
@@ -244,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"MEU Assistant: http://{ns.host}:{ns.port}/  (backends: "
           + ", ".join(f"{k}={v}" for k, v in assistant.backends().items()) + ")", flush=True)
     demo.launch(server_name=ns.host, server_port=ns.port, share=False, show_error=True, inbrowser=False,
-                max_file_size=int(config.max_upload_mb * 4 * 2**20),
+                max_file_size=int(config.max_upload_mb * 2**20),  # larger uploads are refused before they are stored
+                state_session_capacity=ns.max_sessions,
                 allowed_paths=[str(examples)] if examples.is_dir() else None, footer_links=["api"])
     return 0
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -13,13 +15,36 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+log = logging.getLogger(__name__)
+
+# The temporary names the writers below use: `.<name>.<8 random>.part` (atomic_write_bytes) and
+# `.<stem>.part<suffix>` (atomic_path). Only a killed process leaves one behind.
+STALE_PART = re.compile(r"^\..+\.(?:[A-Za-z0-9_]{8}\.part|part(?:\.[A-Za-z0-9]+)?)$")
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (`os.umask` must set one to read one, which
+    races with other threads creating files)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """`mkstemp` makes its file 0600 whatever the umask; the file gets the mode a plain `open` would give it
+    (0666 less the umask), so outputs built by one user or container stay readable by the others."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o666 & ~current_umask())
             fh.write(data)
         os.replace(tmp, out)
     except BaseException:
@@ -43,6 +68,21 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, out)
     finally:
         _remove(tmp)
+
+
+def remove_stale_parts(folder: str | Path) -> list[Path]:
+    """Remove the temporary files and folders a killed writer of this module left in `folder` (not below it).
+    Call it only on a folder one job owns, before that job writes: another writer's live temporary file would go."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = sorted(p for p in folder.iterdir() if STALE_PART.match(p.name))
+    for p in stale:
+        _remove(p)
+    if stale:
+        log.info("removed %d temporary file(s) left by an interrupted run in %s: %s", len(stale), folder,
+                 ", ".join(p.name for p in stale))
+    return stale
 
 
 def _remove(p: Path) -> None:

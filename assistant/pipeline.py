@@ -27,7 +27,7 @@ from assistant.config import parse_config
 from assistant.emotions import SCHEME_CLASSES
 from assistant.errors import ConfigError, MEUError
 from assistant.motion.analyze import MotionConfig, analyze_clip
-from assistant.motion.clip import ClipLimits
+from assistant.motion.clip import MAX_MEGAPIXELS, MAX_MEGAPIXELS_CEILING, ClipLimits
 from assistant.parse import parse_answer
 from assistant.reasoners import get_reasoner
 from assistant.reasoners.base import ChatTurn, Conversation, ReasoningRequest, last
@@ -62,6 +62,9 @@ class AssistantConfig:
         "help": "emotion label set: 3 (MEGC), 5 (CASME II), 7 (DFME)", "choices": list(SCHEME_CLASSES)})
     max_upload_mb: float = field(default=50.0, metadata={"help": "largest clip file accepted (MB)"})
     max_frames: int = field(default=3000, metadata={"help": "longest clip accepted (frames)"})
+    max_megapixels: float = field(default=MAX_MEGAPIXELS, metadata={
+        "help": "largest frame accepted (megapixels, read from the file header before decoding; at most "
+                f"{MAX_MEGAPIXELS_CEILING:g})"})
     vlm_base: str | None = field(default=None, metadata={"help": "Qwen2.5-VL base model: hub name or local path"})
     vlm_adapter: str | None = field(default=None, metadata={"help": "LoRA adapter folder for --vlm-base"})
     vlm_max_new_tokens: int = field(default=512, metadata={"help": "longest VLM answer (tokens)"})
@@ -83,6 +86,9 @@ class AssistantConfig:
         self.motion_config()  # checks size, margin and the motion settings now, not at the first upload
         if self.max_upload_mb <= 0 or self.max_frames < 2:
             raise ConfigError("max_upload_mb must be positive and max_frames at least 2 (an onset and an apex).")
+        if not 0 < self.max_megapixels <= MAX_MEGAPIXELS_CEILING:
+            raise ConfigError(f"max_megapixels={self.max_megapixels:g} must lie in (0, {MAX_MEGAPIXELS_CEILING:g}]: "
+                              "larger frames are refused as decompression bombs by the image reader.")
 
     @property
     def detector_name(self) -> str:
@@ -101,7 +107,8 @@ class AssistantConfig:
                             size=self.size, margin=self.margin)
 
     def limits(self) -> ClipLimits:
-        return ClipLimits(max_bytes=int(self.max_upload_mb * 2**20), max_frames=int(self.max_frames))
+        return ClipLimits(max_bytes=int(self.max_upload_mb * 2**20), max_frames=int(self.max_frames),
+                          max_pixels=int(self.max_megapixels * 1e6))
 
 
 def parse_assistant_config(argv: list[str] | None, parser: argparse.ArgumentParser | None = None,
@@ -122,6 +129,16 @@ class Result:
     request: ReasoningRequest
     backends: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+    def for_chat(self) -> Result:
+        """A copy to keep for follow-up questions (an app keeps one per user session): the clip's full-size onset and
+        apex frames, up to 2 x 120 MB at the pixel limit and needed by no follow-up, are dropped; the answer, the
+        evidence, the regions, the working-size crops and the map stay (about 2 MB)."""
+        none = np.zeros((0, 0, 3), np.uint8)
+        analysis = dataclasses.replace(self.analysis, clip=dataclasses.replace(self.analysis.clip, onset_frame=none,
+                                                                               apex_frame=none))
+        return dataclasses.replace(self, analysis=analysis, request=dataclasses.replace(self.request,
+                                                                                        analysis=analysis))
 
     def to_dict(self) -> dict:
         """The structured result the API returns (JSON-ready)."""
@@ -177,11 +194,10 @@ def _turns(history: list | None) -> list[ChatTurn]:
 
 
 class Assistant:
-    """The product: `analyze` a clip, `stream` the same for a UI, `chat` about the last result."""
+    """The product: `analyze` a clip, `stream` the same for a UI, `chat` about a result it returned."""
 
     def __init__(self, config: AssistantConfig | None = None):
         self.config = config or AssistantConfig()
-        self.last: Result | None = None
         self._detector = None
         self._reasoner = None
         self._build_lock = threading.Lock()
@@ -277,7 +293,6 @@ class Assistant:
         answer.backends, answer.timings = backends, timings
         result = Result(analysis=analysis, evidence=evidence, answer=answer, request=request, backends=backends,
                         timings=timings)
-        self.last = result
         log.info("analysed %s: AUs %s, emotion %s, %.2f s", analysis.clip.source,
                  ",".join(a.label for a in answer.aus) or "none", answer.emotion, timings["total"])
         yield Progress("done", analysis=analysis, evidence=evidence, text=text, result=result)
@@ -295,11 +310,12 @@ class Assistant:
                       text=text, parse_status=parsed.status)
 
     # ---- follow-up chat -------------------------------------------------------------------------------------
-    def chat_stream(self, history: list | None, message: str, result: Result | None = None) -> Iterator[str]:
-        """The reply to a follow-up question as it grows, grounded in `result` (default: the last analysis)."""
-        result = result or self.last
-        if result is None:
-            raise MEUError("Analyse a clip first: follow-up questions are answered from its analysis.")
+    def chat_stream(self, history: list | None, message: str, result: Result) -> Iterator[str]:
+        """The reply to a follow-up question as it grows, grounded in `result`. The result is required: an assistant
+        serving several users keeps no "last analysis", which would be another user's."""
+        if not isinstance(result, Result):
+            raise MEUError("Analyse a clip first and pass its result: follow-up questions are answered from that "
+                           "analysis (chat(history, message, result), with the Result that analyze() returned).")
         if not message or not message.strip():
             raise MEUError("Type a question about the clip first.")
         yield from self.reasoner.follow_up(self.conversation(history, result), message.strip())
@@ -312,5 +328,5 @@ class Assistant:
             turns = turns[1:]
         return Conversation(request=result.request, answer=result.answer, turns=turns)
 
-    def chat(self, history: list | None, message: str, result: Result | None = None) -> str:
+    def chat(self, history: list | None, message: str, result: Result) -> str:
         return last(self.chat_stream(history, message, result), "")

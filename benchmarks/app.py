@@ -6,6 +6,7 @@ the UI's own streaming event (the same plus the map, overlay, table and chart th
 timings come from the server. Follow-ups are timed on the `Assistant` the app serves. Prints JSON.
 
     .venv/bin/python benchmarks/app.py [--runs 5]
+    .venv/bin/python benchmarks/app.py --load [--users 8 --requests 5 --burst 24 --concurrency 1 2]  (app_load.py)
 """
 
 from __future__ import annotations
@@ -69,8 +70,14 @@ def time_requests(url: str, clip: Path, runs: int) -> tuple[list[float], list[di
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--load" in argv:  # concurrent users against a served app: benchmarks/app_load.py
+        from app_load import main as load_main
+
+        return load_main([a for a in argv if a != "--load"], make_clip, free_port)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--load", action="store_true", help="concurrent users instead (see benchmarks/app_load.py)")
     args = parser.parse_args(argv)
 
     import app
@@ -90,10 +97,10 @@ def main(argv: list[str] | None = None) -> int:
             totals, stages, ui_totals, result = time_requests(f"http://127.0.0.1:{port}/", clip, args.runs)
         finally:
             demo.close()
-    follow = []
+    follow, analysed = [], assistant.analyze(clip)
     for q in FOLLOW_UPS:
         t = time.perf_counter()
-        assistant.chat([], q)
+        assistant.chat([], q, analysed)
         follow.append(time.perf_counter() - t)
     stage_median = {k: round(statistics.median(s[k] for s in stages), 4) for k in stages[0]}
     report = {

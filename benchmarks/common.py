@@ -44,6 +44,44 @@ def machine() -> dict:
     return info
 
 
+def spread(values: list[float], digits: int = 4) -> dict:
+    """Mean, sample standard deviation, range and the values themselves, for figures measured over several seeds."""
+    vals = [float(v) for v in values]
+    return {"mean": round(statistics.fmean(vals), digits),
+            "std": round(statistics.stdev(vals), digits) if len(vals) > 1 else None,
+            "min": round(min(vals), digits), "max": round(max(vals), digits), "n": len(vals),
+            "values": [round(v, digits) for v in vals]}
+
+
+def determinism() -> dict:
+    """What a rerun holds fixed and what it does not, as far as this process can tell."""
+    info = {env: os.environ.get(env) for env in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                  "PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG")}
+    try:
+        import cv2
+
+        info["opencv_threads"] = cv2.getNumThreads()
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        info.update(torch_threads=torch.get_num_threads(), torch_interop_threads=torch.get_num_interop_threads(),
+                    torch_deterministic_algorithms=torch.are_deterministic_algorithms_enabled(),
+                    torch_blas=_torch_blas(torch), torch_cpu_capability=torch.backends.cpu.get_cpu_capability())
+    except ImportError:
+        pass
+    return info
+
+
+def _torch_blas(torch) -> str:
+    config = torch.__config__.show()
+    for key in ("BLAS_INFO=", "LAPACK_INFO="):
+        if key in config:
+            return config.split(key, 1)[1].split(",", 1)[0].strip()
+    return "unknown"
+
+
 def median_time(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float:
     for _ in range(warmup):
         fn()

@@ -2,9 +2,10 @@
 
 Each record is one job: analyse onset -> apex with the motion core, save the map once (`images/<name>.png`), write
 its samples to `parts/<name>.json`. Every file goes to a temporary name first and is renamed, so a killed build
-leaves only whole files and `--resume` skips the records whose part exists; the exports are assembled from the
-parts in sheet order, so a resumed build writes the same files as an uninterrupted one. Jobs run in `--workers`
-processes (spawned, one thread each) behind one progress bar.
+leaves only whole files (plus temporary ones, which the next run into that folder removes) and `--resume` skips the
+records whose part exists; the exports are assembled from the parts in sheet order, so a resumed build writes the
+same files as an uninterrupted one. Jobs run in `--workers` processes (spawned, one thread each) behind one progress
+bar.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from tqdm import tqdm
 
 from assistant.config import parse_config
 from assistant.errors import ConfigError, MEUError
-from assistant.files import save_png, write_json
+from assistant.files import remove_stale_parts, save_png, write_json
 from instruction_data.export import assign_folds, dataset_card, write_hf, write_jsonl_splits, write_llava
-from instruction_data.fgmu import DATASET_SCHEMES, LANGS, FGMUConfig, load_evidence, make_samples
+from instruction_data.fgmu import DATASET_SCHEMES, LANGS, FGMUConfig, left_out_aus, load_evidence, make_samples
 from instruction_data.loaders import LOADERS, load_dataset
 from instruction_data.records import Record
 
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # Settings that change the output; a resumed build must use the same ones.
 OUTPUT_SETTINGS = ("dataset", "root", "sheet", "lang", "mer_ratio", "seed", "scheme", "evidence", "limit", "landmarks",
-                   "flow", "compensation", "mode", "size", "margin")
+                   "flow", "compensation", "mode", "size", "margin", "allow_unknown_aus")
 
 
 @dataclass
@@ -49,6 +50,9 @@ class BuildConfig:
     workers: int = field(default=1, metadata={"help": "worker processes"})
     resume: bool = field(default=False, metadata={"help": "skip clips whose samples are already written"})
     strict: bool = field(default=False, metadata={"help": "fail on the first problem row of the sheet"})
+    allow_unknown_aus: bool = field(default=False, metadata={
+        "help": "name AU codes outside the FACS table (such as AU99) in answers; by default they are reported per "
+                "row in report.json and left out"})
     limit: int = field(default=0, metadata={"help": "use only the first N usable rows (0: all)"})
     hf: bool = field(default=True, metadata={"help": "also write the Hugging Face datasets copy (hf/)"})
     landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend"})
@@ -61,6 +65,10 @@ class BuildConfig:
 
     def scheme_or_default(self) -> str:
         return self.scheme or DATASET_SCHEMES.get(self.dataset, "7")
+
+    def fgmu(self) -> FGMUConfig:
+        return FGMUConfig(lang=self.lang, mer_ratio=self.mer_ratio, seed=self.seed, scheme=self.scheme_or_default(),
+                          allow_unknown_aus=self.allow_unknown_aus)
 
     def settings(self) -> dict:
         d = {k: getattr(self, k) for k in OUTPUT_SETTINGS}
@@ -100,7 +108,7 @@ def process_record(record: Record, name: str, cfg: BuildConfig, evidence: dict |
     from assistant.motion.clip import read_image
 
     out = Path(cfg.out)
-    fgmu = FGMUConfig(lang=cfg.lang, mer_ratio=cfg.mer_ratio, seed=cfg.seed, scheme=cfg.scheme_or_default())
+    fgmu = cfg.fgmu()
     part: dict = {"key": record.key, "name": name}
     if record.emotion(fgmu.scheme) is None:
         part["excluded"] = f"emotion {record.emotion_raw!r} is outside the {fgmu.scheme}-class scheme"
@@ -151,7 +159,7 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
         raise ConfigError("Give the dataset folder with --root and the output folder with --out.")
     if cfg.workers < 1 or cfg.limit < 0:
         raise ConfigError(f"--workers must be at least 1 and --limit at least 0, not {cfg.workers} and {cfg.limit}.")
-    FGMUConfig(lang=cfg.lang, mer_ratio=cfg.mer_ratio, seed=cfg.seed, scheme=cfg.scheme_or_default())  # validates
+    cfg.fgmu()  # validates
     t0 = time.perf_counter()
     options = {"sheet": cfg.sheet} if cfg.sheet else {}
     loaded = load_dataset(cfg.dataset, cfg.root, strict=cfg.strict, **options)
@@ -159,6 +167,8 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     _check_output(cfg, out)
+    for folder in (out, out / "parts", out / "images"):  # a killed run's temporary files; the folder is ours now
+        remove_stale_parts(folder)
     evidence = load_evidence(cfg.evidence) if cfg.evidence else None
     names = sample_names(records)
     jobs = [(r, n) for r, n in zip(records, names, strict=True)
@@ -198,7 +208,10 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
         "clips": {"usable_rows": len(records), "analysed": len(analysed), "resumed_from_parts": done_before,
                   "failed": [{"key": p["key"], "error": p["error"]} for p in parts if "error" in p],
                   "excluded": [{"key": p["key"], "reason": p["excluded"]} for p in parts if "excluded" in p],
-                  "apex_spotted": {p["key"]: p["apex_spotted"] for p in parts if "apex_spotted" in p}},
+                  "apex_spotted": {p["key"]: p["apex_spotted"] for p in parts if "apex_spotted" in p},
+                  "aus_outside_facs": {r.key: {"row": r.row, "aus": left_out_aus(r),
+                                               "in_answers": cfg.allow_unknown_aus}
+                                       for r in records if left_out_aus(r)}},
         "samples": {"total": len(samples), "fgmu": sum(s["task"] == "fgmu" for s in samples),
                     "mer": sum(s["task"] == "mer" for s in samples),
                     "by_split": {k: sum(s["split"] == k for s in samples) for k in dict.fromkeys(s["split"]
@@ -221,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     c = report["clips"]
     print(f"clips: {c['analysed']} analysed ({c['resumed_from_parts']} from a previous run), {len(c['failed'])} "
           f"failed, {len(c['excluded'])} outside the emotion scheme")
+    if c["aus_outside_facs"]:
+        fate = "named in answers (--allow-unknown-aus)" if cfg.allow_unknown_aus else "left out of answers"
+        print(f"AU codes outside the FACS table on {len(c['aus_outside_facs'])} row(s), {fate}: "
+              + "; ".join(f"row {v['row']} {'+'.join(v['aus'])}" for v in c["aus_outside_facs"].values()))
     s = report["samples"]
     print(f"samples: {s['total']} ({s['fgmu']} FGMU, {s['mer']} MER-only) -> {cfg.out}")
     print(f"time: {report['timings']['total_s']:.1f} s (see {Path(cfg.out) / 'report.json'})")

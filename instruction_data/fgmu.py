@@ -47,6 +47,7 @@ class FGMUConfig:
     mer_ratio: float = 0.25  # chance that a record also yields a MER-only sample
     seed: int = 0
     scheme: str = "5"  # emotion scheme of the answers: "3", "5" or "7"
+    allow_unknown_aus: bool = False  # name AU codes outside the FACS table (e.g. a typo such as AU99) in answers
 
     def __post_init__(self) -> None:
         if self.lang not in LANGS:
@@ -106,11 +107,12 @@ def _part_regions(record: Record, regions: Sequence[RegionMotion], lang: str, rn
     return "\n".join(lines)
 
 
-def _part_aus(record: Record, regions: Sequence[RegionMotion], lang: str, rng: random.Random) -> str:
+def _part_aus(record: Record, regions: Sequence[RegionMotion], lang: str, rng: random.Random,
+              allow_unknown: bool = False) -> str:
     lines = [pick(rng, lang, "head2")]
     seen = set()
     for au in record.aus.aus:
-        if au.code is None or (au.code, au.side) in seen:
+        if au.code is None or (au.code, au.side) in seen or (au.code not in FACS and not allow_unknown):
             continue
         seen.add((au.code, au.side))
         if au.code not in FACS:
@@ -163,15 +165,22 @@ def _part_reasoning(record: Record, codes: list[int], label: str, lang: str, rng
     return pick(rng, lang, "head3") + "\n" + text
 
 
-def au_codes(record: Record) -> list[int]:
-    """The labelled AU codes the conclusion names (first alternative, unreadable codes left out)."""
-    return sorted({a.code for a in record.aus.aus if a.code is not None})
+def au_codes(record: Record, allow_unknown: bool = False) -> list[int]:
+    """The labelled AU codes the conclusion names (first alternative, unreadable codes left out, and codes outside
+    the FACS table too unless `allow_unknown`: a sheet's typo must not teach a model an AU that does not exist)."""
+    return sorted({a.code for a in record.aus.aus if a.code is not None and (allow_unknown or a.code in FACS)})
 
 
-def fgmu_answer(record: Record, regions: Sequence[RegionMotion], label: str, lang: str, seed: int = 0) -> str:
+def left_out_aus(record: Record) -> list[str]:
+    """Labelled AUs outside the FACS table (what `au_codes` drops by default)."""
+    return [a.label for a in record.aus.aus if a.code is not None and a.code not in FACS]
+
+
+def fgmu_answer(record: Record, regions: Sequence[RegionMotion], label: str, lang: str, seed: int = 0,
+                allow_unknown: bool = False) -> str:
     rng = seeded(seed, record.key, "fgmu", lang)
-    codes = au_codes(record)
-    parts = [_part_regions(record, regions, lang, rng), _part_aus(record, regions, lang, rng),
+    codes = au_codes(record, allow_unknown)
+    parts = [_part_regions(record, regions, lang, rng), _part_aus(record, regions, lang, rng, allow_unknown),
              _part_reasoning(record, codes, label, lang, rng), format_conclusion(codes, label, lang)]
     return "\n\n".join(parts)
 
@@ -189,15 +198,15 @@ def make_samples(record: Record, regions: Sequence[RegionMotion], image: str, cf
     langs = ["en", "zh"] if cfg.lang == "both" else [cfg.lang]
     base = {"key": record.key, "image": image, "dataset": record.dataset, "subject": record.subject,
             "clip_id": record.clip_id, "split": record.split, "row": record.row, "emotion": label,
-            "emotion_raw": record.emotion_raw, "aus": str(record.aus), "au_codes": au_codes(record),
-            "scheme": cfg.scheme}
+            "emotion_raw": record.emotion_raw, "aus": str(record.aus),
+            "au_codes": au_codes(record, cfg.allow_unknown_aus), "scheme": cfg.scheme}
     hint = evidence.get(record.key) if evidence else None
     samples = []
     for lang in langs:
         line = format_evidence_line(hint[0], hint[1], lang) if hint else None
         samples.append({**base, "id": f"{record.key}|fgmu|{lang}", "task": "fgmu", "lang": lang,
                         "prompt": build_task_prompt(lang, options, evidence_line=line),
-                        "answer": fgmu_answer(record, regions, label, lang, cfg.seed)})
+                        "answer": fgmu_answer(record, regions, label, lang, cfg.seed, cfg.allow_unknown_aus)})
     rng = seeded(cfg.seed, record.key, "mer")
     if rng.random() < cfg.mer_ratio:
         lang = rng.choice(langs)

@@ -22,6 +22,7 @@ class AppServer:
     process: subprocess.Popen
     log_path: Path
     examples: Path
+    cache: Path  # the app's Gradio upload cache (GRADIO_TEMP_DIR)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -57,14 +58,15 @@ def start_app(workdir: Path, *extra: str, timeout: float = 90.0) -> Iterator[App
     examples = make_examples(workdir / "examples")
     port = free_port()
     log_path = workdir / "app.log"
+    cache = workdir / "gradio-cache"
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-           "OMP_NUM_THREADS": "1", "GLOG_minloglevel": "2"}
+           "OMP_NUM_THREADS": "1", "GLOG_minloglevel": "2", "GRADIO_TEMP_DIR": str(cache)}
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port),
                                  "--examples", str(examples), *extra], cwd=ROOT, env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
-    server = AppServer(url, proc, log_path, examples)
+    server = AppServer(url, proc, log_path, examples, cache)
     try:
         deadline = time.monotonic() + timeout
         while True:

@@ -65,3 +65,25 @@ def synth_casme2_build(tmp_path_factory, synth_casme2_root):
     out = tmp_path_factory.mktemp("synth_build") / "out"
     assert main([*SYNTH_BUILD_ARGS, "--root", str(synth_casme2_root), "--out", str(out)]) == 0
     return out
+
+
+def write_bomb_png(path, side: int):
+    """A valid grey PNG of side x side pixels, all black: under 1 MB on disk, side**2 bytes once decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    comp = zlib.compressobj(9)
+    row = bytes(side + 1)  # filter byte + one row of zeros
+    body = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture(scope="session")
+def bomb_png(tmp_path_factory):
+    """A 30000x30000 PNG of about 0.9 MB (900 megapixels): a decompression bomb, made on the spot."""
+    return write_bomb_png(tmp_path_factory.mktemp("bomb") / "bomb.png", 30000)

@@ -21,19 +21,30 @@ TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
-def page(app_server):
+def browser():
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium")
     assert chromium, "Debian chromium is missing: `make browser` (apt-get install chromium) installs it"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1500})
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(app_server.url)
-        page.locator("#analyze-btn").wait_for()
-        yield page
+        yield browser
         browser.close()
+
+
+def _open(browser, app_server):
+    page = browser.new_page(viewport={"width": 1400, "height": 1500})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(app_server.url)
+    page.locator("#analyze-btn").wait_for()
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser, app_server):
+    page = _open(browser, app_server)
+    yield page
+    page.close()
 
 
 def _upload_and_analyse(page, path: Path) -> None:
@@ -85,3 +96,28 @@ def test_onset_and_apex_image_example_is_one_click_away(page):
     page.locator("#analyze-btn").click()
     expect(page.locator("#status")).to_contain_text("apex frame 1, 2 frames", timeout=TIMEOUT_MS)
     expect(page.locator("#emotion textarea")).to_have_value("happiness")
+
+
+
+def test_a_sessions_files_go_when_its_tab_closes(browser, app_server):
+    """The images drawn for a session live in its own folder; closing the tab ends the session and removes it."""
+    import time
+
+    from playwright.sync_api import expect
+
+    sessions = app_server.cache / "meu-sessions"
+    before = set(sessions.iterdir()) if sessions.is_dir() else set()
+    page = _open(browser, app_server)
+    page.get_by_role("tab", name="Onset + apex images").click()
+    page.locator("td[data-testid='dataset-cell-0-0'] img[src*='onset']").click()
+    page.locator("#apex-image img").wait_for()
+    page.locator("#analyze-btn").click()
+    expect(page.locator("#status")).to_contain_text("Done in", timeout=TIMEOUT_MS)
+    (mine,) = set(sessions.iterdir()) - before
+    assert len(list(mine.glob("*.png"))) == 2  # the map and the landmarks overlay
+    page.close()
+    deadline = time.monotonic() + 30
+    while mine.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not mine.exists(), "the session's folder outlived its tab"
+    assert app_server.process.poll() is None

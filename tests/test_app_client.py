@@ -51,7 +51,6 @@ def bad_files(tmp_path_factory, app_server):
 
 @pytest.mark.parametrize("name,words", [
     ("renamed.mp4", "renamed.mp4"),
-    ("huge.mp4", "over the limit of 1 MB"),
     ("long.mp4", "more than 60 frames"),
     ("blank.mp4", "No face"),
 ])
@@ -89,3 +88,50 @@ def test_the_images_tab_never_analyses_a_stale_video_instead():
     assert pick_source("video", None, "on.png", "ap.png") == ("on.png", "ap.png")
     with pytest.raises(MEUError, match="Upload a video"):
         pick_source("video", None, None, None)
+
+
+def test_a_refused_upload_is_removed_from_the_cache_at_once(client, app_server, bad_files):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    for name in ("renamed.mp4", "blank.mp4"):
+        with pytest.raises(AppError):
+            client.predict(handle_file(str(bad_files / name)), None, None, "en", api_name="/analyze")
+        assert not list(app_server.cache.rglob(name)), f"{name} is still in the upload cache"
+
+
+def test_gradio_refuses_uploads_over_the_apps_own_limit(app_server, bad_files):
+    """Gradio's own limit is the app's (1 MB in the test server), so a larger file is never stored."""
+    import httpx
+
+    with open(bad_files / "huge.mp4", "rb") as fh:
+        r = httpx.post(app_server.url + "gradio_api/upload", files={"files": ("huge.mp4", fh, "video/mp4")}, timeout=60)
+    assert r.status_code == 413 and "maximum allowed size of 1048576 bytes" in r.text
+    assert not list(app_server.cache.rglob("huge.mp4"))
+
+
+def test_an_oversized_image_on_the_image_tab_gets_the_limit_sentence(client, app_server, bomb_png):
+    """Gradio's image preprocessing decoded the picture (or failed with a long message); the pipeline now refuses it
+    from its header with one sentence, and the refused upload is removed."""
+    from gradio_client import handle_file
+
+    out = client.predict(None, handle_file(str(bomb_png)), handle_file(str(bomb_png)), None, None, "en",
+                         api_name="/analyze_ui")
+    assert out[0] == ("⚠️ **Error:** bomb.png is 900 megapixels, over the limit of 40 megapixels; downscale it or "
+                      "crop it around the face.")
+    assert not list(app_server.cache.rglob("bomb.png"))
+    assert app_server.process.poll() is None
+
+
+def test_refused_requests_log_one_line_and_no_traceback(client, app_server, bad_files):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    before = app_server.log().count("refused API analysis")
+    with pytest.raises(AppError, match="renamed.mp4"):
+        client.predict(handle_file(str(bad_files / "renamed.mp4")), None, None, "en", api_name="/analyze")
+    log = app_server.log()
+    assert log.count("refused API analysis") == before + 1
+    line = next(x for x in log.splitlines()[::-1] if "refused API analysis" in x)
+    assert " INFO " in line and "renamed.mp4" in line
+    assert "Traceback" not in log

@@ -164,3 +164,58 @@ def test_bad_settings_fail_before_the_output_is_claimed(synth_casme2_root, tmp_p
         build_main([*args, "--limit", "-1"])
     assert not (out / "build_settings.json").exists()
     assert build_main(args) == 0
+
+
+def test_resume_and_a_fresh_run_remove_stale_temporary_files(synth_casme2_root, synth_casme2_build, tmp_path):
+    """A SIGKILL during export leaves `.train.jsonl.<random>.part` (and the like); the next run into the folder
+    removes what its own writers leave, and nothing else."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(synth_casme2_build, out)
+    stale = [out / ".train.jsonl.k2j3h_4a.part", out / "parts" / ".casme2_sub01_EP02_01f.json.abcd1234.part",
+             out / "images" / ".casme2_sub01_EP02_01f.png.zzzzzzzz.part", out / ".README.part.md"]
+    for p in stale:
+        p.write_text("half written")
+    (out / ".hf.part").mkdir()
+    (out / ".hf.part" / "data-00000-of-00001.arrow").write_text("half written")
+    mine = [out / ".notes.txt", out / "parts" / "keep.part.txt"]
+    for p in mine:
+        p.write_text("the user's")
+    assert build_main([*SYNTH_BUILD_ARGS, "--root", str(synth_casme2_root), "--out", str(out), "--resume"]) == 0
+    assert [p for p in stale if p.exists()] == [] and not (out / ".hf.part").exists()
+    assert all(p.exists() for p in mine)
+    assert (out / "train.jsonl").read_bytes() == (synth_casme2_build / "train.jsonl").read_bytes()
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / ".train.jsonl.aaaaaaaa.part").write_text("from a run killed before it stamped the folder")
+    assert build_main(["--dataset", "casme2", "--root", str(synth_casme2_root), "--out", str(fresh), "--flow", "dis",
+                       "--hf", "false", "--limit", "1"]) == 0
+    assert not list(fresh.rglob("*.part*"))
+
+
+def test_codes_outside_the_facs_table_stay_out_of_answers(synth_casme2_root, tmp_path):
+    import shutil
+
+    from openpyxl import load_workbook
+
+    root = tmp_path / "data"
+    shutil.copytree(synth_casme2_root, root)
+    sheet = root / "CASME2-coding-20140508.xlsx"
+    wb = load_workbook(sheet)
+    wb.active.cell(row=2, column=8).value = "12+99"
+    wb.save(sheet)
+    args = ["--dataset", "casme2", "--root", str(root), "--flow", "dis", "--hf", "false", "--limit", "1",
+            "--mer-ratio", "0"]
+    assert build_main([*args, "--out", str(tmp_path / "out")]) == 0
+    (row,) = _rows(tmp_path / "out" / "train.jsonl")
+    answer = row["messages"][1]["content"]
+    assert "AU99" not in answer and answer.splitlines()[-1].startswith("AUs: AU12;") and row["au_codes"] == [12]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    key = next(r.key for r in load_dataset("casme2", root).records if r.row == 2)
+    assert report["clips"]["aus_outside_facs"] == {key: {"row": 2, "aus": ["AU99"], "in_answers": False}}
+
+    assert build_main([*args, "--out", str(tmp_path / "allowed"), "--allow-unknown-aus"]) == 0
+    (row,) = _rows(tmp_path / "allowed" / "train.jsonl")
+    assert row["messages"][1]["content"].splitlines()[-1].startswith("AUs: AU12, AU99;") and row["au_codes"] == [12, 99]

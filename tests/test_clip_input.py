@@ -85,6 +85,7 @@ def _bad_inputs(tmp_path, synth_brow_clip):
     blank = np.full((240, 320, 3), 120, np.uint8)
     save_png(tmp_path / "wall1.png", blank)
     save_png(tmp_path / "wall2.png", blank)
+    (tmp_path / "loop.mp4").symlink_to("loop.mp4")
     return {
         "empty": ([str(tmp_path / "empty.mp4")], "empty"),
         "text as mp4": ([str(tmp_path / "notes.mp4")], "could not be decoded"),
@@ -92,6 +93,8 @@ def _bad_inputs(tmp_path, synth_brow_clip):
         "no images": ([str(tmp_path / "no_images")], "no images"),
         "no face": ([str(tmp_path / "wall1.png"), str(tmp_path / "wall2.png")], "No face"),
         "missing": ([str(tmp_path / "nope.mp4")], "does not exist"),
+        "symlink loop": ([str(tmp_path / "loop.mp4")], "loop.mp4 is a symlink loop"),
+        "looping image": ([str(tmp_path / "loop.mp4"), str(tmp_path / "wall2.png")], "loop.mp4 is a symlink loop"),
         "bad apex": ([str(tmp_path / "one.mp4"), "--onset", "3", "--apex", "2"], "onset < apex"),
     }
 
@@ -204,3 +207,70 @@ def test_a_frame_folder_of_mixed_sizes_is_refused_with_the_odd_frame_named(synth
         load_clip(tmp_path)  # apex spotting reads every frame
     code, out, err = _run_cli(["analyze", str(tmp_path), "--out", str(tmp_path / "out")], capsys)
     assert code == 1 and "img8.png" in err and not (tmp_path / "out").exists()
+
+def test_a_decompression_bomb_is_refused_from_its_header(bomb_png, tmp_path):
+    """A 0.9 MB PNG of 30000x30000 px made `meu analyze` die inside mediapipe (exit 139, 6.3 GB resident)."""
+    import resource
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from assistant.errors import ClipTooLargeError
+
+    assert bomb_png.stat().st_size < 2**20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ClipTooLargeError, match=r"bomb\.png is 900 megapixels, over the limit of 40 megapixels; "
+                                                r"downscale it"):
+        load_clip(bomb_png, bomb_png)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB: nothing was decoded
+    out = tmp_path / "out"
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, "-m", "assistant.cli", "analyze", str(bomb_png), str(bomb_png), "--out",
+                          str(out)], cwd=root, capture_output=True, text=True, timeout=300,
+                         env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    assert run.returncode == 1, run.stderr[-2000:]
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "over the limit of 40 megapixels" in errors[0] and "Traceback" not in run.stderr
+    assert not out.exists()
+
+
+def test_pixel_limits_hold_for_frame_folders_videos_and_arrays(synth_brow_clip, tmp_path):
+    from assistant.errors import ClipTooLargeError
+    from assistant.motion.clip import ClipLimits
+
+    small = ClipLimits(max_pixels=320 * 240 - 1)
+    video = write_video(synth_brow_clip.frames[:4], tmp_path / "clip.mp4", fps=30)
+    for source in (video, tmp_path / "frames", list(synth_brow_clip.frames[:4])):
+        if source == tmp_path / "frames":
+            for i, frame in enumerate(synth_brow_clip.frames[:4]):
+                save_png(source / f"img{i}.png", frame)
+        with pytest.raises(ClipTooLargeError, match=r"320x240 px \(0.0768 megapixels\), over the limit of "
+                                                    r"0.076799 megapixels"):
+            load_clip(source, limits=small)
+    assert load_clip(video, limits=ClipLimits(max_pixels=320 * 240)).n_frames == 4
+
+
+def test_large_allowed_frames_are_shrunk_for_the_landmarker(synth_brow_clip):
+    """A big frame is handed to mediapipe at most LANDMARK_MAX_SIDE px wide; landmarks come back in its own pixels."""
+    from assistant.motion import face
+
+    frame = synth_brow_clip.frames[0]
+    big = cv2.resize(frame, (3200, 2400), interpolation=cv2.INTER_CUBIC)  # 7.7 megapixels, under the limit
+    landmarker = face.get_landmarker("mediapipe")
+    seen = []
+    original = landmarker.detect
+
+    def spy(image):
+        seen.append(image.shape[:2])
+        return original(image)
+
+    landmarker.detect = spy
+    try:
+        lm_big = detect_face(big)
+    finally:
+        del landmarker.detect
+    assert seen and max(max(s) for s in seen) <= face.LANDMARK_MAX_SIDE
+    assert lm_big.image_size == (3200, 2400)
+    lm_small = detect_face(frame)
+    err = np.abs(lm_big.points68 / 10 - lm_small.points68)
+    assert np.median(err) < 1.5, np.median(err)  # the same face, within about a pixel of the small frame's landmarks

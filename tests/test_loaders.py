@@ -175,3 +175,43 @@ def test_a_clip_listed_twice_gives_two_records_with_distinct_keys(synth_casme2_r
     again = load_dataset("casme2", root).records
     assert [r.key for r in records] == [r.key for r in again if r.clip_id == first[1] and r.subject == "sub01"]
     assert len({r.key for r in again}) == len(again)
+
+
+def _sheet_copy(synth_casme2_root, tmp_path):
+    from openpyxl import load_workbook
+
+    root = tmp_path / "data"
+    shutil.copytree(synth_casme2_root, root)
+    sheet = root / "CASME2-coding-20140508.xlsx"
+    return root, sheet, load_workbook(sheet)
+
+
+def test_a_sheet_with_a_header_and_no_rows_is_an_error_naming_it(synth_casme2_root, tmp_path):
+    root, sheet, wb = _sheet_copy(synth_casme2_root, tmp_path)
+    ws = wb.active
+    ws.delete_rows(2, ws.max_row)
+    wb.save(sheet)
+    with pytest.raises(AnnotationSheetError, match=r"CASME2-coding-20140508\.xlsx: the header is on row 1 but no data"):
+        load_dataset("casme2", root)
+
+
+def test_codes_outside_the_facs_table_are_noted_per_row(synth_casme2_root, tmp_path):
+    root, sheet, wb = _sheet_copy(synth_casme2_root, tmp_path)
+    wb.active.cell(row=2, column=8).value = "12+99"
+    wb.save(sheet)
+    res = load_dataset("casme2", root)
+    row2 = next(r for r in res.records if r.row == 2)
+    assert [a.code for a in row2.aus.aus] == [12, 99]  # the record stays lossless
+    assert _kinds(row2.notes) == {"AU outside the FACS table"} and "AU99" in row2.notes[0]
+    assert all("AU outside" not in n for r in res.records if r.row != 2 for n in r.notes)
+    assert "1 x AU outside the FACS table" in res.summary()
+    with pytest.raises(AnnotationSheetError, match="row 2: AU outside the FACS table: AU99"):
+        load_dataset("casme2", root, strict=True)
+
+
+def test_the_apex_note_says_what_is_done(synth_casme2_root):
+    record = next(r for r in load_dataset("casme2", synth_casme2_root).records if r.row == 3)
+    files = record.frame_paths
+    note = record.notes[0]
+    assert f"`meu data build` spots it between {files[record.onset].name} and {files[record.offset].name}" in note
+    assert f"use the middle frame {files[record.apex].name}" in note

@@ -57,10 +57,11 @@ def test_end_to_end_smile_clip(smile):
 
 
 def test_stream_reports_each_stage_in_order(assistant, clips):
-    stages = [p.stage for p in assistant.stream(clips / "surprise_AU1_AU2.mp4", language="zh")]
+    steps = list(assistant.stream(clips / "surprise_AU1_AU2.mp4", language="zh"))
+    stages = [p.stage for p in steps]
     assert stages[:2] == ["motion", "evidence"] and stages[-1] == "done"
     assert set(stages[2:-1]) == {"reasoning"}
-    result = assistant.last
+    result = steps[-1].result
     assert result.answer.emotion == "surprise" and {1, 2} <= {a.code for a in result.answer.aus}
     assert "微表情: 惊讶" in result.answer.text
 
@@ -87,8 +88,30 @@ def test_chat_is_grounded_in_the_result(assistant, smile):
     assert "AU12" in reply and f"{smile.evidence.probability(12):.2f}" in reply
     history = [{"role": "user", "content": [{"type": "text", "text": "hi"}]}, {"role": "assistant", "content": "x"}]
     assert "can't answer" in assistant.chat(history, "Who is this person?", smile)
-    with pytest.raises(MEUError, match="Analyse a clip first"):
-        Assistant().chat([], "why?")
+
+
+
+def test_library_chat_needs_the_result_it_answers_from(assistant, smile):
+    """Without a result the library used to answer from the process-wide last analysis: in a server, another
+    user's. The result is now required, and a missing one is a clear error."""
+    with pytest.raises(TypeError, match="result"):
+        assistant.chat([], "why?")
+    with pytest.raises(TypeError, match="result"):
+        next(assistant.chat_stream([], "why?"))
+    for missing in (None, smile.to_dict()):
+        with pytest.raises(MEUError, match="Analyse a clip first and pass its result"):
+            assistant.chat([], "why?", missing)
+    assert not hasattr(assistant, "last")
+
+
+def test_the_result_kept_for_follow_ups_drops_the_full_frames(assistant, smile):
+    """An app keeps one result per session for follow-ups; holding full-size frames kept a server ~140 MB larger per
+    24-megapixel pair."""
+    slim = smile.for_chat()
+    assert slim.analysis.clip.onset_frame.size == 0 and slim.request.analysis.clip.apex_frame.size == 0
+    assert smile.analysis.clip.onset_frame.size > 0  # the original is untouched
+    for q in ("Which AUs did you find and how sure are you?", "Why this emotion?", "Where did the face move?"):
+        assert assistant.chat([], q, slim) == assistant.chat([], q, smile)
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,12 @@ last frame win; when no frame stands out of the noise the clip says so in its wa
 
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
+import os
 import re
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +21,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from PIL import Image
 
 from assistant.errors import ClipTooLargeError, ClipTooShortError, FrameIndexError, UnreadableClipError
 from assistant.motion.spotting import ApexSpotter, half_window
@@ -28,12 +32,61 @@ log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = {".mp4", ".avi", ".webm", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 MAX_ASPECT_GAP = 0.02  # onset/apex images whose aspect ratios differ more than this are not one clip's frames
+MAX_MEGAPIXELS = 40.0  # default pixel limit per frame: a 30000x30000 PNG of 0.9 MB decodes to 2.7 GB
+MAX_MEGAPIXELS_CEILING = 2 * Image.MAX_IMAGE_PIXELS / 1e6 // 1  # PIL refuses larger images as decompression bombs
 
 
 @dataclass(frozen=True)
 class ClipLimits:
+    """What one clip may cost. Pixels are checked from the file's header before anything is decoded: a small
+    compressed file can hold a huge image (a decompression bomb) that would exhaust memory or crash the landmarker."""
+
     max_bytes: int = 500 * 1024 * 1024
     max_frames: int = 20000
+    max_pixels: int = int(MAX_MEGAPIXELS * 1e6)
+
+
+def check_pixels(name: str, width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise ClipTooLargeError(
+            f"{name} is {width}x{height} px ({width * height / 1e6:.3g} megapixels), over the limit of "
+            f"{max_pixels / 1e6:g} megapixels; downscale it or crop it around the face."
+        )
+
+
+def _missing(path: Path, what: str = "") -> UnreadableClipError:
+    """Why `path` cannot be opened, in words: a symlink loop and a dangling link are not a typo in the path."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return UnreadableClipError(f"{what}{path} is a symlink loop (a link that leads back to itself); point to "
+                                       "the real file.")
+        if path.is_symlink():
+            return UnreadableClipError(f"{what}{path} is a link to {os.readlink(path)}, which does not exist; point "
+                                       "to the real file.")
+    else:
+        if path.is_dir():
+            return UnreadableClipError(f"{what}{path} is a folder, not an image file.")
+    return UnreadableClipError(f"{what}{path} does not exist; check the path.")
+
+
+def check_image_header(path: Path, max_pixels: int) -> tuple[int, int]:
+    """(width, height) from the file's header alone (PIL reads pixels lazily); over `max_pixels` is an error."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is lower, checked below
+            with Image.open(path) as im:
+                size = im.size
+    except Image.DecompressionBombError as err:  # over PIL's own ceiling (about 179 megapixels), above any of ours
+        pixels = re.search(r"\((\d+) pixels\)", str(err))
+        size_words = f"{int(pixels.group(1)) / 1e6:.3g} megapixels" if pixels else "too large"
+        raise ClipTooLargeError(f"{path.name} is {size_words}, over the limit of {max_pixels / 1e6:g} megapixels; "
+                                "downscale it or crop it around the face.") from None
+    except (OSError, SyntaxError, ValueError):
+        raise UnreadableClipError(f"{path.name} is not a readable image (JPEG, PNG, BMP, TIFF or WebP).") from None
+    check_pixels(path.name, *size, max_pixels)
+    return size
 
 
 def natural_key(path: Path | str) -> list:
@@ -59,12 +112,14 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     raise UnreadableClipError(f"Image of shape {img.shape} is not a grey, RGB or RGBA picture.")
 
 
-def read_image(path: Path | str) -> np.ndarray:
+def read_image(path: Path | str, max_pixels: int = ClipLimits.max_pixels) -> np.ndarray:
+    """An RGB image, refused from its header when it has more than `max_pixels` pixels."""
     p = Path(path)
     if not p.is_file():
-        raise UnreadableClipError(f"Image {p} does not exist.")
+        raise _missing(p, "Image ")
     if p.stat().st_size == 0:
         raise UnreadableClipError(f"Image {p.name} is an empty file; upload the picture again.")
+    check_image_header(p, max_pixels)
     data = np.fromfile(str(p), dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if img is None:
@@ -136,7 +191,9 @@ def _video_source(path: Path, limits: ClipLimits) -> FrameSource:
         ) from None
     n = int(stream.frames or 0) or None
     fps = float(stream.average_rate) if stream.average_rate else None
+    width, height = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
     container.close()
+    check_pixels(path.name, width, height, limits.max_pixels)  # from the stream header, before any frame is decoded
 
     def iterate() -> Iterator[np.ndarray]:
         try:
@@ -148,6 +205,7 @@ def _video_source(path: Path, limits: ClipLimits) -> FrameSource:
                             f"{path.name} has more than {limits.max_frames} frames; cut the clip around the "
                             "expression or raise the frame limit."
                         )
+                    check_pixels(path.name, frame.width, frame.height, limits.max_pixels)  # a mid-stream size change
                     yield _upright(frame)
         except av.error.FFmpegError as err:
             raise UnreadableClipError(f"{path.name} is damaged: decoding stopped ({err}).") from None
@@ -167,9 +225,9 @@ def _folder_source(path: Path, limits: ClipLimits) -> FrameSource:
 
     def read_same_size(i: int) -> np.ndarray:
         """A folder's frames must share one size: a stray resized frame would be read as facial motion."""
-        image = read_image(files[i])
+        image = read_image(files[i], limits.max_pixels)
         size = image.shape[:2]
-        first = sizes.setdefault("first", size if i == 0 else read_image(files[0]).shape[:2])
+        first = sizes.setdefault("first", size if i == 0 else read_image(files[0], limits.max_pixels).shape[:2])
         if size != first:
             raise UnreadableClipError(
                 f"Frame {files[i].name} is {size[1]}x{size[0]} px but {files[0].name} is {first[1]}x{first[0]} px; "
@@ -185,11 +243,13 @@ def open_source(source: str | Path | list[np.ndarray], limits: ClipLimits | None
     """A `FrameSource` for a video file, a frame folder or a list of RGB frames."""
     limits = limits or ClipLimits()
     if isinstance(source, (list, tuple)):
+        for f in source:
+            check_pixels("A frame", np.shape(f)[1], np.shape(f)[0], limits.max_pixels)
         frames = [to_rgb(f) for f in source]
         return FrameSource("<frames>", len(frames), None, lambda: iter(frames), at=frames.__getitem__)
     path = Path(source)
     if not path.exists():
-        raise UnreadableClipError(f"{path} does not exist; check the path.")
+        raise _missing(path)
     if path.is_dir():
         return _folder_source(path, limits)
     size = path.stat().st_size
@@ -217,8 +277,15 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
     background motion does not win. The whole pass keeps three frames in memory at most.
     """
     if apex_image is not None:
-        onset_img = read_image(source) if not isinstance(source, np.ndarray) else to_rgb(source)
-        apex_img = read_image(apex_image) if not isinstance(apex_image, np.ndarray) else to_rgb(apex_image)
+        max_pixels = (limits or ClipLimits()).max_pixels
+        images = []
+        for name, img in (("The onset image", source), ("The apex image", apex_image)):
+            if isinstance(img, np.ndarray):
+                check_pixels(name, img.shape[1], img.shape[0], max_pixels)
+                images.append(to_rgb(img))
+            else:
+                images.append(read_image(img, max_pixels))
+        onset_img, apex_img = images
         warnings = []
         if onset_img.shape != apex_img.shape:
             (h0, w0), (h1, w1) = onset_img.shape[:2], apex_img.shape[:2]

@@ -9,6 +9,7 @@ downloaded.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import functools
 import importlib.util
 import logging
@@ -35,6 +36,10 @@ MP_TO_68: tuple[int, ...] = (
     61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181, 78, 82, 13, 312, 308, 317, 14, 87,
 )
 NOSE_TIP_68 = 30
+# Frames larger than this (longest side, px) are shrunk for the landmarker only: its face detector works on a 128-256
+# px copy anyway, and a 40-megapixel frame handed over whole costs gigabytes inside mediapipe. Landmarks come back in
+# the full frame's pixels.
+LANDMARK_MAX_SIDE = 1920
 
 
 class Landmarker(Protocol):
@@ -145,15 +150,18 @@ def get_landmarker(name: str = "mediapipe") -> Landmarker:
 def detect_face(image: np.ndarray, backend: str = "mediapipe") -> FaceLandmarks:
     """The largest face's landmarks; a face too small or absent raises `NoFaceError`.
 
-    Tiny or very dark frames are retried once at double size, where the detector's minimum face size bites.
+    Frames over `LANDMARK_MAX_SIDE` are shrunk for the landmarker; tiny or very dark frames are retried once at
+    double size, where the detector's minimum face size bites.
     """
     landmarker = get_landmarker(backend)
-    faces = landmarker.detect(image)
+    h, w = image.shape[:2]
+    if max(h, w) > LANDMARK_MAX_SIDE:
+        s = LANDMARK_MAX_SIDE / max(h, w)
+        faces = _detect_resized(landmarker, image, (max(1, round(w * s)), max(1, round(h * s))), cv2.INTER_AREA)
+    else:
+        faces = landmarker.detect(image)
     if not faces and min(image.shape[:2]) < 320:
-        big = cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
-        faces = [f.scaled(0.5, 0.5) for f in landmarker.detect(big)]
-        faces = [FaceLandmarks(f.points, f.points68, f.box, (image.shape[1], image.shape[0]), f.backend, f.n_faces)
-                 for f in faces]
+        faces = _detect_resized(landmarker, image, (2 * w, 2 * h), cv2.INTER_CUBIC)
     if not faces:
         raise NoFaceError(
             "No face was found on the onset frame; use a clip where one face is frontal, lit and at least about "
@@ -162,6 +170,14 @@ def detect_face(image: np.ndarray, backend: str = "mediapipe") -> FaceLandmarks:
     if faces[0].n_faces > 1:
         log.warning("%d faces found; using the largest", faces[0].n_faces)
     return faces[0]
+
+
+def _detect_resized(landmarker: Landmarker, image: np.ndarray, size: tuple[int, int],
+                    interpolation: int) -> list[FaceLandmarks]:
+    """Faces found on `image` resized to `size` (width, height), in `image`'s own pixels."""
+    h, w = image.shape[:2]
+    faces = landmarker.detect(cv2.resize(image, size, interpolation=interpolation))
+    return [dataclasses.replace(f.scaled(w / size[0], h / size[1]), image_size=(w, h)) for f in faces]
 
 
 def crop_box(landmarks: FaceLandmarks, size: int = 256, margin: float = 0.15) -> CropBox:

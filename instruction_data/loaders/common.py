@@ -22,6 +22,7 @@ import pandas as pd
 from assistant.au import parse_aus
 from assistant.emotions import canonical, map_emotion
 from assistant.errors import AnnotationSheetError
+from assistant.facs import FACS
 from assistant.motion.clip import IMAGE_SUFFIXES, natural_key
 from instruction_data.records import LoadResult, Record, SkippedRow
 
@@ -112,6 +113,9 @@ def read_table(path: Path, aliases: dict[str, tuple[str, ...]], required: Iterab
         rows.append((header_idx + 2 + k, {f: row[j] for f, j in columns.items()}))
     if blank_rows:
         notes.append(f"{blank_rows} blank row(s) ignored")
+    if not rows:
+        raise AnnotationSheetError(f"{path.name}: the header is on row {header_idx + 1} but no data rows follow it; "
+                                   "is this the full annotation sheet?")
     return SheetRows(path=path, header_row=header_idx + 1, rows=rows, notes=notes)
 
 
@@ -235,8 +239,10 @@ def row_to_record(ctx: RowContext, row: int, cells: dict[str, object], subject_f
         apex_i = onset_i + max(1, (end - onset_i) // 2)
         if apex_i >= len(files):
             raise RowProblem("no apex: the apex cell is empty and the clip has no frame after onset")
-        note(f"apex not given: apex cell is {cell_text(cells.get('apex')) or 'empty'!r}; "
-             f"the middle frame {files[apex_i].name} is used")
+        until = files[offset_i].name if offset_i is not None else "the last frame"
+        note(f"apex not given: apex cell is {cell_text(cells.get('apex')) or 'empty'!r}; `meu data build` spots it "
+             f"between {files[onset_i].name} and {until} (the frame differing most from the onset); evaluation and "
+             f"AU training use the middle frame {files[apex_i].name}")
     else:
         apex_i = index_of("apex", apex)
     if not onset_i < apex_i or (offset_i is not None and apex_i > offset_i):
@@ -247,6 +253,10 @@ def row_to_record(ctx: RowContext, row: int, cells: dict[str, object], subject_f
         note("no AUs coded: the AU cell is empty")
     for au in aus.unknown:
         note(f"unknown AU code: {au.raw!r} kept as unknown")
+    for au in aus.aus:
+        if au.code is not None and au.code not in FACS:
+            note(f"AU outside the FACS table: {au.label} (cell {aus.raw!r}) is kept in the record but left out of "
+                 "instruction answers unless --allow-unknown-aus")
     if aus.alternatives:
         alts = " or ".join("+".join(str(a) for a in alt) for alt in aus.alternatives)
         note(f"AU alternatives: {aus.raw!r}; the first ({'+'.join(str(a) for a in aus.aus)}) is used, {alts} kept")
