@@ -9,6 +9,7 @@ from pathlib import Path
 from assistant.config import add_dataclass_arguments
 from assistant.files import save_png, write_json
 from assistant.motion.mmc import draw_landmarks, with_legend
+from assistant.au.blendshapes import analysis_blendshapes
 from assistant.motion.analyze import MotionConfig, analyze_clip
 from assistant.motion.regions import region_masks
 from assistant.types import MotionAnalysis
@@ -34,6 +35,7 @@ def summary_dict(analysis: MotionAnalysis, source: str, apex_image: str | None) 
         "timings_s": {k: round(v, 4) for k, v in analysis.timings.items()},
         "backends": analysis.backends,
         "moving_regions": [r.label for r in analysis.moving_regions()],
+        "blendshapes": analysis_blendshapes(analysis),
         "warnings": analysis.warnings,
     }
 

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from assistant.au import AU, get_detector
+from assistant.au.blendshapes import analysis_blendshapes
+from assistant.au.sources import with_flow_sources
 from assistant.motion.clip import ClipLimits
 from assistant.config import parse_config
 from assistant.emotions import SCHEME_CLASSES
@@ -53,7 +55,7 @@ class AssistantConfig:
     size: int = _motion_field("size")
     margin: float = _motion_field("margin")
     detector: str = field(default="auto", metadata={
-        "help": "AU detector backend (rules, aullm, microau_clip); auto = aullm when --aullm-checkpoint is set, "
+        "help": "AU detector backend (rules, blendshapes, fusion, aullm, microau_clip); auto = aullm when --aullm-checkpoint is set, "
                 "else rules"})
     reasoner: str = field(default="auto", metadata={
         "help": "reasoner backend (template, vlm); auto = vlm when --vlm-base is set, else template"})
@@ -131,6 +133,9 @@ class Result:
             "au_sides": {a.label: a.side for a in self.answer.aus if a.side},  # the person's side, when one-sided
             "au_codes": [a.code for a in self.answer.aus if a.code is not None],
             "probabilities": {f"AU{s.code}": round(s.probability, 4) for s in self.evidence.scores},
+            # where each reported AU's evidence came from (flow regions, blendshape scores), strongest first
+            "evidence_sources": {f"AU{s.code}": [src.to_dict() for src in s.sources] for s in self.evidence.active()
+                                 if s.sources},
             "threshold": self.evidence.threshold,
             "emotion": self.answer.emotion,
             "reasoning": self.answer.reasoning,
@@ -139,10 +144,12 @@ class Result:
             "regions": [r.to_dict() for r in self.analysis.regions],
             "onset": clip.onset, "apex": clip.apex, "apex_spotted": clip.apex_spotted, "n_frames": clip.n_frames,
             "head_motion": {k: round(float(v), 4) for k, v in self.analysis.field.head_motion.items()},
+            "blendshapes": analysis_blendshapes(self.analysis),
             "warnings": list(self.analysis.warnings),
             "backends": dict(self.backends),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
+
 
 
 @dataclass
@@ -195,6 +202,10 @@ class Assistant:
         name = c.detector_name
         if name == "rules":
             return {"motion_config": c.motion_config()}
+        if name == "blendshapes":
+            return {"landmarks": c.landmarks}
+        if name == "fusion":
+            return {"motion_config": c.motion_config(), "landmarks": c.landmarks}
         checkpoint = {"aullm": c.aullm_checkpoint, "microau_clip": c.microau_clip_checkpoint}.get(name)
         if name in ("aullm", "microau_clip") and not checkpoint:
             raise ConfigError(f"The {name} detector needs a checkpoint: --{name.replace('_', '-')}-checkpoint DIR "
@@ -253,7 +264,8 @@ class Assistant:
         yield Progress("motion", analysis=analysis)
 
         t = time.perf_counter()
-        evidence = self.detector.detect(analysis.clip, analysis)
+        evidence = with_flow_sources(self.detector.detect(analysis.clip, analysis), analysis.regions) \
+            if self.config.detector_name == "rules" else self.detector.detect(analysis.clip, analysis)
         timings["detector"] = time.perf_counter() - t
         yield Progress("evidence", analysis=analysis, evidence=evidence)
 

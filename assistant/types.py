@@ -146,6 +146,7 @@ class EvidenceSource:
     name: str  # region label such as "left mouth corner", or a blendshape name such as "mouthSmileLeft"
     value: float  # flow: the region's mean motion (px at the working crop); blendshape: apex - onset score change
     side: str | None = None  # the person's side the measurement belongs to
+    region: str | None = None  # flow: the region's id (facs.REGION_NAMES), for wording in other languages
 
     def describe(self) -> str:
         if self.kind == "blendshape":
@@ -153,7 +154,8 @@ class EvidenceSource:
         return f"flow in the {self.name} ({self.value:.2f} px)"
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "name": self.name, "value": round(float(self.value), 4), "side": self.side}
+        return {"kind": self.kind, "name": self.name, "value": round(float(self.value), 4), "side": self.side,
+                "region": self.region}
 
 
 @dataclass(frozen=True)

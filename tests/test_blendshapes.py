@@ -8,9 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from assistant.au import DETECTORS, get_detector
+from assistant.au import DETECTORS, fusion, get_detector
 from assistant.au import blendshapes as bs
-from assistant.au import fusion
 from assistant.types import AUEvidence, AUScore, Clip, EvidenceSource
 
 
@@ -121,3 +120,26 @@ def test_fusion_combines_by_the_documented_formula():
     assert ev.probability(4) == pytest.approx(0.9)  # no weights for AU4: the rules probability stands
     au12 = next(s for s in ev.scores if s.code == 12)
     assert au12.side == "L" and [s.kind for s in au12.sources] == ["blendshape", "flow"]
+
+
+def test_reasoner_and_sources_name_where_evidence_came_from():
+    from test_template_reasoner import analysis_for
+
+    from assistant.au.sources import flow_sources, with_flow_sources
+    from assistant.reasoners.base import ReasoningRequest
+    from assistant.reasoners.template import TemplateReasoner
+
+    analysis = analysis_for([12])
+    flow = flow_sources(12, analysis.regions, "L")
+    assert flow and all(s.kind == "flow" and s.side == "L" for s in flow)
+    assert {s.region for s in flow} <= {"mouth_corner", "nasolabial", "cheek"}
+    assert flow_sources(4, analysis.regions) == ()  # nothing moves the brows
+    rules = with_flow_sources(AUEvidence([AUScore(12, 0.9, "L"), AUScore(4, 0.1)], "rules"), analysis.regions)
+    assert rules.scores[0].sources == flow
+    shape = EvidenceSource("blendshape", "mouthSmileLeft", 0.08, "L")
+    still = analysis_for([])  # no region moves: the blendshape score is the only evidence
+    for lang, word in (("en", "blendshape mouthSmileLeft +0.08"), ("zh", "mouthSmileLeft +0.08")):
+        request = ReasoningRequest(still, AUEvidence([AUScore(12, 0.9, "L", (shape,))], "blendshapes"), lang=lang,
+                                   emotion_options=("happiness", "disgust", "repression", "surprise", "others"))
+        text = TemplateReasoner().compose(request)
+        assert word in text and "weak evidence" not in text

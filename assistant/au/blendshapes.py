@@ -194,6 +194,16 @@ def frame_blendshapes(clip: Clip, analysis: MotionAnalysis | None,
     return onset_lm.blendshapes, apex_lm.blendshapes
 
 
+def analysis_blendshapes(analysis: MotionAnalysis) -> dict[str, dict[str, float]] | None:
+    """{"onset": scores, "apex": scores} as the analysis holds them, rounded for JSON (summary.json, the API result);
+    None with a landmark backend that has no scores."""
+    out = {}
+    for frame, lm in (("onset", analysis.landmarks), ("apex", getattr(analysis, "apex_landmarks", None))):
+        if lm is not None and lm.blendshapes is not None:
+            out[frame] = {k: round(v, 4) for k, v in lm.blendshapes.items()}
+    return out or None
+
+
 def score_blendshapes(onset: dict[str, float], apex: dict[str, float], codes: list[int] | None = None,
                       floors: dict[str, float] | None = None) -> AUEvidence:
     sig = signals(onset, apex, codes, floors)

@@ -29,7 +29,7 @@ import numpy as np
 from assistant.au.base import make_evidence
 from assistant.au.blendshapes import BlendshapesDetector, signals
 from assistant.au.sources import flow_sources
-from assistant.types import AUEvidence, AUScore, Clip, MotionAnalysis
+from assistant.types import AUEvidence, Clip, MotionAnalysis
 
 WEIGHTS_FILE = Path(__file__).with_name("fusion_weights.json")
 CALIBRATION_FILE = Path(__file__).with_name("fusion_calibration.json")

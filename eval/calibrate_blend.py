@@ -1,0 +1,181 @@
+"""`meu calibrate fusion`: measure the blendshape noise floors and fit the fusion weights on the realistic
+calibration split (instruction_data.realistic), never on the benchmark split.
+
+Steps, all deterministic in (--n, --seed):
+1. per calibration clip: the motion analysis of onset -> apex (the default motion config), the `rules` probabilities
+   for every FACS AU, and the 52 blendshape scores of the onset and apex frames (features are cached, one JSON line
+   per clip under --out, so an interrupted run resumes);
+2. noise floor of each blendshape score = root mean square of its apex - onset change over the null clips
+   -> assistant/au/blendshapes_noise.json;
+3. blendshape z per AU with those floors, then the per-AU logistic weights (assistant.au.fusion.fit)
+   -> assistant/au/fusion_weights.json, and the features they were fitted on -> assistant/au/fusion_calibration.json
+   (`assistant.au.fusion.refit_from_file` reproduces the weights from it).
+
+    meu calibrate fusion --n 160 --seed 0 --out outputs/calib_blend
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from assistant.files import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+MIN_POSITIVES = 5  # an AU needs this many positive calibration clips to get fusion weights
+
+
+FINGERPRINTED = ("assistant/motion", "assistant/au/rules.py", "assistant/facs.py",
+                 "instruction_data/realistic.py", "instruction_data/synth.py")
+
+
+def code_fingerprint() -> str:
+    """Short hash of the code that features depend on (motion core, rules, generator): a cache made by other code is
+    not reused."""
+    import hashlib
+
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha1()
+    for name in FINGERPRINTED:
+        p = root / name
+        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            if f.is_file():
+                h.update(f.read_bytes())
+    return h.hexdigest()[:10]
+
+
+def cache_file(out: Path, split: str, seed: int, fps: float | None = None) -> Path:
+    return out / f"features_{split}_seed{seed}{f'_fps{fps:g}' if fps else ''}_{code_fingerprint()}.jsonl"
+
+
+def clip_features(index: int, split: str, seed: int, fps: float | None = None, motion_config=None) -> dict:
+    """Everything the blend detectors need from one realistic clip, JSON-ready."""
+    from assistant.au.blendshapes import frame_blendshapes
+    from assistant.au.rules import RulesDetector
+    from assistant.facs import FACS
+    from assistant.motion.analyze import analyze_frames
+    from assistant.types import Clip
+    from instruction_data.realistic import draw_spec, render_realistic
+
+    spec = draw_spec(index, split, seed, **({"fps": fps} if fps else {}))
+    synth = render_realistic(spec)
+    clip = Clip(f"{split}-{seed}-{index}", synth.frames[synth.onset], synth.frames[synth.apex], synth.onset,
+                synth.apex, n_frames=len(synth.frames), fps=synth.fps)
+    t = time.perf_counter()
+    analysis = analyze_frames(clip.onset_frame, clip.apex_frame, motion_config, clip=clip)
+    rules = RulesDetector(sorted(FACS)).detect(clip, analysis)
+    onset, apex = frame_blendshapes(clip, analysis)
+    return {
+        "index": index, "split": split, "seed": seed, "subject": spec.subject.id,
+        "aus": sorted({a.code for a in spec.aus if a.code is not None}),
+        "p_rules": {str(s.code): round(s.probability, 6) for s in rules.scores},
+        "rules_sides": {str(s.code): s.side for s in rules.scores},
+        "regions": [r.to_dict() for r in analysis.regions],
+        "onset_blendshapes": {k: round(v, 6) for k, v in onset.items()},
+        "apex_blendshapes": {k: round(v, 6) for k, v in apex.items()},
+        "seconds": round(time.perf_counter() - t, 3),
+    }
+
+
+def collect(split: str, n: int, seed: int, cache: Path, fps: float | None = None) -> list[dict]:
+    """Features of clips 0..n-1, read from `cache` (JSON lines) where present, computed and appended otherwise."""
+    done = {}
+    if cache.is_file():
+        for line in cache.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                done[(row["split"], row["seed"], row["index"])] = row
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with cache.open("a") as f:
+        for i in range(n):
+            if (split, seed, i) in done:
+                continue
+            row = clip_features(i, split, seed, fps)
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            done[(split, seed, i)] = row
+            log.info("%s clip %d/%d: AUs %s, %.1f s", split, i + 1, n, row["aus"] or "none", row["seconds"])
+    return [done[(split, seed, i)] for i in range(n)]
+
+
+def noise_floors(rows: list[dict]) -> dict[str, float]:
+    """Root mean square of each score's apex - onset change over the null clips."""
+    nulls = [r for r in rows if not r["aus"]]
+    names = sorted(nulls[0]["onset_blendshapes"]) if nulls else []
+    return {k: round(math.sqrt(float(np.mean([(r["apex_blendshapes"][k] - r["onset_blendshapes"][k]) ** 2
+                                              for r in nulls]))), 6) for k in names}
+
+
+def z_matrix(rows: list[dict], codes: list[int], floors: dict[str, float]) -> np.ndarray:
+    from assistant.au.blendshapes import signals
+
+    out = np.zeros((len(rows), len(codes)))
+    for i, r in enumerate(rows):
+        sig = {s.code: s.z for s in signals(r["onset_blendshapes"], r["apex_blendshapes"], codes, floors)}
+        out[i] = [sig[c] for c in codes]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from assistant.au import blendshapes, fusion
+    from assistant.au.blendshapes import AU_BLENDSHAPES
+
+    parser = argparse.ArgumentParser(prog="meu calibrate fusion", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=160, help="calibration clips (clip indices 0..n-1)")
+    parser.add_argument("--seed", type=int, default=0, help="realistic world seed")
+    parser.add_argument("--fps", type=float, default=None, help=(
+        "render the calibration clips at this frame rate instead of the split's 200 fps: the same people, AUs and "
+        "onset/apex timing in seconds with fewer frames to render; the onset and apex frames keep their statistics "
+        "(drift is a ramp over the clip, jitter is per frame)"))
+    parser.add_argument("--out", type=Path, default=Path("outputs/calib_blend"), help="feature cache folder")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    command = f"meu calibrate fusion --n {args.n} --seed {args.seed}" + (f" --fps {args.fps:g}" if args.fps else "")
+
+    rows = collect("calibration", args.n, args.seed, cache_file(args.out, "calibration", args.seed, args.fps),
+                   args.fps)
+    floors = noise_floors(rows)
+    n_null = sum(1 for r in rows if not r["aus"])
+    if n_null < 10:
+        from assistant.errors import ConfigError
+
+        raise ConfigError(f"only {n_null} null clips among {args.n}; use a larger --n (about 5 clips per null).")
+    atomic_write_text(blendshapes.NOISE_FILE, json.dumps({
+        "floors": floors, "n_null_pairs": n_null, "split": "calibration", "seed": args.seed, "fps": args.fps or 200,
+        "command": command,
+        "definition": "root mean square of apex - onset score over the null clips of the realistic calibration "
+                      "split (synthetic)"}, indent=1) + "\n")
+
+    codes = sorted(c for c in AU_BLENDSHAPES if c in {int(k) for k in rows[0]["p_rules"]})
+    p_rules = np.array([[r["p_rules"][str(c)] for c in codes] for r in rows])
+    z = z_matrix(rows, codes, floors)
+    labels = np.array([[int(c in r["aus"]) for c in codes] for r in rows])
+    fit_codes = [c for j, c in enumerate(codes) if MIN_POSITIVES <= labels[:, j].sum() <= len(rows) - MIN_POSITIVES]
+    cols = [codes.index(c) for c in fit_codes]
+    atomic_write_text(fusion.CALIBRATION_FILE, json.dumps({
+        "codes": fit_codes, "p_rules": np.round(p_rules[:, cols], 6).tolist(), "z": np.round(z[:, cols], 6).tolist(),
+        "labels": labels[:, cols].tolist(), "clips": [r["index"] for r in rows], "split": "calibration",
+        "seed": args.seed, "command": command}) + "\n")
+    weights = fusion.refit_from_file(fusion.CALIBRATION_FILE)
+    atomic_write_text(fusion.WEIGHTS_FILE, json.dumps({
+        "weights": weights, "fitted_on": {"split": "calibration", "seed": args.seed, "clips": args.n,
+                                          "subjects": sorted({r["subject"] for r in rows})},
+        "model": "p = sigmoid(w_rules * logit(p_rules) + w_blend * clip(z, -10, 10) + bias), sklearn "
+                 f"LogisticRegression(C={fusion.C}, lbfgs)", "command": command}, indent=1) + "\n")
+    blendshapes.load_floors.cache_clear()
+    fusion.load_weights.cache_clear()
+    print(json.dumps({"clips": args.n, "null_clips": n_null, "fitted_aus": fit_codes,
+                      "weights": weights}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
