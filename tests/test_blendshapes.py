@@ -143,3 +143,28 @@ def test_reasoner_and_sources_name_where_evidence_came_from():
                                    emotion_options=("happiness", "disgust", "repression", "surprise", "others"))
         text = TemplateReasoner().compose(request)
         assert word in text and "weak evidence" not in text
+
+
+@pytest.fixture(scope="module")
+def smile_images(tmp_path_factory):
+    from instruction_data.synth import SynthSpec, render_clip
+
+    from assistant.files import save_png
+
+    tmp = tmp_path_factory.mktemp("smile")
+    c = render_clip(SynthSpec(subject=1, aus=["6", "12"], n_frames=12, amplitude_px=2.0, frame_size=(320, 240),
+                              face_height_frac=0.7, seed=3))
+    return save_png(tmp / "onset.png", c.frames[c.onset]), save_png(tmp / "apex.png", c.frames[c.apex])
+
+
+@pytest.mark.parametrize("detector", ["rules", "fusion"])
+def test_api_result_carries_blendshapes_and_evidence_sources(smile_images, detector):
+    from assistant.pipeline import Assistant, AssistantConfig
+
+    result = Assistant(AssistantConfig(detector=detector)).analyze(*smile_images)
+    d = json.loads(json.dumps(result.to_dict()))
+    assert d["backends"]["detector"] == detector
+    assert len(d["blendshapes"]["onset"]) == 52 and d["blendshapes"]["onset"]["mouthSmileLeft"] >= 0
+    assert 12 in d["au_codes"]
+    kinds = {src["kind"] for src in d["evidence_sources"]["AU12"]}
+    assert "flow" in kinds and (detector == "rules") == ("blendshape" not in kinds)
