@@ -22,8 +22,8 @@ from pathlib import Path  # noqa: E402
 
 from assistant.errors import MEUError  # noqa: E402
 from assistant.motion.mmc import draw_landmarks, with_legend  # noqa: E402
-from assistant.pipeline import Assistant, Result, parse_assistant_config  # noqa: E402
 from assistant.motion.regions import region_masks  # noqa: E402
+from assistant.pipeline import Assistant, Result, parse_assistant_config  # noqa: E402
 from assistant.types import AUEvidence, AUScore, MotionAnalysis  # noqa: E402
 
 log = logging.getLogger("meu.app")

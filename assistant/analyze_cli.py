@@ -6,11 +6,11 @@ import argparse
 import time
 from pathlib import Path
 
+from assistant.au.blendshapes import analysis_blendshapes
 from assistant.config import add_dataclass_arguments
 from assistant.files import save_png, write_json
-from assistant.motion.mmc import draw_landmarks, with_legend
-from assistant.au.blendshapes import analysis_blendshapes
 from assistant.motion.analyze import MotionConfig, analyze_clip
+from assistant.motion.mmc import draw_landmarks, with_legend
 from assistant.motion.regions import region_masks
 from assistant.types import MotionAnalysis
 

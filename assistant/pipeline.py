@@ -25,11 +25,11 @@ import numpy as np
 from assistant.au import AU, get_detector
 from assistant.au.blendshapes import analysis_blendshapes
 from assistant.au.sources import with_flow_sources
-from assistant.motion.clip import ClipLimits
 from assistant.config import parse_config
 from assistant.emotions import SCHEME_CLASSES
 from assistant.errors import ConfigError, MEUError
 from assistant.motion.analyze import MotionConfig, analyze_clip
+from assistant.motion.clip import ClipLimits
 from assistant.parse import parse_answer
 from assistant.reasoners import get_reasoner
 from assistant.reasoners.base import ChatTurn, Conversation, ReasoningRequest, last

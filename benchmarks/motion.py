@@ -24,11 +24,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit, median_time  # noqa: E402
 
+from assistant.motion.analyze import MotionConfig, analyze_frames  # noqa: E402
 from assistant.motion.clip import write_video  # noqa: E402
 from assistant.motion.face import apply_crop, crop_box, detect_face, landmarks_in_crop  # noqa: E402
 from assistant.motion.flow import compensate, compute_flow  # noqa: E402
 from assistant.motion.mmc import mmc_map  # noqa: E402
-from assistant.motion.analyze import MotionConfig, analyze_frames  # noqa: E402
 from assistant.motion.regions import region_motion  # noqa: E402
 from instruction_data.synth import SynthSpec, render_clip  # noqa: E402
 

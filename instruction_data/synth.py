@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 WORK_CROP = 256  # the working size amplitudes refer to
 CROP_MARGIN = 0.15  # assistant.motion.face.crop_box's default margin
 
-# Gaussian falloff: sigma = SIGMA_FRACTION x the mean radius of the region's ellipse in assistant.motion.regions (which sizes
-# regions by the inter-ocular distance d), never below SIGMA_FLOOR x d so the field stays smooth enough to invert.
+# Gaussian falloff: sigma = SIGMA_FRACTION x the mean radius of the region's ellipse in assistant.motion.regions (which
+# sizes regions by the inter-ocular distance d), never below SIGMA_FLOOR x d so the field stays smooth to invert.
 SIGMA_FRACTION = 0.85
 SIGMA_FLOOR = 0.1
 MIDLINE_WEIGHT_SIDED = 0.5  # a one-sided AU moves the shared midline regions half as much
@@ -113,8 +113,8 @@ def default_photos() -> list[tuple[str, np.ndarray]]:
 
 def load_photos(folder: str | Path) -> list[tuple[str, np.ndarray]]:
     """Every readable image in `folder` (natural order), for subjects made from a user's own face photos."""
-    from assistant.motion.clip import IMAGE_SUFFIXES, natural_key, read_image
     from assistant.errors import UnreadableClipError
+    from assistant.motion.clip import IMAGE_SUFFIXES, natural_key, read_image
 
     paths = sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
     if not paths:

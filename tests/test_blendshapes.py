@@ -147,9 +147,8 @@ def test_reasoner_and_sources_name_where_evidence_came_from():
 
 @pytest.fixture(scope="module")
 def smile_images(tmp_path_factory):
-    from instruction_data.synth import SynthSpec, render_clip
-
     from assistant.files import save_png
+    from instruction_data.synth import SynthSpec, render_clip
 
     tmp = tmp_path_factory.mktemp("smile")
     c = render_clip(SynthSpec(subject=1, aus=["6", "12"], n_frames=12, amplitude_px=2.0, frame_size=(320, 240),

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.errors import ConfigError
 from assistant.motion import face as face_mod
 from assistant.motion.clip import ClipLimits, load_clip
-from assistant.errors import ConfigError
 from assistant.motion.flow import COMPENSATIONS, FLOW_METHODS, compensate, compute_flow
 from assistant.motion.mmc import FLOOR_PX, FULL_SCALE_PX, MMC_MODES, mmc_map
 from assistant.motion.regions import region_motion
