@@ -55,8 +55,8 @@ class AssistantConfig:
     size: int = _motion_field("size")
     margin: float = _motion_field("margin")
     detector: str = field(default="auto", metadata={
-        "help": "AU detector backend (rules, blendshapes, fusion, aullm, microau_clip); auto = aullm when --aullm-checkpoint is set, "
-                "else rules"})
+        "help": "AU detector backend (rules, blendshapes, fusion, aullm, microau_clip); auto = aullm when "
+                "--aullm-checkpoint is set, else rules"})
     reasoner: str = field(default="auto", metadata={
         "help": "reasoner backend (template, vlm); auto = vlm when --vlm-base is set, else template"})
     language: str = field(default="en", metadata={"help": "answer language", "choices": ["en", "zh"]})
