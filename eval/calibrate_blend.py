@@ -30,6 +30,7 @@ from assistant.files import atomic_write_text
 log = logging.getLogger(__name__)
 
 MIN_POSITIVES = 5  # an AU needs this many positive calibration clips to get fusion weights
+CASME2_AUS = (1, 2, 4, 7, 12, 14, 15, 17)
 
 
 FINGERPRINTED = ("assistant/motion", "assistant/au/rules.py", "assistant/facs.py",
@@ -123,6 +124,45 @@ def z_matrix(rows: list[dict], codes: list[int], floors: dict[str, float]) -> np
     return out
 
 
+def choose_setting(p_rules: np.ndarray, z: np.ndarray, labels: np.ndarray, codes: list[int], subjects: list[str],
+                   null: np.ndarray) -> tuple[tuple[float, bool, float], list[dict]]:
+    """(C, balanced, margin) from `fusion.SETTINGS` x `fusion.MARGINS` with the best leave-one-subject-out macro F1
+    over CASME II's eight AUs on the calibration clips, among those giving no more null clips (`null`: clips with no
+    AU at all) an AU than the rules detector does over the same AUs; ties go to the earlier (simpler) setting."""
+    from assistant.au import fusion
+    from eval.metrics import multilabel_scores
+
+    subj = np.array(subjects)
+    eight = [j for j, c in enumerate(codes) if c in CASME2_AUS]
+    rules_fa = float(np.mean((p_rules[null] >= 0.5).any(1))) if null.any() else 0.0
+    table = []
+    for C, balanced in fusion.SETTINGS:
+        logit = np.where(p_rules >= 0.5, np.inf, -np.inf)  # AUs a fold cannot fit keep the rules decision
+        for s in np.unique(subj):
+            train, test = subj != s, subj == s
+            w = fusion.fit({c: p_rules[train, j] for j, c in enumerate(codes)},
+                           {c: z[train, j] for j, c in enumerate(codes)},
+                           {c: labels[train, j] for j, c in enumerate(codes)}, C=C, balanced=balanced)
+            for j, c in enumerate(codes):
+                if str(c) in w:
+                    a = w[str(c)]
+                    logit[test, j] = fusion.features(p_rules[test, j], z[test, j]) @ [a["w_rules"], a["w_blend"]] \
+                        + a["bias"]
+        for margin in fusion.MARGINS:
+            pred = logit >= margin
+            f1 = multilabel_scores(labels[:, eight], pred[:, eight], [codes[j] for j in eight]).mean_f1
+            fa = float(np.mean(pred[null].any(1))) if null.any() else 0.0
+            table.append({"C": C, "balanced": balanced, "margin": margin, "loso_macro_f1": round(f1, 4),
+                          "null_clips_with_any_au": round(fa, 4)})
+    ok = [t for t in table if t["null_clips_with_any_au"] <= rules_fa] or \
+        [min(table, key=lambda t: t["null_clips_with_any_au"])]
+    best = max(ok, key=lambda t: (t["loso_macro_f1"], -table.index(t)))
+    return (best["C"], best["balanced"], best["margin"]), table + [{"rules_null_clips_with_any_au": round(rules_fa, 4),
+                                                                   "rules_macro_f1": round(multilabel_scores(
+                                                                       labels[:, eight], p_rules[:, eight] >= 0.5,
+                                                                       [codes[j] for j in eight]).mean_f1, 4)}]
+
+
 def main(argv: list[str] | None = None) -> int:
     from assistant.au import blendshapes, fusion
     from assistant.au.blendshapes import AU_BLENDSHAPES
@@ -160,20 +200,27 @@ def main(argv: list[str] | None = None) -> int:
     labels = np.array([[int(c in r["aus"]) for c in codes] for r in rows])
     fit_codes = [c for j, c in enumerate(codes) if MIN_POSITIVES <= labels[:, j].sum() <= len(rows) - MIN_POSITIVES]
     cols = [codes.index(c) for c in fit_codes]
+    p_rules, z, labels = np.round(p_rules[:, cols], 6), np.round(z[:, cols], 6), labels[:, cols]
+    null = np.array([not r["aus"] for r in rows])
+    (C, balanced, margin), selection = choose_setting(p_rules, z, labels, fit_codes, [r["subject"] for r in rows],
+                                                      null)
     atomic_write_text(fusion.CALIBRATION_FILE, json.dumps({
-        "codes": fit_codes, "p_rules": np.round(p_rules[:, cols], 6).tolist(), "z": np.round(z[:, cols], 6).tolist(),
-        "labels": labels[:, cols].tolist(), "clips": [r["index"] for r in rows], "split": "calibration",
-        "seed": args.seed, "command": command}) + "\n")
+        "codes": fit_codes, "C": C, "balanced": balanced, "margin": margin, "selection": selection,
+        "p_rules": p_rules.tolist(), "z": z.tolist(), "labels": labels.tolist(), "clips": [r["index"] for r in rows],
+        "subjects": [r["subject"] for r in rows], "split": "calibration", "seed": args.seed,
+        "command": command}) + "\n")
     weights = fusion.refit_from_file(fusion.CALIBRATION_FILE)
     atomic_write_text(fusion.WEIGHTS_FILE, json.dumps({
         "weights": weights, "fitted_on": {"split": "calibration", "seed": args.seed, "clips": args.n,
                                           "subjects": sorted({r["subject"] for r in rows})},
         "model": "p = sigmoid(w_rules * logit(p_rules) + w_blend * clip(z, -10, 10) + bias), sklearn "
-                 f"LogisticRegression(C={fusion.C}, lbfgs)", "command": command}, indent=1) + "\n")
+                 f"LogisticRegression(C={C}, class_weight={'balanced' if balanced else None}, lbfgs), bias lowered by "
+                 f"{margin}",
+        "selection": selection, "command": command}, indent=1) + "\n")
     blendshapes.load_floors.cache_clear()
     fusion.load_weights.cache_clear()
-    print(json.dumps({"clips": args.n, "null_clips": n_null, "fitted_aus": fit_codes,
-                      "weights": weights}, indent=1))
+    print(json.dumps({"clips": args.n, "null_clips": n_null, "fitted_aus": fit_codes, "C": C, "balanced": balanced,
+                      "margin": margin, "weights": weights}, indent=1))
     return 0
 
 

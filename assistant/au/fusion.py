@@ -6,9 +6,12 @@ For AU c, with p_rules the `rules` detector's probability and z the `blendshapes
     x_rules = logit(clip(p_rules, EPS, 1 - EPS))        x_blend = clip(z, -Z_CLIP, Z_CLIP)
     p       = 1 / (1 + exp(-(w_rules * x_rules + w_blend * x_blend + bias)))
 
-The weights (`fusion_weights.json` beside this file) are fitted with scikit-learn's `LogisticRegression` (L2, C = C,
-lbfgs: deterministic) on the realistic synthetic calibration split only, never on the benchmark split; refit with
-`meu calibrate fusion` (eval/calibrate_blend.py), which also writes the calibration features it fitted on
+The weights (`fusion_weights.json` beside this file) are fitted with scikit-learn's `LogisticRegression` (L2, lbfgs:
+deterministic) on the realistic synthetic calibration split only, never on the benchmark split. Its settings (the
+regularisation C, whether classes are weighted to balance rare AUs, and a margin subtracted from every bias, which
+trades recall for fewer false alarms) are chosen by leave-one-subject-out over the calibration people (`SETTINGS`,
+`MARGINS`): the best macro F1 among settings that give no more null clips an AU than `rules` does. Refit with
+`meu calibrate fusion` (eval/calibrate_blend.py), which also writes the calibration features and settings it fitted on
 (`fusion_calibration.json`), so `refit_from_file` reproduces the weights without rendering a clip. An AU the file
 has no weights for keeps the rules probability.
 
@@ -35,7 +38,8 @@ WEIGHTS_FILE = Path(__file__).with_name("fusion_weights.json")
 CALIBRATION_FILE = Path(__file__).with_name("fusion_calibration.json")
 EPS = 1e-3
 Z_CLIP = 10.0
-C = 1.0
+SETTINGS = ((0.1, False), (1.0, False), (0.1, True), (1.0, True))  # (C, balanced class weights) tried
+MARGINS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)  # logit margins tried: the bias is lowered by this much
 
 
 def features(p_rules: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -44,8 +48,10 @@ def features(p_rules: np.ndarray, z: np.ndarray) -> np.ndarray:
     return np.stack([np.log(p / (1 - p)), np.clip(np.asarray(z, dtype=np.float64), -Z_CLIP, Z_CLIP)], axis=1)
 
 
-def fit(p_rules: dict[int, np.ndarray], z: dict[int, np.ndarray], labels: dict[int, np.ndarray]) -> dict:
-    """Per-AU weights from calibration arrays (one entry per clip); AUs with a single class get no model."""
+def fit(p_rules: dict[int, np.ndarray], z: dict[int, np.ndarray], labels: dict[int, np.ndarray], C: float = 1.0,
+        balanced: bool = False, margin: float = 0.0) -> dict:
+    """Per-AU weights from calibration arrays (one entry per clip), `margin` taken off each bias; AUs with a single
+    class get no model."""
     from sklearn.linear_model import LogisticRegression
 
     weights = {}
@@ -53,9 +59,11 @@ def fit(p_rules: dict[int, np.ndarray], z: dict[int, np.ndarray], labels: dict[i
         y = np.asarray(labels[code], dtype=int)
         if y.min() == y.max():
             continue
-        model = LogisticRegression(C=C, solver="lbfgs", max_iter=1000).fit(features(p_rules[code], z[code]), y)
+        model = LogisticRegression(C=C, class_weight="balanced" if balanced else None, solver="lbfgs",
+                                   max_iter=1000).fit(features(p_rules[code], z[code]), y)
         w_rules, w_blend = (round(float(v), 6) for v in model.coef_[0])
-        weights[str(code)] = {"w_rules": w_rules, "w_blend": w_blend, "bias": round(float(model.intercept_[0]), 6),
+        weights[str(code)] = {"w_rules": w_rules, "w_blend": w_blend,
+                              "bias": round(float(model.intercept_[0]) - margin, 6),
                               "n": int(len(y)), "positives": int(y.sum())}
     return weights
 
@@ -68,7 +76,8 @@ def refit_from_file(path: str | Path = CALIBRATION_FILE) -> dict:
     z = np.asarray(data["z"], dtype=np.float64)
     y = np.asarray(data["labels"], dtype=int)
     return fit({c: p[:, i] for i, c in enumerate(codes)}, {c: z[:, i] for i, c in enumerate(codes)},
-               {c: y[:, i] for i, c in enumerate(codes)})
+               {c: y[:, i] for i, c in enumerate(codes)}, C=float(data["C"]), balanced=bool(data["balanced"]),
+               margin=float(data["margin"]))
 
 
 @functools.lru_cache(maxsize=4)
