@@ -95,7 +95,10 @@ def test_noise_floors_were_measured_and_say_how():
     assert data["command"].startswith("meu calibrate fusion") and data["n_null_pairs"] >= 10
     floors = bs.load_floors()
     assert {"mouthSmileLeft", "browInnerUp", "browDownRight"} <= set(floors)
-    assert all(v > 0 for v in floors.values())
+    assert all(v >= 0 for v in floors.values()) and floors["browInnerUp"] > bs.MIN_FLOOR  # a moving score was measured
+    # a score that never moved on the null pairs is floored, so a rounding-sized change stays below one noise unit
+    sig = bs.signals({"browInnerUp": 0.1}, {"browInnerUp": 0.1 + bs.MIN_FLOOR / 2}, [1], {"browInnerUp": 0.0})
+    assert sig[0].z == pytest.approx(0.5)
 
 
 def test_fusion_weights_load_and_refit_deterministically():
