@@ -30,7 +30,7 @@ log = logging.getLogger("meu.app")
 
 DEFAULT_EXAMPLES = Path(__file__).resolve().parent / "outputs" / "examples"
 LANGUAGES = [("English", "en"), ("Chinese (中文)", "zh")]
-REGION_COLUMNS = ["region", "direction", "colour", "strength", "mean px", "max px", "coherence", "evidence for"]
+REGION_COLUMNS = ["region", "direction", "colour", "strength", "motion px", "SNR", "coherence", "evidence for"]
 
 
 def _region_table(analysis: MotionAnalysis, evidence: AUEvidence | None = None):
@@ -42,9 +42,9 @@ def _region_table(analysis: MotionAnalysis, evidence: AUEvidence | None = None):
         for src in s.sources:
             if src.kind == "flow":
                 supports.setdefault(src.name, []).append(f"AU{s.code}")
-    rows = [[r.label, r.direction, r.colour, r.intensity, round(r.mean_magnitude, 2), round(r.max_magnitude, 2),
+    rows = [[r.label, r.direction, r.colour, r.intensity, round(r.motion_px, 3), round(r.snr, 1),
              round(r.coherence, 2), ", ".join(supports.get(r.label, []))]
-            for r in sorted(analysis.regions, key=lambda r: -r.mean_magnitude)]
+            for r in sorted(analysis.regions, key=lambda r: -r.snr)]
     return pd.DataFrame(rows, columns=REGION_COLUMNS)
 
 

@@ -8,7 +8,7 @@ calibration split (`meu calibrate fusion`), whose people are disjoint from this 
 the benchmark clips. The spread of fusion's margin over rules is a bootstrap over clips (1000 resamples, seed 0).
 `landmark_cost` measures what asking the landmarker for blendshapes costs (the same call with and without them).
 
-    python benchmarks/au_realistic.py [--n 120] [--seed 0] [--fps 50] [--out outputs/calib_blend]
+    python benchmarks/au_realistic.py [--n 120] [--seed 0] [--out outputs/calib_blend]
 """
 
 from __future__ import annotations
@@ -84,12 +84,11 @@ def _bootstrap_margin(a: dict, b: dict, n: int = 1000, seed: int = 0) -> dict:
     return {"mean": round(float(np.mean(diffs)), 4), "ci95": [round(float(lo), 4), round(float(hi), 4)]}
 
 
-def blend_rows(n: int = 120, seed: int = 0, out: Path = Path("outputs/calib_blend"), fps: float | None = None) -> dict:
-    """Rows for the realistic benchmark split: {detector: figures}, plus the fusion margin and what was not run.
-    `fps`: render the clips at this rate instead of the split's 200 fps (same people, AUs and timing in seconds)."""
+def blend_rows(n: int = 120, seed: int = 0, out: Path = Path("outputs/calib_blend")) -> dict:
+    """Rows for the realistic benchmark split: {detector: figures}, plus the fusion margin and what was not run."""
     from eval.calibrate_blend import cache_file, collect
 
-    rows = collect("benchmark", n, seed, cache_file(out, "benchmark", seed, fps), fps)
+    rows = collect("benchmark", n, seed, cache_file(out, "benchmark", seed))
     evidence = [evidence_from_row(r) for r in rows]
     table = {name: _scores(rows, evidence, name) for name in DETECTORS}
     margin = _bootstrap_margin(table["fusion"], table["rules"])
@@ -97,7 +96,7 @@ def blend_rows(n: int = 120, seed: int = 0, out: Path = Path("outputs/calib_blen
         v.pop("_pred"), v.pop("_truth")
     return {
         "label": "synthetic (realistic world, benchmark split)",
-        "clips": n, "null_clips": sum(1 for r in rows if not r["aus"]), "seed": seed, "fps": fps or 200,
+        "clips": n, "null_clips": sum(1 for r in rows if not r["aus"]), "seed": seed,
         "support": {f"AU{c}": sum(1 for r in rows if c in r["aus"]) for c in CASME2_AUS},
         "threshold": 0.5, "rows": table,
         "fusion_minus_rules_macro_f1": round(table["fusion"]["macro_f1"] - table["rules"]["macro_f1"], 4),
@@ -138,11 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=120, help="benchmark clips (indices 0..n-1)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--fps", type=float, default=None, help="render at this frame rate (default: the split's 200)")
     parser.add_argument("--out", type=Path, default=Path("outputs/calib_blend"), help="feature cache folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    emit("au_realistic", {"au": blend_rows(args.n, args.seed, args.out, args.fps), "landmark_cost": landmark_cost()})
+    emit("au_realistic", {"au": blend_rows(args.n, args.seed, args.out), "landmark_cost": landmark_cost()})
     return 0
 
 

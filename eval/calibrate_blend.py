@@ -52,11 +52,11 @@ def code_fingerprint() -> str:
     return h.hexdigest()[:10]
 
 
-def cache_file(out: Path, split: str, seed: int, fps: float | None = None) -> Path:
-    return out / f"features_{split}_seed{seed}{f'_fps{fps:g}' if fps else ''}_{code_fingerprint()}.jsonl"
+def cache_file(out: Path, split: str, seed: int) -> Path:
+    return out / f"features_{split}_seed{seed}_{code_fingerprint()}.jsonl"
 
 
-def clip_features(index: int, split: str, seed: int, fps: float | None = None, motion_config=None) -> dict:
+def clip_features(index: int, split: str, seed: int, motion_config=None) -> dict:
     """Everything the blend detectors need from one realistic clip, JSON-ready."""
     from assistant.au.blendshapes import frame_blendshapes
     from assistant.au.rules import RulesDetector
@@ -65,8 +65,8 @@ def clip_features(index: int, split: str, seed: int, fps: float | None = None, m
     from assistant.types import Clip
     from instruction_data.realistic import draw_spec, render_realistic
 
-    spec = draw_spec(index, split, seed, **({"fps": fps} if fps else {}))
-    synth = render_realistic(spec)
+    spec = draw_spec(index, split, seed)
+    synth = render_realistic(spec, only=[spec.onset, spec.apex])  # the same two frames a full render makes
     clip = Clip(f"{split}-{seed}-{index}", synth.frames[synth.onset], synth.frames[synth.apex], synth.onset,
                 synth.apex, n_frames=len(synth.frames), fps=synth.fps)
     t = time.perf_counter()
@@ -85,7 +85,7 @@ def clip_features(index: int, split: str, seed: int, fps: float | None = None, m
     }
 
 
-def collect(split: str, n: int, seed: int, cache: Path, fps: float | None = None) -> list[dict]:
+def collect(split: str, n: int, seed: int, cache: Path) -> list[dict]:
     """Features of clips 0..n-1, read from `cache` (JSON lines) where present, computed and appended otherwise."""
     done = {}
     if cache.is_file():
@@ -98,7 +98,7 @@ def collect(split: str, n: int, seed: int, cache: Path, fps: float | None = None
         for i in range(n):
             if (split, seed, i) in done:
                 continue
-            row = clip_features(i, split, seed, fps)
+            row = clip_features(i, split, seed)
             f.write(json.dumps(row) + "\n")
             f.flush()
             done[(split, seed, i)] = row
@@ -171,17 +171,12 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=160, help="calibration clips (clip indices 0..n-1)")
     parser.add_argument("--seed", type=int, default=0, help="realistic world seed")
-    parser.add_argument("--fps", type=float, default=None, help=(
-        "render the calibration clips at this frame rate instead of the split's 200 fps: the same people, AUs and "
-        "onset/apex timing in seconds with fewer frames to render; the onset and apex frames keep their statistics "
-        "(drift is a ramp over the clip, jitter is per frame)"))
     parser.add_argument("--out", type=Path, default=Path("outputs/calib_blend"), help="feature cache folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    command = f"meu calibrate fusion --n {args.n} --seed {args.seed}" + (f" --fps {args.fps:g}" if args.fps else "")
+    command = f"meu calibrate fusion --n {args.n} --seed {args.seed}"
 
-    rows = collect("calibration", args.n, args.seed, cache_file(args.out, "calibration", args.seed, args.fps),
-                   args.fps)
+    rows = collect("calibration", args.n, args.seed, cache_file(args.out, "calibration", args.seed))
     floors = noise_floors(rows)
     n_null = sum(1 for r in rows if not r["aus"])
     if n_null < 10:
@@ -189,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
         raise ConfigError(f"only {n_null} null clips among {args.n}; use a larger --n (about 5 clips per null).")
     atomic_write_text(blendshapes.NOISE_FILE, json.dumps({
-        "floors": floors, "n_null_pairs": n_null, "split": "calibration", "seed": args.seed, "fps": args.fps or 200,
+        "floors": floors, "n_null_pairs": n_null, "split": "calibration", "seed": args.seed,
         "command": command,
         "definition": "root mean square of apex - onset score over the null clips of the realistic calibration "
                       "split (synthetic)"}, indent=1) + "\n")

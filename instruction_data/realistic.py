@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,7 +124,8 @@ class RealisticSpec:
                          illumination_drift=self.illumination_drift, frame_size=self.frame_size, fps=self.fps,
                          seed=int(np.random.default_rng([_SPLIT_KEY[self.split], self.seed, self.index, 1])
                                   .integers(0, 2**31)),
-                         blinks=self.blinks, jpeg_quality=self.jpeg_quality, noise_table=True)
+                         blinks=self.blinks, jpeg_quality=self.jpeg_quality, noise_table=True,
+                         static_background=True)
 
 
 def intensity_letter(amplitude_px: float) -> str:
@@ -248,8 +249,8 @@ def draw_spec(index: int, split: str = "benchmark", seed: int = 0, fps: float = 
     return spec
 
 
-def render_realistic(spec: RealisticSpec) -> SynthClip:
-    clip = render_clip(spec.synth_spec())
+def render_realistic(spec: RealisticSpec, only: Sequence[int] | None = None) -> SynthClip:
+    clip = render_clip(spec.synth_spec(), only)
     clip.split = spec.split
     return clip
 

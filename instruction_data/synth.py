@@ -39,9 +39,8 @@ log = logging.getLogger(__name__)
 WORK_CROP = 256  # the working size amplitudes refer to
 CROP_MARGIN = 0.15  # assistant.motion.face.crop_box's default margin
 
-# Gaussian falloff: sigma = SIGMA_FRACTION x the mean radius of the region's ellipse in assistant.motion.regions
-# (which sizes regions by the inter-ocular distance d), never below SIGMA_FLOOR x d so the field stays smooth enough
-# to invert.
+# Gaussian falloff: sigma = SIGMA_FRACTION x the mean radius of the region's ellipse in assistant.motion.regions (which
+# sizes regions by the inter-ocular distance d), never below SIGMA_FLOOR x d so the field stays smooth to invert.
 SIGMA_FRACTION = 0.85
 SIGMA_FLOOR = 0.1
 MIDLINE_WEIGHT_SIDED = 0.5  # a one-sided AU moves the shared midline regions half as much
@@ -115,6 +114,7 @@ class SynthSpec:
     blink_depth: float = 0.7  # share of the eye opening the upper lid travels at the middle of a blink
     jpeg_quality: int | None = None  # encode and decode each frame as JPEG at this quality
     noise_table: bool = False  # draw the noise from a 256-level Gaussian table: 4x faster, same spread
+    static_background: bool = False  # the head moves over a still background (else the whole picture moves)
 
 
 @dataclass
@@ -387,6 +387,29 @@ def _sample(fields: list[tuple[float, np.ndarray]], mx: np.ndarray, my: np.ndarr
     return sum(wt * _remap_field(f, mx, my) for wt, f in fields)
 
 
+def head_mask(lm: FaceLandmarks, size: tuple[int, int]) -> np.ndarray:
+    """Soft (H, W) float32 outline of the head: an ellipse from above the brows (forehead, hair) to below the chin,
+    feathered over about a twentieth of the face height so the moving head blends into the still background."""
+    w, h = size
+    x0, y0, x1, y1 = lm.box
+    fw, fh = x1 - x0, y1 - y0
+    mask = np.zeros((h, w), np.float32)
+    cv2.ellipse(mask, (int(round((x0 + x1) / 2)), int(round(y0 + 0.4 * fh))),
+                (int(round(0.62 * fw)), int(round(0.78 * fh))), 0, 0, 360, 1.0, -1)
+    return cv2.GaussianBlur(mask, (0, 0), 0.05 * fh)
+
+
+def _window(head: np.ndarray, roi: tuple[slice, slice] | None, margin: float) -> tuple[slice, slice]:
+    """The frame window a moving head can change: the head outline's support and the local fields' `roi`, widened."""
+    h, w = head.shape
+    rows, cols = np.nonzero(head > 1e-3)
+    y0, y1, x0, x1 = rows.min() - margin, rows.max() + 1 + margin, cols.min() - margin, cols.max() + 1 + margin
+    if roi:
+        y0, y1 = min(y0, roi[0].start), max(y1, roi[0].stop)
+        x0, x1 = min(x0, roi[1].start), max(x1, roi[1].stop)
+    return (slice(max(0, int(y0)), min(h, int(math.ceil(y1)))), slice(max(0, int(x0)), min(w, int(math.ceil(x1)))))
+
+
 def _support(moves: Sequence[RegionMove], size: tuple[int, int], margin: float) -> tuple[slice, slice] | None:
     """The frame window (rows, columns) outside which every move's bump is zero, widened by `margin` px."""
     if not moves:
@@ -403,8 +426,10 @@ def _support(moves: Sequence[RegionMove], size: tuple[int, int], margin: float) 
     return rows, cols
 
 
-def render_clip(spec: SynthSpec) -> SynthClip:
-    """Render the frames of one clip. Deterministic in `spec` (noise and jitter come from `spec.seed`)."""
+def render_clip(spec: SynthSpec, only: Sequence[int] | None = None) -> SynthClip:
+    """Render the frames of one clip. Deterministic in `spec` (jitter comes from `spec.seed`, each frame's noise from
+    (`spec.seed`, frame index)). `only`: render just these frame indices (the others are None in `frames`), for
+    measurements that need the onset and apex alone; the rendered frames are the same as in a full render."""
     subject = spec.subject if isinstance(spec.subject, SubjectFace) else make_subjects(spec.subject + 1)[spec.subject]
     motions = list(spec.motions) or [AUMotion(_as_au(a), spec.amplitude_px) for a in spec.aus]
     aus = [m.au for m in motions]
@@ -435,16 +460,27 @@ def render_clip(spec: SynthSpec) -> SynthClip:
     if spec.head_jitter_px or spec.head_jitter_deg or spec.head_jitter_zoom:  # frame 0 is the reference pose
         tx, ty, rot, zoom = tx - tx[0], ty - ty[0], rot - rot[0], zoom - zoom[0]
 
-    # The head moves the whole frame (one affine warp); the local fields are solved and applied only where they can
-    # reach: their support, widened by the largest head motion.
-    reach = np.abs(tx) + np.abs(ty) + (np.abs(np.radians(rot)) + np.abs(zoom)) * math.hypot(w, h)
-    roi = _support(moves + (blink_moves(lm.points68, spec.blink_depth) if spec.blinks else []), (w, h),
-                   float(reach.max(initial=0.0)) + 4)
+    # The head moves the whole frame (one affine warp), or with a still background only the window around the head;
+    # the local fields are solved and applied only where they can reach: their support, widened by the largest head
+    # motion.
+    reach = float((np.abs(tx) + np.abs(ty) + (np.abs(np.radians(rot)) + np.abs(zoom)) * math.hypot(w, h)).max())
+    roi = _support(moves + (blink_moves(lm.points68, spec.blink_depth) if spec.blinks else []), (w, h), reach + 4)
+    head = head_mask(lm, (w, h)) if spec.static_background else None
+    win = (slice(0, h), slice(0, w)) if head is None else _window(head, roi, reach + 4)
+    (wy0, wy1), (wx0, wx1) = (win[0].start, win[0].stop), (win[1].start, win[1].stop)
     if roi:
         grid_x, grid_y = grid_x[roi], grid_y[roi]
+        in_win = (slice(roi[0].start - wy0, roi[0].stop - wy0), slice(roi[1].start - wx0, roi[1].stop - wx0))
+    still = canvas[win].copy()
     cx, cy = float(centre[0]), float(centre[1])
+    noise_lut = _GAUSS_TABLE * np.float32(spec.noise_sigma)
     frames, poses = [], []
+    wanted = set(range(n)) if only is None else {int(i) for i in only}
     for i in range(n):
+        poses.append((float(tx[i]), float(ty[i]), float(rot[i])))
+        if i not in wanted:
+            frames.append(None)
+            continue
         s = float(strength[i])
         fields = [(wt, f) for wt, f in ((s, base), (float(closure[i]), blink)) if wt > 0] if roi else []
         moved = bool(tx[i] or ty[i] or rot[i] or zoom[i])
@@ -454,34 +490,43 @@ def render_clip(spec: SynthSpec) -> SynthClip:
         ca, sa = math.cos(a) / k, math.sin(a) / k
         inv = np.array([[ca, -sa, cx - ca * (cx + tx[i]) + sa * (cy + ty[i])],
                         [sa, ca, cy - sa * (cx + tx[i]) - ca * (cy + ty[i])]], np.float64)
+        inv_win = inv.copy()  # the same map for pixels of the window (origin at its corner)
+        inv_win[:, 2] += inv[:, :2] @ np.array([wx0, wy0], np.float64)
         if moved:
-            frame = cv2.warpAffine(canvas, inv, (w, h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
-                                   borderMode=cv2.BORDER_REPLICATE)
+            part = cv2.warpAffine(canvas, inv_win, (wx1 - wx0, wy1 - wy0),
+                                  flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
         else:
-            frame = canvas.copy()
+            part = still.copy()
         if fields:
             zx = np.float32(inv[0, 0]) * grid_x + np.float32(inv[0, 1]) * grid_y + np.float32(inv[0, 2])
             zy = np.float32(inv[1, 0]) * grid_x + np.float32(inv[1, 1]) * grid_y + np.float32(inv[1, 2])
             u = _sample(fields, zx, zy)
             for _ in range(2 if closure[i] == 0 else 5):  # fixed-point steps towards the inverse field
                 u = _sample(fields, zx - u[:, :, 0], zy - u[:, :, 1])
-            frame[roi] = cv2.remap(canvas, zx - u[:, :, 0], zy - u[:, :, 1], cv2.INTER_CUBIC,
-                                   borderMode=cv2.BORDER_REPLICATE)
+            part[in_win] = cv2.remap(canvas, zx - u[:, :, 0], zy - u[:, :, 1], cv2.INTER_CUBIC,
+                                     borderMode=cv2.BORDER_REPLICATE)
+        if moved and head is not None:  # the head over the still picture, through its soft outline
+            m = cv2.warpAffine(head, inv_win, (wx1 - wx0, wy1 - wy0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+            part = cv2.blendLinear(part, still, m, 1.0 - m)
+        if head is None:
+            frame = part
+        else:
+            frame = canvas.copy()
+            frame[win] = part
         gain = 1.0 + spec.illumination_drift * ramp[i]
+        frame_rng = np.random.default_rng([spec.seed, i])
         if spec.noise_sigma > 0 and spec.noise_table:
-            noise = (_GAUSS_TABLE * np.float32(spec.noise_sigma))[
-                np.frombuffer(rng.bytes(frame.size), np.uint8).reshape(frame.shape)]
+            noise = cv2.LUT(np.frombuffer(frame_rng.bytes(frame.size), np.uint8).reshape(frame.shape), noise_lut)
             frame = cv2.addWeighted(frame, gain, noise, 1.0, 0.0, dtype=cv2.CV_8U)  # rounds and saturates
         else:
             if gain != 1.0:
                 frame *= gain
             if spec.noise_sigma > 0:
-                frame += rng.standard_normal(frame.shape, dtype=np.float32) * spec.noise_sigma
+                frame += frame_rng.standard_normal(frame.shape, dtype=np.float32) * spec.noise_sigma
             frame = np.clip(frame + 0.5, 0, 255).astype(np.uint8)
         if spec.jpeg_quality is not None:
             frame = jpeg_roundtrip(frame, spec.jpeg_quality)
         frames.append(frame)
-        poses.append((float(tx[i]), float(ty[i]), float(rot[i])))
 
     return SynthClip(frames=frames, aus=aus, onset=onset, apex=apex, offset=offset, subject_id=subject.id,
                      landmarks=lm, fps=spec.fps, frame_px_per_crop_px=px, strength=strength, head_poses=poses,

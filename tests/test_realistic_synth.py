@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import cv2
@@ -192,3 +193,37 @@ def test_jpeg_noise_head_motion_and_blinks_are_applied():
 
     assert change(4, eye) > 5 * max(change(4, mouth), 0.2) and change(9, eye) == 0
     assert blink.blink_strength[4] > 0.8 and blink.is_null
+
+
+def test_meu_data_synth_realistic_writes_a_layout_that_reads_back_as_rendered(tmp_path):
+    from assistant.motion.clip import read_image
+    from instruction_data.loaders import load_dataset
+    from instruction_data.synth_cli import main as synth_main
+
+    out = tmp_path / "casme2"
+    assert synth_main(["--realistic", "--split", "calibration", "--layout", "casme2", "--subjects", "1",
+                       "--clips", "2", "--width", "320", "--height", "240", "--out", str(out)]) == 0
+    truth = json.loads((out / "synth_truth.json").read_text())
+    records = load_dataset("casme2", out).records
+    assert len(records) == len(truth["clips"]) == 2 and truth["realistic"] and truth["split"] == "calibration"
+    people = {p.person for p in split_photos("calibration")}
+    for k, (rec, t) in enumerate(zip(sorted(records, key=lambda r: r.clip_id), truth["clips"], strict=True)):
+        assert t["person"] in people and not rec.notes
+        assert [a.code for a in rec.aus.aus] == [int(a.lstrip("LR").rstrip("ABCDE")) for a in t["aus"]]
+        assert rec.frame_paths[rec.onset].stem == f"img{t['onset']}"
+        if k:
+            continue  # one clip is enough to show the files are the frames `realistic_clip` renders
+        face = next(s for s in split_subjects("calibration") if s.id == t["subject"])
+        clip = realistic_clip(t["index"], "calibration", 0, frame_size=(320, 240), subject=face)
+        assert len(clip.frames) == len(rec.frame_paths)
+        assert np.array_equal(read_image(rec.frame_paths[clip.apex]), clip.frames[clip.apex])
+
+
+def test_the_head_moves_over_a_still_background():
+    spec = draw_spec(0, "benchmark", **SHORT, **{**STILL, "head_translation_px": (1.5, 0.0), "head_rotation_deg": 0.5})
+    clip = render_realistic(dataclasses.replace(spec, motions=()))
+    first, last = (f.astype(np.float32) for f in (clip.frames[0], clip.frames[-1]))
+    assert np.array_equal(first[:20, :20], last[:20, :20])  # a frame corner, far from the head
+    x, y = (int(round(v)) for v in clip.region_centres[("nose", None)])
+    assert np.abs(first[y - 10:y + 10, x - 10:x + 10] - last[y - 10:y + 10, x - 10:x + 10]).mean() > 1
+    assert clip.head_poses[-1][0] == pytest.approx(1.5 * clip.frame_px_per_crop_px)

@@ -30,7 +30,7 @@ def flow_sources(code: int, regions: list[RegionMotion], side: str | None = None
             d = image_direction(action, r.side)
             n = float(np.linalg.norm(v)) * float(np.linalg.norm(d))
             if n > 0 and float(v @ d) / n >= AGREE_COS:
-                out.setdefault((r.region, r.side), EvidenceSource("flow", r.label, float(np.linalg.norm(v)), r.side,
+                out.setdefault((r.region, r.side), EvidenceSource("flow", r.label, r.motion_px, r.side,
                                                                    r.region))
     return tuple(sorted(out.values(), key=lambda s: -s.value))
 
