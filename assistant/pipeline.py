@@ -143,7 +143,7 @@ class Result:
             "parse_status": self.answer.parse_status,
             "regions": [r.to_dict() for r in self.analysis.regions],
             "onset": clip.onset, "apex": clip.apex, "apex_spotted": clip.apex_spotted, "n_frames": clip.n_frames,
-            "apex_found": getattr(clip, "apex_found", True),
+            "apex_found": clip.apex_found,
             "head_motion": {k: round(float(v), 4) for k, v in self.analysis.field.head_motion.items()},
             "blendshapes": analysis_blendshapes(self.analysis),
             "registration": self.analysis.field.registration,

@@ -58,7 +58,7 @@ class EvalConfig:
     workers: int = field(default=1, metadata={"help": "processes for the motion stage"})
     landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend"})
     flow: str = field(default="tvl1", metadata={"help": "optical flow (tvl1 = published recipe, dis = fast)"})
-    compensation: str = field(default="similarity", metadata={"help": "head-motion compensation"})
+    compensation: str = field(default="register", metadata={"help": "head-motion compensation"})
     language: str = field(default="en", metadata={"help": "answer language", "choices": ["en", "zh"]})
     aullm_checkpoint: str | None = field(default=None, metadata={"help": "AU-LLM checkpoint folder (not for loso)"})
     au_run: str | None = field(default=None, metadata={

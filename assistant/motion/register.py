@@ -53,6 +53,8 @@ LK_LEVELS = (3.0, 1.0)  # Gaussian blur (sigma, px) of the coarse and the fine p
 LK_ITERATIONS = 12
 LK_STOP = 1e-3  # px: stop when an update moves no stable pixel further than this
 LK_MAX_STEP = 1.0  # px: no single update moves a stable pixel further than this
+LK_SPREAD_FLOOR = 1.0  # grey levels: residuals within a few levels are camera noise and resampling, never outliers
+LK_DAMPING = 1e-3
 PHASE_MAX_SHIFT = 0.05  # of the crop: neighbouring frames never move further; a larger peak is spurious
 TUKEY_C = 4.685  # Tukey biweight constant (95 % efficiency under Gaussian noise), in units of the robust spread
 
@@ -160,7 +162,7 @@ def face_mask(points68: np.ndarray, shape: tuple[int, int], mesh: np.ndarray | N
 def phase_shift(onset_grey: np.ndarray, apex_grey: np.ndarray) -> np.ndarray:
     """3x3 translation onset -> apex from phase correlation of the two crops (Hann-windowed)."""
     window = cv2.createHanningWindow(onset_grey.shape[::-1], cv2.CV_32F)
-    (dx, dy), _ = cv2.phaseCorrelate(onset_grey, apex_grey, window)
+    (dx, dy), _ = cv2.phaseCorrelate(onset_grey.copy(), apex_grey.copy(), window)  # it windows its inputs in place
     return np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]], np.float64)
 
 
@@ -194,7 +196,7 @@ def refine_lk(onset_grey: np.ndarray, apex: np.ndarray, to_src: np.ndarray, head
     centre = np.array([xs.mean(), ys.mean()])
     x, y = xs - centre[0], ys - centre[1]
     reach = float(np.abs(np.concatenate([x, y])).max())
-    apex_src = _antialias(apex, box.scale)
+    apex_src = _grey(_antialias(apex, box.scale))  # one channel: a third of the warping
     best_cost, best_head = np.inf, head
     for sigma in LK_LEVELS:
         template = cv2.GaussianBlur(onset_grey, (0, 0), sigma)
@@ -206,17 +208,18 @@ def refine_lk(onset_grey: np.ndarray, apex: np.ndarray, to_src: np.ndarray, head
         for _ in range(LK_ITERATIONS):
             warped = cv2.warpAffine(apex_src, (to_src @ head)[:2], onset_grey.shape[::-1],
                                     flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
-            warped = cv2.GaussianBlur(_grey(warped), (0, 0), sigma)[ys, xs]
+            warped = cv2.GaussianBlur(warped, (0, 0), sigma)[ys, xs]
             warped = (warped - warped.mean()) / (warped.std() + 1e-6) * t.std() + t.mean()  # gain and bias
             error = (warped - t).astype(np.float64)
-            spread = 1.4826 * np.median(np.abs(error)) + 1e-6
+            spread = max(1.4826 * float(np.median(np.abs(error))), LK_SPREAD_FLOOR)
             cost = float(np.mean(np.minimum(np.abs(error) / spread, TUKEY_C)))
             if cost < best_cost:
                 best_cost, best_head = cost, head
             r = error / (TUKEY_C * spread)
             weights = np.where(np.abs(r) < 1, (1 - r ** 2) ** 2, 0.0)
             hessian = (steepest * weights[:, None]).T @ steepest
-            delta = np.linalg.lstsq(hessian, (steepest * weights[:, None]).T @ error, rcond=1e-6)[0]
+            hessian += LK_DAMPING * np.diag(np.diag(hessian))  # Levenberg-Marquardt: weak directions move little
+            delta = np.linalg.solve(hessian + 1e-12 * np.eye(4), (steepest * weights[:, None]).T @ error)
             moved = np.abs(delta[2:]).max() + np.abs(delta[:2]).max() * reach
             if moved > LK_MAX_STEP:
                 delta *= LK_MAX_STEP / moved
