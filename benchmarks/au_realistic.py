@@ -37,11 +37,10 @@ NOT_RUN = {"aullm": "not trained on the realistic split in this run (LOSO traini
 def evidence_from_row(row: dict, floors: dict | None = None, weights: dict | None = None) -> dict:
     """The three detectors' evidence for one cached clip, computed from its features alone."""
     from assistant.au import blendshapes, fusion
-    from assistant.au.base import make_evidence
+    from eval.calibrate_blend import rules_evidence
 
-    codes = sorted(int(c) for c in row["p_rules"])
-    rules = make_evidence(codes, [row["p_rules"][str(c)] for c in codes], "rules",
-                          sides=[row["rules_sides"][str(c)] for c in codes])
+    rules = rules_evidence(row)
+    codes = [s.code for s in rules.scores]
     floors = blendshapes.load_floors() if floors is None else floors
     blend = blendshapes.score_blendshapes(row["onset_blendshapes"], row["apex_blendshapes"], codes, floors)
     z = {s.code: s.z for s in blendshapes.signals(row["onset_blendshapes"], row["apex_blendshapes"], codes, floors)}

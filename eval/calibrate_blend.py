@@ -2,9 +2,9 @@
 calibration split (instruction_data.realistic), never on the benchmark split.
 
 Steps, all deterministic in (--n, --seed):
-1. per calibration clip: the motion analysis of onset -> apex (the default motion config), the `rules` probabilities
-   for every FACS AU, and the 52 blendshape scores of the onset and apex frames (features are cached, one JSON line
-   per clip under --out, so an interrupted run resumes);
+1. per calibration clip: the motion analysis of onset -> apex (the default motion config; its region table, from
+   which the `rules` probabilities are computed when fitting) and the 52 blendshape scores of the onset and apex
+   frames (cached, one JSON line per clip under --out, so an interrupted run resumes);
 2. noise floor of each blendshape score = root mean square of its apex - onset change over the null clips
    -> assistant/au/blendshapes_noise.json;
 3. blendshape z per AU with those floors, then the per-AU logistic weights (assistant.au.fusion.fit)
@@ -17,6 +17,7 @@ Steps, all deterministic in (--n, --seed):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -33,13 +34,13 @@ MIN_POSITIVES = 5  # an AU needs this many positive calibration clips to get fus
 CASME2_AUS = (1, 2, 4, 7, 12, 14, 15, 17)
 
 
-FINGERPRINTED = ("assistant/motion", "assistant/au/rules.py", "assistant/facs.py",
+FINGERPRINTED = ("assistant/motion", "assistant/facs.py",
                  "instruction_data/realistic.py", "instruction_data/synth.py")
 
 
 def code_fingerprint() -> str:
-    """Short hash of the code that features depend on (motion core, rules, generator): a cache made by other code is
-    not reused."""
+    """Short hash of the code that features depend on (motion core, generator): a cache made by other code is not
+    reused. The rules detector is not in it: its probabilities are computed from the cached region tables when used."""
     import hashlib
 
     root = Path(__file__).resolve().parents[1]
@@ -59,8 +60,6 @@ def cache_file(out: Path, split: str, seed: int) -> Path:
 def clip_features(index: int, split: str, seed: int, motion_config=None) -> dict:
     """Everything the blend detectors need from one realistic clip, JSON-ready."""
     from assistant.au.blendshapes import frame_blendshapes
-    from assistant.au.rules import RulesDetector
-    from assistant.facs import FACS
     from assistant.motion.analyze import analyze_frames
     from assistant.types import Clip
     from instruction_data.realistic import draw_spec, render_realistic
@@ -71,18 +70,24 @@ def clip_features(index: int, split: str, seed: int, motion_config=None) -> dict
                 synth.apex, n_frames=len(synth.frames), fps=synth.fps)
     t = time.perf_counter()
     analysis = analyze_frames(clip.onset_frame, clip.apex_frame, motion_config, clip=clip)
-    rules = RulesDetector(sorted(FACS)).detect(clip, analysis)
     onset, apex = frame_blendshapes(clip, analysis)
     return {
         "index": index, "split": split, "seed": seed, "subject": spec.subject.id,
         "aus": sorted({a.code for a in spec.aus if a.code is not None}),
-        "p_rules": {str(s.code): round(s.probability, 6) for s in rules.scores},
-        "rules_sides": {str(s.code): s.side for s in rules.scores},
-        "regions": [r.to_dict() for r in analysis.regions],
+        "regions": [dataclasses.asdict(r) for r in analysis.regions], "crop_size": analysis.crop.size,
         "onset_blendshapes": {k: round(v, 6) for k, v in onset.items()},
         "apex_blendshapes": {k: round(v, 6) for k, v in apex.items()},
         "seconds": round(time.perf_counter() - t, 3),
     }
+
+
+def rules_evidence(row: dict):
+    """The `rules` detector's evidence (every FACS AU) on a cached clip, from its region table and today's rules."""
+    from assistant.au.rules import score_regions
+    from assistant.facs import FACS
+    from assistant.types import RegionMotion
+
+    return score_regions([RegionMotion(**r) for r in row["regions"]], sorted(FACS), row["crop_size"])
 
 
 def collect(split: str, n: int, seed: int, cache: Path) -> list[dict]:
@@ -189,8 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         "definition": "root mean square of apex - onset score over the null clips of the realistic calibration "
                       "split (synthetic)"}, indent=1) + "\n")
 
-    codes = sorted(c for c in AU_BLENDSHAPES if c in {int(k) for k in rows[0]["p_rules"]})
-    p_rules = np.array([[r["p_rules"][str(c)] for c in codes] for r in rows])
+    rules = [rules_evidence(r) for r in rows]
+    codes = sorted(c for c in AU_BLENDSHAPES if c in {s.code for s in rules[0].scores})
+    p_rules = np.array([[ev.probability(c) for c in codes] for ev in rules])
     z = z_matrix(rows, codes, floors)
     labels = np.array([[int(c in r["aus"]) for c in codes] for r in rows])
     fit_codes = [c for j, c in enumerate(codes) if MIN_POSITIVES <= labels[:, j].sum() <= len(rows) - MIN_POSITIVES]
