@@ -27,6 +27,7 @@ def summary_dict(analysis: MotionAnalysis, source: str, apex_image: str | None) 
     return {
         "input": {"clip": source, "apex_image": apex_image, "n_frames": clip.n_frames, "fps": clip.fps},
         "onset": clip.onset, "apex": clip.apex, "offset": clip.offset, "apex_spotted": clip.apex_spotted,
+        "apex_found": clip.apex_found,
         "motion_curve": {"frames": clip.curve_frames.tolist(),
                          "values": [round(float(v), 4) for v in clip.motion_curve]}
         if clip.motion_curve is not None else None,

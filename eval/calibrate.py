@@ -33,9 +33,9 @@ RULES_FILE = Path(__file__).resolve().parents[1] / "assistant" / "au" / "rules_c
 INTENSITY_FILE = Path(__file__).resolve().parents[1] / "assistant" / "motion" / "intensity_calibration.json"
 GRID = {
     "mag_ref": (0.03, 0.05, 0.08, 0.12, 0.2, 0.3),
-    "snr0": (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0),
-    "agree_power": (1.0, 2.0, 4.0),
-    "midpoint": tuple(float(v) for v in np.round(np.arange(0.1, 0.8, 0.025), 3)),
+    "snr0": (2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0),
+    "agree_power": (1.0, 2.0, 4.0, 8.0),
+    "midpoint": tuple(float(v) for v in np.round(np.arange(0.1, 0.95, 0.025), 3)),
 }
 SIDES = ("L", "R", None)
 MAX_ACTIONS = max(len(au.actions) for au in FACS.values())

@@ -25,7 +25,7 @@ from instruction_data.realistic import draw_spec, render_realistic
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when the motion core's output changes, so stale tables are not reused
+CACHE_VERSION = 2  # bump when the motion core's output changes, so stale tables are not reused
 
 
 @dataclass

@@ -34,7 +34,7 @@ def test_a_null_clip_gets_no_au_despite_drift_noise_and_jpeg(nth):
     analysis, evidence = _read(spec)
     assert evidence.active() == [], [(s.code, round(s.probability, 2)) for s in evidence.active()]
     assert all(r.intensity == "none" for r in analysis.regions), [r.to_dict() for r in analysis.moving_regions()]
-    assert analysis.field.noise_source == "null pair"
+    assert analysis.field.noise_source in ("null pair", "stable area")
 
 
 def test_a_clear_smile_is_read_on_a_drifting_noisy_clip():

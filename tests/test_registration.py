@@ -136,7 +136,7 @@ def test_the_noise_floor_follows_the_camera_noise(scene):
     for sigma in (0.5, 3.0):
         a = analyze_frames(_noisy(onset_clean, sigma, 3), _noisy(apex_clean, sigma, 4),
                            null_frame=_noisy(onset_clean, sigma, 5))
-        assert a.field.noise_source == "null pair"
+        assert a.field.noise_source in ("null pair", "stable area")
         floors.append(a.field.noise_px)
         snrs.append(max(r.snr for r in a.regions if r.region in ("upper_lip", "lower_lip")))
     assert floors[1] > 1.5 * floors[0]

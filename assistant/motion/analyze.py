@@ -119,14 +119,14 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
 
     t = time.perf_counter()
     masks = face_region_masks(crop_lm.points68, face)
-    noise, source = None, ""
+    noise, source = noise_from_stable(flow, stable, crop_lm.points68), "stable area"
     if null_frame is not None and cfg.noise == "auto":
         _, null_crop, _ = crops(null_frame, None)
         null_flow, _ = compensate(compute_flow(onset_crop, null_crop, cfg.flow), crop_lm.points68, cfg.compensation,
                                   stable)
-        noise, source = noise_from_regions(np.where(face[..., None], null_flow, 0), masks), "null pair"
-    if noise is None:
-        noise, source = noise_from_stable(flow, stable, crop_lm.points68), "stable area"
+        null = noise_from_regions(np.where(face[..., None], null_flow, 0), masks)
+        if noise is None or null >= noise:
+            noise, source = null, "null pair"
     if noise is None:
         noise, source = DEFAULT_NOISE_PX * cfg.size / 256, "default"
         warnings.append("Too little stable face area was visible to measure the noise floor; a typical value was "

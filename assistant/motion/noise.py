@@ -8,9 +8,14 @@ mean flow vector under no expression:
 - `null pair` (sequences): the flow from the onset frame to a neighbouring frame (the one before the onset, or the
   one right after it when the apex is far enough away) goes through the same registration and flow as the real
   pair; the mean vectors of all regions are pooled.
-- `stable area` (an onset/apex pair only): windows tiled over the stable face content (forehead, nose bridge, contour:
+- `stable area`: windows tiled over the stable face content (forehead, nose bridge, contour:
   `assistant.motion.register.stable_mask`) of the real flow, after a robust similarity fit there is taken out (so a
   head motion that the chosen compensation left in, `nose` or `none`, is not mistaken for noise).
+
+A sequence uses the larger of the two. The null pair sees the camera's frame-to-frame noise; the stable area sees
+what the onset -> apex pair itself adds: on a soft, low-texture face the compression blocks and sensor pattern stay
+fixed to the frame while registration moves the face, and the flow reads them as motion of up to the head's own
+shift, which a neighbouring frame (the head has barely moved) never shows.
 
 Both pool many 2-D mean vectors m whose length is Rayleigh distributed under noise, so the per-axis spread is
 median(|m|) / sqrt(2 ln 2): a median, so that one region that does move (a blink, a real AU at the forehead) does
