@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MIN_POSITIVES = 5  # an AU needs this many positive calibration clips to get fusion weights
 CASME2_AUS = (1, 2, 4, 7, 12, 14, 15, 17)
+REGIONS_CACHE = Path("outputs/cache/realism")  # eval.realism's cache of motion measurements, shared with realism.py
 
 
 FINGERPRINTED = ("assistant/motion", "assistant/facs.py",
@@ -57,24 +58,23 @@ def cache_file(out: Path, split: str, seed: int) -> Path:
     return out / f"features_{split}_seed{seed}_{code_fingerprint()}.jsonl"
 
 
-def clip_features(index: int, split: str, seed: int, motion_config=None) -> dict:
-    """Everything the blend detectors need from one realistic clip, JSON-ready."""
+def clip_features(measure, motion_config=None) -> dict:
+    """Everything the blend detectors need from one realistic clip, JSON-ready. `measure`: the clip's motion
+    measurement (eval.realism.ClipMeasure: region table of the motion core, as benchmarks/realism.py scores `rules`);
+    the blendshapes come from the onset and apex frames rendered again (the same frames)."""
     from assistant.au.blendshapes import frame_blendshapes
-    from assistant.motion.analyze import analyze_frames
     from assistant.types import Clip
     from instruction_data.realistic import draw_spec, render_realistic
 
-    spec = draw_spec(index, split, seed)
+    spec = draw_spec(measure.index, measure.split, measure.seed)
     synth = render_realistic(spec, only=[spec.onset, spec.apex])  # the same two frames a full render makes
-    clip = Clip(f"{split}-{seed}-{index}", synth.frames[synth.onset], synth.frames[synth.apex], synth.onset,
-                synth.apex, n_frames=len(synth.frames), fps=synth.fps)
+    clip = Clip(f"{measure.split}-{measure.seed}-{measure.index}", synth.frames[synth.onset],
+                synth.frames[synth.apex], synth.onset, synth.apex, n_frames=len(synth.frames), fps=synth.fps)
     t = time.perf_counter()
-    analysis = analyze_frames(clip.onset_frame, clip.apex_frame, motion_config, clip=clip)
-    onset, apex = frame_blendshapes(clip, analysis)
+    onset, apex = frame_blendshapes(clip, None)
     return {
-        "index": index, "split": split, "seed": seed, "subject": spec.subject.id,
-        "aus": sorted({a.code for a in spec.aus if a.code is not None}),
-        "regions": [dataclasses.asdict(r) for r in analysis.regions], "crop_size": analysis.crop.size,
+        "index": measure.index, "split": measure.split, "seed": measure.seed, "subject": spec.subject.id,
+        "aus": list(measure.codes), "regions": measure.regions, "crop_size": measure.size,
         "onset_blendshapes": {k: round(v, 6) for k, v in onset.items()},
         "apex_blendshapes": {k: round(v, 6) for k, v in apex.items()},
         "seconds": round(time.perf_counter() - t, 3),
@@ -87,23 +87,30 @@ def rules_evidence(row: dict):
     from assistant.facs import FACS
     from assistant.types import RegionMotion
 
-    return score_regions([RegionMotion(**r) for r in row["regions"]], sorted(FACS), row["crop_size"])
+    keys = {f.name for f in dataclasses.fields(RegionMotion)}
+    regions = [RegionMotion(**{k: v for k, v in r.items() if k in keys}) for r in row["regions"]]
+    return score_regions(regions, sorted(FACS), row["crop_size"])
 
 
-def collect(split: str, n: int, seed: int, cache: Path) -> list[dict]:
-    """Features of clips 0..n-1, read from `cache` (JSON lines) where present, computed and appended otherwise."""
+def collect(split: str, n: int, seed: int, cache: Path, regions_cache: Path = REGIONS_CACHE) -> list[dict]:
+    """Features of clips 0..n-1, read from `cache` (JSON lines) where present, computed and appended otherwise; the
+    motion measurements come from eval.realism.measure_split (its cache under `regions_cache`)."""
+    from eval.realism import measure_split
+
     done = {}
     if cache.is_file():
         for line in cache.read_text().splitlines():
             if line.strip():
                 row = json.loads(line)
                 done[(row["split"], row["seed"], row["index"])] = row
+    measures = None
     cache.parent.mkdir(parents=True, exist_ok=True)
     with cache.open("a") as f:
         for i in range(n):
             if (split, seed, i) in done:
                 continue
-            row = clip_features(i, split, seed)
+            measures = measures or measure_split(split, n, seed, regions_cache)
+            row = clip_features(measures[i])
             f.write(json.dumps(row) + "\n")
             f.flush()
             done[(split, seed, i)] = row
