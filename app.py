@@ -31,13 +31,13 @@ from assistant.files import save_png  # noqa: E402
 from assistant.motion.mmc import draw_landmarks, with_legend  # noqa: E402
 from assistant.motion.regions import region_masks  # noqa: E402
 from assistant.pipeline import Assistant, Result, parse_assistant_config  # noqa: E402
-from assistant.types import AUEvidence, MotionAnalysis  # noqa: E402
+from assistant.types import AUEvidence, AUScore, MotionAnalysis  # noqa: E402
 
 log = logging.getLogger("meu.app")
 
 DEFAULT_EXAMPLES = Path(__file__).resolve().parent / "outputs" / "examples"
 LANGUAGES = [("English", "en"), ("Chinese (中文)", "zh")]
-REGION_COLUMNS = ["region", "direction", "colour", "strength", "motion px", "SNR", "coherence"]
+REGION_COLUMNS = ["region", "direction", "colour", "strength", "motion px", "SNR", "coherence", "evidence for"]
 # Gradio's cache sweep (`delete_cache`): every 10 minutes, files older than an hour go; all of them at shutdown.
 CACHE_SWEEP_S, CACHE_AGE_S = 600, 3600
 # Errors that make an upload useless: the file is removed at once instead of waiting for the sweep.
@@ -133,11 +133,18 @@ def _refused(what: str, err: MEUError) -> None:
     log.info("refused %s: %s", what, err)
 
 
-def _region_table(analysis: MotionAnalysis):
+def _region_table(analysis: MotionAnalysis, evidence: AUEvidence | None = None):
+    """The region motion table; once the evidence is known, each region names the reported AUs its flow supports."""
     import pandas as pd
 
+    supports: dict[str, list[str]] = {}
+    for s in evidence.active() if evidence else []:
+        for src in s.sources:
+            if src.kind == "flow":
+                supports.setdefault(src.name, []).append(f"AU{s.code}")
     rows = [[r.label, r.direction, r.colour, r.intensity, round(r.motion_px, 3), round(r.snr, 1),
-             round(r.coherence, 2)] for r in sorted(analysis.regions, key=lambda r: -r.snr)]
+             round(r.coherence, 2), ", ".join(supports.get(r.label, []))]
+            for r in sorted(analysis.regions, key=lambda r: -r.snr)]
     return pd.DataFrame(rows, columns=REGION_COLUMNS)
 
 
@@ -149,11 +156,18 @@ def _au_frame(evidence: AUEvidence):
                          "probability": [round(s.probability, 3) for s in scores]})
 
 
+def _au_item(label: str, side: str | None, score: AUScore | None) -> str:
+    """ "AU12(L) 0.91 [blendshape mouthSmileLeft +0.08; flow in the left mouth corner (0.31 px)]" """
+    p = score.probability if score else 0.0
+    why = f" [{'; '.join(src.describe() for src in score.sources[:2])}]" if score and score.sources else ""
+    return f"{label}{'(' + side + ')' if side else ''} {p:.2f}{why}"
+
+
 def _au_list(evidence: AUEvidence) -> str:
     active = evidence.active()
     if not active:
         return f"none above {evidence.threshold:.2f}"
-    return ", ".join(f"AU{s.code}{'(' + s.side + ')' if s.side else ''} {s.probability:.2f}" for s in active)
+    return ", ".join(_au_item(f"AU{s.code}", s.side, s) for s in active)
 
 
 def _overlay(analysis: MotionAnalysis):
@@ -292,14 +306,15 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
                                                                             mode=step.analysis.mmc_mode)),
                                      files.save_image(session, _overlay(step.analysis)), _region_table(step.analysis)]
                     elif step.stage == "evidence":
+                        outs[2] = _region_table(step.analysis, step.evidence)
                         outs[3], outs[4] = _au_frame(step.evidence), _au_list(step.evidence)
                     elif step.stage == "reasoning":
                         outs[6] = [{"role": "assistant", "content": step.text}]
                     elif step.stage == "done":
                         answer = step.result.answer
-                        outs[4] = ", ".join(
-                            f"{a.label}{'(' + a.side + ')' if a.side else ''} {step.evidence.probability(a.code):.2f}"
-                            for a in answer.aus) or "none"
+                        by_code = {s.code: s for s in step.evidence.scores}
+                        outs[4] = ", ".join(_au_item(a.label, a.side, by_code.get(a.code))
+                                            for a in answer.aus) or "none"
                         outs[5], outs[7] = answer.emotion or "unparsable", step.result.for_chat()
                         message = _status(step.result)
                     yield (message,) + tuple(outs)

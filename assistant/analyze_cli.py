@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from assistant.au.blendshapes import analysis_blendshapes
 from assistant.config import add_dataclass_arguments
 from assistant.files import save_png, write_json
 from assistant.motion.analyze import MotionConfig, analyze_clip
@@ -39,6 +40,7 @@ def summary_dict(analysis: MotionAnalysis, source: str, apex_image: str | None) 
         "timings_s": {k: round(v, 4) for k, v in analysis.timings.items()},
         "backends": analysis.backends,
         "moving_regions": [r.label for r in analysis.moving_regions()],
+        "blendshapes": analysis_blendshapes(analysis),
         "warnings": analysis.warnings,
     }
 

@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("eval.run", "evaluate the assistant on a dataset with the field's protocols"),
     "eval compare": ("eval.compare", "put several evaluation runs side by side"),
     "calibrate rules": ("eval.calibrate", "choose the rules detector's settings on the realistic calibration split"),
+    "calibrate fusion": ("eval.calibrate_blend", "measure blendshape noise floors and fit the fusion AU detector "
+                                                 "on the realistic calibration split"),
     "app": ("app", "start the Gradio chat app"),
 }
 

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from assistant.au import AU, get_detector
+from assistant.au.blendshapes import analysis_blendshapes
+from assistant.au.sources import with_flow_sources
 from assistant.config import parse_config
 from assistant.emotions import SCHEME_CLASSES
 from assistant.errors import ConfigError, MEUError
@@ -53,8 +55,8 @@ class AssistantConfig:
     size: int = _motion_field("size")
     margin: float = _motion_field("margin")
     detector: str = field(default="auto", metadata={
-        "help": "AU detector backend (rules, aullm, microau_clip); auto = aullm when --aullm-checkpoint is set, "
-                "else rules"})
+        "help": "AU detector backend (rules, blendshapes, fusion, aullm, microau_clip); auto = aullm when "
+                "--aullm-checkpoint is set, else rules"})
     reasoner: str = field(default="auto", metadata={
         "help": "reasoner backend (template, vlm); auto = vlm when --vlm-base is set, else template"})
     language: str = field(default="en", metadata={"help": "answer language", "choices": ["en", "zh"]})
@@ -148,6 +150,9 @@ class Result:
             "au_sides": {a.label: a.side for a in self.answer.aus if a.side},  # the person's side, when one-sided
             "au_codes": [a.code for a in self.answer.aus if a.code is not None],
             "probabilities": {f"AU{s.code}": round(s.probability, 4) for s in self.evidence.scores},
+            # where each reported AU's evidence came from (flow regions, blendshape scores), strongest first
+            "evidence_sources": {f"AU{s.code}": [src.to_dict() for src in s.sources] for s in self.evidence.active()
+                                 if s.sources},
             "threshold": self.evidence.threshold,
             "emotion": self.answer.emotion,
             "reasoning": self.answer.reasoning,
@@ -157,6 +162,7 @@ class Result:
             "onset": clip.onset, "apex": clip.apex, "apex_spotted": clip.apex_spotted, "n_frames": clip.n_frames,
             "apex_found": clip.apex_found,
             "head_motion": {k: round(float(v), 4) for k, v in self.analysis.field.head_motion.items()},
+            "blendshapes": analysis_blendshapes(self.analysis),
             "registration": self.analysis.field.registration,
             "noise_floor_px": round(float(self.analysis.field.noise_px), 4),
             "noise_source": self.analysis.field.noise_source,
@@ -164,6 +170,7 @@ class Result:
             "backends": dict(self.backends),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
+
 
 
 @dataclass
@@ -215,6 +222,10 @@ class Assistant:
         name = c.detector_name
         if name == "rules":
             return {"motion_config": c.motion_config()}
+        if name == "blendshapes":
+            return {"landmarks": c.landmarks}
+        if name == "fusion":
+            return {"motion_config": c.motion_config(), "landmarks": c.landmarks}
         checkpoint = {"aullm": c.aullm_checkpoint, "microau_clip": c.microau_clip_checkpoint}.get(name)
         if name in ("aullm", "microau_clip") and not checkpoint:
             raise ConfigError(f"The {name} detector needs a checkpoint: --{name.replace('_', '-')}-checkpoint DIR "
@@ -273,7 +284,8 @@ class Assistant:
         yield Progress("motion", analysis=analysis)
 
         t = time.perf_counter()
-        evidence = self.detector.detect(analysis.clip, analysis)
+        evidence = with_flow_sources(self.detector.detect(analysis.clip, analysis), analysis.regions) \
+            if self.config.detector_name == "rules" else self.detector.detect(analysis.clip, analysis)
         timings["detector"] = time.perf_counter() - t
         yield Progress("evidence", analysis=analysis, evidence=evidence)
 

@@ -48,6 +48,9 @@ class FaceLandmarks:
     image_size: tuple[int, int]  # (width, height)
     backend: str
     n_faces: int = 1
+    # MediaPipe's 52 expression scores (0..1) from the same landmarker call, keyed by MediaPipe's own names; their
+    # Left/Right is the person's side (checked in tests/test_blendshapes.py). None for backends without them (dlib).
+    blendshapes: dict[str, float] | None = None
 
     def scaled(self, sx: float, sy: float, dx: float = 0.0, dy: float = 0.0) -> FaceLandmarks:
         """Landmarks after a crop (`dx`, `dy` offsets removed) and a resize (`sx`, `sy`)."""
@@ -58,7 +61,7 @@ class FaceLandmarks:
         return FaceLandmarks(
             points=tf(self.points), points68=tf(self.points68),
             box=((x0 - dx) * sx, (y0 - dy) * sy, (x1 - dx) * sx, (y1 - dy) * sy),
-            image_size=self.image_size, backend=self.backend, n_faces=self.n_faces,
+            image_size=self.image_size, backend=self.backend, n_faces=self.n_faces, blendshapes=self.blendshapes,
         )
 
 
@@ -150,10 +153,31 @@ class MotionAnalysis:
 
 
 @dataclass(frozen=True)
+class EvidenceSource:
+    """One measurement an AU's probability rests on, so the app and the reasoner can say why an AU was reported."""
+
+    kind: str  # "flow" (a region of the motion table) | "blendshape" (a MediaPipe expression score)
+    name: str  # region label such as "left mouth corner", or a blendshape name such as "mouthSmileLeft"
+    value: float  # flow: the region's mean motion (px at the working crop); blendshape: apex - onset score change
+    side: str | None = None  # the person's side the measurement belongs to
+    region: str | None = None  # flow: the region's id (facs.REGION_NAMES), for wording in other languages
+
+    def describe(self) -> str:
+        if self.kind == "blendshape":
+            return f"blendshape {self.name} {self.value:+.2f}"
+        return f"flow in the {self.name} ({self.value:.2f} px)"
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "value": round(float(self.value), 4), "side": self.side,
+                "region": self.region}
+
+
+@dataclass(frozen=True)
 class AUScore:
     code: int
     probability: float
     side: str | None = None
+    sources: tuple[EvidenceSource, ...] = ()  # strongest first; empty when the backend cannot tell (learned models)
 
 
 @dataclass

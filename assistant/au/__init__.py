@@ -13,6 +13,8 @@ DETECTORS: dict[str, str] = {
     "rules": "assistant.au.rules:RulesDetector",
     "aullm": "assistant.au.aullm_detector:AULLMDetector",
     "microau_clip": "assistant.au.microau_clip_io:MicroAUCLIPDetector",
+    "blendshapes": "assistant.au.blendshapes:BlendshapesDetector",
+    "fusion": "assistant.au.fusion:FusionDetector",
 }
 
 

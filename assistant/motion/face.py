@@ -86,6 +86,7 @@ class MediapipeLandmarker:
             base_options=BaseOptions(model_asset_path=str(face_landmarker_model())),
             running_mode=vision.RunningMode.IMAGE, num_faces=max_faces,
             min_face_detection_confidence=0.3, min_face_presence_confidence=0.3,
+            output_face_blendshapes=True,  # the same graph run also scores 52 expressions (assistant.au.blendshapes)
         )
         self._landmarker = vision.FaceLandmarker.create_from_options(options)
         self._lock = threading.Lock()  # one graph per process; concurrent analyses take turns here only
@@ -101,12 +102,20 @@ class MediapipeLandmarker:
             result = self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB,
                                                       data=np.ascontiguousarray(image)))
         faces = []
-        for face in result.face_landmarks:
+        scores = result.face_blendshapes or [None] * len(result.face_landmarks)
+        for face, shapes in zip(result.face_landmarks, scores):
             pts = np.array([[p.x * w, p.y * h] for p in face], dtype=np.float64)
             faces.append(FaceLandmarks(points=pts, points68=pts[list(MP_TO_68)], box=_box(pts), image_size=(w, h),
-                                       backend=self.name))
+                                       backend=self.name, blendshapes=_blendshape_dict(shapes)))
         faces.sort(key=_area, reverse=True)
-        return [FaceLandmarks(f.points, f.points68, f.box, f.image_size, f.backend, n_faces=len(faces)) for f in faces]
+        return [dataclasses.replace(f, n_faces=len(faces)) for f in faces]
+
+
+def _blendshape_dict(categories) -> dict[str, float] | None:
+    """MediaPipe's 52 categories (`_neutral` and 51 ARKit-style expressions) as {name: score}."""
+    if categories is None:
+        return None
+    return {c.category_name: float(c.score) for c in categories}
 
 
 class DlibLandmarker:

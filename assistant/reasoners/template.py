@@ -103,6 +103,16 @@ def agreeing_regions(code: int, regions: list[RegionMotion]) -> list[RegionMotio
     return out
 
 
+def _blendshape_text(score: AUScore, lang: str, limit: int = 2) -> str:
+    """The face model's expression scores behind an AU (`AUScore.sources`), e.g. "blendshape mouthSmileLeft +0.08"."""
+    shapes = [s for s in score.sources if s.kind == "blendshape"][:limit]
+    if not shapes:
+        return ""
+    if lang == "zh":
+        return "面部模型的表情系数变化：" + "、".join(f"{s.name} {s.value:+.2f}" for s in shapes)
+    return "the face model's expression scores change: " + ", ".join(s.describe() for s in shapes)
+
+
 def fit_emotion(emotion: str, options: tuple[str, ...]) -> str:
     """The rule's emotion expressed in the requested label set (a scheme whose classes match `options`)."""
     if emotion in options:
@@ -190,8 +200,10 @@ class TemplateReasoner:
                 lines.append(f"没有动作单元达到检测器（{ev.backend}）的阈值 {ev.threshold:.2f}。{hint}")
             for s in active:
                 agree = agreeing_regions(s.code, request.analysis.regions) if s.code in FACS else []
+                shapes = _blendshape_text(s, "zh")
                 why = (f"与{_join([region_name(r, 'zh') for r in agree], 'zh')}的运动方向一致" if agree
-                       else "但没有区域的运动方向与之明确一致，证据较弱")
+                       else "" if shapes else "但没有区域的运动方向与之明确一致，证据较弱")
+                why = "；".join(w for w in (why, shapes) if w)
                 lines.append(f"- {_label_zh(s.code, s)}：{why}。")
             return "\n".join(lines)
         lines = ["2. Action units:"]
@@ -204,11 +216,12 @@ class TemplateReasoner:
                 lines.append(f"- {_label_en(s.code, s)}.")
                 continue
             agree = agreeing_regions(s.code, request.analysis.regions)
+            shapes = _blendshape_text(s, "en")
             why = (f"{FACS[s.code].description}, which matches the "
                    + _join([f"{region_name(r)} ({r.colour}, {r.direction})" for r in agree], "en")
-                   if agree else f"{FACS[s.code].description}; no region clearly moves that way, so this is weak "
-                   "evidence")
-            lines.append(f"- {_label_en(s.code, s)}: {why}.")
+                   if agree else FACS[s.code].description if shapes
+                   else f"{FACS[s.code].description}; no region clearly moves that way, so this is weak evidence")
+            lines.append(f"- {_label_en(s.code, s)}: {why}{'; ' + shapes if shapes else ''}.")
         return "\n".join(lines)
 
     def _emotion_reason(self, active: list[AUScore], emotion: str, raw_emotion: str, rule: EmotionRule | None,
