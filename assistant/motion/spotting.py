@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -47,7 +49,7 @@ GRID = 6
 TOP_BLOCKS = 3
 HALF_WINDOW_S = 0.15
 MAX_HALF_WINDOW = 60
-REGISTER_AFTER = 1.0  # thumbnail px of head shift the linear whole-face removal handles without moving the crop
+REGISTER_AFTER = 2.5  # thumbnail px of head shift the linear whole-face removal handles without moving the crop
 SMOOTH_DIV = 6  # apex ranking averages the curve over +- k / SMOOTH_DIV frames (the middle of the flat top)
 FOUND_Z = 6.0
 MAX_NULL_NOISE = 1.5
@@ -136,13 +138,15 @@ class FaceFeatures:
 
 
 def global_basis(feature: np.ndarray) -> np.ndarray:
-    """(P, 6) patterns a whole-face change leaves in a feature difference, to first order: shift x, shift y, rotation,
-    zoom (gradients times position), gain and offset."""
+    """(P, 9) patterns a whole-face change leaves in a feature difference: shift x, shift y, rotation, zoom (gradients
+    times position), gain, offset, and the second-order shift terms (for shifts of a pixel or two)."""
     gy, gx = np.gradient(feature.astype(np.float64))
+    gxy, gxx = np.gradient(gx)
+    gyy, _ = np.gradient(gy)
     h, w = feature.shape
     y, x = np.mgrid[0:h, 0:w].astype(np.float64)
     x, y = (x - w / 2) / w, (y - h / 2) / h
-    cols = [gx, gy, x * gy - y * gx, x * gx + y * gy, feature - feature.mean(), np.ones_like(gx)]
+    cols = [gx, gy, x * gy - y * gx, x * gx + y * gy, feature - feature.mean(), np.ones_like(gx), gxx, gyy, gxy]
     return np.stack([c.ravel() / (np.linalg.norm(c) + 1e-9) for c in cols], axis=1)
 
 
@@ -250,3 +254,71 @@ class ApexSpotter:
             apex = self.first
         return ApexSpot(apex=int(apex), found=found, curve=curve, frames=frames, noise=noise,
                         half_window=self.k), frame
+
+
+# ---- long videos (issue 13): intervals from head-registered region traces ------------------------------------------
+
+@dataclass
+class Interval:
+    onset: int
+    apex: int
+    offset: int
+    score: float  # peak region SNR against the local baseline
+    kind: str  # "micro" (onset..offset <= micro_max_s at the video's fps) | "macro" | "blink" | "speech" | "head"
+    regions: list[str]  # region groups that moved, e.g. ["brows", "mouth"]
+
+
+@dataclass
+class SpotConfig:
+    """Long-video spotting settings; see assistant/motion/tracking.py and intervals.py for what each one does."""
+
+    stride_s: float = field(default=1.0, metadata={"help": "seconds between landmark keyframes (reference crops)"})
+    size: int = field(default=256, metadata={"help": "working crop size in px"})
+    flow: str = field(default="dis", metadata={"help": "optical flow: dis (fast) or tvl1"})
+    landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend"})
+    fps: float | None = field(default=None, metadata={"help": "override the video's frame rate"})
+    micro_max_s: float = field(default=0.5, metadata={"help": "longest micro-expression, onset to offset"})
+    baseline_s: float = field(default=8.0, metadata={"help": "sliding-median baseline (> 2x longest expression)"})
+    smooth_s: float = field(default=0.07, metadata={"help": "curve smoothing window"})
+    threshold: float = field(default=8.0, metadata={"help": "region SNR an interval must pass"})
+    merge_gap_s: float = field(default=0.1, metadata={"help": "runs closer than this are one interval"})
+    head_speed_window_s: float = field(default=0.15, metadata={"help": "head motion measured over +- this"})
+    head_shift_px: float = field(default=1.5, metadata={"help": "head shift (crop px) that makes an interval 'head'"})
+    head_rot_deg: float = field(default=1.0, metadata={"help": "head rotation that makes an interval 'head'"})
+    speech_peaks: int = field(default=3, metadata={"help": "mouth-only bumps that make an interval 'speech'"})
+    max_frames: int = field(default=10 * 60 * 200, metadata={"help": "refuse videos longer than this many frames"})
+
+
+@dataclass
+class SpotResult:
+    intervals: list[Interval]  # expressions (micro and macro)
+    distractors: list[Interval]  # blinks, speech and head moves, listed separately
+    fps: float
+    n_frames: int
+    frames: np.ndarray  # frame indices of the curves
+    curve: np.ndarray  # overall motion curve (region SNR against the local baseline)
+    group_curves: dict[str, np.ndarray]  # per region group
+
+
+def spot_video(source, config: SpotConfig | None = None,
+               progress: Callable[[int, int | None], None] | None = None) -> SpotResult:
+    """Spot expressions in a video of any length (a path, a frame folder or a list of RGB frames), streaming."""
+    from assistant.motion.clip import ClipLimits, open_source
+    from assistant.motion.intervals import find_intervals
+    from assistant.motion.tracking import track_video
+
+    cfg = config or SpotConfig()
+    src = open_source(source, ClipLimits(max_bytes=64 * 2**30, max_frames=cfg.max_frames))
+    fps = float(cfg.fps or src.fps or 30.0)
+    tracks = track_video((f for _, f in src.frames()), fps, src.n_frames, stride=max(1, int(round(cfg.stride_s * fps))),
+                         size=cfg.size, flow=cfg.flow, landmarks=cfg.landmarks, progress=progress)
+    if tracks.n_frames < 3:
+        from assistant.errors import ClipTooShortError
+
+        raise ClipTooShortError(f"{Path(src.source).name} has {tracks.n_frames} frames; spotting needs a video.")
+    found, curve, groups = find_intervals(tracks, cfg)
+    expressions = [iv for iv in found if iv.kind in ("micro", "macro")]
+    distractors = [iv for iv in found if iv.kind not in ("micro", "macro")]
+    log.info("spotted %d expressions and %d distractors in %d frames", len(expressions), len(distractors),
+             tracks.n_frames)
+    return SpotResult(expressions, distractors, fps, tracks.n_frames, np.arange(tracks.n_frames), curve, groups)
