@@ -29,9 +29,10 @@ def _robust_sigma(x: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(x - np.median(x)))) + 1e-6
 
 
-def region_snr(tracks: Tracks, baseline_frames: int) -> np.ndarray:
-    """(n, R) SNR of each region's displacement against its sliding median baseline."""
-    d = tracks.disp.astype(np.float64)
+def region_snr(tracks: Tracks, baseline_frames: int, smooth: int = 1) -> np.ndarray:
+    """(n, R) SNR of each region's displacement (averaged over `smooth` frames: the flow's frame-to-frame noise
+    falls, an expression lasting several times longer keeps its peak) against its sliding median baseline."""
+    d = uniform_filter1d(tracks.disp.astype(np.float64), max(1, smooth), axis=0, mode="nearest")
     size = max(3, baseline_frames | 1)
     base = median_filter(d, size=(size, 1, 1), mode="nearest")
     resid = d - base
@@ -54,12 +55,34 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 
 def find_intervals(tracks: Tracks, cfg) -> tuple[list[Interval], np.ndarray, dict[str, np.ndarray]]:
-    """All intervals (expressions and distractors, each with its kind), the overall curve and the group curves."""
+    """All intervals (expressions and distractors, each with its kind), the overall curve and the group curves.
+
+    Two baselines: a short one (`micro_baseline_s`) removes the slow wander of the traces (reference changes,
+    drift) and finds short events at their best SNR; the long one (`baseline_s`) keeps macro-expressions whole.
+    Long-baseline intervals longer than `micro_max_s` are kept as macro-expressions (or distractors); short-baseline
+    intervals are kept where they do not overlap one of those."""
     fps = tracks.fps
-    snr = region_snr(tracks, int(round(cfg.baseline_s * fps)))
-    groups = group_curves(tracks, snr, int(round(cfg.smooth_s * fps)))
-    curve = np.max(np.stack(list(groups.values())), axis=0)
-    curve[~tracks.tracked] = 0.0
+    smooth = int(round(cfg.smooth_s * fps))
+    head_speed = _head_speed(tracks, int(round(cfg.head_speed_window_s * fps)))
+    scales = []
+    for window_s in (cfg.micro_baseline_s, cfg.baseline_s):
+        groups = group_curves(tracks, region_snr(tracks, int(round(window_s * fps)), smooth), 1)
+        curve = np.max(np.stack(list(groups.values())), axis=0)
+        curve[~tracks.tracked] = 0.0
+        scales.append((_intervals(tracks, curve, groups, head_speed, cfg), curve, groups))
+    (short, short_curve, short_groups), (long, long_curve, long_groups) = scales
+    kept = [iv for iv in long if (iv.offset - iv.onset) / fps > cfg.micro_max_s]
+    for iv in short:
+        if not any(iv.onset <= k.offset and k.onset <= iv.offset for k in kept):
+            kept.append(iv)
+    curve = np.maximum(short_curve, long_curve)
+    groups = {g: np.maximum(short_groups[g], long_groups[g]) for g in short_groups}
+    return sorted(kept, key=lambda iv: iv.onset), curve, groups
+
+
+def _intervals(tracks: Tracks, curve: np.ndarray, groups: dict[str, np.ndarray], head_speed: np.ndarray,
+               cfg) -> list[Interval]:
+    fps = tracks.fps
     runs = _runs(curve > cfg.threshold)
     gap = int(round(cfg.merge_gap_s * fps))
     merged: list[list[int]] = []
@@ -68,7 +91,6 @@ def find_intervals(tracks: Tracks, cfg) -> tuple[list[Interval], np.ndarray, dic
             merged[-1][1] = b
         else:
             merged.append([a, b])
-    head_speed = _head_speed(tracks, int(round(cfg.head_speed_window_s * fps)))
     out: list[Interval] = []
     background = float(np.median(curve))
     for a, b in merged:
@@ -93,7 +115,7 @@ def find_intervals(tracks: Tracks, cfg) -> tuple[list[Interval], np.ndarray, dic
         moved = [g for g, v in peaks.items() if v >= max(cfg.threshold * 0.75, 0.5 * peak)]
         kind = _kind(tracks, groups, peaks, moved, on, off, head_speed, cfg)
         out.append(Interval(int(on), int(apex), int(off), round(peak, 2), kind, moved))
-    return out, curve, groups
+    return out
 
 
 def _head_speed(tracks: Tracks, window: int) -> np.ndarray:

@@ -35,6 +35,7 @@ REGION_GROUPS: dict[str, tuple[str, ...]] = {
     "mouth": ("mouth_corner", "upper_lip", "lower_lip", "chin"),
 }
 REF_MAX_SHIFT_PX = 8.0
+PRE_BLUR = 1.5
 REF_MAX_ROT_DEG = 4.0
 STABLE_STEP = 3  # sample every 3rd pixel of the stable area for the head fit
 STABLE_DILATE = 0.12  # regions grown by this share of the inter-ocular distance before they are left out
@@ -55,7 +56,7 @@ class Tracks:
 class _Reference:
     def __init__(self, frame: np.ndarray, landmarks, size: int, margin: float, keys):
         self.box = crop_box(landmarks, size, margin)
-        self.grey = cv2.cvtColor(apply_crop(frame, self.box), cv2.COLOR_RGB2GRAY)
+        self.grey = working_grey(frame, self.box)
         pts = landmarks_in_crop(landmarks, self.box).points68
         masks = region_masks(pts, (size, size))
         self.index = [np.flatnonzero(masks[k]) for k in keys]
@@ -75,6 +76,13 @@ class _Reference:
         self.centre = np.array([size / 2, size / 2])
         self.offset_disp = np.zeros((len(keys), 2))
         self.offset_head = np.zeros(4)
+
+
+def working_grey(frame: np.ndarray, box) -> np.ndarray:
+    """The crop at the working size, grey and lightly blurred: sensor noise otherwise moves DIS's small patches by
+    tenths of a pixel, as much as a micro-expression."""
+    grey = cv2.cvtColor(apply_crop(frame, box), cv2.COLOR_RGB2GRAY)
+    return cv2.GaussianBlur(grey, (0, 0), PRE_BLUR)
 
 
 def fit_similarity(flow: np.ndarray, xs: np.ndarray, ys: np.ndarray, centre: np.ndarray) -> np.ndarray:
@@ -114,7 +122,7 @@ def track_video(frames, fps: float, n_frames: int | None, *, stride: int, size: 
         n = i + 1
         ok = False
         if ref is not None:
-            grey = cv2.cvtColor(apply_crop(frame, ref.box), cv2.COLOR_RGB2GRAY)
+            grey = working_grey(frame, ref.box)
             f = compute_flow(ref.grey, grey, flow)
             p = fit_similarity(f, ref.sx, ref.sy, ref.centre)
             flat = f.reshape(-1, 2)
