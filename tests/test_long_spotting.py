@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from assistant import cli
 from assistant.motion.clip import write_video
 from assistant.motion.spotting import SpotConfig, spot_video
 from instruction_data.long_synth import LongSpec, make_long_video
@@ -30,7 +31,7 @@ def spotted(video, tmp_path_factory):
     path = write_video(video.frames(), tmp_path_factory.mktemp("long") / "long.mp4", fps=video.fps)
     calls = []
     result = spot_video(path, SpotConfig(), progress=lambda done, total: calls.append((done, total)))
-    return result, calls
+    return result, calls, path
 
 
 def test_the_video_holds_what_the_test_needs(video):
@@ -40,7 +41,7 @@ def test_the_video_holds_what_the_test_needs(video):
 
 
 def test_micro_expressions_found_and_macro_labelled(video, spotted):
-    result, _ = spotted
+    result, *_ = spotted
     assert result.n_frames == video.n_frames and result.fps == pytest.approx(30.0)
     for truth in video.truth(("micro",)):
         best = max(result.intervals, key=lambda iv: iou((iv.onset, iv.offset), (truth.onset, truth.offset)))
@@ -52,7 +53,7 @@ def test_micro_expressions_found_and_macro_labelled(video, spotted):
 
 
 def test_blinks_and_head_turn_are_not_expressions(video, spotted):
-    result, _ = spotted
+    result, *_ = spotted
     for e in video.events:
         if e.kind in ("blink", "head"):
             for iv in result.intervals:
@@ -62,6 +63,26 @@ def test_blinks_and_head_turn_are_not_expressions(video, spotted):
 
 
 def test_progress_is_reported(spotted, video):
-    _, calls = spotted
+    _, calls, _ = spotted
     assert len(calls) >= 10 and calls[-1][0] == video.n_frames
     assert [c[0] for c in calls] == sorted(c[0] for c in calls)
+
+
+def test_spot_cli_writes_intervals_curve_and_analyses(spotted, tmp_path, capsys):
+    import pandas as pd
+
+    result, _, path = spotted
+    out = tmp_path / "out"
+    assert cli.main(["spot", str(path), "--out", str(out), "--analyse"]) == 0
+    table = pd.read_csv(out / "intervals.csv")
+    assert list(table.columns) == ["video", "onset", "apex", "offset", "type", "score", "regions", "onset_s",
+                                   "offset_s"]
+    assert len(table) == len(result.intervals) + len(result.distractors)
+    assert set(table["type"]) >= {"micro", "macro", "blink"}
+    assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    folders = sorted(p for p in out.iterdir() if p.is_dir())
+    assert len(folders) == int((table["type"] == "micro").sum())
+    for folder in folders:
+        assert {p.name for p in folder.iterdir()} == {"mmc_map.png", "answer.json", "answer.txt"}
+    assert not list(out.rglob("*.part*"))
+    assert "expressions" not in capsys.readouterr().err
