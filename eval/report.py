@@ -126,6 +126,12 @@ def _au_section(run: dict, au: dict) -> str:
     return text
 
 
+def _generation(g: dict) -> str:
+    stops = ", ".join(f"{t} ({i})" for t, i in zip(g["stop_tokens"], g.get("stop_ids", [])))
+    return (f"greedy, stop at {stops or ', '.join(g['stop_tokens'])}, repetition penalty {g['repetition_penalty']}, "
+            f"at most {g['max_new_tokens']} new tokens")
+
+
 def render_report(metrics: dict) -> str:
     run, c = metrics["run"], metrics["counts"]
     parts = [f"# Evaluation: {run['dataset']}, {run['protocol']}" + (" (synthetic)" if run["synthetic"] else "")]
@@ -135,7 +141,8 @@ def render_report(metrics: dict) -> str:
         ["reasoner", run["reasoner"]], ["AU evidence", run["evidence"]],
         ["emotion classes", f"{run['classes']} ({', '.join(run['class_names'])})"],
         ["AUs scored", ", ".join(map(str, run["aus"]))],
-        ["motion", f"{run['landmarks']} landmarks, {run['flow']} flow, {run['compensation']} compensation"]]))
+        ["motion", f"{run['landmarks']} landmarks, {run['flow']} flow, {run['compensation']} compensation"],
+        *([["VLM generation", _generation(run["generation"])]] if run.get("generation") else [])]))
     parts.append(protocol_note(run))
     parts.append(_counts_section(c))
     parts.append(_emotion_section(run, metrics["emotion"]))

@@ -3,8 +3,10 @@
 One predictions row per clip is appended to OUT/predictions.jsonl as soon as the clip is done (raw answer text,
 parsed AUs and emotion, parse status, detector probabilities, timings), so `--resume` continues a killed run where
 it stopped. The motion stage (landmarks, flow, map, regions) can run in `--workers` processes; the detector, the
-reasoner and the parser run in the main process (a VLM is loaded once). Metrics, report.md, plots and, for DFME,
-the submission CSV are then computed from the predictions file alone.
+reasoner and the parser run in the main process (a VLM is loaded once and answers `--batch-size` clips per
+`generate()` call). Under `accelerate launch -m assistant.cli eval ...` the clips are split over the processes
+(one per GPU, `eval.shards`); the main process merges their predictions and scores once. Metrics, report.md, plots
+and, for DFME, the submission CSV are then computed from the predictions file alone.
 
 Protocols: `zero-shot` (every clip, nothing trained on the dataset), `loso` (pooled over leave-one-subject-out folds,
 per-fold figures beside; DFME: its training sheet only), `cross` (a detector trained on another dataset, scored on
@@ -31,8 +33,9 @@ from assistant.files import write_json
 from assistant.motion.analyze import MotionConfig, analyze_clip
 from assistant.parse import parse_answer
 from assistant.reasoners.base import last
-from eval.predictions import PredictionLog, count_rows, score_rows
+from eval.predictions import count_rows, score_rows
 from eval.protocols import dataset_aus, shared_aus, training_load_options
+from eval.shards import current_shard, done_keys, mark_done, merge, prediction_files, wait_for_shards
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,8 @@ PROTOCOLS = ("zero-shot", "loso", "cross", "dfme-test-a", "dfme-test-b")
 DATASETS = ("casme2", "samm", "dfme", "casme3")
 DEFAULT_CLASSES = {"casme2": "5", "samm": "3", "dfme": "7", "casme3": "3"}
 # settings a resumed run may change without changing any result
-_RESUME_FREE = {"resume", "workers", "progress", "threads", "out"}
+# (batched greedy answers equal unbatched ones token for token: tests/test_vlm_batched.py)
+_RESUME_FREE = {"resume", "workers", "progress", "threads", "out", "batch_size"}
 _PATHS = ("root", "aullm_checkpoint", "au_run", "vlm_base", "vlm_adapter")
 
 
@@ -58,7 +62,7 @@ class EvalConfig:
     workers: int = field(default=1, metadata={"help": "processes for the motion stage"})
     landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend"})
     flow: str = field(default="tvl1", metadata={"help": "optical flow (tvl1 = published recipe, dis = fast)"})
-    compensation: str = field(default="similarity", metadata={"help": "head-motion compensation"})
+    compensation: str = field(default="register", metadata={"help": "head-motion compensation"})
     language: str = field(default="en", metadata={"help": "answer language", "choices": ["en", "zh"]})
     aullm_checkpoint: str | None = field(default=None, metadata={"help": "AU-LLM checkpoint folder (not for loso)"})
     au_run: str | None = field(default=None, metadata={
@@ -71,6 +75,12 @@ class EvalConfig:
         "help": "put the AU detector's probabilities into the VLM prompt (for a model trained on data built with "
                 "`meu data build --evidence`; compare runs with and without it)"})
     vlm_regions: bool = field(default=False, metadata={"help": "put the region motion table into the VLM prompt"})
+    vlm_max_new_tokens: int = field(default=512, metadata={"help": "longest VLM answer (tokens)"})
+    vlm_repetition_penalty: float = field(default=1.0, metadata={
+        "help": "VLM repetition penalty (1.0 = off: the answer must repeat the prompt's AU and emotion words; "
+                "Qwen's checkpoint file says 1.05); generation is greedy and stops at <|im_end|> or <|endoftext|>"})
+    batch_size: int = field(default=1, metadata={
+        "help": "clips per VLM generate() call (left padding, greedy: the same answers as one at a time)"})
     synthetic: bool | None = field(default=None, metadata={
         "help": "label results synthetic (default: detected from the synthetic writer's synth_truth.json)"})
     threads: int = field(default=1, metadata={"help": "OpenCV / torch threads per process"})
@@ -179,14 +189,28 @@ def _motion_results(tasks: list, config: EvalConfig):
 
 
 # ---- the run ------------------------------------------------------------------------------------------------------
-def _reasoner(config: EvalConfig):
+def _reasoner(config: EvalConfig, device: str = "auto"):
     from assistant.reasoners import get_reasoner
 
     if config.reasoner == "vlm":
         if not config.vlm_base:
             raise ConfigError("--reasoner vlm needs --vlm-base (a Qwen2.5-VL model name or folder).")
-        return get_reasoner("vlm", base=config.vlm_base, adapter=config.vlm_adapter)
+        return get_reasoner("vlm", base=config.vlm_base, adapter=config.vlm_adapter, device=device,
+                            max_new_tokens=config.vlm_max_new_tokens,
+                            repetition_penalty=config.vlm_repetition_penalty, batch_size=config.batch_size)
     return get_reasoner("template")
+
+
+def _texts(reasoner, requests: list) -> list[str]:
+    """Raw answers; a reasoner that batches (`texts`) gets them all at once."""
+    if hasattr(reasoner, "texts"):
+        return reasoner.texts(requests)
+    return [last(reasoner.stream(r), "") for r in requests]
+
+
+def _generation(reasoner) -> dict | None:
+    """The VLM's generation settings as the run used them (stop ids resolved), for metrics.json and the report."""
+    return reasoner.generation_record() if hasattr(reasoner, "generation_record") else None
 
 
 def _settings(config: dict) -> dict:
@@ -198,10 +222,11 @@ def _settings(config: dict) -> dict:
     return out
 
 
-def _check_resume(config: EvalConfig, out: Path, log_file: PredictionLog) -> None:
+def _check_resume(config: EvalConfig, out: Path) -> None:
+    """Refuse to mix runs: read-only, so every process of a sharded run can check before any of them writes."""
     settings = _settings(dataclasses.asdict(config))
     path = out / "run_config.json"
-    if log_file.path.is_file() and not config.resume:
+    if prediction_files(out) and not config.resume:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose a new --out.")
     if config.resume and path.is_file():
         before = _settings(json.loads(path.read_text()))
@@ -209,7 +234,6 @@ def _check_resume(config: EvalConfig, out: Path, log_file: PredictionLog) -> Non
         if changed:
             raise ConfigError(f"{out} holds a run with different settings ({', '.join(changed)}); resume it with the "
                               "same settings or choose a new --out.")
-    write_json(path, dataclasses.asdict(config))
 
 
 def answer_fields(text: str, scheme: str) -> dict:
@@ -222,32 +246,47 @@ def answer_fields(text: str, scheme: str) -> dict:
             "parse_status": parsed.status, "out_of_scheme": parsed.out_of_scheme, "candidates": parsed.candidates}
 
 
-def _row(sample: Sample, analysis, error: str | None, motion_s: float, evidence_source, reasoner,
-         config: EvalConfig) -> dict:
+def _sample_row(sample: Sample) -> dict:
+    return {"key": sample.key, "subject": sample.subject, "clip_id": sample.clip_id, "split": sample.split,
+            "fold": sample.fold, "true_emotion": sample.true_emotion, "emotion_raw": sample.emotion_raw,
+            "true_aus": sample.true_aus}
+
+
+def _evidence_step(sample: Sample, analysis, error: str | None, motion_s: float, evidence_source,
+                   config: EvalConfig) -> tuple[dict, object | None]:
+    """(the row so far, the reasoning request); the request is None when the row is already final (an error)."""
     from assistant.reasoners.base import ReasoningRequest
 
-    row = {"key": sample.key, "subject": sample.subject, "clip_id": sample.clip_id, "split": sample.split,
-           "fold": sample.fold, "true_emotion": sample.true_emotion, "emotion_raw": sample.emotion_raw,
-           "true_aus": sample.true_aus}
+    row = _sample_row(sample)
     if error is not None:
-        return {**row, "status": "error", "error": error, "timings": {"motion": round(motion_s, 4)}}
+        return {**row, "status": "error", "error": error, "timings": {"motion": round(motion_s, 4)}}, None
     t = time.perf_counter()
     try:
         evidence = evidence_source.evidence(sample.key, analysis)
     except MEUError as err:
-        return {**row, "status": "error", "error": str(err), "timings": {"motion": round(motion_s, 4)}}
+        return {**row, "status": "error", "error": str(err), "timings": {"motion": round(motion_s, 4)}}, None
     detector_s = time.perf_counter() - t
     classes = SCHEME_CLASSES[config.scheme]
     request = ReasoningRequest(analysis=analysis, evidence=evidence, lang=config.language, emotion_options=classes,
                                include_evidence=config.vlm_evidence, include_regions=config.vlm_regions)
+    row = {**row, "probabilities": {str(s.code): round(s.probability, 6) for s in evidence.scores},
+           "detector": evidence.backend,
+           "timings": {"motion": round(motion_s, 4), "detector": round(detector_s, 4)}}
+    return row, request
+
+
+def _reason(pending: list[tuple[dict, object]], reasoner, config: EvalConfig) -> list[dict]:
+    """Finish rows waiting for the reasoner, in one batch; each row's reasoner time is its share of the batch."""
     t = time.perf_counter()
-    text = last(reasoner.stream(request), "")
-    reasoner_s = time.perf_counter() - t
-    return {**row, "status": "ok", **answer_fields(text, config.scheme),
-            "probabilities": {str(s.code): round(s.probability, 6) for s in evidence.scores},
-            "detector": evidence.backend, "reasoner": reasoner.name,
-            "timings": {"motion": round(motion_s, 4), "detector": round(detector_s, 4),
-                        "reasoner": round(reasoner_s, 4)}}
+    texts = _texts(reasoner, [request for _, request in pending])
+    share = (time.perf_counter() - t) / max(len(pending), 1)
+    done = []
+    for (row, _), text in zip(pending, texts):
+        clip = {k: v for k, v in row.items() if k not in ("probabilities", "detector", "timings")}
+        done.append({**clip, "status": "ok", **answer_fields(text, config.scheme),
+                     "probabilities": row["probabilities"], "detector": row["detector"], "reasoner": reasoner.name,
+                     "timings": {**row["timings"], "reasoner": round(share, 4)}})
+    return done
 
 
 def run(config: EvalConfig) -> dict:
@@ -266,14 +305,20 @@ def run(config: EvalConfig) -> dict:
         if not source:
             raise ConfigError("The cross protocol needs --source-dataset (the dataset the detector was trained on) "
                               "or --au-run of a `meu train au --protocol cross` run.")
+    if config.batch_size < 1:
+        raise ConfigError("--batch-size must be at least 1.")
     out = Path(config.out)
-    predictions = PredictionLog(out / "predictions.jsonl")
+    shard = current_shard()
     samples, skipped, load_report = select_samples(config, source)
     if not samples:
         raise MEUError(f"No usable clip in {config.root} for {config.dataset} / {config.protocol}.")
     if config.protocol == "loso" and len({s.subject for s in samples}) < 2:
         raise ConfigError("LOSO needs at least 2 subjects.")
-    _check_resume(config, out, predictions)
+    _check_resume(config, out)
+    shard.marker(out).unlink(missing_ok=True)  # a marker left by a killed run of the same split
+    shard.wait_for_everyone()  # every process has checked the folder before any writes to it
+    if shard.is_main:
+        write_json(out / "run_config.json", dataclasses.asdict(config))
     if config.detector == "aullm" and config.aullm_checkpoint:
         from eval.evidence import check_unseen
 
@@ -281,32 +326,54 @@ def run(config: EvalConfig) -> dict:
     evidence_source = EvidenceSource(config.detector, config.protocol, config.motion_config(),
                                      config.aullm_checkpoint, config.au_run)
     evidence_source.check_keys([s.key for s in samples if s.true_aus is not None])
-    reasoner = _reasoner(config)
-    done = {r["key"] for r in predictions.read(repair=True)}
-    todo = [s for s in samples if s.key not in done]
-    if done:
-        log.info("resuming: %d clips done, %d to go", len(samples) - len(todo), len(todo))
+    reasoner = _reasoner(config, shard.device)
+    predictions = shard.log(out)
+    mine = shard.take(samples)
+    done = done_keys(out, predictions)
+    todo = [s for s in mine if s.key not in done]
+    if len(todo) < len(mine):
+        log.info("resuming: %d clips done, %d to go", len(mine) - len(todo), len(todo))
     by_key = {s.key: s for s in samples}
     t0 = time.perf_counter()
     tasks = [(s.key, s.source, s.onset, s.apex) for s in todo]
-    with tqdm(total=len(tasks), desc=f"eval {config.dataset} {config.protocol}", disable=not config.progress) as bar:
+    pending: list[tuple[dict, object]] = []
+    desc = f"eval {config.dataset} {config.protocol}" + (f" [{shard.index + 1}/{shard.count}]" if shard.count > 1
+                                                         else "")
+    with tqdm(total=len(tasks), desc=desc, disable=not config.progress, position=shard.index) as bar:
         for key, analysis, error, motion_s in _motion_results(tasks, config):
-            predictions.append(_row(by_key[key], analysis, error, motion_s, evidence_source, reasoner, config))
+            row, request = _evidence_step(by_key[key], analysis, error, motion_s, evidence_source, config)
+            finished = [row] if request is None else []
+            if request is not None:
+                pending.append((row, request))
+            if len(pending) >= config.batch_size:
+                finished += _reason(pending, reasoner, config)
+                pending = []
+            for r in finished:
+                predictions.append(r)
+            bar.update(len(finished))
+        for r in _reason(pending, reasoner, config) if pending else []:
+            predictions.append(r)
             bar.update(1)
     wall = time.perf_counter() - t0
+    mark_done(out, shard, len(tasks), wall)
+    if not shard.is_main:
+        return {}
+    shards = wait_for_shards(out, shard)
     order = {s.key: i for i, s in enumerate(samples)}
-    rows = sorted((r for r in predictions.read() if r["key"] in order), key=lambda r: order[r["key"]])
+    rows = [r for r in merge(out, order) if r["key"] in order]
     aus = scored_aus(config, source)
     metrics = {
         "run": {"dataset": config.dataset, "protocol": config.protocol, "reasoner": config.reasoner,
                 "detector": config.detector, "evidence": evidence_source.description, "classes": config.scheme,
                 "class_names": list(SCHEME_CLASSES[config.scheme]), "aus": aus, "source_dataset": source,
                 "synthetic": is_synthetic(config), "flow": config.flow, "landmarks": config.landmarks,
-                "compensation": config.compensation, "language": config.language, "root": config.root},
+                "compensation": config.compensation, "language": config.language, "root": config.root,
+                "generation": _generation(reasoner)},
         "counts": count_rows(rows, skipped),
         **score_rows(rows, list(SCHEME_CLASSES[config.scheme]), aus, per_fold=config.protocol == "loso"),
         "timings": _mean_timings(rows),
-        "this_invocation": {"clips_run": len(tasks), "wall_s": round(wall, 3), "workers": config.workers},
+        "this_invocation": {"clips_run": sum(m["clips_run"] for m in shards), "wall_s": round(wall, 3),
+                            "workers": config.workers, "processes": shard.count, "batch_size": config.batch_size},
         "loader": load_report,
     }
     write_json(out / "metrics.json", metrics)
@@ -327,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(config.threads)
     metrics = run(config)
+    if not metrics:  # a non-main process of a sharded run: the main one merges, scores and reports
+        return 0
     print((Path(config.out) / "report.md").read_text())
     e = metrics["emotion"]
     print(f"UF1 {e['uf1']:.3f}  UAR {e['uar']:.3f}  ACC {e['accuracy']:.3f} over {e['n_samples']} clips; "

@@ -10,8 +10,10 @@ are the tokenizer's).
 
 from __future__ import annotations
 
+import json
 import logging
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,8 @@ SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start
 DEFAULT_SYSTEM = "You are a helpful assistant."
 
 # Qwen2.5-VL chat layout, written for this project, with `{% generation %}` markers around each assistant turn
-# (its closing <|im_end|> included, so the model learns to stop) for TRL's assistant-only loss.
+# (its closing `<|im_end|>\n` included, so the model learns to stop) for TRL's assistant-only loss: the same span
+# TRL's training template marks for the real checkpoint's template.
 CHAT_TEMPLATE = (
     "{%- set image_count = namespace(value=0) -%}"
     "{%- for message in messages -%}"
@@ -42,7 +45,7 @@ CHAT_TEMPLATE = (
     "{%- if message['content'] is string -%}{{ message['content'] }}"
     "{%- else -%}{%- for part in message['content'] -%}{%- if part['type'] == 'text' -%}{{ part['text'] }}"
     "{%- endif -%}{%- endfor -%}{%- endif -%}"
-    "<|im_end|>{% endgeneration %}\n"
+    "<|im_end|>\n{% endgeneration %}"
     "{%- else -%}"
     "{%- if message['content'] is string -%}{{ message['content'] }}"
     "{%- else -%}{%- for part in message['content'] -%}"
@@ -154,6 +157,78 @@ def build_tiny_vlm(out_dir: str | Path, seed: int = 0, hidden: int = 64, layers:
         model.save_pretrained(tmp)
         build_processor(tokenizer).save_pretrained(tmp)
     log.info("tiny Qwen2.5-VL written to %s (%d parameters)", out, sum(p.numel() for p in model.parameters()))
+    return out
+
+
+# The real checkpoint's files a reference build copies unchanged (config.json is shrunk, the vocabulary is trained).
+REFERENCE_FILES = ("chat_template.json", "tokenizer_config.json", "preprocessor_config.json", "generation_config.json")
+
+
+def _reference_tokenizer_json(reference: Path, vocab_size: int = 1200) -> dict:
+    """A byte-level BPE trained on `_corpus()`, padded with unused entries so that the reference's special tokens
+    keep their real ids (`<|endoftext|>` 151643, `<|im_end|>` 151645, `<|image_pad|>` 151655, ...)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    specials = {int(k): v for k, v in json.loads((reference / "tokenizer_config.json").read_text())[
+        "added_tokens_decoder"].items()}
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(_corpus() * 4, trainer=trainer)
+    data = json.loads(tok.to_str())
+    vocab = data["model"]["vocab"]
+    vocab.update({f"<|unused_{i}|>": i for i in range(len(vocab), min(specials))})
+    data["added_tokens"] = [{"id": i, "content": t["content"], "single_word": t["single_word"], "lstrip": t["lstrip"],
+                             "rstrip": t["rstrip"], "normalized": t["normalized"], "special": t["special"]}
+                            for i, t in sorted(specials.items())]
+    return data
+
+
+def _shrunk_config(reference: Path, hidden: int, layers: int, vision_hidden: int, vision_depth: int,
+                   init_std: float) -> dict:
+    """The reference config.json with tiny sizes; token ids, vocabulary size and layout kept."""
+    cfg = json.loads((reference / "config.json").read_text())
+    heads = 4
+    half = hidden // heads // 2
+    cfg.update(hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers, num_attention_heads=heads,
+               num_key_value_heads=2, max_window_layers=layers, initializer_range=init_std)
+    if "rope_scaling" in cfg:  # [16, 24, 24] of head_dim 128 scaled to this head_dim
+        cfg["rope_scaling"]["mrope_section"] = [half // 4, 3 * half // 8, half - half // 4 - 3 * half // 8]
+    cfg["vision_config"].update(depth=vision_depth, hidden_size=vision_hidden, intermediate_size=vision_hidden * 2,
+                                num_heads=2, out_hidden_size=hidden, fullatt_block_indexes=[vision_depth - 1],
+                                initializer_range=init_std)
+    return cfg
+
+
+def build_tiny_vlm_from_reference(out_dir: str | Path, reference: str | Path, seed: int = 0, hidden: int = 64,
+                                  layers: int = 2) -> Path:
+    """A tiny random model in a real checkpoint's clothes: its chat template, tokenizer settings, processor and
+    generation configs copied from `reference` (a folder such as ../shared/reference/qwen2_5_vl_7b_instruct), its
+    config.json shrunk, a vocabulary trained here with the special tokens at their real ids. Loading it takes every
+    path the real checkpoint takes (`min_pixels` / `max_pixels` keys, TRL's template swap, two stop ids)."""
+    import torch
+    from transformers import AutoConfig, Qwen2_5_VLForConditionalGeneration
+
+    ref, out = Path(reference), Path(out_dir)
+    missing = [f for f in ("config.json", *REFERENCE_FILES) if not (ref / f).is_file()]
+    if missing:
+        raise MEUError(f"{ref} lacks {', '.join(missing)}; it should hold a Qwen2.5-VL checkpoint's configuration.")
+    if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
+        return out
+    if out.exists():
+        raise MEUError(f"{out} exists but holds no complete tiny model; remove it and build again.")
+    torch.manual_seed(seed)
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        (tmp / "config.json").write_text(json.dumps(_shrunk_config(ref, hidden, layers, 32, 2, 0.2)))
+        model = Qwen2_5_VLForConditionalGeneration(AutoConfig.from_pretrained(tmp))
+        model.save_pretrained(tmp)
+        for name in REFERENCE_FILES:  # after save_pretrained, which writes a generation_config.json of its own
+            shutil.copyfile(ref / name, tmp / name)
+        (tmp / "tokenizer.json").write_text(json.dumps(_reference_tokenizer_json(ref)))
+    log.info("tiny Qwen2.5-VL with the configuration of %s written to %s", ref, out)
     return out
 
 

@@ -24,6 +24,7 @@ from assistant.config import parse_config
 from assistant.emotions import SCHEME_CLASSES
 from assistant.errors import ConfigError, MEUError
 from assistant.files import atomic_write_text, write_json
+from assistant.reasoners.generation import DEFAULT_GENERATION, GenerationSettings
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ class VLMTrainConfig:
     save_total_limit: int = field(default=3, metadata={"help": "checkpoints kept"})
     eval_generate: int = field(default=32, metadata={"help": "held-out samples generated at each evaluation"})
     max_new_tokens: int = field(default=512, metadata={"help": "generation length at evaluation"})
+    repetition_penalty: float = field(default=1.0, metadata={
+        "help": "generation at evaluation (greedy, both stop ids); 1.0 = off, see assistant.reasoners.generation"})
     resume: bool = field(default=True, metadata={"help": "continue from the last checkpoint in --output-dir"})
     seed: int = field(default=42, metadata={"help": "random seed (also picks the held-out subjects)"})
     report_to: str = field(default="none", metadata={"help": "trackers (none, tensorboard, wandb)"})
@@ -176,8 +179,10 @@ def load_model_and_processor(cfg: VLMTrainConfig):
 
     _, dtype = _precision(cfg)
     try:
-        processor = AutoProcessor.from_pretrained(
-            cfg.model_name_or_path, size={"shortest_edge": cfg.min_pixels, "longest_edge": cfg.max_pixels})
+        # min_pixels= / max_pixels=, not size=: a checkpoint's preprocessor_config.json carries these two keys, and in
+        # transformers 5 they override a `size` argument, which would silently keep the checkpoint's 12.8 MP budget.
+        processor = AutoProcessor.from_pretrained(cfg.model_name_or_path, min_pixels=cfg.min_pixels,
+                                                  max_pixels=cfg.max_pixels)
         model = AutoModelForImageTextToText.from_pretrained(cfg.model_name_or_path, dtype=dtype)
     except OSError as err:
         raise MEUError(f"Cannot load {cfg.model_name_or_path!r}: {err}. Give a local folder or a cached hub name "
@@ -186,7 +191,7 @@ def load_model_and_processor(cfg: VLMTrainConfig):
 
 
 # ---- generation-based evaluation --------------------------------------------------------------------------------
-def generation_metrics(model, processor, rows: list[dict], scheme: str, max_new_tokens: int) -> dict:
+def generation_metrics(model, processor, rows: list[dict], scheme: str, settings: GenerationSettings) -> dict:
     """Generate for `rows`, parse the emotion, score it against the reference answer's: UF1, UAR, accuracy."""
     import torch
     from trl.data_utils import prepare_multimodal_messages
@@ -208,7 +213,7 @@ def generation_metrics(model, processor, rows: list[dict], scheme: str, max_new_
             continue
         messages = prepare_multimodal_messages(row["messages"][:-1], images=list(row["images"]))
         with torch.no_grad():
-            text = generate_text(model, processor, messages, max_new_tokens)
+            text = generate_text(model, processor, messages, settings)
         parsed = parse_answer(text, classes)
         unparsable += parsed.status == "unparsable"
         y_true.append(gold)
@@ -228,15 +233,15 @@ def _trainer_class():
     class MELLMTrainer(SFTTrainer):
         """SFTTrainer whose evaluation also generates answers and logs the emotion metrics."""
 
-        def __init__(self, *args, gen_rows=(), scheme="5", max_new_tokens=64, **kwargs):
+        def __init__(self, *args, gen_rows=(), scheme="5", generation=DEFAULT_GENERATION, **kwargs):
             super().__init__(*args, **kwargs)
-            self.gen_rows, self.scheme, self.gen_max_new_tokens = list(gen_rows), scheme, max_new_tokens
+            self.gen_rows, self.scheme, self.generation = list(gen_rows), scheme, generation
 
         def evaluate(self, *args, **kwargs):
             metrics = super().evaluate(*args, **kwargs)
             if self.gen_rows:
                 gen = generation_metrics(self.model, self.processing_class, self.gen_rows, self.scheme,
-                                         self.gen_max_new_tokens)
+                                         self.generation)
                 gen = {f"eval_{k}": v for k, v in gen.items()}
                 self.log(gen)
                 metrics.update(gen)
@@ -286,19 +291,21 @@ def train(cfg: VLMTrainConfig, rows: list[dict] | None = None, eval_rows: list[d
         model=model, args=args, train_dataset=to_dataset(rows),
         eval_dataset=to_dataset(eval_rows) if has_eval else None,
         processing_class=processor, peft_config=lora_config(cfg), gen_rows=eval_rows[:cfg.eval_generate],
-        scheme=cfg.scheme, max_new_tokens=cfg.max_new_tokens,
+        scheme=cfg.scheme, generation=generation_settings(cfg),
     )
     if last:
         log.info("resuming from %s", last)
     trainer.train(resume_from_checkpoint=last)
     metrics = _final_metrics(trainer) if has_eval else {}
-    trainer.save_model(str(out))
-    processor.save_pretrained(str(out))
-    write_json(out / "train_config.json", dataclasses.asdict(cfg))
-    write_json(out / "metrics.json", metrics)
-    atomic_write_text(out / "README.md", model_card(cfg, trainer.state.global_step, metrics, len(rows),
-                                                    len(eval_rows or [])))
-    log.info("adapter, processor and model card written to %s", out)
+    trainer.save_model(str(out))  # every process takes part (sharded states); the files come from the main one
+    if trainer.is_world_process_zero():
+        processor.save_pretrained(str(out))
+        generation = generation_settings(cfg).record(processor.tokenizer)
+        write_json(out / "train_config.json", {**dataclasses.asdict(cfg), "generation": generation})
+        write_json(out / "metrics.json", metrics)
+        atomic_write_text(out / "README.md", model_card(cfg, trainer.state.global_step, metrics, len(rows),
+                                                        len(eval_rows or []), generation))
+        log.info("adapter, processor and model card written to %s", out)
     return TrainResult(out, trainer.state.global_step, metrics, trainer)
 
 
@@ -322,7 +329,12 @@ def _final_metrics(trainer) -> dict:
     return logged if "eval_loss" in logged else trainer.evaluate()
 
 
-def model_card(cfg: VLMTrainConfig, steps: int, metrics: dict, n_train: int, n_eval: int) -> str:
+def generation_settings(cfg: VLMTrainConfig) -> GenerationSettings:
+    return GenerationSettings(max_new_tokens=cfg.max_new_tokens, repetition_penalty=cfg.repetition_penalty)
+
+
+def model_card(cfg: VLMTrainConfig, steps: int, metrics: dict, n_train: int, n_eval: int,
+               generation: dict | None = None) -> str:
     hp = {k: getattr(cfg, k) for k in (
         "lora_r", "lora_alpha", "lora_dropout", "lora_vision", "learning_rate", "lr_scheduler_type", "warmup_steps",
         "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps", "min_pixels", "max_pixels", "seed")}
@@ -338,6 +350,10 @@ def model_card(cfg: VLMTrainConfig, steps: int, metrics: dict, n_train: int, n_e
         "- Input: the MMC map with the prompt of `assistant.prompts.build_task_prompt`; the answer ends with the "
         "conclusion line read by `assistant.parse.parse_answer`.", "",
         "## Hyperparameters", "", *(f"- {k}: {v}" for k, v in hp.items()), "",
+        "## Generation (evaluation here; the same settings serve `meu eval` and the app)", "",
+        *(f"- {k}: {v}" for k, v in (generation or generation_settings(cfg).record()).items()),
+        "- why: `assistant.reasoners.generation` (greedy for reproducible, batchable answers; both stop ids; no "
+        "repetition penalty, because the answer must repeat the prompt's AU and emotion words)", "",
         "## Evaluation (held-out subjects)", "",
         *(f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in sorted(metrics.items())), "",
     ]

@@ -53,8 +53,8 @@ class BuildConfig:
     hf: bool = field(default=True, metadata={"help": "also write the Hugging Face datasets copy (hf/)"})
     landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend"})
     flow: str = field(default="tvl1", metadata={"help": "optical flow", "choices": ["tvl1", "dis"]})
-    compensation: str = field(default="similarity", metadata={"help": "head-motion compensation",
-                                                              "choices": ["nose", "similarity", "none"]})
+    compensation: str = field(default="register", metadata={"help": "head-motion compensation",
+                                                            "choices": ["register", "similarity", "nose", "none"]})
     mode: str = field(default="default", metadata={"help": "MMC map mode", "choices": ["default", "mellm"]})
     size: int = field(default=256, metadata={"help": "working size of the face crop"})
     margin: float = field(default=0.15, metadata={"help": "crop margin"})
@@ -96,8 +96,8 @@ def _init_worker(cfg: BuildConfig, evidence: dict | None) -> None:
 
 def process_record(record: Record, name: str, cfg: BuildConfig, evidence: dict | None) -> dict:
     """Analyse one clip, save its map and its samples; returns the part written to `parts/<name>.json`."""
-    from assistant.motion.clip import read_image
     from assistant.motion.analyze import MotionConfig, analyze_clip, analyze_frames
+    from assistant.motion.clip import read_image
 
     out = Path(cfg.out)
     fgmu = FGMUConfig(lang=cfg.lang, mer_ratio=cfg.mer_ratio, seed=cfg.seed, scheme=cfg.scheme_or_default())

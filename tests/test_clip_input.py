@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from assistant import cli
-from assistant.motion.clip import load_clip, write_video
-from assistant.errors import FrameIndexError
-from assistant.motion.face import crop_box, detect_face
+from assistant.errors import FrameIndexError, UnreadableClipError
 from assistant.files import save_png
+from assistant.motion.clip import load_clip, write_video
+from assistant.motion.face import crop_box, detect_face
 from instruction_data.synth import SynthSpec, render_clip
 
 
@@ -192,3 +192,15 @@ def test_a_tiny_face_is_analysed_with_a_warning(synth_brow_clip):
 def test_offset_at_the_onset_is_a_clear_index_error(synth_brow_clip):
     with pytest.raises(FrameIndexError, match="onset < apex <= offset"):
         load_clip(synth_brow_clip.frames, onset=3, offset=3)
+
+
+def test_a_frame_folder_of_mixed_sizes_is_refused_with_the_odd_frame_named(synth_brow_clip, tmp_path, capsys):
+    for i, frame in enumerate(synth_brow_clip.frames):
+        save_png(tmp_path / f"img{i + 1}.png", frame)
+    save_png(tmp_path / "img8.png", cv2.resize(synth_brow_clip.frames[7], (300, 225)))  # one stray resized frame
+    with pytest.raises(UnreadableClipError, match=r"img8\.png is 300x225 px but img1\.png is 320x240 px"):
+        load_clip(tmp_path, onset=0, apex=7)
+    with pytest.raises(UnreadableClipError, match="img8.png"):
+        load_clip(tmp_path)  # apex spotting reads every frame
+    code, out, err = _run_cli(["analyze", str(tmp_path), "--out", str(tmp_path / "out")], capsys)
+    assert code == 1 and "img8.png" in err and not (tmp_path / "out").exists()

@@ -56,7 +56,7 @@ def test_vlm_answers_end_to_end_with_streaming(setup):
     assert all(b.startswith(a) for a, b in zip(steps, steps[1:]))
     model, processor = reasoner.model
     image = Image.fromarray(request.analysis.mmc_map)
-    direct = generate_text(model, processor, chat_messages(request_prompt(request), image), max_new_tokens=24)
+    direct = generate_text(model, processor, chat_messages(request_prompt(request), image), 24)
     assert steps[-1].strip() == direct  # streaming yields exactly what one greedy generate() returns
 
     answer = reasoner.answer(request)

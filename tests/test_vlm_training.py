@@ -66,7 +66,7 @@ def test_label_mask_covers_assistant_tokens_only(run):
     for i, row in enumerate(rows):
         labels = batch["labels"][i]
         kept = labels[labels != -100]
-        assert tok.decode(kept) == row["messages"][-1]["content"] + "<|im_end|>"
+        assert tok.decode(kept) == row["messages"][-1]["content"] + "<|im_end|>\n"
         assert image_pad not in kept.tolist()
         # the kept tokens are one contiguous span at the end of the real (unpadded) sequence
         pos = (labels != -100).nonzero().flatten()
@@ -105,7 +105,7 @@ def test_adapter_reloads_unmerged_and_merged(run):
     from peft import PeftModel
 
     assert isinstance(peft_model, PeftModel)
-    text = generate_text(peft_model, processor, messages, max_new_tokens=8)
+    text = generate_text(peft_model, processor, messages, 8)
     assert isinstance(text, str)
 
     assert main(["--merge", "--tiny", "--output-dir", str(result.output_dir)]) == 0
@@ -115,7 +115,7 @@ def test_adapter_reloads_unmerged_and_merged(run):
     l_peft, l_merged, l_base = (_logits(m, processor, messages) for m in (peft_model, merged, base))
     assert torch.allclose(l_peft, l_merged, atol=1e-3)
     assert not torch.allclose(l_peft, l_base, atol=1e-2)  # the adapter really is applied
-    assert generate_text(merged, processor, messages, max_new_tokens=8) == text
+    assert generate_text(merged, processor, messages, 8) == text
 
 
 def test_resume_continues_the_step_count(run):

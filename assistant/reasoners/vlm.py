@@ -23,6 +23,7 @@ from assistant.errors import BackendError
 from assistant.parse import parse_answer
 from assistant.prompts import build_task_prompt, format_evidence_line, format_region_table
 from assistant.reasoners.base import Conversation, ReasoningRequest, last
+from assistant.reasoners.generation import DEFAULT_GENERATION, GenerationSettings, settings_of
 from assistant.types import Answer
 
 log = logging.getLogger(__name__)
@@ -48,18 +49,31 @@ def adapter_base(path: str | Path) -> str | None:
     return json.loads(cfg.read_text()).get("base_model_name_or_path")
 
 
+def has_processor(folder: str | Path | None) -> bool:
+    """Whether `folder` holds a saved processor: transformers 5 writes `processor_config.json`, older versions and
+    hub checkpoints `preprocessor_config.json`. Training saves the processor beside the adapter, so serving reads the
+    pixel budget the model was trained with."""
+    return folder is not None and any((Path(folder) / f).is_file()
+                                      for f in ("processor_config.json", "preprocessor_config.json"))
+
+
+def resolve_adapter(base: str, adapter: str | None) -> tuple[str, str | None]:
+    """(base, adapter): an adapter folder given as the base names its own base."""
+    if adapter is None and adapter_base(base):
+        return adapter_base(base), base
+    return base, adapter
+
+
 def load_vlm(base: str, adapter: str | None = None, device: str = "auto", dtype: str = "auto",
              merge: bool = False):
     """(model, processor) in eval mode. `adapter` is applied unmerged through PEFT unless `merge`."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    if adapter is None and adapter_base(base):
-        base, adapter = adapter_base(base), base
+    base, adapter = resolve_adapter(base, adapter)
     dev, torch_dtype = pick_device_dtype(device, dtype)
     try:
         model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch_dtype)
-        processor_src = adapter if adapter and (Path(adapter) / "preprocessor_config.json").is_file() else base
-        processor = AutoProcessor.from_pretrained(processor_src)
+        processor = AutoProcessor.from_pretrained(adapter if has_processor(adapter) else base)
         if adapter:
             from peft import PeftModel
 
@@ -81,41 +95,62 @@ def chat_messages(prompt: str, image, history: list[tuple[str, str]] = ()) -> li
     return [first, *turns]
 
 
-def _inputs(model, processor, messages: list[dict]):
-    batch = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True,
-                                          return_tensors="pt")
+def _inputs(model, processor, conversations: list[list[dict]]):
+    """One conversation, or several left-padded into one batch (generation appends on the right)."""
+    batch = processor.apply_chat_template(conversations if len(conversations) > 1 else conversations[0],
+                                          add_generation_prompt=True, tokenize=True, return_dict=True,
+                                          return_tensors="pt",
+                                          processor_kwargs={"padding": len(conversations) > 1, "padding_side": "left"})
     return batch.to(model.device)
 
 
-def _gen_kwargs(processor, max_new_tokens: int) -> dict:
-    tok = processor.tokenizer
-    return {"max_new_tokens": max_new_tokens, "do_sample": False, "pad_token_id": tok.pad_token_id,
-            "eos_token_id": tok.convert_tokens_to_ids("<|im_end|>")}
-
-
-def generate_text(model, processor, messages: list[dict], max_new_tokens: int = 512) -> str:
-    """One greedy reply, special tokens removed."""
+def generate_ids(model, processor, conversations: list[list[dict]],
+                 settings: GenerationSettings | int = DEFAULT_GENERATION) -> list[list[int]]:
+    """Greedy replies to several conversations in one `generate()` call: each reply's token ids up to and
+    including its first stop token (the padding that follows a finished row is cut)."""
     import torch
 
-    inputs = _inputs(model, processor, messages)
+    settings = settings_of(settings)
+    inputs = _inputs(model, processor, conversations)
+    config = settings.generation_config(processor.tokenizer)
     with torch.inference_mode():
-        out = model.generate(**inputs, **_gen_kwargs(processor, max_new_tokens))
-    return processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+        out = model.generate(**inputs, generation_config=config)
+    stops = set(config.eos_token_id)
+    replies = []
+    for row in out[:, inputs["input_ids"].shape[1]:].tolist():
+        end = next((i + 1 for i, t in enumerate(row) if t in stops), len(row))
+        replies.append(row[:end])
+    return replies
 
 
-def stream_text(model, processor, messages: list[dict], max_new_tokens: int = 512) -> Iterator[str]:
+def generate_texts(model, processor, conversations: list[list[dict]],
+                   settings: GenerationSettings | int = DEFAULT_GENERATION) -> list[str]:
+    """Greedy replies (special tokens removed) to several conversations, batched."""
+    return [processor.tokenizer.decode(ids, skip_special_tokens=True).strip()
+            for ids in generate_ids(model, processor, conversations, settings)]
+
+
+def generate_text(model, processor, messages: list[dict],
+                  settings: GenerationSettings | int = DEFAULT_GENERATION) -> str:
+    """One greedy reply, special tokens removed."""
+    return generate_texts(model, processor, [messages], settings)[0]
+
+
+def stream_text(model, processor, messages: list[dict],
+                settings: GenerationSettings | int = DEFAULT_GENERATION) -> Iterator[str]:
     """Greedy generation in a worker thread; yields the reply text so far after each decoded piece."""
     import torch
     from transformers import TextIteratorStreamer
 
-    inputs = _inputs(model, processor, messages)
+    inputs = _inputs(model, processor, [messages])
+    config = settings_of(settings).generation_config(processor.tokenizer)
     streamer = TextIteratorStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
     errors: list[BaseException] = []
 
     def work() -> None:
         try:
             with torch.inference_mode():
-                model.generate(**inputs, **_gen_kwargs(processor, max_new_tokens), streamer=streamer)
+                model.generate(**inputs, generation_config=config, streamer=streamer)
         except BaseException as err:  # re-raised in the caller's thread below
             errors.append(err)
             streamer.end()
@@ -145,16 +180,24 @@ def request_prompt(request: ReasoningRequest) -> str:
 
 
 class VLMReasoner:
-    """Qwen2.5-VL over the MMC map; the model is loaded once, on first use."""
+    """Qwen2.5-VL over the MMC map; the model is loaded once, on first use. `batch_size` answers go through one
+    `generate()` call in `answer_batch` (left padding, greedy: the same tokens as one at a time)."""
 
     name = "vlm"
 
     def __init__(self, base: str, adapter: str | None = None, device: str = "auto", dtype: str = "auto",
-                 max_new_tokens: int = 512):
+                 max_new_tokens: int = 512, repetition_penalty: float = 1.0, batch_size: int = 1):
+        if batch_size < 1:
+            raise BackendError(f"The VLM batch size must be at least 1, not {batch_size}.")
         self.base, self.adapter = base, adapter
-        self.device, self.dtype, self.max_new_tokens = device, dtype, max_new_tokens
+        self.device, self.dtype, self.batch_size = device, dtype, batch_size
+        self.generation = GenerationSettings(max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty)
         self._loaded = None
         self._lock = threading.Lock()
+
+    @property
+    def max_new_tokens(self) -> int:
+        return self.generation.max_new_tokens
 
     @property
     def model(self):
@@ -169,15 +212,39 @@ class VLMReasoner:
 
     def stream(self, request: ReasoningRequest) -> Iterator[str]:
         model, processor = self.model
-        yield from stream_text(model, processor, self._messages(request), self.max_new_tokens)
+        yield from stream_text(model, processor, self._messages(request), self.generation)
 
-    def answer(self, request: ReasoningRequest) -> Answer:
-        text = last(self.stream(request), "")
+    def generation_record(self) -> dict:
+        """The generation settings with the stop ids this model's tokenizer gives them (the tokenizer is loaded
+        alone when the model is not: a resumed shard may have had nothing left to generate)."""
+        if self._loaded is not None:
+            return self.generation.record(self._loaded[1].tokenizer)
+        from transformers import AutoTokenizer
+
+        base, adapter = resolve_adapter(self.base, self.adapter)
+        return self.generation.record(AutoTokenizer.from_pretrained(adapter if has_processor(adapter) else base))
+
+    def _answer(self, request: ReasoningRequest, text: str) -> Answer:
         parsed = parse_answer(text, request.emotion_options)
         sides = {s.code: s.side for s in request.evidence.scores}
         body = text.rsplit(parsed.conclusion, 1)[0].rstrip() if parsed.conclusion else text
         return Answer(aus=[AU(c, sides.get(c)) for c in parsed.aus], emotion=parsed.emotion, reasoning=body,
                       text=text, backends={"reasoner": self.name}, parse_status=parsed.status)
+
+    def answer(self, request: ReasoningRequest) -> Answer:
+        return self._answer(request, last(self.stream(request), "").strip())
+
+    def texts(self, requests: list[ReasoningRequest]) -> list[str]:
+        """The raw replies to `requests`, `batch_size` per `generate()` call."""
+        model, processor = self.model
+        out: list[str] = []
+        for i in range(0, len(requests), self.batch_size):
+            chunk = [self._messages(r) for r in requests[i:i + self.batch_size]]
+            out += generate_texts(model, processor, chunk, self.generation)
+        return out
+
+    def answer_batch(self, requests: list[ReasoningRequest]) -> list[Answer]:
+        return [self._answer(r, t) for r, t in zip(requests, self.texts(requests))]
 
     def follow_up(self, conversation: Conversation, message: str) -> Iterator[str]:
         """The model sees the map, the first prompt, its first answer and every turn since."""
@@ -185,4 +252,4 @@ class VLMReasoner:
         history += [(t.role, t.content) for t in conversation.turns]
         history.append(("user", message))
         model, processor = self.model
-        yield from stream_text(model, processor, self._messages(conversation.request, history), self.max_new_tokens)
+        yield from stream_text(model, processor, self._messages(conversation.request, history), self.generation)
