@@ -62,6 +62,9 @@ class AssistantConfig:
         "help": "emotion label set: 3 (MEGC), 5 (CASME II), 7 (DFME)", "choices": list(SCHEME_CLASSES)})
     max_upload_mb: float = field(default=50.0, metadata={"help": "largest clip file accepted (MB)"})
     max_frames: int = field(default=3000, metadata={"help": "longest clip accepted (frames)"})
+    max_long_video_s: float = field(default=600.0, metadata={
+        "help": "longest long video accepted (seconds); in the app, videos over --max-frames are spotted as long "
+                "videos"})
     vlm_base: str | None = field(default=None, metadata={"help": "Qwen2.5-VL base model: hub name or local path"})
     vlm_adapter: str | None = field(default=None, metadata={"help": "LoRA adapter folder for --vlm-base"})
     vlm_max_new_tokens: int = field(default=512, metadata={"help": "longest VLM answer (tokens)"})
@@ -83,6 +86,8 @@ class AssistantConfig:
         self.motion_config()  # checks size, margin and the motion settings now, not at the first upload
         if self.max_upload_mb <= 0 or self.max_frames < 2:
             raise ConfigError("max_upload_mb must be positive and max_frames at least 2 (an onset and an apex).")
+        if self.max_long_video_s <= 0:
+            raise ConfigError("max_long_video_s must be positive (seconds of video).")
 
     @property
     def detector_name(self) -> str:
