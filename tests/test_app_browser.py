@@ -85,3 +85,41 @@ def test_onset_and_apex_image_example_is_one_click_away(page):
     page.locator("#analyze-btn").click()
     expect(page.locator("#status")).to_contain_text("apex frame 1, 2 frames", timeout=TIMEOUT_MS)
     expect(page.locator("#emotion textarea")).to_have_value("happiness")
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory):
+    """A synthetic long video (labelled synthetic) well over the test app's 60-frame short-clip limit."""
+    from instruction_data.long_layouts import write_long_video
+
+    return write_long_video(tmp_path_factory.mktemp("long_video") / "interview.mp4", seconds=12, seed=5,
+                            size=(320, 240))
+
+
+def test_long_video_is_spotted_then_one_interval_analysed(page, app_server, long_video):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Video clip").click()
+    page.locator("#video-input button[aria-label='Clear']").first.click()
+    _upload_and_route = page.locator("#video-input input[type=file]")
+    _upload_and_route.set_input_files(str(long_video))  # no Analyse press: a long upload goes to the Long video view
+    expect(page.get_by_role("tab", name="Long video")).to_have_attribute("aria-selected", "true")
+    status = page.locator("#long-status")
+    expect(status).to_contain_text("Spotted", timeout=TIMEOUT_MS)
+    page.wait_for_function(  # the timeline is a real, decoded image
+        "() => { const i = document.querySelector('#timeline img');"
+        " return i && i.complete && i.naturalWidth >= 400; }")
+    first_cell = page.locator("#intervals tbody tr").first.locator("td").first
+    expect(first_cell).to_have_text("1")
+    first_cell.click()
+    expect(status).to_contain_text("Analysed interval 1", timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#long-mmc img'); return i && i.complete && i.naturalWidth >= 256; }")
+    expect(page.locator("#long-chat")).to_contain_text("Micro-expression")
+    assert page.locator("#long-emotion textarea").input_value()
+    page.locator("#long-question textarea").fill("Which AUs did you find?")
+    page.locator("#long-ask-btn").click()
+    expect(page.locator("#long-chat")).to_contain_text("detector found", timeout=TIMEOUT_MS)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app_long_video.png"), full_page=True)
+    assert app_server.process.poll() is None

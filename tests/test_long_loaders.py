@@ -134,3 +134,16 @@ def test_samm_long_strict_and_wrong_sheet(samm_long_root, tmp_path):
         load_long_dataset("samm_long", tmp_path)
     with pytest.raises(AnnotationSheetError, match="Unknown long-video dataset"):
         load_long_dataset("casme2", tmp_path)
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--long", "--layout", "casme2"], "use --layout casme2_long or samm_long"),
+    (["--layout", "samm_long"], "add --long"),
+])
+def test_synth_long_refuses_a_mismatched_layout(flags, words, tmp_path):
+    from assistant.errors import ConfigError
+    from instruction_data.synth_cli import main
+
+    with pytest.raises(ConfigError, match=words):
+        main([*flags, "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
