@@ -53,8 +53,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main_long(cfg: SynthConfig) -> int:
-    from instruction_data.long_layouts import write_synthetic_long_dataset
-
     if cfg.layout not in LONG_LAYOUTS:
         raise ConfigError(f"--long writes long videos in a spotting layout: use --layout {' or '.join(LONG_LAYOUTS)}, "
                           f"not {cfg.layout}.")
@@ -64,6 +62,8 @@ def _main_long(cfg: SynthConfig) -> int:
     if out.is_dir() and any(out.iterdir()) and not (out / "synth_truth.json").is_file():
         raise ConfigError(f"{out} is not empty and holds no earlier synthetic dataset; choose a new --out (this "
                           "command writes annotation sheets that would replace a real dataset's).")
+    from instruction_data.long_layouts import write_synthetic_long_dataset
+
     root = write_synthetic_long_dataset(cfg.layout, out, cfg.subjects, cfg.clips, seed=cfg.seed, seconds=cfg.seconds,
                                         size=(cfg.width, cfg.height), quirks=cfg.quirks, progress=True)
     print(f"wrote {cfg.subjects * cfg.clips} synthetic {cfg.layout} long videos to {root} (evaluate a spotter on "
