@@ -170,3 +170,51 @@ def write_frames(layout: str, root: str | Path, video: dict, frames: Iterable[np
             raise OSError(f"could not encode frame {n} of {video['video_id']}")
         atomic_write_bytes(folder / spec.frame_name(video, n), buf.tobytes())
     return n
+
+
+def write_synthetic_long_dataset(layout: str, out_dir: str | Path, subjects: int, videos: int, seed: int = 0,
+                                 seconds: float = 60.0, size: tuple[int, int] = (320, 240), quirks: bool = True,
+                                 progress: bool = False) -> Path:
+    """Render `subjects` x `videos` long videos (`instruction_data.long_synth`) at the layout's frame rate and write
+    their frames, the layout's sheet and `synth_truth.json` under `out_dir`; return `out_dir`."""
+    from tqdm import tqdm
+
+    from assistant.files import write_json
+    from instruction_data.layouts import clear_previous
+    from instruction_data.long_synth import LongSpec, make_long_video
+
+    if layout not in LONG_LAYOUTS:
+        raise ValueError(f"unknown long-video layout {layout!r}; use one of {', '.join(LONG_LAYOUTS)}")
+    if subjects < 1 or videos < 1:
+        raise ValueError("need at least one subject and one video")
+    if layout == "casme2_long" and videos > len(CASME2_VIDEOS):
+        raise ValueError(f"the casme2_long layout names at most {len(CASME2_VIDEOS)} videos per subject")
+    spec = LONG_LAYOUTS[layout]
+    root = Path(out_dir)
+    clear_previous(root)
+    entries, truth = [], []
+    for s in range(subjects):
+        for v in range(videos):
+            video_seed = int(np.random.default_rng([seed, s, v, 4099]).integers(0, 2**31))
+            video = make_long_video(LongSpec(seconds=seconds, fps=spec.fps, frame_size=tuple(size), subject=s,
+                                             seed=video_seed))
+            expressions = [{"onset": e.onset + 1, "apex": e.apex + 1, "offset": e.offset + 1, "kind": e.kind,
+                            "aus": list(e.aus)} for e in video.truth()]
+            entry = video_entry(layout, s, v, video.n_frames, expressions)
+            frames = tqdm(video.frames(), total=video.n_frames, desc=f"synth {entry['video_id']}", unit="frame",
+                          disable=not progress, leave=False)
+            write_frames(layout, root, entry, frames)
+            entries.append(entry)
+            events = [{"kind": e.kind, "onset": e.onset, "apex": e.apex, "offset": e.offset, "aus": list(e.aus),
+                       "amplitude_px": round(e.amplitude_px, 3)} for e in video.events]
+            truth.append({"subject": entry["subject"], "video_id": entry["video_id"], "folder": str(spec.folder(entry)),
+                          "n_frames": video.n_frames, "fps": spec.fps, "seed": video_seed,
+                          "face": video.subject_id, "events": events})
+    sheets = write_sheets(layout, root, entries, quirks)
+    write_json(root / "synth_truth.json", {
+        "layout": layout, "seed": seed, "size": list(size), "seconds": seconds, "fps": spec.fps, "quirks": quirks,
+        "synthetic": True, "frames_numbered_from": 1, "sheets": [p.name for p in sheets],
+        "clips": truth,  # one entry per long video; events hold frame indices from 0
+    })
+    log.info("wrote %d synthetic %s long videos to %s", len(entries), layout, root)
+    return root

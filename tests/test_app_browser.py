@@ -90,10 +90,11 @@ def test_onset_and_apex_image_example_is_one_click_away(page):
 @pytest.fixture(scope="module")
 def long_video(tmp_path_factory):
     """A synthetic long video (labelled synthetic) well over the test app's 60-frame short-clip limit."""
-    from instruction_data.long_layouts import write_long_video
+    from instruction_data.long_synth import LongSpec, make_long_video, write_long_video
 
-    return write_long_video(tmp_path_factory.mktemp("long_video") / "interview.mp4", seconds=12, seed=5,
-                            size=(320, 240))
+    video = make_long_video(LongSpec(seconds=12, fps=30, frame_size=(320, 240), face_height_frac=0.7, n_micro=2,
+                                     n_macro=1, seed=5))
+    return write_long_video(video, tmp_path_factory.mktemp("long_video") / "interview.mp4")
 
 
 def test_long_video_is_spotted_then_one_interval_analysed(page, app_server, long_video):
@@ -101,8 +102,8 @@ def test_long_video_is_spotted_then_one_interval_analysed(page, app_server, long
 
     page.get_by_role("tab", name="Video clip").click()
     page.locator("#video-input button[aria-label='Clear']").first.click()
-    _upload_and_route = page.locator("#video-input input[type=file]")
-    _upload_and_route.set_input_files(str(long_video))  # no Analyse press: a long upload goes to the Long video view
+    # no Analyse press: an upload over the short-clip limit (60 frames here) goes to the Long video view by itself
+    page.locator("#video-input input[type=file]").set_input_files(str(long_video))
     expect(page.get_by_role("tab", name="Long video")).to_have_attribute("aria-selected", "true")
     status = page.locator("#long-status")
     expect(status).to_contain_text("Spotted", timeout=TIMEOUT_MS)
