@@ -61,7 +61,7 @@ def _main_long(cfg: SynthConfig) -> int:
     if cfg.seconds <= 0:
         raise ConfigError(f"--seconds must be positive, not {cfg.seconds}.")
     if cfg.layout == "casme2_long" and cfg.clips > 6:
-        raise ConfigError(f"The casme2_long layout names at most 6 videos per subject; --clips {cfg.clips} is too many.")
+        raise ConfigError(f"The casme2_long layout names at most 6 videos per subject, not --clips {cfg.clips}.")
     out = Path(cfg.out)
     if out.is_dir() and any(out.iterdir()) and not (out / "synth_truth.json").is_file():
         raise ConfigError(f"{out} is not empty and holds no earlier synthetic dataset; choose a new --out (this "
