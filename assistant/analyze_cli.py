@@ -8,15 +8,17 @@ from pathlib import Path
 
 from assistant.config import add_dataclass_arguments
 from assistant.files import save_png, write_json
-from assistant.motion.mmc import draw_landmarks, with_legend
 from assistant.motion.analyze import MotionConfig, analyze_clip
+from assistant.motion.mmc import draw_landmarks, with_legend
 from assistant.motion.regions import region_masks
 from assistant.types import MotionAnalysis
 
 DESCRIPTION = """Analyse one micro-expression clip: find the face, measure the motion between the onset and apex
 frames, and write mmc_map.png, mmc_map_legend.png, landmarks.png, regions.json and summary.json into --out.
 CLIP is a video file (mp4, avi, webm, mov), a folder of frames, or an onset image (then give APEX_IMAGE too).
-Without --apex the apex is spotted as the frame whose face differs most from the onset."""
+Without --apex the apex is spotted as the frame that differs most from its local baseline (drift cancels out). The
+apex face is registered onto the onset face before the flow, only pixels inside the face are measured, and every
+region reports its motion in px and its signal-to-noise ratio against the clip's own noise floor."""
 
 
 def summary_dict(analysis: MotionAnalysis, source: str, apex_image: str | None) -> dict:
@@ -31,6 +33,8 @@ def summary_dict(analysis: MotionAnalysis, source: str, apex_image: str | None) 
         "crop_box": [analysis.crop.x0, analysis.crop.y0, analysis.crop.x1, analysis.crop.y1, analysis.crop.size],
         "faces_found": analysis.landmarks.n_faces,
         "head_motion": {k: round(v, 4) for k, v in analysis.field.head_motion.items()},
+        "registration": analysis.field.registration,
+        "noise_floor_px": round(analysis.field.noise_px, 4), "noise_source": analysis.field.noise_source,
         "timings_s": {k: round(v, 4) for k, v in analysis.timings.items()},
         "backends": analysis.backends,
         "moving_regions": [r.label for r in analysis.moving_regions()],
@@ -73,10 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     moving = analysis.moving_regions()
     if moving:
         print("moving regions:")
-        for r in sorted(moving, key=lambda r: -r.mean_magnitude):
-            print(f"  {r.label:<22} {r.direction:<10} {r.colour:<12} {r.intensity:<8} {r.dx:+.2f},{r.dy:+.2f} px")
+        for r in sorted(moving, key=lambda r: -r.snr):
+            print(f"  {r.label:<22} {r.direction:<10} {r.colour:<12} {r.intensity:<8} {r.dx:+.3f},{r.dy:+.3f} px  "
+                  f"SNR {r.snr:.1f}")
     else:
-        print("no region moved above the 'none' threshold")
+        print("no region moved above the noise floor")
+    print(f"noise floor {analysis.field.noise_px:.3f} px ({analysis.field.noise_source}); head motion removed: "
+          + ", ".join(f"{k} {v:+.3f}" for k, v in analysis.field.head_motion.items()))
     for w in summary["warnings"]:
         print(f"note: {w}")
     print(f"wrote mmc_map.png, mmc_map_legend.png, landmarks.png, regions.json, summary.json to {out} "

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train vlm": ("finetune.vlm", "fine-tune Qwen2.5-VL with LoRA through TRL (the MELLM recipe)"),
     "eval": ("eval.run", "evaluate the assistant on a dataset with the field's protocols"),
     "eval compare": ("eval.compare", "put several evaluation runs side by side"),
+    "calibrate rules": ("eval.calibrate", "choose the rules detector's settings on the realistic calibration split"),
     "app": ("app", "start the Gradio chat app"),
 }
 

@@ -12,8 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.motion.clip import write_video
 from assistant.files import save_png
+from assistant.motion.clip import write_video
 
 log = logging.getLogger(__name__)
 

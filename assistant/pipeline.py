@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from assistant.au import AU, get_detector
-from assistant.motion.clip import ClipLimits
 from assistant.config import parse_config
 from assistant.emotions import SCHEME_CLASSES
 from assistant.errors import ConfigError, MEUError
 from assistant.motion.analyze import MotionConfig, analyze_clip
+from assistant.motion.clip import ClipLimits
 from assistant.parse import parse_answer
 from assistant.reasoners import get_reasoner
 from assistant.reasoners.base import ChatTurn, Conversation, ReasoningRequest, last
@@ -143,7 +143,11 @@ class Result:
             "parse_status": self.answer.parse_status,
             "regions": [r.to_dict() for r in self.analysis.regions],
             "onset": clip.onset, "apex": clip.apex, "apex_spotted": clip.apex_spotted, "n_frames": clip.n_frames,
+            "apex_found": getattr(clip, "apex_found", True),
             "head_motion": {k: round(float(v), 4) for k, v in self.analysis.field.head_motion.items()},
+            "registration": self.analysis.field.registration,
+            "noise_floor_px": round(float(self.analysis.field.noise_px), 4),
+            "noise_source": self.analysis.field.noise_source,
             "warnings": list(self.analysis.warnings),
             "backends": dict(self.backends),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},

@@ -111,13 +111,15 @@ def format_evidence_line(scores: Iterable[tuple[int, float]], backend: str, lang
 
 def format_region_table(regions: Iterable, lang: str = "en") -> str:
     """The moving regions (`assistant.types.RegionMotion`) as prompt text, strongest first; still ones are left out."""
-    moving = sorted((r for r in regions if r.intensity != "none"), key=lambda r: -r.mean_magnitude)
+    moving = sorted((r for r in regions if r.intensity != "none"), key=lambda r: -r.snr)
     if lang == "zh":
         rows = [f"- {r.label}：{DIRECTION_WORDS_ZH.get(r.direction, r.direction)}"
-                f"（{COLOUR_WORDS_ZH.get(r.colour, r.colour)}），{r.intensity}，{r.mean_magnitude:.2f} 像素"
+                f"（{COLOUR_WORDS_ZH.get(r.colour, r.colour)}），{r.intensity}，{r.motion_px:.2f} 像素，"
+                f"信噪比 {r.snr:.0f}"
                 for r in moving]
         return "区域运动（人物自身的左右）：\n" + ("\n".join(rows) if rows else "无明显运动")
-    rows = [f"- {r.label}: {r.direction} ({r.colour}), {r.intensity}, {r.mean_magnitude:.2f} px" for r in moving]
+    rows = [f"- {r.label}: {r.direction} ({r.colour}), {r.intensity}, {r.motion_px:.2f} px, SNR {r.snr:.0f}"
+            for r in moving]
     return "Region motion (the person's sides):\n" + ("\n".join(rows) if rows else "no clear motion")
 
 

@@ -81,8 +81,12 @@ class MotionField:
     flow: np.ndarray  # (H, W, 2) float32, head motion removed
     raw_flow: np.ndarray  # (H, W, 2) float32 before compensation
     method: str  # "tvl1" | "dis"
-    compensation: str  # "nose" | "similarity" | "none"
-    head_motion: dict[str, float] = field(default_factory=dict)  # tx, ty (px), rotation (deg), scale
+    compensation: str  # "register" | "similarity" | "nose" | "none"
+    head_motion: dict[str, float] = field(default_factory=dict)  # tx, ty (px at the nose tip), rotation (deg), scale
+    face_mask: np.ndarray | None = None  # (H, W) bool: inside the face; the flow is zero outside
+    noise_px: float = 0.0  # per-axis spread of a region's mean vector under no expression (assistant.motion.noise)
+    noise_source: str = ""  # "null pair 0->1" | "stable area" | ...
+    registration: str = "none"  # how the apex face was registered onto the onset face before the flow
 
 
 @dataclass
@@ -98,6 +102,12 @@ class RegionMotion:
     intensity: str  # "none" | "weak" | "moderate" | "strong"
     coherence: float  # |mean vector| / mean magnitude, 0..1: 1 = all pixels move the same way
     n_pixels: int = 0
+    snr: float = 0.0  # |mean vector| / the analysis' noise floor
+
+    @property
+    def motion_px(self) -> float:
+        """Coherent motion: the length of the region's mean vector (noise averages out of it, muscle motion not)."""
+        return float(np.hypot(self.dx, self.dy))
 
     @property
     def label(self) -> str:
@@ -112,6 +122,7 @@ class RegionMotion:
             "mean_magnitude": round(self.mean_magnitude, 4), "max_magnitude": round(self.max_magnitude, 4),
             "direction": self.direction, "colour": self.colour, "intensity": self.intensity,
             "coherence": round(self.coherence, 4), "n_pixels": self.n_pixels,
+            "motion_px": round(self.motion_px, 4), "snr": round(self.snr, 2),
         }
 
 
@@ -130,6 +141,7 @@ class MotionAnalysis:
     timings: dict[str, float] = field(default_factory=dict)
     backends: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    apex_landmarks: FaceLandmarks | None = None  # on the apex frame (source-frame pixels), when registration ran
 
     def moving_regions(self) -> list[RegionMotion]:
         return [r for r in self.regions if r.intensity != "none"]

@@ -24,12 +24,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit, median_time  # noqa: E402
 
+from assistant.motion.analyze import MotionConfig, analyze_frames  # noqa: E402
 from assistant.motion.clip import write_video  # noqa: E402
-from assistant.motion.face import apply_crop, crop_box, detect_face, landmarks_in_crop  # noqa: E402
+from assistant.motion.face import crop_box, detect_face, landmarks_in_crop  # noqa: E402
 from assistant.motion.flow import compensate, compute_flow  # noqa: E402
 from assistant.motion.mmc import mmc_map  # noqa: E402
-from assistant.motion.analyze import MotionConfig, analyze_frames  # noqa: E402
-from assistant.motion.regions import region_motion  # noqa: E402
+from assistant.motion.noise import noise_from_stable  # noqa: E402
+from assistant.motion.regions import face_region_masks, region_motion  # noqa: E402
+from assistant.motion.register import face_mask, register_pair, stable_mask  # noqa: E402
 from instruction_data.synth import SynthSpec, render_clip  # noqa: E402
 
 
@@ -42,18 +44,27 @@ def synthetic_pair(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
 def stage_times(onset: np.ndarray, apex: np.ndarray, repeat: int) -> dict:
     lm = detect_face(onset)
     box = crop_box(lm)
-    on_c, ap_c = apply_crop(onset, box), apply_crop(apex, box)
     crop_lm = landmarks_in_crop(lm, box)
+    shape = (box.size, box.size)
+    stable = stable_mask(crop_lm.points68, shape, crop_lm.points)
+    face = face_mask(crop_lm.points68, shape, crop_lm.points)
+    apex_lm = detect_face(apex)
+    on_c, ap_c, _ = register_pair(onset, apex, lm, apex_lm, box, stable)
     flow = compute_flow(on_c, ap_c, "tvl1")
-    comp, _ = compensate(flow, crop_lm.points68, "similarity")
+    comp, _ = compensate(flow, crop_lm.points68, "register", stable)
+    masks = face_region_masks(crop_lm.points68, face)
     figures = {
-        "landmarks_s": median_time(lambda: detect_face(onset), repeat),
-        "crop_s": median_time(lambda: (apply_crop(onset, box), apply_crop(apex, box)), repeat),
+        "landmarks_both_frames_s": median_time(lambda: (detect_face(onset), detect_face(apex)), repeat),
+        "masks_s": median_time(lambda: (stable_mask(crop_lm.points68, shape, crop_lm.points),
+                                        face_mask(crop_lm.points68, shape, crop_lm.points)), repeat),
+        "register_s": median_time(lambda: register_pair(onset, apex, lm, apex_lm, box, stable), repeat),
         "flow_tvl1_s": median_time(lambda: compute_flow(on_c, ap_c, "tvl1"), repeat),
         "flow_dis_s": median_time(lambda: compute_flow(on_c, ap_c, "dis"), repeat),
-        "compensation_similarity_s": median_time(lambda: compensate(flow, crop_lm.points68, "similarity"), repeat),
-        "map_s": median_time(lambda: mmc_map(on_c, comp), repeat),
-        "regions_s": median_time(lambda: region_motion(comp, crop_lm.points68), repeat),
+        "residual_compensation_s": median_time(lambda: compensate(flow, crop_lm.points68, "register", stable),
+                                               repeat),
+        "noise_floor_stable_area_s": median_time(lambda: noise_from_stable(comp, stable, crop_lm.points68), repeat),
+        "map_s": median_time(lambda: mmc_map(on_c, comp, mask=face), repeat),
+        "regions_s": median_time(lambda: region_motion(comp, crop_lm.points68, masks, 0.02), repeat),
         "total_tvl1_s": median_time(lambda: analyze_frames(onset, apex, MotionConfig(flow="tvl1")), repeat),
         "total_dis_s": median_time(lambda: analyze_frames(onset, apex, MotionConfig(flow="dis")), repeat),
     }

@@ -57,8 +57,8 @@ class RulesAdapter(_NoCheckpoint):
 
     def predict(self, data) -> np.ndarray:
         from assistant.au.rules import score_regions
-        from assistant.motion.clip import read_image
         from assistant.motion.analyze import analyze_frames
+        from assistant.motion.clip import read_image
 
         out = []
         for r in data.records:

@@ -27,9 +27,9 @@ from tqdm import tqdm
 
 from assistant.au.microau_clip import MicroAUCLIP, MicroAUCLIPConfig
 from assistant.au.microau_clip_io import build_model, model_inputs, pixel_values, save_microau_clip
-from assistant.motion.clip import read_image
 from assistant.files import atomic_path
 from assistant.motion.analyze import MotionConfig, analyze_frames
+from assistant.motion.clip import read_image
 from finetune.au import TrainAUConfig, train_epochs
 
 log = logging.getLogger(__name__)

@@ -96,8 +96,8 @@ def _init_worker(cfg: BuildConfig, evidence: dict | None) -> None:
 
 def process_record(record: Record, name: str, cfg: BuildConfig, evidence: dict | None) -> dict:
     """Analyse one clip, save its map and its samples; returns the part written to `parts/<name>.json`."""
-    from assistant.motion.clip import read_image
     from assistant.motion.analyze import MotionConfig, analyze_clip, analyze_frames
+    from assistant.motion.clip import read_image
 
     out = Path(cfg.out)
     fgmu = FGMUConfig(lang=cfg.lang, mer_ratio=cfg.mer_ratio, seed=cfg.seed, scheme=cfg.scheme_or_default())

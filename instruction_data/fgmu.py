@@ -84,7 +84,7 @@ def _explained(record: Record) -> set[tuple[str, str | None]]:
 
 
 def _part_regions(record: Record, regions: Sequence[RegionMotion], lang: str, rng: random.Random) -> str:
-    moving = sorted((r for r in regions if r.intensity != "none"), key=lambda r: -r.mean_magnitude)
+    moving = sorted((r for r in regions if r.intensity != "none"), key=lambda r: -r.snr)
     explained = _explained(record)
     lines = [pick(rng, lang, "head1")]
     for r in moving[:MAX_REGIONS]:

@@ -9,6 +9,7 @@ say `?` or give alternatives, as real coders do); figures measured on these data
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -86,7 +87,7 @@ def _samm_write(root: Path, clips: list[dict], quirks: bool) -> list[Path]:
                  "Type", "Action Units", "Notes", "Estimated Emotion"])
     for k, c in enumerate(clips):
         aus = list(c["aus"])
-        if quirks and k % 3 == 1:
+        if quirks and k % 3 == 1 and aus and aus[0][-1].isdigit():
             aus[0] = aus[0] + "A"  # intensity letter, as in R14A
         au_cell = _au_string(tuple(aus), " + ")
         if quirks and k == 2:
@@ -237,4 +238,82 @@ def write_synthetic_dataset(layout: str, out_dir: str | Path, subjects: int, cli
                                            "quirks": quirks, "synthetic": True, "sheets": [p.name for p in sheets],
                                            "clips": truth})
     log.info("wrote %d synthetic %s clips to %s", len(plan), layout, root)
+    return root
+
+
+def _write_jpegs(folder: Path, names: list[str], frames: list[np.ndarray], quality: int) -> None:
+    for name, frame in zip(names, frames, strict=True):
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        atomic_write_bytes(folder / name, buf.tobytes())
+
+
+def write_realistic_dataset(layout: str, out_dir: str | Path, split: str, subjects: int | None = None,
+                            clips: int = 10, seed: int = 0, size: tuple[int, int] = (640, 480), quirks: bool = False,
+                            progress: bool = False) -> Path:
+    """Write clips of the realistic world's `split` (`instruction_data.realistic`) in `layout` under `out_dir`.
+
+    A dataset subject is one person of the split (its photo as shot and mirrored, clip by clip); clip c of subject
+    s is clip `s * clips + c` of the split's stream for `seed`, with that subject. Each frame is written once as a
+    JPEG at the clip's drawn quality, so the files read back as `realistic_clip` renders them. Null clips (no AU)
+    get an empty AU cell and 'others' (layouts without 'others' leave them out). `synth_truth.json` keeps the whole
+    ground truth: AUs with sides and intensities, amplitudes, blinks, head motion, noise and JPEG quality.
+    """
+    from instruction_data.realistic import draw_spec, render_realistic, split_subjects
+
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
+    people: dict[str, list] = {}
+    for face in split_subjects(split):
+        people.setdefault(face.source, []).append(face)
+    persons = list(people)
+    subjects = len(persons) if subjects is None else subjects
+    if not 1 <= subjects <= len(persons) or clips < 1:
+        raise ValueError(f"the {split} split has {len(persons)} people: ask for 1 to {len(persons)} subjects and at "
+                         "least one clip each")
+    spec = LAYOUTS[layout]
+    root = Path(out_dir)
+    clear_previous(root)
+    plan, truth = [], []
+    todo = [(s, c) for s in range(subjects) for c in range(clips)]
+    for s, c in tqdm(todo, desc=f"realistic {layout} {split}", disable=not progress):
+        faces = people[persons[s]]
+        index = s * clips + c
+        clip_spec = draw_spec(index, split, seed, frame_size=tuple(size), subject=faces[c % len(faces)])
+        codes = [m.au.code for m in clip_spec.motions]
+        emotion = emotion_from_aus(codes, set(spec.vocabulary))[0] if codes else "others"
+        if emotion not in spec.vocabulary:
+            log.info("clip %d of %s: %s has no word in the %s sheet; left out", index, split, emotion, layout)
+            continue
+        dfme_split = "train"
+        if layout == "dfme" and subjects >= 3:
+            dfme_split = {subjects - 2: "test_a", subjects - 1: "test_b"}.get(s, "train")
+        start = int(np.random.default_rng([seed, s, c]).integers(1, 200))
+        sheet_aus = tuple(str(m.au) if layout == "samm" else f"{m.au.side or ''}{m.au.code}" for m in clip_spec.motions)
+        row = {"subject": s, "subject_n": s + (6 if layout == "samm" else 1), "clip_id": _clip_id(layout, s, c),
+               "aus": sheet_aus, "emotion": emotion, "emotion_word": spec.vocabulary[emotion], "start": start,
+               "split": dfme_split, "onset_n": start + clip_spec.onset, "apex_n": start + clip_spec.apex,
+               "offset_n": start + clip_spec.offset}
+        clip = render_realistic(dataclasses.replace(clip_spec, jpeg_quality=None))
+        folder = root / spec.frame_path(row)
+        _write_jpegs(folder, [spec.frame_name(row, start + i) for i in range(len(clip.frames))], clip.frames,
+                     clip_spec.jpeg_quality)
+        plan.append(row)
+        truth.append({"subject": clip.subject_id, "person": persons[s], "subject_n": row["subject_n"],
+                      "clip_id": row["clip_id"], "split": dfme_split, "realistic_split": split, "index": index,
+                      "aus": [str(m.au) for m in clip_spec.motions], "null": clip_spec.is_null,
+                      "amplitude_px": [round(m.amplitude_px, 4) for m in clip_spec.motions], "emotion": emotion,
+                      "onset": row["onset_n"], "apex": row["apex_n"], "offset": row["offset_n"],
+                      "blinks": [[start + a, start + b] for a, b in clip_spec.blinks],
+                      "head_translation_px": list(clip_spec.head_translation_px),
+                      "head_rotation_deg": clip_spec.head_rotation_deg, "head_zoom": clip_spec.head_zoom,
+                      "noise_sigma": clip_spec.noise_sigma, "jpeg_quality": clip_spec.jpeg_quality,
+                      "illumination_drift": clip_spec.illumination_drift, "fps": clip_spec.fps,
+                      "folder": str(spec.frame_path(row))})
+    if not plan:
+        raise ValueError(f"no clip of the {split} split can be written in the {layout} layout")
+    sheets = spec.write(root, plan, quirks)
+    write_json(root / "synth_truth.json", {"layout": layout, "realistic": True, "split": split, "seed": seed,
+                                           "size": list(size), "quirks": quirks, "synthetic": True,
+                                           "sheets": [p.name for p in sheets], "clips": truth})
+    log.info("wrote %d realistic synthetic %s clips (%s split) to %s", len(plan), layout, split, root)
     return root

@@ -21,9 +21,10 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 
 import cv2
 import numpy as np
@@ -38,8 +39,8 @@ log = logging.getLogger(__name__)
 WORK_CROP = 256  # the working size amplitudes refer to
 CROP_MARGIN = 0.15  # assistant.motion.face.crop_box's default margin
 
-# Gaussian falloff: sigma = SIGMA_FRACTION x the mean radius of the region's ellipse in assistant.motion.regions (which sizes
-# regions by the inter-ocular distance d), never below SIGMA_FLOOR x d so the field stays smooth enough to invert.
+# Gaussian falloff: sigma = SIGMA_FRACTION x the mean radius of the region's ellipse in assistant.motion.regions (which
+# sizes regions by the inter-ocular distance d), never below SIGMA_FLOOR x d so the field stays smooth to invert.
 SIGMA_FRACTION = 0.85
 SIGMA_FLOOR = 0.1
 MIDLINE_WEIGHT_SIDED = 0.5  # a one-sided AU moves the shared midline regions half as much
@@ -55,6 +56,36 @@ class SubjectFace:
     source: str  # the photo it came from
     face_scale: float = 1.0  # relative face size on the canvas
     background: tuple[int, int, int] = (90, 90, 90)
+
+
+@dataclass(frozen=True)
+class TemplateJitter:
+    """How one region action of one AU departs from the FACS table, so detectors are not scored on their own table."""
+
+    offset_iod: tuple[float, float] = (0.0, 0.0)  # region centre shift (image x, y) in inter-ocular distances
+    angle_deg: float = 0.0  # direction rotated in the image (positive = clockwise on screen, y down)
+    size: float = 1.0  # Gaussian falloff scaled by this
+
+
+@dataclass(frozen=True, eq=False)
+class AUMotion:
+    """One AU of a clip with its own peak amplitude (crop px at the primary region) and template jitter."""
+
+    au: AU
+    amplitude_px: float
+    jitter: Mapping[tuple[str, str | None], TemplateJitter] = field(default_factory=dict)  # (region, side) -> jitter
+
+
+@dataclass(frozen=True)
+class RegionMove:
+    """One Gaussian bump of the forward displacement field, in the pixels of the image it was built for."""
+
+    au: AU
+    region: str
+    side: str | None
+    centre: tuple[float, float]
+    sigma: float
+    vector: tuple[float, float]  # displacement at the centre at full strength (dx, dy)
 
 
 @dataclass
@@ -76,6 +107,14 @@ class SynthSpec:
     face_height_frac: float = 0.5  # face height (landmark box) as a fraction of the frame height
     fps: float = 200.0
     seed: int = 0
+    motions: Sequence[AUMotion] = ()  # when given, replaces `aus` and `amplitude_px`: per-AU amplitude and jitter
+    head_zoom: float = 0.0  # relative scale change reached at the last frame (0.01 = 1 % larger)
+    head_jitter_zoom: float = 0.0  # per-frame random relative scale (std)
+    blinks: Sequence[tuple[int, int]] = ()  # (first, last) frame of each blink: the lids close, then reopen
+    blink_depth: float = 0.7  # share of the eye opening the upper lid travels at the middle of a blink
+    jpeg_quality: int | None = None  # encode and decode each frame as JPEG at this quality
+    noise_table: bool = False  # draw the noise from a 256-level Gaussian table: 4x faster, same spread
+    static_background: bool = False  # the head moves over a still background (else the whole picture moves)
 
 
 @dataclass
@@ -92,6 +131,22 @@ class SynthClip:
     strength: np.ndarray  # per frame, 0..1 AU time course
     head_poses: list[tuple[float, float, float]] = field(default_factory=list)  # per frame (tx, ty) frame px, deg
     region_centres: dict[tuple[str, str | None], tuple[float, float]] = field(default_factory=dict)  # frame 0 px
+    amplitudes_px: list[float] = field(default_factory=list)  # per AU (same order as `aus`), crop px
+    moves: list[RegionMove] = field(default_factory=list)  # the bumps applied, frame 0 px, full strength
+    head_zooms: list[float] = field(default_factory=list)  # per frame relative scale change
+    head_translation_px: tuple[float, float] = (0.0, 0.0)  # drift at the last frame, crop px
+    head_rotation_deg: float = 0.0
+    head_zoom: float = 0.0
+    blinks: list[tuple[int, int]] = field(default_factory=list)
+    blink_strength: np.ndarray | None = None  # per frame, 0..1 lid closure
+    noise_sigma: float = 0.0
+    illumination_drift: float = 0.0
+    jpeg_quality: int | None = None
+    split: str = ""  # the realistic world's split ("calibration" / "benchmark"); empty for the easy world
+
+    @property
+    def is_null(self) -> bool:
+        return not self.aus
 
 
 def _as_au(a: AU | str | int) -> AU:
@@ -113,8 +168,8 @@ def default_photos() -> list[tuple[str, np.ndarray]]:
 
 def load_photos(folder: str | Path) -> list[tuple[str, np.ndarray]]:
     """Every readable image in `folder` (natural order), for subjects made from a user's own face photos."""
-    from assistant.motion.clip import IMAGE_SUFFIXES, natural_key, read_image
     from assistant.errors import UnreadableClipError
+    from assistant.motion.clip import IMAGE_SUFFIXES, natural_key, read_image
 
     paths = sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
     if not paths:
@@ -199,39 +254,99 @@ def _sigmas(points68: np.ndarray) -> dict[tuple[str, str | None], float]:
             for key, (_, rx, ry) in region_ellipses(points68).items()}
 
 
+def _inter_ocular(points68: np.ndarray) -> float:
+    return float(np.linalg.norm(points68[42:48].mean(axis=0) - points68[36:42].mean(axis=0)))
+
+
+def _rotate(v: np.ndarray, angle_deg: float) -> np.ndarray:
+    if not angle_deg:
+        return v
+    a = math.radians(angle_deg)
+    c, s = math.cos(a), math.sin(a)
+    return np.array([c * v[0] - s * v[1], s * v[0] + c * v[1]])
+
+
+def au_moves(points68: np.ndarray, motions: Sequence[AUMotion], scale: float = 1.0) -> list[RegionMove]:
+    """The Gaussian bumps the FACS table (bent by each motion's jitter) asks for; `scale` = image px per crop px.
+
+    A sided AU moves only that side's regions (midline ones at half weight); AUs the table lacks (and unreadable
+    codes) add nothing and are logged.
+    """
+    centres, sigmas = region_centres(points68), _sigmas(points68)
+    d = _inter_ocular(points68)
+    moves = []
+    for m in motions:
+        au = m.au
+        if au.code not in FACS:
+            log.debug("AU %s has no FACS motion entry; it adds no motion", au)
+            continue
+        amplitude = m.amplitude_px * scale
+        for action in FACS[au.code].actions:
+            midline = action.region in MIDLINE_REGIONS
+            sides = [None] if midline else ([au.side] if au.side else ["L", "R"])
+            for side in sides:
+                jit = m.jitter.get((action.region, side), TemplateJitter())
+                weight = action.weight * (MIDLINE_WEIGHT_SIDED if midline and au.side else 1.0)
+                direction = _rotate(image_direction(action, side), jit.angle_deg)
+                cx, cy = centres[(action.region, side)]
+                if jit.offset_iod != (0.0, 0.0):
+                    cx, cy = cx + jit.offset_iod[0] * d, cy + jit.offset_iod[1] * d
+                moves.append(RegionMove(au, action.region, side, (cx, cy), sigmas[(action.region, side)] * jit.size,
+                                        (amplitude * weight * direction[0], amplitude * weight * direction[1])))
+    return moves
+
+
+def field_from_moves(moves: Sequence[RegionMove], size: tuple[int, int]) -> np.ndarray:
+    """Forward displacement (H, W, 2) float32: the sum of the moves' Gaussian bumps."""
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = np.zeros((h, w, 2), np.float32)
+    for mv in moves:
+        cx, cy = mv.centre
+        r = 3.5 * mv.sigma  # compute the Gaussian on a window only: it is ~0 beyond
+        x0, x1 = max(0, int(cx - r)), min(w, int(cx + r) + 1)
+        y0, y1 = max(0, int(cy - r)), min(h, int(cy + r) + 1)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        g = np.exp(-((xx[y0:y1, x0:x1] - cx) ** 2 + (yy[y0:y1, x0:x1] - cy) ** 2) / (2 * mv.sigma ** 2))
+        out[y0:y1, x0:x1, 0] += mv.vector[0] * g
+        out[y0:y1, x0:x1, 1] += mv.vector[1] * g
+    return out
+
+
 def displacement_field(points68: np.ndarray, aus: Sequence[AU], amplitude: float,
                        size: tuple[int, int]) -> np.ndarray:
     """Forward displacement (H, W, 2) float32 at full strength, in the pixels of the image `points68` lives in.
 
     Each FACS region action adds `amplitude * weight * direction` with a Gaussian falloff around the region
-    centre. A sided AU moves only that side's regions (midline ones at half weight); AUs the table lacks (and
-    unreadable codes) add nothing and are logged.
+    centre (see `au_moves`).
     """
-    w, h = size
+    return field_from_moves(au_moves(points68, [AUMotion(au, amplitude) for au in aus]), size)
+
+
+def blink_moves(points68: np.ndarray, depth: float) -> list[RegionMove]:
+    """Both upper lids down by `depth` x the eye opening, the lower lids up a little: a blink at its deepest."""
     centres, sigmas = region_centres(points68), _sigmas(points68)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    out = np.zeros((h, w, 2), np.float32)
-    for au in aus:
-        if au.code not in FACS:
-            log.debug("AU %s has no FACS motion entry; it adds no motion", au)
-            continue
-        for action in FACS[au.code].actions:
-            midline = action.region in MIDLINE_REGIONS
-            sides = [None] if midline else ([au.side] if au.side else ["L", "R"])
-            for side in sides:
-                weight = action.weight * (MIDLINE_WEIGHT_SIDED if midline and au.side else 1.0)
-                direction = image_direction(action, side)
-                cx, cy = centres[(action.region, side)]
-                sigma = sigmas[(action.region, side)]
-                r = 3.5 * sigma  # compute the Gaussian on a window only: it is ~0 beyond
-                x0, x1 = max(0, int(cx - r)), min(w, int(cx + r) + 1)
-                y0, y1 = max(0, int(cy - r)), min(h, int(cy + r) + 1)
-                if x0 >= x1 or y0 >= y1:
-                    continue
-                g = np.exp(-((xx[y0:y1, x0:x1] - cx) ** 2 + (yy[y0:y1, x0:x1] - cy) ** 2) / (2 * sigma ** 2))
-                out[y0:y1, x0:x1, 0] += (amplitude * weight * direction[0]) * g
-                out[y0:y1, x0:x1, 1] += (amplitude * weight * direction[1]) * g
-    return out
+    p = np.asarray(points68, dtype=np.float64)
+    opening = float(np.mean([np.linalg.norm(p[a] - p[b]) for a, b in ((37, 41), (38, 40), (43, 47), (44, 46))]))
+    blink = AU(43, raw="43")
+    moves = []
+    for side in ("L", "R"):
+        moves.append(RegionMove(blink, "upper_eyelid", side, centres[("upper_eyelid", side)],
+                                sigmas[("upper_eyelid", side)], (0.0, depth * opening)))
+        moves.append(RegionMove(blink, "lower_eyelid", side, centres[("lower_eyelid", side)],
+                                sigmas[("lower_eyelid", side)], (0.0, -0.15 * depth * opening)))
+    return moves
+
+
+def blink_course(n_frames: int, blinks: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Per frame lid closure 0..1: a raised cosine from each blink's first frame to its last."""
+    b = np.zeros(n_frames)
+    i = np.arange(n_frames, dtype=np.float64)
+    for first, last in blinks:
+        inside = (i >= first) & (i <= last)
+        b[inside] = np.maximum(b[inside], 0.5 - 0.5 * np.cos(2 * math.pi * (i[inside] - first) / max(last - first, 1)))
+    return b
 
 
 def _place(subject: SubjectFace, spec: SynthSpec) -> tuple[np.ndarray, np.ndarray, FaceLandmarks]:
@@ -263,10 +378,61 @@ def _remap_field(d: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
     return cv2.remap(d, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def render_clip(spec: SynthSpec) -> SynthClip:
-    """Render the frames of one clip. Deterministic in `spec` (noise and jitter come from `spec.seed`)."""
+# Standard normal quantiles at the centres of 256 equal-probability bins (std 0.997): noise from one random byte.
+_GAUSS_TABLE = np.array([NormalDist().inv_cdf((k + 0.5) / 256) for k in range(256)], np.float32)
+
+
+def _sample(fields: list[tuple[float, np.ndarray]], mx: np.ndarray, my: np.ndarray) -> np.ndarray:
+    """sum(weight x field) sampled at the map (mx, my)."""
+    return sum(wt * _remap_field(f, mx, my) for wt, f in fields)
+
+
+def head_mask(lm: FaceLandmarks, size: tuple[int, int]) -> np.ndarray:
+    """Soft (H, W) float32 outline of the head: an ellipse from above the brows (forehead, hair) to below the chin,
+    feathered over about a twentieth of the face height so the moving head blends into the still background."""
+    w, h = size
+    x0, y0, x1, y1 = lm.box
+    fw, fh = x1 - x0, y1 - y0
+    mask = np.zeros((h, w), np.float32)
+    cv2.ellipse(mask, (int(round((x0 + x1) / 2)), int(round(y0 + 0.4 * fh))),
+                (int(round(0.62 * fw)), int(round(0.78 * fh))), 0, 0, 360, 1.0, -1)
+    return cv2.GaussianBlur(mask, (0, 0), 0.05 * fh)
+
+
+def _window(head: np.ndarray, roi: tuple[slice, slice] | None, margin: float) -> tuple[slice, slice]:
+    """The frame window a moving head can change: the head outline's support and the local fields' `roi`, widened."""
+    h, w = head.shape
+    rows, cols = np.nonzero(head > 1e-3)
+    y0, y1, x0, x1 = rows.min() - margin, rows.max() + 1 + margin, cols.min() - margin, cols.max() + 1 + margin
+    if roi:
+        y0, y1 = min(y0, roi[0].start), max(y1, roi[0].stop)
+        x0, x1 = min(x0, roi[1].start), max(x1, roi[1].stop)
+    return (slice(max(0, int(y0)), min(h, int(math.ceil(y1)))), slice(max(0, int(x0)), min(w, int(math.ceil(x1)))))
+
+
+def _support(moves: Sequence[RegionMove], size: tuple[int, int], margin: float) -> tuple[slice, slice] | None:
+    """The frame window (rows, columns) outside which every move's bump is zero, widened by `margin` px."""
+    if not moves:
+        return None
+    w, h = size
+    x0 = min(mv.centre[0] - 3.5 * mv.sigma for mv in moves) - margin
+    x1 = max(mv.centre[0] + 3.5 * mv.sigma for mv in moves) + margin
+    y0 = min(mv.centre[1] - 3.5 * mv.sigma for mv in moves) - margin
+    y1 = max(mv.centre[1] + 3.5 * mv.sigma for mv in moves) + margin
+    cols = slice(max(0, int(x0)), min(w, int(math.ceil(x1)) + 1))
+    rows = slice(max(0, int(y0)), min(h, int(math.ceil(y1)) + 1))
+    if cols.start >= cols.stop or rows.start >= rows.stop:
+        return None
+    return rows, cols
+
+
+def render_clip(spec: SynthSpec, only: Sequence[int] | None = None) -> SynthClip:
+    """Render the frames of one clip. Deterministic in `spec` (jitter comes from `spec.seed`, each frame's noise from
+    (`spec.seed`, frame index)). `only`: render just these frame indices (the others are None in `frames`), for
+    measurements that need the onset and apex alone; the rendered frames are the same as in a full render."""
     subject = spec.subject if isinstance(spec.subject, SubjectFace) else make_subjects(spec.subject + 1)[spec.subject]
-    aus = [_as_au(a) for a in spec.aus]
+    motions = list(spec.motions) or [AUMotion(_as_au(a), spec.amplitude_px) for a in spec.aus]
+    aus = [m.au for m in motions]
     onset, apex, offset = _resolve_frames(spec)
     n = spec.n_frames
     rng = np.random.default_rng(spec.seed)
@@ -276,8 +442,11 @@ def render_clip(spec: SynthSpec) -> SynthClip:
     x0, y0, x1, y1 = lm.box
     crop_side = max(x1 - x0, y1 - y0) * (1 + 2 * CROP_MARGIN)
     px = crop_side / WORK_CROP  # frame px per crop px
-    base = displacement_field(lm.points68, aus, spec.amplitude_px * px, (w, h))
+    moves = au_moves(lm.points68, motions, px)
+    base = field_from_moves(moves, (w, h))
     strength = time_course(n, onset, apex, offset)
+    closure = blink_course(n, spec.blinks)
+    blink = field_from_moves(blink_moves(lm.points68, spec.blink_depth), (w, h)) if spec.blinks else None
 
     grid_y, grid_x = np.mgrid[0:h, 0:w].astype(np.float32)
     centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
@@ -285,41 +454,93 @@ def render_clip(spec: SynthSpec) -> SynthClip:
     tx = spec.head_translation_px[0] * px * ramp + rng.normal(0, spec.head_jitter_px * px, n)
     ty = spec.head_translation_px[1] * px * ramp + rng.normal(0, spec.head_jitter_px * px, n)
     rot = spec.head_rotation_deg * ramp + rng.normal(0, spec.head_jitter_deg, n)
-    if spec.head_jitter_px or spec.head_jitter_deg:  # frame 0 is the reference pose
-        tx, ty, rot = tx - tx[0], ty - ty[0], rot - rot[0]
+    zoom = spec.head_zoom * ramp
+    if spec.head_jitter_zoom:
+        zoom = zoom + rng.normal(0, spec.head_jitter_zoom, n)
+    if spec.head_jitter_px or spec.head_jitter_deg or spec.head_jitter_zoom:  # frame 0 is the reference pose
+        tx, ty, rot, zoom = tx - tx[0], ty - ty[0], rot - rot[0], zoom - zoom[0]
 
+    # The head moves the whole frame (one affine warp), or with a still background only the window around the head;
+    # the local fields are solved and applied only where they can reach: their support, widened by the largest head
+    # motion.
+    reach = float((np.abs(tx) + np.abs(ty) + (np.abs(np.radians(rot)) + np.abs(zoom)) * math.hypot(w, h)).max())
+    roi = _support(moves + (blink_moves(lm.points68, spec.blink_depth) if spec.blinks else []), (w, h), reach + 4)
+    head = head_mask(lm, (w, h)) if spec.static_background else None
+    win = (slice(0, h), slice(0, w)) if head is None else _window(head, roi, reach + 4)
+    (wy0, wy1), (wx0, wx1) = (win[0].start, win[0].stop), (win[1].start, win[1].stop)
+    if roi:
+        grid_x, grid_y = grid_x[roi], grid_y[roi]
+        in_win = (slice(roi[0].start - wy0, roi[0].stop - wy0), slice(roi[1].start - wx0, roi[1].stop - wx0))
+    still = canvas[win].copy()
+    cx, cy = float(centre[0]), float(centre[1])
+    noise_lut = _GAUSS_TABLE * np.float32(spec.noise_sigma)
     frames, poses = [], []
+    wanted = set(range(n)) if only is None else {int(i) for i in only}
     for i in range(n):
+        poses.append((float(tx[i]), float(ty[i]), float(rot[i])))
+        if i not in wanted:
+            frames.append(None)
+            continue
         s = float(strength[i])
-        moved = bool(tx[i] or ty[i] or rot[i])
-        if moved:  # inverse similarity: z = R^T (y - c - t) + c (rotation positive = counter-clockwise on screen)
-            a = math.radians(rot[i])
-            ca, sa = math.cos(a), math.sin(a)
-            gx, gy = grid_x - centre[0] - tx[i], grid_y - centre[1] - ty[i]
-            zx = (ca * gx - sa * gy + centre[0]).astype(np.float32)
-            zy = (sa * gx + ca * gy + centre[1]).astype(np.float32)
+        fields = [(wt, f) for wt, f in ((s, base), (float(closure[i]), blink)) if wt > 0] if roi else []
+        moved = bool(tx[i] or ty[i] or rot[i] or zoom[i])
+        # inverse similarity z = R^T (y - c - t) / k + c (rotation positive = counter-clockwise on screen)
+        a = math.radians(rot[i])
+        k = 1.0 + float(zoom[i])
+        ca, sa = math.cos(a) / k, math.sin(a) / k
+        inv = np.array([[ca, -sa, cx - ca * (cx + tx[i]) + sa * (cy + ty[i])],
+                        [sa, ca, cy - sa * (cx + tx[i]) - ca * (cy + ty[i])]], np.float64)
+        inv_win = inv.copy()  # the same map for pixels of the window (origin at its corner)
+        inv_win[:, 2] += inv[:, :2] @ np.array([wx0, wy0], np.float64)
+        if moved:
+            part = cv2.warpAffine(canvas, inv_win, (wx1 - wx0, wy1 - wy0),
+                                  flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
         else:
-            zx, zy = grid_x, grid_y
-        if s > 0:
-            d = base if not moved else _remap_field(base, zx, zy)
-            u = s * d
-            for _ in range(2):  # fixed-point steps towards the inverse field
-                u = s * _remap_field(base, zx - u[:, :, 0], zy - u[:, :, 1])
-            mx, my = zx - u[:, :, 0], zy - u[:, :, 1]
-        else:
-            mx, my = zx, zy
-        if s > 0 or moved:
-            frame = cv2.remap(canvas, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+            part = still.copy()
+        if fields:
+            zx = np.float32(inv[0, 0]) * grid_x + np.float32(inv[0, 1]) * grid_y + np.float32(inv[0, 2])
+            zy = np.float32(inv[1, 0]) * grid_x + np.float32(inv[1, 1]) * grid_y + np.float32(inv[1, 2])
+            u = _sample(fields, zx, zy)
+            for _ in range(2 if closure[i] == 0 else 5):  # fixed-point steps towards the inverse field
+                u = _sample(fields, zx - u[:, :, 0], zy - u[:, :, 1])
+            part[in_win] = cv2.remap(canvas, zx - u[:, :, 0], zy - u[:, :, 1], cv2.INTER_CUBIC,
+                                     borderMode=cv2.BORDER_REPLICATE)
+        if moved and head is not None:  # the head over the still picture, through its soft outline
+            m = cv2.warpAffine(head, inv_win, (wx1 - wx0, wy1 - wy0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+            part = cv2.blendLinear(part, still, m, 1.0 - m)
+        if head is None:
+            frame = part
         else:
             frame = canvas.copy()
+            frame[win] = part
         gain = 1.0 + spec.illumination_drift * ramp[i]
-        if gain != 1.0:
-            frame *= gain
-        if spec.noise_sigma > 0:
-            frame += rng.standard_normal(frame.shape, dtype=np.float32) * spec.noise_sigma
-        frames.append(np.clip(frame + 0.5, 0, 255).astype(np.uint8))
-        poses.append((float(tx[i]), float(ty[i]), float(rot[i])))
+        frame_rng = np.random.default_rng([spec.seed, i])
+        if spec.noise_sigma > 0 and spec.noise_table:
+            noise = cv2.LUT(np.frombuffer(frame_rng.bytes(frame.size), np.uint8).reshape(frame.shape), noise_lut)
+            frame = cv2.addWeighted(frame, gain, noise, 1.0, 0.0, dtype=cv2.CV_8U)  # rounds and saturates
+        else:
+            if gain != 1.0:
+                frame *= gain
+            if spec.noise_sigma > 0:
+                frame += frame_rng.standard_normal(frame.shape, dtype=np.float32) * spec.noise_sigma
+            frame = np.clip(frame + 0.5, 0, 255).astype(np.uint8)
+        if spec.jpeg_quality is not None:
+            frame = jpeg_roundtrip(frame, spec.jpeg_quality)
+        frames.append(frame)
 
     return SynthClip(frames=frames, aus=aus, onset=onset, apex=apex, offset=offset, subject_id=subject.id,
                      landmarks=lm, fps=spec.fps, frame_px_per_crop_px=px, strength=strength, head_poses=poses,
-                     region_centres=region_centres(lm.points68))
+                     region_centres=region_centres(lm.points68), amplitudes_px=[m.amplitude_px for m in motions],
+                     moves=moves, head_zooms=[float(z) for z in zoom],
+                     head_translation_px=tuple(float(v) for v in spec.head_translation_px),
+                     head_rotation_deg=spec.head_rotation_deg, head_zoom=spec.head_zoom, blinks=list(spec.blinks),
+                     blink_strength=closure, noise_sigma=spec.noise_sigma,
+                     illumination_drift=spec.illumination_drift, jpeg_quality=spec.jpeg_quality)
+
+
+def jpeg_roundtrip(frame: np.ndarray, quality: int) -> np.ndarray:
+    """An RGB frame as a camera's JPEG would store it: encoded and decoded at `quality`."""
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError(f"JPEG encoding failed at quality {quality}")
+    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.config import parse_config
 from assistant.errors import ConfigError
-from instruction_data.layouts import LAYOUTS, write_synthetic_dataset
+from instruction_data.layouts import LAYOUTS, write_realistic_dataset, write_synthetic_dataset
 from instruction_data.long_layouts import LONG_LAYOUTS
+from instruction_data.photos import SPLITS
 
 
 @dataclass
@@ -18,13 +20,22 @@ class SynthConfig:
                                                      "which is replaced"})
     layout: str = field(default="casme2", metadata={"help": "official layout to imitate (with --long: casme2_long or "
                                                              "samm_long)", "choices": [*LAYOUTS, *LONG_LAYOUTS]})
-    subjects: int = field(default=4, metadata={"help": "number of synthetic subjects"})
+    realistic: bool = field(default=False, metadata={"help": "the realistic world (micro amplitudes, head drift, "
+                                                             "noise, JPEG, blinks, null clips; see --split) instead "
+                                                             "of the easy one"})
+    split: str = field(default="benchmark", metadata={"help": "with --realistic: whose faces (the two splits share "
+                                                              "no person)", "choices": list(SPLITS)})
+    subjects: int = field(default=4, metadata={"help": "number of synthetic subjects (with --realistic: people of "
+                                                       "the split, at most 4)"})
     clips: int = field(default=3, metadata={"help": "clips per subject"})
     seed: int = field(default=0, metadata={"help": "random seed (same seed, same dataset)"})
-    width: int = field(default=320, metadata={"help": "frame width (the real datasets use 640)"})
-    height: int = field(default=240, metadata={"help": "frame height (the real datasets use 480)"})
-    frames: int = field(default=20, metadata={"help": "frames per clip"})
-    quirks: bool = field(default=True, metadata={"help": "write the real sheets' quirks (apex '/', AU '?', ...)"})
+    width: int = field(default=0, metadata={"help": "frame width (default 320, or 640 with --realistic; the real "
+                                                    "datasets use 640)"})
+    height: int = field(default=0, metadata={"help": "frame height (default 240, or 480 with --realistic)"})
+    frames: int = field(default=20, metadata={"help": "frames per clip (easy world; realistic clips draw their "
+                                                      "length: 0.2-0.5 s at 200 fps plus still frames)"})
+    quirks: bool = field(default=True, metadata={"help": "write the real sheets' quirks (apex '/', AU '?', ...; "
+                                                         "easy world only: realistic sheets are clean)"})
     long: bool = field(default=False, metadata={"help": "long videos for spotting (several expressions, blinks, head "
                                                         "turns, drift per video); --clips is videos per subject"})
     seconds: float = field(default=60.0, metadata={"help": "length of each long video (with --long)"})
@@ -45,9 +56,22 @@ def main(argv: list[str] | None = None) -> int:
     if out.is_dir() and any(out.iterdir()) and not (out / "synth_truth.json").is_file():
         raise ConfigError(f"{out} is not empty and holds no earlier synthetic dataset; choose a new --out (this "
                           "command writes annotation sheets that would replace a real dataset's).")
-    root = write_synthetic_dataset(cfg.layout, cfg.out, cfg.subjects, cfg.clips, seed=cfg.seed,
-                                   size=(cfg.width, cfg.height), n_frames=cfg.frames, quirks=cfg.quirks, progress=True)
-    print(f"wrote {cfg.subjects * cfg.clips} synthetic {cfg.layout} clips to {root} "
+    if cfg.width < 0 or cfg.height < 0:
+        raise ConfigError(f"--width and --height must be positive, not {cfg.width} and {cfg.height}.")
+    size = (cfg.width or (640 if cfg.realistic else 320), cfg.height or (480 if cfg.realistic else 240))
+    if cfg.realistic:
+        try:
+            root = write_realistic_dataset(cfg.layout, cfg.out, cfg.split, cfg.subjects, cfg.clips, seed=cfg.seed,
+                                           size=size, progress=True)
+        except ValueError as e:
+            raise ConfigError(f"{e}.") from None
+        world = f"realistic synthetic ({cfg.split} split)"
+    else:
+        root = write_synthetic_dataset(cfg.layout, cfg.out, cfg.subjects, cfg.clips, seed=cfg.seed, size=size,
+                                       n_frames=cfg.frames, quirks=cfg.quirks, progress=True)
+        world = "synthetic"
+    n = len(json.loads((root / "synth_truth.json").read_text())["clips"])
+    print(f"wrote {n} {world} {cfg.layout} clips to {root} "
           f"(read them with: meu data build --dataset {cfg.layout} --root {root} --out OUT)")
     return 0
 
@@ -60,6 +84,8 @@ def _main_long(cfg: SynthConfig) -> int:
         raise ConfigError(f"--layout {cfg.layout} is a long-video layout: add --long.")
     if cfg.seconds <= 0:
         raise ConfigError(f"--seconds must be positive, not {cfg.seconds}.")
+    if cfg.width < 0 or cfg.height < 0:
+        raise ConfigError(f"--width and --height must be positive, not {cfg.width} and {cfg.height}.")
     if cfg.layout == "casme2_long" and cfg.clips > 6:
         raise ConfigError(f"The casme2_long layout names at most 6 videos per subject, not --clips {cfg.clips}.")
     out = Path(cfg.out)
@@ -69,7 +95,7 @@ def _main_long(cfg: SynthConfig) -> int:
     from instruction_data.long_layouts import write_synthetic_long_dataset
 
     root = write_synthetic_long_dataset(cfg.layout, out, cfg.subjects, cfg.clips, seed=cfg.seed, seconds=cfg.seconds,
-                                        size=(cfg.width, cfg.height), quirks=cfg.quirks, progress=True)
+                                        size=(cfg.width or 320, cfg.height or 240), quirks=cfg.quirks, progress=True)
     print(f"wrote {cfg.subjects * cfg.clips} synthetic {cfg.layout} long videos to {root} (evaluate a spotter on "
           f"them with: meu eval --task spotting --dataset {cfg.layout} --root {root} --out OUT)")
     return 0

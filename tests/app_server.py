@@ -35,9 +35,9 @@ def free_port() -> int:
 
 def make_examples(folder: Path) -> Path:
     """Two small synthetic clips and one onset/apex image pair (the demo's examples, smaller to keep tests quick)."""
-    from assistant.motion.clip import write_video
     from assistant.demo import EXAMPLES
     from assistant.files import save_png
+    from assistant.motion.clip import write_video
     from instruction_data.synth import SynthSpec, make_subjects, render_clip
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from assistant import cli
-from assistant.motion.clip import load_clip, write_video
 from assistant.errors import FrameIndexError
-from assistant.motion.face import crop_box, detect_face
 from assistant.files import save_png
+from assistant.motion.clip import load_clip, write_video
+from assistant.motion.face import crop_box, detect_face
 from instruction_data.synth import SynthSpec, render_clip
 
 

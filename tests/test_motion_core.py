@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from assistant.facs import FACS
-from assistant.motion.mmc import mmc_map
 from assistant.motion.analyze import MotionConfig, analyze_frames
+from assistant.motion.mmc import mmc_map
 from instruction_data.synth import SynthSpec, render_clip
 
 SIZE = (320, 240)

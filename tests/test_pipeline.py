@@ -9,7 +9,6 @@ import pytest
 import yaml
 from app_server import make_examples
 
-from assistant.motion.clip import write_video
 from assistant.demo import write_examples
 from assistant.errors import (
     ClipTooLargeError,
@@ -20,6 +19,7 @@ from assistant.errors import (
     UnreadableClipError,
 )
 from assistant.files import save_png
+from assistant.motion.clip import write_video
 from assistant.parse import parse_answer
 from assistant.pipeline import Assistant, AssistantConfig, parse_assistant_config
 

@@ -8,12 +8,12 @@ import pytest
 
 from assistant.errors import BackendError
 from assistant.facs import FACS, image_direction
+from assistant.motion.regions import direction_word
 from assistant.parse import parse_answer
 from assistant.prompts import DIRECTION_COLOURS
 from assistant.reasoners import get_reasoner
 from assistant.reasoners.base import Conversation, ReasoningRequest
 from assistant.reasoners.template import TemplateReasoner, agreeing_regions, fit_emotion
-from assistant.motion.regions import direction_word
 from assistant.types import AUEvidence, AUScore, Clip, CropBox, FaceLandmarks, MotionAnalysis, MotionField, RegionMotion
 
 FIVE = ("happiness", "disgust", "repression", "surprise", "others")

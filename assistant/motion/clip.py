@@ -161,8 +161,22 @@ def _folder_source(path: Path, limits: ClipLimits) -> FrameSource:
         )
     if len(files) > limits.max_frames:
         raise ClipTooLargeError(f"Folder {path.name} has {len(files)} frames, over the limit of {limits.max_frames}.")
-    return FrameSource(str(path), len(files), None, lambda: (read_image(f) for f in files),
-                       at=lambda i: read_image(files[i]))
+    sizes: dict[str, tuple[int, int]] = {}
+
+    def read_same_size(i: int) -> np.ndarray:
+        """A folder's frames must share one size: a stray resized frame would be read as facial motion."""
+        image = read_image(files[i])
+        size = image.shape[:2]
+        first = sizes.setdefault("first", size if i == 0 else read_image(files[0]).shape[:2])
+        if size != first:
+            raise UnreadableClipError(
+                f"Frame {files[i].name} is {size[1]}x{size[0]} px but {files[0].name} is {first[1]}x{first[0]} px; "
+                f"the frames in {path.name} must all have one size (remove or resize the odd ones)."
+            )
+        return image
+
+    return FrameSource(str(path), len(files), None, lambda: (read_same_size(i) for i in range(len(files))),
+                       at=read_same_size)
 
 
 def open_source(source: str | Path | list[np.ndarray], limits: ClipLimits | None = None) -> FrameSource:

@@ -1,14 +1,15 @@
-"""Optical flow between the onset and apex crops, and head-motion compensation.
+"""Optical flow between the onset and apex crops, and the removal of what head motion the flow still holds.
 
 Backends by name: `tvl1` (OpenCV contrib DualTVL1 with default parameters, the published recipe) and `dis`
-(OpenCV DIS, medium preset: about 100x faster, a little noisier). Compensation removes what the whole head did so
-that only facial muscle motion remains:
+(OpenCV DIS, medium preset: about 100x faster, a little noisier). Compensation:
+- `register` (default): the apex face was registered onto the onset face before the flow
+  (`assistant.motion.register`); what little head motion remains is fitted as a similarity over dense samples of
+  the stable face content (forehead, nose bridge, upper contour) by robust IRLS and removed.
+- `similarity`: the same robust residual fit on unregistered crops (no second landmark pass; fine for small drift).
 - `nose`: subtract the mean flow in an 11x11 window at the nose tip (68-point landmark 30), the published recipe;
   it removes translation only.
-- `similarity`: fit one similarity transform (translation, rotation, scale) to the flow at rigid points (inner eye
-  corners, nose bridge and the nose base) with a robust (LMedS) fit, then subtract the flow that transform
-  explains everywhere: it removes small head rotation and scaling too.
 - `none`.
+Eye corners and the nose base are never treated as rigid: AU5/6/7/43 and AU9/10 move them.
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ import cv2
 import numpy as np
 
 from assistant.errors import BackendError
+from assistant.motion.register import displacement, residual_head_motion
 
 FLOW_METHODS = ("tvl1", "dis")
-COMPENSATIONS = ("nose", "similarity", "none")
+COMPENSATIONS = ("register", "similarity", "nose", "none")
 NOSE_WINDOW = 11
-# iBUG indices that muscles barely move: nose bridge 27-30, nose base 31-35, eye corners 36, 39, 42, 45.
-RIGID_POINTS_68 = (27, 28, 29, 30, 31, 33, 35, 36, 39, 42, 45)
 
 _local = threading.local()
 
@@ -65,38 +65,19 @@ def _window_mean(flow: np.ndarray, x: float, y: float, size: int) -> np.ndarray:
     return patch.reshape(-1, 2).mean(axis=0)
 
 
-def similarity_field(matrix: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Displacement T(p) - p of a 2x3 transform at every pixel."""
-    h, w = shape
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    a, b, tx = matrix[0]
-    c, d, ty = matrix[1]
-    return np.stack([(a - 1) * xs + b * ys + tx, c * xs + (d - 1) * ys + ty], axis=-1).astype(np.float32)
-
-
-def compensate(flow: np.ndarray, landmarks68: np.ndarray, method: str = "similarity") -> tuple[np.ndarray, dict]:
-    """Remove head motion; returns the compensated flow and what was removed.
-
-    The report gives the head's shift at the nose tip (tx, ty in px), its rotation (degrees) and scale.
-    """
+def compensate(flow: np.ndarray, landmarks68: np.ndarray, method: str = "register",
+               stable: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Remove head motion from the flow; returns the compensated flow and the removed motion as a 3x3 map (crop
+    pixels, onset point -> where the head took it). `stable`: the stable-content mask the robust fit samples."""
     if method == "none":
-        return flow, {"tx": 0.0, "ty": 0.0, "rotation": 0.0, "scale": 1.0}
+        return flow, np.eye(3)
     if method == "nose":
         x, y = landmarks68[30]
         t = _window_mean(flow, x, y, NOSE_WINDOW)
-        return flow - t[None, None, :], {"tx": float(t[0]), "ty": float(t[1]), "rotation": 0.0, "scale": 1.0}
-    if method == "similarity":
-        src = landmarks68[list(RIGID_POINTS_68)].astype(np.float32)
-        disp = np.array([_window_mean(flow, x, y, 5) for x, y in src], dtype=np.float32)
-        matrix, _ = cv2.estimateAffinePartial2D(src, src + disp, method=cv2.LMEDS)
-        if matrix is None:
-            matrix, _ = cv2.estimateAffinePartial2D(src, src + disp, method=0)
-        if matrix is None:
-            return compensate(flow, landmarks68, "nose")
-        scale = float(np.hypot(matrix[0, 0], matrix[1, 0]))
-        rotation = float(np.degrees(np.arctan2(matrix[1, 0], matrix[0, 0])))
-        head = similarity_field(matrix, flow.shape[:2])
-        nx, ny = landmarks68[30]
-        at_nose = matrix @ np.array([nx, ny, 1.0]) - np.array([nx, ny])
-        return flow - head, {"tx": float(at_nose[0]), "ty": float(at_nose[1]), "rotation": rotation, "scale": scale}
+        return flow - t[None, None, :], np.array([[1, 0, t[0]], [0, 1, t[1]], [0, 0, 1]], np.float64)
+    if method in ("register", "similarity"):
+        if stable is None:
+            raise BackendError(f"Compensation {method!r} needs the stable-content mask.")
+        matrix = residual_head_motion(flow, stable)
+        return flow - displacement(matrix, flow.shape[:2]), matrix
     raise BackendError(f"Unknown compensation {method!r}; use one of {', '.join(COMPENSATIONS)}.")

@@ -8,6 +8,9 @@ Two modes:
   256 px working size) is full brightness, motion below `floor_px` is not drawn. A still face therefore stays grey
   instead of being stretched to full brightness, and two maps are comparable. The colour is alpha-blended over a
   slightly darkened grey face (alpha = strength) so hues stay readable on bright skin.
+
+Both modes draw colour only inside the face mask when one is given (the min-max of `mellm` is taken there too):
+outside the face the flow is background, crop border or hair, and nothing is drawn.
 """
 
 from __future__ import annotations
@@ -36,17 +39,22 @@ def quantised_hue(flow: np.ndarray) -> np.ndarray:
 
 
 def mmc_map(onset: np.ndarray, flow: np.ndarray, mode: str = "default", full_scale_px: float = FULL_SCALE_PX,
-            floor_px: float = FLOOR_PX) -> np.ndarray:
-    """RGB map of the same size as the flow. Scales are in pixels at the 256 px working size."""
+            floor_px: float = FLOOR_PX, mask: np.ndarray | None = None) -> np.ndarray:
+    """RGB map of the same size as the flow. Scales are in pixels at the 256 px working size; `mask`: the face."""
     if mode not in MMC_MODES:
         raise ValueError(f"unknown MMC mode {mode!r}; use one of {', '.join(MMC_MODES)}")
     grey = _grey3(onset)
     mag, _ = cv2.cartToPolar(flow[..., 0], flow[..., 1])
+    if mask is not None:
+        mag = np.where(mask, mag, 0).astype(np.float32)
     hsv = np.empty(flow.shape[:2] + (3,), np.uint8)
     hsv[..., 0] = quantised_hue(flow)
     hsv[..., 1] = 255
     if mode == "mellm":
-        hsv[..., 2] = cv2.normalize(mag, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+        inside = None if mask is None else mask.astype(np.uint8)
+        hsv[..., 2] = cv2.normalize(mag, None, 0, 255, cv2.NORM_MINMAX, mask=inside).astype(np.uint8)
+        if mask is not None:
+            hsv[..., 2][~mask] = 0
         return cv2.add(grey, cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB))
     k = flow.shape[0] / REFERENCE_SIZE
     strength = np.clip((mag - floor_px * k) / ((full_scale_px - floor_px) * k), 0.0, 1.0)

@@ -3,12 +3,18 @@
 Regions are ellipses placed relative to iBUG landmarks and sized by the inter-ocular distance `d`, so they follow
 any face shape and size. Sides are the **person's**: the person's right eye is iBUG 36-41 (image left).
 
-Intensity comes from the length of the region's *mean* motion vector (coherent motion, in pixels scaled to a
-256 px working size), because incoherent flow noise averages out while muscle motion does not:
-none < 0.15 px <= weak < 0.4 px <= moderate < 1.0 px <= strong.
+Only pixels inside the face (`assistant.motion.register.face_mask`) count. Intensity comes from the length of the
+region's *mean* motion vector (coherent motion, in pixels scaled to a 256 px working size), because incoherent flow
+noise averages out while muscle motion does not, **and** from its signal-to-noise ratio against the analysis' own
+noise floor (`assistant.motion.noise`): a region is `none` below SNR_MIN whatever its size in pixels, else
+weak / moderate / strong by INTENSITY_THRESHOLDS_PX. Both come from `intensity_calibration.json` beside this file,
+written by `meu calibrate rules` (`eval/calibrate.py`) on the realistic synthetic calibration split only.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,7 +22,9 @@ import numpy as np
 from assistant.prompts import DIRECTION_COLOURS, DIRECTIONS
 from assistant.types import RegionMotion
 
-INTENSITY_THRESHOLDS_PX = (("weak", 0.15), ("moderate", 0.4), ("strong", 1.0))
+_CALIBRATION = json.loads(Path(__file__).with_name("intensity_calibration.json").read_text())
+INTENSITY_THRESHOLDS_PX = tuple((name, float(v)) for name, v in _CALIBRATION["thresholds_px"].items())
+SNR_MIN = float(_CALIBRATION["snr_min"])
 REFERENCE_SIZE = 256
 
 # Per side: iBUG indices of (brow outer pair, brow inner pair, upper lid pair, lower lid pair, eye centre ring,
@@ -79,7 +87,9 @@ def direction_word(dx: float, dy: float) -> str:
     return DIRECTIONS[int(np.round(angle / 45.0)) % 8]
 
 
-def intensity_level(coherent_px: float, size: int = REFERENCE_SIZE) -> str:
+def intensity_level(coherent_px: float, snr: float = float("inf"), size: int = REFERENCE_SIZE) -> str:
+    if snr < SNR_MIN:
+        return "none"
     level = "none"
     for name, threshold in INTENSITY_THRESHOLDS_PX:
         if coherent_px >= threshold * size / REFERENCE_SIZE:
@@ -87,9 +97,16 @@ def intensity_level(coherent_px: float, size: int = REFERENCE_SIZE) -> str:
     return level
 
 
+def face_region_masks(points68: np.ndarray, face: np.ndarray) -> dict[tuple[str, str | None], np.ndarray]:
+    """Region masks cut to the face mask: nothing outside the face is ever measured."""
+    return {k: m & face for k, m in region_masks(points68, face.shape).items()}
+
+
 def region_motion(flow: np.ndarray, points68: np.ndarray,
-                  masks: dict[tuple[str, str | None], np.ndarray] | None = None) -> list[RegionMotion]:
-    """The motion table: one row per region, in `facs.REGION_NAMES` order, right side before left."""
+                  masks: dict[tuple[str, str | None], np.ndarray] | None = None,
+                  noise_px: float | None = None) -> list[RegionMotion]:
+    """The motion table: one row per region, in `facs.REGION_NAMES` order, right side before left. `noise_px`: the
+    analysis' noise floor (None: no SNR, intensity by pixels alone)."""
     from assistant.facs import REGION_NAMES
 
     masks = masks or region_masks(points68, flow.shape[:2])
@@ -106,10 +123,13 @@ def region_motion(flow: np.ndarray, points68: np.ndarray,
             dx, dy = (float(v) for v in vec.mean(axis=0))
             coherent = float(np.hypot(dx, dy))
             mean_mag = float(mag.mean())
+            snr = coherent / noise_px if noise_px else float("inf")
             direction = direction_word(dx, dy)
             rows.append(RegionMotion(
                 region=name, side=side, dx=dx, dy=dy, mean_magnitude=mean_mag, max_magnitude=float(mag.max()),
-                direction=direction, colour=DIRECTION_COLOURS[direction], intensity=intensity_level(coherent, size),
+                direction=direction, colour=DIRECTION_COLOURS[direction],
+                intensity=intensity_level(coherent, snr, size),
                 coherence=coherent / mean_mag if mean_mag > 1e-9 else 0.0, n_pixels=int(len(vec)),
+                snr=snr if noise_px else 0.0,
             ))
     return rows

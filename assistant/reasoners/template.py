@@ -83,8 +83,9 @@ def _motion_phrase(r: RegionMotion, lang: str) -> str:
     if lang == "zh":
         return (f"{region_name(r, 'zh')}{DIRECTION_WORDS_ZH.get(r.direction, r.direction)}运动"
                 f"（{COLOUR_WORDS_ZH.get(r.colour, r.colour)}，{INTENSITY_ZH.get(r.intensity, r.intensity)}，"
-                f"{r.mean_magnitude:.2f} 像素）")
-    return f"the {region_name(r)} moves {r.direction} ({r.colour}, {r.intensity}, {r.mean_magnitude:.2f} px)"
+                f"{r.motion_px:.2f} 像素，信噪比 {r.snr:.0f}）")
+    return (f"the {region_name(r)} moves {r.direction} ({r.colour}, {r.intensity}, {r.motion_px:.2f} px, "
+            f"{r.snr:.0f}x the noise)")
 
 
 def agreeing_regions(code: int, regions: list[RegionMotion]) -> list[RegionMotion]:

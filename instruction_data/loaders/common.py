@@ -20,9 +20,9 @@ from pathlib import Path
 import pandas as pd
 
 from assistant.au import parse_aus
-from assistant.motion.clip import IMAGE_SUFFIXES, natural_key
 from assistant.emotions import canonical, map_emotion
 from assistant.errors import AnnotationSheetError
+from assistant.motion.clip import IMAGE_SUFFIXES, natural_key
 from instruction_data.records import LoadResult, Record, SkippedRow
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,302 @@
+"""Registration before flow: the apex face is warped onto the onset face using stable face content only.
+
+Real clips drift: the head moves a few pixels and turns a little between onset and apex, far more than the 0.05-0.4 px
+a micro-expression moves the skin. Measuring flow first and subtracting a fitted head motion afterwards asks the flow
+to get large motion right (TV-L1 runs its whole iteration budget on a 13 px shift) and lets the fit see the
+expression. So the apex face is registered first, in two steps, and the flow is left with the expression alone:
+
+1. coarse: a similarity fitted robustly (RANSAC) to landmarks of both frames that muscles do not move: the face
+   contour away from the chin (iBUG 0-4, 12-16), the bony nose bridge (27, 28) and, with mediapipe's mesh, the upper
+   forehead. Without apex landmarks (a neighbouring frame) the shift comes from phase correlation of the two crops.
+   Landmarks are good to about a pixel;
+2. fine: a direct (Lucas-Kanade, inverse compositional) fit of a similarity plus gain and bias to the pixels of the
+   **stable mask** (forehead above the brows' reach, nose bridge, a band along the contour away from the chin), with
+   Tukey weights on the residuals so that a patch that does move is dropped. Intensities are matched directly,
+   so the estimate does not inherit the flow's smoothing, which shrinks motion on smooth skin;
+3. after the flow, `residual_head_motion` fits what registration left (a similarity) by iteratively reweighted least
+   squares (Tukey) over dense flow samples inside the **stable mask** (forehead above the brows' reach, nose bridge,
+   a band along the contour away from the chin), so a patch that does move there is down-weighted, not averaged in.
+   Its estimate is sub-pixel and depends on stable content alone; the head motion reported is both steps composed.
+
+Eye corners (AU5/6/7/43 move them) and the nose base (AU9/10) are never used, nor brows, cheeks, mouth and chin. A
+similarity (4 parameters), not an affine map, is fitted: the stable content spans the face's width well but its
+height poorly, and an affine fit there extrapolates shear into the chin.
+
+Both crops are cut with the same affine resampling from the source frames (anti-aliased when the face is larger than
+the working size), so they share one interpolation and no border replication: outside the frame is black, and the
+face mask keeps it out of every measurement.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from assistant.types import CropBox, FaceLandmarks
+
+log = logging.getLogger(__name__)
+
+STABLE_68 = (0, 1, 2, 3, 4, 12, 13, 14, 15, 16, 28, 29)
+# Mediapipe mesh points of the upper forehead (well above the brows, which AU1/2/4 move).
+STABLE_MESH = (54, 103, 67, 109, 10, 338, 297, 332, 284, 104, 69, 108, 151, 337, 299, 333)
+BROW_CLEARANCE = 0.3  # the forehead band starts this many inter-ocular distances above the brows
+FOREHEAD_HEIGHT = 0.55  # and is this tall when the landmarks have no forehead points (the 68-point backend)
+CONTOUR_BAND = 0.18  # width of the band along the face contour, in inter-ocular distances
+EYE_BAND = 0.3  # nothing within this many inter-ocular distances of the line through the eyes is stable, from
+EYE_REACH = 0.3  # this far beyond either outer eye corner (the temples beyond it are stable)
+BRIDGE_HALF_WIDTH = 0.07
+IRLS_ITERATIONS = 6
+LK_LEVELS = (3.0, 1.0)  # Gaussian blur (sigma, px) of the coarse and the fine pass: a wide basin, then precision
+LK_ITERATIONS = 12
+LK_STOP = 1e-3  # px: stop when an update moves no stable pixel further than this
+LK_MAX_STEP = 1.0  # px: no single update moves a stable pixel further than this
+PHASE_MAX_SHIFT = 0.05  # of the crop: neighbouring frames never move further; a larger peak is spurious
+TUKEY_C = 4.685  # Tukey biweight constant (95 % efficiency under Gaussian noise), in units of the robust spread
+
+
+@dataclass
+class Registration:
+    """Where the apex face was found relative to the onset face, in working-crop pixels."""
+
+    matrix: np.ndarray  # 3x3: onset-crop point -> apex-crop point (head motion, before the flow)
+    method: str  # "landmarks+lk" | "phase+lk" | "landmarks" | "phase" | "none"
+
+
+def inter_ocular(points68: np.ndarray) -> float:
+    p = np.asarray(points68, dtype=np.float64)
+    return max(float(np.linalg.norm(p[42:48].mean(axis=0) - p[36:42].mean(axis=0))), 1.0)
+
+
+def crop_matrix(box: CropBox) -> np.ndarray:
+    """3x3 map from working-crop pixels to source-frame pixels, with the pixel-centre convention of `cv2.resize`."""
+    k = 1.0 / box.scale
+    return np.array([[k, 0, box.x0 + 0.5 * k - 0.5], [0, k, box.y0 + 0.5 * k - 0.5], [0, 0, 1]], np.float64)
+
+
+def _antialias(image: np.ndarray, scale: float) -> np.ndarray:
+    """Blur before shrinking so that the affine resampling does not alias (what INTER_AREA does for a resize)."""
+    if scale >= 0.95:
+        return image
+    sigma = 0.45 * np.sqrt(1.0 / scale ** 2 - 1.0)
+    return cv2.GaussianBlur(image, (0, 0), sigma)
+
+
+def warp_crop(image: np.ndarray, crop_to_source: np.ndarray, size: int, scale: float) -> np.ndarray:
+    """The working-size crop whose pixel u shows source pixel `crop_to_source @ u`."""
+    return cv2.warpAffine(_antialias(image, scale), crop_to_source[:2], (size, size),
+                          flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def stable_points(landmarks: FaceLandmarks) -> np.ndarray:
+    pts = [landmarks.points68[list(STABLE_68)]]
+    if len(landmarks.points) >= 468:
+        pts.append(landmarks.points[list(STABLE_MESH)])
+    return np.concatenate(pts).astype(np.float32)
+
+
+def landmark_similarity(onset: FaceLandmarks, apex: FaceLandmarks) -> np.ndarray | None:
+    """3x3 similarity onset-frame -> apex-frame from stable landmarks (RANSAC), or None when it cannot be fitted."""
+    src, dst = stable_points(onset), stable_points(apex)
+    if len(src) != len(dst):
+        return None
+    d = inter_ocular(onset.points68)
+    m, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=0.05 * d)
+    if m is None:
+        return None
+    return np.vstack([m, [0, 0, 1]])
+
+
+def stable_mask(points68: np.ndarray, shape: tuple[int, int], mesh: np.ndarray | None = None) -> np.ndarray:
+    """Boolean mask of face content that facial muscles barely move (crop pixels)."""
+    h, w = shape
+    p = np.asarray(points68, dtype=np.float64)
+    d = inter_ocular(p)
+    mask = np.zeros((h, w), np.uint8)
+    brow_top = p[17:27, 1].min() - BROW_CLEARANCE * d
+    top = brow_top - FOREHEAD_HEIGHT * d  # the face mask cuts it where the mesh ends
+    x_left, x_right = p[17, 0] - 0.1 * d, p[26, 0] + 0.1 * d
+    if brow_top > top:
+        cv2.rectangle(mask, (int(x_left), int(top)), (int(x_right), int(brow_top)), 1, -1)
+    bridge = np.array([[p[28, 0] - BRIDGE_HALF_WIDTH * d, p[28, 1]], [p[28, 0] + BRIDGE_HALF_WIDTH * d, p[28, 1]],
+                       [p[29, 0] + BRIDGE_HALF_WIDTH * d, p[29, 1]], [p[29, 0] - BRIDGE_HALF_WIDTH * d, p[29, 1]]])
+    cv2.fillConvexPoly(mask, np.round(bridge).astype(np.int32), 1)
+    centre = p[27:31].mean(axis=0)
+    for idx in ((0, 1, 2, 3, 4), (12, 13, 14, 15, 16)):
+        outer = p[list(idx)]
+        inner = outer + (centre - outer) / np.linalg.norm(centre - outer, axis=1, keepdims=True) * CONTOUR_BAND * d
+        cv2.fillPoly(mask, [np.round(np.concatenate([outer, inner[::-1]])).astype(np.int32)], 1)
+    eye_r, eye_l = p[36:42].mean(axis=0), p[42:48].mean(axis=0)
+    axis = (eye_l - eye_r) / np.linalg.norm(eye_l - eye_r)
+    ys, xs = np.mgrid[0:h, 0:w]
+    off_line = np.abs((xs - eye_r[0]) * axis[1] - (ys - eye_r[1]) * axis[0])  # distance to the line through the eyes
+    along = (xs - eye_r[0]) * axis[0] + (ys - eye_r[1]) * axis[1]  # position along it, from the right eye's centre
+    reach = np.linalg.norm(p[36] - eye_r) + EYE_REACH * d
+    eyes = (off_line < EYE_BAND * d) & (along > -reach) & (along < d + reach)
+    return mask.astype(bool) & ~eyes & face_mask(p, shape, mesh)
+
+
+def face_mask(points68: np.ndarray, shape: tuple[int, int], mesh: np.ndarray | None = None,
+              erode_px: int = 2) -> np.ndarray:
+    """Inside the face: the hull of mediapipe's mesh (forehead included), or of the 68 points with a forehead added
+    above the brows for the 68-point backend. Eroded a little so that the background edge never counts."""
+    h, w = shape
+    if mesh is not None and len(mesh) >= 468:
+        pts = np.asarray(mesh, dtype=np.float64)
+    else:
+        p = np.asarray(points68, dtype=np.float64)
+        d = inter_ocular(p)
+        pts = np.concatenate([p, p[17:27] - [0, (BROW_CLEARANCE + FOREHEAD_HEIGHT) * d]])
+    hull = cv2.convexHull(np.round(pts).astype(np.int32))
+    mask = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(mask, hull, 1)
+    if erode_px > 0:
+        mask = cv2.erode(mask, np.ones((2 * erode_px + 1, 2 * erode_px + 1), np.uint8))
+    return mask.astype(bool)
+
+
+def phase_shift(onset_grey: np.ndarray, apex_grey: np.ndarray) -> np.ndarray:
+    """3x3 translation onset -> apex from phase correlation of the two crops (Hann-windowed)."""
+    window = cv2.createHanningWindow(onset_grey.shape[::-1], cv2.CV_32F)
+    (dx, dy), _ = cv2.phaseCorrelate(onset_grey, apex_grey, window)
+    return np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]], np.float64)
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32) if image.ndim == 3 else image.astype(np.float32)
+
+
+def crop_pair(onset: np.ndarray, apex: np.ndarray, box: CropBox) -> tuple[np.ndarray, np.ndarray, Registration]:
+    """Both crops cut from the same box with no registration (the published recipe's `nose` and `none`)."""
+    to_src = crop_matrix(box)
+    return (warp_crop(onset, to_src, box.size, box.scale), warp_crop(apex, to_src, box.size, box.scale),
+            Registration(np.eye(3), "none"))
+
+
+def _similarity(params: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """3x3 map of the centred similarity x' = (1 + a) x - b y + tx, y' = b x + (1 + a) y + ty about `centre`."""
+    a, b, tx, ty = params
+    cx, cy = centre
+    return np.array([[1 + a, -b, tx + cx - (1 + a) * cx + b * cy], [b, 1 + a, ty + cy - b * cx - (1 + a) * cy],
+                     [0, 0, 1]])
+
+
+def refine_lk(onset_grey: np.ndarray, apex: np.ndarray, to_src: np.ndarray, head: np.ndarray, box: CropBox,
+              stable: np.ndarray) -> np.ndarray:
+    """Refine `head` (crop onset -> crop apex) so that the apex crop matches the onset crop on the stable pixels.
+
+    Guarded: a step moves no stable pixel more than LK_MAX_STEP px, and the best estimate seen (by the robust
+    residual) is returned, so flat or ambiguous content can only leave the coarse estimate as it was, never worse.
+    """
+    ys, xs = np.nonzero(stable)
+    centre = np.array([xs.mean(), ys.mean()])
+    x, y = xs - centre[0], ys - centre[1]
+    reach = float(np.abs(np.concatenate([x, y])).max())
+    apex_src = _antialias(apex, box.scale)
+    best_cost, best_head = np.inf, head
+    for sigma in LK_LEVELS:
+        template = cv2.GaussianBlur(onset_grey, (0, 0), sigma)
+        gx = cv2.Sobel(template, cv2.CV_32F, 1, 0, ksize=3)[ys, xs] / 8.0
+        gy = cv2.Sobel(template, cv2.CV_32F, 0, 1, ksize=3)[ys, xs] / 8.0
+        t = template[ys, xs]
+        steepest = np.stack([gx * x + gy * y, -gx * y + gy * x, gx, gy], axis=1).astype(np.float64)
+        best_cost = np.inf  # costs are compared within one blur level only
+        for _ in range(LK_ITERATIONS):
+            warped = cv2.warpAffine(apex_src, (to_src @ head)[:2], onset_grey.shape[::-1],
+                                    flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+            warped = cv2.GaussianBlur(_grey(warped), (0, 0), sigma)[ys, xs]
+            warped = (warped - warped.mean()) / (warped.std() + 1e-6) * t.std() + t.mean()  # gain and bias
+            error = (warped - t).astype(np.float64)
+            spread = 1.4826 * np.median(np.abs(error)) + 1e-6
+            cost = float(np.mean(np.minimum(np.abs(error) / spread, TUKEY_C)))
+            if cost < best_cost:
+                best_cost, best_head = cost, head
+            r = error / (TUKEY_C * spread)
+            weights = np.where(np.abs(r) < 1, (1 - r ** 2) ** 2, 0.0)
+            hessian = (steepest * weights[:, None]).T @ steepest
+            delta = np.linalg.lstsq(hessian, (steepest * weights[:, None]).T @ error, rcond=1e-6)[0]
+            moved = np.abs(delta[2:]).max() + np.abs(delta[:2]).max() * reach
+            if moved > LK_MAX_STEP:
+                delta *= LK_MAX_STEP / moved
+            head = head @ np.linalg.inv(_similarity(delta, centre))
+            if moved < LK_STOP:
+                break
+        head = best_head
+    return best_head
+
+
+def register_pair(onset: np.ndarray, apex: np.ndarray, onset_lm: FaceLandmarks, apex_lm: FaceLandmarks | None,
+                  box: CropBox, stable: np.ndarray) -> tuple[np.ndarray, np.ndarray, Registration]:
+    """Onset crop, the apex crop registered onto it, and the registration (crop pixels). `apex_lm` None: the coarse
+    shift comes from phase correlation (neighbouring frames, or an apex frame where no face was found)."""
+    to_src = crop_matrix(box)
+    onset_crop = warp_crop(onset, to_src, box.size, box.scale)
+    onset_grey = _grey(onset_crop)
+    coarse = landmark_similarity(onset_lm, apex_lm) if apex_lm is not None else None
+    if coarse is not None:
+        head, method = np.linalg.inv(to_src) @ coarse @ to_src, "landmarks"
+    else:
+        head = phase_shift(onset_grey, _grey(warp_crop(apex, to_src, box.size, box.scale)))
+        if np.hypot(*head[:2, 2]) > PHASE_MAX_SHIFT * box.size:  # a spurious peak: start from no motion instead
+            head = np.eye(3)
+        method = "phase"
+    if stable.sum() >= 200:
+        head, method = refine_lk(onset_grey, apex, to_src, head, box, stable), method + "+lk"
+    return onset_crop, warp_crop(apex, to_src @ head, box.size, box.scale), Registration(head, method)
+
+
+def displacement(matrix: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W, 2) displacement M(p) - p of a 3x3 affine map at every pixel."""
+    h, w = shape
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    a, b, tx = matrix[0]
+    c, d, ty = matrix[1]
+    return np.stack([(a - 1) * xs + b * ys + tx, c * xs + (d - 1) * ys + ty], axis=-1).astype(np.float32)
+
+
+def residual_head_motion(flow: np.ndarray, mask: np.ndarray, step: int = 2) -> np.ndarray:
+    """3x3 similarity that best explains the flow inside `mask` (Tukey-weighted IRLS over dense samples).
+
+    Samples on a `step` grid; the weights come from each sample's residual against the robust spread (MAD), so a
+    patch that moved on its own is down-weighted to zero instead of tilting the fit.
+    """
+    ys, xs = np.nonzero(mask[::step, ::step])
+    if len(xs) < 20:
+        return np.eye(3)
+    xs, ys = (xs * step).astype(np.float64), (ys * step).astype(np.float64)
+    u = flow[ys.astype(int), xs.astype(int)].astype(np.float64)
+    cx, cy = xs.mean(), ys.mean()
+    x, y = xs - cx, ys - cy
+    # u_x = a x - b y + tx ; u_y = b x + a y + ty   (a = s cos - 1, b = s sin), centred for conditioning
+    n = len(x)
+    design = np.zeros((2 * n, 4))
+    design[:n] = np.stack([x, -y, np.ones(n), np.zeros(n)], axis=1)
+    design[n:] = np.stack([y, x, np.zeros(n), np.ones(n)], axis=1)
+    target = np.concatenate([u[:, 0], u[:, 1]])
+    weights = np.ones(n)
+    params = np.zeros(4)
+    for _ in range(IRLS_ITERATIONS):
+        w2 = np.concatenate([weights, weights])
+        params, *_ = np.linalg.lstsq(design * w2[:, None], target * w2, rcond=None)
+        res = np.hypot(*(target - design @ params).reshape(2, n))
+        spread = 1.4826 * np.median(res) + 1e-6
+        r = res / (TUKEY_C * spread)
+        weights = np.where(r < 1, (1 - r ** 2) ** 2, 0.0)
+    a, b, tx, ty = params
+    # back to pixel coordinates: displacement at p = A (p - c) + t  ->  M = [[1+a, -b, .], [b, 1+a, .]]
+    m = np.array([[1 + a, -b, 0.0], [b, 1 + a, 0.0], [0, 0, 1]])
+    m[0, 2] = tx - a * cx + b * cy
+    m[1, 2] = ty - b * cx - a * cy
+    return m
+
+
+def describe(matrix: np.ndarray, at: tuple[float, float]) -> dict[str, float]:
+    """Head motion report: shift at point `at` (px), rotation (degrees), scale."""
+    x, y = at
+    moved = matrix @ np.array([x, y, 1.0])
+    lin = matrix[:2, :2]
+    return {"tx": float(moved[0] - x), "ty": float(moved[1] - y),
+            "rotation": float(np.degrees(np.arctan2(lin[1, 0] - lin[0, 1], lin[0, 0] + lin[1, 1]))),
+            "scale": float(np.sqrt(abs(np.linalg.det(lin))))}

@@ -1,0 +1,185 @@
+"""`meu calibrate rules`: choose the `rules` detector's settings and the region intensity words on the realistic
+**calibration** split only, and write them beside the code that reads them.
+
+- `assistant/au/rules_calibration.json`: MAG_REF, SNR0, AGREE_POWER and MIDPOINT of `assistant.au.rules`, by grid
+  search for the best macro F1 over CASME II's eight AUs, among the settings that give at most `--max-null-any` of
+  the null clips any AU (of all the AUs the detector knows); ties go to the fewer false alarms.
+- `assistant/motion/intensity_calibration.json`: the SNR below which a region is `none` (the `--null-quantile` of
+  region SNRs on null clips: what noise alone reaches) and the px edges between weak, moderate and strong (each edge
+  the one that best separates the primary region's motion of AUs the generator drew at FACS intensity A-B / C / D-E).
+
+The benchmark split (other people, other seeds) is never read here; `benchmarks/realism.py` reports on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from assistant.au import AU
+from assistant.facs import FACS, SIDED_REGIONS, image_direction
+from assistant.files import write_json
+from eval.realism import ClipMeasure, measure_split
+
+log = logging.getLogger(__name__)
+
+CASME2_AUS = (1, 2, 4, 7, 12, 14, 15, 17)
+RULES_FILE = Path(__file__).resolve().parents[1] / "assistant" / "au" / "rules_calibration.json"
+INTENSITY_FILE = Path(__file__).resolve().parents[1] / "assistant" / "motion" / "intensity_calibration.json"
+GRID = {
+    "mag_ref": (0.03, 0.05, 0.08, 0.12, 0.2, 0.3),
+    "snr0": (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0),
+    "agree_power": (1.0, 2.0, 4.0),
+    "midpoint": tuple(float(v) for v in np.round(np.arange(0.1, 0.8, 0.025), 3)),
+}
+SIDES = ("L", "R", None)
+MAX_ACTIONS = max(len(au.actions) for au in FACS.values())
+CODES = sorted(FACS)
+
+
+def action_arrays(measures: list[ClipMeasure]) -> dict[str, np.ndarray]:
+    """Per clip, AU, side and action: the region's motion (px at 256), cosine with the expected direction, SNR and
+    the action's weight (0 for padding and for sides an AU does not use)."""
+    shape = (len(measures), len(CODES), len(SIDES), MAX_ACTIONS)
+    out = {k: np.zeros(shape) for k in ("norm", "cos", "snr", "weight")}
+    for c, m in enumerate(measures):
+        table = {(r["region"], r["side"]): r for r in m.regions}
+        scale = 256 / m.size
+        for j, code in enumerate(CODES):
+            au = FACS[code]
+            sided = any(a.region in SIDED_REGIONS for a in au.actions)
+            for s, side in enumerate(SIDES):
+                if (side is None) == sided:
+                    continue
+                for k, action in enumerate(au.actions):
+                    key_side = side if action.region in SIDED_REGIONS else None
+                    row = table.get((action.region, key_side))
+                    out["weight"][c, j, s, k] = action.weight
+                    if row is None:
+                        continue
+                    v = np.array([row["dx"], row["dy"]]) * scale
+                    norm = float(np.linalg.norm(v))
+                    out["norm"][c, j, s, k] = norm
+                    out["cos"][c, j, s, k] = float(v @ image_direction(action, key_side)) / norm if norm > 0 else 0
+                    out["snr"][c, j, s, k] = row["snr"]
+    return out
+
+
+def scores(arrays: dict[str, np.ndarray], mag_ref: float, snr0: float, agree_power: float) -> np.ndarray:
+    """S (clip x AU) of `assistant.au.rules` for one setting, vectorised."""
+    f = (np.clip(arrays["cos"], 0, None) ** agree_power * (1 - np.exp(-arrays["norm"] / mag_ref))
+         / (1 + np.exp(-(arrays["snr"] - snr0))))
+    w = arrays["weight"]
+    total = w.sum(axis=3)
+    side = np.where(total > 0, (w * f).sum(axis=3) / np.where(total > 0, total, 1), 0.0)
+    return side.max(axis=2)
+
+
+def truth_matrix(measures: list[ClipMeasure]) -> np.ndarray:
+    return np.array([[code in m.codes for code in CODES] for m in measures], dtype=bool)
+
+
+def macro_f1(pred: np.ndarray, truth: np.ndarray, codes=CASME2_AUS) -> tuple[float, dict[int, float]]:
+    per = {}
+    for code in codes:
+        j = CODES.index(code)
+        tp = int((pred[:, j] & truth[:, j]).sum())
+        fp = int((pred[:, j] & ~truth[:, j]).sum())
+        fn = int((~pred[:, j] & truth[:, j]).sum())
+        per[code] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+    return float(np.mean(list(per.values()))), per
+
+
+def null_any(pred: np.ndarray, measures: list[ClipMeasure]) -> float:
+    null = np.array([m.is_null for m in measures])
+    return float(pred[null].any(axis=1).mean()) if null.any() else 0.0
+
+
+def fit_rules(measures: list[ClipMeasure], max_null_any: float) -> dict:
+    arrays = action_arrays(measures)
+    truth = truth_matrix(measures)
+    best: tuple | None = None
+    for mag_ref, snr0, power in itertools.product(GRID["mag_ref"], GRID["snr0"], GRID["agree_power"]):
+        s = scores(arrays, mag_ref, snr0, power)
+        for mid in GRID["midpoint"]:
+            pred = s >= mid
+            na = null_any(pred, measures)
+            if na > max_null_any:
+                continue
+            f1, per = macro_f1(pred, truth)
+            key = (round(f1, 4), -na)
+            if best is None or key > best[0]:
+                best = (key, {"mag_ref": mag_ref, "snr0": snr0, "agree_power": power, "midpoint": mid}, f1, per, na)
+    if best is None:
+        raise ValueError(f"No setting keeps null clips under {max_null_any:.0%} with any AU; raise --max-null-any.")
+    _, params, f1, per, na = best
+    return {"parameters": params, "calibration_macro_f1": round(f1, 4),
+            "calibration_per_au_f1": {f"AU{k}": round(v, 4) for k, v in per.items()},
+            "calibration_null_any": round(na, 4)}
+
+
+def _primary_motion(m: ClipMeasure, au: AU) -> float:
+    """Coherent motion (px at 256) of the AU's first region, on its side (the larger side when both moved)."""
+    region = FACS[au.code].actions[0].region
+    sides = [None] if region not in SIDED_REGIONS else ([au.side] if au.side else ["L", "R"])
+    rows = [r for r in m.regions if r["region"] == region and r["side"] in sides]
+    return max((math.hypot(r["dx"], r["dy"]) * 256 / m.size for r in rows), default=0.0)
+
+
+def _best_edge(low: list[float], high: list[float]) -> float:
+    """The threshold that best separates two samples (most of `low` below, most of `high` at or above)."""
+    candidates = sorted(set(low) | set(high))
+    return max(candidates, key=lambda t: sum(v < t for v in low) + sum(v >= t for v in high), default=0.0)
+
+
+def fit_intensity(measures: list[ClipMeasure], null_quantile: float) -> dict:
+    null_snr = [r["snr"] for m in measures if m.is_null for r in m.regions]
+    snr_min = float(np.quantile(null_snr, null_quantile)) if null_snr else 4.0
+    groups: dict[str, list[float]] = {"weak": [], "moderate": [], "strong": []}
+    for m in measures:
+        for text in m.aus:
+            au = AU.parse(text)
+            if au.code not in FACS or au.intensity is None:
+                continue
+            group = "weak" if au.intensity in "AB" else "moderate" if au.intensity == "C" else "strong"
+            groups[group].append(_primary_motion(m, au))
+    moderate = _best_edge(groups["weak"], groups["moderate"] + groups["strong"])
+    strong = _best_edge(groups["weak"] + groups["moderate"], groups["strong"])
+    return {"snr_min": round(snr_min, 2), "thresholds_px": {"weak": 0.0, "moderate": round(moderate, 3),
+                                                             "strong": round(max(strong, moderate), 3)},
+            "samples": {k: len(v) for k, v in groups.items()}, "null_regions": len(null_snr)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="meu calibrate rules", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, default=160, help="calibration clips to measure (default 160)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the calibration split (default 0)")
+    parser.add_argument("--cache", default="outputs/cache/realism", help="where per-clip measurements are kept")
+    parser.add_argument("--workers", type=int, default=1, help="processes measuring clips")
+    parser.add_argument("--max-null-any", type=float, default=0.10,
+                        help="largest share of null clips that may get any AU (default 0.10)")
+    parser.add_argument("--null-quantile", type=float, default=0.99,
+                        help="quantile of null-clip region SNRs below which a region is 'none' (default 0.99)")
+    parser.add_argument("--dry-run", action="store_true", help="print the fitted settings, write nothing")
+    ns = parser.parse_args(argv)
+    measures = measure_split("calibration", ns.clips, ns.seed, ns.cache, ns.workers)
+    rules = fit_rules(measures, ns.max_null_any)
+    intensity = fit_intensity(measures, ns.null_quantile)
+    how = {"split": "calibration", "clips": ns.clips, "seed": ns.seed, "max_null_any": ns.max_null_any,
+           "command": f"meu calibrate rules --clips {ns.clips} --seed {ns.seed} --max-null-any {ns.max_null_any}"}
+    rules_doc = {**rules, "grid": {k: list(v) for k, v in GRID.items()}, "how": how,
+                 "note": "synthetic: the realistic synthetic world's calibration split; never the benchmark split"}
+    intensity_doc = {**intensity, "how": {**how, "null_quantile": ns.null_quantile}}
+    log.info("rules: %s", rules)
+    log.info("intensity: %s", intensity)
+    if not ns.dry_run:
+        write_json(RULES_FILE, rules_doc)
+        write_json(INTENSITY_FILE, intensity_doc)
+        log.info("wrote %s and %s", RULES_FILE, INTENSITY_FILE)
+    return 0

@@ -1,0 +1,115 @@
+"""Measurements on the realistic synthetic world (`instruction_data.realistic`), shared by `meu calibrate` and
+`benchmarks/realism.py`.
+
+One clip's measurement is the motion core's region table (px and SNR) for its labelled onset and apex, with the
+frame before the onset as the null pair, plus the clip's ground truth. The table does not depend on any detector
+setting, so it is cached (one JSON file per clip, written atomically) and every refit or rerun of a detector reads it
+back instead of rendering and running TV-L1 again. Figures computed from it are synthetic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from assistant.files import write_json
+from assistant.motion.analyze import MotionConfig, analyze_frames
+from assistant.types import RegionMotion
+from instruction_data.realistic import draw_spec, render_realistic
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1  # bump when the motion core's output changes, so stale tables are not reused
+
+
+@dataclass
+class ClipMeasure:
+    split: str
+    index: int
+    seed: int
+    aus: list[str]  # ground truth, sheet strings such as "L4D"
+    codes: list[int]
+    amplitudes_px: list[float]
+    regions: list[dict]  # RegionMotion.to_dict() rows
+    noise_px: float
+    size: int
+    head_motion: dict[str, float] = field(default_factory=dict)
+    version: int = CACHE_VERSION
+
+    @property
+    def is_null(self) -> bool:
+        return not self.codes
+
+    def region_rows(self) -> list[RegionMotion]:
+        keys = {f.name for f in dataclasses.fields(RegionMotion)}
+        return [RegionMotion(**{k: v for k, v in row.items() if k in keys}) for row in self.regions]
+
+
+def measure_clip(split: str, index: int, seed: int = 0, config: MotionConfig | None = None) -> ClipMeasure:
+    """Render the frames the measurement needs (null, onset, apex) and run the motion core on them."""
+    spec = draw_spec(index, split, seed)
+    clip = render_realistic(spec, only=[spec.onset - 1, spec.onset, spec.apex] if spec.onset > 0 else
+                            [spec.onset, spec.apex])
+    null = clip.frames[clip.onset - 1] if clip.onset > 0 else None
+    analysis = analyze_frames(clip.frames[clip.onset], clip.frames[clip.apex], config, null_frame=null)
+    return ClipMeasure(split=split, index=index, seed=seed, aus=[str(a) for a in clip.aus],
+                       codes=sorted({a.code for a in clip.aus if a.code is not None}),
+                       amplitudes_px=[float(v) for v in clip.amplitudes_px],
+                       regions=[r.to_dict() for r in analysis.regions], noise_px=float(analysis.field.noise_px),
+                       size=analysis.crop.size, head_motion=dict(analysis.field.head_motion))
+
+
+def _cache_file(cache: Path, split: str, index: int, seed: int) -> Path:
+    return cache / f"{split}_s{seed}_{index:04d}.json"
+
+
+def _load(path: Path) -> ClipMeasure | None:
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    if data.get("version") != CACHE_VERSION:
+        return None
+    return ClipMeasure(**data)
+
+
+def _measure_to(args: tuple[str, int, int, str | None]) -> ClipMeasure:
+    split, index, seed, cache = args
+    m = measure_clip(split, index, seed)
+    if cache:
+        write_json(_cache_file(Path(cache), split, index, seed), dataclasses.asdict(m))
+    return m
+
+
+def measure_split(split: str, n: int, seed: int = 0, cache: str | Path | None = None,
+                  workers: int = 1) -> list[ClipMeasure]:
+    """Measurements of clips 0..n-1 of `split`, from the cache where present (progress bar; resumable)."""
+    cache_dir = Path(cache) if cache else None
+    out: dict[int, ClipMeasure] = {}
+    todo = []
+    for i in range(n):
+        hit = _load(_cache_file(cache_dir, split, i, seed)) if cache_dir else None
+        if hit is not None:
+            out[i] = hit
+        else:
+            todo.append((split, i, seed, str(cache_dir) if cache_dir else None))
+    log.info("%s split: %d clips cached, %d to measure", split, len(out), len(todo))
+    if todo:
+        bar = tqdm(total=len(todo), desc=f"measuring {split} clips", unit="clip")
+        if workers > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                for m in pool.map(_measure_to, todo):
+                    out[m.index] = m
+                    bar.update()
+        else:
+            for args in todo:
+                m = _measure_to(args)
+                out[m.index] = m
+                bar.update()
+        bar.close()
+    return [out[i] for i in range(n)]
