@@ -230,8 +230,8 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
 
 
 # ---- the Long video view: spotting, a timeline, a table of intervals, one interval analysed and discussed --------
-LONG_STATUS = ("Upload minutes of face video: the expressions in it are spotted (micro and macro, blinks and head "
-               "movements left out), drawn on a timeline and listed; click an interval to analyse it.")
+LONG_STATUS = ("Upload minutes of face video: the expressions in it are spotted (micro and macro; blinks, speech and "
+               "head movements left out), drawn on a timeline and listed; click an interval to analyse it.")
 
 
 @dataclass
@@ -248,7 +248,7 @@ def _spot_summary(result, path: str) -> str:
     fps = result.fps or 30.0
     text = (f"Spotted {kinds.count('micro')} micro- and {kinds.count('macro')} macro-expression(s) in "
             f"{Path(path).name} ({result.n_frames / fps:.1f} s, {result.n_frames} frames); "
-            f"{len(result.distractors)} blink(s) / head movement(s) left out.")
+            f"{len(result.distractors)} blink(s), speech or head movement(s) left out.")
     return text + (" Click a row of the table to analyse that interval." if result.intervals else "")
 
 
@@ -276,6 +276,7 @@ def long_video_view(assistant: Assistant, concurrency: int = 1) -> LongView:
     timeline = gr.Plot(label="Timeline", elem_id="timeline")
     table = gr.Dataframe(headers=INTERVAL_COLUMNS, interactive=False, elem_id="intervals",
                          label="Spotted expressions (click a row to analyse it)")
+    analysis_status = gr.Markdown("", elem_id="long-analysis")
     with gr.Row():
         mmc = gr.Image(label="MMC map of the interval", type="numpy", interactive=False, elem_id="long-mmc",
                        format="png")
@@ -287,26 +288,26 @@ def long_video_view(assistant: Assistant, concurrency: int = 1) -> LongView:
         question = gr.Textbox(placeholder="Ask about the analysed interval", show_label=False, scale=5,
                               elem_id="long-question")
         ask_btn = gr.Button("Ask", scale=1, elem_id="long-ask-btn")
-    outputs = [status, timeline, table, spotted_state, mmc, aus, emotion, chatbot, result_state]
+    outputs = [status, timeline, table, spotted_state, analysis_status, mmc, aus, emotion, chatbot, result_state]
     cleared = (None, "", "", [], None)
 
     def spot(path, progress=gr.Progress()):  # noqa: B008 - Gradio's way to ask for a progress bar
         empty = pd.DataFrame(columns=INTERVAL_COLUMNS)
         if not path:
-            return ("Upload a long video first.", None, empty, None) + cleared
+            return ("Upload a long video first.", None, empty, None, "") + cleared
         try:
             result = spot_long_video(path, assistant.config.max_long_video_s,
                                      progress=lambda done, total: progress((done, total), desc="Spotting",
                                                                            unit="frames"))
         except MEUError as err:
-            return (f"⚠️ **Error:** {err}", None, empty, None) + cleared
+            return (f"⚠️ **Error:** {err}", None, empty, None, "") + cleared
         except Exception as err:  # keep the app up; the traceback goes to the server log
             log.exception("spotting failed")
             return (f"⚠️ **Unexpected error** ({type(err).__name__}: {err}); details are in the server log.", None,
-                    empty, None) + cleared
+                    empty, None, "") + cleared
         table_value = pd.DataFrame(interval_rows(result), columns=INTERVAL_COLUMNS)
         return (_spot_summary(result, path), timeline_figure(result), table_value,
-                {"path": path, "intervals": list(result.intervals)}) + cleared
+                {"path": path, "intervals": list(result.intervals)}, "") + cleared
 
     def analyse(spotted, lang, evt: gr.SelectData):
         if not spotted or not spotted["intervals"]:
@@ -355,7 +356,7 @@ def long_video_view(assistant: Assistant, concurrency: int = 1) -> LongView:
             yield "", history + [{"role": "assistant", "content": f"⚠️ {err}"}]
 
     file.upload(spot, file, outputs, api_visibility="private", concurrency_limit=concurrency, concurrency_id="work")
-    table.select(analyse, [spotted_state, language], [status, mmc, aus, emotion, chatbot, result_state],
+    table.select(analyse, [spotted_state, language], [analysis_status, mmc, aus, emotion, chatbot, result_state],
                  api_visibility="private", concurrency_limit=concurrency, concurrency_id="work")
     for trigger in (question.submit, ask_btn.click):
         trigger(ask, [question, chatbot, result_state], [question, chatbot], api_visibility="private",

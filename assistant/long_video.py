@@ -22,7 +22,7 @@ from assistant.motion.clip import IMAGE_SUFFIXES, _upright, natural_key, read_im
 log = logging.getLogger(__name__)
 
 INTERVAL_COLUMNS = ["#", "type", "start (s)", "duration (s)", "onset", "apex", "offset", "score", "regions"]
-KIND_COLOURS = {"micro": "#d62728", "macro": "#1f77b4", "blink": "#7f7f7f", "head": "#bcbd22"}
+KIND_COLOURS = {"micro": "#d62728", "macro": "#1f77b4"}
 SEEK_BACK_S = 2.0  # seek this far before the wanted frame, then decode forward (keyframes are seldom further apart)
 
 
@@ -97,8 +97,8 @@ def interval_rows(result) -> list[list]:
 
 
 def timeline_figure(result, title: str = ""):
-    """The motion curve over time with the spotted expressions shaded (numbered as in the table) and blinks and head
-    movements hatched grey; one thin curve per region group beneath the overall one."""
+    """The motion curve over time with the spotted expressions shaded (numbered as in the table) and blinks, speech and
+    head movements hatched grey; one thin curve per region group beneath the overall one."""
     from matplotlib.figure import Figure  # not pyplot: a figure per request must not pile up in pyplot's registry
     from matplotlib.patches import Rectangle
 
@@ -111,7 +111,7 @@ def timeline_figure(result, title: str = ""):
     ax.plot(t, result.curve, color="black", linewidth=1.0, label="overall")
     top = float(np.nanmax(result.curve)) if len(result.curve) else 1.0
     for k, i in enumerate(result.intervals, start=1):
-        ax.axvspan(i.onset / fps, (i.offset + 1) / fps, color=KIND_COLOURS.get(i.kind, "#2ca02c"), alpha=0.3)
+        ax.axvspan(i.onset / fps, (i.offset + 1) / fps, color=KIND_COLOURS[i.kind], alpha=0.3)
         ax.annotate(str(k), (i.apex / fps, top), ha="center", va="bottom", fontsize=8)
     for i in result.distractors:
         ax.axvspan(i.onset / fps, (i.offset + 1) / fps, facecolor="none", edgecolor="#7f7f7f", hatch="//",
@@ -120,7 +120,7 @@ def timeline_figure(result, title: str = ""):
     handles.append(Rectangle((0, 0), 1, 1, facecolor="none", edgecolor="#7f7f7f", hatch="//"))
     first = ax.legend(loc="upper right", fontsize=7, ncol=4)
     ax.add_artist(first)
-    ax.legend(handles, ["micro", "macro", "blink / head"], loc="upper left", fontsize=7)
+    ax.legend(handles, ["micro", "macro", "blink / speech / head"], loc="upper left", fontsize=7)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("motion")
     ax.set_xlim(0, max(result.n_frames / fps, 1e-3))

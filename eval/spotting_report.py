@@ -54,7 +54,7 @@ def render_report(metrics: dict) -> str:
         lines.append(f"{counts['failed']} video(s) could not be spotted and count with nothing spotted (their "
                      "expressions are false negatives): "
                      + "; ".join(f"{k}: {err}" for k, err in counts["failed_videos"].items()))
-    lines.append(f"Blinks and head movements listed apart (not scored): {counts['distractors_listed']}.")
+    lines.append(f"Blinks, speech and head movements listed apart (not scored): {counts['distractors_listed']}.")
     t = metrics["timings"]
     if t.get("frames_per_s"):
         lines.append(f"Throughput: {t['frames']} frames in {t['seconds']:.1f} s of spotting "

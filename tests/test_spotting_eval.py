@@ -20,7 +20,7 @@ def long_root(tmp_path_factory):
     from instruction_data.long_layouts import write_synthetic_long_dataset
 
     return write_synthetic_long_dataset("casme2_long", tmp_path_factory.mktemp("casme2_long"), subjects=2, videos=1,
-                                        seed=3, seconds=20, size=(320, 240), quirks=True)
+                                        seed=3, seconds=15, size=(320, 240), quirks=True)
 
 
 @pytest.fixture(scope="module")
