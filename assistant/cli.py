@@ -13,6 +13,7 @@ from assistant.errors import MEUError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("assistant.analyze_cli", "analyse one clip: MMC map, landmarks, region motion table"),
+    "spot": ("assistant.spot_cli", "find the micro- and macro-expressions in a long video"),
     "data synth": ("instruction_data.synth_cli", "write a synthetic dataset in an official layout"),
     "data build": ("instruction_data.build", "build the FGMU instruction dataset from annotated clips"),
     "train au": ("finetune.au", "train an AU detector (AU-LLM, Micro-AU CLIP) with LOSO or cross-dataset protocols"),

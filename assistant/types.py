@@ -32,7 +32,8 @@ class Clip:
     n_frames: int = 2
     fps: float | None = None
     apex_spotted: bool = False  # True when the apex was found automatically
-    motion_curve: np.ndarray | None = None  # per sampled frame: face motion relative to onset
+    apex_found: bool = True  # False when spotting found no frame above the noise (the apex is then only a guess)
+    motion_curve: np.ndarray | None = None  # per scored frame: face change against the local baseline (SNR)
     curve_frames: np.ndarray | None = None  # frame indices of `motion_curve`
     warnings: list[str] = field(default_factory=list)
 

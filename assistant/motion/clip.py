@@ -1,8 +1,9 @@
 """Clip input: a video file, a folder of frames, or an onset image plus an apex image.
 
 Videos are streamed frame by frame (PyAV), so memory does not grow with the clip's length; only the onset, the
-apex candidate and the offset frame are ever kept. When the apex is unknown it is spotted in the same pass as the
-frame whose face region differs most from the onset (see `spot_apex`).
+offset and a short ring of recent frames are ever kept. When the apex is unknown it is spotted in the same pass
+against a local baseline (`assistant.motion.spotting.ApexSpotter`), so slow head or lighting drift does not make the
+last frame win; when no frame stands out of the noise the clip says so in its warnings.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import cv2
 import numpy as np
 
 from assistant.errors import ClipTooLargeError, ClipTooShortError, FrameIndexError, UnreadableClipError
+from assistant.motion.spotting import ApexSpotter, half_window
 from assistant.types import Clip
 
 log = logging.getLogger(__name__)
@@ -205,19 +207,6 @@ def open_source(source: str | Path | list[np.ndarray], limits: ClipLimits | None
     return _video_source(path, limits)
 
 
-def face_signature(frame: np.ndarray, box: tuple[int, int, int, int] | None, size: int = 64) -> np.ndarray:
-    """Blurred grey thumbnail of the face box, normalised to zero mean and unit spread: cheap to compare, and blind to
-    sensor noise and to global lighting changes (a slow brightness drift would otherwise win the apex search)."""
-    if box is not None:
-        x0, y0, x1, y1 = box
-        h, w = frame.shape[:2]
-        frame = frame[max(0, y0):min(h, y1), max(0, x0):min(w, x1)]
-    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    small = cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
-    small = cv2.GaussianBlur(small, (5, 5), 1.0)
-    return (small - small.mean()) / (small.std() + 1e-6)
-
-
 def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np.ndarray | None = None, *,
               onset: int | None = None, apex: int | None = None, offset: int | None = None,
               face_box: Callable[[np.ndarray], tuple[int, int, int, int] | None] | None = None,
@@ -255,9 +244,7 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
         return Clip(source=src.source, onset_frame=frames[0], apex_frame=frames[1], onset=start, apex=int(apex),
                     offset=offset, n_frames=src.n_frames, fps=src.fps)
     onset_frame = apex_frame = offset_frame = None
-    best, best_idx, box, ref = -1.0, None, None, None
-    curve: list[float] = []
-    curve_idx: list[int] = []
+    spotter: ApexSpotter | None = None
     n_seen = 0
     for i, frame in src.frames():
         n_seen = i + 1
@@ -265,15 +252,13 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
             continue
         if i == start:
             onset_frame = frame
-            box = face_box(frame) if face_box else None
-            ref = face_signature(frame, box)
+            if apex is None:
+                k = half_window(src.fps, onset, offset, src.n_frames)
+                spotter = ApexSpotter(face_box(frame) if face_box else None, k, start)
+                spotter.push(i, frame)
             continue
-        if apex is None and (offset is None or i <= offset):
-            diff = float(np.mean(np.abs(face_signature(frame, box) - ref)))
-            curve.append(diff)
-            curve_idx.append(i)
-            if diff > best:
-                best, best_idx, apex_frame = diff, i, frame
+        if spotter is not None and (offset is None or i <= offset):
+            spotter.push(i, frame)
         elif apex is not None and i == apex:
             apex_frame = frame
         if offset is not None and i == offset:
@@ -288,20 +273,34 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
             f"{Path(src.source).name} has {total} frame{'s' if total != 1 else ''}; a micro-expression needs at "
             "least an onset and an apex frame."
         )
+    spot = None
+    if spotter is not None:
+        spot, apex_frame = spotter.finish()
+        if spot.apex == start:
+            apex_frame = None  # nothing after the onset
     if apex_frame is None:
-        raise FrameIndexError(f"Apex frame {apex} is past the end of the clip ({n_seen} frames).")
+        what = f"Apex frame {apex} is" if apex is not None else f"No frame after onset {start} is"
+        raise FrameIndexError(f"{what} in the clip ({n_seen} frames).")
     if offset is not None and offset_frame is None:
         raise FrameIndexError(f"Offset frame {offset} is past the end of the clip ({n_seen} frames).")
-    spotted = apex is None
+    warnings = []
+    if spot is not None and not spot.found:
+        warnings.append(
+            f"No frame between {start} and {offset if offset is not None else n_seen - 1} stands out of the noise: "
+            f"no expression was found, and frame {spot.apex} is only the best guess for the apex. Give the apex frame "
+            "if you know it, or check that the clip holds an expression."
+        )
     clip = Clip(
         source=src.source, onset_frame=onset_frame, apex_frame=apex_frame, onset=start,
-        apex=int(best_idx if spotted else apex), offset=offset, n_frames=src.n_frames or n_seen, fps=src.fps,
-        apex_spotted=spotted,
-        motion_curve=np.asarray(curve, dtype=np.float32) if spotted else None,
-        curve_frames=np.asarray(curve_idx, dtype=np.int32) if spotted else None,
+        apex=int(spot.apex if spot is not None else apex), offset=offset, n_frames=src.n_frames or n_seen, fps=src.fps,
+        apex_spotted=spot is not None, apex_found=spot.found if spot is not None else True,
+        motion_curve=spot.curve if spot is not None else None,
+        curve_frames=spot.frames if spot is not None else None,
+        warnings=warnings,
     )
-    if spotted:
-        log.info("apex spotted at frame %d of %d (largest face change from onset)", clip.apex, clip.n_frames)
+    if spot is not None:
+        log.info("apex spotted at frame %d of %d (local-baseline curve, k=%d, %s)", clip.apex, clip.n_frames,
+                 spot.half_window, "above the noise" if spot.found else "NOT above the noise")
     return clip
 
 

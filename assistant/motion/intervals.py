@@ -1,0 +1,154 @@
+"""From region traces (`assistant.motion.tracking.Tracks`) to intervals: expressions, blinks, speech, head moves. Each
+region's trace is compared with a sliding local baseline, its running median over `SpotConfig.baseline_s` (longer
+than twice the longest expression, so an expression never pulls its own baseline; slow drift and the chain's small
+steps follow it). The residual is divided by the region's noise (robust spread of the residual over the whole video:
+expressions fill a small share of it) and the region SNRs give one curve per region group (the max over its regions)
+and one overall curve. Intervals are runs where the overall curve passes `SpotConfig.threshold`, merged across gaps
+shorter than `SpotConfig.merge_gap_s`; onset and offset are placed at twice the distance of the half-height
+crossings from the apex (exact for a raised-cosine time course, whatever the amplitude).
+
+Each interval is then named:
+- "head": the head moved (shift or rotation speed over `SpotConfig.head_speed_window_s`) more than
+  `head_shift_px` / `head_rot_deg` around it: the residual region motion is then the registration's, not the face's;
+- "blink": only the eyes group stands out (every other group under half the eyes' peak) and the upper lids move down
+  more than the lower lids move (a lid tightener, AU7, lifts the lower lid instead);
+- "speech": only the mouth group stands out and its curve rises and falls at least `speech_peaks` times;
+- otherwise "micro" when onset to offset lasts at most `micro_max_s` seconds, else "macro".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import maximum_filter1d, median_filter, uniform_filter1d
+
+from assistant.motion.spotting import Interval
+from assistant.motion.tracking import REGION_GROUPS, Tracks, group_of
+
+
+def _robust_sigma(x: np.ndarray) -> float:
+    return float(1.4826 * np.median(np.abs(x - np.median(x)))) + 1e-6
+
+
+def region_snr(tracks: Tracks, baseline_frames: int, smooth: int = 1) -> np.ndarray:
+    """(n, R) SNR of each region's displacement (averaged over `smooth` frames: the flow's frame-to-frame noise
+    falls, an expression lasting several times longer keeps its peak) against its sliding median baseline."""
+    d = uniform_filter1d(tracks.disp.astype(np.float64), max(1, smooth), axis=0, mode="nearest")
+    size = max(3, baseline_frames | 1)
+    base = median_filter(d, size=(size, 1, 1), mode="nearest")
+    resid = d - base
+    sigma = np.array([[_robust_sigma(resid[:, r, c]) for c in range(2)] for r in range(d.shape[1])])
+    sigma = np.maximum(sigma.mean(axis=1), 1e-3)
+    return np.hypot(resid[..., 0], resid[..., 1]) / sigma[None, :]
+
+
+def group_curves(tracks: Tracks, snr: np.ndarray, smooth: int) -> dict[str, np.ndarray]:
+    out = {}
+    for g in REGION_GROUPS:
+        cols = [i for i, (name, _) in enumerate(tracks.regions) if group_of(name) == g]
+        out[g] = uniform_filter1d(snr[:, cols].max(axis=1), max(1, smooth), mode="nearest")
+    return out
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1))
+
+
+def find_intervals(tracks: Tracks, cfg) -> tuple[list[Interval], np.ndarray, dict[str, np.ndarray]]:
+    """All intervals (expressions and distractors, each with its kind), the overall curve and the group curves.
+
+    Two baselines: a short one (`micro_baseline_s`) removes the slow wander of the traces (reference changes,
+    drift) and finds short events at their best SNR; the long one (`baseline_s`) keeps macro-expressions whole.
+    Long-baseline intervals longer than `micro_max_s` are kept as macro-expressions (or distractors); short-baseline
+    intervals are kept where they do not overlap one of those."""
+    fps = tracks.fps
+    smooth = int(round(cfg.smooth_s * fps))
+    head_speed = _head_speed(tracks, int(round(cfg.head_speed_window_s * fps)))
+    scales = []
+    for window_s in (cfg.micro_baseline_s, cfg.baseline_s):
+        groups = group_curves(tracks, region_snr(tracks, int(round(window_s * fps)), smooth), 1)
+        curve = np.max(np.stack(list(groups.values())), axis=0)
+        curve[~tracks.tracked] = 0.0
+        scales.append((_intervals(tracks, curve, groups, head_speed, cfg), curve, groups))
+    (short, short_curve, short_groups), (long, long_curve, long_groups) = scales
+    kept = [iv for iv in long if (iv.offset - iv.onset) / fps > cfg.micro_max_s]
+    for iv in short:
+        if not any(iv.onset <= k.offset and k.onset <= iv.offset for k in kept):
+            kept.append(iv)
+    curve = np.maximum(short_curve, long_curve)
+    groups = {g: np.maximum(short_groups[g], long_groups[g]) for g in short_groups}
+    return sorted(kept, key=lambda iv: iv.onset), curve, groups
+
+
+def _intervals(tracks: Tracks, curve: np.ndarray, groups: dict[str, np.ndarray], head_speed: np.ndarray,
+               cfg) -> list[Interval]:
+    fps = tracks.fps
+    runs = _runs(curve > cfg.threshold)
+    gap = int(round(cfg.merge_gap_s * fps))
+    merged: list[list[int]] = []
+    for a, b in runs:
+        if merged and a - merged[-1][1] <= gap:
+            merged[-1][1] = b
+        else:
+            merged.append([a, b])
+    out: list[Interval] = []
+    background = float(np.median(curve))
+    for a, b in merged:
+        apex = a + int(np.argmax(curve[a:b + 1]))
+        peak = float(curve[apex])
+        half = background + 0.5 * (peak - background)
+        left, right = apex, apex
+        while left > 0 and curve[left - 1] > half:
+            left -= 1
+        while right < len(curve) - 1 and curve[right + 1] > half:
+            right += 1
+        # a raised-cosine rise crosses half height halfway from onset to apex (likewise the fall), so the edges sit
+        # twice as far from the apex as the half-height crossings: unlike a threshold crossing, this does not
+        # shrink the interval of a weak expression
+        on = max(0, apex - 2 * (apex - left) - 1)
+        off = min(len(curve) - 1, apex + 2 * (right - apex) + 1)
+        if out and on <= out[-1].offset:
+            on = out[-1].offset + 1
+            if on > apex:
+                continue
+        peaks = {g: float(c[on:off + 1].max()) for g, c in groups.items()}
+        moved = [g for g, v in peaks.items() if v >= max(cfg.threshold * 0.75, 0.5 * peak)]
+        kind = _kind(tracks, groups, peaks, moved, on, off, head_speed, cfg)
+        out.append(Interval(int(on), int(apex), int(off), round(peak, 2), kind, moved))
+    return out
+
+
+def _head_speed(tracks: Tracks, window: int) -> np.ndarray:
+    """(n, 2): how far the head shifted (crop px) and turned (degrees) within +-window frames."""
+    h = tracks.head.astype(np.float64)
+    w = max(1, window)
+    pad = np.pad(h, ((w, w), (0, 0)), mode="edge")
+    change = np.abs(pad[2 * w:] - pad[:-2 * w])
+    return np.stack([np.hypot(change[:, 0], change[:, 1]), change[:, 2]], axis=1)
+
+
+def _kind(tracks: Tracks, groups, peaks, moved, on, off, head_speed, cfg) -> str:
+    fps = tracks.fps
+    pad = int(round(0.2 * fps))
+    lo, hi = max(0, on - pad), min(len(head_speed), off + pad + 1)
+    if head_speed[lo:hi, 0].max() > cfg.head_shift_px or head_speed[lo:hi, 1].max() > cfg.head_rot_deg:
+        return "head"
+    top = max(peaks, key=peaks.get)
+    others = max(v for g, v in peaks.items() if g != top)
+    if top == "eyes" and others < 0.5 * peaks["eyes"] and _lids_close(tracks, on, off):
+        return "blink"
+    if top == "mouth" and others < 0.5 * peaks["mouth"]:
+        c = groups["mouth"][on:off + 1]
+        bumps = maximum_filter1d(c, max(3, int(round(0.12 * fps)))) == c
+        if int(np.sum(bumps & (c > 0.5 * c.max()))) >= cfg.speech_peaks:
+            return "speech"
+    return "micro" if (off - on) / fps <= cfg.micro_max_s else "macro"
+
+
+def _lids_close(tracks: Tracks, on: int, off: int) -> bool:
+    """Upper lids move down (image +y) more than the lower lids move at all."""
+    def dy(name: str) -> float:
+        cols = [i for i, (n, _) in enumerate(tracks.regions) if n == name]
+        seg = tracks.disp[on:off + 1, cols, 1].astype(np.float64) - tracks.disp[on, cols, 1]
+        return float(seg.mean(axis=1).max()) if name == "upper_eyelid" else float(np.abs(seg.mean(axis=1)).max())
+    return dy("upper_eyelid") > dy("lower_eyelid")
