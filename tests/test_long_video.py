@@ -49,3 +49,14 @@ def test_frames_at_reads_a_frame_folder(tmp_path):
     a, b = frames_at(tmp_path, [2, 1])
     assert a.mean() == 100 and b.mean() == 20
     assert probe_video(tmp_path).n_frames == 3
+
+
+def test_the_long_video_limit_is_its_own_setting():
+    from assistant.errors import ConfigError
+    from assistant.pipeline import AssistantConfig, parse_assistant_config
+
+    assert AssistantConfig().max_long_video_s == 600.0  # ten minutes of video by default
+    config, _ = parse_assistant_config(["--max-long-video-s", "90", "--max-frames", "60"], environ={})
+    assert (config.max_long_video_s, config.max_frames) == (90.0, 60)
+    with pytest.raises(ConfigError, match="max_long_video_s must be positive"):
+        AssistantConfig(max_long_video_s=0)
