@@ -107,7 +107,7 @@ def test_long_video_is_spotted_then_one_interval_analysed(page, app_server, long
         clear.first.click()
     # no Analyse press: an upload over the short-clip limit (60 frames here) goes to the Long video view by itself
     page.locator("#video-input input[type=file]").set_input_files(str(long_video))
-    expect(page.get_by_role("tab", name="Long video")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("tab", name="Long video")).to_have_attribute("aria-selected", "true", timeout=TIMEOUT_MS)
     status = page.locator("#long-status")
     expect(status).to_contain_text("Spotted", timeout=TIMEOUT_MS)
     page.wait_for_function(  # the timeline is a real, decoded image
