@@ -24,6 +24,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Callable, Iterable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from assistant.errors import ClipTooLargeError, ClipTooShortError, MEUError, NoFaceError, UnreadableClipError  # noqa: E402
@@ -388,6 +389,178 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
     return demo
 
 
+# ---- the Long video view: spotting, a timeline, a table of intervals, one interval analysed and discussed --------
+LONG_STATUS = ("Upload minutes of face video: the expressions in it are spotted (micro and macro; blinks, speech and "
+               "head movements left out), drawn on a timeline and listed; click an interval to analyse it.")
+
+
+@dataclass
+class LongView:
+    """What the page needs from the Long video view to route long uploads to it."""
+
+    file: object  # gr.File
+    spot: Callable  # (path, progress) -> the view's outputs
+    outputs: list
+
+
+def _spot_summary(result, path: str) -> str:
+    kinds = [i.kind for i in result.intervals]
+    fps = result.fps or 30.0
+    text = (f"Spotted {kinds.count('micro')} micro- and {kinds.count('macro')} macro-expression(s) in "
+            f"{Path(path).name} ({result.n_frames / fps:.1f} s, {result.n_frames} frames); "
+            f"{len(result.distractors)} blink(s), speech or head movement(s) left out.")
+    return text + (" Click a row of the table to analyse that interval." if result.intervals else "")
+
+
+def long_video_view(assistant: Assistant, concurrency: int = 1) -> LongView:
+    """The Long video tab's components and events (built inside the caller's tab)."""
+    import gradio as gr
+    import pandas as pd
+
+    from assistant.long_video import (
+        INTERVAL_COLUMNS,
+        analyse_interval,
+        interval_rows,
+        spot_long_video,
+        timeline_figure,
+    )
+
+    spotted_state = gr.State(None)  # {"path": upload, "intervals": [Interval]}
+    result_state = gr.State(None)
+    gr.Markdown(LONG_STATUS)
+    with gr.Row():
+        file = gr.File(label=f"Long video (up to {assistant.config.max_long_video_s / 60:g} min)", type="filepath",
+                       file_types=[".mp4", ".avi", ".webm", ".mov", ".mkv"], elem_id="long-video-input", scale=2)
+        language = gr.Radio(LANGUAGES, value=assistant.config.language, label="Language", scale=1)
+    status = gr.Markdown("No long video yet.", elem_id="long-status")
+    timeline = gr.Plot(label="Timeline", elem_id="timeline")
+    table = gr.Dataframe(headers=INTERVAL_COLUMNS, interactive=False, elem_id="intervals",
+                         label="Spotted expressions (click a row to analyse it)")
+    analysis_status = gr.Markdown("", elem_id="long-analysis")
+    with gr.Row():
+        mmc = gr.Image(label="MMC map of the interval", type="numpy", interactive=False, elem_id="long-mmc",
+                       format="png")
+        with gr.Column():
+            aus = gr.Textbox(label="Action units (probability)", interactive=False, elem_id="long-au-list")
+            emotion = gr.Textbox(label="Emotion", interactive=False, elem_id="long-emotion")
+    chatbot = gr.Chatbot(label="The interval: reasoning and follow-up chat", height=360, elem_id="long-chat")
+    with gr.Row():
+        question = gr.Textbox(placeholder="Ask about the analysed interval", show_label=False, scale=5,
+                              elem_id="long-question")
+        ask_btn = gr.Button("Ask", scale=1, elem_id="long-ask-btn")
+    outputs = [status, timeline, table, spotted_state, analysis_status, mmc, aus, emotion, chatbot, result_state]
+    cleared = (None, "", "", [], None)
+
+    def spot(path, progress=gr.Progress()):  # noqa: B008 - Gradio's way to ask for a progress bar
+        empty = pd.DataFrame(columns=INTERVAL_COLUMNS)
+        if not path:
+            return ("Upload a long video first.", None, empty, None, "") + cleared
+        try:
+            result = spot_long_video(path, assistant.config.max_long_video_s,
+                                     progress=lambda done, total: progress((done, total), desc="Spotting",
+                                                                           unit="frames"))
+        except MEUError as err:
+            return (f"⚠️ **Error:** {err}", None, empty, None, "") + cleared
+        except Exception as err:  # keep the app up; the traceback goes to the server log
+            log.exception("spotting failed")
+            return (f"⚠️ **Unexpected error** ({type(err).__name__}: {err}); details are in the server log.", None,
+                    empty, None, "") + cleared
+        table_value = pd.DataFrame(interval_rows(result), columns=INTERVAL_COLUMNS)
+        return (_spot_summary(result, path), timeline_figure(result), table_value,
+                {"path": path, "intervals": list(result.intervals)}, "") + cleared
+
+    def analyse(spotted, lang, evt: gr.SelectData):
+        if not spotted or not spotted["intervals"]:
+            yield ("Spot a long video first.",) + cleared
+            return
+        number = int((evt.row_value or [evt.index[0] + 1])[0])
+        interval = spotted["intervals"][number - 1]
+        where = f"interval {number} ({interval.kind}, frames {interval.onset}-{interval.offset}, apex {interval.apex})"
+        yield (f"Analysing {where}…",) + cleared
+        try:
+            for step in analyse_interval(assistant, spotted["path"], interval, lang):
+                outs = [gr.skip()] * 5
+                if step.stage == "motion":
+                    outs[0] = with_legend(step.analysis.mmc_map, mode=step.analysis.mmc_mode)
+                elif step.stage == "evidence":
+                    outs[1] = _au_list(step.evidence)
+                elif step.stage == "reasoning":
+                    outs[3] = [{"role": "assistant", "content": step.text}]
+                elif step.stage == "done":
+                    outs[2], outs[4] = step.result.answer.emotion or "unparsable", step.result
+                    yield (f"Analysed {where} in {step.result.timings.get('total', 0):.2f} s.",) + tuple(outs)
+                    continue
+                yield (gr.skip(),) + tuple(outs)
+        except MEUError as err:
+            yield (f"⚠️ **Error:** {err}",) + cleared
+
+    # Gradio passes the clicked cell to a parameter annotated gr.SelectData; gradio is imported in this function,
+    # so the (postponed, string) annotation is resolved here
+    analyse.__annotations__["evt"] = gr.SelectData
+
+    def ask(message, history, result):
+        history = list(history or [])
+        message = (message or "").strip()
+        if not message:
+            yield "", history
+            return
+        history.append({"role": "user", "content": message})
+        if result is None:
+            yield "", history + [{"role": "assistant", "content": "Analyse an interval first: click a row of the "
+                                                                  "table."}]
+            return
+        try:
+            for reply in assistant.chat_stream(history[:-1], message, result):
+                yield "", history + [{"role": "assistant", "content": reply}]
+        except MEUError as err:
+            yield "", history + [{"role": "assistant", "content": f"⚠️ {err}"}]
+
+    file.upload(spot, file, outputs, api_visibility="private", concurrency_limit=concurrency, concurrency_id="work")
+    table.select(analyse, [spotted_state, language], [analysis_status, mmc, aus, emotion, chatbot, result_state],
+                 api_visibility="private", concurrency_limit=concurrency, concurrency_id="work")
+    for trigger in (question.submit, ask_btn.click):
+        trigger(ask, [question, chatbot, result_state], [question, chatbot], api_visibility="private",
+                concurrency_limit=concurrency, concurrency_id="work")
+    return LongView(file=file, spot=spot, outputs=outputs)
+
+
+def build_ui(assistant: Assistant, examples_dir: str | Path | None = None, concurrency: int = 1):
+    """The whole page: the short-clip app (`build_app`) and the Long video view in two tabs. A video uploaded on the
+    short-clip tab that is longer than a short clip (over --max-frames) is moved to the Long video view and spotted."""
+    import gradio as gr
+
+    from assistant.long_video import is_long, probe_video
+
+    clip_app = build_app(assistant, examples_dir, concurrency)
+    with gr.Blocks(title="MEU Assistant", delete_cache=(CACHE_SWEEP_S, CACHE_AGE_S)) as demo:
+        with gr.Tabs(selected="clip") as views:
+            with gr.Tab("Short clip", id="clip"):
+                clip_app.render()
+            with gr.Tab("Long video", id="long", elem_id="long-tab"):
+                long_view = long_video_view(assistant, concurrency)
+        video = next(b for b in clip_app.blocks.values() if getattr(b, "elem_id", None) == "video-input")
+        routed = gr.State(False)
+
+        def route(path):
+            try:
+                long = bool(path) and is_long(probe_video(path), assistant.config.max_frames)
+            except MEUError:  # not a readable video: the Analyse button explains it
+                long = False
+            if not long:
+                return gr.skip(), gr.skip(), False
+            return gr.Tabs(selected="long"), path, True
+
+        def spot_routed(was_routed, path, progress=gr.Progress()):  # noqa: B008
+            if not was_routed:
+                return (gr.skip(),) * len(long_view.outputs)
+            return long_view.spot(path, progress)
+
+        video.upload(route, video, [views, long_view.file, routed], api_visibility="private").then(
+            spot_routed, [routed, long_view.file], long_view.outputs, api_visibility="private",
+            concurrency_limit=concurrency, concurrency_id="work")
+    return demo
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="meu app", description="Start the MEU Assistant chat app (Gradio).")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
@@ -402,13 +575,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     assistant = Assistant(config)
     assistant.warm_up()
-    demo = build_app(assistant, ns.examples, ns.concurrency)
+    demo = build_ui(assistant, ns.examples, ns.concurrency)
     demo.queue(max_size=ns.queue_size, default_concurrency_limit=ns.concurrency)
     examples = Path(ns.examples)
     print(f"MEU Assistant: http://{ns.host}:{ns.port}/  (backends: "
           + ", ".join(f"{k}={v}" for k, v in assistant.backends().items()) + ")", flush=True)
     demo.launch(server_name=ns.host, server_port=ns.port, share=False, show_error=True, inbrowser=False,
-                max_file_size=int(config.max_upload_mb * 2**20),  # larger uploads are refused before they are stored
+                # larger uploads are refused before they are stored; short clips still stop at max_upload_mb
+                max_file_size=int(max(config.max_upload_mb, config.max_long_upload_mb) * 2**20),
                 state_session_capacity=ns.max_sessions,
                 allowed_paths=[str(examples)] if examples.is_dir() else None, footer_links=["api"])
     return 0

@@ -67,6 +67,12 @@ class AssistantConfig:
     max_megapixels: float = field(default=MAX_MEGAPIXELS, metadata={
         "help": "largest frame accepted (megapixels, read from the file header before decoding; at most "
                 f"{MAX_MEGAPIXELS_CEILING:g})"})
+    max_long_upload_mb: float = field(default=500.0, metadata={
+        "help": "largest long-video file accepted (MB); the app's upload limit is the larger of this and "
+                "--max-upload-mb, and short clips still stop at --max-upload-mb"})
+    max_long_video_s: float = field(default=600.0, metadata={
+        "help": "longest long video accepted (seconds); in the app, videos over --max-frames are spotted as long "
+                "videos"})
     vlm_base: str | None = field(default=None, metadata={"help": "Qwen2.5-VL base model: hub name or local path"})
     vlm_adapter: str | None = field(default=None, metadata={"help": "LoRA adapter folder for --vlm-base"})
     vlm_max_new_tokens: int = field(default=512, metadata={"help": "longest VLM answer (tokens)"})
@@ -91,6 +97,8 @@ class AssistantConfig:
         if not 0 < self.max_megapixels <= MAX_MEGAPIXELS_CEILING:
             raise ConfigError(f"max_megapixels={self.max_megapixels:g} must lie in (0, {MAX_MEGAPIXELS_CEILING:g}]: "
                               "larger frames are refused as decompression bombs by the image reader.")
+        if self.max_long_video_s <= 0 or self.max_long_upload_mb <= 0:
+            raise ConfigError("max_long_video_s and max_long_upload_mb must be positive.")
 
     @property
     def detector_name(self) -> str:

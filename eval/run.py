@@ -16,6 +16,7 @@ detector nothing is trained, so zero-shot and LOSO are the same computation; the
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import logging
@@ -388,7 +389,16 @@ def _mean_timings(rows: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config, _ = parse_config(EvalConfig, argv, "meu eval", __doc__.splitlines()[0])
+    from eval.spotting_run import add_task_argument, split_task
+
+    task, argv = split_task(argv)
+    if task == "spotting":
+        from eval.spotting_run import main as spotting_main
+
+        return spotting_main(argv)
+    parser = argparse.ArgumentParser(prog="meu eval", description=__doc__.splitlines()[0])
+    add_task_argument(parser)
+    config, _ = parse_config(EvalConfig, argv, "meu eval", __doc__.splitlines()[0], parser=parser)
     if config.detector == "aullm" or config.reasoner == "vlm":
         import torch
 

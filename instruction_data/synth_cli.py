@@ -1,4 +1,5 @@
-"""`meu data synth`: write a synthetic dataset (frames + official annotation sheet) in a dataset's layout."""
+"""`meu data synth`: write a synthetic dataset (frames + official annotation sheet) in a dataset's layout; with
+`--long`, synthetic long videos in a spotting layout (casme2_long, samm_long)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from assistant.config import parse_config
 from assistant.errors import ConfigError
 from instruction_data.layouts import LAYOUTS, write_realistic_dataset, write_synthetic_dataset
+from instruction_data.long_layouts import LONG_LAYOUTS
 from instruction_data.photos import SPLITS
 
 
@@ -16,7 +18,8 @@ from instruction_data.photos import SPLITS
 class SynthConfig:
     out: str = field(default="", metadata={"help": "output folder (required): new, or an earlier synthetic dataset, "
                                                      "which is replaced"})
-    layout: str = field(default="casme2", metadata={"help": "official layout to imitate", "choices": list(LAYOUTS)})
+    layout: str = field(default="casme2", metadata={"help": "official layout to imitate (with --long: casme2_long or "
+                                                             "samm_long)", "choices": [*LAYOUTS, *LONG_LAYOUTS]})
     realistic: bool = field(default=False, metadata={"help": "the realistic world (micro amplitudes, head drift, "
                                                              "noise, JPEG, blinks, null clips; see --split) instead "
                                                              "of the easy one"})
@@ -33,6 +36,9 @@ class SynthConfig:
                                                       "length: 0.2-0.5 s at 200 fps plus still frames)"})
     quirks: bool = field(default=True, metadata={"help": "write the real sheets' quirks (apex '/', AU '?', ...; "
                                                          "easy world only: realistic sheets are clean)"})
+    long: bool = field(default=False, metadata={"help": "long videos for spotting (several expressions, blinks, head "
+                                                        "turns, drift per video); --clips is videos per subject"})
+    seconds: float = field(default=60.0, metadata={"help": "length of each long video (with --long)"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError("Give the output folder with --out DIR.")
     if cfg.subjects < 1 or cfg.clips < 1:
         raise ConfigError(f"--subjects and --clips must be at least 1, not {cfg.subjects} and {cfg.clips}.")
+    if cfg.long or cfg.layout in LONG_LAYOUTS:
+        return _main_long(cfg)
     if cfg.frames < 3:
         raise ConfigError(f"--frames must be at least 3 (onset, apex and offset frames), not {cfg.frames}.")
     out = Path(cfg.out)
@@ -65,4 +73,29 @@ def main(argv: list[str] | None = None) -> int:
     n = len(json.loads((root / "synth_truth.json").read_text())["clips"])
     print(f"wrote {n} {world} {cfg.layout} clips to {root} "
           f"(read them with: meu data build --dataset {cfg.layout} --root {root} --out OUT)")
+    return 0
+
+
+def _main_long(cfg: SynthConfig) -> int:
+    if cfg.layout not in LONG_LAYOUTS:
+        raise ConfigError(f"--long writes long videos in a spotting layout: use --layout {' or '.join(LONG_LAYOUTS)}, "
+                          f"not {cfg.layout}.")
+    if not cfg.long:
+        raise ConfigError(f"--layout {cfg.layout} is a long-video layout: add --long.")
+    if cfg.seconds <= 0:
+        raise ConfigError(f"--seconds must be positive, not {cfg.seconds}.")
+    if cfg.width < 0 or cfg.height < 0:
+        raise ConfigError(f"--width and --height must be positive, not {cfg.width} and {cfg.height}.")
+    if cfg.layout == "casme2_long" and cfg.clips > 6:
+        raise ConfigError(f"The casme2_long layout names at most 6 videos per subject, not --clips {cfg.clips}.")
+    out = Path(cfg.out)
+    if out.is_dir() and any(out.iterdir()) and not (out / "synth_truth.json").is_file():
+        raise ConfigError(f"{out} is not empty and holds no earlier synthetic dataset; choose a new --out (this "
+                          "command writes annotation sheets that would replace a real dataset's).")
+    from instruction_data.long_layouts import write_synthetic_long_dataset
+
+    root = write_synthetic_long_dataset(cfg.layout, out, cfg.subjects, cfg.clips, seed=cfg.seed, seconds=cfg.seconds,
+                                        size=(cfg.width or 320, cfg.height or 240), quirks=cfg.quirks, progress=True)
+    print(f"wrote {cfg.subjects * cfg.clips} synthetic {cfg.layout} long videos to {root} (evaluate a spotter on "
+          f"them with: meu eval --task spotting --dataset {cfg.layout} --root {root} --out OUT)")
     return 0

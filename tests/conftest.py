@@ -22,7 +22,8 @@ def app_server(tmp_path_factory):
     """The real app in a subprocess on a free 127.0.0.1 port (tests/app_server.py), shared by the app tests."""
     from app_server import start_app
 
-    with start_app(tmp_path_factory.mktemp("app"), "--max-upload-mb", "1", "--max-frames", "60") as server:
+    with start_app(tmp_path_factory.mktemp("app"), "--max-upload-mb", "1", "--max-long-upload-mb", "1",
+                   "--max-frames", "60") as server:
         yield server
 
 

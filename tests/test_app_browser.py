@@ -1,7 +1,8 @@
 """The app in a real browser: Debian Chromium driven by Playwright (never a downloaded browser).
 
 One session walks the product's main path: a bad upload shows its error, a good upload gives the map, the AU list
-and the emotion, a follow-up question gets an answer; the screenshot is kept under test-artifacts/.
+and the emotion, a follow-up question gets an answer; then a synthetic long video goes to the Long video view, is
+spotted (timeline and table), and one interval is analysed and discussed. Screenshots are kept under test-artifacts/.
 """
 
 from __future__ import annotations
@@ -120,4 +121,46 @@ def test_a_sessions_files_go_when_its_tab_closes(browser, app_server):
     while mine.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not mine.exists(), "the session's folder outlived its tab"
+    assert app_server.process.poll() is None
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory):
+    """A synthetic long video (labelled synthetic) well over the test app's 60-frame short-clip limit."""
+    from instruction_data.long_synth import LongSpec, make_long_video, write_long_video
+
+    video = make_long_video(LongSpec(seconds=12, fps=30, frame_size=(320, 240), face_height_frac=0.7, n_micro=2,
+                                     n_macro=1, seed=5))
+    return write_long_video(video, tmp_path_factory.mktemp("long_video") / "interview.mp4")
+
+
+def test_long_video_is_spotted_then_one_interval_analysed(page, app_server, long_video):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Video clip").click()
+    clear = page.locator("#video-input button[aria-label='Clear']")
+    if clear.count():  # the earlier tests leave their clip there
+        clear.first.click()
+    # no Analyse press: an upload over the short-clip limit (60 frames here) goes to the Long video view by itself
+    page.locator("#video-input input[type=file]").set_input_files(str(long_video))
+    expect(page.get_by_role("tab", name="Long video")).to_have_attribute("aria-selected", "true", timeout=TIMEOUT_MS)
+    status = page.locator("#long-status")
+    expect(status).to_contain_text("Spotted", timeout=TIMEOUT_MS)
+    page.wait_for_function(  # the timeline is a real, decoded image
+        "() => { const i = document.querySelector('#timeline img');"
+        " return i && i.complete && i.naturalWidth >= 400; }")
+    first_cell = page.locator("#intervals [data-testid='cell-0-0']")  # the "#" cell of the table's first row
+    expect(first_cell).to_have_text("1")
+    first_cell.click()
+    expect(page.locator("#long-analysis")).to_contain_text("Analysed interval 1", timeout=TIMEOUT_MS)
+    expect(status).to_contain_text("Spotted")  # the spotting summary stays
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#long-mmc img'); return i && i.complete && i.naturalWidth >= 256; }")
+    expect(page.locator("#long-chat")).to_contain_text("Micro-expression")
+    assert page.locator("#long-emotion textarea").input_value()
+    page.locator("#long-question textarea").fill("Which AUs did you find?")
+    page.locator("#long-ask-btn").click()
+    expect(page.locator("#long-chat")).to_contain_text("detector found", timeout=TIMEOUT_MS)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app_long_video.png"), full_page=True)
     assert app_server.process.poll() is None

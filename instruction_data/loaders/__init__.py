@@ -6,6 +6,7 @@ import importlib
 from pathlib import Path
 
 from assistant.errors import AnnotationSheetError
+from instruction_data.long_records import LongLoadResult
 from instruction_data.records import LoadResult
 
 LOADERS = {
@@ -15,6 +16,10 @@ LOADERS = {
     "casme3": "instruction_data.loaders.casme3",
     "generic": "instruction_data.loaders.generic",
 }
+LONG_LOADERS = {  # long videos with expression intervals (spotting)
+    "casme2_long": "instruction_data.loaders.casme2_long",
+    "samm_long": "instruction_data.loaders.samm_long",
+}
 
 
 def load_dataset(name: str, root: str | Path, strict: bool = False, **options) -> LoadResult:
@@ -22,3 +27,10 @@ def load_dataset(name: str, root: str | Path, strict: bool = False, **options) -
     if name not in LOADERS:
         raise AnnotationSheetError(f"Unknown dataset {name!r}; use one of {', '.join(LOADERS)}.")
     return importlib.import_module(LOADERS[name]).load(root, strict=strict, **options)
+
+
+def load_long_dataset(name: str, root: str | Path, strict: bool = False, **options) -> LongLoadResult:
+    """Read a long-video dataset's sheet: its videos with their annotated expression intervals."""
+    if name not in LONG_LOADERS:
+        raise AnnotationSheetError(f"Unknown long-video dataset {name!r}; use one of {', '.join(LONG_LOADERS)}.")
+    return importlib.import_module(LONG_LOADERS[name]).load(root, strict=strict, **options)

@@ -1,0 +1,220 @@
+"""Synthetic long videos written in the official spotting layouts (CAS(ME)^2, SAMM Long Videos), sheet quirks
+included, so the long-video loaders read them unchanged.
+
+A video entry (`video_entry`) names a video the way its dataset does and lists its expressions as frame numbers (the
+numbers in the frame files' names, from 1). `write_sheets` writes the layout's workbook with the quirks the real
+sheets have (see each writer); `write_frames` writes one video's frames; `write_synthetic_long_dataset` renders
+videos with `instruction_data.long_synth` and writes everything plus `synth_truth.json` (what was really rendered,
+expressions and distractors, whatever the sheet says). Figures measured on these videos are synthetic.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from assistant.au import AU
+from assistant.emotions import emotion_from_aus, map_emotion
+from assistant.files import atomic_path, atomic_write_bytes
+from instruction_data.layouts import _write_xlsx
+
+log = logging.getLogger(__name__)
+
+# (code, name in the sheet, description that only the folder name holds), as CAS(ME)^2 names its stimulus videos
+CASME2_VIDEOS = (("0101", "disgust1", "disgustingteeth"), ("0102", "disgust2", "eatingworms"),
+                 ("0401", "anger1", "angryletter"), ("0502", "happy1", "funnyerrors"),
+                 ("0503", "happy2", "funnypets"), ("0508", "happy3", "funnydonkey"))
+CASME2_MISSING_VIDEO = ("0409", "anger9", "noframes")  # a row for it is written, its frames are not (quirk)
+SAMM_PREAMBLE_ROWS = 10
+
+
+@dataclass(frozen=True)
+class LongLayout:
+    name: str
+    fps: float
+    folder: Callable[[dict], Path]  # video entry -> frame folder relative to the root
+    frame_name: Callable[[dict, int], str]  # (video entry, frame number) -> file name
+    write: Callable[[Path, list[dict], bool], list[Path]]  # (root, video entries, quirks) -> sheets written
+
+
+def _emotion(aus: Iterable[str], vocabulary: str) -> str:
+    codes = [a.code for a in (AU.parse(x) for x in aus) if a.code is not None]
+    emotion = emotion_from_aus(codes)[0] if codes else None
+    three = map_emotion(emotion, "3") if emotion else None
+    if vocabulary == "casme2":
+        return three or "others"
+    return (emotion or "other").capitalize()
+
+
+def _kind_cell(kind: str, layout: str) -> str:
+    if layout == "casme2_long":
+        return f"{kind}-expression"
+    return "Micro - 1/2" if kind == "micro" else "Macro"
+
+
+# ---- CAS(ME)^2: no header row; naming rules on two more sheets; quirks: an offset 0 (unknown), an apex 0, a video
+# name padded with a space, an AU "?", video codes stored as numbers (101), a row whose video has no frames.
+def _casme2_write(root: Path, videos: list[dict], quirks: bool) -> list[Path]:
+    from openpyxl import Workbook
+
+    code_rows: list[list[object]] = []
+    k = 0
+    for v in videos:
+        for n, e in enumerate(v["expressions"], start=1):
+            onset, apex, offset = e["onset"], e["apex"], e["offset"]
+            name = f"{v['video_name']}_{n}"
+            au_cell = "+".join(e.get("aus", ()))
+            if quirks and k == 1:
+                offset = 0
+            if quirks and k == 2:
+                apex = 0
+            if quirks and k == 3:
+                name += " "
+            if quirks and k == 4:
+                au_cell = "?"
+            code_rows.append([v["participant"], name, onset, apex, offset, au_cell,
+                              _emotion(e.get("aus", ()), "casme2"), _kind_cell(e["kind"], "casme2_long"),
+                              _emotion(e.get("aus", ()), "casme2")])
+            k += 1
+    if quirks and videos:
+        code_rows.append([videos[0]["participant"], f"{CASME2_MISSING_VIDEO[1]}_1", 10, 15, 20, "12", "positive",
+                          "micro-expression", "positive"])
+    rule1 = sorted({(v["participant"], v["subject_n"]) for v in videos})
+    rule2 = sorted({(v["video_code"], v["video_name"]) for v in videos} | {CASME2_MISSING_VIDEO[:2]})
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "CASMEcode_final"
+    for row in code_rows:
+        ws.append(row)
+    ws1 = wb.create_sheet("naming rule1")
+    for participant, subject_n in rule1:
+        ws1.append([f"s{subject_n}", subject_n, participant])
+    ws2 = wb.create_sheet("naming rule2")
+    for code, name in rule2:
+        ws2.append([int(code) if quirks else code, name])
+    path = root / "CAS(ME)^2code_final(Updated).xlsx"
+    with atomic_path(path) as tmp:
+        wb.save(tmp)
+    return [path]
+
+
+# ---- SAMM Long Videos: 10 preamble rows, then the header; quirks: an apex of -1, a Notes cell, a row with onset
+# after offset, a row naming a video that has no frames.
+def _samm_write(root: Path, videos: list[dict], quirks: bool) -> list[Path]:
+    rows: list[list[object]] = [["SAMM Long Videos (synthetic)"],
+                                ["Generated by meu data synth --long: NOT the licensed dataset."],
+                                ["Columns follow SAMM_LongVideos_V3_Release.xlsx."]]
+    rows += [[None]] * (SAMM_PREAMBLE_ROWS - len(rows))
+    rows.append(["Subject", "Filename", "Inducement Code", "Onset", "Apex", "Offset", "Duration", "Type",
+                 "Action Units", "Notes"])
+    k = 0
+    for v in videos:
+        for n, e in enumerate(v["expressions"], start=1):
+            apex, note = e["apex"], None
+            if quirks and k == 1:
+                apex = -1
+            if quirks and k == 2:
+                note = "Head movement during expression"
+            rows.append([v["subject_n"], f"{v['video_id']}_{n}", v["video_n"], e["onset"], apex, e["offset"],
+                         e["offset"] - e["onset"], _kind_cell(e["kind"], "samm_long"),
+                         " + ".join(e.get("aus", ())), note])
+            k += 1
+    if quirks and videos:
+        v = videos[0]
+        rows.append([v["subject_n"], f"{v['video_id']}_99", v["video_n"], 40, 35, 30, -10, "Micro - 1/2", "12", None])
+        rows.append([v["subject_n"], f"{v['subject_n']:03d}_9_1", 9, 10, 15, 20, 10, "Macro", "12", None])
+    return [_write_xlsx(root / "SAMM_LongVideos_V3_Release.xlsx", rows)]
+
+
+LONG_LAYOUTS: dict[str, LongLayout] = {
+    "casme2_long": LongLayout("casme2_long", 30.0,
+                              lambda v: Path("rawpic") / f"s{v['subject_n']}" / v["video_id"],
+                              lambda v, n: f"img{n}.jpg", _casme2_write),
+    "samm_long": LongLayout("samm_long", 200.0, lambda v: Path("SAMM_longvideos") / v["video_id"],
+                            lambda v, n: f"{v['video_id']}_{n:04d}.jpg", _samm_write),
+}
+
+
+def video_entry(layout: str, subject: int, video: int, n_frames: int, expressions: list[dict]) -> dict:
+    """A video named as `layout` names it; `expressions` hold onset/apex/offset frame numbers (from 1), kind and AUs."""
+    if layout == "casme2_long":
+        code, name, description = CASME2_VIDEOS[video % len(CASME2_VIDEOS)]
+        subject_n = 15 + subject
+        return {"subject_n": subject_n, "participant": subject + 1, "video_code": code, "video_name": name,
+                "video_id": f"{subject_n}_{code}{description}", "subject": f"s{subject_n}", "n_frames": n_frames,
+                "expressions": expressions}
+    if layout == "samm_long":
+        subject_n = 6 + subject
+        return {"subject_n": subject_n, "video_n": video + 1, "video_id": f"{subject_n:03d}_{video + 1}",
+                "subject": f"{subject_n:03d}", "n_frames": n_frames, "expressions": expressions}
+    raise ValueError(f"unknown long-video layout {layout!r}; use one of {', '.join(LONG_LAYOUTS)}")
+
+
+def write_sheets(layout: str, root: str | Path, videos: list[dict], quirks: bool = True) -> list[Path]:
+    return LONG_LAYOUTS[layout].write(Path(root), videos, quirks)
+
+
+def write_frames(layout: str, root: str | Path, video: dict, frames: Iterable[np.ndarray], quality: int = 90) -> int:
+    """Write one video's RGB frames as numbered JPEG files (from 1); returns how many were written."""
+    spec = LONG_LAYOUTS[layout]
+    folder = Path(root) / spec.folder(video)
+    n = 0
+    for n, frame in enumerate(frames, start=1):
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise OSError(f"could not encode frame {n} of {video['video_id']}")
+        atomic_write_bytes(folder / spec.frame_name(video, n), buf.tobytes())
+    return n
+
+
+def write_synthetic_long_dataset(layout: str, out_dir: str | Path, subjects: int, videos: int, seed: int = 0,
+                                 seconds: float = 60.0, size: tuple[int, int] = (320, 240), quirks: bool = True,
+                                 progress: bool = False) -> Path:
+    """Render `subjects` x `videos` long videos (`instruction_data.long_synth`) at the layout's frame rate and write
+    their frames, the layout's sheet and `synth_truth.json` under `out_dir`; return `out_dir`."""
+    from tqdm import tqdm
+
+    from assistant.files import write_json
+    from instruction_data.layouts import clear_previous
+    from instruction_data.long_synth import LongSpec, make_long_video
+
+    if layout not in LONG_LAYOUTS:
+        raise ValueError(f"unknown long-video layout {layout!r}; use one of {', '.join(LONG_LAYOUTS)}")
+    if subjects < 1 or videos < 1:
+        raise ValueError("need at least one subject and one video")
+    if layout == "casme2_long" and videos > len(CASME2_VIDEOS):
+        raise ValueError(f"the casme2_long layout names at most {len(CASME2_VIDEOS)} videos per subject")
+    spec = LONG_LAYOUTS[layout]
+    root = Path(out_dir)
+    clear_previous(root)
+    entries, truth = [], []
+    for s in range(subjects):
+        for v in range(videos):
+            video_seed = int(np.random.default_rng([seed, s, v, 4099]).integers(0, 2**31))
+            video = make_long_video(LongSpec(seconds=seconds, fps=spec.fps, frame_size=tuple(size), subject=s,
+                                             seed=video_seed))
+            expressions = [{"onset": e.onset + 1, "apex": e.apex + 1, "offset": e.offset + 1, "kind": e.kind,
+                            "aus": list(e.aus)} for e in video.truth()]
+            entry = video_entry(layout, s, v, video.n_frames, expressions)
+            frames = tqdm(video.frames(), total=video.n_frames, desc=f"synth {entry['video_id']}", unit="frame",
+                          disable=not progress, leave=False)
+            write_frames(layout, root, entry, frames)
+            entries.append(entry)
+            events = [{"kind": e.kind, "onset": e.onset, "apex": e.apex, "offset": e.offset, "aus": list(e.aus),
+                       "amplitude_px": round(e.amplitude_px, 3)} for e in video.events]
+            truth.append({"subject": entry["subject"], "video_id": entry["video_id"], "folder": str(spec.folder(entry)),
+                          "n_frames": video.n_frames, "fps": spec.fps, "seed": video_seed,
+                          "face": video.subject_id, "events": events})
+    sheets = write_sheets(layout, root, entries, quirks)
+    write_json(root / "synth_truth.json", {
+        "layout": layout, "seed": seed, "size": list(size), "seconds": seconds, "fps": spec.fps, "quirks": quirks,
+        "synthetic": True, "frames_numbered_from": 1, "sheets": [p.name for p in sheets],
+        "clips": truth,  # one entry per long video; events hold frame indices from 0
+    })
+    log.info("wrote %d synthetic %s long videos to %s", len(entries), layout, root)
+    return root

@@ -1,0 +1,62 @@
+"""Long-video helpers of the app: what counts as a long video, the long-video limit, and exact frames by seeking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assistant.errors import ClipTooLargeError, FrameIndexError
+from assistant.long_video import check_long_video, frames_at, is_long, probe_video
+from assistant.motion.clip import write_video
+
+
+def _level(k: int) -> int:
+    return 20 + (k * 37) % 211  # neighbouring frames differ by far more than H.264's error on a flat frame
+
+
+@pytest.fixture(scope="module")
+def counted_video(tmp_path_factory):
+    """300 flat frames at 30 fps (10 s), frame k filled with `_level(k)`: a decoded frame tells its own index."""
+    path = tmp_path_factory.mktemp("long") / "counted.mp4"
+    write_video((np.full((64, 96, 3), _level(k), np.uint8) for k in range(300)), path, fps=30)
+    return path
+
+
+def test_probe_and_the_short_clip_boundary(counted_video):
+    info = probe_video(counted_video)
+    assert (info.n_frames, info.fps) == (300, 30.0) and info.duration_s == pytest.approx(10.0)
+    assert is_long(info, short_clip_frames=60) and not is_long(info, short_clip_frames=3000)
+    check_long_video(info, max_seconds=10.0)
+    with pytest.raises(ClipTooLargeError, match=r"lasts 0.2 min, over the long-video limit of 0.1 min"):
+        check_long_video(info, max_seconds=6.0)
+
+
+def test_frames_at_seeks_to_the_exact_frames(counted_video):
+    wanted = [250, 10, 251, 299]  # 250 is past the seek margin (2 s = 60 frames): decoded after a seek
+    frames = frames_at(counted_video, wanted)
+    assert [f.shape for f in frames] == [(64, 96, 3)] * 4
+    for k, f in zip(wanted, frames):
+        assert abs(float(f.mean()) - _level(k)) < 4, (k, float(f.mean()), _level(k))
+    with pytest.raises(FrameIndexError, match="Frame 300 is past the end"):
+        frames_at(counted_video, [300])
+
+
+def test_frames_at_reads_a_frame_folder(tmp_path):
+    from assistant.files import save_png
+
+    for k in (1, 2, 10):  # natural order: img2 before img10
+        save_png(tmp_path / f"img{k}.png", np.full((8, 8, 3), k * 10, np.uint8))
+    a, b = frames_at(tmp_path, [2, 1])
+    assert a.mean() == 100 and b.mean() == 20
+    assert probe_video(tmp_path).n_frames == 3
+
+
+def test_the_long_video_limit_is_its_own_setting():
+    from assistant.errors import ConfigError
+    from assistant.pipeline import AssistantConfig, parse_assistant_config
+
+    assert AssistantConfig().max_long_video_s == 600.0  # ten minutes of video by default
+    config, _ = parse_assistant_config(["--max-long-video-s", "90", "--max-frames", "60"], environ={})
+    assert (config.max_long_video_s, config.max_frames) == (90.0, 60)
+    with pytest.raises(ConfigError, match="max_long_video_s must be positive"):
+        AssistantConfig(max_long_video_s=0)

@@ -1,0 +1,87 @@
+"""`meu eval --task spotting` end to end on a synthetic CAS(ME)^2 long-video set (figures here are synthetic)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import pytest
+
+from assistant.errors import ConfigError
+from eval.run import main
+from instruction_data.loaders import load_long_dataset
+
+FAST = ["--progress", "false"]
+
+
+@pytest.fixture(scope="module")
+def long_root(tmp_path_factory):
+    from instruction_data.long_layouts import write_synthetic_long_dataset
+
+    return write_synthetic_long_dataset("casme2_long", tmp_path_factory.mktemp("casme2_long"), subjects=2, videos=1,
+                                        seed=3, seconds=15, size=(320, 240), quirks=True)
+
+
+@pytest.fixture(scope="module")
+def straight(long_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("spot_eval") / "run"
+    assert main(["--task", "spotting", "--dataset", "casme2_long", "--root", str(long_root), "--out", str(out),
+                 *FAST]) == 0
+    return out
+
+
+def _figures(out):
+    m = json.loads((out / "metrics.json").read_text())
+    return m["spotting"], m["counts"]
+
+
+def test_outputs_and_counts_agree_with_the_sheet(straight, long_root):
+    for name in ("metrics.json", "report.md", "predictions.csv", "run_config.json"):
+        assert (straight / name).stat().st_size > 0
+    loaded = load_long_dataset("casme2_long", long_root)
+    spotting, counts = _figures(straight)
+    assert counts["videos"] == len(loaded.videos) == 2 and counts["failed"] == 0
+    pooled = spotting["pooled"]
+    for kind in ("micro", "macro"):  # every expression the loader kept is ground truth, matched or missed
+        assert pooled[kind]["n_truth"] == sum(e.kind == kind for e in loaded.expressions)
+    assert pooled["overall"]["tp"] == pooled["micro"]["tp"] + pooled["macro"]["tp"]
+    assert set(spotting["per_subject"]) == {v.subject for v in loaded.videos}
+    with open(straight / "predictions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == pooled["overall"]["n_spotted"] + sum(r["type"] not in ("micro", "macro") for r in rows)
+    for r in rows:  # frame numbers as the sheet writes them: img<N>.jpg, N = index + 1
+        assert int(r["onset_frame"]) == int(r["onset_index"]) + 1
+    report = (straight / "report.md").read_text()
+    assert "Synthetic data" in report and "Per subject" in report
+    micro_f1 = pooled["micro"]["f1"]
+    assert (f"{micro_f1:.3f}" if micro_f1 is not None else "-") in report
+
+
+def test_resume_needs_the_flag_and_reruns_only_missing_videos(straight, long_root, tmp_path):
+    out = tmp_path / "resumed"
+    shutil.copytree(straight, out)
+    args = ["--task", "spotting", "--dataset", "casme2_long", "--root", str(long_root), "--out", str(out), *FAST]
+    with pytest.raises(ConfigError, match="already holds a spotting run"):
+        main(args)
+    first = sorted((out / "videos").glob("*.json"))[0]
+    first.unlink()  # as if the run had been killed before this video
+    assert main([*args, "--resume"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["this_invocation"]["videos_run"] == 1
+    assert _figures(out)[0]["pooled"] == _figures(straight)[0]["pooled"]
+
+
+def test_a_video_that_cannot_be_read_counts_its_expressions_as_missed(long_root, tmp_path):
+    root = tmp_path / "broken"
+    shutil.copytree(long_root, root)
+    video = load_long_dataset("casme2_long", root).videos[0]
+    for f in video.frame_dir.iterdir():
+        f.write_bytes(b"not a jpeg")
+    out = tmp_path / "out"
+    assert main(["--task", "spotting", "--dataset", "casme2_long", "--root", str(root), "--out", str(out), *FAST]) == 0
+    spotting, counts = _figures(out)
+    assert counts["failed"] == 1 and video.key in counts["failed_videos"]
+    per_video = spotting["per_video"][video.key]["overall"]
+    assert per_video["tp"] == per_video["fp"] == 0 and per_video["fn"] == len(video.expressions)
+    assert "could not be spotted" in (out / "report.md").read_text()
