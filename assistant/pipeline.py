@@ -97,8 +97,10 @@ class AssistantConfig:
         if not 0 < self.max_megapixels <= MAX_MEGAPIXELS_CEILING:
             raise ConfigError(f"max_megapixels={self.max_megapixels:g} must lie in (0, {MAX_MEGAPIXELS_CEILING:g}]: "
                               "larger frames are refused as decompression bombs by the image reader.")
-        if self.max_long_video_s <= 0 or self.max_long_upload_mb <= 0:
-            raise ConfigError("max_long_video_s and max_long_upload_mb must be positive.")
+        if self.max_long_video_s <= 0:
+            raise ConfigError("max_long_video_s must be positive (seconds of video).")
+        if self.max_long_upload_mb <= 0:
+            raise ConfigError("max_long_upload_mb must be positive (MB).")
 
     @property
     def detector_name(self) -> str:
