@@ -134,6 +134,29 @@ def _refused(what: str, err: MEUError) -> None:
     log.info("refused %s: %s", what, err)
 
 
+def _chat_handler(assistant: Assistant, no_result: str):
+    """A follow-up chat event: streams the answer about the session's last result (`no_result` when there is none)."""
+
+    def ask(message, history, result):
+        history = list(history or [])
+        message = (message or "").strip()
+        if not message:
+            yield "", history
+            return
+        history.append({"role": "user", "content": message})
+        if result is None:
+            yield "", history + [{"role": "assistant", "content": no_result}]
+            return
+        try:
+            for reply in assistant.chat_stream(history[:-1], message, result):
+                yield "", history + [{"role": "assistant", "content": reply}]
+        except MEUError as err:
+            _refused("question", err)
+            yield "", history + [{"role": "assistant", "content": f"⚠️ {err}"}]
+
+    return ask
+
+
 def _region_table(analysis: MotionAnalysis, evidence: AUEvidence | None = None):
     """The region motion table; once the evidence is known, each region names the reported AUs its flow supports."""
     import pandas as pd
@@ -337,24 +360,7 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
                           api_name="analyze_ui", api_visibility="undocumented", concurrency_limit=concurrency,
                           concurrency_id="work")
 
-        def ask(message, history, result):
-            history = list(history or [])
-            message = (message or "").strip()
-            if not message:
-                yield "", history
-                return
-            history.append({"role": "user", "content": message})
-            if result is None:
-                yield "", history + [{"role": "assistant", "content": "Analyse a clip first: I answer questions "
-                                                                      "from its analysis."}]
-                return
-            reply = ""
-            try:
-                for reply in assistant.chat_stream(history[:-1], message, result):
-                    yield "", history + [{"role": "assistant", "content": reply}]
-            except MEUError as err:
-                _refused("question", err)
-                yield "", history + [{"role": "assistant", "content": f"⚠️ {err}"}]
+        ask = _chat_handler(assistant, "Analyse a clip first: I answer questions from its analysis.")
 
         for trigger in (question.submit, ask_btn.click):
             trigger(ask, [question, chatbot, result_state], [question, chatbot], api_visibility="private",
@@ -498,22 +504,7 @@ def long_video_view(assistant: Assistant, concurrency: int = 1) -> LongView:
     # so the (postponed, string) annotation is resolved here
     analyse.__annotations__["evt"] = gr.SelectData
 
-    def ask(message, history, result):
-        history = list(history or [])
-        message = (message or "").strip()
-        if not message:
-            yield "", history
-            return
-        history.append({"role": "user", "content": message})
-        if result is None:
-            yield "", history + [{"role": "assistant", "content": "Analyse an interval first: click a row of the "
-                                                                  "table."}]
-            return
-        try:
-            for reply in assistant.chat_stream(history[:-1], message, result):
-                yield "", history + [{"role": "assistant", "content": reply}]
-        except MEUError as err:
-            yield "", history + [{"role": "assistant", "content": f"⚠️ {err}"}]
+    ask = _chat_handler(assistant, "Analyse an interval first: click a row of the table.")
 
     file.upload(spot, file, outputs, api_visibility="private", concurrency_limit=concurrency, concurrency_id="work")
     table.select(analyse, [spotted_state, language], [analysis_status, mmc, aus, emotion, chatbot, result_state],
