@@ -31,28 +31,16 @@ from assistant.motion.clip import open_source  # noqa: E402
 from assistant.motion.intervals import find_intervals  # noqa: E402
 from assistant.motion.spotting import SpotConfig, spot_video  # noqa: E402
 from assistant.motion.tracking import track_video  # noqa: E402
+from eval.spotting import Span, count, iou  # noqa: E402
 from instruction_data.long_synth import LongSpec, make_long_video, write_long_video  # noqa: E402
 
 THRESHOLDS = (7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 14.0)
 
 
-def iou(a: tuple[int, int], b: tuple[int, int]) -> float:
-    inter = min(a[1], b[1]) - max(a[0], b[0]) + 1
-    return max(0, inter) / (max(a[1], b[1]) - min(a[0], b[0]) + 1)
-
-
 def f1(pred: list[tuple[int, int]], truth: list[tuple[int, int]]) -> dict:
-    """Greedy one-to-one matching at IoU >= 0.5 (MEGC spotting)."""
-    used, tp = set(), 0
-    for p in sorted(pred):
-        best = max(((iou(p, t), j) for j, t in enumerate(truth) if j not in used), default=(0.0, -1))
-        if best[0] >= 0.5:
-            used.add(best[1])
-            tp += 1
-    prec = tp / len(pred) if pred else 0.0
-    rec = tp / len(truth) if truth else 0.0
-    return {"tp": tp, "n_pred": len(pred), "n_true": len(truth),
-            "f1": 2 * prec * rec / (prec + rec) if prec + rec else (1.0 if not pred and not truth else 0.0)}
+    """The MEGC counts of `eval.spotting` (IoU >= 0.5, one-to-one, the most matches) for one kind of one video."""
+    c = count([Span(a, b) for a, b in pred], [Span(a, b) for a, b in truth])
+    return {"tp": c.tp, "n_pred": c.n_spotted, "n_true": c.n_truth, "f1": 1.0 if c.f1 is None else c.f1}
 
 
 def scores(tracks, video, threshold: float) -> dict:
@@ -63,7 +51,7 @@ def scores(tracks, video, threshold: float) -> dict:
         pred = [(iv.onset, iv.offset) for iv in found if iv.kind == kind]
         out[kind] = f1(pred, [(e.onset, e.offset) for e in video.truth((kind,))])
     distractors = [e for e in video.events if e.kind in ("blink", "head", "speech")]
-    hits = sum(any(iou((iv.onset, iv.offset), (e.onset, e.offset)) >= 0.3 for e in distractors)
+    hits = sum(any(iou(Span(iv.onset, iv.offset), Span(e.onset, e.offset)) >= 0.3 for e in distractors)
                for iv in found if iv.kind in ("micro", "macro"))
     out["expressions_on_distractors"] = hits
     return out
