@@ -27,7 +27,7 @@ from instruction_data.realistic import draw_spec, render_realistic
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 3  # bump when the motion core's output changes, so stale tables are not reused
+CACHE_VERSION = 4  # bump when the motion core's output changes, so stale tables are not reused
 
 
 @dataclass

@@ -127,7 +127,9 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
         _, null_crop, _ = crops(null_frame, None)
         null_flow, _ = compensate(compute_flow(onset_crop, null_crop, cfg.flow), crop_lm.points68, cfg.compensation,
                                   stable)
-        estimates["null pair"] = noise_from_regions(np.where(face[..., None], null_flow, 0), masks)
+        null = noise_from_regions(np.where(face[..., None], null_flow, 0), masks)
+        if null is not None:
+            estimates["null pair"] = null
     noise, source = combine_floors(estimates)
     if noise is None:
         noise, source = DEFAULT_NOISE_PX * cfg.size / 256, "default"

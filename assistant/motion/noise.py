@@ -62,10 +62,10 @@ def combine_floors(estimates: dict[str, float], stable_weight: float | None = No
     return null, "null pair"
 
 
-def noise_from_regions(null_flow: np.ndarray, masks: dict) -> float:
+def noise_from_regions(null_flow: np.ndarray, masks: dict) -> float | None:
     """Floor from the flow of a pair with no expression, pooled over the region masks (already face-masked)."""
     vectors = [null_flow[m].mean(axis=0) for m in masks.values() if m.any()]
-    return _floor(vectors, null_flow.shape[0])
+    return _floor(vectors, null_flow.shape[0]) if vectors else None
 
 
 def noise_from_stable(flow: np.ndarray, stable: np.ndarray, points68: np.ndarray) -> float | None:

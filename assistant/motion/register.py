@@ -3,10 +3,11 @@
 Real clips drift: the head moves a few pixels and turns a little between onset and apex, far more than the 0.05-0.4 px
 a micro-expression moves the skin. Measuring flow first and subtracting a fitted head motion afterwards asks the flow
 to get large motion right (TV-L1 runs its whole iteration budget on a 13 px shift) and lets the fit see the
-expression. So the apex face is registered first, in two steps, and the flow is left with the expression alone:
+expression. So the apex face is registered first, in two steps, and the flow is left with the expression; a third
+step cleans up after it:
 
 1. coarse: a similarity fitted robustly (RANSAC) to landmarks of both frames that muscles do not move: the face
-   contour away from the chin (iBUG 0-4, 12-16), the bony nose bridge (27, 28) and, with mediapipe's mesh, the upper
+   contour away from the chin (iBUG 0-4, 12-16), the nose bridge (28, 29) and, with mediapipe's mesh, the upper
    forehead. Without apex landmarks (a neighbouring frame) the shift comes from phase correlation of the two crops.
    Landmarks are good to about a pixel;
 2. fine: a direct (Lucas-Kanade, inverse compositional) fit of a similarity plus gain and bias to the pixels of the
@@ -30,6 +31,7 @@ face mask keeps it out of every measurement.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -57,6 +59,7 @@ LK_SPREAD_FLOOR = 1.0  # grey levels: residuals within a few levels are camera n
 LK_DAMPING = 1e-3
 PHASE_MAX_SHIFT = 0.05  # of the crop: neighbouring frames never move further; a larger peak is spurious
 TUKEY_C = 4.685  # Tukey biweight constant (95 % efficiency under Gaussian noise), in units of the robust spread
+RAYLEIGH_MEDIAN = math.sqrt(2 * math.log(2))  # median length of a 2-D standard normal vector
 
 
 @dataclass
@@ -185,6 +188,17 @@ def _similarity(params: np.ndarray, centre: np.ndarray) -> np.ndarray:
                      [0, 0, 1]])
 
 
+def _lk_residual(apex_src: np.ndarray, crop_to_source: np.ndarray, shape: tuple[int, int], sigma: float,
+                 pixels: tuple[np.ndarray, np.ndarray], template: np.ndarray) -> np.ndarray:
+    """Warped, blurred apex minus the template at the stable pixels, after matching gain and bias."""
+    ys, xs = pixels
+    warped = cv2.warpAffine(apex_src, crop_to_source[:2], shape[::-1],
+                            flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+    warped = cv2.GaussianBlur(warped, (0, 0), sigma)[ys, xs]
+    warped = (warped - warped.mean()) / (warped.std() + 1e-6) * template.std() + template.mean()
+    return (warped - template).astype(np.float64)
+
+
 def refine_lk(onset_grey: np.ndarray, apex: np.ndarray, to_src: np.ndarray, head: np.ndarray, box: CropBox,
               stable: np.ndarray) -> np.ndarray:
     """Refine `head` (crop onset -> crop apex) so that the apex crop matches the onset crop on the stable pixels.
@@ -204,15 +218,14 @@ def refine_lk(onset_grey: np.ndarray, apex: np.ndarray, to_src: np.ndarray, head
         gy = cv2.Sobel(template, cv2.CV_32F, 0, 1, ksize=3)[ys, xs] / 8.0
         t = template[ys, xs]
         steepest = np.stack([gx * x + gy * y, -gx * y + gy * x, gx, gy], axis=1).astype(np.float64)
-        best_cost = np.inf  # costs are compared within one blur level only
+        best_cost = np.inf  # costs are compared within one blur level only, on one fixed scale
+        cost_scale = None
+
         for _ in range(LK_ITERATIONS):
-            warped = cv2.warpAffine(apex_src, (to_src @ head)[:2], onset_grey.shape[::-1],
-                                    flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
-            warped = cv2.GaussianBlur(warped, (0, 0), sigma)[ys, xs]
-            warped = (warped - warped.mean()) / (warped.std() + 1e-6) * t.std() + t.mean()  # gain and bias
-            error = (warped - t).astype(np.float64)
+            error = _lk_residual(apex_src, to_src @ head, onset_grey.shape, sigma, (ys, xs), t)
             spread = max(1.4826 * float(np.median(np.abs(error))), LK_SPREAD_FLOOR)
-            cost = float(np.mean(np.minimum(np.abs(error) / spread, TUKEY_C)))
+            cost_scale = spread if cost_scale is None else cost_scale
+            cost = float(np.mean(np.minimum(np.abs(error) / cost_scale, TUKEY_C)))
             if cost < best_cost:
                 best_cost, best_head = cost, head
             r = error / (TUKEY_C * spread)
@@ -226,6 +239,9 @@ def refine_lk(onset_grey: np.ndarray, apex: np.ndarray, to_src: np.ndarray, head
             head = head @ np.linalg.inv(_similarity(delta, centre))
             if moved < LK_STOP:
                 break
+        last = _lk_residual(apex_src, to_src @ head, onset_grey.shape, sigma, (ys, xs), t)
+        if float(np.mean(np.minimum(np.abs(last) / cost_scale, TUKEY_C))) < best_cost:
+            best_head = head  # the level's last step, scored too
         head = best_head
     return best_head
 
@@ -281,10 +297,10 @@ def residual_head_motion(flow: np.ndarray, mask: np.ndarray, step: int = 2) -> n
     weights = np.ones(n)
     params = np.zeros(4)
     for _ in range(IRLS_ITERATIONS):
-        w2 = np.concatenate([weights, weights])
+        w2 = np.sqrt(np.concatenate([weights, weights]))  # rows scaled by sqrt(w): least squares weighted by w
         params, *_ = np.linalg.lstsq(design * w2[:, None], target * w2, rcond=None)
         res = np.hypot(*(target - design @ params).reshape(2, n))
-        spread = 1.4826 * np.median(res) + 1e-6
+        spread = float(np.median(res)) / RAYLEIGH_MEDIAN + 1e-6  # per-axis sigma of 2-D residual lengths
         r = res / (TUKEY_C * spread)
         weights = np.where(r < 1, (1 - r ** 2) ** 2, 0.0)
     a, b, tx, ty = params
