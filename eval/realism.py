@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import math
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from instruction_data.realistic import draw_spec, render_realistic
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 4  # bump when the motion core's output changes, so stale tables are not reused
+CACHE_VERSION = 6  # bump when the motion core's output changes, so stale tables are not reused
 
 
 @dataclass
@@ -119,7 +120,8 @@ def measure_split(split: str, n: int, seed: int = 0, cache: str | Path | None = 
     if todo:
         bar = tqdm(total=len(todo), desc=f"measuring {split} clips", unit="clip")
         if workers > 1:
-            with ProcessPoolExecutor(workers) as pool:
+            # spawned, not forked: a fork after OpenCV's or mediapipe's thread pools started can deadlock the child
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
                 for m in pool.map(_measure_to, todo):
                     out[m.index] = m
                     bar.update()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import cv2
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from assistant import cli
 from assistant.errors import FrameIndexError, UnreadableClipError
 from assistant.files import save_png
-from assistant.motion.clip import load_clip, write_video
+from assistant.motion.clip import load_clip, prefetched, write_video
 from assistant.motion.face import crop_box, detect_face
 from instruction_data.synth import SynthSpec, render_clip
 
@@ -274,3 +275,24 @@ def test_large_allowed_frames_are_shrunk_for_the_landmarker(synth_brow_clip):
     lm_small = detect_face(frame)
     err = np.abs(lm_big.points68 / 10 - lm_small.points68)
     assert np.median(err) < 1.5, np.median(err)  # the same face, within about a pixel of the small frame's landmarks
+
+
+def test_prefetched_keeps_order_raises_the_producers_error_and_closes_an_abandoned_source():
+    closed = []
+
+    def source(fail_at: int | None = None):
+        try:
+            for i in range(50):
+                if i == fail_at:
+                    raise UnreadableClipError("clip.mp4 is damaged: decoding stopped.")
+                yield i
+        finally:
+            closed.append(True)
+
+    assert list(prefetched(source(), depth=3)) == list(range(50))
+    with pytest.raises(UnreadableClipError, match="damaged"):
+        list(prefetched(source(fail_at=20), depth=3))
+    items = prefetched(source(), depth=3)
+    assert [next(items) for _ in range(5)] == [0, 1, 2, 3, 4]
+    items.close()  # the caller stops early: the producer stops and closes the source
+    assert len(closed) == 3 and not any(t.name == "frame-prefetch" for t in threading.enumerate())

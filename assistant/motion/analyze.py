@@ -1,10 +1,11 @@
 """The motion core: a clip in, the MMC map and the region motion table out.
 
 Order of work: landmarks on the onset and apex frames -> one crop box -> the apex face registered onto the onset face
-on stable content (`register`) -> flow -> robust removal of the head motion left -> face mask -> noise floor
-(`noise`) -> map -> regions with px and SNR. Cropping first makes TV-L1 run on the face only (the published recipe
-runs it on the whole frame) and makes every pixel threshold mean the same thing on every dataset; registering first
-leaves TV-L1 only the expression to measure, which is both more accurate and much faster when the head moved.
+on stable content (`register`), its exposure matched to the onset's there -> flow -> robust removal of the head
+motion left -> face mask -> noise floor (`noise`) -> map -> regions with px and SNR. Cropping first makes TV-L1 run
+on the face only (the published recipe runs it on the whole frame) and makes every pixel threshold mean the same thing
+on every dataset; registering first leaves TV-L1 only the expression to measure, which is both more accurate and much
+faster when the head moved.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 from assistant.errors import ConfigError, NoFaceError
 from assistant.motion import face as face_mod
 from assistant.motion.clip import ClipLimits, load_clip, open_source
-from assistant.motion.flow import COMPENSATIONS, FLOW_METHODS, compensate, compute_flow
+from assistant.motion.flow import COMPENSATIONS, FLOW_METHODS, compensate, compute_flow, to_grey
 from assistant.motion.mmc import FLOOR_PX, FULL_SCALE_PX, MMC_MODES, mmc_map
 from assistant.motion.noise import combine_floors, noise_from_regions, noise_from_stable
 from assistant.motion.regions import face_region_masks, region_motion
@@ -28,6 +29,7 @@ from assistant.motion.register import (
     describe,
     displacement,
     face_mask,
+    match_exposure,
     register_pair,
     stable_mask,
 )
@@ -107,8 +109,16 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
     onset_crop, apex_crop, registration = crops(apex, apex_lm)
     timings["register"] = time.perf_counter() - t
 
+    onset_grey = to_grey(onset_crop).astype(np.float32)
+
+    def flow_to(crop: np.ndarray) -> np.ndarray:
+        grey = to_grey(crop)
+        if cfg.compensation == "register":
+            grey = match_exposure(onset_grey, grey, stable)
+        return compute_flow(onset_grey, grey, cfg.flow)
+
     t = time.perf_counter()
-    raw = compute_flow(onset_crop, apex_crop, cfg.flow)
+    raw = flow_to(apex_crop)
     timings["flow"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -125,8 +135,7 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
         estimates["stable area"] = stable_floor
     if null_frame is not None and cfg.noise == "auto":
         _, null_crop, _ = crops(null_frame, None)
-        null_flow, _ = compensate(compute_flow(onset_crop, null_crop, cfg.flow), crop_lm.points68, cfg.compensation,
-                                  stable)
+        null_flow, _ = compensate(flow_to(null_crop), crop_lm.points68, cfg.compensation, stable)
         null = noise_from_regions(np.where(face[..., None], null_flow, 0), masks)
         if null is not None:
             estimates["null pair"] = null

@@ -1,7 +1,7 @@
 """Optical flow between the onset and apex crops, and the removal of what head motion the flow still holds.
 
-Backends by name: `tvl1` (OpenCV contrib DualTVL1 with default parameters, the published recipe) and `dis`
-(OpenCV DIS, medium preset: about 100x faster, a little noisier). Compensation:
+Backends by name: `tvl1` (OpenCV contrib DualTVL1, the published method, with a shorter pyramid: `TVL1_SETTINGS`)
+and `dis` (OpenCV DIS, medium preset: about 100x faster, a little noisier). Compensation:
 - `register` (default): the apex face was registered onto the onset face before the flow
   (`assistant.motion.register`); what little head motion remains is fitted as a similarity over dense samples of
   the stable face content (forehead, nose bridge, upper contour) by robust IRLS and removed.
@@ -26,6 +26,14 @@ FLOW_METHODS = ("tvl1", "dis")
 COMPENSATIONS = ("register", "similarity", "nose", "none")
 NOSE_WINDOW = 11
 
+# OpenCV's defaults (5 levels at 0.8 steps, 5 warps, stop at 0.01) are sized for whole frames with large motion; on a
+# face crop a real clip's talking or head turn then runs 2-5 s per pair here. The flow here runs on crops whose head
+# motion registration has already removed, so 3 levels at half steps, 3 warps and a looser stop suffice: `rules`
+# refitted on the realistic calibration split scores the same macro F1 over these flows as over the defaults' (0.768
+# against 0.766) and as over the same pyramid with the default stop (0.837 against 0.835, exposure matched), at 3-6x
+# less time than the defaults.
+TVL1_SETTINGS = {"nscales": 3, "scaleStep": 0.5, "warps": 3, "epsilon": 0.015}
+
 _local = threading.local()
 
 
@@ -36,7 +44,7 @@ def _engine(method: str):
         cache = _local.engines = {}
     if method not in cache:
         if method == "tvl1":
-            cache[method] = cv2.optflow.DualTVL1OpticalFlow_create()
+            cache[method] = cv2.optflow.DualTVL1OpticalFlow_create(**TVL1_SETTINGS)
         elif method == "dis":
             cache[method] = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         else:
@@ -49,10 +57,18 @@ def to_grey(image: np.ndarray) -> np.ndarray:
 
 
 def compute_flow(onset: np.ndarray, apex: np.ndarray, method: str = "tvl1") -> np.ndarray:
-    """Dense flow onset -> apex as (H, W, 2) float32 (dx, dy) in pixels."""
+    """Dense flow onset -> apex as (H, W, 2) float32 (dx, dy) in pixels. Images are RGB or grey, 8-bit or float grey
+    levels (0-255, as exposure matching leaves them)."""
     engine = _engine(method)
-    flow = engine.calc(to_grey(onset), to_grey(apex), None)
+    flow = engine.calc(_flow_input(onset, method), _flow_input(apex, method), None)
     return np.ascontiguousarray(flow, dtype=np.float32)
+
+
+def _flow_input(image: np.ndarray, method: str) -> np.ndarray:
+    grey = to_grey(image)
+    if method == "dis":  # 8-bit only
+        return grey if grey.dtype == np.uint8 else np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+    return grey.astype(np.float32) * np.float32(1 / 255)  # OpenCV's TV-L1 takes float input as 0-1 (x 255 inside)
 
 
 def _window_mean(flow: np.ndarray, x: float, y: float, size: int) -> np.ndarray:

@@ -58,6 +58,8 @@ LK_MAX_STEP = 1.0  # px: no single update moves a stable pixel further than this
 LK_SPREAD_FLOOR = 1.0  # grey levels: residuals within a few levels are camera noise and resampling, never outliers
 LK_DAMPING = 1e-3
 PHASE_MAX_SHIFT = 0.05  # of the crop: neighbouring frames never move further; a larger peak is spurious
+MIN_EXPOSURE_PIXELS = 200  # stable pixels needed to match the apex crop's exposure to the onset crop's
+MAX_GAIN = 1.5  # beyond this the two frames are not one clip's lighting: the exposure is left as it is
 TUKEY_C = 4.685  # Tukey biweight constant (95 % efficiency under Gaussian noise), in units of the robust spread
 RAYLEIGH_MEDIAN = math.sqrt(2 * math.log(2))  # median length of a 2-D standard normal vector
 
@@ -264,6 +266,21 @@ def register_pair(onset: np.ndarray, apex: np.ndarray, onset_lm: FaceLandmarks, 
     if stable.sum() >= 200:
         head, method = refine_lk(onset_grey, apex, to_src, head, box, stable), method + "+lk"
     return onset_crop, warp_crop(apex, to_src @ head, box.size, box.scale), Registration(head, method)
+
+
+def match_exposure(onset_grey: np.ndarray, apex_grey: np.ndarray, stable: np.ndarray) -> np.ndarray:
+    """The apex crop (grey, float32) with the gain and offset that match it to the onset crop on the stable pixels.
+
+    Auto-exposure and lighting drift change the face's brightness by a few per cent between onset and apex; flow,
+    which assumes constant brightness, reads that as motion wherever the skin has a gradient, and on a soft face that
+    is as much as the expression itself. The stable content does not move, so its brightness change is the light's.
+    """
+    apex = apex_grey.astype(np.float32)
+    if int(stable.sum()) < MIN_EXPOSURE_PIXELS:
+        return apex
+    onset_px, apex_px = onset_grey[stable].astype(np.float64), apex[stable].astype(np.float64)
+    gain = float(np.clip(onset_px.std() / max(apex_px.std(), 1e-6), 1 / MAX_GAIN, MAX_GAIN))
+    return ((apex - apex_px.mean()) * gain + onset_px.mean()).astype(np.float32)
 
 
 def displacement(matrix: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

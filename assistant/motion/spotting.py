@@ -55,10 +55,11 @@ GRID = 6
 TOP_BLOCKS = 3
 HALF_WINDOW_S = 0.15
 MAX_HALF_WINDOW = 60
-REGISTER_AFTER = 2.5  # thumbnail px of head shift the linear whole-face removal handles without moving the crop
+REGISTER_AFTER = 2.5  # half-size thumbnail px of head shift the whole-face removal handles (the crop stays)
 SMOOTH_DIV = 6  # apex ranking averages the curve over +- k / SMOOTH_DIV frames (the middle of the flat top)
 FOUND_Z = 9.0
 MAX_NULL_NOISE = 1.5
+MAX_BOUNDED = 1200  # frames: a clip with a known offset up to this long is scored against its end frames (34 MB)
 MIN_CURVE_FOR_NOISE = 5  # fewer scored frames than this: no noise estimate, so nothing counts as found
 
 
@@ -88,13 +89,22 @@ def half_window(fps: float | None = None, onset: int | None = None, offset: int 
 
 
 def _grey_crop(frame: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
+    """The box's pixels in grey; where the box leaves the frame, the frame's edge is repeated (only the crop is padded,
+    not the whole frame)."""
     h, w = frame.shape[:2]
     if box is not None:
         x0, y0, x1, y1 = (int(v) for v in box)
-        pad = max(0, -x0, -y0, x1 - w, y1 - h)
-        if pad:
-            frame = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        frame = frame[y0 + pad:y1 + pad, x0 + pad:x1 + pad]
+        cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+        if cx1 <= cx0 or cy1 <= cy0:  # wholly outside the frame: clamp to the nearest edge pixels
+            cx0, cy0 = min(max(0, x0), w - 1), min(max(0, y0), h - 1)
+            cx1, cy1 = cx0 + 1, cy0 + 1
+        part = frame[cy0:cy1, cx0:cx1]
+        grey = cv2.cvtColor(part, cv2.COLOR_RGB2GRAY) if part.ndim == 3 else np.ascontiguousarray(part)
+        pads = (cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1)
+        if any(pads):
+            grey = cv2.copyMakeBorder(grey, *(max(0, v) for v in pads), cv2.BORDER_REPLICATE)
+            grey = grey[max(0, -pads[0]):, max(0, -pads[2]):][:y1 - y0, :x1 - x0]
+        return grey
     grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
     return grey
 
@@ -117,7 +127,7 @@ class FaceFeatures:
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         if self.box is None:
             self.box = (0, 0, frame.shape[1], frame.shape[0])
-        thumb = thumbnail(frame, self.box, self.size)
+        thumb = thumbnail(frame, self._shifted(), self.size)
         if self._ref is None:
             self._ref = thumb
             return self._normalise(thumb)
@@ -125,18 +135,23 @@ class FaceFeatures:
         # with hysteresis: resampling by a fraction of a pixel, or a crop that flips between two positions, changes
         # the fine content from frame to frame, which the baseline would read as motion. Shifts up to
         # `REGISTER_AFTER` thumbnail pixels are removed later, linearly, as a whole-face pattern (`remove_global`).
-        # fresh arrays: OpenCV 5's phaseCorrelate windows its inputs in place
-        # at half size: only shifts of whole pixels matter here
+        # The thumbnail is cut where the crop sits now, so the shift measured is what that position leaves; a
+        # second cut is needed only when the crop moves. Fresh arrays: phaseCorrelate windows its inputs in place;
+        # at half size: only shifts of whole pixels matter here.
         (dx, dy), _ = cv2.phaseCorrelate(self._half(self._ref), self._half(thumb), self._window)
-        scale = 2 * (self.box[2] - self.box[0]) / self.size
-        ox, oy = self._offset
-        if max(abs(dx * scale - ox), abs(dy * scale - oy)) > REGISTER_AFTER * scale:
-            self._offset = (int(round(dx * scale)), int(round(dy * scale)))
-        if self._offset != (0, 0):
-            x0, y0, x1, y1 = self.box
-            sx, sy = self._offset
-            thumb = thumbnail(frame, (x0 + sx, y0 + sy, x1 + sx, y1 + sy), self.size)
+        if max(abs(dx), abs(dy)) > REGISTER_AFTER:
+            scale = 2 * (self.box[2] - self.box[0]) / self.size  # frame px per half-thumbnail px
+            ox, oy = self._offset
+            reach = (self.box[2] - self.box[0]) // 2  # phase correlation's own range: a failed match cannot run away
+            self._offset = (int(np.clip(round(ox + dx * scale), -reach, reach)),
+                            int(np.clip(round(oy + dy * scale), -reach, reach)))
+            thumb = thumbnail(frame, self._shifted(), self.size)
         return self._normalise(thumb)
+
+    def _shifted(self) -> tuple[int, int, int, int]:
+        x0, y0, x1, y1 = self.box
+        sx, sy = self._offset
+        return x0 + sx, y0 + sy, x1 + sx, y1 + sy
 
     def _half(self, thumb: np.ndarray) -> np.ndarray:
         return cv2.resize(thumb, (self.size // 2, self.size // 2), interpolation=cv2.INTER_AREA)
@@ -187,12 +202,14 @@ class ApexSpotter:
     first..last are not scored, and the two end frames never are (their window is empty).
     """
 
-    def __init__(self, box: tuple[int, int, int, int] | None, k: int, first: int):
+    def __init__(self, box: tuple[int, int, int, int] | None, k: int, first: int, last: int | None = None):
         self.k, self.first = max(1, int(k)), int(first)
+        self.bounded = last is not None and 2 < int(last) - self.first <= MAX_BOUNDED
         self._features = FaceFeatures(box)
-        self._feats: deque[tuple[int, np.ndarray]] = deque(maxlen=2 * self.k + 1)
+        self._feats: deque[tuple[int, np.ndarray]] = deque(maxlen=None if self.bounded else 2 * self.k + 1)
         self.smooth = max(1, self.k // SMOOTH_DIV)
-        self._rgb: deque[tuple[int, np.ndarray]] = deque(maxlen=self.k + self.smooth + 1)
+        # a bounded clip's apex is known only at its end: its frame is read again then, not kept meanwhile
+        self._rgb: deque[tuple[int, np.ndarray]] = deque(maxlen=0 if self.bounded else self.k + self.smooth + 1)
         self._basis: np.ndarray | None = None
         self._pinv: np.ndarray | None = None
         self._noise_sum: np.ndarray | None = None
@@ -215,7 +232,7 @@ class ApexSpotter:
             self._noise_sum = e if self._noise_sum is None else self._noise_sum + e
             self._noise_n += 1
         t = index - self.k
-        if t > self.first:
+        if t > self.first and not self.bounded:
             self._score(t, min(self.k, t - self.first))
 
     def _feat(self, index: int) -> np.ndarray:
@@ -233,6 +250,21 @@ class ApexSpotter:
         self._frames.append(t)
         self._consider(t - self.smooth)
 
+    def _score_on_line(self) -> None:
+        """A bounded clip: every frame against the straight line between the first and the last frame. The expression
+        is absent at both ends, so a linear drift lies on the line and the whole bump stands on it, its top at the
+        apex; clipped local windows would favour the middle of the clip instead."""
+        (a, fa), (b, fb) = self._feats[0], self._feats[-1]
+        noise = np.maximum(self._noise_sum / self._noise_n, 1e-6) / 1.5  # per-frame energy (the probe carries 1.5)
+        for t, feat in list(self._feats)[1:-1]:
+            w = (t - a) / (b - a)
+            bump = remove_global(feat - ((1 - w) * fa + w * fb), self._basis, self._pinv)
+            snr = block_energy(bump) / (noise * (1 + (1 - w) ** 2 + w ** 2)) - 1
+            self._curve.append(float(np.mean(np.sort(snr)[-TOP_BLOCKS:])))
+            self._frames.append(t)
+        for t in self._frames:
+            self._consider(t)
+
     def _consider(self, t: int) -> None:
         """Apex candidate `t`, ranked by the curve averaged over t +- smooth (the top of a bump is flat; the mean
         finds its middle better than the noisiest single value)."""
@@ -246,7 +278,9 @@ class ApexSpotter:
 
     def finish(self) -> tuple[ApexSpot, np.ndarray | None]:
         """The spot and the RGB frame at its apex (None when no frame was scored)."""
-        if self._feats:
+        if self.bounded and len(self._feats) >= 3 and self._noise_sum is not None:
+            self._score_on_line()
+        elif self._feats and not self.bounded:
             last = self._feats[-1][0]
             for t in range(max(self.first + 1, last - self.k + 1), last):
                 self._score(t, min(self.k, t - self.first, last - t))
