@@ -76,7 +76,7 @@ def with_stable_weight(measures: list[ClipMeasure], weight: float) -> list[ClipM
     out = []
     for m in measures:
         floor, _ = noise.combine_floors(m.noise_estimates, weight)
-        floor = floor or m.noise_px
+        floor = max(floor or m.noise_px, noise.FLOOR_MIN_PX * m.size / noise.REFERENCE_SIZE)
         rows = [{**r, "snr": math.hypot(r["dx"], r["dy"]) / floor} for r in m.regions]
         out.append(dataclasses.replace(m, regions=rows, noise_px=floor))
     return out

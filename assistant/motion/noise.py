@@ -37,7 +37,9 @@ from assistant.motion.register import displacement, inter_ocular, residual_head_
 
 STABLE_WEIGHT = float(json.loads(Path(__file__).with_name("intensity_calibration.json").read_text())
                       .get("stable_weight", 1.0))
-FLOOR_MIN_PX = 0.005  # px at 256: below what 8-bit frames can resolve; keeps SNR finite on noiseless input
+# px at 256: a region's mean vector is not resolved finer than this from 8-bit frames (resampling, rounding), and
+# real still faces never measure below it; keeps SNR finite and honest on clean synthetic input
+FLOOR_MIN_PX = 0.01
 RAYLEIGH_MEDIAN = math.sqrt(2 * math.log(2))
 WINDOW = 0.15  # stable-area window side, in inter-ocular distances (the stable bands are narrow)
 MIN_COVER = 0.5  # a window counts when this share of it is stable content
