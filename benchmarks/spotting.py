@@ -34,7 +34,7 @@ from assistant.motion.tracking import track_video  # noqa: E402
 from eval.spotting import Span, count, iou  # noqa: E402
 from instruction_data.long_synth import LongSpec, make_long_video, write_long_video  # noqa: E402
 
-THRESHOLDS = (7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 14.0)
+THRESHOLDS = (5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 14.0)
 
 
 def f1(pred: list[tuple[int, int]], truth: list[tuple[int, int]]) -> dict:

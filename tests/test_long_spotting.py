@@ -86,3 +86,16 @@ def test_spot_cli_writes_intervals_curve_and_analyses(spotted, tmp_path, capsys)
         assert {p.name for p in folder.iterdir()} == {"mmc_map.png", "answer.json", "answer.txt"}
     assert not list(out.rglob("*.part*"))
     assert "expressions" not in capsys.readouterr().err
+
+
+def test_talking_is_not_reported_as_micro_expressions(tmp_path):
+    """Talking splits into short mouth-only runs with one or two syllables each; counted with their neighbours they
+    are speech, not a string of mouth micro-expressions."""
+    talk = make_long_video(LongSpec(seconds=16, fps=30, frame_size=(480, 360), subject=0, n_micro=0, n_macro=0,
+                                    n_speech=3, n_head_turns=0, blinks_per_min=0, seed=23))
+    result = spot_video(write_video(talk.frames(), tmp_path / "talk.mp4", fps=talk.fps), SpotConfig())
+    speech = [e for e in talk.events if e.kind == "speech"]
+    assert len(speech) == 3
+    assert not [iv for iv in result.intervals
+                if any(iou((iv.onset, iv.offset), (e.onset, e.offset)) > 0 for e in speech)], result.intervals
+    assert any(d.kind == "speech" for d in result.distractors)

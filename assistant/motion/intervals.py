@@ -12,7 +12,8 @@ Each interval is then named:
   `head_shift_px` / `head_rot_deg` around it: the residual region motion is then the registration's, not the face's;
 - "blink": only the eyes group stands out (every other group under half the eyes' peak) and the upper lids move down
   more than the lower lids move (a lid tightener, AU7, lifts the lower lid instead);
-- "speech": only the mouth group stands out and its curve rises and falls at least `speech_peaks` times;
+- "speech": only the mouth group stands out and its curve peaks over the threshold at least `speech_peaks` times
+  within the interval and `SPEECH_CONTEXT_S` around it (a micro-expression rises and falls once);
 - otherwise "micro" when onset to offset lasts at most `micro_max_s` seconds, else "macro".
 """
 
@@ -22,6 +23,8 @@ import numpy as np
 from scipy.ndimage import maximum_filter1d, median_filter, uniform_filter1d
 
 from assistant.motion.spotting import Interval
+
+SPEECH_CONTEXT_S = 0.5  # mouth bumps within this long before and after a mouth-only interval count as its syllables
 from assistant.motion.tracking import REGION_GROUPS, Tracks, group_of
 
 
@@ -138,9 +141,12 @@ def _kind(tracks: Tracks, groups, peaks, moved, on, off, head_speed, cfg) -> str
     if top == "eyes" and others < 0.5 * peaks["eyes"] and _lids_close(tracks, on, off):
         return "blink"
     if top == "mouth" and others < 0.5 * peaks["mouth"]:
-        c = groups["mouth"][on:off + 1]
-        bumps = maximum_filter1d(c, max(3, int(round(0.12 * fps)))) == c
-        if int(np.sum(bumps & (c > 0.5 * c.max()))) >= cfg.speech_peaks:
+        # syllables are counted around the interval too: talking splits into several short mouth-only runs, each
+        # with too few bumps of its own, while a mouth micro-expression stands alone
+        context = int(round(SPEECH_CONTEXT_S * fps))
+        c = groups["mouth"][max(0, on - context):off + context + 1]
+        tops = (maximum_filter1d(c, max(3, int(round(0.12 * fps)))) == c) & (c > np.concatenate([[np.inf], c[:-1]]))
+        if int(np.sum(tops & (c > cfg.threshold))) >= cfg.speech_peaks:  # each syllable passes on its own
             return "speech"
     return "micro" if (off - on) / fps <= cfg.micro_max_s else "macro"
 

@@ -326,13 +326,17 @@ class SpotConfig:
     micro_max_s: float = field(default=0.5, metadata={"help": "longest micro-expression, onset to offset"})
     micro_baseline_s: float = field(default=1.2, metadata={"help": "short sliding-median baseline (> 2x a micro)"})
     baseline_s: float = field(default=8.0, metadata={"help": "sliding-median baseline (> 2x longest expression)"})
-    smooth_s: float = field(default=0.1, metadata={"help": "region traces are averaged over this window"})
+    smooth_s: float = field(default=0.2, metadata={
+        "help": "region traces are averaged over this window (about half a micro-expression: noise falls, the "
+                "expression's peak stays)"})
     threshold: float = field(default=9.0, metadata={"help": "region SNR an interval must pass"})
     merge_gap_s: float = field(default=0.1, metadata={"help": "runs closer than this are one interval"})
     head_speed_window_s: float = field(default=0.15, metadata={"help": "head motion measured over +- this"})
     head_shift_px: float = field(default=1.5, metadata={"help": "head shift (crop px) that makes an interval 'head'"})
     head_rot_deg: float = field(default=1.0, metadata={"help": "head rotation that makes an interval 'head'"})
-    speech_peaks: int = field(default=3, metadata={"help": "mouth-only bumps that make an interval 'speech'"})
+    speech_peaks: int = field(default=2, metadata={
+        "help": "mouth-only bumps over the threshold, within the interval and 0.5 s around it, that make it "
+                "'speech' (a micro-expression rises and falls once)"})
     max_frames: int = field(default=10 * 60 * 200, metadata={"help": "refuse videos longer than this many frames"})
 
 
