@@ -23,9 +23,9 @@ import numpy as np
 from scipy.ndimage import maximum_filter1d, median_filter, uniform_filter1d
 
 from assistant.motion.spotting import Interval
+from assistant.motion.tracking import REGION_GROUPS, Tracks, group_of
 
 SPEECH_CONTEXT_S = 0.5  # mouth bumps within this long before and after a mouth-only interval count as its syllables
-from assistant.motion.tracking import REGION_GROUPS, Tracks, group_of
 
 
 def _robust_sigma(x: np.ndarray) -> float:
