@@ -88,6 +88,7 @@ def test_spot_cli_writes_intervals_curve_and_analyses(spotted, tmp_path, capsys)
     assert "expressions" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_talking_is_not_reported_as_micro_expressions(tmp_path):
     """Talking splits into short mouth-only runs with one or two syllables each; counted with their neighbours they
     are speech, not a string of mouth micro-expressions."""

@@ -86,7 +86,8 @@ def test_curve_noise_ignores_a_smooth_bump():
 
 
 @pytest.mark.parametrize("box", [(10, 10, 50, 50), (-5, -7, 40, 30), (50, 40, 95, 75), (-30, -30, -5, -5),
-                                 (90, 70, 120, 100), (-3, 5, 85, 55)])
+                                 (90, 70, 120, 100), (-3, 5, 85, 55), (90, 10, 120, 50), (10, -40, 50, -5),
+                                 (-20, 10, -2, 50)])
 def test_crop_repeats_the_frame_edge_where_the_box_leaves_it(box):
     frame = np.random.default_rng(0).integers(0, 255, (60, 80, 3), np.uint8)
     x0, y0, x1, y1 = box

@@ -1,7 +1,8 @@
 """Clip input: a video file, a folder of frames, or an onset image plus an apex image.
 
 Videos are streamed frame by frame (PyAV), so memory does not grow with the clip's length; only the onset, the
-offset and a short ring of recent frames are ever kept. When the apex is unknown it is spotted in the same pass
+offset and a short ring of recent frames are ever kept. When the apex is unknown it is spotted in the same pass (a
+clip with a known offset reads its apex frame again afterwards)
 against a local baseline (`assistant.motion.spotting.ApexSpotter`), so slow head or lighting drift does not make the
 last frame win; when no frame stands out of the noise the clip says so in its warnings.
 """
@@ -38,6 +39,7 @@ MAX_MEGAPIXELS = 40.0  # default pixel limit per frame: a 30000x30000 PNG of 0.9
 MAX_MEGAPIXELS_CEILING = 2 * Image.MAX_IMAGE_PIXELS / 1e6 // 1  # PIL refuses larger images as decompression bombs
 PREFETCH = 8  # frames decoded ahead on the second thread
 FULL_RANGE = 2  # FFmpeg's AVCOL_RANGE_JPEG: 0-255 luma, which OpenCV's YUV conversion does not expect
+BT601_OR_UNTAGGED = {2, 5, 6}  # FFmpeg's AVCOL_SPC_UNSPECIFIED, BT470BG and SMPTE170M: OpenCV's matrix
 
 
 @dataclass(frozen=True)
@@ -225,10 +227,12 @@ def prefetched(items: Iterator, depth: int = PREFETCH) -> Iterator:
 
 
 def _rgb(frame: av.VideoFrame) -> np.ndarray:
-    """RGB pixels. Most videos are limited-range 4:2:0 YUV, which OpenCV turns into RGB (BT.601, as FFmpeg's default)
-    in a quarter of the time of FFmpeg's own converter: on a 640x360 clip that is half of the whole decoding time."""
+    """RGB pixels. Most videos are limited-range 4:2:0 YUV with BT.601 colours (or no colour tag, which FFmpeg reads
+    as BT.601); OpenCV turns those into RGB in a quarter of the time of FFmpeg's own converter, on a 640x360 clip half
+    of the whole decoding time. Other formats, full range and other colour matrices (BT.709 HD video) go through
+    FFmpeg, which follows the frame's tags."""
     if (frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0
-            and frame.color_range != FULL_RANGE):
+            and frame.color_range != FULL_RANGE and frame.colorspace in BT601_OR_UNTAGGED):
         return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
     return frame.to_ndarray(format="rgb24")
 
@@ -335,7 +339,8 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
     """Read the onset and apex frames of a clip, spotting the apex when it is not given.
 
     `face_box(onset_frame)` gives the region the apex spotter compares (the whole frame when None), so that
-    background motion does not win. The whole pass keeps three frames in memory at most.
+    background motion does not win. Memory stays bounded: the onset frame, the spotter's short ring of frames (none
+    for a bounded clip, whose apex frame is read again) and the few frames decoded ahead.
     """
     if apex_image is not None:
         max_pixels = (limits or ClipLimits()).max_pixels
@@ -401,6 +406,8 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
             f"{Path(src.source).name} has {total} frame{'s' if total != 1 else ''}; a micro-expression needs at "
             "least an onset and an apex frame."
         )
+    if offset is not None and offset_frame is None:
+        raise FrameIndexError(f"Offset frame {offset} is past the end of the clip ({n_seen} frames).")
     spot = None
     if spotter is not None:
         spot, apex_frame = spotter.finish()
@@ -411,8 +418,6 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
     if apex_frame is None:
         what = f"Apex frame {apex} is" if apex is not None else f"No frame after onset {start} is"
         raise FrameIndexError(f"{what} in the clip ({n_seen} frames).")
-    if offset is not None and offset_frame is None:
-        raise FrameIndexError(f"Offset frame {offset} is past the end of the clip ({n_seen} frames).")
     warnings = []
     if spot is not None and not spot.found:
         warnings.append(

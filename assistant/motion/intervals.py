@@ -145,7 +145,8 @@ def _kind(tracks: Tracks, groups, peaks, moved, on, off, head_speed, cfg) -> str
         # with too few bumps of its own, while a mouth micro-expression stands alone
         context = int(round(SPEECH_CONTEXT_S * fps))
         c = groups["mouth"][max(0, on - context):off + context + 1]
-        tops = (maximum_filter1d(c, max(3, int(round(0.12 * fps)))) == c) & (c > np.concatenate([[np.inf], c[:-1]]))
+        before, after = np.concatenate([[np.inf], c[:-1]]), np.concatenate([c[1:], [np.inf]])
+        tops = (maximum_filter1d(c, max(3, int(round(0.12 * fps)))) == c) & (c > before) & (c >= after)
         if int(np.sum(tops & (c > cfg.threshold))) >= cfg.speech_peaks:  # each syllable passes on its own
             return "speech"
     return "micro" if (off - on) / fps <= cfg.micro_max_s else "macro"

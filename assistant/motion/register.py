@@ -59,7 +59,7 @@ LK_SPREAD_FLOOR = 1.0  # grey levels: residuals within a few levels are camera n
 LK_DAMPING = 1e-3
 PHASE_MAX_SHIFT = 0.05  # of the crop: neighbouring frames never move further; a larger peak is spurious
 MIN_EXPOSURE_PIXELS = 200  # stable pixels needed to match the apex crop's exposure to the onset crop's
-MAX_GAIN = 1.5  # beyond this the two frames are not one clip's lighting: the exposure is left as it is
+MAX_GAIN = 1.5  # exposure gains are clipped to 1/1.5..1.5: more is not one clip's lighting but a measuring error
 TUKEY_C = 4.685  # Tukey biweight constant (95 % efficiency under Gaussian noise), in units of the robust spread
 RAYLEIGH_MEDIAN = math.sqrt(2 * math.log(2))  # median length of a 2-D standard normal vector
 

@@ -59,6 +59,7 @@ GRID = 6
 TOP_BLOCKS = 3
 HALF_WINDOW_S = 0.15
 MAX_HALF_WINDOW = 60
+MIN_RESPONSE = 0.05  # phase-correlation peak below which a measured head shift is ignored (a blank or lost face)
 REGISTER_AFTER = 2.5  # half-size thumbnail px of head shift the whole-face removal handles (the crop stays)
 SMOOTH_DIV = 6  # apex ranking averages the curve over +- k / SMOOTH_DIV frames (the middle of the flat top)
 FOUND_Z = 9.0
@@ -99,9 +100,12 @@ def _grey_crop(frame: np.ndarray, box: tuple[int, int, int, int] | None) -> np.n
     if box is not None:
         x0, y0, x1, y1 = (int(v) for v in box)
         cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-        if cx1 <= cx0 or cy1 <= cy0:  # wholly outside the frame: clamp to the nearest edge pixels
-            cx0, cy0 = min(max(0, x0), w - 1), min(max(0, y0), h - 1)
-            cx1, cy1 = cx0 + 1, cy0 + 1
+        if cx1 <= cx0:  # wholly beside the frame: the nearest edge column, repeated
+            cx0 = min(max(0, x0), w - 1)
+            cx1 = cx0 + 1
+        if cy1 <= cy0:
+            cy0 = min(max(0, y0), h - 1)
+            cy1 = cy0 + 1
         part = frame[cy0:cy1, cx0:cx1]
         grey = cv2.cvtColor(part, cv2.COLOR_RGB2GRAY) if part.ndim == 3 else np.ascontiguousarray(part)
         pads = (cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1)
@@ -142,13 +146,13 @@ class FaceFeatures:
         # The thumbnail is cut where the crop sits now, so the shift measured is what that position leaves; a
         # second cut is needed only when the crop moves. Fresh arrays: phaseCorrelate windows its inputs in place;
         # at half size: only shifts of whole pixels matter here.
-        (dx, dy), _ = cv2.phaseCorrelate(self._half(self._ref), self._half(thumb), self._window)
-        if max(abs(dx), abs(dy)) > REGISTER_AFTER:
-            scale = 2 * (self.box[2] - self.box[0]) / self.size  # frame px per half-thumbnail px
+        (dx, dy), response = cv2.phaseCorrelate(self._half(self._ref), self._half(thumb), self._window)
+        if max(abs(dx), abs(dy)) > REGISTER_AFTER and response >= MIN_RESPONSE:  # a weak peak is no match
+            x0, y0, x1, y1 = self.box
+            sx, sy = 2 * (x1 - x0) / self.size, 2 * (y1 - y0) / self.size  # frame px per half-thumbnail px
             ox, oy = self._offset
-            reach = (self.box[2] - self.box[0]) // 2  # phase correlation's own range: a failed match cannot run away
-            self._offset = (int(np.clip(round(ox + dx * scale), -reach, reach)),
-                            int(np.clip(round(oy + dy * scale), -reach, reach)))
+            rx, ry = (x1 - x0) // 2, (y1 - y0) // 2  # phase correlation's own range: the crop cannot run away
+            self._offset = (int(np.clip(round(ox + dx * sx), -rx, rx)), int(np.clip(round(oy + dy * sy), -ry, ry)))
             thumb = thumbnail(frame, self._shifted(), self.size)
         return self._normalise(thumb)
 
@@ -281,7 +285,8 @@ class ApexSpotter:
             self._best = (value, t, frame)
 
     def finish(self) -> tuple[ApexSpot, np.ndarray | None]:
-        """The spot and the RGB frame at its apex (None when no frame was scored)."""
+        """The spot and the RGB frame at its apex (None when no frame was scored, and always for a bounded clip,
+        which keeps no frames: the caller reads the apex frame again)."""
         if self.bounded and len(self._feats) >= 3 and self._noise_sum is not None:
             self._score_on_line()
         elif self._feats and not self.bounded:
