@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.au import AUSet
-from instruction_data.records import SkippedRow, _kind
+from instruction_data.records import SkippedRow, _kind, count_notes
 
 KINDS = ("micro", "macro")
 
@@ -63,11 +63,7 @@ class LongLoadResult:
         return [e for v in self.videos for e in v.expressions]
 
     def note_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for e in self.expressions:
-            for note in e.notes:
-                counts[_kind(note)] = counts.get(_kind(note), 0) + 1
-        return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+        return count_notes(e.notes for e in self.expressions)
 
     def summary(self) -> str:
         reasons: dict[str, int] = {}

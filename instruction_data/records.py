@@ -51,6 +51,15 @@ def _kind(text: str) -> str:
     return text.split(":", 1)[0]
 
 
+def count_notes(note_lists) -> dict[str, int]:
+    """How many notes of each kind the rows carry, most frequent first."""
+    counts: dict[str, int] = {}
+    for notes in note_lists:
+        for note in notes:
+            counts[_kind(note)] = counts.get(_kind(note), 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
 @dataclass
 class LoadResult:
     records: list[Record]
@@ -71,11 +80,7 @@ class LoadResult:
         return "; ".join(parts)
 
     def note_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for r in self.records:
-            for note in r.notes:
-                counts[_kind(note)] = counts.get(_kind(note), 0) + 1
-        return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+        return count_notes(r.notes for r in self.records)
 
     def report(self) -> dict:
         """Everything a person needs to audit the load: per-row skips and notes, by sheet row number."""
