@@ -3,7 +3,7 @@
 and peak resident memory. All figures are synthetic.
 
     nice .venv/bin/python benchmarks/spotting.py [--calib-seeds 100 101] [--seeds 1000 1001 1002]
-        [--seconds 60] [--memory-minutes 10]
+        [--seconds 60] [--memory-minutes 10] [--memory-only]
 
 Protocol: the detection threshold is chosen on the calibration seeds (subjects 0-1) from a grid, by the mean of
 micro and macro F1; the figures are reported on the other seeds (subjects 2-5, which are mirrored or re-coloured
@@ -106,7 +106,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--throughput-frames", type=int, default=600)
     ap.add_argument("--memory-minutes", type=float, default=10.0, help="0 skips the memory run")
+    ap.add_argument("--memory-only", action="store_true", help="only the memory run (it renders for about an hour)")
     args = ap.parse_args()
+    if args.memory_only:
+        with tempfile.TemporaryDirectory() as d:
+            emit("spotting_memory", {"synthetic": True, "memory_1280x720": memory(args.memory_minutes, Path(d))})
+        return
     figures: dict = {"synthetic": True, "seconds_per_video": args.seconds, "frame_size": [480, 360], "fps": 30}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

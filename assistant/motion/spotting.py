@@ -128,7 +128,7 @@ class FaceFeatures:
 
     def __init__(self, box: tuple[int, int, int, int] | None, size: int = THUMB):
         self.box, self.size = box, size
-        self._ref: np.ndarray | None = None
+        self._ref_half: np.ndarray | None = None  # the first thumbnail at half size, what later ones are matched to
         self._window = cv2.createHanningWindow((size // 2, size // 2), cv2.CV_32F)
         self._offset = (0, 0)  # crop shift in frame pixels
 
@@ -136,8 +136,8 @@ class FaceFeatures:
         if self.box is None:
             self.box = (0, 0, frame.shape[1], frame.shape[0])
         thumb = thumbnail(frame, self._shifted(), self.size)
-        if self._ref is None:
-            self._ref = thumb
+        if self._ref_half is None:
+            self._ref_half = self._half(thumb)
             return self._normalise(thumb)
         # The head's shift is undone only when it is large, by moving the crop a whole number of frame pixels, and
         # with hysteresis: resampling by a fraction of a pixel, or a crop that flips between two positions, changes
@@ -146,7 +146,7 @@ class FaceFeatures:
         # The thumbnail is cut where the crop sits now, so the shift measured is what that position leaves; a
         # second cut is needed only when the crop moves. Fresh arrays: phaseCorrelate windows its inputs in place;
         # at half size: only shifts of whole pixels matter here.
-        (dx, dy), response = cv2.phaseCorrelate(self._half(self._ref), self._half(thumb), self._window)
+        (dx, dy), response = cv2.phaseCorrelate(self._ref_half.copy(), self._half(thumb), self._window)
         if max(abs(dx), abs(dy)) > REGISTER_AFTER and response >= MIN_RESPONSE:  # a weak peak is no match
             x0, y0, x1, y1 = self.box
             sx, sy = 2 * (x1 - x0) / self.size, 2 * (y1 - y0) / self.size  # frame px per half-thumbnail px
