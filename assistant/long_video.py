@@ -170,4 +170,5 @@ def frames_at(source: str | Path, indices: list[int]) -> list[np.ndarray]:
 def analyse_interval(assistant, source: str | Path, interval, language: str | None = None) -> Iterator:
     """`Assistant.stream` on the interval's onset and apex frames (the steps a UI shows as they come)."""
     onset, apex = frames_at(source, [int(interval.onset), int(interval.apex)])
-    yield from assistant.stream(onset, apex, language=language)
+    yield from assistant.stream(onset, apex, language=language,
+                                expression="macro" if interval.kind == "macro" else "micro")

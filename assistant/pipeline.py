@@ -282,10 +282,14 @@ class Assistant:
 
     # ---- analysis -------------------------------------------------------------------------------------------
     def stream(self, source: str | Path | list[np.ndarray], apex_image: str | Path | np.ndarray | None = None, *,
-               onset: int | None = None, apex: int | None = None, language: str | None = None
-               ) -> Iterator[Progress]:
-        """Analyse a clip step by step: the motion analysis, then the evidence, then the answer text as it grows."""
+               onset: int | None = None, apex: int | None = None, language: str | None = None,
+               expression: str = "micro") -> Iterator[Progress]:
+        """Analyse a clip step by step: the motion analysis, then the evidence, then the answer text as it grows.
+        `expression` is "macro" for a long expression a video's spotter found, so the answer does not call it a
+        micro-expression."""
         lang = language or self.config.language
+        if expression not in ("micro", "macro"):
+            raise MEUError(f"expression must be 'micro' or 'macro', not {expression!r}.")
         t0 = time.perf_counter()
         analysis = analyze_clip(source, apex_image, onset=onset, apex=apex, config=self.config.motion_config(),
                                 limits=self.config.limits())
@@ -301,7 +305,8 @@ class Assistant:
 
         request = ReasoningRequest(analysis=analysis, evidence=evidence, lang=lang,
                                    emotion_options=SCHEME_CLASSES[self.config.scheme],
-                                   include_evidence=self.config.vlm_evidence, include_regions=self.config.vlm_regions)
+                                   include_evidence=self.config.vlm_evidence, include_regions=self.config.vlm_regions,
+                                   expression=expression)
         t = time.perf_counter()
         text = ""
         for text in self.reasoner.stream(request):

@@ -49,12 +49,12 @@ def emotion_word(emotion: str, lang: str = "en") -> str:
     return EMOTION_WORDS_ZH.get(emotion, emotion) if lang == "zh" else emotion
 
 
-def format_conclusion(au_codes: Iterable[int], emotion: str, lang: str = "en") -> str:
-    """The one parseable final line."""
+def format_conclusion(au_codes: Iterable[int], emotion: str, lang: str = "en", expression: str = "micro") -> str:
+    """The one parseable final line; a macro-expression (a long video's longer interval) is named as one."""
     codes = ", ".join(f"AU{c}" for c in sorted(set(au_codes))) or ("无" if lang == "zh" else "none")
     if lang == "zh":
-        return f"动作单元: {codes}; 微表情: {emotion_word(emotion, 'zh')}"
-    return f"AUs: {codes}; Micro-expression: {emotion}"
+        return f"动作单元: {codes}; {'宏表情' if expression == 'macro' else '微表情'}: {emotion_word(emotion, 'zh')}"
+    return f"AUs: {codes}; {expression.capitalize()}-expression: {emotion}"
 
 
 TASK_STEPS = {

@@ -151,12 +151,14 @@ def test_long_video_is_spotted_then_one_interval_analysed(page, app_server, long
         " return i && i.complete && i.naturalWidth >= 400; }")
     first_cell = page.locator("#intervals [data-testid='cell-0-0']")  # the "#" cell of the table's first row
     expect(first_cell).to_have_text("1")
+    kind = page.locator("#intervals [data-testid='cell-0-1']").inner_text().strip()
+    assert kind in ("micro", "macro")
     first_cell.click()
     expect(page.locator("#long-analysis")).to_contain_text("Analysed interval 1", timeout=TIMEOUT_MS)
     expect(status).to_contain_text("Spotted")  # the spotting summary stays
     page.wait_for_function(
         "() => { const i = document.querySelector('#long-mmc img'); return i && i.complete && i.naturalWidth >= 256; }")
-    expect(page.locator("#long-chat")).to_contain_text("Micro-expression")
+    expect(page.locator("#long-chat")).to_contain_text(f"{kind.capitalize()}-expression:")  # named as spotted
     assert page.locator("#long-emotion textarea").input_value()
     page.locator("#long-question textarea").fill("Which AUs did you find?")
     page.locator("#long-ask-btn").click()

@@ -52,6 +52,18 @@ def test_micro_expressions_found_and_macro_labelled(video, spotted):
     assert iou((best.onset, best.offset), (macro.onset, macro.offset)) >= 0.5 and best.kind == "macro"
 
 
+def test_a_spotted_macro_expression_is_analysed_as_one(spotted):
+    from assistant.long_video import analyse_interval
+    from assistant.pipeline import Assistant
+
+    result, _, path = spotted
+    macro = next(iv for iv in result.intervals if iv.kind == "macro")
+    steps = list(analyse_interval(Assistant(), path, macro))
+    text = steps[-1].result.answer.text
+    assert "Macro-expression:" in text and "micro-expression" not in text.lower()
+    assert steps[-1].result.answer.parse_status == "ok"
+
+
 def test_blinks_and_head_turn_are_not_expressions(video, spotted):
     result, *_ = spotted
     for e in video.events:

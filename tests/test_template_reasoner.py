@@ -157,3 +157,21 @@ def test_registry():
     assert isinstance(get_reasoner("template"), TemplateReasoner)
     with pytest.raises(BackendError, match="Unknown reasoner"):
         get_reasoner("oracle")
+
+
+@pytest.mark.parametrize("lang,micro,macro", [("en", "micro-expression", "macro-expression"),
+                                               ("zh", "微表情", "宏表情")])
+def test_a_macro_expression_is_not_called_a_micro_expression(lang, micro, macro):
+    """A long video's spotter also finds macro-expressions; their analysis names them so, and still parses."""
+    reasoner = TemplateReasoner()
+    req = request_for([6, 12], lang=lang)
+    req.expression = "macro"
+    text = reasoner.compose(req)
+    assert macro in text.lower() and micro not in text.lower()
+    parsed = parse_answer(text, FIVE)
+    assert (sorted(parsed.aus), parsed.emotion, parsed.status) == ([6, 12], "happiness", "ok")
+    conv = Conversation(request=req, answer=reasoner.answer(req))
+    why = list(reasoner.follow_up(conv, "Why happiness?" if lang == "en" else "为什么是快乐？"))[-1]
+    assert macro in why.lower() and micro not in why.lower()
+    req.expression = "micro"
+    assert micro in reasoner.compose(req).lower()

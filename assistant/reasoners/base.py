@@ -28,6 +28,7 @@ class ReasoningRequest:
     emotion_options: tuple[str, ...] = SCHEME_CLASSES["5"]
     include_evidence: bool = False  # put the AU evidence line into the VLM prompt (data built with --evidence)
     include_regions: bool = False  # put the region motion table into the prompt as text
+    expression: str = "micro"  # "micro" | "macro": an interval a long video's spotter found may be either
 
 
 @dataclass

@@ -158,8 +158,8 @@ class TemplateReasoner:
         active, emotion, raw_emotion, rule = self.decide(request)
         parts = [self._part_regions(request, lang), self._part_aus(request, active, lang),
                  ("3. 表情推理：" if lang == "zh" else "3. Expression: ")
-                 + self._emotion_reason(active, emotion, raw_emotion, rule, lang),
-                 format_conclusion([s.code for s in active], emotion, lang)]
+                 + self._emotion_reason(active, emotion, raw_emotion, rule, lang, request.expression),
+                 format_conclusion([s.code for s in active], emotion, lang, request.expression)]
         return "\n\n".join(parts)
 
     def _part_regions(self, request: ReasoningRequest, lang: str) -> str:
@@ -225,7 +225,7 @@ class TemplateReasoner:
         return "\n".join(lines)
 
     def _emotion_reason(self, active: list[AUScore], emotion: str, raw_emotion: str, rule: EmotionRule | None,
-                      lang: str) -> str:
+                      lang: str, expression: str = "micro") -> str:
         combo = "+".join(f"AU{s.code}" for s in sorted(active, key=lambda s: s.code))
         if lang == "zh":
             if rule is None:
@@ -235,14 +235,15 @@ class TemplateReasoner:
                     f"（{RULE_WHY_ZH.get((rule.emotion, rule.aus), rule.why)}）。")
             if emotion != raw_emotion:
                 text += f"在所选类别中，{emotion_word(raw_emotion, 'zh')}归入“{emotion_word(emotion, 'zh')}”。"
-            return text + f"因此这个微表情最可能是{emotion_word(emotion, 'zh')}。"
+            word = "宏表情" if expression == "macro" else "微表情"
+            return text + f"因此这个{word}最可能是{emotion_word(emotion, 'zh')}。"
         if rule is None:
             return f"No reliable AU combination points to an emotion, so the answer is '{emotion}'."
         proto = "+".join(f"AU{c}" for c in rule.aus)
         text = f"{combo} is closest to the {raw_emotion} pattern {proto}: {rule.why}."
         if emotion != raw_emotion:
             text += f" The chosen label set files {raw_emotion} under '{emotion}'."
-        return text + f" The micro-expression is most likely {emotion}."
+        return text + f" The {expression}-expression is most likely {emotion}."
 
     def stream(self, request: ReasoningRequest) -> Iterator[str]:
         yield from _grow(self.compose(request))
@@ -326,7 +327,7 @@ class TemplateReasoner:
 
     def _explain_emotion(self, conv: Conversation, lang: str) -> str:
         active, emotion, raw_emotion, rule = self.decide(conv.request)
-        reason = self._emotion_reason(active, emotion, raw_emotion, rule, lang)
+        reason = self._emotion_reason(active, emotion, raw_emotion, rule, lang, conv.request.expression)
         if lang == "zh":
             return f"判断依据是检测到的动作单元组合。{reason}"
         return f"The label comes from the AU combination the detector found. {reason}"
