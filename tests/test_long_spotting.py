@@ -112,3 +112,16 @@ def test_talking_is_not_reported_as_micro_expressions(tmp_path):
     assert not [iv for iv in result.intervals
                 if any(iou((iv.onset, iv.offset), (e.onset, e.offset)) > 0 for e in speech)], result.intervals
     assert any(d.kind == "speech" for d in result.distractors)
+
+
+def test_eyes_only_bumps_beside_a_blink_are_part_of_it():
+    """Two blinks close together leave the lids off their baseline between them: an eyes-only bump there is the
+    blinks', while one with other regions, or far from any blink, stays an expression."""
+    from assistant.motion.intervals import _blink_neighbours
+    from assistant.motion.spotting import Interval
+
+    ivs = [Interval(100, 103, 106, 20.0, "blink", ["eyes"]), Interval(115, 118, 121, 12.0, "micro", ["eyes"]),
+           Interval(125, 128, 131, 12.0, "micro", ["eyes", "brows"]), Interval(300, 303, 306, 12.0, "micro", ["eyes"]),
+           Interval(400, 420, 440, 12.0, "macro", ["eyes"]), Interval(450, 453, 456, 20.0, "blink", ["eyes"])]
+    kinds = [iv.kind for iv in _blink_neighbours(ivs, context=15)]
+    assert kinds == ["blink", "blink", "micro", "micro", "blink", "blink"]

@@ -11,7 +11,8 @@ Each interval is then named:
 - "head": the head moved (shift or rotation speed over `SpotConfig.head_speed_window_s`) more than
   `head_shift_px` / `head_rot_deg` around it: the residual region motion is then the registration's, not the face's;
 - "blink": only the eyes group stands out (every other group under half the eyes' peak) and the upper lids move down
-  more than the lower lids move (a lid tightener, AU7, lifts the lower lid instead);
+  more than the lower lids move (a lid tightener, AU7, lifts the lower lid instead); an eyes-only interval within
+  `BLINK_CONTEXT_S` of a blink is counted as part of it;
 - "speech": only the mouth group stands out and its curve peaks over the threshold at least `speech_peaks` times
   within the interval and `SPEECH_CONTEXT_S` around it (a micro-expression rises and falls once);
 - otherwise "micro" when onset to offset lasts at most `micro_max_s` seconds, else "macro".
@@ -26,6 +27,7 @@ from assistant.motion.spotting import Interval
 from assistant.motion.tracking import REGION_GROUPS, Tracks, group_of
 
 SPEECH_CONTEXT_S = 0.5  # mouth bumps within this long before and after a mouth-only interval count as its syllables
+BLINK_CONTEXT_S = 0.5  # an eyes-only interval this close to a blink is part of it (the lids settling between blinks)
 
 
 def _robust_sigma(x: np.ndarray) -> float:
@@ -118,7 +120,18 @@ def _intervals(tracks: Tracks, curve: np.ndarray, groups: dict[str, np.ndarray],
         moved = [g for g, v in peaks.items() if v >= max(cfg.threshold * 0.75, 0.5 * peak)]
         kind = _kind(tracks, groups, peaks, moved, on, off, head_speed, cfg)
         out.append(Interval(int(on), int(apex), int(off), round(peak, 2), kind, moved))
-    return out
+    return _blink_neighbours(out, int(round(BLINK_CONTEXT_S * fps)))
+
+
+def _blink_neighbours(intervals: list[Interval], context: int) -> list[Interval]:
+    """Eyes-only expressions next to a blink become part of it: two blinks close together leave the lids' traces off
+    their baseline between them, which reads as an eyes-only bump whose lids do not close."""
+    blinks = [iv for iv in intervals if iv.kind == "blink"]
+    for iv in intervals:
+        if iv.kind in ("micro", "macro") and iv.regions == ["eyes"] and any(
+                b.onset - context <= iv.offset and iv.onset <= b.offset + context for b in blinks):
+            iv.kind = "blink"
+    return intervals
 
 
 def _head_speed(tracks: Tracks, window: int) -> np.ndarray:
