@@ -31,6 +31,7 @@ from assistant.errors import ConfigError, MEUError
 from assistant.motion.analyze import MotionConfig, analyze_clip
 from assistant.motion.clip import MAX_MEGAPIXELS, MAX_MEGAPIXELS_CEILING, ClipLimits
 from assistant.parse import parse_answer
+from assistant.prompts import EXPRESSION_WORDS, Expression
 from assistant.reasoners import get_reasoner
 from assistant.reasoners.base import ChatTurn, Conversation, ReasoningRequest, last
 from assistant.types import Answer, AUEvidence, MotionAnalysis
@@ -168,6 +169,7 @@ class Result:
             "reasoning": self.answer.reasoning,
             "text": self.answer.text,
             "parse_status": self.answer.parse_status,
+            "expression": self.request.expression,
             "regions": [r.to_dict() for r in self.analysis.regions],
             "onset": clip.onset, "apex": clip.apex, "apex_spotted": clip.apex_spotted, "n_frames": clip.n_frames,
             "apex_found": clip.apex_found,
@@ -283,13 +285,13 @@ class Assistant:
     # ---- analysis -------------------------------------------------------------------------------------------
     def stream(self, source: str | Path | list[np.ndarray], apex_image: str | Path | np.ndarray | None = None, *,
                onset: int | None = None, apex: int | None = None, language: str | None = None,
-               expression: str = "micro") -> Iterator[Progress]:
+               expression: Expression = "micro") -> Iterator[Progress]:
         """Analyse a clip step by step: the motion analysis, then the evidence, then the answer text as it grows.
-        `expression` is "macro" for a long expression a video's spotter found, so the answer does not call it a
-        micro-expression."""
+        `expression` is "macro" for a long expression a video's spotter found: the template reasoner then names it a
+        macro-expression (the VLM keeps the micro-expression prompt it was trained on)."""
         lang = language or self.config.language
-        if expression not in ("micro", "macro"):
-            raise MEUError(f"expression must be 'micro' or 'macro', not {expression!r}.")
+        if expression not in EXPRESSION_WORDS:
+            raise MEUError(f"expression must be one of {', '.join(EXPRESSION_WORDS)}, not {expression!r}.")
         t0 = time.perf_counter()
         analysis = analyze_clip(source, apex_image, onset=onset, apex=apex, config=self.config.motion_config(),
                                 limits=self.config.limits())
@@ -325,8 +327,10 @@ class Assistant:
         yield Progress("done", analysis=analysis, evidence=evidence, text=text, result=result)
 
     def analyze(self, source: str | Path | list[np.ndarray], apex_image: str | Path | np.ndarray | None = None, *,
-                onset: int | None = None, apex: int | None = None, language: str | None = None) -> Result:
-        return last(self.stream(source, apex_image, onset=onset, apex=apex, language=language), None).result
+                onset: int | None = None, apex: int | None = None, language: str | None = None,
+                expression: Expression = "micro") -> Result:
+        return last(self.stream(source, apex_image, onset=onset, apex=apex, language=language,
+                                expression=expression), None).result
 
     def _answer_from_text(self, text: str, evidence: AUEvidence) -> Answer:
         """Parse the answer text back (the same parser evaluation uses); AU sides come from the evidence."""

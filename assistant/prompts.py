@@ -2,12 +2,26 @@
 
 The conclusion line is the contract between every writer of answers (instruction data, template reasoner,
 VLM) and the parser in `assistant.parse`: `AUs: AU6, AU12; Micro-expression: happiness` in English,
-`动作单元: AU6, AU12; 微表情: 快乐` in Chinese.
+`动作单元: AU6, AU12; 微表情: 快乐` in Chinese. A macro-expression that a long video's spotter found is named as one
+by the template reasoner (`Macro-expression: ...`, `宏表情: ...`, which the parser reads alike); the VLM keeps the
+micro-expression prompt it was trained on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
+
+Expression = Literal["micro", "macro"]
+EXPRESSION_WORDS = {"micro": {"en": "micro-expression", "zh": "微表情"},
+                    "macro": {"en": "macro-expression", "zh": "宏表情"}}
+
+
+def expression_word(kind: str, lang: str = "en") -> str:
+    """`micro-expression` / `宏表情` ...: the one place the kinds are worded."""
+    if kind not in EXPRESSION_WORDS:
+        raise ValueError(f"expression must be one of {', '.join(EXPRESSION_WORDS)}, not {kind!r}")
+    return EXPRESSION_WORDS[kind]["zh" if lang == "zh" else "en"]
 
 # Legend in image coordinates, the order the MMC map's hue wheel runs (OpenCV angle, y down).
 DIRECTIONS: tuple[str, ...] = ("right", "down-right", "down", "down-left", "left", "up-left", "up", "up-right")
@@ -29,32 +43,41 @@ EMOTION_WORDS_ZH: dict[str, str] = {
     "positive": "积极", "negative": "消极",
 }
 
-LEGEND_PRIOR = {
+_LEGEND = {
     "en": (
         "The image is a motion-enhanced colour map: the faint facial motion between the onset and apex frames of a "
-        "micro-expression, drawn in colour over the grey onset frame. Hue gives the direction of motion in image "
+        "{expression}, drawn in colour over the grey onset frame. Hue gives the direction of motion in image "
         "coordinates: up = purple, up-right = magenta/pink, right = red, down-right = orange-yellow, "
         "down = yellow-green, down-left = green, left = cyan, up-left = blue. Brightness gives motion strength; "
         "grey areas did not move. The person's left side is on the image's right."
     ),
     "zh": (
-        "这张图是运动增强彩色图：微表情起始帧到顶点帧之间的细微面部运动，以颜色叠加在灰度起始帧上。色调表示图像坐标中的运动方向："
+        "这张图是运动增强彩色图：{expression}起始帧到顶点帧之间的细微面部运动，以颜色叠加在灰度起始帧上。色调表示图像坐标中的运动方向："
         "向上=紫色，右上=品红/粉色，向右=红色，右下=橙黄色，向下=黄绿色，左下=绿色，向左=青色，左上=蓝色。"
         "亮度表示运动强度；灰色区域没有运动。人物的左侧位于图像的右侧。"
     ),
 }
 
 
+def legend_prior(lang: str = "en", expression: Expression = "micro") -> str:
+    """The colour legend, naming the kind of expression the map shows."""
+    return _LEGEND["zh" if lang == "zh" else "en"].format(expression=expression_word(expression, lang))
+
+
+LEGEND_PRIOR = {lang: legend_prior(lang) for lang in _LEGEND}  # what the VLM was trained on
+
+
 def emotion_word(emotion: str, lang: str = "en") -> str:
     return EMOTION_WORDS_ZH.get(emotion, emotion) if lang == "zh" else emotion
 
 
-def format_conclusion(au_codes: Iterable[int], emotion: str, lang: str = "en", expression: str = "micro") -> str:
+def format_conclusion(au_codes: Iterable[int], emotion: str, lang: str = "en",
+                      expression: Expression = "micro") -> str:
     """The one parseable final line; a macro-expression (a long video's longer interval) is named as one."""
     codes = ", ".join(f"AU{c}" for c in sorted(set(au_codes))) or ("无" if lang == "zh" else "none")
     if lang == "zh":
-        return f"动作单元: {codes}; {'宏表情' if expression == 'macro' else '微表情'}: {emotion_word(emotion, 'zh')}"
-    return f"AUs: {codes}; {expression.capitalize()}-expression: {emotion}"
+        return f"动作单元: {codes}; {expression_word(expression, 'zh')}: {emotion_word(emotion, 'zh')}"
+    return f"AUs: {codes}; {expression_word(expression).capitalize()}: {emotion}"
 
 
 TASK_STEPS = {

@@ -169,12 +169,15 @@ def main(argv: list[str] | None = None) -> int:
                          "benchmark split (its people, realistic amplitudes, drift and noise), LOSO over its people")
     ap.add_argument("--subjects", type=int, default=8, help="easy world only: the realistic split has its own people")
     ap.add_argument("--clips", type=int, default=8, help="clips per subject")
+    ap.add_argument("--val-subjects", type=int, default=None,
+                    help="training people held out for validation per fold, for both learned models (default: each "
+                         "recipe's own; with the realistic split's four people, 2 leaves one person to train on)")
     ap.add_argument("--size", type=int, nargs=2, default=[640, 480], help="frame width height")
     ap.add_argument("--data-seed", "--seed", type=int, default=0, dest="data_seed",
                     help="seed of the synthetic data set")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                     help="training seeds; every model is run once per seed and reported as mean and spread")
-    ap.add_argument("--out", default=str(ROOT / "outputs" / "bench_au"))
+    ap.add_argument("--out", default=None, help="default outputs/bench_au (easy world), outputs/bench_au_realistic")
     ap.add_argument("--config", default=str(ROOT / "configs" / "au_llm_tiny_synthetic.yaml"))
     ap.add_argument("--threads", type=int, default=1, help="torch threads (2 oversubscribes a busy 2-core box)")
     ap.add_argument("--models", nargs="+", default=LEARNED + BASELINES)
@@ -193,8 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     from instruction_data.layouts import write_realistic_dataset, write_synthetic_dataset
     from instruction_data.loaders import load_dataset
 
-    out = Path(args.out)
+    out = Path(args.out or ROOT / "outputs" / ("bench_au" if args.world == "easy" else "bench_au_realistic"))
     data = out / "data"
+    marker = out / "world.txt"  # the data, the cache and the finished folds under --out belong to one world
+    held = marker.read_text().strip() if marker.is_file() else "easy" if (data / "synth_truth.json").is_file() else None
+    if held not in (None, args.world):
+        ap.error(f"{out} holds the {held} world's data and folds; give another --out for the {args.world} world")
+    out.mkdir(parents=True, exist_ok=True)
+    marker.write_text(args.world + "\n")
     if not (data / "synth_truth.json").is_file() and args.world == "realistic":
         write_realistic_dataset("casme2", data, "benchmark", clips=args.clips, seed=args.data_seed,
                                 size=tuple(args.size), progress=True)
@@ -203,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
                                 size=tuple(args.size), progress=True)
     records = load_dataset("casme2", data).records
     common = {"backbone": str(build_tiny_llm(out / "tiny_llm")), "cache_dir": str(out / "cache"),
-              "threads": args.threads, "final_model": False, "progress": False}
+              "threads": args.threads, "final_model": False, "progress": False,
+              **({"val_subjects": args.val_subjects} if args.val_subjects is not None else {})}
     base = from_dict(TrainAUConfig, {**load_yaml(args.config), **common})
     per_seed, timings = {}, {}
     for i, seed in enumerate(args.seeds):
@@ -217,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                  "clips_scored": metrics["n_clips"], "frame_size": args.size, "data_seed": args.data_seed,
                  "aus": metrics["aus"]},
         "seeds": args.seeds, "seed_free": sorted(SEED_FREE & set(args.models)),
+        "val_subjects": args.val_subjects or "each recipe's own",
         "results": results,
         "margins_mean": {f"{m}_minus_{b}": round(results[m]["pooled_macro_f1"]["mean"]
                                                  - results[b]["pooled_macro_f1"]["mean"], 4)

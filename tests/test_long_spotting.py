@@ -57,7 +57,8 @@ def test_a_spotted_macro_expression_is_analysed_as_one(spotted):
     from assistant.pipeline import Assistant
 
     result, _, path = spotted
-    macro = next(iv for iv in result.intervals if iv.kind == "macro")
+    macro = next((iv for iv in result.intervals if iv.kind == "macro"), None)
+    assert macro is not None, f"the video's macro-expression was not spotted: {result.intervals}"
     steps = list(analyse_interval(Assistant(), path, macro))
     text = steps[-1].result.answer.text
     assert "Macro-expression:" in text and "micro-expression" not in text.lower()
@@ -115,8 +116,8 @@ def test_talking_is_not_reported_as_micro_expressions(tmp_path):
 
 
 def test_eyes_only_bumps_beside_a_blink_are_part_of_it():
-    """Two blinks close together leave the lids off their baseline between them: an eyes-only bump there is the
-    blinks', while one with other regions, or far from any blink, stays an expression."""
+    """The lids settle after a blink, and two close blinks leave them off their baseline between them: an eyes-only bump
+    within the context is the blinks', while one with other regions, or far from any blink, stays an expression."""
     from assistant.motion.intervals import _blink_neighbours
     from assistant.motion.spotting import Interval
 

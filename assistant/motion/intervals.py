@@ -12,7 +12,7 @@ Each interval is then named:
   `head_shift_px` / `head_rot_deg` around it: the residual region motion is then the registration's, not the face's;
 - "blink": only the eyes group stands out (every other group under half the eyes' peak) and the upper lids move down
   more than the lower lids move (a lid tightener, AU7, lifts the lower lid instead); an eyes-only interval within
-  `BLINK_CONTEXT_S` of a blink is counted as part of it;
+  `BLINK_CONTEXT_S` of a blink is counted as part of it (the lids settling after it, or between two close blinks);
 - "speech": only the mouth group stands out and its curve peaks over the threshold at least `speech_peaks` times
   within the interval and `SPEECH_CONTEXT_S` around it (a micro-expression rises and falls once);
 - otherwise "micro" when onset to offset lasts at most `micro_max_s` seconds, else "macro".
@@ -27,7 +27,7 @@ from assistant.motion.spotting import Interval
 from assistant.motion.tracking import REGION_GROUPS, Tracks, group_of
 
 SPEECH_CONTEXT_S = 0.5  # mouth bumps within this long before and after a mouth-only interval count as its syllables
-BLINK_CONTEXT_S = 0.5  # an eyes-only interval this close to a blink is part of it (the lids settling between blinks)
+BLINK_CONTEXT_S = 0.5  # an eyes-only interval this close to a blink is part of it (the lids settling after one)
 
 
 def _robust_sigma(x: np.ndarray) -> float:
@@ -80,9 +80,10 @@ def find_intervals(tracks: Tracks, cfg) -> tuple[list[Interval], np.ndarray, dic
     for iv in short:
         if not any(iv.onset <= k.offset and k.onset <= iv.offset for k in kept):
             kept.append(iv)
+    kept = _blink_neighbours(sorted(kept, key=lambda iv: iv.onset), int(round(BLINK_CONTEXT_S * fps)))
     curve = np.maximum(short_curve, long_curve)
     groups = {g: np.maximum(short_groups[g], long_groups[g]) for g in short_groups}
-    return sorted(kept, key=lambda iv: iv.onset), curve, groups
+    return kept, curve, groups
 
 
 def _intervals(tracks: Tracks, curve: np.ndarray, groups: dict[str, np.ndarray], head_speed: np.ndarray,
@@ -120,12 +121,14 @@ def _intervals(tracks: Tracks, curve: np.ndarray, groups: dict[str, np.ndarray],
         moved = [g for g, v in peaks.items() if v >= max(cfg.threshold * 0.75, 0.5 * peak)]
         kind = _kind(tracks, groups, peaks, moved, on, off, head_speed, cfg)
         out.append(Interval(int(on), int(apex), int(off), round(peak, 2), kind, moved))
-    return _blink_neighbours(out, int(round(BLINK_CONTEXT_S * fps)))
+    return out
 
 
 def _blink_neighbours(intervals: list[Interval], context: int) -> list[Interval]:
-    """Eyes-only expressions next to a blink become part of it: two blinks close together leave the lids' traces off
-    their baseline between them, which reads as an eyes-only bump whose lids do not close."""
+    """Eyes-only expressions within `context` frames of a blink become part of it. The lids' traces settle for a while
+    after a blink, and two blinks close together leave them off their baseline between them; either reads as an
+    eyes-only bump whose lids do not close. The price: an eyes-only expression (AU5, AU7) that close to a blink is
+    listed with the blinks, not as an expression."""
     blinks = [iv for iv in intervals if iv.kind == "blink"]
     for iv in intervals:
         if iv.kind in ("micro", "macro") and iv.regions == ["eyes"] and any(

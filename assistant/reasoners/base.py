@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from assistant.emotions import SCHEME_CLASSES
+from assistant.prompts import Expression
 from assistant.types import Answer, AUEvidence, MotionAnalysis
 
 T = TypeVar("T")
@@ -28,7 +29,7 @@ class ReasoningRequest:
     emotion_options: tuple[str, ...] = SCHEME_CLASSES["5"]
     include_evidence: bool = False  # put the AU evidence line into the VLM prompt (data built with --evidence)
     include_regions: bool = False  # put the region motion table into the prompt as text
-    expression: str = "micro"  # "micro" | "macro": an interval a long video's spotter found may be either
+    expression: Expression = "micro"  # a long video's spotter finds both; the template reasoner names the kind
 
 
 @dataclass

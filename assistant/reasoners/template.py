@@ -21,9 +21,11 @@ from assistant.prompts import (
     COLOUR_WORDS_ZH,
     DIRECTION_COLOURS,
     DIRECTION_WORDS_ZH,
-    LEGEND_PRIOR,
+    Expression,
     emotion_word,
+    expression_word,
     format_conclusion,
+    legend_prior,
 )
 from assistant.reasoners.base import Conversation, ReasoningRequest
 from assistant.types import Answer, AUScore, RegionMotion
@@ -225,7 +227,7 @@ class TemplateReasoner:
         return "\n".join(lines)
 
     def _emotion_reason(self, active: list[AUScore], emotion: str, raw_emotion: str, rule: EmotionRule | None,
-                      lang: str, expression: str = "micro") -> str:
+                      lang: str, expression: Expression) -> str:
         combo = "+".join(f"AU{s.code}" for s in sorted(active, key=lambda s: s.code))
         if lang == "zh":
             if rule is None:
@@ -235,15 +237,14 @@ class TemplateReasoner:
                     f"（{RULE_WHY_ZH.get((rule.emotion, rule.aus), rule.why)}）。")
             if emotion != raw_emotion:
                 text += f"在所选类别中，{emotion_word(raw_emotion, 'zh')}归入“{emotion_word(emotion, 'zh')}”。"
-            word = "宏表情" if expression == "macro" else "微表情"
-            return text + f"因此这个{word}最可能是{emotion_word(emotion, 'zh')}。"
+            return text + f"因此这个{expression_word(expression, 'zh')}最可能是{emotion_word(emotion, 'zh')}。"
         if rule is None:
             return f"No reliable AU combination points to an emotion, so the answer is '{emotion}'."
         proto = "+".join(f"AU{c}" for c in rule.aus)
         text = f"{combo} is closest to the {raw_emotion} pattern {proto}: {rule.why}."
         if emotion != raw_emotion:
             text += f" The chosen label set files {raw_emotion} under '{emotion}'."
-        return text + f" The {expression}-expression is most likely {emotion}."
+        return text + f" The {expression_word(expression)} is most likely {emotion}."
 
     def stream(self, request: ReasoningRequest) -> Iterator[str]:
         yield from _grow(self.compose(request))
@@ -308,7 +309,7 @@ class TemplateReasoner:
 
     def _explain_colours(self, conv: Conversation, colours: list[str], lang: str) -> str:
         if not colours:
-            return LEGEND_PRIOR[lang]
+            return legend_prior(lang, conv.request.expression)
         lines = []
         moving = conv.request.analysis.moving_regions()
         for colour in colours:
