@@ -12,7 +12,7 @@ import pytest
 from assistant import cli
 from assistant.errors import FrameIndexError, UnreadableClipError
 from assistant.files import save_png
-from assistant.motion.clip import load_clip, prefetched, write_video
+from assistant.motion.clip import load_clip, open_source, prefetched, write_video
 from assistant.motion.face import crop_box, detect_face
 from instruction_data.synth import SynthSpec, render_clip
 
@@ -145,6 +145,22 @@ def test_phone_video_with_a_rotation_tag_is_read_upright(tmp_path):
     assert clip.onset_frame.shape == (64, 48, 3)
     err = np.abs(clip.apex_frame.astype(int) - upright[2].astype(int)).mean()
     assert err < 12, err
+    for (_, rgb), (_, decoded) in zip(open_source(path).frames(), open_source(path).decoded(), strict=True):
+        assert decoded.grey.shape == (64, 48) and np.array_equal(decoded.rgb(), rgb)  # the spotter sees it upright
+
+
+def test_decoded_frames_give_the_grey_of_their_rgb_without_converting_it(synth_brow_clip, tmp_path):
+    """The apex spotter reads a video's frames as grey from the luma plane; it must be the grey of the RGB frame that
+    is shown (but where a colour is clipped to 0 or 255 in RGB, which the luma keeps), and that RGB frame the one the
+    plain reader gives."""
+    path = write_video(synth_brow_clip.frames, tmp_path / "clip.mp4", fps=30)
+    pairs = list(zip(open_source(path).frames(), open_source(path).decoded(prefetch=4), strict=True))
+    assert len(pairs) == 14
+    for (i, rgb), (j, decoded) in pairs:
+        assert i == j and decoded._rgb is None  # not converted until asked
+        diff = np.abs(decoded.grey.astype(int) - cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(int))
+        assert np.mean(diff <= 1) > 0.97 and diff.mean() < 0.3, (np.mean(diff <= 1), diff.mean())
+        assert np.array_equal(decoded.rgb(), rgb)
 
 
 @pytest.mark.parametrize("flag,value", [("--size", "0"), ("--margin", "-1"), ("--full-scale-px", "0")])

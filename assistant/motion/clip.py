@@ -40,6 +40,9 @@ MAX_MEGAPIXELS_CEILING = 2 * Image.MAX_IMAGE_PIXELS / 1e6 // 1  # PIL refuses la
 PREFETCH = 8  # frames decoded ahead on the second thread
 FULL_RANGE = 2  # FFmpeg's AVCOL_RANGE_JPEG: 0-255 luma, which OpenCV's YUV conversion does not expect
 BT601_OR_UNTAGGED = {2, 5, 6}  # FFmpeg's AVCOL_SPC_UNSPECIFIED, BT470BG and SMPTE170M: OpenCV's matrix
+# limited-range luma (16-235) to the grey level OpenCV's RGB2GRAY gives for the same pixel's BT.601 RGB: the chroma
+# terms of 0.299 R + 0.587 G + 0.114 B cancel, leaving 255 / 219 (Y - 16)
+LUMA_TO_GREY = np.clip(np.round((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -137,16 +140,44 @@ def read_image(path: Path | str, max_pixels: int = ClipLimits.max_pixels) -> np.
     return to_rgb(img)
 
 
+class DecodedFrame:
+    """One decoded frame: its grey pixels, and its RGB pixels made only when asked. The apex spotter reads every frame
+    of a clip in grey and keeps a few; only the onset, the apex and the offset are ever shown, so most videos' frames
+    never need the YUV-to-RGB conversion (on a 640x360 clip about a fifth of the whole load)."""
+
+    __slots__ = ("_yuv", "_rgb", "_grey")
+
+    def __init__(self, rgb: np.ndarray | None = None, yuv: np.ndarray | None = None):
+        self._rgb, self._yuv, self._grey = rgb, yuv, None
+
+    @property
+    def grey(self) -> np.ndarray:
+        if self._grey is None:
+            if self._yuv is not None:  # limited-range BT.601 4:2:0: the luma plane, rescaled
+                self._grey = cv2.LUT(self._yuv[:self._yuv.shape[0] * 2 // 3], LUMA_TO_GREY)
+            else:
+                self._grey = cv2.cvtColor(self._rgb, cv2.COLOR_RGB2GRAY)
+        return self._grey
+
+    def rgb(self) -> np.ndarray:
+        if self._rgb is None:
+            self._rgb = cv2.cvtColor(self._yuv, cv2.COLOR_YUV2RGB_I420)
+            self._yuv = None
+        return self._rgb
+
+
 class FrameSource:
     """Sequential access to the frames of a video file, a frame folder, or an in-memory list."""
 
     def __init__(self, source: str, n_frames: int | None, fps: float | None,
-                 iterate: Callable[[], Iterator[np.ndarray]], at: Callable[[int], np.ndarray] | None = None):
+                 iterate: Callable[[], Iterator[np.ndarray]], at: Callable[[int], np.ndarray] | None = None,
+                 iterate_decoded: Callable[[], Iterator[DecodedFrame]] | None = None):
         self.source = source
         self.n_frames = n_frames
         self.fps = fps
         self._iterate = iterate
         self._at = at  # random access, for sources that have it (frame folders, lists)
+        self._iterate_decoded = iterate_decoded  # frames whose RGB is made on demand (videos)
 
     @property
     def random_access(self) -> bool:
@@ -155,6 +186,15 @@ class FrameSource:
     def frames(self, prefetch: int = 0) -> Iterator[tuple[int, np.ndarray]]:
         """(index, RGB frame) in order; with `prefetch`, decoded that many frames ahead on a second thread."""
         frames = self._iterate()
+        yield from enumerate(prefetched(frames, prefetch) if prefetch > 0 else frames)
+
+    def decoded(self, prefetch: int = 0) -> Iterator[tuple[int, DecodedFrame]]:
+        """(index, `DecodedFrame`) in order: grey at once (made on the decoding thread with `prefetch`), RGB on
+        demand."""
+        if self._iterate_decoded is not None:
+            frames: Iterator[DecodedFrame] = self._iterate_decoded()
+        else:
+            frames = (_with_grey(DecodedFrame(rgb=f)) for f in self._iterate())
         yield from enumerate(prefetched(frames, prefetch) if prefetch > 0 else frames)
 
     def read(self, indices: list[int]) -> list[np.ndarray]:
@@ -226,15 +266,32 @@ def prefetched(items: Iterator, depth: int = PREFETCH) -> Iterator:
         worker.join()
 
 
+def _with_grey(frame: DecodedFrame) -> DecodedFrame:
+    frame.grey  # noqa: B018 - made now, on the thread that decodes
+    return frame
+
+
+def _opencv_yuv(frame: av.VideoFrame) -> bool:
+    """Limited-range 4:2:0 YUV with BT.601 colours (or no colour tag, which FFmpeg reads as BT.601), as most videos
+    are: OpenCV's conversion applies, in a quarter of the time of FFmpeg's own converter."""
+    return (frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0
+            and frame.color_range != FULL_RANGE and frame.colorspace in BT601_OR_UNTAGGED)
+
+
 def _rgb(frame: av.VideoFrame) -> np.ndarray:
-    """RGB pixels. Most videos are limited-range 4:2:0 YUV with BT.601 colours (or no colour tag, which FFmpeg reads
-    as BT.601); OpenCV turns those into RGB in a quarter of the time of FFmpeg's own converter, on a 640x360 clip half
-    of the whole decoding time. Other formats, full range and other colour matrices (BT.709 HD video) go through
+    """RGB pixels. OpenCV converts the common YUV format (`_opencv_yuv`; on a 640x360 clip half of the whole decoding
+    time with FFmpeg's converter); other formats, full range and other colour matrices (BT.709 HD video) go through
     FFmpeg, which follows the frame's tags."""
-    if (frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0
-            and frame.color_range != FULL_RANGE and frame.colorspace in BT601_OR_UNTAGGED):
+    if _opencv_yuv(frame):
         return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
     return frame.to_ndarray(format="rgb24")
+
+
+def _decoded(frame: av.VideoFrame) -> DecodedFrame:
+    """The frame as `DecodedFrame`, kept in YUV where OpenCV converts it and the file asks for no rotation."""
+    if _opencv_yuv(frame) and not round((frame.rotation or 0) / 90) % 4:
+        return _with_grey(DecodedFrame(yuv=frame.to_ndarray()))
+    return _with_grey(DecodedFrame(rgb=_upright(frame)))
 
 
 def _upright(frame: av.VideoFrame) -> np.ndarray:
@@ -260,7 +317,7 @@ def _video_source(path: Path, limits: ClipLimits) -> FrameSource:
     container.close()
     check_pixels(path.name, width, height, limits.max_pixels)  # from the stream header, before any frame is decoded
 
-    def iterate() -> Iterator[np.ndarray]:
+    def decode(convert: Callable[[av.VideoFrame], object]) -> Iterator:
         try:
             with av.open(str(path)) as c:
                 c.streams.video[0].thread_type = "AUTO"
@@ -271,11 +328,11 @@ def _video_source(path: Path, limits: ClipLimits) -> FrameSource:
                             "expression or raise the frame limit."
                         )
                     check_pixels(path.name, frame.width, frame.height, limits.max_pixels)  # a mid-stream size change
-                    yield _upright(frame)
+                    yield convert(frame)
         except av.error.FFmpegError as err:
             raise UnreadableClipError(f"{path.name} is damaged: decoding stopped ({err}).") from None
 
-    return FrameSource(str(path), n, fps, iterate)
+    return FrameSource(str(path), n, fps, lambda: decode(_upright), iterate_decoded=lambda: decode(_decoded))
 
 
 def _folder_source(path: Path, limits: ClipLimits) -> FrameSource:
@@ -379,21 +436,21 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
     onset_frame = apex_frame = offset_frame = None
     spotter: ApexSpotter | None = None
     n_seen = 0
-    for i, frame in src.frames(prefetch=PREFETCH if apex is None else 0):
+    for i, frame in src.decoded(prefetch=PREFETCH if apex is None else 0):
         n_seen = i + 1
         if i < start:
             continue
         if i == start:
-            onset_frame = frame
+            onset_frame = frame.rgb()
             if apex is None:
                 k = half_window(src.fps, onset, offset, src.n_frames)
-                spotter = ApexSpotter(face_box(frame) if face_box else None, k, start, offset)
-                spotter.push(i, frame)
+                spotter = ApexSpotter(face_box(onset_frame) if face_box else None, k, start, offset)
+                spotter.push(i, frame.grey, keep=frame)
             continue
         if spotter is not None and (offset is None or i <= offset):
-            spotter.push(i, frame)
+            spotter.push(i, frame.grey, keep=frame)
         elif apex is not None and i == apex:
-            apex_frame = frame
+            apex_frame = frame.rgb()
         if offset is not None and i == offset:
             offset_frame = frame
         if (apex is not None and i >= apex and (offset is None or i >= offset)) or (offset is not None and i >= offset):
@@ -410,7 +467,8 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
         raise FrameIndexError(f"Offset frame {offset} is past the end of the clip ({n_seen} frames).")
     spot = None
     if spotter is not None:
-        spot, apex_frame = spotter.finish()
+        spot, kept = spotter.finish()
+        apex_frame = kept.rgb() if kept is not None else None
         if spot.apex == start:
             apex_frame = None  # nothing after the onset
         elif apex_frame is None:  # a bounded clip keeps no frames while it is scored

@@ -18,9 +18,10 @@ lighting lies on that line and cancels; an expression (a bump that rises and fal
   so the first and last frames score like noise and cannot win by drift.
 The curve's own noise is estimated from its lag-1 second differences (robust MAD; they do not see the smooth
 expression bump) and `found` is False unless the peak stands `FOUND_Z` noise units above the curve's median.
-Memory is bounded: the features of the last 2k+1 frames and the RGB frames of the last k+1 are kept, so the
-apex frame is returned without a second decode; a bounded clip (at most `MAX_BOUNDED` frames) keeps the features of
-all its frames and no RGB frame, and its apex frame is read again. On the realistic world's calibration split the
+Memory is bounded: the features of the last 2k+1 frames and the frames of the last k+1 (as the caller keeps them:
+`load_clip` keeps them undecoded to RGB) are kept, so the apex frame is returned without a second decode; a bounded
+clip (at most `MAX_BOUNDED` frames) keeps the features of all its frames and no frame, and its apex frame is read
+again. On the realistic world's calibration split the
 end-frame line halved the apex error against clipped local windows, which pull the apex to the clip's middle
 (median 4 -> 2 frames at 200 fps).
 
@@ -217,7 +218,7 @@ class ApexSpotter:
         self._feats: deque[tuple[int, np.ndarray]] = deque(maxlen=None if self.bounded else 2 * self.k + 1)
         self.smooth = max(1, self.k // SMOOTH_DIV)
         # a bounded clip's apex is known only at its end: its frame is read again then, not kept meanwhile
-        self._rgb: deque[tuple[int, np.ndarray]] = deque(maxlen=0 if self.bounded else self.k + self.smooth + 1)
+        self._kept: deque[tuple[int, object]] = deque(maxlen=0 if self.bounded else self.k + self.smooth + 1)
         self._basis: np.ndarray | None = None
         self._pinv: np.ndarray | None = None
         self._noise_sum: np.ndarray | None = None
@@ -226,14 +227,16 @@ class ApexSpotter:
         self._frames: list[int] = []
         self._best = (-np.inf, None, None)  # score, index, frame
 
-    def push(self, index: int, frame: np.ndarray) -> None:
+    def push(self, index: int, frame: np.ndarray, keep: object = None) -> None:
+        """Score `frame` (RGB or grey); `keep` is what `finish` returns if this frame is the apex (the frame itself
+        when None: a caller that has the frame in another form, such as undecoded YUV, keeps that instead)."""
         feat = self._features(frame)
         if self._basis is None:
             basis = global_basis(feat)
             pinv = np.linalg.solve(basis.T @ basis, basis.T)  # 9 x 9 normal equations: the basis is well conditioned
             self._basis, self._pinv = basis.astype(np.float32), pinv.astype(np.float32)
         self._feats.append((index, feat))
-        self._rgb.append((index, frame))
+        self._kept.append((index, frame if keep is None else keep))
         if len(self._feats) >= 3:  # noise probe for the middle one of the last three
             a, b, c = (self._feats[-3][1], self._feats[-2][1], self._feats[-1][1])
             e = block_energy(remove_global((a - 2 * b + c) / 2, self._basis, self._pinv))
@@ -281,12 +284,12 @@ class ApexSpotter:
         i = t - self._frames[0]
         value = float(np.mean(self._curve[max(0, i - self.smooth):i + self.smooth + 1]))
         if value > self._best[0]:
-            frame = next((f for j, f in self._rgb if j == t), None)
+            frame = next((f for j, f in self._kept if j == t), None)
             self._best = (value, t, frame)
 
-    def finish(self) -> tuple[ApexSpot, np.ndarray | None]:
-        """The spot and the RGB frame at its apex (None when no frame was scored, and always for a bounded clip,
-        which keeps no frames: the caller reads the apex frame again)."""
+    def finish(self) -> tuple[ApexSpot, object]:
+        """The spot and what was kept of the frame at its apex (see `push`; None when no frame was scored, and always
+        for a bounded clip, which keeps no frames: the caller reads the apex frame again)."""
         if self.bounded and len(self._feats) >= 3 and self._noise_sum is not None:
             self._score_on_line()
         elif self._feats and not self.bounded:
@@ -303,8 +306,8 @@ class ApexSpotter:
         noise = min(curve_noise(curve), MAX_NULL_NOISE) if len(curve) >= MIN_CURVE_FOR_NOISE else float("nan")
         peak = float(curve.max()) if len(curve) else 0.0
         found = bool(np.isfinite(noise) and peak - float(np.median(curve)) > FOUND_Z * max(noise, 1e-6))
-        if apex is None and self._rgb:  # too short to score: the last frame is all there is
-            apex, frame = self._rgb[-1]
+        if apex is None and self._kept:  # too short to score: the last frame is all there is
+            apex, frame = self._kept[-1]
         elif apex is None:
             apex = self.first
         return ApexSpot(apex=int(apex), found=found, curve=curve, frames=frames, noise=noise,
