@@ -142,8 +142,8 @@ def read_image(path: Path | str, max_pixels: int = ClipLimits.max_pixels) -> np.
 
 class DecodedFrame:
     """One decoded frame: its grey pixels, and its RGB pixels made only when asked. The apex spotter reads every frame
-    of a clip in grey and keeps a few; only the onset, the apex and the offset are ever shown, so most videos' frames
-    never need the YUV-to-RGB conversion (on a 640x360 clip about a fifth of the whole load)."""
+    of a clip in grey and keeps a few; only the onset and the apex are ever shown, so most frames of a common video
+    (`_opencv_yuv`) never need the YUV-to-RGB conversion (on a 640x360 clip about a fifth of the whole load)."""
 
     __slots__ = ("_yuv", "_rgb", "_grey")
 
@@ -158,6 +158,10 @@ class DecodedFrame:
             else:
                 self._grey = cv2.cvtColor(self._rgb, cv2.COLOR_RGB2GRAY)
         return self._grey
+
+    def forget_grey(self) -> None:
+        """Drop the grey pixels once they are read, so a frame kept for later holds only what `rgb` needs."""
+        self._grey = None
 
     def rgb(self) -> np.ndarray:
         if self._rgb is None:
@@ -188,13 +192,15 @@ class FrameSource:
         frames = self._iterate()
         yield from enumerate(prefetched(frames, prefetch) if prefetch > 0 else frames)
 
-    def decoded(self, prefetch: int = 0) -> Iterator[tuple[int, DecodedFrame]]:
-        """(index, `DecodedFrame`) in order: grey at once (made on the decoding thread with `prefetch`), RGB on
-        demand."""
+    def decoded(self, prefetch: int = 0, grey: bool = False) -> Iterator[tuple[int, DecodedFrame]]:
+        """(index, `DecodedFrame`) in order, RGB made on demand; with `grey`, the grey pixels are made at once (on
+        the decoding thread when `prefetch` > 0)."""
         if self._iterate_decoded is not None:
             frames: Iterator[DecodedFrame] = self._iterate_decoded()
         else:
-            frames = (_with_grey(DecodedFrame(rgb=f)) for f in self._iterate())
+            frames = (DecodedFrame(rgb=f) for f in self._iterate())
+        if grey:
+            frames = (_with_grey(f) for f in frames)
         yield from enumerate(prefetched(frames, prefetch) if prefetch > 0 else frames)
 
     def read(self, indices: list[int]) -> list[np.ndarray]:
@@ -208,9 +214,9 @@ class FrameSource:
                 raise FrameIndexError(f"Frame {bad} is outside {Path(self.source).name} ({self.n_frames} frames).")
             return [self._at(int(i)) for i in indices]
         got: dict[int, np.ndarray] = {}
-        for i, frame in self.frames():
+        for i, frame in self.decoded():
             if i in wanted:
-                got[i] = frame
+                got[i] = frame.rgb()
             if i >= wanted[-1]:
                 break
         missing = [i for i in wanted if i not in got]
@@ -290,8 +296,8 @@ def _rgb(frame: av.VideoFrame) -> np.ndarray:
 def _decoded(frame: av.VideoFrame) -> DecodedFrame:
     """The frame as `DecodedFrame`, kept in YUV where OpenCV converts it and the file asks for no rotation."""
     if _opencv_yuv(frame) and not round((frame.rotation or 0) / 90) % 4:
-        return _with_grey(DecodedFrame(yuv=frame.to_ndarray()))
-    return _with_grey(DecodedFrame(rgb=_upright(frame)))
+        return DecodedFrame(yuv=frame.to_ndarray())
+    return DecodedFrame(rgb=_upright(frame))
 
 
 def _upright(frame: av.VideoFrame) -> np.ndarray:
@@ -433,10 +439,11 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
         frames = src.read(wanted)
         return Clip(source=src.source, onset_frame=frames[0], apex_frame=frames[1], onset=start, apex=int(apex),
                     offset=offset, n_frames=src.n_frames, fps=src.fps)
-    onset_frame = apex_frame = offset_frame = None
+    onset_frame = apex_frame = None
     spotter: ApexSpotter | None = None
     n_seen = 0
-    for i, frame in src.decoded(prefetch=PREFETCH if apex is None else 0):
+    offset_seen = False
+    for i, frame in src.decoded(prefetch=PREFETCH if apex is None else 0, grey=apex is None):
         n_seen = i + 1
         if i < start:
             continue
@@ -446,13 +453,14 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
                 k = half_window(src.fps, onset, offset, src.n_frames)
                 spotter = ApexSpotter(face_box(onset_frame) if face_box else None, k, start, offset)
                 spotter.push(i, frame.grey, keep=frame)
+                frame.forget_grey()
             continue
         if spotter is not None and (offset is None or i <= offset):
             spotter.push(i, frame.grey, keep=frame)
+            frame.forget_grey()
         elif apex is not None and i == apex:
             apex_frame = frame.rgb()
-        if offset is not None and i == offset:
-            offset_frame = frame
+        offset_seen = offset_seen or (offset is not None and i == offset)
         if (apex is not None and i >= apex and (offset is None or i >= offset)) or (offset is not None and i >= offset):
             break
     if onset_frame is None or n_seen < 2:
@@ -463,7 +471,7 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
             f"{Path(src.source).name} has {total} frame{'s' if total != 1 else ''}; a micro-expression needs at "
             "least an onset and an apex frame."
         )
-    if offset is not None and offset_frame is None:
+    if offset is not None and not offset_seen:
         raise FrameIndexError(f"Offset frame {offset} is past the end of the clip ({n_seen} frames).")
     spot = None
     if spotter is not None:

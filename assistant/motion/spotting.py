@@ -18,12 +18,12 @@ lighting lies on that line and cancels; an expression (a bump that rises and fal
   so the first and last frames score like noise and cannot win by drift.
 The curve's own noise is estimated from its lag-1 second differences (robust MAD; they do not see the smooth
 expression bump) and `found` is False unless the peak stands `FOUND_Z` noise units above the curve's median.
-Memory is bounded: the features of the last 2k+1 frames and the frames of the last k+1 (as the caller keeps them:
-`load_clip` keeps them undecoded to RGB) are kept, so the apex frame is returned without a second decode; a bounded
-clip (at most `MAX_BOUNDED` frames) keeps the features of all its frames and no frame, and its apex frame is read
-again. On the realistic world's calibration split the
-end-frame line halved the apex error against clipped local windows, which pull the apex to the clip's middle
-(median 4 -> 2 frames at 200 fps).
+Memory is bounded: the features of the last 2k+1 frames and the frames of the last k + k/`SMOOTH_DIV` + 1 are kept
+(in whatever form the caller passes: `load_clip` keeps a common video's frames in YUV, not yet RGB), so the apex frame
+is returned without a second decode; a bounded clip (at most `MAX_BOUNDED` frames) keeps the features of all its
+frames and no frame, and its apex frame is read again. On the realistic world's calibration split the end-frame line
+halved the apex error against clipped local windows, which pull the apex to the clip's middle (median 4 -> 2 frames
+at 200 fps).
 
 How the numbers were chosen (synthetic calibration clips of subjects 2-5 and seeds 100-119, 200 fps, random drift
 up to 1.5 px / 0.5 degrees / 5 % light, jitter, noise 1-3 grey levels, 20 null clips and 20 with one AU of
