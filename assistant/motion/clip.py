@@ -174,31 +174,26 @@ class FrameSource:
     """Sequential access to the frames of a video file, a frame folder, or an in-memory list."""
 
     def __init__(self, source: str, n_frames: int | None, fps: float | None,
-                 iterate: Callable[[], Iterator[np.ndarray]], at: Callable[[int], np.ndarray] | None = None,
-                 iterate_decoded: Callable[[], Iterator[DecodedFrame]] | None = None):
+                 iterate: Callable[[], Iterator[DecodedFrame]], at: Callable[[int], np.ndarray] | None = None):
         self.source = source
         self.n_frames = n_frames
         self.fps = fps
         self._iterate = iterate
         self._at = at  # random access, for sources that have it (frame folders, lists)
-        self._iterate_decoded = iterate_decoded  # frames whose RGB is made on demand (videos)
 
     @property
     def random_access(self) -> bool:
         return self._at is not None
 
-    def frames(self, prefetch: int = 0) -> Iterator[tuple[int, np.ndarray]]:
-        """(index, RGB frame) in order; with `prefetch`, decoded that many frames ahead on a second thread."""
-        frames = self._iterate()
-        yield from enumerate(prefetched(frames, prefetch) if prefetch > 0 else frames)
+    def frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, RGB frame) in order."""
+        for i, frame in self.decoded():
+            yield i, frame.rgb()
 
     def decoded(self, prefetch: int = 0, grey: bool = False) -> Iterator[tuple[int, DecodedFrame]]:
-        """(index, `DecodedFrame`) in order, RGB made on demand; with `grey`, the grey pixels are made at once (on
-        the decoding thread when `prefetch` > 0)."""
-        if self._iterate_decoded is not None:
-            frames: Iterator[DecodedFrame] = self._iterate_decoded()
-        else:
-            frames = (DecodedFrame(rgb=f) for f in self._iterate())
+        """(index, `DecodedFrame`) in order, RGB made on demand; with `prefetch`, decoded that many frames ahead on a
+        second thread; with `grey`, the grey pixels are made at once (on that thread when prefetching)."""
+        frames = self._iterate()
         if grey:
             frames = (_with_grey(f) for f in frames)
         yield from enumerate(prefetched(frames, prefetch) if prefetch > 0 else frames)
@@ -216,7 +211,7 @@ class FrameSource:
         got: dict[int, np.ndarray] = {}
         for i, frame in self.decoded():
             if i in wanted:
-                got[i] = frame.rgb()
+                got[i] = frame.rgb()  # only the frames returned are turned into RGB
             if i >= wanted[-1]:
                 break
         missing = [i for i in wanted if i not in got]
@@ -323,7 +318,7 @@ def _video_source(path: Path, limits: ClipLimits) -> FrameSource:
     container.close()
     check_pixels(path.name, width, height, limits.max_pixels)  # from the stream header, before any frame is decoded
 
-    def decode(convert: Callable[[av.VideoFrame], object]) -> Iterator:
+    def iterate() -> Iterator[DecodedFrame]:
         try:
             with av.open(str(path)) as c:
                 c.streams.video[0].thread_type = "AUTO"
@@ -334,11 +329,11 @@ def _video_source(path: Path, limits: ClipLimits) -> FrameSource:
                             "expression or raise the frame limit."
                         )
                     check_pixels(path.name, frame.width, frame.height, limits.max_pixels)  # a mid-stream size change
-                    yield convert(frame)
+                    yield _decoded(frame)
         except av.error.FFmpegError as err:
             raise UnreadableClipError(f"{path.name} is damaged: decoding stopped ({err}).") from None
 
-    return FrameSource(str(path), n, fps, lambda: decode(_upright), iterate_decoded=lambda: decode(_decoded))
+    return FrameSource(str(path), n, fps, iterate)
 
 
 def _folder_source(path: Path, limits: ClipLimits) -> FrameSource:
@@ -363,7 +358,8 @@ def _folder_source(path: Path, limits: ClipLimits) -> FrameSource:
             )
         return image
 
-    return FrameSource(str(path), len(files), None, lambda: (read_same_size(i) for i in range(len(files))),
+    return FrameSource(str(path), len(files), None,
+                       lambda: (DecodedFrame(rgb=read_same_size(i)) for i in range(len(files))),
                        at=read_same_size)
 
 
@@ -374,7 +370,8 @@ def open_source(source: str | Path | list[np.ndarray], limits: ClipLimits | None
         for f in source:
             check_pixels("A frame", np.shape(f)[1], np.shape(f)[0], limits.max_pixels)
         frames = [to_rgb(f) for f in source]
-        return FrameSource("<frames>", len(frames), None, lambda: iter(frames), at=frames.__getitem__)
+        return FrameSource("<frames>", len(frames), None, lambda: (DecodedFrame(rgb=f) for f in frames),
+                           at=frames.__getitem__)
     path = Path(source)
     if not path.exists():
         raise _missing(path)
@@ -447,14 +444,11 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
         n_seen = i + 1
         if i < start:
             continue
-        if i == start:
+        if i == start:  # never the apex or the offset: both lie after the onset (checked above)
             onset_frame = frame.rgb()
             if apex is None:
                 k = half_window(src.fps, onset, offset, src.n_frames)
                 spotter = ApexSpotter(face_box(onset_frame) if face_box else None, k, start, offset)
-                spotter.push(i, frame.grey, keep=frame)
-                frame.forget_grey()
-            continue
         if spotter is not None and (offset is None or i <= offset):
             spotter.push(i, frame.grey, keep=frame)
             frame.forget_grey()
