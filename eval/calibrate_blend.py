@@ -175,9 +175,28 @@ def choose_setting(p_rules: np.ndarray, z: np.ndarray, labels: np.ndarray, codes
                                                                        [codes[j] for j in eight]).mean_f1, 4)}]
 
 
+def fit_fusion(rows: list[dict], floors: dict[str, float]) -> dict:
+    """Fusion inputs of calibration rows (rules probabilities, blendshape z, labels, for the AUs with at least
+    MIN_POSITIVES clips on each side) and the setting chosen for them by `choose_setting`."""
+    from assistant.au.blendshapes import AU_BLENDSHAPES
+
+    rules = [rules_evidence(r) for r in rows]
+    codes = sorted(c for c in AU_BLENDSHAPES if c in {s.code for s in rules[0].scores})
+    p_rules = np.array([[ev.probability(c) for c in codes] for ev in rules])
+    z = z_matrix(rows, codes, floors)
+    labels = np.array([[int(c in r["aus"]) for c in codes] for r in rows])
+    fit_codes = [c for j, c in enumerate(codes) if MIN_POSITIVES <= labels[:, j].sum() <= len(rows) - MIN_POSITIVES]
+    cols = [codes.index(c) for c in fit_codes]
+    p_rules, z, labels = np.round(p_rules[:, cols], 6), np.round(z[:, cols], 6), labels[:, cols]
+    null = np.array([not r["aus"] for r in rows])
+    (C, balanced, margin), selection = choose_setting(p_rules, z, labels, fit_codes, [r["subject"] for r in rows],
+                                                      null)
+    return {"codes": fit_codes, "p_rules": p_rules, "z": z, "labels": labels, "C": C, "balanced": balanced,
+            "margin": margin, "selection": selection}
+
+
 def main(argv: list[str] | None = None) -> int:
     from assistant.au import blendshapes, fusion
-    from assistant.au.blendshapes import AU_BLENDSHAPES
 
     parser = argparse.ArgumentParser(prog="meu calibrate fusion", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -201,17 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         "definition": "root mean square of apex - onset score over the null clips of the realistic calibration "
                       "split (synthetic)"}, indent=1) + "\n")
 
-    rules = [rules_evidence(r) for r in rows]
-    codes = sorted(c for c in AU_BLENDSHAPES if c in {s.code for s in rules[0].scores})
-    p_rules = np.array([[ev.probability(c) for c in codes] for ev in rules])
-    z = z_matrix(rows, codes, floors)
-    labels = np.array([[int(c in r["aus"]) for c in codes] for r in rows])
-    fit_codes = [c for j, c in enumerate(codes) if MIN_POSITIVES <= labels[:, j].sum() <= len(rows) - MIN_POSITIVES]
-    cols = [codes.index(c) for c in fit_codes]
-    p_rules, z, labels = np.round(p_rules[:, cols], 6), np.round(z[:, cols], 6), labels[:, cols]
-    null = np.array([not r["aus"] for r in rows])
-    (C, balanced, margin), selection = choose_setting(p_rules, z, labels, fit_codes, [r["subject"] for r in rows],
-                                                      null)
+    fitted = fit_fusion(rows, floors)
+    fit_codes, p_rules, z, labels = fitted["codes"], fitted["p_rules"], fitted["z"], fitted["labels"]
+    C, balanced, margin, selection = fitted["C"], fitted["balanced"], fitted["margin"], fitted["selection"]
     atomic_write_text(fusion.CALIBRATION_FILE, json.dumps({
         "codes": fit_codes, "C": C, "balanced": balanced, "margin": margin, "selection": selection,
         "p_rules": p_rules.tolist(), "z": z.tolist(), "labels": labels.tolist(), "clips": [r["index"] for r in rows],

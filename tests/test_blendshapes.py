@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,3 +171,19 @@ def test_api_result_carries_blendshapes_and_evidence_sources(smile_images, detec
     assert 12 in d["au_codes"]
     kinds = {src["kind"] for src in d["evidence_sources"]["AU12"]}
     assert "flow" in kinds and (detector == "rules") == ("blendshape" not in kinds)
+
+
+def test_magnification_benchmark_moves_pixels_k_times_the_flow():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "blendshape_response", Path(__file__).resolve().parents[1] / "benchmarks" / "blendshape_response.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    ramp = np.tile(np.arange(64, dtype=np.float32) * 3, (64, 1))
+    image = np.dstack([ramp] * 3)
+    flow = np.zeros((64, 64, 2), np.float32)
+    flow[..., 0] = 0.5
+    out = bench.magnify(image, flow, 4)
+    # a ramp moved right by 4 * 0.5 = 2 px reads 2 px further left: 3 * 2 = 6 grey levels lower
+    assert np.allclose(out[:, 8:56] - image[:, 8:56], -6.0, atol=0.05)
