@@ -105,6 +105,11 @@ def collect(split: str, n: int, seed: int, out: Path) -> list[dict]:
     return [done[i] for i in range(n)]
 
 
+def _complete(rows: list[dict], frames: list[str]) -> list[dict]:
+    """Rows whose onset and `frames` all had a face found (the landmarker's scores, not None)."""
+    return [r for r in rows if all(r[f] for f in ["onset", *frames])]
+
+
 def _mean_sides(row: dict, frame: str, shape: str) -> float:
     return float(np.mean([row[frame][shape + s] - row["onset"][shape + s] for s in ("Left", "Right")]))
 
@@ -115,10 +120,11 @@ def response(rows: list[dict]) -> dict:
         return float(np.mean([g["motion_px"] for g in r["regions"] if g["region"] == "inner_brow"] or [0.0]))
 
     lo, hi = REAL_AU4_BAND_PX
-    au4 = [r for r in rows if 4 in r["aus"] and not {1, 2} & set(r["aus"]) and r["apex"]]
+    rows = _complete(rows, ["apex"])
+    au4 = [r for r in rows if 4 in r["aus"] and not {1, 2} & set(r["aus"])]
     groups = {"au4_in_real_band": [r for r in au4 if lo <= inner_brow(r) <= hi],
               "au4_above_real_band": [r for r in au4 if inner_brow(r) > hi],
-              "null": [r for r in rows if not r["aus"] and r["apex"]]}
+              "null": [r for r in rows if not r["aus"]]}
     out = {"real_clips_au4": {"inner_brow_px": list(REAL_AU4_BAND_PX),
                               "browOuterUp_change": list(REAL_AU4_BROW_OUTER_UP),
                               "source": "DESIGN.md section 9 (every labelled AU4 clip)"}}
@@ -147,8 +153,7 @@ def magnification_rows(cal: list[dict], bench: list[dict]) -> dict:
     from eval.calibrate_blend import fit_fusion, noise_floors
 
     frames = ["apex"] + [f"x{k}" for k in MAGNIFICATIONS]
-    ok = lambda rows: [r for r in rows if all(r[f] for f in ["onset", *frames])]  # noqa: E731
-    cal, bench = ok(cal), ok(bench)
+    cal, bench = _complete(cal, frames), _complete(bench, frames)
     table = {}
     for frame in frames:
         c, b = _view(cal, frame), _view(bench, frame)
