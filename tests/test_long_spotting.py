@@ -126,3 +126,5 @@ def test_eyes_only_bumps_beside_a_blink_are_part_of_it():
            Interval(400, 420, 440, 12.0, "macro", ["eyes"]), Interval(450, 453, 456, 20.0, "blink", ["eyes"])]
     kinds = [iv.kind for iv in _blink_neighbours(ivs, context=15)]
     assert kinds == ["blink", "blink", "micro", "micro", "blink", "blink"]
+
+
