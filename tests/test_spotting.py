@@ -1,7 +1,7 @@
 """Apex spotting against a local baseline: drift must not win, and a clip without an expression must say so.
 
 Clips come from the synthetic generator with subjects 0-1 and seeds 7-8; the spotter's thresholds were calibrated on
-subjects 2-5, seeds 100-139 (see assistant/motion/spotting.py).
+subjects 2-5, seeds 100-139 (see assistant/motion/apex.py).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
+from assistant.motion.apex import ApexSpotter, FaceFeatures, _grey_crop, curve_noise
 from assistant.motion.clip import load_clip
 from assistant.motion.face import crop_box, detect_face
-from assistant.motion.spotting import ApexSpotter, FaceFeatures, _grey_crop, curve_noise
 from instruction_data.synth import SynthSpec, render_clip
 
 DRIFT = dict(head_translation_px=(1.2, -0.9), head_rotation_deg=0.4, head_jitter_px=0.05, head_jitter_deg=0.02,

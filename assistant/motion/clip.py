@@ -3,7 +3,7 @@
 Videos are streamed frame by frame (PyAV), so memory does not grow with the clip's length; only the onset, the
 offset and a short ring of recent frames are ever kept. When the apex is unknown it is spotted in the same pass (a
 clip with a known offset reads its apex frame again afterwards)
-against a local baseline (`assistant.motion.spotting.ApexSpotter`), so slow head or lighting drift does not make the
+against a local baseline (`assistant.motion.apex.ApexSpotter`), so slow head or lighting drift does not make the
 last frame win; when no frame stands out of the noise the clip says so in its warnings.
 """
 
@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from assistant.errors import ClipTooLargeError, ClipTooShortError, FrameIndexError, UnreadableClipError
-from assistant.motion.spotting import ApexSpotter, half_window
+from assistant.motion.apex import ApexSpotter, half_window
 from assistant.types import Clip
 
 log = logging.getLogger(__name__)

@@ -40,7 +40,6 @@ import numpy as np
 from scipy.ndimage import median_filter, uniform_filter1d
 from scipy.signal import find_peaks
 
-from assistant.motion.spotting import Interval
 from assistant.motion.tracking import REGION_GROUPS, Tracks, group_of
 
 SPEECH_CONTEXT_S = 0.5  # jaw bumps within this long before and after a mouth interval count as its syllables
@@ -50,6 +49,16 @@ SYLLABLE_GAP_S = 0.12  # jaw bumps closer than this are one syllable
 SYLLABLE_PROMINENCE = 8.0  # a jaw bump counts as a syllable when it rises this far (jaw noise units) above its dips
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Interval:
+    onset: int
+    apex: int
+    offset: int
+    score: float  # peak region SNR against the local baseline
+    kind: str  # "micro" (onset..offset <= micro_max_s at the video's fps) | "macro" | "blink" | "speech" | "head"
+    regions: list[str]  # region groups that moved, e.g. ["brows", "mouth"]
 
 
 def _robust_sigma(x: np.ndarray) -> float:
