@@ -10,7 +10,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: setup demo test lint bench browser clean
+.PHONY: setup demo test test-codepaths lint bench browser clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,12 @@ lint: setup
 
 test: setup browser lint
 	$(PY) -m pytest -q
+
+# The whole suite once more on other CPU code paths (issue 24): OpenCV's dispatched SIMD and IPP off, PyTorch's
+# default ATen kernels, NumPy without its AVX2/AVX-512 dispatch. A decision that flips here sits on a knife edge.
+test-codepaths: setup browser
+	OPENCV_CPU_DISABLE=AVX512-SKX,AVX2,FP16,AVX,SSE4.2,SSE4.1 OPENCV_IPP=disabled ATEN_CPU_CAPABILITY=default \
+	NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR" $(PY) -m pytest -q
 
 bench: setup
 	@for b in $(filter-out benchmarks/common.py,$(wildcard benchmarks/*.py)); do echo "== $$b"; $(PY) $$b || exit 1; done
