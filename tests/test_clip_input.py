@@ -209,6 +209,15 @@ def test_a_tiny_face_is_analysed_with_a_warning(synth_brow_clip):
     assert not any("px wide" in w for w in full.warnings)
 
 
+def test_an_apex_or_onset_past_the_end_says_so_and_what_to_give(synth_brow_clip, tmp_path):
+    path = write_video(synth_brow_clip.frames, tmp_path / "clip.mp4", fps=30)
+    with pytest.raises(FrameIndexError, match=r"Apex frame 99999 is past the end of the clip \(14 frames, numbered "
+                                              r"from 0\); give an apex from 2 to 13\."):
+        load_clip(path, onset=1, apex=99999)
+    with pytest.raises(FrameIndexError, match=r"no frame after onset 13 .*give an earlier onset"):
+        load_clip(path, onset=13)
+
+
 def test_offset_at_the_onset_is_a_clear_index_error(synth_brow_clip):
     with pytest.raises(FrameIndexError, match="onset < apex <= offset"):
         load_clip(synth_brow_clip.frames, onset=3, offset=3)

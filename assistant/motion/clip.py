@@ -476,8 +476,11 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
         elif apex_frame is None:  # a bounded clip keeps no frames while it is scored
             apex_frame = src.read([spot.apex])[0]
     if apex_frame is None:
-        what = f"Apex frame {apex} is" if apex is not None else f"No frame after onset {start} is"
-        raise FrameIndexError(f"{what} in the clip ({n_seen} frames).")
+        if apex is not None:
+            raise FrameIndexError(f"Apex frame {apex} is past the end of the clip ({n_seen} frames, numbered from 0); "
+                                  f"give an apex from {start + 1} to {n_seen - 1}.")
+        raise FrameIndexError(f"The clip has no frame after onset {start} ({n_seen} frames, numbered from 0); give an "
+                              "earlier onset.")
     warnings = []
     if spot is not None and not spot.found:
         warnings.append(
