@@ -128,3 +128,36 @@ def test_eyes_only_bumps_beside_a_blink_are_part_of_it():
     assert kinds == ["blink", "blink", "micro", "micro", "blink", "blink"]
 
 
+@pytest.mark.slow
+def test_one_grey_level_of_noise_or_one_thread_turns_no_speech_into_an_expression(tmp_path):
+    """The speech decision sits on a margin, not a knife edge (issue 24): the talking video with i.i.d. {-1, 0, +1}
+    grey levels added to every pixel (five seeds), or with OpenCV on one thread instead of its default, gives the same
+    expressions as the clean run (none) and still lists each speech as speech."""
+    import cv2
+    import numpy as np
+
+    from assistant.motion.clip import open_source
+
+    talk = make_long_video(LongSpec(seconds=16, fps=30, frame_size=(480, 360), subject=0, n_micro=0, n_macro=0,
+                                    n_speech=3, n_head_turns=0, blinks_per_min=0, seed=23))
+    path = write_video(talk.frames(), tmp_path / "talk.mp4", fps=talk.fps)
+    speech = [e for e in talk.events if e.kind == "speech"]
+
+    def check(result) -> None:
+        assert result.intervals == [], result.intervals
+        for e in speech:
+            assert any(d.kind == "speech" and iou((d.onset, d.offset), (e.onset, e.offset)) > 0
+                       for d in result.distractors), (e, result.distractors)
+
+    frames = [f for _, f in open_source(path).frames()]
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        check(spot_video([np.clip(f.astype(np.int16) + rng.integers(-1, 2, f.shape, dtype=np.int16), 0, 255)
+                          .astype(np.uint8) for f in frames], SpotConfig(fps=talk.fps)))
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        check(spot_video(path, SpotConfig()))
+    finally:
+        cv2.setNumThreads(threads)
+
