@@ -8,7 +8,7 @@ from pathlib import Path
 
 from assistant.au.blendshapes import analysis_blendshapes
 from assistant.config import add_dataclass_arguments
-from assistant.files import save_png, write_json
+from assistant.files import output_folder, save_png, write_json
 from assistant.motion.analyze import MotionConfig, analyze_clip
 from assistant.motion.mmc import draw_landmarks, with_legend
 from assistant.motion.regions import region_masks
@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     add_dataclass_arguments(parser, MotionConfig)
     ns = parser.parse_args(argv)
     cfg = MotionConfig(**{k: v for k, v in vars(ns).items() if k in MotionConfig.__dataclass_fields__})
+    out = output_folder(ns.out)
     t = time.perf_counter()
     analysis = analyze_clip(ns.clip, ns.apex_image, onset=ns.onset, apex=ns.apex, offset=ns.offset, config=cfg)
-    out = Path(ns.out)
     summary = write_outputs(analysis, out, ns.clip, ns.apex_image, cfg.full_scale_px)
     elapsed = time.perf_counter() - t
     spotted = " (spotted)" if analysis.clip.apex_spotted else ""

@@ -15,6 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from assistant.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 # The temporary names the writers below use: `.<name>.<8 random>.part` (atomic_write_bytes) and
@@ -34,6 +36,17 @@ def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def output_folder(path: str | Path, option: str = "--out") -> Path:
+    """The folder a command writes into, checked before any work: a path that names a file would otherwise fail with
+    a traceback when the first output is written, after the whole run."""
+    out = Path(path)
+    for p in (out, *out.parents):
+        if p.exists() and not p.is_dir():
+            raise ConfigError(f"{option} {out} cannot be a folder: {p} is a file. Give a folder (it is created when "
+                              "missing).")
+    return out
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from assistant.config import add_dataclass_arguments
-from assistant.files import atomic_write_bytes, atomic_write_text, save_png, write_json
+from assistant.files import atomic_write_bytes, atomic_write_text, output_folder, save_png, write_json
 from assistant.motion.spotting import SpotConfig, SpotResult, spot_video
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     add_dataclass_arguments(parser, SpotConfig)
     ns = parser.parse_args(argv)
     cfg = SpotConfig(**{k: v for k, v in vars(ns).items() if k in SpotConfig.__dataclass_fields__})
-    out = Path(ns.out)
+    out = output_folder(ns.out)
     with tqdm(desc="spotting", unit="frame") as bar:
         def progress(done: int, total: int | None) -> None:
             if total and bar.total != total:

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from assistant.config import parse_config
 from assistant.emotions import SCHEME_CLASSES, map_emotion
 from assistant.errors import ConfigError, MEUError
-from assistant.files import write_json
+from assistant.files import output_folder, write_json
 from assistant.motion.analyze import MotionConfig, analyze_clip
 from assistant.parse import parse_answer
 from assistant.reasoners.base import last
@@ -308,7 +308,7 @@ def run(config: EvalConfig) -> dict:
                               "or --au-run of a `meu train au --protocol cross` run.")
     if config.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1.")
-    out = Path(config.out)
+    out = output_folder(config.out)
     shard = current_shard()
     samples, skipped, load_report = select_samples(config, source)
     if not samples:

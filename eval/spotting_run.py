@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from assistant.config import load_yaml, parse_config
 from assistant.errors import ConfigError, MEUError
-from assistant.files import atomic_write_text, write_json
+from assistant.files import atomic_write_text, output_folder, write_json
 from eval.spotting import IOU_THRESHOLD, KINDS, Span, VideoSpots, score_videos
 from eval.spotting_report import render_report
 
@@ -188,7 +188,7 @@ def run(config: SpotEvalConfig) -> dict:
     log.info("%s: %s", config.dataset, loaded.summary())
     if not loaded.videos:
         raise MEUError(f"No usable long video in {config.root} for {config.dataset}: {loaded.summary()}.")
-    out = Path(config.out)
+    out = output_folder(config.out)
     _check_resume(config, out)
     fps = loaded.videos[0].fps
     spot_config = _spot_config(config, fps)

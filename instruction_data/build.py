@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from assistant.config import parse_config
 from assistant.errors import ConfigError, MEUError
-from assistant.files import remove_stale_parts, save_png, write_json
+from assistant.files import output_folder, remove_stale_parts, save_png, write_json
 from instruction_data.export import assign_folds, dataset_card, write_hf, write_jsonl_splits, write_llava
 from instruction_data.fgmu import DATASET_SCHEMES, LANGS, FGMUConfig, left_out_aus, load_evidence, make_samples
 from instruction_data.loaders import LOADERS, load_dataset
@@ -160,6 +160,7 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
     if cfg.workers < 1 or cfg.limit < 0:
         raise ConfigError(f"--workers must be at least 1 and --limit at least 0, not {cfg.workers} and {cfg.limit}.")
     cfg.fgmu()  # validates
+    output_folder(cfg.out)
     t0 = time.perf_counter()
     options = {"sheet": cfg.sheet} if cfg.sheet else {}
     loaded = load_dataset(cfg.dataset, cfg.root, strict=cfg.strict, **options)

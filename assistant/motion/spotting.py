@@ -11,14 +11,19 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.errors import ClipTooShortError
+from assistant.errors import ClipTooShortError, ConfigError, NoFaceError
 from assistant.motion.clip import ClipLimits, open_source
+from assistant.motion.face import LANDMARKERS
+from assistant.motion.flow import FLOW_METHODS
 from assistant.motion.intervals import Interval, find_intervals
 from assistant.motion.tracking import track_video
 
 __all__ = ["Interval", "SpotConfig", "SpotResult", "spot_video"]
 
 log = logging.getLogger(__name__)
+
+MIN_CROP, MAX_CROP = 64, 1024  # working crop px: below, the regions are a few pixels wide; above, memory and time grow
+MAX_FPS = 10_000.0
 
 
 @dataclass
@@ -27,8 +32,9 @@ class SpotConfig:
 
     stride_s: float = field(default=1.0, metadata={"help": "seconds between landmark keyframes (reference crops)"})
     size: int = field(default=256, metadata={"help": "working crop size in px"})
-    flow: str = field(default="dis", metadata={"help": "optical flow: dis (fast) or tvl1"})
-    landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend"})
+    flow: str = field(default="dis", metadata={"help": "optical flow: dis (fast) or tvl1",
+                                                "choices": list(FLOW_METHODS)})
+    landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend", "choices": list(LANDMARKERS)})
     fps: float | None = field(default=None, metadata={"help": "override the video's frame rate"})
     micro_max_s: float = field(default=0.5, metadata={"help": "longest micro-expression, onset to offset"})
     micro_baseline_s: float = field(default=1.2, metadata={"help": "short sliding-median baseline (> 2x a micro)"})
@@ -45,6 +51,37 @@ class SpotConfig:
         "help": "mouth-only bumps over the threshold, within the interval and 0.5 s around it, that make it "
                 "'speech' (a micro-expression rises and falls once)"})
     max_frames: int = field(default=10 * 60 * 200, metadata={"help": "refuse videos longer than this many frames"})
+
+    def __post_init__(self) -> None:
+        """Every range in one place: flags and YAML reach here unchecked, and an impossible value otherwise surfaces
+        as a traceback (a negative frame rate), a 30 GB allocation (a huge crop) or a silently different result
+        (a zero threshold or stride)."""
+        for name in ("flow", "landmarks"):
+            choices = SpotConfig.__dataclass_fields__[name].metadata["choices"]
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"{name}={getattr(self, name)!r} is not valid; choose one of: {', '.join(choices)}.")
+        if not MIN_CROP <= self.size <= MAX_CROP:
+            raise ConfigError(f"size={self.size} must lie between {MIN_CROP} and {MAX_CROP} px (the working crop; "
+                              "default 256).")
+        if self.fps is not None and not 0 < self.fps <= MAX_FPS:
+            raise ConfigError(f"fps={self.fps:g} must lie in (0, {MAX_FPS:g}] frames per second, or be left out to use "
+                              "the video's own rate.")
+        positive = ("stride_s", "micro_max_s", "micro_baseline_s", "baseline_s", "threshold", "head_speed_window_s",
+                    "head_shift_px", "head_rot_deg")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                meaning = SpotConfig.__dataclass_fields__[name].metadata["help"]
+                raise ConfigError(f"{name}={getattr(self, name):g} must be above 0 ({meaning}).")
+        for name in ("smooth_s", "merge_gap_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}={getattr(self, name):g} must be 0 or more (seconds).")
+        if self.baseline_s < self.micro_baseline_s:
+            raise ConfigError(f"baseline_s={self.baseline_s:g} must be at least micro_baseline_s="
+                              f"{self.micro_baseline_s:g} (the long baseline keeps macro-expressions whole).")
+        if self.speech_peaks < 1:
+            raise ConfigError(f"speech_peaks={self.speech_peaks} must be 1 or more.")
+        if self.max_frames < 3:
+            raise ConfigError(f"max_frames={self.max_frames} must be at least 3 (spotting needs a video).")
 
 
 @dataclass
@@ -68,6 +105,10 @@ def spot_video(source, config: SpotConfig | None = None,
                          size=cfg.size, flow=cfg.flow, landmarks=cfg.landmarks, progress=progress)
     if tracks.n_frames < 3:
         raise ClipTooShortError(f"{Path(src.source).name} has {tracks.n_frames} frames; spotting needs a video.")
+    if not tracks.tracked.any():
+        raise NoFaceError(f"No face was found in {Path(src.source).name} (looked every {cfg.stride_s:g} s over "
+                          f"{tracks.n_frames} frames); spotting needs a face turned to the camera, lit and at least "
+                          "about 80 px wide.")
     found, curve, groups = find_intervals(tracks, cfg)
     expressions = [iv for iv in found if iv.kind in ("micro", "macro")]
     distractors = [iv for iv in found if iv.kind not in ("micro", "macro")]

@@ -1,0 +1,66 @@
+"""Bad input to the command-line jobs gets one sentence that names the option or file and what to do (issue 24), and
+is refused before any work is done or anything is written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assistant import cli
+from assistant.errors import ConfigError
+from assistant.motion.clip import write_video
+from assistant.motion.spotting import SpotConfig
+
+
+@pytest.fixture(scope="module")
+def faceless_video(tmp_path_factory):
+    """Two seconds of a plain wall with sensor noise: a video with no face in it."""
+    rng = np.random.default_rng(0)
+    frames = [np.clip(120 + rng.normal(0, 2, (120, 160, 3)), 0, 255).astype(np.uint8) for _ in range(60)]
+    return write_video(frames, tmp_path_factory.mktemp("wall") / "wall.mp4", fps=30)
+
+
+def _error_line(capsys) -> str:
+    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("error: ")]
+    assert len(err) == 1, err
+    return err[0]
+
+
+@pytest.mark.parametrize("flag,value,says", [
+    ("--fps", "-30", "fps=-30 must lie in (0, 10000]"), ("--fps", "0", "fps=0 must lie in"),
+    ("--size", "0", "size=0 must lie between 64 and 1024"), ("--size", "8", "size=8 must lie between"),
+    ("--size", "100000", "size=100000 must lie between"), ("--stride-s", "0", "stride_s=0 must be above 0"),
+    ("--stride-s", "-1", "stride_s=-1 must be above 0"), ("--threshold", "-1", "threshold=-1 must be above 0"),
+    ("--micro-max-s", "0", "micro_max_s=0 must be above 0"), ("--baseline-s", "0", "baseline_s=0 must be above 0"),
+    ("--merge-gap-s", "-5", "merge_gap_s=-5 must be 0 or more")])
+def test_spot_settings_out_of_range_are_one_sentence(faceless_video, tmp_path, capsys, flag, value, says):
+    assert cli.main(["spot", str(faceless_video), flag, value, "--out", str(tmp_path / "out")]) == 1
+    assert says in _error_line(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_spot_settings_from_yaml_are_checked_too():
+    with pytest.raises(ConfigError, match="baseline_s=1 must be at least micro_baseline_s=1.2"):
+        SpotConfig(baseline_s=1.0)
+    with pytest.raises(ConfigError, match="flow='farneback' is not valid; choose one of: tvl1, dis"):
+        SpotConfig(flow="farneback")
+
+
+def test_a_video_without_a_face_is_said_so_not_spotted_as_empty(faceless_video, tmp_path, capsys):
+    assert cli.main(["spot", str(faceless_video), "--out", str(tmp_path / "out")]) == 1
+    line = _error_line(capsys)
+    assert "No face was found in wall.mp4" in line and "60 frames" in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["spot", "analyze"])
+def test_out_naming_a_file_is_refused_before_the_run(faceless_video, tmp_path, capsys, command):
+    """The faceless video would fail with "no face" if the job ran: the --out sentence shows the check came first."""
+    taken = tmp_path / "results.txt"
+    taken.write_text("keep me")
+    assert cli.main([command, str(faceless_video), "--out", str(taken)]) == 1
+    line = _error_line(capsys)
+    assert f"--out {taken} cannot be a folder: {taken} is a file" in line and "No face" not in line
+    assert taken.read_text() == "keep me"
+    assert cli.main([command, str(faceless_video), "--out", str(taken / "inside")]) == 1
+    assert f"{taken} is a file" in _error_line(capsys)
