@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from assistant import calibration  # noqa: E402
 from assistant.errors import ClipTooLargeError, ClipTooShortError, MEUError, NoFaceError, UnreadableClipError  # noqa: E402
 from assistant.files import save_png  # noqa: E402
 from assistant.motion.mmc import draw_landmarks, with_legend  # noqa: E402
@@ -562,7 +563,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-sessions", type=int, default=256,
                         help="sessions whose last result is kept for follow-up questions, about 2 MB each; the oldest "
                              "is dropped first (default: 256)")
+    calibration.add_argument(parser)
     config, ns = parse_assistant_config(argv, parser)
+    calibration.apply(ns)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     assistant = Assistant(config)
     assistant.warm_up()

@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from assistant import calibration
 from assistant.au.blendshapes import analysis_blendshapes
 from assistant.config import add_dataclass_arguments
 from assistant.files import output_folder, save_png, write_json
@@ -67,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--offset", type=int, help="offset frame index (limits apex spotting)")
     parser.add_argument("--out", default="outputs/analyze", help="output folder (default: outputs/analyze)")
     add_dataclass_arguments(parser, MotionConfig)
+    calibration.add_argument(parser)
     ns = parser.parse_args(argv)
+    calibration.apply(ns)
     cfg = MotionConfig(**{k: v for k, v in vars(ns).items() if k in MotionConfig.__dataclass_fields__})
     out = output_folder(ns.out)
     t = time.perf_counter()

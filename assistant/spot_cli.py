@@ -13,6 +13,7 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
+from assistant import calibration
 from assistant.config import add_dataclass_arguments
 from assistant.files import atomic_write_bytes, atomic_write_text, output_folder, save_png, write_json
 from assistant.motion.spotting import SpotConfig, SpotResult, spot_video
@@ -93,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="outputs/spot", help="output folder (default: outputs/spot)")
     parser.add_argument("--analyse", action="store_true", help="run the Assistant on every micro-expression found")
     add_dataclass_arguments(parser, SpotConfig)
+    calibration.add_argument(parser)
     ns = parser.parse_args(argv)
+    calibration.apply(ns)
     cfg = SpotConfig(**{k: v for k, v in vars(ns).items() if k in SpotConfig.__dataclass_fields__})
     out = output_folder(ns.out)
     with tqdm(desc="spotting", unit="frame") as bar:

@@ -1,10 +1,12 @@
 """`meu calibrate rules`: choose the `rules` detector's settings and the region intensity words on the realistic
-**calibration** split only, and write them beside the code that reads them.
+**calibration** split only, and write them into one calibration folder (`--out`, by default the user's data folder;
+never the source tree). `meu analyze`, `spot`, `eval` and `app` use it with `--calibration DIR` or `MEU_CALIBRATION`;
+the shipped defaults beside the code change only by a commit of a documented `meu calibrate rules --out` run.
 
-- `assistant/au/rules_calibration.json`: MAG_REF, SNR0, AGREE_POWER and MIDPOINT of `assistant.au.rules`, by grid
+- `rules_calibration.json`: MAG_REF, SNR0, AGREE_POWER and MIDPOINT of `assistant.au.rules`, by grid
   search for the best macro F1 over CASME II's eight AUs, among the settings that give at most `--max-null-any` of
   the null clips any AU (of all the AUs the detector knows); ties go to the fewer false alarms.
-- `assistant/motion/intensity_calibration.json`: how much the stable-area noise estimate is trusted
+- `intensity_calibration.json`: how much the stable-area noise estimate is trusted
   (`stable_weight`, chosen with the rules settings: each weight gives every region a new SNR, and the weight whose
   best rules setting scores best wins), the SNR below which a region is `none` (the `--null-quantile` of region SNRs
   on null clips: what noise alone reaches) and the px edges between weak, moderate and strong (each edge the one
@@ -19,20 +21,20 @@ import argparse
 import itertools
 import logging
 import math
-from pathlib import Path
 
 import numpy as np
 
+from assistant import calibration
 from assistant.au import AU
+from assistant.errors import ConfigError
 from assistant.facs import FACS, SIDED_REGIONS, image_direction
-from assistant.files import write_json
+from assistant.files import output_folder, write_json
 from eval.realism import ClipMeasure, measure_split, with_stable_weight
 
 log = logging.getLogger(__name__)
 
 CASME2_AUS = (1, 2, 4, 7, 12, 14, 15, 17)
-RULES_FILE = Path(__file__).resolve().parents[1] / "assistant" / "au" / "rules_calibration.json"
-INTENSITY_FILE = Path(__file__).resolve().parents[1] / "assistant" / "motion" / "intensity_calibration.json"
+MIN_CLIPS = 40  # fewer and the grid fits a handful of null clips (issue 24: 6 clips gave macro F1 0.63, not 0.84)
 GRID = {
     "mag_ref": (0.03, 0.05, 0.08, 0.12, 0.2, 0.3),
     "snr0": (2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0),
@@ -171,8 +173,21 @@ def main(argv: list[str] | None = None) -> int:
                              "the rate to about +-5 points)")
     parser.add_argument("--null-quantile", type=float, default=0.99,
                         help="quantile of null-clip region SNRs below which a region is 'none' (default 0.99)")
+    parser.add_argument("--out", default=None, help="calibration folder to write (default: "
+                        f"{calibration.default_out()}); use it with --calibration DIR or {calibration.ENV}")
     parser.add_argument("--dry-run", action="store_true", help="print the fitted settings, write nothing")
     ns = parser.parse_args(argv)
+    if ns.clips < MIN_CLIPS:
+        raise ConfigError(f"--clips {ns.clips} is too few: the grid needs at least {MIN_CLIPS} calibration clips (a "
+                          "few dozen null clips among them); the default is 160.")
+    if not 0 < ns.null_quantile < 1:
+        raise ConfigError(f"--null-quantile {ns.null_quantile:g} must lie between 0 and 1 (a quantile; default 0.99).")
+    if not 0 <= ns.max_null_any < 1:
+        raise ConfigError(f"--max-null-any {ns.max_null_any:g} must lie in [0, 1) (a share of null clips; default "
+                          "0.05).")
+    if ns.workers < 1:
+        raise ConfigError(f"--workers {ns.workers} must be at least 1.")
+    out = output_folder(ns.out or calibration.default_out())
     measured = measure_split("calibration", ns.clips, ns.seed, ns.cache, ns.workers)
     fits = {}
     for w in STABLE_WEIGHTS:
@@ -181,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             log.info("stable weight %s: %s", w, err)
     if not fits:
-        raise ValueError(f"No setting keeps null clips under {ns.max_null_any:.0%} with any AU; raise --max-null-any.")
+        raise ConfigError(f"No setting keeps null clips under {ns.max_null_any:.0%} with any AU; raise --max-null-any.")
     weight = max(fits, key=lambda w: (fits[w]["calibration_macro_f1"], -fits[w]["calibration_null_any"]))
     log.info("stable weight -> (macro F1, null clips with an AU): %s",
              {w: (f["calibration_macro_f1"], f["calibration_null_any"]) for w, f in fits.items()})
@@ -189,14 +204,15 @@ def main(argv: list[str] | None = None) -> int:
     rules = fits[weight]
     intensity = {"stable_weight": weight, **fit_intensity(measures, ns.null_quantile)}
     how = {"split": "calibration", "clips": ns.clips, "seed": ns.seed, "max_null_any": ns.max_null_any,
-           "command": f"meu calibrate rules --clips {ns.clips} --seed {ns.seed} --max-null-any {ns.max_null_any}"}
+           "command": f"meu calibrate rules --clips {ns.clips} --seed {ns.seed} --max-null-any {ns.max_null_any} "
+                      f"--null-quantile {ns.null_quantile} --out DIR"}
     rules_doc = {**rules, "grid": {k: list(v) for k, v in GRID.items()}, "how": how,
                  "note": "synthetic: the realistic synthetic world's calibration split; never the benchmark split"}
     intensity_doc = {**intensity, "how": {**how, "null_quantile": ns.null_quantile}}
     log.info("rules: %s", rules)
     log.info("intensity: %s", intensity)
     if not ns.dry_run:
-        write_json(RULES_FILE, rules_doc)
-        write_json(INTENSITY_FILE, intensity_doc)
-        log.info("wrote %s and %s", RULES_FILE, INTENSITY_FILE)
+        write_json(out / "rules_calibration.json", rules_doc)
+        write_json(out / "intensity_calibration.json", intensity_doc)
+        log.info("wrote %s; use it with --calibration %s or %s=%s", out, out, calibration.ENV, out)
     return 0

@@ -4,14 +4,18 @@ calibration split (instruction_data.realistic), never on the benchmark split.
 Steps, all deterministic in (--n, --seed):
 1. per calibration clip: the motion analysis of onset -> apex (the default motion config; its region table, from
    which the `rules` probabilities are computed when fitting) and the 52 blendshape scores of the onset and apex
-   frames (cached, one JSON line per clip under --out, so an interrupted run resumes);
+   frames (cached, one JSON line per clip under --cache, so an interrupted run resumes);
 2. noise floor of each blendshape score = root mean square of its apex - onset change over the null clips
-   -> assistant/au/blendshapes_noise.json;
+   -> blendshapes_noise.json;
 3. blendshape z per AU with those floors, then the per-AU logistic weights (assistant.au.fusion.fit)
-   -> assistant/au/fusion_weights.json, and the features they were fitted on -> assistant/au/fusion_calibration.json
+   -> fusion_weights.json, and the features they were fitted on -> fusion_calibration.json
    (`assistant.au.fusion.refit_from_file` reproduces the weights from it).
 
-    meu calibrate fusion --n 160 --seed 0 --out outputs/calib_blend
+The three files go into the calibration folder `--out` (by default the user's data folder; never the source tree),
+which must already hold the `rules` calibration the fusion is fitted on (`meu calibrate rules --out DIR` first): the
+rules probabilities and the region SNRs of step 1 are that folder's.
+
+    meu calibrate rules --out DIR && meu calibrate fusion --n 160 --seed 0 --out DIR
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant import calibration
 from assistant.files import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -196,25 +201,29 @@ def fit_fusion(rows: list[dict], floors: dict[str, float]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from assistant.au import blendshapes, fusion
+    from assistant.au import fusion
 
     parser = argparse.ArgumentParser(prog="meu calibrate fusion", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=160, help="calibration clips (clip indices 0..n-1)")
     parser.add_argument("--seed", type=int, default=0, help="realistic world seed")
-    parser.add_argument("--out", type=Path, default=Path("outputs/calib_blend"), help="feature cache folder")
+    parser.add_argument("--cache", type=Path, default=Path("outputs/calib_blend"), help="feature cache folder")
+    parser.add_argument("--out", default=None, help="calibration folder holding the rules calibration, where the "
+                        f"fusion files are written (default: {calibration.default_out()})")
     args = parser.parse_args(argv)
+    out = calibration.check_folder(args.out or calibration.default_out(), "--out")
+    calibration.use(out)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    command = f"meu calibrate fusion --n {args.n} --seed {args.seed}"
+    command = f"meu calibrate fusion --n {args.n} --seed {args.seed} --out DIR"
 
-    rows = collect("calibration", args.n, args.seed, cache_file(args.out, "calibration", args.seed))
+    rows = collect("calibration", args.n, args.seed, cache_file(args.cache, "calibration", args.seed))
     floors = noise_floors(rows)
     n_null = sum(1 for r in rows if not r["aus"])
     if n_null < 10:
         from assistant.errors import ConfigError
 
         raise ConfigError(f"only {n_null} null clips among {args.n}; use a larger --n (about 5 clips per null).")
-    atomic_write_text(blendshapes.NOISE_FILE, json.dumps({
+    atomic_write_text(out / "blendshapes_noise.json", json.dumps({
         "floors": floors, "n_null_pairs": n_null, "split": "calibration", "seed": args.seed,
         "command": command,
         "definition": "root mean square of apex - onset score over the null clips of the realistic calibration "
@@ -223,21 +232,19 @@ def main(argv: list[str] | None = None) -> int:
     fitted = fit_fusion(rows, floors)
     fit_codes, p_rules, z, labels = fitted["codes"], fitted["p_rules"], fitted["z"], fitted["labels"]
     C, balanced, margin, selection = fitted["C"], fitted["balanced"], fitted["margin"], fitted["selection"]
-    atomic_write_text(fusion.CALIBRATION_FILE, json.dumps({
+    atomic_write_text(out / "fusion_calibration.json", json.dumps({
         "codes": fit_codes, "C": C, "balanced": balanced, "margin": margin, "selection": selection,
         "p_rules": p_rules.tolist(), "z": z.tolist(), "labels": labels.tolist(), "clips": [r["index"] for r in rows],
         "subjects": [r["subject"] for r in rows], "split": "calibration", "seed": args.seed,
         "command": command}) + "\n")
-    weights = fusion.refit_from_file(fusion.CALIBRATION_FILE)
-    atomic_write_text(fusion.WEIGHTS_FILE, json.dumps({
+    weights = fusion.refit_from_file(out / "fusion_calibration.json")
+    atomic_write_text(out / "fusion_weights.json", json.dumps({
         "weights": weights, "fitted_on": {"split": "calibration", "seed": args.seed, "clips": args.n,
                                           "subjects": sorted({r["subject"] for r in rows})},
         "model": "p = sigmoid(w_rules * logit(p_rules) + w_blend * clip(z, -10, 10) + bias), sklearn "
                  f"LogisticRegression(C={C}, class_weight={'balanced' if balanced else None}, lbfgs), bias lowered by "
                  f"{margin}",
         "selection": selection, "command": command}, indent=1) + "\n")
-    blendshapes.load_floors.cache_clear()
-    fusion.load_weights.cache_clear()
     print(json.dumps({"clips": args.n, "null_clips": n_null, "fitted_aus": fit_codes, "C": C, "balanced": balanced,
                       "margin": margin, "weights": weights}, indent=1))
     return 0

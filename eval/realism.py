@@ -71,7 +71,7 @@ def measure_clip(split: str, index: int, seed: int = 0, config: MotionConfig | N
 
 
 def with_stable_weight(measures: list[ClipMeasure], weight: float) -> list[ClipMeasure]:
-    """The measurements as the motion core would give them with `noise.STABLE_WEIGHT = weight`: same flow, new floor,
+    """The measurements as the motion core would give them with the noise weight `weight`: same flow, new floor,
     new region SNRs."""
     out = []
     for m in measures:
@@ -106,7 +106,7 @@ def _measure_to(args: tuple[str, int, int, str | None]) -> ClipMeasure:
 def measure_split(split: str, n: int, seed: int = 0, cache: str | Path | None = None,
                   workers: int = 1) -> list[ClipMeasure]:
     """Measurements of clips 0..n-1 of `split`, from the cache where present (progress bar; resumable). The floors
-    and SNRs follow the current `noise.STABLE_WEIGHT`, whatever it was when a clip was measured."""
+    and SNRs follow the noise weight in force (`noise.stable_weight_now`), whatever it was when a clip was measured."""
     cache_dir = Path(cache) if cache else None
     out: dict[int, ClipMeasure] = {}
     todo = []
@@ -131,4 +131,4 @@ def measure_split(split: str, n: int, seed: int = 0, cache: str | Path | None = 
                 out[m.index] = m
                 bar.update()
         bar.close()
-    return with_stable_weight([out[i] for i in range(n)], noise.STABLE_WEIGHT)
+    return with_stable_weight([out[i] for i in range(n)], noise.stable_weight_now())

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from assistant import calibration
 from assistant.config import parse_config
 from assistant.emotions import SCHEME_CLASSES, map_emotion
 from assistant.errors import ConfigError, MEUError
@@ -398,7 +399,9 @@ def main(argv: list[str] | None = None) -> int:
         return spotting_main(argv)
     parser = argparse.ArgumentParser(prog="meu eval", description=__doc__.splitlines()[0])
     add_task_argument(parser)
-    config, _ = parse_config(EvalConfig, argv, "meu eval", __doc__.splitlines()[0], parser=parser)
+    calibration.add_argument(parser)
+    config, ns = parse_config(EvalConfig, argv, "meu eval", __doc__.splitlines()[0], parser=parser)
+    calibration.apply(ns)
     if config.detector == "aullm" or config.reasoner == "vlm":
         import torch
 

@@ -9,7 +9,7 @@ import pytest
 
 from assistant.au import AU, DETECTORS, get_detector, parse_aus
 from assistant.au.base import AUDetector
-from assistant.au.rules import AGREE_POWER, MAG_REF, MIDPOINT, STEEPNESS, probability, score_regions, side_score
+from assistant.au.rules import STEEPNESS, parameters, probability, score_regions, side_score
 from assistant.errors import BackendError
 from assistant.facs import FACS, SIDED_REGIONS, image_direction
 from assistant.types import RegionMotion
@@ -36,16 +36,17 @@ def test_formula_on_a_hand_made_table():
     regions = _table({("inner_brow", "L"): up, ("inner_brow", "R"): up, ("outer_brow", "L"): up,
                       ("outer_brow", "R"): up})
     au1 = FACS[1]
-    mag = 1 - math.exp(-1.5 / MAG_REF)
-    agree_outer = max(0.0, float(np.array([0.0, -1.0]) @ image_direction(au1.actions[1], "L"))) ** AGREE_POWER
+    mag = 1 - math.exp(-1.5 / parameters().mag_ref)
+    outer = image_direction(au1.actions[1], "L")
+    agree_outer = max(0.0, float(np.array([0.0, -1.0]) @ outer)) ** parameters().agree_power
     expected = (1.0 * mag + 0.4 * agree_outer * mag) / 1.4
     assert side_score(au1, regions, "L") == pytest.approx(expected)
     ev = score_regions(regions)
     assert ev.backend == "rules"
-    assert ev.probability(1) == pytest.approx(1 / (1 + math.exp(-STEEPNESS * (expected / MIDPOINT - 1))))
+    assert ev.probability(1) == pytest.approx(1 / (1 + math.exp(-STEEPNESS * (expected / parameters().midpoint - 1))))
     assert ev.probability(1) > 0.9 and ev.probability(2) > 0.5
     assert ev.probability(4) < 0.05 and ev.probability(12) < 0.05  # opposite / unrelated directions
-    assert probability(0.0) <= 0.0101 and probability(2 * MIDPOINT) >= 0.9899
+    assert probability(0.0) <= 0.0101 and probability(2 * parameters().midpoint) >= 0.9899
 
 
 def test_one_sided_motion_gives_a_side():

@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant import calibration
 from assistant.au.base import make_evidence
 from assistant.types import AUEvidence, AUScore, Clip, EvidenceSource, FaceLandmarks, MotionAnalysis
 
@@ -99,10 +100,15 @@ def person_sides(shapes: dict[str, float]) -> dict[tuple[str, str | None], float
     return out
 
 
-@functools.lru_cache(maxsize=4)
 def load_floors(path: str | None = None) -> dict[str, float]:
-    """Null-pair spread per MediaPipe score name (empty when the file is absent)."""
-    p = Path(path) if path else NOISE_FILE
+    """Null-pair spread per MediaPipe score name (empty when the file is absent), from `path`, else from the
+    calibration in force (`assistant.calibration`)."""
+    return _floors(str(path) if path else str(calibration.path("blendshapes_noise.json")))
+
+
+@functools.lru_cache(maxsize=4)
+def _floors(path: str) -> dict[str, float]:
+    p = Path(path)
     if not p.is_file():
         return {}
     return {k: float(v) for k, v in json.loads(p.read_text())["floors"].items()}

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant import calibration
 from assistant.au.base import make_evidence
 from assistant.au.blendshapes import BlendshapesDetector, signals
 from assistant.au.sources import flow_sources
@@ -80,9 +81,14 @@ def refit_from_file(path: str | Path = CALIBRATION_FILE) -> dict:
                margin=float(data["margin"]))
 
 
-@functools.lru_cache(maxsize=4)
 def load_weights(path: str | None = None) -> dict[int, tuple[float, float, float]]:
-    p = Path(path) if path else WEIGHTS_FILE
+    """Per-AU fusion weights from `path`, else from the calibration in force (`assistant.calibration`)."""
+    return _weights(str(path) if path else str(calibration.path("fusion_weights.json")))
+
+
+@functools.lru_cache(maxsize=4)
+def _weights(path: str) -> dict[int, tuple[float, float, float]]:
+    p = Path(path)
     if not p.is_file():
         return {}
     data = json.loads(p.read_text())["weights"]

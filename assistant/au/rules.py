@@ -18,40 +18,42 @@ p = 0.01 and twice the midpoint p = 0.99, whatever the calibrated midpoint. The 
 reported when the AU has some support (S >= MIDPOINT / 2) and one side's score is below SIDE_RATIO times the
 other's (one side moved), otherwise None.
 
-MAG_REF, SNR0, AGREE_POWER and MIDPOINT are read from `rules_calibration.json` beside this file, which
-`meu calibrate rules` writes: a grid search for the best macro F1 over CASME II's eight AUs on the **calibration**
-split of the realistic synthetic world (people and seeds disjoint from the benchmark split), under the constraint
-that at most 10 % of its null clips get any AU. The file records the grid, the split and the figures reached.
+MAG_REF, SNR0, AGREE_POWER and MIDPOINT (`RulesParameters`) are read when scoring from `rules_calibration.json`, the
+shipped one beside this file or a calibration folder's (`assistant.calibration`), which `meu calibrate rules`
+writes: a grid search for the best macro F1 over CASME II's eight AUs on the **calibration** split of the realistic
+synthetic world (people and seeds disjoint from the benchmark split), under the constraint that at most 10 % of its
+null clips get any AU. The file records the grid, the split and the figures reached.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
+from assistant import calibration
 from assistant.au.base import make_evidence
 from assistant.facs import FACS, SIDED_REGIONS, FacsAU, image_direction
 from assistant.types import AUEvidence, Clip, MotionAnalysis, RegionMotion
 
-CALIBRATION_FILE = Path(__file__).with_name("rules_calibration.json")
 REFERENCE_SIZE = 256
 STEEPNESS = math.log(99)
 SIDE_RATIO = 0.5
 
 
-def _calibration() -> dict:
-    data = json.loads(CALIBRATION_FILE.read_text())
-    return data["parameters"]
+@dataclass(frozen=True)
+class RulesParameters:
+    mag_ref: float  # px at the 256 px crop
+    snr0: float
+    agree_power: float
+    midpoint: float
 
 
-_PARAMS = _calibration()
-MAG_REF = float(_PARAMS["mag_ref"])  # px at the 256 px crop
-SNR0 = float(_PARAMS["snr0"])
-AGREE_POWER = float(_PARAMS["agree_power"])
-MIDPOINT = float(_PARAMS["midpoint"])
+def parameters() -> RulesParameters:
+    """The calibrated settings in force now (read at call time: a calibration folder chosen later takes effect)."""
+    p = calibration.load("rules_calibration.json")["parameters"]
+    return RulesParameters(float(p["mag_ref"]), float(p["snr0"]), float(p["agree_power"]), float(p["midpoint"]))
 
 
 def _region_vector(table: dict[tuple[str, str | None], RegionMotion], region: str, side: str | None) -> np.ndarray:
@@ -59,17 +61,19 @@ def _region_vector(table: dict[tuple[str, str | None], RegionMotion], region: st
     return np.zeros(2) if r is None else np.array([r.dx, r.dy], dtype=np.float64)
 
 
-def action_score(norm: float, cos: float, snr: float, mag_ref: float = MAG_REF, snr0: float = SNR0,
-                 agree_power: float = AGREE_POWER) -> float:
+def action_score(norm: float, cos: float, snr: float, params: RulesParameters | None = None) -> float:
     """agree * mag * gate of one region action (module docstring); `norm` in px at the 256 px crop."""
     if norm <= 0:
         return 0.0
-    gate = 1.0 / (1.0 + math.exp(-(snr - snr0))) if math.isfinite(snr) else 1.0
-    return max(0.0, cos) ** agree_power * (1.0 - math.exp(-norm / mag_ref)) * gate
+    p = params or parameters()
+    gate = 1.0 / (1.0 + math.exp(-(snr - p.snr0))) if math.isfinite(snr) else 1.0
+    return max(0.0, cos) ** p.agree_power * (1.0 - math.exp(-norm / p.mag_ref)) * gate
 
 
-def side_score(au: FacsAU, regions: list[RegionMotion], side: str | None, size: int = REFERENCE_SIZE) -> float:
+def side_score(au: FacsAU, regions: list[RegionMotion], side: str | None, size: int = REFERENCE_SIZE,
+               params: RulesParameters | None = None) -> float:
     """S_side of the module docstring, 0..1. `size`: the crop's side in pixels, the unit of the regions' dx and dy."""
+    params = params or parameters()
     table = {(r.region, r.side): r for r in regions}
     total = weight = 0.0
     for action in au.actions:
@@ -79,13 +83,13 @@ def side_score(au: FacsAU, regions: list[RegionMotion], side: str | None, size: 
         d = image_direction(action, key[1])
         row = table.get(key)
         snr = row.snr if row is not None and row.snr > 0 else float("inf")
-        total += action.weight * action_score(norm, float(v @ d) / norm if norm > 0 else 0.0, snr)
+        total += action.weight * action_score(norm, float(v @ d) / norm if norm > 0 else 0.0, snr, params)
         weight += action.weight
     return total / weight if weight else 0.0
 
 
-def probability(score: float) -> float:
-    return 1.0 / (1.0 + math.exp(-STEEPNESS * (score / MIDPOINT - 1.0)))
+def probability(score: float, params: RulesParameters | None = None) -> float:
+    return 1.0 / (1.0 + math.exp(-STEEPNESS * (score / (params or parameters()).midpoint - 1.0)))
 
 
 def score_regions(regions: list[RegionMotion], codes: list[int] | None = None,
@@ -93,18 +97,19 @@ def score_regions(regions: list[RegionMotion], codes: list[int] | None = None,
     """Rules evidence for `codes` (default: every AU of the FACS table) from a region motion table measured on a
     `size` px crop."""
     codes = sorted(FACS) if codes is None else list(codes)
+    params = parameters()
     probs, sides = [], []
     for code in codes:
         au = FACS[code]
         if any(a.region in SIDED_REGIONS for a in au.actions):
-            s_l, s_r = side_score(au, regions, "L", size), side_score(au, regions, "R", size)
+            s_l, s_r = side_score(au, regions, "L", size, params), side_score(au, regions, "R", size, params)
             best = max(s_l, s_r)
             side = None
-            if best >= MIDPOINT / 2 and min(s_l, s_r) < SIDE_RATIO * best:
+            if best >= params.midpoint / 2 and min(s_l, s_r) < SIDE_RATIO * best:
                 side = "L" if s_l > s_r else "R"
         else:
-            best, side = side_score(au, regions, None, size), None
-        probs.append(probability(best))
+            best, side = side_score(au, regions, None, size, params), None
+        probs.append(probability(best, params))
         sides.append(side)
     return make_evidence(codes, probs, "rules", sides=sides)
 

@@ -27,16 +27,13 @@ not inflate the floor. A region's signal-to-noise ratio is then |its mean vector
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 
+from assistant import calibration
 from assistant.motion.register import displacement, inter_ocular, residual_head_motion
 
-STABLE_WEIGHT = float(json.loads(Path(__file__).with_name("intensity_calibration.json").read_text())
-                      .get("stable_weight", 1.0))
 # px at 256: a region's mean vector is not resolved finer than this from 8-bit frames (resampling, rounding), and
 # real still faces never measure below it; keeps SNR finite and honest on clean synthetic input
 FLOOR_MIN_PX = 0.01
@@ -52,10 +49,15 @@ def _floor(vectors: list[np.ndarray], size: int) -> float:
     return max(float(np.median(lengths)) / RAYLEIGH_MEDIAN, FLOOR_MIN_PX * size / REFERENCE_SIZE)
 
 
+def stable_weight_now() -> float:
+    """STABLE_WEIGHT in force now (read at call time, see `assistant.calibration`)."""
+    return float(calibration.load("intensity_calibration.json").get("stable_weight", 1.0))
+
+
 def combine_floors(estimates: dict[str, float], stable_weight: float | None = None) -> tuple[float | None, str]:
     """The floor an analysis uses, and which estimate set it: the null pair's when there is one, raised to
     `stable_weight` x the stable area's when that is larger; the stable area's alone for a pair."""
-    w = STABLE_WEIGHT if stable_weight is None else stable_weight
+    w = stable_weight_now() if stable_weight is None else stable_weight
     null, stable = estimates.get("null pair"), estimates.get("stable area")
     if null is None:
         return (stable, "stable area") if stable is not None else (None, "")

@@ -7,24 +7,19 @@ Only pixels inside the face (`assistant.motion.register.face_mask`) count. Inten
 region's *mean* motion vector (coherent motion, in pixels scaled to a 256 px working size), because incoherent flow
 noise averages out while muscle motion does not, **and** from its signal-to-noise ratio against the analysis' own
 noise floor (`assistant.motion.noise`): a region is `none` below SNR_MIN whatever its size in pixels, else
-weak / moderate / strong by INTENSITY_THRESHOLDS_PX. Both come from `intensity_calibration.json` beside this file,
+weak / moderate / strong by INTENSITY_THRESHOLDS_PX. Both come from `intensity_calibration.json` (`intensity_words`),
 written by `meu calibrate rules` (`eval/calibrate.py`) on the realistic synthetic calibration split only.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import cv2
 import numpy as np
 
+from assistant import calibration
 from assistant.prompts import DIRECTION_COLOURS, DIRECTIONS
 from assistant.types import RegionMotion
 
-_CALIBRATION = json.loads(Path(__file__).with_name("intensity_calibration.json").read_text())
-INTENSITY_THRESHOLDS_PX = tuple((name, float(v)) for name, v in _CALIBRATION["thresholds_px"].items())
-SNR_MIN = float(_CALIBRATION["snr_min"])
 REFERENCE_SIZE = 256
 
 # Per side: iBUG indices of (brow outer pair, brow inner pair, upper lid pair, lower lid pair, eye centre ring,
@@ -87,11 +82,18 @@ def direction_word(dx: float, dy: float) -> str:
     return DIRECTIONS[int(np.round(angle / 45.0)) % 8]
 
 
+def intensity_words() -> tuple[float, tuple[tuple[str, float], ...]]:
+    """SNR_MIN and INTENSITY_THRESHOLDS_PX in force now (read at call time, see `assistant.calibration`)."""
+    data = calibration.load("intensity_calibration.json")
+    return float(data["snr_min"]), tuple((name, float(v)) for name, v in data["thresholds_px"].items())
+
+
 def intensity_level(coherent_px: float, snr: float = float("inf"), size: int = REFERENCE_SIZE) -> str:
-    if snr < SNR_MIN:
+    snr_min, thresholds = intensity_words()
+    if snr < snr_min:
         return "none"
     level = "none"
-    for name, threshold in INTENSITY_THRESHOLDS_PX:
+    for name, threshold in thresholds:
         if coherent_px >= threshold * size / REFERENCE_SIZE:
             level = name
     return level

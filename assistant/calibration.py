@@ -1,0 +1,100 @@
+"""Calibrated settings: the shipped defaults, or a folder that `meu calibrate rules|fusion --out DIR` wrote.
+
+The program never writes into its own source tree (an installed package cannot be written to at all, and a quick
+`meu calibrate rules --clips 6` used to overwrite the shipped defaults). Calibration writes its files into one folder;
+`meu analyze`, `spot`, `eval` and `app` read that folder with `--calibration DIR` or the `MEU_CALIBRATION` variable,
+else the defaults shipped beside the code that reads them. The shipped files change only by a commit of a documented
+`meu calibrate ... --out` run. Settings are read when they are used, not at import, so a folder chosen after import
+takes effect; a file is parsed once per modification.
+
+A folder must hold the `rules` calibration (`RULES_FILES`: the rules detector's settings and the region intensity
+words, written together because the noise weight is chosen with the rules); the `fusion` calibration's files
+(`FUSION_FILES`) are read from it when present, else the shipped ones.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+
+from assistant.errors import ConfigError
+
+ENV = "MEU_CALIBRATION"
+_HERE = Path(__file__).resolve().parent
+SHIPPED = {
+    "rules_calibration.json": _HERE / "au" / "rules_calibration.json",
+    "intensity_calibration.json": _HERE / "motion" / "intensity_calibration.json",
+    "blendshapes_noise.json": _HERE / "au" / "blendshapes_noise.json",
+    "fusion_calibration.json": _HERE / "au" / "fusion_calibration.json",
+    "fusion_weights.json": _HERE / "au" / "fusion_weights.json",
+}
+RULES_FILES = ("rules_calibration.json", "intensity_calibration.json")
+FUSION_FILES = ("blendshapes_noise.json", "fusion_calibration.json", "fusion_weights.json")
+
+def default_out() -> Path:
+    """Where `meu calibrate` writes when no --out is given: the user's data folder, never the source tree."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "meu" / "calibration"
+
+
+def check_folder(folder: str | Path, option: str = "--calibration") -> Path:
+    p = Path(folder).expanduser()
+    if not p.is_dir():
+        raise ConfigError(f"{option} {p} is not a folder; give the folder `meu calibrate rules --out` wrote.")
+    missing = [name for name in RULES_FILES if not (p / name).is_file()]
+    if missing:
+        raise ConfigError(f"{option} {p} has no {' or '.join(missing)}; run `meu calibrate rules --out {p}` first, or "
+                          "leave the option out to use the shipped calibration.")
+    return p
+
+
+def use(folder: str | Path | None) -> None:
+    """Read calibrated settings from `folder` from now on (None: the shipped files). Set as `MEU_CALIBRATION`, so
+    the worker processes a job starts read the same folder."""
+    if folder is None:
+        os.environ.pop(ENV, None)
+    else:
+        os.environ[ENV] = str(check_folder(folder))
+
+
+def folder() -> Path | None:
+    env = os.environ.get(ENV)
+    return check_folder(env, ENV) if env else None
+
+
+def path(name: str) -> Path:
+    """The file `name` is read from now."""
+    chosen = folder()
+    if chosen is not None and (name in RULES_FILES or (chosen / name).is_file()):
+        return chosen / name
+    return SHIPPED[name]
+
+
+def load(name: str) -> dict:
+    p = path(name)
+    return _parse(str(p), p.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _parse(p: str, _mtime_ns: int) -> dict:
+    try:
+        return json.loads(Path(p).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"The calibration file {p} cannot be read ({err}); write it again with `meu calibrate`.") \
+            from None
+
+
+def add_argument(parser) -> None:
+    parser.add_argument("--calibration", metavar="DIR", default=None,
+                        help=f"calibration folder written by `meu calibrate rules --out DIR` (also {ENV}; default: "
+                             "the shipped calibration)")
+
+
+def apply(ns) -> None:
+    """Use the folder named by a parsed `--calibration` flag, checked before any work is done."""
+    if getattr(ns, "calibration", None):
+        use(ns.calibration)
+    else:
+        folder()  # a wrong MEU_CALIBRATION is refused now, not at the first clip

@@ -1,0 +1,115 @@
+"""Calibration folders (issue 24): `meu calibrate` writes into --out, never the source tree; the jobs read a folder
+given with --calibration or MEU_CALIBRATION at call time; bad folders and too few clips are one sentence."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import pytest
+
+from assistant import calibration, cli
+from assistant.au.rules import parameters, score_regions
+from assistant.errors import ConfigError
+from assistant.motion.regions import intensity_level
+from assistant.types import RegionMotion
+
+
+def _shipped_digest() -> dict[str, str]:
+    return {name: hashlib.sha256(p.read_bytes()).hexdigest() for name, p in calibration.SHIPPED.items()}
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    """A calibration folder holding copies of the shipped rules files; MEU_CALIBRATION restored afterwards."""
+    monkeypatch.delenv(calibration.ENV, raising=False)
+    out = tmp_path / "calib"
+    out.mkdir()
+    for name in calibration.RULES_FILES:
+        shutil.copy(calibration.SHIPPED[name], out / name)
+    yield out
+    calibration.use(None)
+
+
+def _brow_raise() -> list[RegionMotion]:
+    """Both inner and outer brows 1.5 px up, well above the noise: AU1 and AU2 by the shipped rules."""
+    return [RegionMotion(region=r, side=s, dx=0.0, dy=-1.5, mean_magnitude=1.5, max_magnitude=1.6, direction="up",
+                         colour="purple", intensity="strong", coherence=1.0, n_pixels=200, snr=50.0)
+            for r in ("inner_brow", "outer_brow") for s in ("L", "R")]
+
+
+def test_a_folder_is_read_when_used_not_at_import(folder):
+    shipped = parameters()
+    assert score_regions(_brow_raise(), [1, 2]).probability(1) > 0.5
+    doc = json.loads((folder / "rules_calibration.json").read_text())
+    doc["parameters"]["midpoint"] = 100.0  # no motion can reach it
+    (folder / "rules_calibration.json").write_text(json.dumps(doc))
+    calibration.use(folder)
+    assert parameters().midpoint == 100.0 and parameters().mag_ref == shipped.mag_ref
+    assert score_regions(_brow_raise(), [1, 2]).probability(1) < 0.5
+    calibration.use(None)
+    assert parameters() == shipped
+
+
+def test_the_intensity_words_follow_the_folder(folder):
+    assert intensity_level(5.0, snr=50.0) == "strong"
+    doc = json.loads((folder / "intensity_calibration.json").read_text())
+    doc["snr_min"] = 1000.0
+    (folder / "intensity_calibration.json").write_text(json.dumps(doc))
+    calibration.use(folder)
+    assert intensity_level(5.0, snr=50.0) == "none"
+
+
+def test_a_folder_missing_a_file_is_refused_by_name(folder, capsys):
+    (folder / "intensity_calibration.json").unlink()
+    with pytest.raises(ConfigError, match=r"has no intensity_calibration.json; run `meu calibrate rules --out "):
+        calibration.use(folder)
+    assert cli.main(["analyze", "clip.mp4", "--calibration", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert f"--calibration {folder} has no intensity_calibration.json" in err
+
+
+def test_a_wrong_environment_folder_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(calibration.ENV, str(tmp_path / "nowhere"))
+    assert cli.main(["spot", str(tmp_path / "video.mp4"), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert f"MEU_CALIBRATION {tmp_path / 'nowhere'} is not a folder" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args,says", [
+    (["--clips", "0"], "--clips 0 is too few: the grid needs at least 40"),
+    (["--clips", "-5"], "--clips -5 is too few"), (["--clips", "6"], "--clips 6 is too few"),
+    (["--null-quantile", "5"], "--null-quantile 5 must lie between 0 and 1")])
+def test_calibrate_rules_refuses_bad_settings_before_measuring(tmp_path, capsys, args, says):
+    before = _shipped_digest()
+    assert cli.main(["calibrate", "rules", *args, "--cache", str(tmp_path / "cache"),
+                     "--out", str(tmp_path / "out")]) == 1
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
+    assert _shipped_digest() == before
+
+
+def test_calibrate_fusion_needs_the_rules_of_its_folder(tmp_path, capsys):
+    assert cli.main(["calibrate", "fusion", "--out", str(tmp_path)]) == 1
+    assert f"--out {tmp_path} has no rules_calibration.json or intensity_calibration.json; run `meu calibrate " \
+           f"rules --out {tmp_path}` first" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_calibrate_rules_writes_its_folder_and_leaves_the_shipped_files(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(calibration.ENV, raising=False)
+    before = _shipped_digest()
+    out = tmp_path / "calib"
+    assert cli.main(["calibrate", "rules", "--clips", "40", "--cache", str(tmp_path / "cache"),
+                     "--out", str(out)]) == 0
+    assert _shipped_digest() == before
+    assert sorted(p.name for p in out.iterdir()) == sorted(calibration.RULES_FILES)
+    written = json.loads((out / "rules_calibration.json").read_text())
+    assert written["how"]["clips"] == 40 and "--out DIR" in written["how"]["command"]
+    calibration.use(out)
+    try:
+        assert parameters().midpoint == written["parameters"]["midpoint"]
+    finally:
+        calibration.use(None)
