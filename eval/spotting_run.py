@@ -85,6 +85,18 @@ def video_file(out: Path, key_subject: str, video_id: str) -> Path:
     return out / "videos" / f"{safe}.json"
 
 
+def _done_row(path: Path) -> dict | None:
+    """A video's row from a previous run (None: not run yet). A file cut short (a full disk, an interrupted copy) is
+    named, as a bare JSONDecodeError would not."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise ConfigError(f"{path} is not valid JSON (cut short?): delete it and rerun with --resume to spot that "
+                          "video again, or run without --resume into a new --out.") from None
+
+
 def _interval_row(interval, numbers: list[int]) -> dict:
     def number(i: int) -> int:
         return numbers[i] if 0 <= i < len(numbers) else -1
@@ -198,7 +210,7 @@ def run(config: SpotEvalConfig) -> dict:
               unit="video") as videos_bar:
         for video in loaded.videos:
             path = video_file(out, video.subject, video.video_id)
-            row = json.loads(path.read_text()) if path.is_file() else None
+            row = _done_row(path)
             if row is None or row.get("key") != video.key:
                 with tqdm(total=video.n_frames, desc=video.video_id, disable=not config.progress, unit="frame",
                           leave=False) as frames_bar:

@@ -135,6 +135,15 @@ def process_record(record: Record, name: str, cfg: BuildConfig, evidence: dict |
     return part
 
 
+def _read_part(path: Path) -> dict:
+    """A part cut short (a full disk, an interrupted copy) is named, as a bare JSONDecodeError would not."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise ConfigError(f"{path} is not valid JSON (cut short?): delete it and rerun with --resume to redo that "
+                          "clip, or build without --resume into a new --out.") from None
+
+
 def _work(job: tuple[Record, str]) -> dict:
     return process_record(job[0], job[1], _WORKER["cfg"], _WORKER["evidence"])
 
@@ -190,7 +199,7 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
     bar.close()
     work_s = time.perf_counter() - t1
 
-    parts = [json.loads((out / "parts" / f"{n}.json").read_text(encoding="utf-8")) for n in names]
+    parts = [_read_part(out / "parts" / f"{n}.json") for n in names]
     samples = [s for p in parts for s in p.get("samples", [])]
     assign_folds(samples)
     t2 = time.perf_counter()

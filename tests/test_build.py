@@ -219,3 +219,16 @@ def test_codes_outside_the_facs_table_stay_out_of_answers(synth_casme2_root, tmp
     assert build_main([*args, "--out", str(tmp_path / "allowed"), "--allow-unknown-aus"]) == 0
     (row,) = _rows(tmp_path / "allowed" / "train.jsonl")
     assert row["messages"][1]["content"].splitlines()[-1].startswith("AUs: AU12, AU99;") and row["au_codes"] == [12, 99]
+
+
+def test_a_truncated_part_is_named_on_resume(synth_casme2_root, synth_casme2_build, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(synth_casme2_build, out)
+    cut = sorted((out / "parts").glob("*.json"))[0]
+    cut.write_text(cut.read_text()[:40])  # half written
+    with pytest.raises(ConfigError) as err:
+        build_main([*SYNTH_BUILD_ARGS, "--root", str(synth_casme2_root), "--out", str(out), "--resume"])
+    assert str(err.value) == (f"{cut} is not valid JSON (cut short?): delete it and rerun with --resume to redo that "
+                              "clip, or build without --resume into a new --out.")

@@ -191,7 +191,8 @@ def test_a_sheet_with_a_header_and_no_rows_is_an_error_naming_it(synth_casme2_ro
     ws = wb.active
     ws.delete_rows(2, ws.max_row)
     wb.save(sheet)
-    with pytest.raises(AnnotationSheetError, match=r"CASME2-coding-20140508\.xlsx: the header is on row 1 but no data"):
+    with pytest.raises(AnnotationSheetError, match=r"CASME2-coding-20140508\.xlsx: no data rows follow the header on "
+                                                   r"row 1; give the full annotation sheet"):
         load_dataset("casme2", root)
 
 

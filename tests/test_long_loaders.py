@@ -136,6 +136,37 @@ def test_samm_long_strict_and_wrong_sheet(samm_long_root, tmp_path):
         load_long_dataset("casme2", tmp_path)
 
 
+def _write_plain(layout, root, videos):
+    """Sheets without the layout's quirks, so a test's rows are only the ones it lists."""
+    for v in videos:
+        write_frames(layout, root, v, (np.full((8, 8, 3), 100, np.uint8) for _ in range(v["n_frames"])))
+    return write_sheets(layout, root, videos, quirks=False)[0]
+
+
+@pytest.mark.parametrize("layout,where", [("casme2_long", "in sheet 'CASMEcode_final'"),
+                                          ("samm_long", "follow the header on row 11")])
+def test_a_sheet_without_data_rows_is_refused(layout, where, tmp_path):
+    """Read as empty, its frame folders would be scored with no ground truth: F1 0.000 and exit 0."""
+    sheet = _write_plain(layout, tmp_path, [video_entry(layout, 0, 0, 5, [])])
+    with pytest.raises(AnnotationSheetError) as err:
+        load_long_dataset(layout, tmp_path)
+    assert str(err.value) == (f"{sheet.name}: no data rows {where}; give the full annotation sheet (this one is empty "
+                              "or cut short).")
+
+
+@pytest.mark.parametrize("layout,first_row", [("casme2_long", 1), ("samm_long", 12)])
+def test_a_repeated_interval_is_counted_once_and_reported(layout, first_row, tmp_path):
+    _write_plain(layout, tmp_path, [video_entry(layout, 0, 0, 60, [_e(5, 8, 12)] * 3 + [_e(20, 25, 30)])])
+    res = load_long_dataset(layout, tmp_path)
+    assert _spans(res.videos[0]) == [(4, 7, 11, "micro"), (19, 24, 29, "micro")]
+    assert [(s.row, s.reason) for s in res.skipped] == [
+        (first_row + k, f"duplicate: row {first_row} gives the same video, onset, apex and offset; the interval is "
+                        "counted once") for k in (1, 2)]
+    assert "2 expressions used" in res.summary() and "2 x duplicate" in res.summary()
+    with pytest.raises(AnnotationSheetError, match=rf"row {first_row + 1}: duplicate: row {first_row} gives"):
+        load_long_dataset(layout, tmp_path, strict=True)
+
+
 @pytest.mark.parametrize("flags,words", [
     (["--long", "--layout", "casme2"], "use --layout casme2_long or samm_long"),
     (["--layout", "samm_long"], "add --long"),

@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from assistant import cli
 from assistant.errors import ConfigError
 from eval.run import main
 from instruction_data.loaders import load_long_dataset
@@ -85,3 +86,62 @@ def test_a_video_that_cannot_be_read_counts_its_expressions_as_missed(long_root,
     per_video = spotting["per_video"][video.key]["overall"]
     assert per_video["tp"] == per_video["fp"] == 0 and per_video["fn"] == len(video.expressions)
     assert "could not be spotted" in (out / "report.md").read_text()
+
+
+def _error_line(capsys) -> str:
+    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("error: ")]
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_a_truncated_video_file_is_named_on_resume(straight, long_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(straight, out)
+    cut = sorted((out / "videos").glob("*.json"))[0]
+    cut.write_text(cut.read_text()[:40])  # half written
+    assert cli.main(["eval", "--task", "spotting", "--dataset", "casme2_long", "--root", str(long_root), "--out",
+                     str(out), "--resume", *FAST]) == 1
+    assert _error_line(capsys) == (f"error: {cut} is not valid JSON (cut short?): delete it and rerun with --resume to "
+                                   "spot that video again, or run without --resume into a new --out.")
+
+
+def test_a_sheet_without_data_rows_stops_the_eval(tmp_path, capsys):
+    """It used to score the frame folders with no ground truth: F1 0.000 and exit 0."""
+    import numpy as np
+
+    from instruction_data.long_layouts import video_entry, write_frames, write_sheets
+
+    video = video_entry("casme2_long", 0, 0, 5, [])
+    write_frames("casme2_long", tmp_path, video, (np.full((8, 8, 3), 100, np.uint8) for _ in range(5)))
+    (sheet,) = write_sheets("casme2_long", tmp_path, [video], quirks=False)
+    out = tmp_path / "out"
+    assert cli.main(["eval", "--task", "spotting", "--dataset", "casme2_long", "--root", str(tmp_path), "--out",
+                     str(out), *FAST]) == 1
+    assert _error_line(capsys) == (f"error: {sheet.name}: no data rows in sheet 'CASMEcode_final'; give the full "
+                                   "annotation sheet (this one is empty or cut short).")
+    assert not out.exists()
+
+
+def test_duplicated_rows_are_noted_and_scored_once(straight, long_root, tmp_path):
+    """51 copies of one row used to be 51 ground truths, 50 of them missed (F1 0.818 -> 0.029 on a real run)."""
+    from openpyxl import load_workbook
+
+    root = tmp_path / "dup"
+    shutil.copytree(long_root, root)
+    sheet = root / "CAS(ME)^2code_final(Updated).xlsx"
+    wb = load_workbook(sheet)
+    ws = wb["CASMEcode_final"]
+    first = [c.value for c in ws[1]]
+    for _ in range(50):
+        ws.append(first)
+    wb.save(sheet)
+    out = tmp_path / "out"
+    shutil.copytree(straight / "videos", out / "videos")  # the same spotted intervals, scored against the new sheet
+    assert main(["--task", "spotting", "--dataset", "casme2_long", "--root", str(root), "--out", str(out), "--resume",
+                 *FAST]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["this_invocation"]["videos_run"] == 0
+    assert m["spotting"]["pooled"] == _figures(straight)[0]["pooled"]
+    duplicates = [s for s in m["loader"]["skipped"] if s["reason"].startswith("duplicate: row 1 gives")]
+    assert len(duplicates) == 50 and "50 x duplicate" in m["loader"]["summary"]
+    assert "50 x duplicate" in (out / "report.md").read_text()

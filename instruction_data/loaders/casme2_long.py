@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from assistant.errors import AnnotationSheetError
-from instruction_data.loaders.common import RowContext, RowProblem, as_int, cell_text, find_sheet, norm
+from instruction_data.loaders.common import RowContext, RowProblem, as_int, cell_text, find_sheet, norm, require_rows
 from instruction_data.loaders.long_common import LongRows, VideoRef
 from instruction_data.long_records import LongLoadResult
 
@@ -144,11 +144,20 @@ def load(root: str | Path, strict: bool = False, sheet: str | Path | None = None
     book = _sheets(sheet_path)
     notes: list[str] = []
     if norm(CODE_SHEET) in book:
-        code_rows = book[norm(CODE_SHEET)]
+        code_rows, where = book[norm(CODE_SHEET)], f"in sheet {CODE_SHEET!r}"
     else:
-        first = next(iter(book))
-        code_rows = book[first]
+        code_rows, where = next(iter(book.values())), "in its first sheet"
         notes.append(f"no sheet named {CODE_SHEET!r}; the first sheet is read as the expression list")
+    data, blank = [], 0
+    for k, row in enumerate(code_rows):
+        cells = dict(zip(COLUMNS, row))
+        if all(cell_text(c) == "" for c in row):
+            blank += 1
+        elif k == 0 and as_int(cells.get("subject")) is None and not cell_text(cells.get("onset")).isdigit():
+            notes.append("row 1 is a header row, skipped (the official sheet has none)")
+        else:
+            data.append((k + 1, cells))
+    require_rows(data, sheet_path, where)
     for name in (RULE1_SHEET, RULE2_SHEET):
         if norm(name) not in book:
             raise AnnotationSheetError(f"{sheet_path.name} has no sheet {name!r}, which maps the sheet's names to "
@@ -171,16 +180,8 @@ def load(root: str | Path, strict: bool = False, sheet: str | Path | None = None
         folder = folders.find(code, video_code)
         return VideoRef(f"s{code}", folder.name if folder else f"{code}_{video_code}", folder)
 
-    blank = 0
-    for k, row in enumerate(code_rows):
-        cells = dict(zip(COLUMNS, row))
-        if all(cell_text(c) == "" for c in row):
-            blank += 1
-            continue
-        if k == 0 and as_int(cells.get("subject")) is None and not cell_text(cells.get("onset")).isdigit():
-            notes.append("row 1 is a header row, skipped (the official sheet has none)")
-            continue
-        rows.add(k + 1, cells, locate)
+    for row, cells in data:
+        rows.add(row, cells, locate)
     padded = sum(1 for row in code_rows if len(row) > 1 and isinstance(row[1], str) and row[1] != row[1].strip())
     if padded:
         notes.append(f"{padded} video name cell(s) padded with spaces, read without them")

@@ -113,10 +113,16 @@ def read_table(path: Path, aliases: dict[str, tuple[str, ...]], required: Iterab
         rows.append((header_idx + 2 + k, {f: row[j] for f, j in columns.items()}))
     if blank_rows:
         notes.append(f"{blank_rows} blank row(s) ignored")
-    if not rows:
-        raise AnnotationSheetError(f"{path.name}: the header is on row {header_idx + 1} but no data rows follow it; "
-                                   "is this the full annotation sheet?")
+    require_rows(rows, path, f"follow the header on row {header_idx + 1}")
     return SheetRows(path=path, header_row=header_idx + 1, rows=rows, notes=notes)
+
+
+def require_rows(rows: list, path: Path, where: str) -> None:
+    """A sheet without data rows is refused: read as empty it builds nothing, or scores every spotted interval as a
+    false positive, and exits 0."""
+    if not rows:
+        raise AnnotationSheetError(f"{path.name}: no data rows {where}; give the full annotation sheet (this one is "
+                                   "empty or cut short).")
 
 
 def frame_number(value: object) -> int | None:

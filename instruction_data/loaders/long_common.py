@@ -1,8 +1,9 @@
 """What the long-video sheet loaders share: one sheet row -> one `Expression` of a `LongVideo`, or a reported skip.
 
 Problems are written `"kind: detail"` like the short-clip loaders' (`common.py`): a skip drops the row (no onset,
-no frames, frames out of order, a type that is neither micro nor macro); a note keeps it (no apex, no offset, an
-unreadable AU, a type at odds with the 0.5 s rule). `strict=True` raises on the first of either.
+no frames, frames out of order, a type that is neither micro nor macro, the interval of an earlier row repeated);
+a note keeps it (no apex, no offset, an unreadable AU, a type at odds with the 0.5 s rule). `strict=True` raises on
+the first of either.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class LongRows:
         self.videos: dict[tuple[str, str], LongVideo] = {}
         self.skipped: list[SkippedRow] = []
         self._frames: dict[Path, _Frames] = {}
+        self._intervals: dict[tuple, int] = {}  # (subject, video, onset, apex, offset) -> the first row giving it
 
     def frames(self, folder: Path) -> _Frames:
         if folder not in self._frames:
@@ -91,10 +93,16 @@ class LongRows:
         return self.videos[key]
 
     def add(self, row: int, cells: dict, locate: Callable[[dict], VideoRef]) -> None:
-        """One sheet row; a problem becomes a reported skip (or, with strict, an error)."""
+        """One sheet row; a problem becomes a reported skip (or, with strict, an error). A repeated interval is
+        skipped: used again, it would be ground truth once per copy, and every copy but one a false negative."""
         try:
             ref = locate(cells)
             expression = self._expression(row, cells, ref)
+            first = self._intervals.setdefault(
+                (ref.subject, ref.video_id, expression.onset, expression.apex, expression.offset), row)
+            if first != row:
+                raise RowProblem(f"duplicate: row {first} gives the same video, onset, apex and offset; the interval "
+                                 "is counted once")
             self.video(ref).expressions.append(expression)
         except RowProblem as problem:
             _problem(self.ctx, row, str(problem))
