@@ -3,7 +3,7 @@
 The conclusion line written by `assistant.prompts.format_conclusion` is the primary source; when it is missing,
 the body is searched and the result is marked "inferred". Two different labels where one is expected are reported
 (`candidates`), never resolved by guessing; an answer with no label at all is "unparsable", which evaluation counts
-as wrong.
+as wrong. An answer that talks about AUs but whose conclusion lists none readable is "inferred", not "ok".
 """
 
 from __future__ import annotations
@@ -50,9 +50,17 @@ _EN_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, EMOTION_WORDS_EN), k
                     re.IGNORECASE)
 _ZH_RE = re.compile("|".join(sorted(map(re.escape, EMOTION_WORDS_ZH_ALL), key=len, reverse=True)))
 _AU_RE = re.compile(r"(?<![A-Za-z])AU\s*([LR])?\s*(\d{1,2})(?!\d)", re.IGNORECASE)
+# SAMM-style sided codes without "AU" (R14: the person's right AU14, the sides `AU.parse` keeps; an A-E intensity
+# letter may follow); "R2-D2" or "L1 cache" would match too, so they are read only inside an AU list
+_SIDED_AU = re.compile(r"(?<![A-Za-z0-9])([LR])(\d{1,2})[A-E]?(?![A-Za-z0-9])")
+# an AU list: what follows an "AUs:" key, run on over later lines that start with an AU code (blank lines between)
+_AU_LIST = re.compile(r"(?i:AUs|action units?|动作单元)\s*(?:[(（](?i:AUs?)[)）])?\s*[:：]"
+                      r"(?P<list>.*(?:\n(?:[ \t]*\n)*[ \t]*(?:[-•·]|\d+[.)、])?[ \t]*(?:AU\s*[LR]?\s*|[LR])\d.*)*)")
+# the answer talks about action units, so a conclusion without readable AUs is not "ok"
+_NAMES_AUS = re.compile(r"动作单元|(?i:action units?)|(?<![A-Za-z])AUs?(?![A-Za-z])")
+_SENTENCE_END = re.compile(r"(?<=[\n。！？])|(?<=[.!?])(?!\d)")  # "0.85" ends no sentence
 _EMOTION_KEY = re.compile(r"(micro[- ]?expression|emotion|expression|微表情|情绪|表情)\s*(?:label|类别)?\s*[:：]",
                           re.IGNORECASE)
-_AU_KEY = re.compile(r"(AUs|action units?|动作单元)\s*[:：]", re.IGNORECASE)
 _NONE_WORDS = re.compile(r"^\s*(none|no aus?|无|没有)\b", re.IGNORECASE)
 _MARKUP = re.compile(r"[*_`#>]+")
 # a negation at most two words before a label; in "not X but Y" only X is negated
@@ -64,12 +72,15 @@ _NEGATION = re.compile(r"\b(not|no|rather than|instead of|unlike|without)\s+((?!
 class ParsedAnswer:
     aus: list[int]
     emotion: str | None
-    status: str  # "ok" (from the conclusion line) | "inferred" (from the body) | "unparsable"
+    # "ok" (from the conclusion line) | "inferred" (from the body: no conclusion line, or the answer names AUs its
+    # conclusion does not list) | "unparsable"
+    status: str
     candidates: list[str] = field(default_factory=list)  # distinct labels found where one was expected
     out_of_scheme: bool = False  # a label was read but is not one of `scheme_classes`
     raw_label: str | None = None  # the word as written
     conclusion: str | None = None  # the conclusion line as written (markup kept), when one was found
     notes: list[str] = field(default_factory=list)
+    sides: dict[int, str] = field(default_factory=dict)  # the person's side of an AU written one-sided (R14: 14 -> "R")
 
 
 def _clean(text: str) -> str:
@@ -98,38 +109,45 @@ def _labels_in(segment: str, body: bool = False) -> list[tuple[str, str]]:
     return out
 
 
-def _aus_in(segment: str) -> list[int]:
-    return sorted({int(m.group(2)) for m in _AU_RE.finditer(segment)})
+def _aus_in(segment: str, listed: bool = True) -> tuple[list[int], dict[int, str]]:
+    """The AU codes, and the side of those whose sided mentions agree (L12 and R12 together name no single side).
+
+    Bare sided codes (R14) count in a `listed` segment, else only in sentences naming an AU code and in AU lists."""
+    lists = [segment] if listed else ([s for s in _SENTENCE_END.split(segment) if _AU_RE.search(s)]
+                                      + [m["list"] for m in _AU_LIST.finditer(segment)])
+    found = [m.groups() for m in _AU_RE.finditer(segment)] + [m.groups() for s in lists for m in _SIDED_AU.finditer(s)]
+    sides: dict[int, set[str]] = {}
+    for side, code in found:
+        if side:
+            sides.setdefault(int(code), set()).add(side.upper())
+    return sorted({int(code) for _, code in found}), {c: s.pop() for c, s in sides.items() if len(s) == 1}
 
 
 def _conclusion(text: str) -> tuple[str | None, str | None, str | None]:
     """The last line holding an emotion key: (line as written, AU part, emotion part); the parts are markup-free.
 
-    The AU part is what follows an "AUs:" key before the emotion key, or, without a key, that text when it names AU
-    codes ("Final answer: AU6 and AU12; Micro-expression: ..."); None sends the caller to an "AUs:" line above."""
-    for raw in reversed(text.splitlines()):
-        line = _clean(raw).strip()
-        m = _EMOTION_KEY.search(line)
+    The AU part is the AU list that runs up to the emotion key (`AUs: ...` on the line, or above it with its last
+    items possibly on it), or, without one, the text before the key when it names AU codes ("Final answer: AU6 and
+    AU12; Micro-expression: ..."); None sends the caller to an AU list elsewhere."""
+    raw_lines = text.splitlines()
+    lines = [_clean(x) for x in raw_lines]
+    for i in reversed(range(len(lines))):
+        m = _EMOTION_KEY.search(lines[i])
         if not m:
             continue
-        emotion_part = line[m.end():]
-        au_part = line[:m.start()]
-        k = _AU_KEY.search(au_part)
-        if k:
-            au_part = au_part[k.end():]
-        elif not _AU_RE.search(au_part):  # AU codes on the line count even without an "AUs:" key
-            au_part = None
-        return raw.strip(), au_part, emotion_part
+        head = "\n".join(lines[:i] + [lines[i][:m.start()]])
+        au_list = _last_au_list(head)
+        if au_list and not head[au_list.end():].strip():
+            au_part = au_list["list"]
+        else:  # AU codes on the line count even without an "AUs:" key
+            au_part = lines[i][:m.start()] if _AU_RE.search(lines[i][:m.start()]) else None
+        return raw_lines[i].strip(), au_part, lines[i][m.end():]
     return None, None, None
 
 
-def _last_au_line(text: str) -> str | None:
-    """The AU list when the conclusion puts it on its own line (`AUs: ...` above `Micro-expression: ...`)."""
-    for line in reversed([_clean(x) for x in text.splitlines()]):
-        k = _AU_KEY.search(line)
-        if k:
-            return line[k.end():]
-    return None
+def _last_au_list(text: str) -> re.Match | None:
+    matches = list(_AU_LIST.finditer(text))
+    return matches[-1] if matches else None
 
 
 def _in_scheme(label: str, scheme_classes: tuple[str, ...] | list[str] | None) -> bool:
@@ -142,41 +160,46 @@ def parse_answer(text: str, scheme_classes: tuple[str, ...] | list[str] | None =
     line, au_part, emotion_part = _conclusion(text)
     if line is not None:
         if au_part is None:
-            au_part = _last_au_line(text)
-        aus = [] if au_part is None or _NONE_WORDS.match(au_part) else _aus_in(au_part)
+            au_list = _last_au_list(_clean(text))
+            au_part = au_list["list"] if au_list else None
+        none = au_part is not None and bool(_NONE_WORDS.match(au_part))
+        aus, sides = ([], {}) if au_part is None or none else _aus_in(au_part)
         labels = _labels_in(emotion_part or "")
-        if labels:
-            return _result(labels, aus, "ok", line, scheme_classes)
+        if labels and (aus or none or not _NAMES_AUS.search(text)):
+            return _result(labels, aus, sides, "ok", line, scheme_classes)
+        if labels:  # "ok" would claim the AUs were read: take the body's, as without a conclusion line
+            return _result(labels, *_aus_in(_clean(text), listed=False), "inferred", line, scheme_classes,
+                           notes=["the answer names AUs its conclusion does not list"])
         notes = ["conclusion line names no known emotion"]
         parsed = _from_body(text, scheme_classes)
         parsed.conclusion, parsed.notes = line, notes + parsed.notes
         if au_part is not None:
-            parsed.aus = aus
+            parsed.aus, parsed.sides = aus, sides
         return parsed
     return _from_body(text, scheme_classes)
 
 
 def _from_body(text: str, scheme_classes) -> ParsedAnswer:
     body = _clean(text)
-    aus = _aus_in(body)
+    aus, sides = _aus_in(body, listed=False)
     # The last sentence that names an emotion is the model's verdict; earlier mentions are reasoning steps.
-    sentences = [s for s in re.split(r"(?<=[.!?。！？\n])", body) if s.strip()]
+    sentences = [s for s in _SENTENCE_END.split(body) if s.strip()]
     for sentence in reversed(sentences):
         labels = _labels_in(sentence, body=True)
         if labels:
-            return _result(labels, aus, "inferred", None, scheme_classes, notes=["no conclusion line"])
-    return ParsedAnswer(aus=aus, emotion=None, status="unparsable", notes=["no emotion label found"])
+            return _result(labels, aus, sides, "inferred", None, scheme_classes, notes=["no conclusion line"])
+    return ParsedAnswer(aus=aus, emotion=None, status="unparsable", notes=["no emotion label found"], sides=sides)
 
 
-def _result(labels: list[tuple[str, str]], aus: list[int], status: str, line: str | None, scheme_classes,
-            notes: list[str] | None = None) -> ParsedAnswer:
+def _result(labels: list[tuple[str, str]], aus: list[int], sides: dict[int, str], status: str, line: str | None,
+            scheme_classes, notes: list[str] | None = None) -> ParsedAnswer:
     notes = list(notes or [])
     if len(labels) > 1:
         return ParsedAnswer(aus=aus, emotion=None, status="unparsable", candidates=[lab for lab, _ in labels],
-                            conclusion=line, notes=notes + ["two or more candidate labels"])
+                            conclusion=line, notes=notes + ["two or more candidate labels"], sides=sides)
     label, word = labels[0]
     out = not _in_scheme(label, scheme_classes)
     if out:
         notes.append(f"label {label!r} is outside the scheme")
     return ParsedAnswer(aus=aus, emotion=label, status=status, out_of_scheme=out, raw_label=word, conclusion=line,
-                        notes=notes)
+                        notes=notes, sides=sides)

@@ -21,6 +21,13 @@ ZH_FULL = """1. 运动分析：双侧脸颊有中等强度的橙黄色运动，�
 3. 推理：AU6与AU12组合是微笑的典型特征。
 动作单元: AU6, AU12; 微表情: 快乐"""
 
+# the published MELLM model's layout: a full-width AU list that runs over a blank line
+MELLM_ZH = """面部动作单元 (AUs)：AU1：眉毛抬起；AU6：脸颊上提；
+
+AU17：嘴唇紧闭
+
+微表情：悲伤"""
+
 CASES = [
     # (name, text, aus, emotion, status, candidates)
     ("english full answer", EN_FULL, [6, 12], "happiness", "ok", []),
@@ -52,6 +59,22 @@ CASES = [
      [6, 12], "happiness", "ok", []),
     ("not X but Y", "AUs: AU4, AU10; Micro-expression: not happiness but disgust", [4, 10], "disgust", "ok", []),
     ("chinese AUs without a key", "分析略。\n结论：AU1、AU2；微表情：惊讶", [1, 2], "surprise", "ok", []),
+    ("MELLM list over paragraphs", MELLM_ZH, [1, 6, 17], "sadness", "ok", []),
+    ("MELLM list with its last item on the conclusion line",
+     "面部动作单元 (AUs)：AU1：眉毛抬起；AU2：眉毛外侧抬起；\n\nAU5：上眼睑抬起；微表情：惊讶", [1, 2, 5],
+     "surprise", "ok", []),
+    ("MELLM list, then prose, then the label", MELLM_ZH.replace("\n\n微表情", "\n\n推理：嘴唇紧闭。\n微表情"),
+     [1, 6, 17], "sadness", "ok", []),
+    ("bare codes in prose before a conclusion", "R2-D2 sat on A4 paper beside an L1 cache.\nAUs: AU6, AU12; "
+     "Micro-expression: happiness", [6, 12], "happiness", "ok", []),
+    ("bare codes in prose without a conclusion", "R2-D2 sat on A4 paper. The L1 cache is warm. AU12 pulls the "
+     "mouth corners up: happiness.", [12], "happiness", "inferred", []),
+    ("AUs named, none readable", "面部动作单元 (AUs)：眉毛抬起，嘴唇紧闭\n\n微表情：惊讶", [], "surprise",
+     "inferred", []),
+    ("action units named, none readable", "Action units: inner brow raiser.\nMicro-expression: surprise", [],
+     "surprise", "inferred", []),
+    ("AUs only in the body", "Analysis: AU6 and AU12 are active.\nMicro-expression: happiness", [6, 12],
+     "happiness", "inferred", []),
 ]
 
 
@@ -95,3 +118,33 @@ def test_conclusion_in_markdown_is_the_line_as_written(last):
     assert parsed.status == "ok" and parsed.emotion == "happiness" and parsed.aus == [6, 12]
     assert parsed.conclusion == last
     assert "Micro-expression" not in text.rsplit(parsed.conclusion, 1)[0]
+
+
+@pytest.mark.parametrize("text", [
+    "Reasoning.\nConclusion: AU4 and AU7 are active, together with R14. Micro-expression: contempt",
+    "AU4 and AU7 are active, together with R14, which reads as contempt.",
+    "AUs: AU4, AU7, R14; Micro-expression: contempt",
+])
+def test_sided_codes_in_an_au_list_keep_their_side(text):
+    parsed = parse_answer(text)
+    assert (parsed.aus, parsed.sides, parsed.emotion) == ([4, 7, 14], {14: "R"}, "contempt")
+
+
+def test_sides_only_where_the_sided_mentions_agree():
+    parsed = parse_answer("AUs: L12, R12, L14, AU14; Micro-expression: contempt")
+    assert (parsed.aus, parsed.sides, parsed.status) == ([12, 14], {14: "L"}, "ok")
+
+
+def test_bare_codes_outside_an_au_list_are_no_aus():
+    parsed = parse_answer("R2-D2 sat on A4 paper; an L1 cache and R14 are here.\nMicro-expression: happiness")
+    assert (parsed.aus, parsed.sides, parsed.status) == ([], {}, "ok")
+
+
+def test_au_talk_without_readable_aus_is_not_ok():
+    """Status "ok" says the AUs were read; an answer naming action units it does not list is flagged instead."""
+    for text in ("面部动作单元 (AUs)：眉毛抬起\n微表情：惊讶",
+                 "The action units are unclear.\nMicro-expression: surprise"):
+        parsed = parse_answer(text)
+        assert (parsed.aus, parsed.emotion) == ([], "surprise") and parsed.status != "ok", text
+        assert "the answer names AUs its conclusion does not list" in parsed.notes
+    assert parse_answer("AUs: none; Micro-expression: surprise").status == "ok"  # an empty list said outright
