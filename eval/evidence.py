@@ -90,40 +90,48 @@ class FoldPredictions:
         return make_evidence(list(probs), list(probs.values()), f"{self.model} (fold {fold}, held out)")
 
 
+UNTRAINED = ("rules", "blendshapes", "fusion")  # nothing is fitted per fold: one detector serves every protocol
+TRAINED = ("aullm", "microau_clip")  # a checkpoint trained elsewhere, or the folds of a `meu train au` run
+
+
 class EvidenceSource:
     """`evidence(key, analysis)` for every sample of one run."""
 
     def __init__(self, detector: str, protocol: str, motion_config, aullm_checkpoint: str | None = None,
-                 au_run: str | None = None):
+                 au_run: str | None = None, microau_clip_checkpoint: str | None = None):
         self.fold_predictions = None
         self.detector = None
-        if detector == "rules":
-            self.detector = get_detector("rules", motion_config=motion_config)
-            self.description = "rules (no training: identical under every protocol)"
-        elif detector == "aullm" and au_run:
+        checkpoint = {"aullm": aullm_checkpoint, "microau_clip": microau_clip_checkpoint}.get(detector)
+        if detector in UNTRAINED:
+            kwargs = {} if detector == "blendshapes" else {"motion_config": motion_config}
+            self.detector = get_detector(detector, **kwargs)
+            self.description = f"{detector} (no training: identical under every protocol)"
+        elif detector in TRAINED and au_run:
             if protocol not in ("loso", "cross"):
                 raise ConfigError(f"--au-run holds held-out predictions of models trained on this dataset's other "
                                   f"subjects: use it with --protocol loso (or cross), not {protocol}; for {protocol} "
-                                  "give --aullm-checkpoint of a model trained on another dataset.")
+                                  f"give --{detector.replace('_', '-')}-checkpoint of a model trained on another "
+                                  "dataset.")
             self.fold_predictions = FoldPredictions(au_run)
             wanted = protocol
             if self.fold_predictions.protocol != wanted:
                 raise ConfigError(f"{au_run} is a {self.fold_predictions.protocol} training run; the {protocol} "
                                   f"protocol needs a {wanted} run.")
             self.description = f"{self.fold_predictions.model}, held-out predictions of each fold of {au_run}"
-        elif detector == "aullm" and aullm_checkpoint:
+        elif detector in TRAINED and checkpoint:
             if protocol == "loso":
                 raise ConfigError(
-                    "LOSO with --detector aullm needs --au-run (the --out folder of `meu train au --protocol loso`): "
-                    "one checkpoint was trained on the test subjects too. Use --au-run, or the zero-shot protocol "
-                    "with a checkpoint trained on another dataset.")
-            self.detector = get_detector("aullm", checkpoint=aullm_checkpoint)
-            self.description = f"aullm checkpoint {aullm_checkpoint}"
-        elif detector == "aullm":
-            raise ConfigError("--detector aullm needs --aullm-checkpoint (a trained AU-LLM folder) or --au-run (a "
+                    f"LOSO with --detector {detector} needs --au-run (the --out folder of `meu train au --protocol "
+                    "loso`): one checkpoint was trained on the test subjects too. Use --au-run, or the zero-shot "
+                    "protocol with a checkpoint trained on another dataset.")
+            self.detector = get_detector(detector, checkpoint=checkpoint)
+            self.description = f"{detector} checkpoint {checkpoint}"
+        elif detector in TRAINED:
+            flag = f"--{detector.replace('_', '-')}-checkpoint"
+            raise ConfigError(f"--detector {detector} needs {flag} (a trained model folder) or --au-run (a "
                               "`meu train au` output folder).")
         else:
-            raise ConfigError(f"Unknown detector {detector!r}; use rules or aullm.")
+            raise ConfigError(f"Unknown detector {detector!r}; use one of {', '.join(UNTRAINED + TRAINED)}.")
 
     def check_keys(self, keys: list[str]) -> None:
         """Fail early when clips with readable AU labels (all of which `meu train au` scores) have no prediction."""

@@ -47,7 +47,7 @@ DEFAULT_CLASSES = {"casme2": "5", "samm": "3", "dfme": "7", "casme3": "3"}
 # settings a resumed run may change without changing any result
 # (batched greedy answers equal unbatched ones token for token: tests/test_vlm_batched.py)
 _RESUME_FREE = {"resume", "workers", "progress", "threads", "out", "batch_size"}
-_PATHS = ("root", "aullm_checkpoint", "au_run", "vlm_base", "vlm_adapter")
+_PATHS = ("root", "aullm_checkpoint", "microau_clip_checkpoint", "au_run", "vlm_base", "vlm_adapter")
 
 
 @dataclass
@@ -56,7 +56,9 @@ class EvalConfig:
     root: str = field(default="", metadata={"help": "dataset folder holding the annotation sheet(s) and frames"})
     protocol: str = field(default="zero-shot", metadata={"help": "evaluation protocol", "choices": list(PROTOCOLS)})
     reasoner: str = field(default="template", metadata={"help": "reasoner backend", "choices": ["template", "vlm"]})
-    detector: str = field(default="rules", metadata={"help": "AU detector backend", "choices": ["rules", "aullm"]})
+    detector: str = field(default="rules", metadata={
+        "help": "AU detector backend: rules, blendshapes and fusion need no training; aullm and microau_clip need a "
+                "checkpoint or --au-run", "choices": ["rules", "blendshapes", "fusion", "aullm", "microau_clip"]})
     classes: str | None = field(default=None, metadata={
         "help": "emotion scheme: 3 (MEGC), 5 (CASME II), 7 (DFME); default: the dataset's", "choices": ["3", "5", "7"]})
     out: str = field(default="outputs/eval", metadata={"help": "output folder"})
@@ -67,6 +69,8 @@ class EvalConfig:
     compensation: str = field(default="register", metadata={"help": "head-motion compensation"})
     language: str = field(default="en", metadata={"help": "answer language", "choices": ["en", "zh"]})
     aullm_checkpoint: str | None = field(default=None, metadata={"help": "AU-LLM checkpoint folder (not for loso)"})
+    microau_clip_checkpoint: str | None = field(default=None, metadata={
+        "help": "Micro-AU CLIP checkpoint folder (not for loso)"})
     au_run: str | None = field(default=None, metadata={
         "help": "`meu train au` output folder: per-fold held-out AU-LLM predictions (loso, cross)"})
     source_dataset: str | None = field(default=None, metadata={
@@ -321,12 +325,13 @@ def run(config: EvalConfig) -> dict:
     shard.wait_for_everyone()  # every process has checked the folder before any writes to it
     if shard.is_main:
         write_json(out / "run_config.json", dataclasses.asdict(config))
-    if config.detector == "aullm" and config.aullm_checkpoint:
+    checkpoint = {"aullm": config.aullm_checkpoint, "microau_clip": config.microau_clip_checkpoint}.get(config.detector)
+    if checkpoint:
         from eval.evidence import check_unseen
 
-        check_unseen(config.aullm_checkpoint, config.dataset, sorted({s.subject for s in samples}))
+        check_unseen(checkpoint, config.dataset, sorted({s.subject for s in samples}))
     evidence_source = EvidenceSource(config.detector, config.protocol, config.motion_config(),
-                                     config.aullm_checkpoint, config.au_run)
+                                     config.aullm_checkpoint, config.au_run, config.microau_clip_checkpoint)
     evidence_source.check_keys([s.key for s in samples if s.true_aus is not None])
     reasoner = _reasoner(config, shard.device)
     predictions = shard.log(out)
@@ -402,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     calibration.add_argument(parser)
     config, ns = parse_config(EvalConfig, argv, "meu eval", __doc__.splitlines()[0], parser=parser)
     calibration.apply(ns)
-    if config.detector == "aullm" or config.reasoner == "vlm":
+    if config.detector in ("aullm", "microau_clip") or config.reasoner == "vlm":
         import torch
 
         torch.set_num_threads(config.threads)

@@ -208,3 +208,26 @@ def test_dfme_submission_lists_every_sheet_clip(synth_dfme_root, tmp_path):
     lines = (out / "submission_test_a.csv").read_text().splitlines()
     assert len(lines) - 1 == _sheet_rows(root / "DFME_test_A_full_with_AU.xlsx")
     assert f"{gone.name}," in lines
+
+
+def test_eval_reaches_every_detector_the_readme_names(synth_casme2_root, tmp_path, capsys):
+    """rules, blendshapes and fusion need no training and run under any protocol; aullm and microau_clip need a
+    checkpoint (or --au-run), and say so."""
+    from assistant import cli
+    from assistant.errors import ConfigError
+    from assistant.motion.analyze import MotionConfig
+    from eval.evidence import EvidenceSource
+
+    with pytest.raises(SystemExit):
+        cli.main(["eval", "--help"])
+    assert "{rules,blendshapes,fusion,aullm,microau_clip}" in capsys.readouterr().out.replace("\n", "").replace(" ", "")
+    for name in ("blendshapes", "fusion"):
+        assert EvidenceSource(name, "loso", MotionConfig()).description.startswith(f"{name} (no training")
+    with pytest.raises(ConfigError, match="--detector microau_clip needs --microau-clip-checkpoint"):
+        EvidenceSource("microau_clip", "zero_shot", MotionConfig())
+    out = tmp_path / "fusion"
+    assert main(["--dataset", "casme2", "--root", str(synth_casme2_root), "--detector", "fusion", "--out", str(out),
+                 *FAST]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["counts"]["usable"] > 0 and metrics["counts"]["failed"] == 0
+    assert metrics["run"]["detector"] == "fusion"
