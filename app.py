@@ -28,7 +28,15 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from assistant import calibration  # noqa: E402
-from assistant.errors import ClipTooLargeError, ClipTooShortError, MEUError, NoFaceError, UnreadableClipError  # noqa: E402
+from assistant.errors import (  # noqa: E402
+    ClipTooLargeError,
+    ClipTooShortError,
+    ConfigError,
+    FrameIndexError,
+    MEUError,
+    NoFaceError,
+    UnreadableClipError,
+)
 from assistant.files import save_png  # noqa: E402
 from assistant.motion.mmc import draw_landmarks, with_legend  # noqa: E402
 from assistant.motion.regions import region_masks  # noqa: E402
@@ -480,7 +488,11 @@ def long_video_view(assistant: Assistant, concurrency: int = 1) -> LongView:
         if not spotted or not spotted["intervals"]:
             yield ("Spot a long video first.",) + cleared
             return
-        number = int((evt.row_value or [evt.index[0] + 1])[0])
+        try:
+            number = interval_number(evt.row_value, evt.index, len(spotted["intervals"]))
+        except MEUError as err:
+            yield (f"⚠️ **Error:** {err}",) + cleared
+            return
         interval = spotted["intervals"][number - 1]
         where = f"interval {number} ({interval.kind}, frames {interval.onset}-{interval.offset}, apex {interval.apex})"
         yield (f"Analysing {where}…",) + cleared
@@ -553,6 +565,33 @@ def build_ui(assistant: Assistant, examples_dir: str | Path | None = None, concu
     return demo
 
 
+def interval_number(row_value, index, n: int) -> int:
+    """The table row a click names (its "#" cell, else its position), checked: a crafted event must not analyse
+    another interval or reach the client as a raw exception."""
+    try:
+        number = int((row_value or [index[0] + 1])[0])
+    except (TypeError, ValueError, IndexError):
+        raise FrameIndexError(f"The clicked row {row_value!r} names no interval; click one of the table's rows "
+                              f"(1 to {n}).") from None
+    if not 1 <= number <= n:
+        raise FrameIndexError(f"There is no interval {number}; click one of the table's rows (1 to {n}).")
+    return number
+
+
+def check_server_settings(ns) -> None:
+    """The server's own flags, checked before anything starts: 0 workers hang every request, 0 sessions answer
+    every request with HTTP 500, and a port outside 1-65535 ends in a socket traceback."""
+    if ns.concurrency < 1:
+        raise ConfigError(f"--concurrency {ns.concurrency} must be at least 1 (analyses run at the same time).")
+    if ns.queue_size < 1:
+        raise ConfigError(f"--queue-size {ns.queue_size} must be at least 1 (requests waiting).")
+    if ns.max_sessions < 1:
+        raise ConfigError(f"--max-sessions {ns.max_sessions} must be at least 1 (sessions kept for follow-up "
+                          "questions).")
+    if not 1 <= ns.port <= 65535:
+        raise ConfigError(f"--port {ns.port} must lie between 1 and 65535.")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="meu app", description="Start the MEU Assistant chat app (Gradio).")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
@@ -565,6 +604,7 @@ def main(argv: list[str] | None = None) -> int:
                              "is dropped first (default: 256)")
     calibration.add_argument(parser)
     config, ns = parse_assistant_config(argv, parser)
+    check_server_settings(ns)
     calibration.apply(ns)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     assistant = Assistant(config)

@@ -135,3 +135,30 @@ def test_refused_requests_log_one_line_and_no_traceback(client, app_server, bad_
     line = next(x for x in log.splitlines()[::-1] if "refused API analysis" in x)
     assert " INFO " in line and "renamed.mp4" in line
     assert "Traceback" not in log
+
+
+def test_a_crafted_long_tab_row_names_no_other_interval():
+    """Row numbers 0, -3 or past the table, or a cell that is no number, are refused with a sentence (they used to
+    analyse another interval, labelled "interval -3", or send a raw exception to the client)."""
+    from app import interval_number
+    from assistant.errors import FrameIndexError
+
+    assert interval_number([2, "micro"], [1, 0], 3) == 2 and interval_number(None, [2, 0], 3) == 3
+    for row in ([0], [-3], [999]):
+        with pytest.raises(FrameIndexError, match=rf"There is no interval {row[0]}; click one of the table's rows "
+                                                  r"\(1 to 3\)"):
+            interval_number(row, [0, 0], 3)
+    with pytest.raises(FrameIndexError, match=r"The clicked row \['abc'\] names no interval"):
+        interval_number(["abc"], [0, 0], 3)
+
+
+@pytest.mark.parametrize("flag,value,says", [
+    ("--concurrency", "0", "--concurrency 0 must be at least 1 (analyses run at the same time)."),
+    ("--max-sessions", "0", "--max-sessions 0 must be at least 1 (sessions kept for follow-up questions)."),
+    ("--queue-size", "0", "--queue-size 0 must be at least 1 (requests waiting)."),
+    ("--port", "99999", "--port 99999 must lie between 1 and 65535.")])
+def test_impossible_server_settings_are_one_line_before_the_server_starts(flag, value, says):
+    run = subprocess.run([sys.executable, "-m", "assistant.cli", "app", flag, value], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 1
+    assert [ln for ln in run.stderr.splitlines() if ln.startswith("error: ")] == [f"error: {says}"]
