@@ -20,6 +20,7 @@ import argparse  # noqa: E402
 import hashlib  # noqa: E402
 import logging  # noqa: E402
 import shutil  # noqa: E402
+import signal  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
@@ -69,6 +70,7 @@ class SessionFiles:
         self.root = self.cache_dir / "meu-sessions"
         self._kept = kept
         self._held: dict[str, set[str]] = {}  # upload path -> sessions / requests holding it
+        self._seen: set[str] = set()  # every upload this server held: removed at shutdown
         self._refusals: dict[str, str] = {}  # removed upload path -> why it was refused
         self._lock = threading.Lock()
 
@@ -89,6 +91,7 @@ class SessionFiles:
                 if p in self._refusals and not Path(p).exists():
                     raise MEUError(self._refusals[p])
                 self._held.setdefault(p, set()).add(key)
+                self._seen.add(p)
 
     def release(self, session: str | None, *paths: str | None, refused: MEUError | None = None) -> list[str]:
         """`session` is done with these uploads; a refused upload is removed unless another holder still uses it."""
@@ -118,24 +121,49 @@ class SessionFiles:
         shutil.rmtree(self.root / key, ignore_errors=True)
         log.info("session ended: its folder and %d upload(s) removed", removed)
 
-    def _remove(self, path: str) -> bool:
+    def close(self, examples: Iterable[str] = ()) -> None:
+        """The server stops (Ctrl+C or SIGTERM): every upload it held, every session folder, the examples' copies and
+        whatever else Gradio wrote for the page (`examples`) go, and the empty spool files the upload route leaves at
+        the cache's top level."""
+        with self._lock:
+            for p in self._seen | set(self._kept()) | set(examples):
+                self._remove(p, keep_examples=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+        if self.cache_dir.is_dir():
+            for f in self.cache_dir.glob("tmp*"):
+                if f.is_file() and f.stat().st_size == 0:
+                    f.unlink(missing_ok=True)
+            for folder in self.cache_dir.iterdir():
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+        log.info("server stopped: its uploads and session folders removed from %s", self.cache_dir)
+
+    def _remove(self, path: str, keep_examples: bool = True) -> bool:
         p = Path(path)
         try:
             inside = p.resolve().is_relative_to(self.cache_dir)
         except OSError:
             return False
-        kept = set(self._kept())
+        kept = set(self._kept()) if keep_examples else set()
         if not inside or path in kept or str(p.resolve()) in kept or not p.is_file():
             return False
         p.unlink(missing_ok=True)
         return True
 
     def sweep(self, age_s: float = CACHE_AGE_S) -> None:
-        """Session folders left by a server that was killed (no unload, no shutdown sweep), once they are old."""
+        """What a server killed with SIGKILL left (no unload, no shutdown sweep): session folders and uploads older
+        than `age_s`, at the next start rather than at Gradio's first age sweep. Younger files may belong to another
+        server sharing the cache."""
         if self.root.is_dir():
             for folder in self.root.iterdir():
                 if time.time() - folder.stat().st_mtime > age_s:
                     shutil.rmtree(folder, ignore_errors=True)
+        if self.cache_dir.is_dir():
+            for folder in self.cache_dir.iterdir():
+                if folder != self.root and folder.is_dir():
+                    for f in folder.iterdir():
+                        if f.is_file() and time.time() - f.stat().st_mtime > age_s:
+                            self._remove(str(f))
 
 
 def _refused(what: str, err: MEUError) -> None:
@@ -251,7 +279,8 @@ def _keep_upload_path(image) -> None:
     image.preprocess = preprocess
 
 
-def build_app(assistant: Assistant, examples_dir: str | Path | None = None, concurrency: int = 1):
+def build_app(assistant: Assistant, examples_dir: str | Path | None = None, concurrency: int = 1,
+              files: SessionFiles | None = None):
     """The gr.Blocks UI. `concurrency` bounds simultaneous analyses (CPU-bound); follow-ups share that limit."""
     import gradio as gr  # imported here so that `--help` answers at once
     from gradio.utils import get_upload_folder
@@ -262,9 +291,11 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
              sorted(examples_dir.glob("*_onset.png"))] if examples_dir and examples_dir.is_dir() else []
 
     with gr.Blocks(title="MEU Assistant", delete_cache=(CACHE_SWEEP_S, CACHE_AGE_S)) as demo:
-        files = SessionFiles(get_upload_folder(), kept=lambda: {p for b in demo.blocks.values()
-                                                              for p in getattr(b, "keep_in_cache", ())})
+        if files is None:
+            files = SessionFiles(get_upload_folder(), kept=lambda: {p for b in demo.blocks.values()
+                                                                  for p in getattr(b, "keep_in_cache", ())})
         files.sweep()
+        demo.session_files = files  # the page around it and `main` share it
         result_state = gr.State(None, time_to_live=CACHE_AGE_S)  # a slim copy of the result (Result.for_chat)
         mode_state = gr.State("video")
         gr.Markdown("# MEU Assistant\nMicro-expression understanding: upload a short face clip, get the motion map, "
@@ -427,7 +458,7 @@ def _spot_summary(result, path: str) -> str:
     return text + (" Click a row of the table to analyse that interval." if result.intervals else "")
 
 
-def long_video_view(assistant: Assistant, concurrency: int = 1) -> LongView:
+def long_video_view(assistant: Assistant, files: SessionFiles, concurrency: int = 1) -> LongView:
     """The Long video tab's components and events (built inside the caller's tab)."""
     import gradio as gr
     import pandas as pd
@@ -466,18 +497,24 @@ def long_video_view(assistant: Assistant, concurrency: int = 1) -> LongView:
     outputs = [status, timeline, table, spotted_state, analysis_status, mmc, aus, emotion, chatbot, result_state]
     cleared = (None, "", "", [], None)
 
-    def spot(path, progress=gr.Progress()):  # noqa: B008 - Gradio's way to ask for a progress bar
+    def spot(path, request, progress=gr.Progress()):  # noqa: B008 - Gradio's way to ask for a progress bar
+        """The upload is held for the session (its intervals are analysed from it later) and removed when the
+        session ends; a refused one is removed at once."""
         empty = pd.DataFrame(columns=INTERVAL_COLUMNS)
         if not path:
             return ("Upload a long video first.", None, empty, None, "") + cleared
+        session = request.session_hash if request else None
         try:
+            files.hold(session, path)
             result = spot_long_video(path, assistant.config.max_long_video_s,
                                      progress=lambda done, total: progress((done, total), desc="Spotting",
                                                                            unit="frames"))
         except MEUError as err:
+            files.release(session, path, refused=err)
             return (f"⚠️ **Error:** {err}", None, empty, None, "") + cleared
         except Exception as err:  # keep the app up; the traceback goes to the server log
             log.exception("spotting failed")
+            files.release(session, path, refused=MEUError(f"spotting failed ({type(err).__name__})"))
             return (f"⚠️ **Unexpected error** ({type(err).__name__}: {err}); details are in the server log.", None,
                     empty, None, "") + cleared
         table_value = pd.DataFrame(interval_rows(result), columns=INTERVAL_COLUMNS)
@@ -513,9 +550,10 @@ def long_video_view(assistant: Assistant, concurrency: int = 1) -> LongView:
         except MEUError as err:
             yield (f"⚠️ **Error:** {err}",) + cleared
 
-    # Gradio passes the clicked cell to a parameter annotated gr.SelectData; gradio is imported in this function,
-    # so the (postponed, string) annotation is resolved here
+    # Gradio passes the clicked cell to a parameter annotated gr.SelectData and the request to one annotated
+    # gr.Request; gradio is imported in this function, so the (postponed, string) annotations are resolved here
     analyse.__annotations__["evt"] = gr.SelectData
+    spot.__annotations__["request"] = gr.Request
 
     ask = _chat_handler(assistant, "Analyse an interval first: click a row of the table.")
 
@@ -541,7 +579,7 @@ def build_ui(assistant: Assistant, examples_dir: str | Path | None = None, concu
             with gr.Tab("Short clip", id="clip"):
                 clip_app.render()
             with gr.Tab("Long video", id="long", elem_id="long-tab"):
-                long_view = long_video_view(assistant, concurrency)
+                long_view = long_video_view(assistant, clip_app.session_files, concurrency)
         video = next(b for b in clip_app.blocks.values() if getattr(b, "elem_id", None) == "video-input")
         routed = gr.State(False)
 
@@ -554,14 +592,17 @@ def build_ui(assistant: Assistant, examples_dir: str | Path | None = None, concu
                 return gr.skip(), gr.skip(), False
             return gr.Tabs(selected="long"), path, True
 
-        def spot_routed(was_routed, path, progress=gr.Progress()):  # noqa: B008
+        def spot_routed(was_routed, path, request, progress=gr.Progress()):  # noqa: B008
             if not was_routed:
                 return (gr.skip(),) * len(long_view.outputs)
-            return long_view.spot(path, progress)
+            return long_view.spot(path, request, progress)
+
+        spot_routed.__annotations__["request"] = gr.Request
 
         video.upload(route, video, [views, long_view.file, routed], api_visibility="private").then(
             spot_routed, [routed, long_view.file], long_view.outputs, api_visibility="private",
             concurrency_limit=concurrency, concurrency_id="work")
+    demo.session_files = clip_app.session_files
     return demo
 
 
@@ -576,6 +617,10 @@ def interval_number(row_value, index, n: int) -> int:
     if not 1 <= number <= n:
         raise FrameIndexError(f"There is no interval {number}; click one of the table's rows (1 to {n}).")
     return number
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def check_server_settings(ns) -> None:
@@ -612,13 +657,20 @@ def main(argv: list[str] | None = None) -> int:
     demo = build_ui(assistant, ns.examples, ns.concurrency)
     demo.queue(max_size=ns.queue_size, default_concurrency_limit=ns.concurrency)
     examples = Path(ns.examples)
+    # SIGTERM (a service manager, `docker stop`, `kill`) takes the path Ctrl+C takes, so Gradio's shutdown empties
+    # its cache; the default action would end the process with every upload left on disk
+    signal.signal(signal.SIGTERM, _interrupt)
     print(f"MEU Assistant: http://{ns.host}:{ns.port}/  (backends: "
           + ", ".join(f"{k}={v}" for k, v in assistant.backends().items()) + ")", flush=True)
-    demo.launch(server_name=ns.host, server_port=ns.port, share=False, show_error=True, inbrowser=False,
-                # larger uploads are refused before they are stored; short clips still stop at max_upload_mb
-                max_file_size=int(max(config.max_upload_mb, config.max_long_upload_mb) * 2**20),
-                state_session_capacity=ns.max_sessions,
-                allowed_paths=[str(examples)] if examples.is_dir() else None, footer_links=["api"])
+    try:
+        demo.launch(server_name=ns.host, server_port=ns.port, share=False, show_error=True, inbrowser=False,
+                    # larger uploads are refused before they are stored; short clips still stop at max_upload_mb
+                    max_file_size=int(max(config.max_upload_mb, config.max_long_upload_mb) * 2**20),
+                    state_session_capacity=ns.max_sessions,
+                    allowed_paths=[str(examples)] if examples.is_dir() else None, footer_links=["api"])
+    finally:  # the files Gradio made for the page: the examples' copies and what its components wrote
+        demo.session_files.close({p for b in demo.blocks.values() for p in getattr(b, "keep_in_cache", ())}
+                                 | {p for made in demo.temp_file_sets for p in made})
     return 0
 
 

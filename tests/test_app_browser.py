@@ -166,3 +166,28 @@ def test_long_video_is_spotted_then_one_interval_analysed(page, app_server, long
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app_long_video.png"), full_page=True)
     assert app_server.process.poll() is None
+
+
+def test_a_long_video_upload_goes_when_its_tab_closes(browser, app_server):
+    """The Long video tab holds its upload for the session (its intervals are analysed from it) and removes it when
+    the session ends, as the Short clip tab does."""
+    import time
+
+    from playwright.sync_api import expect
+
+    from instruction_data.long_synth import LongSpec, make_long_video, write_long_video
+
+    video = make_long_video(LongSpec(seconds=4, fps=30, frame_size=(320, 240), face_height_frac=0.7, n_micro=1,
+                                     n_macro=0, n_speech=0, n_head_turns=0, seed=6))
+    path = write_long_video(video, app_server.cache.parent / "goodbye.mp4")
+    page = _open(browser, app_server)
+    page.get_by_role("tab", name="Long video").click()
+    page.locator("#long-video-input input[type=file]").set_input_files(str(path))
+    expect(page.locator("#long-status")).to_contain_text("Spotted", timeout=TIMEOUT_MS)
+    (copy,) = app_server.cache.rglob("goodbye.mp4")
+    page.close()
+    deadline = time.monotonic() + 30
+    while copy.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not copy.exists(), "the Long video upload outlived its tab"
+    assert "session ended: its folder and 1 upload(s) removed" in app_server.log()

@@ -162,3 +162,34 @@ def test_impossible_server_settings_are_one_line_before_the_server_starts(flag, 
                          timeout=120)
     assert run.returncode == 1
     assert [ln for ln in run.stderr.splitlines() if ln.startswith("error: ")] == [f"error: {says}"]
+
+
+def test_sigterm_empties_the_cache_and_a_start_sweeps_what_a_kill_left(tmp_path):
+    """A SIGKILLed server's old uploads go at the next start (younger ones may be another server's, and stay);
+    SIGTERM takes Ctrl+C's path, and the server removes every upload it held, its session folders, the examples'
+    copies and the upload route's empty spool files."""
+    import os
+    import signal
+    import time
+
+    from app_server import start_app
+    from gradio_client import Client, handle_file
+
+    left = tmp_path / "gradio-cache" / "0123abcd"
+    left.mkdir(parents=True)
+    old, young = left / "old_upload.mp4", left / "young_upload.mp4"
+    for f in (old, young):
+        f.write_bytes(b"\0" * 1000)
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    with start_app(tmp_path) as server:
+        assert not old.exists() and young.exists()
+        client = Client(server.url, verbose=False)
+        client.predict(handle_file(str(server.examples / "happiness_AU6_AU12.mp4")), None, None, "en",
+                       api_name="/analyze")
+        assert any(p.is_file() and p.suffix == ".mp4" for p in server.cache.rglob("*"))
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(timeout=60)
+        assert server.process.returncode == 0
+    assert [p for p in server.cache.rglob("*") if p.is_file()] == [young], list(server.cache.rglob("*"))
+    assert "server stopped: its uploads and session folders removed" in server.log()
