@@ -508,7 +508,8 @@ def long_video_view(assistant: Assistant, files: SessionFiles, concurrency: int 
             files.hold(session, path)
             result = spot_long_video(path, assistant.config.max_long_video_s,
                                      progress=lambda done, total: progress((done, total), desc="Spotting",
-                                                                           unit="frames"))
+                                                                           unit="frames"),
+                                     max_frames=assistant.config.max_long_frames)
         except MEUError as err:
             files.release(session, path, refused=err)
             return (f"⚠️ **Error:** {err}", None, empty, None, "") + cleared

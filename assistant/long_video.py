@@ -61,27 +61,38 @@ def is_long(info: VideoInfo, short_clip_frames: int) -> bool:
     return info.n_frames is not None and info.n_frames > short_clip_frames
 
 
-def check_long_video(info: VideoInfo, max_seconds: float) -> None:
+def check_long_video(info: VideoInfo, max_seconds: float, max_frames: int | None = None) -> None:
     duration = info.duration_s
     if duration is not None and duration > max_seconds:
         raise ClipTooLargeError(f"{Path(info.path).name} lasts {duration / 60:.1f} min, over the long-video limit of "
                                 f"{max_seconds / 60:g} min; cut it into parts or raise the limit "
                                 "(--max-long-video-s).")
+    if max_frames is not None and info.n_frames is not None and info.n_frames > max_frames:
+        raise ClipTooLargeError(_too_many_frames(info.path, f"has {info.n_frames} frames", max_frames))
+
+
+def _too_many_frames(path: str | Path, how_many: str, max_frames: int) -> str:
+    return (f"{Path(path).name} {how_many}, over the long-video budget of {max_frames} frames (spotting time grows "
+            "with frames, not seconds); cut it into parts, lower its frame rate, or raise the budget "
+            "(--max-long-frames).")
 
 
 def spot_long_video(path: str | Path, max_seconds: float, spot_config=None,
-                    progress: Callable[[int, int | None], None] | None = None):
-    """`spot_video` on an upload, refused (before or, when the length is unknown, during spotting) past the limit."""
+                    progress: Callable[[int, int | None], None] | None = None, max_frames: int | None = None):
+    """`spot_video` on an upload, refused (before or, when the length is unknown, during spotting) past the limits:
+    `max_seconds` of video and `max_frames` frames."""
     from assistant.motion.spotting import spot_video
 
     info = probe_video(path)
-    check_long_video(info, max_seconds)
+    check_long_video(info, max_seconds, max_frames)
     limit = int(max_seconds * (info.fps or 30.0))
 
     def guarded(done: int, total: int | None) -> None:
         if done > limit:
             raise ClipTooLargeError(f"{Path(path).name} has more than {limit} frames ({max_seconds / 60:g} min), over "
                                     "the long-video limit; cut it into parts or raise the limit (--max-long-video-s).")
+        if max_frames is not None and done > max_frames:
+            raise ClipTooLargeError(_too_many_frames(path, f"has more than {max_frames} frames", max_frames))
         if progress is not None:
             progress(done, total or info.n_frames)
 

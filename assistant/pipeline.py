@@ -74,6 +74,9 @@ class AssistantConfig:
     max_long_video_s: float = field(default=600.0, metadata={
         "help": "longest long video accepted (seconds); in the app, videos over --max-frames are spotted as long "
                 "videos"})
+    max_long_frames: int = field(default=18000, metadata={
+        "help": "most frames of a long video spotted (spotting costs grow with frames, not seconds: a 6 s video at "
+                "1000 fps is 6000 frames); default 18000, ten minutes at 30 fps"})
     vlm_base: str | None = field(default=None, metadata={"help": "Qwen2.5-VL base model: hub name or local path"})
     vlm_adapter: str | None = field(default=None, metadata={"help": "LoRA adapter folder for --vlm-base"})
     vlm_max_new_tokens: int = field(default=512, metadata={"help": "longest VLM answer (tokens)"})
@@ -100,6 +103,8 @@ class AssistantConfig:
                               "larger frames are refused as decompression bombs by the image reader.")
         if self.max_long_video_s <= 0:
             raise ConfigError("max_long_video_s must be positive (seconds of video).")
+        if self.max_long_frames < 3:
+            raise ConfigError(f"max_long_frames={self.max_long_frames} must be at least 3 (spotting needs a video).")
         if self.max_long_upload_mb <= 0:
             raise ConfigError("max_long_upload_mb must be positive (MB).")
 

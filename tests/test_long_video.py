@@ -60,3 +60,25 @@ def test_the_long_video_limit_is_its_own_setting():
     assert (config.max_long_video_s, config.max_frames) == (90.0, 60)
     with pytest.raises(ConfigError, match="max_long_video_s must be positive"):
         AssistantConfig(max_long_video_s=0)
+
+
+def test_a_frame_budget_beside_the_seconds_limit(counted_video):
+    """A short video at a high frame rate costs as many frames as minutes at 30 fps: --max-long-frames refuses it
+    with a sentence before any frame is spotted."""
+    from assistant.errors import ConfigError
+    from assistant.long_video import spot_long_video
+    from assistant.pipeline import AssistantConfig, parse_assistant_config
+
+    info = probe_video(counted_video)
+    check_long_video(info, max_seconds=600.0, max_frames=300)
+    says = (r"counted.mp4 has 300 frames, over the long-video budget of 299 frames \(spotting time grows with frames, "
+            r"not seconds\); cut it into parts, lower its frame rate, or raise the budget \(--max-long-frames\)\.")
+    with pytest.raises(ClipTooLargeError, match=says):
+        check_long_video(info, max_seconds=600.0, max_frames=299)
+    with pytest.raises(ClipTooLargeError, match="over the long-video budget of 299 frames"):
+        spot_long_video(counted_video, 600.0, max_frames=299)
+    assert AssistantConfig().max_long_frames == 18000
+    config, _ = parse_assistant_config(["--max-long-frames", "5000"], environ={})
+    assert config.max_long_frames == 5000
+    with pytest.raises(ConfigError, match="max_long_frames=2 must be at least 3"):
+        AssistantConfig(max_long_frames=2)
