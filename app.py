@@ -166,6 +166,19 @@ class SessionFiles:
                             self._remove(str(f))
 
 
+def spot_summary(result) -> dict:
+    """A spotting result as the API returns it (JSON: no curves)."""
+    fps = result.fps or 30.0
+
+    def row(i) -> dict:
+        return {"kind": i.kind, "onset": int(i.onset), "apex": int(i.apex), "offset": int(i.offset),
+                "onset_s": round(i.onset / fps, 3), "offset_s": round(i.offset / fps, 3),
+                "score": round(float(i.score), 2), "regions": list(i.regions)}
+
+    return {"fps": fps, "n_frames": int(result.n_frames), "intervals": [row(i) for i in result.intervals],
+            "distractors": [row(i) for i in result.distractors]}
+
+
 def _refused(what: str, err: MEUError) -> None:
     """One line per refused request; tracebacks are for the app's own faults only."""
     log.info("refused %s: %s", what, err)
@@ -467,9 +480,9 @@ def long_video_view(assistant: Assistant, files: SessionFiles, concurrency: int 
         INTERVAL_COLUMNS,
         analyse_interval,
         interval_rows,
-        spot_long_video,
         timeline_figure,
     )
+    from assistant.spot_worker import spot_in_process
 
     spotted_state = gr.State(None)  # {"path": upload, "intervals": [Interval]}
     result_state = gr.State(None)
@@ -498,29 +511,36 @@ def long_video_view(assistant: Assistant, files: SessionFiles, concurrency: int 
     cleared = (None, "", "", [], None)
 
     def spot(path, request, progress=gr.Progress()):  # noqa: B008 - Gradio's way to ask for a progress bar
-        """The upload is held for the session (its intervals are analysed from it later) and removed when the
-        session ends; a refused one is removed at once."""
+        """Spotting runs in a child process (`assistant.spot_worker`) on its own queue lane, so short requests never
+        wait behind it; the status line counts frames, and a closed tab stops it. The upload is held for the session
+        (its intervals are analysed from it later) and removed when the session ends; a refused one at once."""
         empty = pd.DataFrame(columns=INTERVAL_COLUMNS)
         if not path:
-            return ("Upload a long video first.", None, empty, None, "") + cleared
+            yield ("Upload a long video first.", None, empty, None, "") + cleared
+            return
         session = request.session_hash if request else None
+        result = None
         try:
             files.hold(session, path)
-            result = spot_long_video(path, assistant.config.max_long_video_s,
-                                     progress=lambda done, total: progress((done, total), desc="Spotting",
-                                                                           unit="frames"),
-                                     max_frames=assistant.config.max_long_frames)
+            for update in spot_in_process(path, assistant.config.max_long_video_s,
+                                          max_frames=assistant.config.max_long_frames):
+                result = update.result
+                if result is None:
+                    progress((update.done, update.total), desc="Spotting", unit="frames")
+                    yield (f"Spotting… {update.done} frames done.",) + (gr.skip(),) * (len(outputs) - 1)
         except MEUError as err:
             files.release(session, path, refused=err)
-            return (f"⚠️ **Error:** {err}", None, empty, None, "") + cleared
+            yield (f"⚠️ **Error:** {err}", None, empty, None, "") + cleared
+            return
         except Exception as err:  # keep the app up; the traceback goes to the server log
             log.exception("spotting failed")
             files.release(session, path, refused=MEUError(f"spotting failed ({type(err).__name__})"))
-            return (f"⚠️ **Unexpected error** ({type(err).__name__}: {err}); details are in the server log.", None,
-                    empty, None, "") + cleared
+            yield (f"⚠️ **Unexpected error** ({type(err).__name__}: {err}); details are in the server log.", None,
+                   empty, None, "") + cleared
+            return
         table_value = pd.DataFrame(interval_rows(result), columns=INTERVAL_COLUMNS)
-        return (_spot_summary(result, path), timeline_figure(result), table_value,
-                {"path": path, "intervals": list(result.intervals)}, "") + cleared
+        yield (_spot_summary(result, path), timeline_figure(result), table_value,
+               {"path": path, "intervals": list(result.intervals)}, "") + cleared
 
     def analyse(spotted, lang, evt: gr.SelectData):
         if not spotted or not spotted["intervals"]:
@@ -558,7 +578,33 @@ def long_video_view(assistant: Assistant, files: SessionFiles, concurrency: int 
 
     ask = _chat_handler(assistant, "Analyse an interval first: click a row of the table.")
 
-    file.upload(spot, file, outputs, api_visibility="private", concurrency_limit=concurrency, concurrency_id="work")
+    def spot_api(video: str):
+        """Spot a long video; yields progress ({"done", "total"} frames) and last the intervals: expressions and
+        distractors (blinks, speech, head moves) with frames, seconds, score and regions."""
+        request_id = f"api-{uuid.uuid4()}"  # API clients seldom end a session: each request holds its upload
+        refused = None
+        try:
+            if not video:
+                raise MEUError("Send a video file (gradio_client.handle_file(path)).")
+            files.hold(request_id, video)
+            for update in spot_in_process(video, assistant.config.max_long_video_s,
+                                          max_frames=assistant.config.max_long_frames):
+                if update.result is None:
+                    yield {"done": update.done, "total": update.total}
+                else:
+                    yield spot_summary(update.result)
+        except MEUError as err:
+            _refused("API spotting", err)
+            refused = err if isinstance(err, REFUSED_UPLOAD) else None
+            raise gr.Error(str(err), print_exception=False) from None
+        finally:
+            files.release(request_id, video, refused=refused)
+
+    # its own lane: one spot at a time, in a child process, never ahead of or behind the short requests' lane
+    file.upload(spot, file, outputs, api_name="spot_upload", api_visibility="private", concurrency_limit=1,
+                concurrency_id="long")
+    gr.Button(visible=False).click(spot_api, file, gr.JSON(visible=False), api_name="spot", concurrency_limit=1,
+                                   concurrency_id="long")
     table.select(analyse, [spotted_state, language], [analysis_status, mmc, aus, emotion, chatbot, result_state],
                  api_visibility="private", concurrency_limit=concurrency, concurrency_id="work")
     for trigger in (question.submit, ask_btn.click):
@@ -595,14 +641,15 @@ def build_ui(assistant: Assistant, examples_dir: str | Path | None = None, concu
 
         def spot_routed(was_routed, path, request, progress=gr.Progress()):  # noqa: B008
             if not was_routed:
-                return (gr.skip(),) * len(long_view.outputs)
-            return long_view.spot(path, request, progress)
+                yield (gr.skip(),) * len(long_view.outputs)
+                return
+            yield from long_view.spot(path, request, progress)
 
         spot_routed.__annotations__["request"] = gr.Request
 
         video.upload(route, video, [views, long_view.file, routed], api_visibility="private").then(
             spot_routed, [routed, long_view.file], long_view.outputs, api_visibility="private",
-            concurrency_limit=concurrency, concurrency_id="work")
+            concurrency_limit=1, concurrency_id="long")
     demo.session_files = clip_app.session_files
     return demo
 

@@ -193,3 +193,23 @@ def test_sigterm_empties_the_cache_and_a_start_sweeps_what_a_kill_left(tmp_path)
         assert server.process.returncode == 0
     assert [p for p in server.cache.rglob("*") if p.is_file()] == [young], list(server.cache.rglob("*"))
     assert "server stopped: its uploads and session folders removed" in server.log()
+
+
+def test_spot_api_returns_the_intervals_and_refuses_a_bad_file(client, tmp_path):
+    """`/spot` spots a long video in the worker process and returns JSON; a file that is no video is one sentence."""
+    from gradio_client import handle_file
+
+    from instruction_data.long_synth import LongSpec, make_long_video, write_long_video
+
+    video = make_long_video(LongSpec(seconds=4, fps=30, frame_size=(320, 240), face_height_frac=0.7, n_micro=1,
+                                     n_macro=0, n_speech=0, n_head_turns=0, seed=8))
+    path = write_long_video(video, tmp_path / "spot_me.mp4")
+    out = client.predict(handle_file(str(path)), api_name="/spot")
+    assert out["n_frames"] == 120 and out["fps"] == pytest.approx(30.0)
+    for row in out["intervals"] + out["distractors"]:
+        assert row["kind"] in ("micro", "macro", "blink", "speech", "head")
+        assert 0 <= row["onset"] <= row["apex"] <= row["offset"] < 120 and row["regions"]
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    with pytest.raises(Exception, match="notes.mp4 could not be decoded as a video"):
+        client.predict(handle_file(str(bad)), api_name="/spot")
