@@ -7,10 +7,14 @@ on 127.0.0.1, and:
 2. a burst of `--burst` simultaneous requests against the app's queue (`--queue-size`): how many are answered and
    how many are refused with "queue is full";
 3. `--large` onset/apex image pairs of `--large-mp` megapixels through the image tab's event, then a few ordinary
-   clips: resident memory before, at the peak and after, to see whether memory is given back.
+   clips: resident memory before, at the peak and after, to see whether memory is given back;
+4. with `--long-minutes` > 0: the same users again while a long video (synthetic, `--long-minutes` long, or
+   `--long-video PATH`) is spotted through `/spot`, reported beside the plain figures; then the spot is cancelled and
+   the time until its worker process is gone is measured (issue 24: short p95 <= 5 s during a 5-minute spot).
 Resident memory is read from /proc (VmRSS sampled every 0.2 s, VmHWM for the peak). Prints JSON.
 
     .venv/bin/python benchmarks/app.py --load [--users 8] [--requests 5] [--burst 24] [--large 3] [--concurrency 1 2]
+        [--long-minutes 5 | --long-video PATH]
 """
 
 from __future__ import annotations
@@ -191,6 +195,8 @@ def run_one(concurrency: int, args, clip: Path, pair: tuple[Path, Path], workdir
                 "pairs": args.large, "megapixels": args.large_mp, **_summary(calls, sum(t for t, _ in calls)),
                 "rss_mb_before": before, "rss_mb_peak": peak, "rss_mb_after": after,
                 "rss_mb_after_3_clips_and_3_s": settled, "rss_mb_kept": round(settled - before, 1)}
+        if args.long_video:
+            report["users_during_long_spot"] = _during_spot(url, proc.pid, clip, args)
         report["rss_mb_peak_overall"] = rss_mb(proc.pid, "VmHWM")
     finally:
         watch.stop()
@@ -200,6 +206,48 @@ def run_one(concurrency: int, args, clip: Path, pair: tuple[Path, Path], workdir
         except subprocess.TimeoutExpired:
             proc.kill()
     return report
+
+
+def _workers(pid: int) -> int:
+    import psutil
+
+    return sum(1 for c in psutil.Process(pid).children(recursive=True) if "spawn_main" in " ".join(c.cmdline()))
+
+
+def _during_spot(url: str, pid: int, clip: Path, args) -> dict:
+    """The users' load while `/spot` runs on the long video, then the spot cancelled."""
+    from gradio_client import Client, handle_file
+
+    job = Client(url, verbose=False).submit(handle_file(str(args.long_video)), api_name="/spot")
+    deadline = time.monotonic() + 120
+    while not _workers(pid) and time.monotonic() < deadline:  # the worker has started spotting
+        time.sleep(0.5)
+    time.sleep(5)
+    t = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(args.users) as pool:
+        calls = [c for f in [pool.submit(_user, url, clip, args.requests) for _ in range(args.users)]
+                 for c in f.result()]
+    out = {"users": args.users, "requests_each": args.requests, **_summary(calls, time.perf_counter() - t),
+           "long_video": str(args.long_video), "spot_still_running_at_end": not job.done()}
+    t = time.perf_counter()
+    job.cancel()
+    while _workers(pid) and time.perf_counter() - t < 60:
+        time.sleep(0.2)
+    out["spot_worker_gone_after_cancel_s"] = round(time.perf_counter() - t, 2) if not _workers(pid) else None
+    return out
+
+
+def long_video(folder: Path, minutes: float) -> Path:
+    """A synthetic interview of `minutes` (480x360, 30 fps; micro- and macro-expressions, blinks, speech, head
+    turns)."""
+    sys.path.insert(0, str(ROOT))
+    from instruction_data.long_synth import LongSpec, make_long_video, write_long_video
+
+    seconds = minutes * 60
+    video = make_long_video(LongSpec(seconds=seconds, fps=30, frame_size=(480, 360), n_micro=max(2, int(seconds / 12)),
+                                     n_macro=max(1, int(seconds / 30)), n_speech=max(1, int(seconds / 40)),
+                                     n_head_turns=max(1, int(seconds / 40)), seed=2024))
+    return write_long_video(video, folder / f"interview_{minutes:g}min.mp4")
 
 
 def main(argv: list[str] | None, make_clip: Callable[[Path], Path], free_port: Callable[[], int]) -> int:
@@ -213,12 +261,17 @@ def main(argv: list[str] | None, make_clip: Callable[[Path], Path], free_port: C
     ap.add_argument("--large", type=int, default=3, help="large image pairs sent after the load (0: none)")
     ap.add_argument("--large-mp", type=float, default=24.0, help="megapixels of each large image")
     ap.add_argument("--max-upload-mb", type=float, default=50.0)
+    ap.add_argument("--long-minutes", type=float, default=5.0,
+                    help="minutes of synthetic long video spotted during the users' second round (0: no such round)")
+    ap.add_argument("--long-video", type=Path, default=None, help="spot this video instead of rendering one")
     args = ap.parse_args(argv)
     from common import machine
 
     workdir = Path(tempfile.mkdtemp(prefix="meu_bench_load_"))
     clip = make_clip(workdir)
     pair = large_pair(workdir, args.large_mp) if args.large else (clip, clip)
+    if args.long_video is None and args.long_minutes > 0:
+        args.long_video = long_video(workdir, args.long_minutes)
     runs = [run_one(c, args, clip, pair, workdir, free_port()) for c in args.concurrency]
     print(json.dumps({
         "benchmark": "app under load: concurrent gradio_client users against python app.py (offline default)",
@@ -227,6 +280,9 @@ def main(argv: list[str] | None, make_clip: Callable[[Path], Path], free_port: C
         "load_average_1min_at_end": round(os.getloadavg()[0], 2),
         "cpu_time_note": "client threads, the app and every other job on the machine share the same cores",
         "median_latency_s_by_concurrency": {r["app_concurrency"]: r["users"]["latency_s"]["p50"] for r in runs},
+        "short_p95_s_during_long_spot_by_concurrency": {
+            r["app_concurrency"]: r["users_during_long_spot"]["latency_s"]["p95"] for r in runs
+            if "users_during_long_spot" in r},
     }, indent=2))
     return 0
 
