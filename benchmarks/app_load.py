@@ -15,6 +15,7 @@ Resident memory is read from /proc (VmRSS sampled every 0.2 s, VmHWM for the pea
 
     .venv/bin/python benchmarks/app.py --load [--users 8] [--requests 5] [--burst 24] [--large 3] [--concurrency 1 2]
         [--long-minutes 5 | --long-video PATH]
+    .venv/bin/python benchmarks/app.py --load --soak-minutes 30 --max-sessions 8   (memory over time)
 """
 
 from __future__ import annotations
@@ -70,13 +71,15 @@ class MemoryWatch:
         self._stop.set()
 
 
-def start_app(port: int, concurrency: int, queue_size: int, workdir: Path, max_upload_mb: float) -> subprocess.Popen:
+def start_app(port: int, concurrency: int, queue_size: int, workdir: Path, max_upload_mb: float,
+              *extra: str) -> subprocess.Popen:
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
            "GLOG_minloglevel": "2", "GRADIO_TEMP_DIR": str(workdir / "gradio-cache")}
     log = open(workdir / f"app_c{concurrency}.log", "w")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port),
                              "--concurrency", str(concurrency), "--queue-size", str(queue_size),
-                             "--max-upload-mb", str(max_upload_mb), "--examples", str(workdir / "no_examples")],
+                             "--max-upload-mb", str(max_upload_mb), "--examples", str(workdir / "no_examples"),
+                             *extra],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -237,6 +240,38 @@ def _during_spot(url: str, pid: int, clip: Path, args) -> dict:
     return out
 
 
+def soak(args, clip: Path, workdir: Path, port: int) -> dict:
+    """Rounds of the users' load for `--soak-minutes` against one app with `--max-sessions`: resident memory after
+    each round, and its growth over the second half (issue 24: < 5 %). Every user of every round is a new client,
+    so a new session: the session store fills to its capacity and then drops the oldest."""
+    proc = start_app(port, 1, args.queue_size, workdir, args.max_upload_mb, "--max-sessions", str(args.max_sessions))
+    url, rounds, clients = f"http://127.0.0.1:{port}/", [], 0
+    try:
+        _user(url, clip, 1)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < args.soak_minutes * 60:
+            with concurrent.futures.ThreadPoolExecutor(args.users) as pool:
+                calls = [c for f in [pool.submit(_user, url, clip, args.requests) for _ in range(args.users)]
+                         for c in f.result()]
+            clients += args.users
+            rounds.append({"t_s": round(time.monotonic() - t0, 1), "rss_mb": rss_mb(proc.pid), "clients": clients,
+                           "errors": sum(e is not None for _, e in calls)})
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    half = args.soak_minutes * 60 / 2
+    second = [r for r in rounds if r["t_s"] >= half]
+    start = second[0]["rss_mb"] if second else None
+    return {"minutes": args.soak_minutes, "max_sessions": args.max_sessions, "rounds": len(rounds),
+            "clients": clients, "errors": sum(r["errors"] for r in rounds),
+            "rss_mb_at_half": start, "rss_mb_max_second_half": max((r["rss_mb"] for r in second), default=None),
+            "rss_growth_second_half_pct": round(100 * (max(r["rss_mb"] for r in second) - start) / start, 2)
+            if second else None, "series": rounds}
+
+
 def long_video(folder: Path, minutes: float) -> Path:
     """A synthetic interview of `minutes` (480x360, 30 fps; micro- and macro-expressions, blinks, speech, head
     turns)."""
@@ -264,11 +299,19 @@ def main(argv: list[str] | None, make_clip: Callable[[Path], Path], free_port: C
     ap.add_argument("--long-minutes", type=float, default=5.0,
                     help="minutes of synthetic long video spotted during the users' second round (0: no such round)")
     ap.add_argument("--long-video", type=Path, default=None, help="spot this video instead of rendering one")
+    ap.add_argument("--soak-minutes", type=float, default=0.0,
+                    help="instead of the rounds above: the users' load for this many minutes, memory per round")
+    ap.add_argument("--max-sessions", type=int, default=8, help="the app's --max-sessions during --soak-minutes")
     args = ap.parse_args(argv)
     from common import machine
 
     workdir = Path(tempfile.mkdtemp(prefix="meu_bench_load_"))
     clip = make_clip(workdir)
+    if args.soak_minutes > 0:
+        print(json.dumps({"benchmark": "app soak: the users' load for minutes against python app.py",
+                          "clip": {"frames": 100, "size": "640x480", "synthetic": True}, "soak": soak(
+                              args, clip, workdir, free_port()), "logs": str(workdir), "machine": machine()}, indent=2))
+        return 0
     pair = large_pair(workdir, args.large_mp) if args.large else (clip, clip)
     if args.long_video is None and args.long_minutes > 0:
         args.long_video = long_video(workdir, args.long_minutes)

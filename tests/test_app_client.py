@@ -213,3 +213,33 @@ def test_spot_api_returns_the_intervals_and_refuses_a_bad_file(client, tmp_path)
     bad.write_text("not a video")
     with pytest.raises(Exception, match="notes.mp4 could not be decoded as a video"):
         client.predict(handle_file(str(bad)), api_name="/spot")
+
+
+def test_a_short_request_is_answered_while_a_long_spot_runs_and_cancel_stops_it(client, app_server, tmp_path):
+    """The long spot has its own lane and process: an analysis is answered while it runs, and cancelling the spot
+    (what a closed tab does to its events) ends its worker process."""
+    import time
+
+    import psutil
+    from gradio_client import Client, handle_file
+
+    from instruction_data.long_synth import LongSpec, make_long_video, write_long_video
+
+    def workers() -> int:
+        return sum("spawn_main" in " ".join(c.cmdline()) for c in psutil.Process(app_server.process.pid).children())
+
+    video = make_long_video(LongSpec(seconds=12, fps=30, frame_size=(320, 240), face_height_frac=0.7, seed=9))
+    job = Client(app_server.url, verbose=False).submit(handle_file(str(write_long_video(video, tmp_path / "l.mp4"))),
+                                                       api_name="/spot")
+    deadline = time.monotonic() + 60
+    while not workers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert workers() == 1
+    result = client.predict(handle_file(str(app_server.examples / "happiness_AU6_AU12.mp4")), None, None, "en",
+                            api_name="/analyze")
+    assert result["emotion"] == "happiness" and not job.done() and workers() == 1
+    job.cancel()
+    deadline = time.monotonic() + 30
+    while workers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert workers() == 0, "the spot's worker outlived its cancelled event"
