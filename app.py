@@ -51,6 +51,7 @@ LANGUAGES = [("English", "en"), ("Chinese (中文)", "zh")]
 REGION_COLUMNS = ["region", "direction", "colour", "strength", "motion px", "SNR", "coherence", "evidence for"]
 # Gradio's cache sweep (`delete_cache`): every 10 minutes, files older than an hour go; all of them at shutdown.
 CACHE_SWEEP_S, CACHE_AGE_S = 600, 3600
+SEEN_PRUNE_AT = 4096  # remembered upload paths before those already gone are forgotten
 # Errors that make an upload useless: the file is removed at once instead of waiting for the sweep.
 REFUSED_UPLOAD = (UnreadableClipError, ClipTooLargeError, ClipTooShortError, NoFaceError)
 
@@ -70,7 +71,7 @@ class SessionFiles:
         self.root = self.cache_dir / "meu-sessions"
         self._kept = kept
         self._held: dict[str, set[str]] = {}  # upload path -> sessions / requests holding it
-        self._seen: set[str] = set()  # every upload this server held: removed at shutdown
+        self._seen: set[str] = set()  # uploads this server held that may still be on disk: removed at shutdown
         self._refusals: dict[str, str] = {}  # removed upload path -> why it was refused
         self._lock = threading.Lock()
 
@@ -92,6 +93,8 @@ class SessionFiles:
                     raise MEUError(self._refusals[p])
                 self._held.setdefault(p, set()).add(key)
                 self._seen.add(p)
+            if len(self._seen) > SEEN_PRUNE_AT:  # files Gradio's age sweep removed need not be remembered
+                self._seen = {p for p in self._seen if Path(p).exists()}
 
     def release(self, session: str | None, *paths: str | None, refused: MEUError | None = None) -> list[str]:
         """`session` is done with these uploads; a refused upload is removed unless another holder still uses it."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -243,3 +244,25 @@ def test_a_short_request_is_answered_while_a_long_spot_runs_and_cancel_stops_it(
     while workers() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert workers() == 0, "the spot's worker outlived its cancelled event"
+
+
+def test_the_uploads_remembered_for_shutdown_stay_bounded(tmp_path, monkeypatch):
+    """A long-running server does not remember every upload it ever held: past SEEN_PRUNE_AT, those already gone
+    (Gradio's age sweep) are forgotten; those still on disk are kept for the shutdown clean-up."""
+    import app
+
+    monkeypatch.setattr(app, "SEEN_PRUNE_AT", 2)
+    files = app.SessionFiles(tmp_path)
+    paths = []
+    for k in range(4):
+        p = tmp_path / f"h{k}" / f"up{k}.mp4"
+        p.parent.mkdir()
+        p.write_bytes(b"x")
+        paths.append(str(p))
+    files.hold("s", paths[0], paths[1])
+    Path(paths[0]).unlink()
+    files.hold("s", paths[2])
+    assert files._seen == {paths[1], paths[2]}
+    files.hold("s", paths[3])
+    files.close()
+    assert not any(Path(p).exists() for p in paths)
