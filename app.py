@@ -17,6 +17,7 @@ for _key, _value in OFFLINE_ENV.items():
     os.environ.setdefault(_key, _value)
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import hashlib  # noqa: E402
 import logging  # noqa: E402
 import shutil  # noqa: E402
@@ -24,7 +25,7 @@ import signal  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
-from collections.abc import Callable, Iterable  # noqa: E402
+from collections.abc import Callable, Iterable, Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -111,6 +112,25 @@ class SessionFiles:
                         while len(self._refusals) > 1024:
                             self._refusals.pop(next(iter(self._refusals)))
         return removed
+
+    @contextlib.contextmanager
+    def api_request(self, video: str | None, what: str) -> Iterator[None]:
+        """One API request's upload, held while it runs (API clients seldom end a session) and released after: at
+        once removed when refused. A refusal reaches the client as its one sentence."""
+        import gradio as gr
+
+        request_id, refused = f"api-{uuid.uuid4()}", None
+        try:
+            if not video:
+                raise MEUError("Send a video file (gradio_client.handle_file(path)).")
+            self.hold(request_id, video)
+            yield
+        except MEUError as err:
+            _refused(what, err)
+            refused = err if isinstance(err, REFUSED_UPLOAD) else None
+            raise gr.Error(str(err), print_exception=False) from None
+        finally:
+            self.release(request_id, video, refused=refused)
 
     def end(self, session: str | None) -> None:
         """The session is over: its folder goes, and its uploads unless another holder still uses them."""
@@ -424,20 +444,9 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
 
         def analyze(video: str, onset: float | None = None, apex: float | None = None, language: str = "en") -> dict:
             """Analyse a video clip; returns AUs, probabilities, emotion, reasoning and the region table."""
-            request_id = f"api-{uuid.uuid4()}"  # API clients seldom end a session: each request holds its upload
-            refused = None
-            try:
-                if not video:
-                    raise MEUError("Send a video file (gradio_client.handle_file(path)).")
-                files.hold(request_id, video)
+            with files.api_request(video, "API analysis"):
                 result = assistant.analyze(video, onset=int(onset) if onset else None, apex=int(apex) if apex else None,
                                            language=language or "en")
-            except MEUError as err:
-                _refused("API analysis", err)
-                refused = err if isinstance(err, REFUSED_UPLOAD) else None
-                raise gr.Error(str(err), print_exception=False) from None
-            finally:
-                files.release(request_id, video, refused=refused)
             return result.to_dict()
 
         api_btn.click(analyze, [video, onset_num, apex_num, language], api_out, api_name="analyze",
@@ -584,24 +593,13 @@ def long_video_view(assistant: Assistant, files: SessionFiles, concurrency: int 
     def spot_api(video: str):
         """Spot a long video; yields progress ({"done", "total"} frames) and last the intervals: expressions and
         distractors (blinks, speech, head moves) with frames, seconds, score and regions."""
-        request_id = f"api-{uuid.uuid4()}"  # API clients seldom end a session: each request holds its upload
-        refused = None
-        try:
-            if not video:
-                raise MEUError("Send a video file (gradio_client.handle_file(path)).")
-            files.hold(request_id, video)
+        with files.api_request(video, "API spotting"):
             for update in spot_in_process(video, assistant.config.max_long_video_s,
                                           max_frames=assistant.config.max_long_frames):
                 if update.result is None:
                     yield {"done": update.done, "total": update.total}
                 else:
                     yield spot_summary(update.result)
-        except MEUError as err:
-            _refused("API spotting", err)
-            refused = err if isinstance(err, REFUSED_UPLOAD) else None
-            raise gr.Error(str(err), print_exception=False) from None
-        finally:
-            files.release(request_id, video, refused=refused)
 
     # its own lane: one spot at a time, in a child process, never ahead of or behind the short requests' lane
     file.upload(spot, file, outputs, api_name="spot_upload", api_visibility="private", concurrency_limit=1,
