@@ -33,6 +33,7 @@ SHIPPED = {
 RULES_FILES = ("rules_calibration.json", "intensity_calibration.json")
 FUSION_FILES = ("blendshapes_noise.json", "fusion_calibration.json", "fusion_weights.json")
 
+
 def default_out() -> Path:
     """Where `meu calibrate` writes when no --out is given: the user's data folder, never the source tree."""
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
