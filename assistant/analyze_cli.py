@@ -37,6 +37,7 @@ def summary_dict(analysis: MotionAnalysis, source: str, apex_image: str | None) 
         "faces_found": analysis.landmarks.n_faces,
         "head_motion": {k: round(v, 4) for k, v in analysis.field.head_motion.items()},
         "registration": analysis.field.registration,
+        "head_model": analysis.field.head_model,
         "noise_floor_px": round(analysis.field.noise_px, 4), "noise_source": analysis.field.noise_source,
         "timings_s": {k: round(v, 4) for k, v in analysis.timings.items()},
         "backends": analysis.backends,

@@ -181,6 +181,7 @@ class Result:
             "head_motion": {k: round(float(v), 4) for k, v in self.analysis.field.head_motion.items()},
             "blendshapes": analysis_blendshapes(self.analysis),
             "registration": self.analysis.field.registration,
+            "head_model": self.analysis.field.head_model,
             "noise_floor_px": round(float(self.analysis.field.noise_px), 4),
             "noise_source": self.analysis.field.noise_source,
             "warnings": list(self.analysis.warnings),

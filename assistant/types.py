@@ -51,9 +51,15 @@ class FaceLandmarks:
     # MediaPipe's 52 expression scores (0..1) from the same landmarker call, keyed by MediaPipe's own names; their
     # Left/Right is the person's side (checked in tests/test_blendshapes.py). None for backends without them (dlib).
     blendshapes: dict[str, float] | None = None
+    # Depth of each of `points`, px toward the camera on the same scale as x (MediaPipe's z, which grows away from the
+    # camera in units of the image width, negated and scaled); a rigid head turn moves a point in proportion to it.
+    # None for backends without depth (dlib): 3-D head-motion compensation is then unavailable.
+    depth: np.ndarray | None = None
+    # MediaPipe's facial transformation matrix (4x4, canonical face model -> camera space, cm); None without it.
+    pose: np.ndarray | None = None
 
     def scaled(self, sx: float, sy: float, dx: float = 0.0, dy: float = 0.0) -> FaceLandmarks:
-        """Landmarks after a crop (`dx`, `dy` offsets removed) and a resize (`sx`, `sy`)."""
+        """Landmarks after a crop (`dx`, `dy` offsets removed) and a resize (`sx`, `sy`); depth scales with x."""
         def tf(p: np.ndarray) -> np.ndarray:
             return np.stack([(p[:, 0] - dx) * sx, (p[:, 1] - dy) * sy], axis=1)
 
@@ -62,6 +68,7 @@ class FaceLandmarks:
             points=tf(self.points), points68=tf(self.points68),
             box=((x0 - dx) * sx, (y0 - dy) * sy, (x1 - dx) * sx, (y1 - dy) * sy),
             image_size=self.image_size, backend=self.backend, n_faces=self.n_faces, blendshapes=self.blendshapes,
+            depth=None if self.depth is None else self.depth * sx, pose=self.pose,
         )
 
 
@@ -85,13 +92,17 @@ class MotionField:
     flow: np.ndarray  # (H, W, 2) float32, head motion removed
     raw_flow: np.ndarray  # (H, W, 2) float32 before compensation
     method: str  # "tvl1" | "dis"
-    compensation: str  # "register" | "similarity" | "nose" | "none"
-    head_motion: dict[str, float] = field(default_factory=dict)  # tx, ty (px at the nose tip), rotation (deg), scale
+    compensation: str  # "register" | "register2d" | "similarity" | "nose" | "none"
+    # tx, ty (px at the nose tip), rotation (deg, in the image plane), scale; with the rigid3d head model also pitch,
+    # yaw and roll (deg; pitch > 0: the head nods down, yaw > 0: the nose turns towards the image's right, roll =
+    # rotation)
+    head_motion: dict[str, float] = field(default_factory=dict)
     face_mask: np.ndarray | None = None  # (H, W) bool: inside the face; the flow is zero outside
     noise_px: float = 0.0  # per-axis spread of a region's mean vector under no expression (assistant.motion.noise)
     noise_source: str = ""  # "null pair" | "stable area" | "default": which estimate set the floor
     noise_estimates: dict[str, float] = field(default_factory=dict)  # every estimate made, px
     registration: str = "none"  # how the apex face was registered onto the onset face before the flow
+    head_model: str = "similarity"  # "similarity" | "rigid3d" (assistant.motion.register)
 
 
 @dataclass

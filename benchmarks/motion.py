@@ -26,6 +26,7 @@ from common import emit, median_time  # noqa: E402
 
 from assistant.motion.analyze import MotionConfig, analyze_frames  # noqa: E402
 from assistant.motion.clip import write_video  # noqa: E402
+from assistant.motion.depth import depth_map  # noqa: E402
 from assistant.motion.face import crop_box, detect_face, landmarks_in_crop  # noqa: E402
 from assistant.motion.flow import compensate, compute_flow  # noqa: E402
 from assistant.motion.mmc import mmc_map  # noqa: E402
@@ -49,19 +50,22 @@ def stage_times(onset: np.ndarray, apex: np.ndarray, repeat: int) -> dict:
     stable = stable_mask(crop_lm.points68, shape, crop_lm.points)
     face = face_mask(crop_lm.points68, shape, crop_lm.points)
     apex_lm = detect_face(apex)
-    on_c, ap_c, _ = register_pair(onset, apex, lm, apex_lm, box, stable)
+    depth = depth_map(crop_lm, shape)
+    on_c, ap_c, _ = register_pair(onset, apex, lm, apex_lm, box, stable, depth)
     flow = compute_flow(on_c, ap_c, "tvl1")
-    comp, _ = compensate(flow, crop_lm.points68, "register", stable)
+    comp, _ = compensate(flow, crop_lm.points68, "register", stable, depth)
     masks = face_region_masks(crop_lm.points68, face)
     figures = {
         "landmarks_both_frames_s": median_time(lambda: (detect_face(onset), detect_face(apex)), repeat),
         "masks_s": median_time(lambda: (stable_mask(crop_lm.points68, shape, crop_lm.points),
                                         face_mask(crop_lm.points68, shape, crop_lm.points)), repeat),
-        "register_s": median_time(lambda: register_pair(onset, apex, lm, apex_lm, box, stable), repeat),
+        "depth_map_s": median_time(lambda: depth_map(crop_lm, shape), repeat),
+        "register_s": median_time(lambda: register_pair(onset, apex, lm, apex_lm, box, stable, depth), repeat),
+        "register2d_s": median_time(lambda: register_pair(onset, apex, lm, apex_lm, box, stable), repeat),
         "flow_tvl1_s": median_time(lambda: compute_flow(on_c, ap_c, "tvl1"), repeat),
         "flow_dis_s": median_time(lambda: compute_flow(on_c, ap_c, "dis"), repeat),
-        "residual_compensation_s": median_time(lambda: compensate(flow, crop_lm.points68, "register", stable),
-                                               repeat),
+        "residual_compensation_s": median_time(
+            lambda: compensate(flow, crop_lm.points68, "register", stable, depth), repeat),
         "noise_floor_stable_area_s": median_time(lambda: noise_from_stable(comp, stable, crop_lm.points68), repeat),
         "map_s": median_time(lambda: mmc_map(on_c, comp, mask=face), repeat),
         "regions_s": median_time(lambda: region_motion(comp, crop_lm.points68, masks, 0.02), repeat),

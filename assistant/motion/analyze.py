@@ -20,6 +20,7 @@ import numpy as np
 from assistant.errors import ConfigError, NoFaceError
 from assistant.motion import face as face_mod
 from assistant.motion.clip import ClipLimits, load_clip, open_source
+from assistant.motion.depth import depth_map
 from assistant.motion.flow import COMPENSATIONS, FLOW_METHODS, compensate, compute_flow, to_grey
 from assistant.motion.mmc import FLOOR_PX, FULL_SCALE_PX, MMC_MODES, mmc_map
 from assistant.motion.noise import combine_floors, noise_from_regions, noise_from_stable
@@ -27,10 +28,10 @@ from assistant.motion.regions import face_region_masks, region_motion
 from assistant.motion.register import (
     crop_pair,
     describe,
-    displacement,
     face_mask,
     match_exposure,
     register_pair,
+    rigid3d_fit_mask,
     stable_mask,
 )
 from assistant.types import Clip, MotionAnalysis, MotionField
@@ -38,6 +39,14 @@ from assistant.types import Clip, MotionAnalysis, MotionField
 log = logging.getLogger(__name__)
 
 NOISE_MODES = ("auto", "stable")
+REGISTERED = ("register", "register2d")
+BACKGROUND_GAP = 3  # px beyond the face mask where the apex crop keeps its own content in the rigid3d flow
+# The rigid3d model replaces the similarity only when it leaves the face this much stiller (`stillness`): its two
+# extra parameters fit a little noise, and it learns pitch from the nose bridge, which AU4 and AU9 move (a 0.5 px
+# AU9 alone read as 0.35 degrees of pitch). Chosen on calibration data only: on 40 clips of the realistic calibration
+# split (no out-of-plane turn) rigid3d/similarity stillness was 0.96-2.9; on the calibration photo (Grace Hopper)
+# turned by 0.3-1 degree, with and without AU1+2, 4, 4+7, 9, 12, 17 at 0.4 px, 0.05-0.23, and 0.67 at most with AU9.
+RIGID3D_STILLER = 0.8  # compensations that register the apex face onto the onset face first
 NOISE_MIN_GAP = 8  # a frame right after the onset is a null pair only when the apex is at least this far away
 NOISE_MAX_SEEK = 300  # frames decoded again at most to fetch the null-pair frame of a video
 DEFAULT_NOISE_PX = 0.03  # px at 256 when no estimate is possible (the middle of what still real faces show)
@@ -50,8 +59,9 @@ class MotionConfig:
     landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend", "choices": ["mediapipe", "dlib"]})
     flow: str = field(default="tvl1", metadata={"help": "optical flow method", "choices": list(FLOW_METHODS)})
     compensation: str = field(default="register", metadata={
-        "help": "head motion: register (apex face registered onto the onset face, then a robust residual fit; "
-                "default), similarity (the robust fit alone), nose or none (the published recipe)",
+        "help": "head motion: register (apex face registered onto the onset face, then a robust residual fit, both "
+                "with a 3-D rigid head model from the mesh's depth; default), register2d (the same with a 2-D "
+                "similarity), similarity (the 2-D robust fit alone), nose or none (the published recipe)",
         "choices": list(COMPENSATIONS)})
     noise: str = field(default="auto", metadata={
         "help": "noise floor: auto (a null pair of neighbouring frames when the clip has one, else the stable face "
@@ -85,7 +95,7 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
     t = time.perf_counter()
     landmarks = face_mod.detect_face(onset, cfg.landmarks)
     apex_lm = None
-    if cfg.compensation == "register":
+    if cfg.compensation in REGISTERED:
         try:
             apex_lm = face_mod.detect_face(apex, cfg.landmarks)
         except NoFaceError:
@@ -100,32 +110,50 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
     mesh = crop_lm.points if len(crop_lm.points) >= 468 else None
     face = face_mask(crop_lm.points68, shape, mesh)
     stable = stable_mask(crop_lm.points68, shape, mesh)
+    depth = depth_map(crop_lm, shape) if cfg.compensation == "register" else None
+    if depth is None and cfg.compensation == "register":
+        warnings.append(f"3-D head-motion compensation needs landmarks with depth, which the {cfg.landmarks} backend "
+                        "does not give; a 2-D similarity was used, so a head that turns out of plane may leave "
+                        "motion at the nose and the face's edges.")
+    fit3d = rigid3d_fit_mask(stable, face, crop_lm.points68) if depth is not None else None
+    background = ~face_mask(crop_lm.points68, shape, mesh, erode_px=-BACKGROUND_GAP)
+    onset_grey = None
 
-    def crops(frame: np.ndarray, frame_lm):
-        if cfg.compensation == "register":
-            return register_pair(onset, frame, landmarks, frame_lm, box, stable)
-        return crop_pair(onset, frame, box)
-
-    onset_crop, apex_crop, registration = crops(apex, apex_lm)
-    timings["register"] = time.perf_counter() - t
-
-    onset_grey = to_grey(onset_crop).astype(np.float32)
-
-    def flow_to(crop: np.ndarray) -> np.ndarray:
+    def compensated(frame: np.ndarray, frame_lm, model_depth: np.ndarray | None):
+        """Onset crop, registered frame crop, registration and the flow with the head motion removed, for the
+        similarity (`model_depth` None) or the rigid3d model."""
+        nonlocal onset_grey
+        t = time.perf_counter()
+        fit = stable if model_depth is None else fit3d
+        if cfg.compensation in REGISTERED:
+            onset_crop, crop, registration = register_pair(onset, frame, landmarks, frame_lm, box, fit, model_depth)
+        else:
+            onset_crop, crop, registration = crop_pair(onset, frame, box)
+        timings["register"] = timings.get("register", 0.0) + time.perf_counter() - t
+        t = time.perf_counter()
+        if onset_grey is None:
+            onset_grey = to_grey(onset_crop).astype(np.float32)
         grey = to_grey(crop)
-        if cfg.compensation == "register":
+        if cfg.compensation in REGISTERED:
             grey = match_exposure(onset_grey, grey, stable)
-        return compute_flow(onset_grey, grey, cfg.flow)
+        if model_depth is not None:  # outside the face, nothing moves: the still background no longer bleeds in
+            grey = np.where(background, onset_grey, grey)
+        raw = compute_flow(onset_grey, grey, cfg.flow)
+        timings["flow"] = timings.get("flow", 0.0) + time.perf_counter() - t
+        t = time.perf_counter()
+        flow, residual = compensate(raw, crop_lm.points68, cfg.compensation, fit, model_depth)
+        flow = np.where(face[..., None], flow, 0).astype(np.float32)
+        timings["compensation"] = timings.get("compensation", 0.0) + time.perf_counter() - t
+        return onset_crop, crop, registration, flow, registration.head.then(residual)
 
-    t = time.perf_counter()
-    raw = flow_to(apex_crop)
-    timings["flow"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    flow, residual = compensate(raw, crop_lm.points68, cfg.compensation, stable)
-    head = registration.matrix @ residual
-    flow = np.where(face[..., None], flow, 0).astype(np.float32)
-    timings["compensation"] = time.perf_counter() - t
+    onset_crop, apex_crop, registration, flow, head = compensated(apex, apex_lm, None)
+    depth_used = None
+    if depth is not None:
+        turned = compensated(apex, apex_lm, depth)
+        log.debug("stillness: similarity %.4f px, rigid3d %.4f px", stillness(flow, face), stillness(turned[3], face))
+        if stillness(turned[3], face) < RIGID3D_STILLER * stillness(flow, face):
+            onset_crop, apex_crop, registration, flow, head = turned
+            depth_used = depth
 
     t = time.perf_counter()
     masks = face_region_masks(crop_lm.points68, face)
@@ -134,9 +162,8 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
     if stable_floor is not None:
         estimates["stable area"] = stable_floor
     if null_frame is not None and cfg.noise == "auto":
-        _, null_crop, _ = crops(null_frame, None)
-        null_flow, _ = compensate(flow_to(null_crop), crop_lm.points68, cfg.compensation, stable)
-        null = noise_from_regions(np.where(face[..., None], null_flow, 0), masks)
+        null_flow = compensated(null_frame, None, depth_used)[3]
+        null = noise_from_regions(null_flow, masks)
         if null is not None:
             estimates["null pair"] = null
     noise, source = combine_floors(estimates)
@@ -160,19 +187,26 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
                         "reliably on so small a face, so read the result with care (150 px or more is best).")
     if landmarks.n_faces > 1:
         warnings.append(f"{landmarks.n_faces} faces were found; the largest one was analysed.")
-    head_motion = describe(head, tuple(crop_lm.points68[face_mod.NOSE_TIP_68]))
-    if abs(head_motion["rotation"]) > 3 or abs(head_motion["scale"] - 1) > 0.03:
+    head_motion = describe(head, tuple(crop_lm.points68[face_mod.NOSE_TIP_68]), depth_used)
+    turned = max(abs(head_motion.get("pitch", 0.0)), abs(head_motion.get("yaw", 0.0)))
+    if abs(head_motion["rotation"]) > 3 or abs(head_motion["scale"] - 1) > 0.03 or turned > 3:
         warnings.append("The head moved noticeably between onset and apex; compensation may leave residual motion.")
     clip = clip or Clip(source="<frames>", onset_frame=onset, apex_frame=apex, onset=0, apex=1)
     return MotionAnalysis(
         clip=clip, landmarks=landmarks, crop=box, crop_landmarks=crop_lm, onset_crop=onset_crop, apex_crop=apex_crop,
-        field=MotionField(flow=flow, raw_flow=flow + displacement(head, shape), method=cfg.flow,
+        field=MotionField(flow=flow, raw_flow=flow + head.field(shape, depth_used), method=cfg.flow,
                           compensation=cfg.compensation, head_motion=head_motion, face_mask=face, noise_px=noise,
-                          noise_source=source, noise_estimates=estimates, registration=registration.method),
+                          noise_source=source, noise_estimates=estimates, registration=registration.method,
+                          head_model="rigid3d" if depth_used is not None else "similarity"),
         mmc_map=colour_map, mmc_mode=cfg.mode, regions=regions, timings=timings,
         backends={"landmarks": cfg.landmarks, "flow": cfg.flow, "compensation": cfg.compensation, "mmc": cfg.mode},
         warnings=clip.warnings + warnings, apex_landmarks=apex_lm,
     )
+
+
+def stillness(flow: np.ndarray, face: np.ndarray) -> float:
+    """Median motion over the face (px): what a head model leaves where no AU acts, since AUs move a few regions."""
+    return float(np.median(np.hypot(*flow[face].T)))
 
 
 def null_frame_index(clip: Clip) -> int | None:

@@ -87,6 +87,7 @@ class MediapipeLandmarker:
             running_mode=vision.RunningMode.IMAGE, num_faces=max_faces,
             min_face_detection_confidence=0.3, min_face_presence_confidence=0.3,
             output_face_blendshapes=True,  # the same graph run also scores 52 expressions (assistant.au.blendshapes)
+            output_facial_transformation_matrixes=True,  # the head pose (FaceLandmarks.pose)
         )
         self._landmarker = vision.FaceLandmarker.create_from_options(options)
         self._lock = threading.Lock()  # one graph per process; concurrent analyses take turns here only
@@ -103,10 +104,13 @@ class MediapipeLandmarker:
                                                       data=np.ascontiguousarray(image)))
         faces = []
         scores = result.face_blendshapes or [None] * len(result.face_landmarks)
-        for face, shapes in zip(result.face_landmarks, scores):
-            pts = np.array([[p.x * w, p.y * h] for p in face], dtype=np.float64)
+        poses = result.facial_transformation_matrixes or [None] * len(result.face_landmarks)
+        for face, shapes, pose in zip(result.face_landmarks, scores, poses):
+            xyz = np.array([[p.x * w, p.y * h, -p.z * w] for p in face], dtype=np.float64)
+            pts = xyz[:, :2]
             faces.append(FaceLandmarks(points=pts, points68=pts[list(MP_TO_68)], box=_box(pts), image_size=(w, h),
-                                       backend=self.name, blendshapes=_blendshape_dict(shapes)))
+                                       backend=self.name, blendshapes=_blendshape_dict(shapes), depth=xyz[:, 2],
+                                       pose=None if pose is None else np.asarray(pose, dtype=np.float64)))
         faces.sort(key=_area, reverse=True)
         return [dataclasses.replace(f, n_faces=len(faces)) for f in faces]
 
@@ -142,7 +146,7 @@ class DlibLandmarker:
             pts = np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], dtype=np.float64)
             faces.append(FaceLandmarks(points=pts, points68=pts, box=_box(pts), image_size=(w, h), backend=self.name))
         faces.sort(key=_area, reverse=True)
-        return [FaceLandmarks(f.points, f.points68, f.box, f.image_size, f.backend, n_faces=len(faces)) for f in faces]
+        return [dataclasses.replace(f, n_faces=len(faces)) for f in faces]
 
 
 LANDMARKERS = {"mediapipe": MediapipeLandmarker, "dlib": DlibLandmarker}

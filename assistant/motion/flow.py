@@ -3,8 +3,10 @@
 Backends by name: `tvl1` (OpenCV contrib DualTVL1, the published method, with a shorter pyramid: `TVL1_SETTINGS`)
 and `dis` (OpenCV DIS, medium preset: about 100x faster, a little noisier). Compensation:
 - `register` (default): the apex face was registered onto the onset face before the flow
-  (`assistant.motion.register`); what little head motion remains is fitted as a similarity over dense samples of
-  the stable face content (forehead, nose bridge, upper contour) by robust IRLS and removed.
+  (`assistant.motion.register`); what little head motion remains is fitted over dense samples of the stable face
+  content (forehead, nose bridge, upper contour) by robust IRLS and removed. The head model is `rigid3d` (a small
+  out-of-plane turn's parallax included, from the mesh's depth) where the landmarks carry depth, else a similarity.
+- `register2d`: the same with the similarity always (the model before 3-D compensation).
 - `similarity`: the same robust residual fit on unregistered crops (no second landmark pass; fine for small drift).
 - `nose`: subtract the mean flow in an 11x11 window at the nose tip (68-point landmark 30), the published recipe;
   it removes translation only.
@@ -20,10 +22,10 @@ import cv2
 import numpy as np
 
 from assistant.errors import BackendError
-from assistant.motion.register import displacement, residual_head_motion
+from assistant.motion.register import HeadMotion, residual_head_motion
 
 FLOW_METHODS = ("tvl1", "dis")
-COMPENSATIONS = ("register", "similarity", "nose", "none")
+COMPENSATIONS = ("register", "register2d", "similarity", "nose", "none")
 NOSE_WINDOW = 11
 
 # OpenCV's defaults (5 levels at 0.8 steps, 5 warps, stop at 0.01) are sized for whole frames with large motion; on a
@@ -83,18 +85,20 @@ def _window_mean(flow: np.ndarray, x: float, y: float, size: int) -> np.ndarray:
 
 
 def compensate(flow: np.ndarray, landmarks68: np.ndarray, method: str = "register",
-               stable: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Remove head motion from the flow; returns the compensated flow and the removed motion as a 3x3 map (crop
-    pixels, onset point -> where the head took it). `stable`: the stable-content mask the robust fit samples."""
+               stable: np.ndarray | None = None, depth: np.ndarray | None = None) -> tuple[np.ndarray, HeadMotion]:
+    """Remove head motion from the flow; returns the compensated flow and the removed motion (crop pixels, onset
+    point -> where the head took it). `stable`: the stable-content mask the robust fit samples; `depth`: the crop's
+    depth map, which makes the fit rigid3d (`register` only)."""
     if method == "none":
-        return flow, np.eye(3)
+        return flow, HeadMotion(np.eye(3))
     if method == "nose":
         x, y = landmarks68[30]
         t = _window_mean(flow, x, y, NOSE_WINDOW)
-        return flow - t[None, None, :], np.array([[1, 0, t[0]], [0, 1, t[1]], [0, 0, 1]], np.float64)
-    if method in ("register", "similarity"):
+        return flow - t[None, None, :], HeadMotion(np.array([[1, 0, t[0]], [0, 1, t[1]], [0, 0, 1]], np.float64))
+    if method in ("register", "register2d", "similarity"):
         if stable is None:
             raise BackendError(f"Compensation {method!r} needs the stable-content mask.")
-        matrix = residual_head_motion(flow, stable)
-        return flow - displacement(matrix, flow.shape[:2]), matrix
+        depth = depth if method == "register" else None
+        head = residual_head_motion(flow, stable, depth=depth)
+        return flow - head.field(flow.shape[:2], depth), head
     raise BackendError(f"Unknown compensation {method!r}; use one of {', '.join(COMPENSATIONS)}.")

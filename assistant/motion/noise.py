@@ -32,7 +32,7 @@ import math
 import numpy as np
 
 from assistant import calibration
-from assistant.motion.register import displacement, inter_ocular, residual_head_motion
+from assistant.motion.register import inter_ocular, residual_head_motion
 
 # px at 256: a region's mean vector is not resolved finer than this from 8-bit frames (resampling, rounding), and
 # real still faces never measure below it; keeps SNR finite and honest on clean synthetic input
@@ -78,7 +78,7 @@ def noise_from_stable(flow: np.ndarray, stable: np.ndarray, points68: np.ndarray
     ys, xs = np.nonzero(stable)
     if len(xs) == 0:
         return None
-    flow = flow - displacement(residual_head_motion(flow, stable), flow.shape[:2])
+    flow = flow - residual_head_motion(flow, stable).field(flow.shape[:2], None)
     vectors = []
     for y0 in range(int(ys.min()), int(ys.max()) + 1, side):
         for x0 in range(int(xs.min()), int(xs.max()) + 1, side):

@@ -1,0 +1,51 @@
+"""Depth of the face at every crop pixel, from the landmark mesh, for the 3-D head model of `register`.
+
+A head that turns out of plane by a fraction of a degree moves each point in proportion to its depth (weak
+perspective): at a 256 px crop the nose tip stands about 35 px in front of the forehead and the face contour 80-90 px
+behind it, so 0.6 degrees of yaw moves the nose about 0.4 px against the contour. A 2-D similarity cannot remove that
+parallax, and what it leaves reads as AUs at the nose, brows and mouth. MediaPipe's mesh carries a depth per
+landmark; linear interpolation over its triangles gives one per pixel.
+
+Landmark depth is a model's guess (one person's nose stands further out than the mesh says), good for the shape of
+the face, not for its exact relief: the fits in `register` estimate the turn from the image and use the depth only as
+the shape the turn is proportional to, and they weigh pixels on steep slopes (the sides of the nose, the cheeks
+turning away at the contour) down, where a depth error of a few pixels is largest.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from scipy.interpolate import LinearNDInterpolator
+
+from assistant.types import FaceLandmarks
+
+HEAD_MODELS = ("similarity", "rigid3d")
+MESH_POINTS = 468  # the 478-point mesh's face points (the last 10 are the irises)
+SLOPE_SCALE = 0.6  # px of depth per px across: weight 1/2 at this slope (the cheeks at the contour reach 1.5-3)
+
+
+def depth_map(landmarks: FaceLandmarks, shape: tuple[int, int]) -> np.ndarray | None:
+    """(H, W) float32 depth toward the camera at each pixel of the image `landmarks` are in, zero at the face's median;
+    outside the mesh, the nearest mesh value. None when the landmarks carry no depth (dlib)."""
+    if landmarks.depth is None or len(landmarks.points) < MESH_POINTS:
+        return None
+    pts = np.asarray(landmarks.points[:MESH_POINTS], dtype=np.float64)
+    z = np.asarray(landmarks.depth[:MESH_POINTS], dtype=np.float64)
+    h, w = shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    depth = LinearNDInterpolator(pts, z)(xs, ys)
+    outside = np.isnan(depth)
+    if outside.all():
+        return None
+    if outside.any():
+        nearest = ndimage.distance_transform_edt(outside, return_distances=False, return_indices=True)
+        depth = depth[tuple(nearest)]
+    depth -= np.median(depth[~outside])
+    return depth.astype(np.float32)
+
+
+def slope_weights(depth: np.ndarray) -> np.ndarray:
+    """(H, W) weights in (0, 1]: 1 where the face faces the camera, falling where its depth changes steeply."""
+    gy, gx = np.gradient(depth.astype(np.float64))
+    return (1.0 / (1.0 + (np.hypot(gx, gy) / SLOPE_SCALE) ** 2)).astype(np.float32)
