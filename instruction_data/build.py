@@ -24,6 +24,7 @@ from tqdm import tqdm
 from assistant.config import parse_config
 from assistant.errors import ConfigError, MEUError
 from assistant.files import output_folder, remove_stale_parts, save_png, write_json
+from assistant.motion.flow import COMPENSATIONS
 from instruction_data.export import assign_folds, dataset_card, write_hf, write_jsonl_splits, write_llava
 from instruction_data.fgmu import DATASET_SCHEMES, LANGS, FGMUConfig, left_out_aus, load_evidence, make_samples
 from instruction_data.loaders import LOADERS, load_dataset
@@ -58,7 +59,7 @@ class BuildConfig:
     landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend"})
     flow: str = field(default="tvl1", metadata={"help": "optical flow", "choices": ["tvl1", "dis"]})
     compensation: str = field(default="register", metadata={"help": "head-motion compensation",
-                                                            "choices": ["register", "similarity", "nose", "none"]})
+                                                            "choices": list(COMPENSATIONS)})
     mode: str = field(default="default", metadata={"help": "MMC map mode", "choices": ["default", "mellm"]})
     size: int = field(default=256, metadata={"help": "working size of the face crop"})
     margin: float = field(default=0.15, metadata={"help": "crop margin"})

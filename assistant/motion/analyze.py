@@ -31,6 +31,7 @@ from assistant.motion.register import (
     face_mask,
     match_exposure,
     register_pair,
+    residual_head_motion,
     rigid3d_fit_mask,
     stable_mask,
 )
@@ -43,9 +44,11 @@ REGISTERED = ("register", "register2d")
 BACKGROUND_GAP = 3  # px beyond the face mask where the apex crop keeps its own content in the rigid3d flow
 # The rigid3d model replaces the similarity only when it leaves the face this much stiller (`stillness`): its two
 # extra parameters fit a little noise, and it learns pitch from the nose bridge, which AU4 and AU9 move (a 0.5 px
-# AU9 alone read as 0.35 degrees of pitch). Chosen on calibration data only: on 40 clips of the realistic calibration
-# split (no out-of-plane turn) rigid3d/similarity stillness was 0.96-2.9; on the calibration photo (Grace Hopper)
-# turned by 0.3-1 degree, with and without AU1+2, 4, 4+7, 9, 12, 17 at 0.4 px, 0.05-0.23, and 0.67 at most with AU9.
+# AU9 alone read as 0.35 degrees of pitch). Its registration and flow run only when a rigid3d fit to the similarity's
+# flow predicts as much. Chosen on calibration data only: on 40 clips of the realistic calibration split (no
+# out-of-plane turn) the rigid3d/similarity stillness was 0.96-2.9 (predicted 0.73-2.7); on the calibration photo
+# (Grace Hopper) turned by 0.3-1 degree, with and without AU1+2, 4, 4+7, 9, 12, 17 at 0.4 px, 0.05-0.23 and at most
+# 0.67 with AU9 (predicted at most 0.48).
 RIGID3D_STILLER = 0.8  # compensations that register the apex face onto the onset face first
 NOISE_MIN_GAP = 8  # a frame right after the onset is a null pair only when the apex is at least this far away
 NOISE_MAX_SEEK = 300  # frames decoded again at most to fetch the null-pair frame of a video
@@ -149,11 +152,16 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
     onset_crop, apex_crop, registration, flow, head = compensated(apex, apex_lm, None)
     depth_used = None
     if depth is not None:
-        turned = compensated(apex, apex_lm, depth)
-        log.debug("stillness: similarity %.4f px, rigid3d %.4f px", stillness(flow, face), stillness(turned[3], face))
-        if stillness(turned[3], face) < RIGID3D_STILLER * stillness(flow, face):
-            onset_crop, apex_crop, registration, flow, head = turned
-            depth_used = depth
+        still = stillness(flow, face)
+        guess = residual_head_motion(flow, fit3d, depth=depth)  # rigid3d refitted on the similarity's flow: cheap
+        predicted = stillness(flow - guess.field(shape, depth), face)
+        log.debug("stillness: similarity %.4f px, rigid3d predicted %.4f px", still, predicted)
+        if predicted < RIGID3D_STILLER * still:  # only then is the rigid3d registration and flow worth running
+            turned = compensated(apex, apex_lm, depth)
+            log.debug("stillness: rigid3d %.4f px", stillness(turned[3], face))
+            if stillness(turned[3], face) < RIGID3D_STILLER * still:
+                onset_crop, apex_crop, registration, flow, head = turned
+                depth_used = depth
 
     t = time.perf_counter()
     masks = face_region_masks(crop_lm.points68, face)
