@@ -167,15 +167,19 @@ class MotionAnalysis:
 class EvidenceSource:
     """One measurement an AU's probability rests on, so the app and the reasoner can say why an AU was reported."""
 
-    kind: str  # "flow" (a region of the motion table) | "blendshape" (a MediaPipe expression score)
+    kind: str  # "flow" (a region of the motion table) | "blendshape" (a MediaPipe expression score) | "landmarks"
     name: str  # region label such as "left mouth corner", or a blendshape name such as "mouthSmileLeft"
-    value: float  # flow: the region's mean motion (px at the working crop); blendshape: apex - onset score change
+    # flow: the region's mean motion (px at the working crop); blendshape: apex - onset score change; landmarks: the
+    # relative change of a landmark measure (the upper lid's height above the eye's corners, -0.6 = 60 % lower)
+    value: float
     side: str | None = None  # the person's side the measurement belongs to
     region: str | None = None  # flow: the region's id (facs.REGION_NAMES), for wording in other languages
 
     def describe(self) -> str:
         if self.kind == "blendshape":
             return f"blendshape {self.name} {self.value:+.2f}"
+        if self.kind == "landmarks":
+            return f"the {self.name} {abs(self.value):.0%} {'lower' if self.value < 0 else 'higher'} (landmarks)"
         return f"flow in the {self.name} ({self.value:.2f} px)"
 
     def to_dict(self) -> dict:

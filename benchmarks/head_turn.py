@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from common import emit  # noqa: E402
 
 from assistant.au import AU  # noqa: E402
-from assistant.au.rules import score_regions  # noqa: E402
+from assistant.au.rules import score_analysis  # noqa: E402
 from assistant.motion import face as face_mod  # noqa: E402
 from assistant.motion.analyze import MotionConfig, analyze_frames  # noqa: E402
 from instruction_data.head_turn import Turn, render_turn  # noqa: E402
@@ -40,7 +40,7 @@ COMPENSATIONS = ["register", "register2d"]
 
 def _named(onset, apex, compensation: str) -> tuple[set[int], float, str]:
     analysis = analyze_frames(onset, apex, MotionConfig(compensation=compensation))
-    named = {s.code for s in score_regions(analysis.regions, None, analysis.crop.size).active()}
+    named = {s.code for s in score_analysis(analysis).active()}
     return named, max(r.motion_px for r in analysis.regions), analysis.field.head_model
 
 

@@ -18,6 +18,10 @@ p = 0.01 and twice the midpoint p = 0.99, whatever the calibrated midpoint. The 
 reported when the AU has some support (S >= MIDPOINT / 2) and one side's score is below SIDE_RATIO times the
 other's (one side moved), otherwise None.
 
+AU43 is not read from the flow: the lids' flow follows the brow (AU4) and the head, and AU43 was the AU most often
+named that nobody coded on real clips. `score_analysis` reads it from the eye's opening on the landmarks of both
+frames (`assistant.au.eyelids`); `score_regions`, which sees only the region table, gives it no evidence.
+
 MAG_REF, SNR0, AGREE_POWER and MIDPOINT (`RulesParameters`) are read when scoring from `rules_calibration.json`, the
 shipped one beside this file or a calibration folder's (`assistant.calibration`), which `meu calibrate rules`
 writes: a grid search for the best macro F1 over CASME II's eight AUs on the **calibration** split of the realistic
@@ -34,10 +38,12 @@ import numpy as np
 
 from assistant import calibration
 from assistant.au.base import make_evidence
+from assistant.au.eyelids import au43_score
 from assistant.facs import FACS, SIDED_REGIONS, FacsAU, image_direction
 from assistant.types import AUEvidence, Clip, MotionAnalysis, RegionMotion
 
 REFERENCE_SIZE = 256
+LANDMARK_AUS = frozenset({43})  # read from the landmarks (assistant.au.eyelids), never from the region flow
 STEEPNESS = math.log(99)
 SIDE_RATIO = 0.5
 
@@ -101,7 +107,9 @@ def score_regions(regions: list[RegionMotion], codes: list[int] | None = None,
     probs, sides = [], []
     for code in codes:
         au = FACS[code]
-        if any(a.region in SIDED_REGIONS for a in au.actions):
+        if code in LANDMARK_AUS:
+            best, side = 0.0, None
+        elif any(a.region in SIDED_REGIONS for a in au.actions):
             s_l, s_r = side_score(au, regions, "L", size, params), side_score(au, regions, "R", size, params)
             best = max(s_l, s_r)
             side = None
@@ -128,4 +136,13 @@ class RulesDetector:
             from assistant.motion.analyze import analyze_frames
 
             analysis = analyze_frames(clip.onset_frame, clip.apex_frame, self.motion_config, clip=clip)
-        return score_regions(analysis.regions, self.codes, analysis.crop.size)
+        return score_analysis(analysis, self.codes)
+
+
+def score_analysis(analysis: MotionAnalysis, codes: list[int] | None = None) -> AUEvidence:
+    """Rules evidence for an analysis: the region table's, with AU43 read from the landmarks of both frames."""
+    evidence = score_regions(analysis.regions, codes, analysis.crop.size)
+    lids = au43_score(analysis.landmarks, analysis.apex_landmarks)
+    if lids is not None:
+        evidence.scores = [lids if s.code == lids.code else s for s in evidence.scores]
+    return evidence

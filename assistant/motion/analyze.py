@@ -31,7 +31,6 @@ from assistant.motion.register import (
     face_mask,
     match_exposure,
     register_pair,
-    residual_head_motion,
     rigid3d_fit_mask,
     stable_mask,
 )
@@ -40,16 +39,11 @@ from assistant.types import Clip, MotionAnalysis, MotionField
 log = logging.getLogger(__name__)
 
 NOISE_MODES = ("auto", "stable")
-REGISTERED = ("register", "register2d")
-BACKGROUND_GAP = 3  # px beyond the face mask where the apex crop keeps its own content in the rigid3d flow
+REGISTERED = ("register", "register2d")  # compensations that register the apex face onto the onset face first
 # The rigid3d model replaces the similarity only when it leaves the face this much stiller (`stillness`): its two
 # extra parameters fit a little noise, and it learns pitch from the nose bridge, which AU4 and AU9 move (a 0.5 px
-# AU9 alone read as 0.35 degrees of pitch). Its registration and flow run only when a rigid3d fit to the similarity's
-# flow predicts as much. Chosen on calibration data only: on 40 clips of the realistic calibration split (no
-# out-of-plane turn) the rigid3d/similarity stillness was 0.96-2.9 (predicted 0.73-2.7); on the calibration photo
-# (Grace Hopper) turned by 0.3-1 degree, with and without AU1+2, 4, 4+7, 9, 12, 17 at 0.4 px, 0.05-0.23 and at most
-# 0.67 with AU9 (predicted at most 0.48).
-RIGID3D_STILLER = 0.8  # compensations that register the apex face onto the onset face first
+# AU9 alone read as 0.35 degrees of pitch). Chosen on calibration data only (see docs/reading_real_faces.md).
+RIGID3D_STILLER = 0.6
 NOISE_MIN_GAP = 8  # a frame right after the onset is a null pair only when the apex is at least this far away
 NOISE_MAX_SEEK = 300  # frames decoded again at most to fetch the null-pair frame of a video
 DEFAULT_NOISE_PX = 0.03  # px at 256 when no estimate is possible (the middle of what still real faces show)
@@ -119,7 +113,6 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
                         "does not give; a 2-D similarity was used, so a head that turns out of plane may leave "
                         "motion at the nose and the face's edges.")
     fit3d = rigid3d_fit_mask(stable, face, crop_lm.points68) if depth is not None else None
-    background = ~face_mask(crop_lm.points68, shape, mesh, erode_px=-BACKGROUND_GAP)
     onset_grey = None
 
     def compensated(frame: np.ndarray, frame_lm, model_depth: np.ndarray | None):
@@ -139,8 +132,6 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
         grey = to_grey(crop)
         if cfg.compensation in REGISTERED:
             grey = match_exposure(onset_grey, grey, stable)
-        if model_depth is not None:  # outside the face, nothing moves: the still background no longer bleeds in
-            grey = np.where(background, onset_grey, grey)
         raw = compute_flow(onset_grey, grey, cfg.flow)
         timings["flow"] = timings.get("flow", 0.0) + time.perf_counter() - t
         t = time.perf_counter()
@@ -152,16 +143,11 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
     onset_crop, apex_crop, registration, flow, head = compensated(apex, apex_lm, None)
     depth_used = None
     if depth is not None:
-        still = stillness(flow, face)
-        guess = residual_head_motion(flow, fit3d, depth=depth)  # rigid3d refitted on the similarity's flow: cheap
-        predicted = stillness(flow - guess.field(shape, depth), face)
-        log.debug("stillness: similarity %.4f px, rigid3d predicted %.4f px", still, predicted)
-        if predicted < RIGID3D_STILLER * still:  # only then is the rigid3d registration and flow worth running
-            turned = compensated(apex, apex_lm, depth)
-            log.debug("stillness: rigid3d %.4f px", stillness(turned[3], face))
-            if stillness(turned[3], face) < RIGID3D_STILLER * still:
-                onset_crop, apex_crop, registration, flow, head = turned
-                depth_used = depth
+        turned = compensated(apex, apex_lm, depth)
+        log.debug("stillness: similarity %.4f px, rigid3d %.4f px", stillness(flow, face), stillness(turned[3], face))
+        if stillness(turned[3], face) < RIGID3D_STILLER * stillness(flow, face):
+            onset_crop, apex_crop, registration, flow, head = turned
+            depth_used = depth
 
     t = time.perf_counter()
     masks = face_region_masks(crop_lm.points68, face)

@@ -15,7 +15,6 @@ turning away at the contour) down, where a depth error of a few pixels is larges
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 from scipy.interpolate import LinearNDInterpolator
 
 from assistant.types import FaceLandmarks
@@ -26,8 +25,13 @@ SLOPE_SCALE = 0.6  # px of depth per px across: weight 1/2 at this slope (the ch
 
 
 def depth_map(landmarks: FaceLandmarks, shape: tuple[int, int]) -> np.ndarray | None:
-    """(H, W) float32 depth toward the camera at each pixel of the image `landmarks` are in, zero at the face's median;
-    outside the mesh, the nearest mesh value. None when the landmarks carry no depth (dlib)."""
+    """(H, W) float32 depth toward the camera at each pixel of the image `landmarks` are in, zero at the face's median
+    and outside the mesh. None when the landmarks carry no depth (dlib).
+
+    Zero outside: a head model warps the background with its similarity part only, as the 2-D model does, instead of
+    dragging it with the contour's depth (the background does not turn with the head). Extending the contour's depth
+    outwards instead moved the background by a pixel against the face and doubled the median motion rigid3d left on
+    a still pair (0.012 -> 0.020 px)."""
     if landmarks.depth is None or len(landmarks.points) < MESH_POINTS:
         return None
     pts = np.asarray(landmarks.points[:MESH_POINTS], dtype=np.float64)
@@ -38,10 +42,8 @@ def depth_map(landmarks: FaceLandmarks, shape: tuple[int, int]) -> np.ndarray | 
     outside = np.isnan(depth)
     if outside.all():
         return None
-    if outside.any():
-        nearest = ndimage.distance_transform_edt(outside, return_distances=False, return_indices=True)
-        depth = depth[tuple(nearest)]
     depth -= np.median(depth[~outside])
+    depth[outside] = 0.0
     return depth.astype(np.float32)
 
 

@@ -237,9 +237,8 @@ def face_mask(points68: np.ndarray, shape: tuple[int, int], mesh: np.ndarray | N
     hull = cv2.convexHull(np.round(pts).astype(np.int32))
     mask = np.zeros((h, w), np.uint8)
     cv2.fillConvexPoly(mask, hull, 1)
-    if erode_px:
-        op = cv2.erode if erode_px > 0 else cv2.dilate
-        mask = op(mask, np.ones((2 * abs(erode_px) + 1, 2 * abs(erode_px) + 1), np.uint8))
+    if erode_px > 0:
+        mask = cv2.erode(mask, np.ones((2 * erode_px + 1, 2 * erode_px + 1), np.uint8))
     return mask.astype(bool)
 
 
