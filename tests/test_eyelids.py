@@ -76,3 +76,12 @@ def test_au4_with_lid_skin_pushed_down_gives_au4_and_no_eyelid_au(face):
 def test_au4_and_au7_still_gives_au7(face):
     named = _named(face, {4: 1.0, 43: 0.3, 7: 0.4})
     assert {4, 7} <= named, named
+
+
+def test_the_answer_says_the_lids_came_down_from_the_landmarks(blink):
+    from assistant.pipeline import Assistant
+
+    result = Assistant().analyze(blink[24], blink[27])
+    assert 43 in {au.code for au in result.answer.aus}
+    line = next(line for line in result.answer.text.splitlines() if "AU43" in line)
+    assert "upper lid" in line and "(landmarks)" in line, line

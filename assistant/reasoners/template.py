@@ -105,14 +105,24 @@ def agreeing_regions(code: int, regions: list[RegionMotion]) -> list[RegionMotio
     return out
 
 
-def _blendshape_text(score: AUScore, lang: str, limit: int = 2) -> str:
-    """The face model's expression scores behind an AU (`AUScore.sources`), e.g. "blendshape mouthSmileLeft +0.08"."""
+def _source_text(score: AUScore, lang: str, limit: int = 2) -> str:
+    """The measurements behind an AU other than region flow (`AUScore.sources`): the face model's expression scores
+    ("blendshape mouthSmileLeft +0.08") or a landmark measure (the eye's upper lid lower by a share of its height)."""
     shapes = [s for s in score.sources if s.kind == "blendshape"][:limit]
-    if not shapes:
-        return ""
+    marks = [s for s in score.sources if s.kind == "landmarks"][:limit]
+    parts = []
     if lang == "zh":
-        return "面部模型的表情系数变化：" + "、".join(f"{s.name} {s.value:+.2f}" for s in shapes)
-    return "the face model's expression scores change: " + ", ".join(s.describe() for s in shapes)
+        if shapes:
+            parts.append("面部模型的表情系数变化：" + "、".join(f"{s.name} {s.value:+.2f}" for s in shapes))
+        if marks:
+            parts.append("关键点测得" + "、".join(f"{'左' if s.side == 'L' else '右'}眼上睑降低{abs(s.value):.0%}"
+                                             for s in marks))
+        return "；".join(parts)
+    if shapes:
+        parts.append("the face model's expression scores change: " + ", ".join(s.describe() for s in shapes))
+    if marks:
+        parts.append(", ".join(s.describe() for s in marks))
+    return "; ".join(parts)
 
 
 def fit_emotion(emotion: str, options: tuple[str, ...]) -> str:
@@ -202,7 +212,7 @@ class TemplateReasoner:
                 lines.append(f"没有动作单元达到检测器（{ev.backend}）的阈值 {ev.threshold:.2f}。{hint}")
             for s in active:
                 agree = agreeing_regions(s.code, request.analysis.regions) if s.code in FACS else []
-                shapes = _blendshape_text(s, "zh")
+                shapes = _source_text(s, "zh")
                 why = (f"与{_join([region_name(r, 'zh') for r in agree], 'zh')}的运动方向一致" if agree
                        else "" if shapes else "但没有区域的运动方向与之明确一致，证据较弱")
                 why = "；".join(w for w in (why, shapes) if w)
@@ -218,7 +228,7 @@ class TemplateReasoner:
                 lines.append(f"- {_label_en(s.code, s)}.")
                 continue
             agree = agreeing_regions(s.code, request.analysis.regions)
-            shapes = _blendshape_text(s, "en")
+            shapes = _source_text(s, "en")
             why = (f"{FACS[s.code].description}, which matches the "
                    + _join([f"{region_name(r)} ({r.colour}, {r.direction})" for r in agree], "en")
                    if agree else FACS[s.code].description if shapes
