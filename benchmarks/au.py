@@ -10,6 +10,7 @@ never on these test folds. A rerun with the same --out reuses the data, the cach
 
     python benchmarks/au.py [--seeds 0 1 2] [--subjects 8] [--clips 8] [--out outputs/bench_au] [--threads 1]
     python benchmarks/au.py --world realistic --clips 20 --seeds 0 --out outputs/bench_au_realistic
+    python benchmarks/au.py --world realistic --world-version v2 --clips 20 --seeds 0 --out outputs/bench_au_v2
 
 With `--world realistic` the clips are the realistic world's benchmark split (`write_realistic_dataset`: its people,
 amplitudes of 0.08-3 px, head drift, noise, JPEG), folds are its people, and the learned models keep the easy
@@ -167,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--world", choices=["easy", "realistic"], default="easy",
                     help="easy: the synthetic world the detectors were built in; realistic: the realistic world's "
                          "benchmark split (its people, realistic amplitudes, drift and noise), LOSO over its people")
+    ap.add_argument("--world-version", choices=["v1", "v2"], default="v1",
+                    help="with --world realistic: v1, or v2 with 3-D head turns, coupled skin, gaze and flicker")
     ap.add_argument("--subjects", type=int, default=8, help="easy world only: the realistic split has its own people")
     ap.add_argument("--clips", type=int, default=8, help="clips per subject")
     ap.add_argument("--val-subjects", type=int, default=None,
@@ -199,14 +202,16 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or ROOT / "outputs" / ("bench_au" if args.world == "easy" else "bench_au_realistic"))
     data = out / "data"
     marker = out / "world.txt"  # the data, the cache and the finished folds under --out belong to one world
+    world = args.world if args.world == "easy" else f"realistic {args.world_version}"
     held = marker.read_text().strip() if marker.is_file() else "easy" if (data / "synth_truth.json").is_file() else None
-    if held not in (None, args.world):
-        ap.error(f"{out} holds the {held} world's data and folds; give another --out for the {args.world} world")
+    held = "realistic v1" if held == "realistic" else held  # marked before world v2 existed
+    if held not in (None, world):
+        ap.error(f"{out} holds the {held} world's data and folds; give another --out for the {world} world")
     out.mkdir(parents=True, exist_ok=True)
-    marker.write_text(args.world + "\n")
+    marker.write_text(world + "\n")
     if not (data / "synth_truth.json").is_file() and args.world == "realistic":
         write_realistic_dataset("casme2", data, "benchmark", clips=args.clips, seed=args.data_seed,
-                                size=tuple(args.size), progress=True)
+                                size=tuple(args.size), progress=True, world=args.world_version)
     elif not (data / "synth_truth.json").is_file():
         write_synthetic_dataset("casme2", data, subjects=args.subjects, clips=args.clips, seed=args.data_seed,
                                 size=tuple(args.size), progress=True)
@@ -222,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         per_seed[seed].update({m: per_seed[args.seeds[0]][m] for m in args.models if m not in per_seed[seed]})
     results = summarise(per_seed)
     report = {
-        "benchmark": "au_loso_synthetic", "synthetic": True, "world": args.world,
+        "benchmark": "au_loso_synthetic", "synthetic": True, "world": world,
         "data": {"layout": "casme2", "subjects": len({r.subject for r in records}), "clips_per_subject": args.clips,
                  "clips_scored": metrics["n_clips"], "frame_size": args.size, "data_seed": args.data_seed,
                  "aus": metrics["aus"]},

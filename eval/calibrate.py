@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the calibration split (default 0)")
     parser.add_argument("--cache", default="outputs/cache/realism", help="where per-clip measurements are kept")
     parser.add_argument("--workers", type=int, default=1, help="processes measuring clips")
+    parser.add_argument("--world", default="v1", choices=["v1", "v2"],
+                        help="the realistic world's version (v2: 3-D head turns, coupled skin, gaze, flicker)")
     parser.add_argument("--max-null-any", type=float, default=0.05,
                         help="largest share of null clips that may get any AU on the calibration split (default "
                              "0.05: half the 10%% allowed, as a calibration split's few dozen null clips estimate "
@@ -188,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if ns.workers < 1:
         raise ConfigError(f"--workers {ns.workers} must be at least 1.")
     out = output_folder(ns.out or calibration.default_out())
-    measured = measure_split("calibration", ns.clips, ns.seed, ns.cache, ns.workers)
+    measured = measure_split("calibration", ns.clips, ns.seed, ns.cache, ns.workers, world=ns.world)
     fits = {}
     for w in STABLE_WEIGHTS:
         try:
@@ -203,9 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     measures = with_stable_weight(measured, weight)
     rules = fits[weight]
     intensity = {"stable_weight": weight, **fit_intensity(measures, ns.null_quantile)}
-    how = {"split": "calibration", "clips": ns.clips, "seed": ns.seed, "max_null_any": ns.max_null_any,
-           "command": f"meu calibrate rules --clips {ns.clips} --seed {ns.seed} --max-null-any {ns.max_null_any} "
-                      f"--null-quantile {ns.null_quantile} --out DIR"}
+    how = {"split": "calibration", "world": ns.world, "clips": ns.clips, "seed": ns.seed,
+           "max_null_any": ns.max_null_any,
+           "command": f"meu calibrate rules --world {ns.world} --clips {ns.clips} --seed {ns.seed} "
+                      f"--max-null-any {ns.max_null_any} --null-quantile {ns.null_quantile} --out DIR"}
     rules_doc = {**rules, "grid": {k: list(v) for k, v in GRID.items()}, "how": how,
                  "note": "synthetic: the realistic synthetic world's calibration split; never the benchmark split"}
     intensity_doc = {**intensity, "how": {**how, "null_quantile": ns.null_quantile}}

@@ -4,12 +4,15 @@
 One clip's measurement is the motion core's region table (px and SNR) for its labelled onset and apex, with the
 frame before the onset as the null pair, plus the clip's ground truth. The table does not depend on any detector
 setting, so it is cached (one JSON file per clip, written atomically) and every refit or rerun of a detector reads it
-back instead of rendering and running TV-L1 again. Figures computed from it are synthetic.
+back instead of rendering and running TV-L1 again. A cached table is reused only for the same world, the same
+`CACHE_VERSION` and the same motion settings (`motion_settings_key`: the default `MotionConfig`, the flow's and the
+head-model switch's constants). Figures computed from it are synthetic.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -28,7 +31,7 @@ from instruction_data.realistic import draw_spec, render_realistic
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 6  # bump when the motion core's output changes, so stale tables are not reused
+CACHE_VERSION = 7  # bump when the motion core's output changes, so stale tables are not reused
 
 
 @dataclass
@@ -44,6 +47,8 @@ class ClipMeasure:
     size: int
     head_motion: dict[str, float] = field(default_factory=dict)
     noise_estimates: dict[str, float] = field(default_factory=dict)
+    world: str = "v1"
+    settings: str = ""  # motion_settings_key() when measured
     version: int = CACHE_VERSION
 
     @property
@@ -55,9 +60,19 @@ class ClipMeasure:
         return [RegionMotion(**{k: v for k, v in row.items() if k in keys}) for row in self.regions]
 
 
-def measure_clip(split: str, index: int, seed: int = 0, config: MotionConfig | None = None) -> ClipMeasure:
+def motion_settings_key() -> str:
+    """A short hash of what the cached tables depend on besides the world and the code version."""
+    from assistant.motion import analyze, flow
+
+    settings = {"config": dataclasses.asdict(MotionConfig()), "tvl1": flow.TVL1_SETTINGS,
+                "rigid3d_stiller": analyze.RIGID3D_STILLER}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def measure_clip(split: str, index: int, seed: int = 0, config: MotionConfig | None = None,
+                 world: str = "v1") -> ClipMeasure:
     """Render the frames the measurement needs (null, onset, apex) and run the motion core on them."""
-    spec = draw_spec(index, split, seed)
+    spec = draw_spec(index, split, seed, world=world)
     clip = render_realistic(spec, only=[spec.onset - 1, spec.onset, spec.apex] if spec.onset > 0 else
                             [spec.onset, spec.apex])
     null = clip.frames[clip.onset - 1] if clip.onset > 0 else None
@@ -67,7 +82,8 @@ def measure_clip(split: str, index: int, seed: int = 0, config: MotionConfig | N
                        amplitudes_px=[float(v) for v in clip.amplitudes_px],
                        regions=[r.to_dict() for r in analysis.regions], noise_px=float(analysis.field.noise_px),
                        size=analysis.crop.size, head_motion=dict(analysis.field.head_motion),
-                       noise_estimates=dict(analysis.field.noise_estimates))
+                       noise_estimates=dict(analysis.field.noise_estimates), world=world,
+                       settings=motion_settings_key())
 
 
 def with_stable_weight(measures: list[ClipMeasure], weight: float) -> list[ClipMeasure]:
@@ -82,40 +98,41 @@ def with_stable_weight(measures: list[ClipMeasure], weight: float) -> list[ClipM
     return out
 
 
-def _cache_file(cache: Path, split: str, index: int, seed: int) -> Path:
-    return cache / f"{split}_s{seed}_{index:04d}.json"
+def _cache_file(cache: Path, split: str, index: int, seed: int, world: str) -> Path:
+    return cache / f"{split}_{world}_s{seed}_{index:04d}.json"
 
 
-def _load(path: Path) -> ClipMeasure | None:
+def _load(path: Path, settings: str) -> ClipMeasure | None:
     if not path.is_file():
         return None
     data = json.loads(path.read_text())
-    if data.get("version") != CACHE_VERSION:
+    if data.get("version") != CACHE_VERSION or data.get("settings") != settings:
         return None
     return ClipMeasure(**data)
 
 
-def _measure_to(args: tuple[str, int, int, str | None]) -> ClipMeasure:
-    split, index, seed, cache = args
-    m = measure_clip(split, index, seed)
+def _measure_to(args: tuple[str, int, int, str | None, str]) -> ClipMeasure:
+    split, index, seed, cache, world = args
+    m = measure_clip(split, index, seed, world=world)
     if cache:
-        write_json(_cache_file(Path(cache), split, index, seed), dataclasses.asdict(m))
+        write_json(_cache_file(Path(cache), split, index, seed, world), dataclasses.asdict(m))
     return m
 
 
 def measure_split(split: str, n: int, seed: int = 0, cache: str | Path | None = None,
-                  workers: int = 1) -> list[ClipMeasure]:
+                  workers: int = 1, world: str = "v1") -> list[ClipMeasure]:
     """Measurements of clips 0..n-1 of `split`, from the cache where present (progress bar; resumable). The floors
     and SNRs follow the noise weight in force (`noise.stable_weight_now`), whatever it was when a clip was measured."""
     cache_dir = Path(cache) if cache else None
+    settings = motion_settings_key()
     out: dict[int, ClipMeasure] = {}
     todo = []
     for i in range(n):
-        hit = _load(_cache_file(cache_dir, split, i, seed)) if cache_dir else None
+        hit = _load(_cache_file(cache_dir, split, i, seed, world), settings) if cache_dir else None
         if hit is not None:
             out[i] = hit
         else:
-            todo.append((split, i, seed, str(cache_dir) if cache_dir else None))
+            todo.append((split, i, seed, str(cache_dir) if cache_dir else None, world))
     log.info("%s split: %d clips cached, %d to measure", split, len(out), len(todo))
     if todo:
         bar = tqdm(total=len(todo), desc=f"measuring {split} clips", unit="clip")

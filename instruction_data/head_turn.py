@@ -29,6 +29,7 @@ class Turn:
     yaw_deg: float = 0.0  # > 0: the nose tip moves towards the image's right
     depth_scale: float = 1.15
     wobble: float = 0.05
+    wobble_phase: float = 0.7
 
 
 NO_TURN = Turn()
@@ -46,7 +47,8 @@ def true_depth(landmarks: FaceLandmarks, shape: tuple[int, int], turn: Turn) -> 
     z = (np.nan_to_num(z) - np.median(z[inside])) * turn.depth_scale
     x0, y0, x1, y1 = landmarks.box
     iod = float(np.linalg.norm(landmarks.points68[42:48].mean(axis=0) - landmarks.points68[36:42].mean(axis=0)))
-    z += turn.wobble * iod * np.sin(2 * np.pi * (xs - x0) / (x1 - x0) + 0.7) * np.cos(np.pi * (ys - y0) / (y1 - y0))
+    z += turn.wobble * iod * (np.sin(2 * np.pi * (xs - x0) / (x1 - x0) + turn.wobble_phase)
+                              * np.cos(np.pi * (ys - y0) / (y1 - y0)))
     return np.where(inside, z, 0.0)
 
 

@@ -249,14 +249,16 @@ def _write_jpegs(folder: Path, names: list[str], frames: list[np.ndarray], quali
 
 def write_realistic_dataset(layout: str, out_dir: str | Path, split: str, subjects: int | None = None,
                             clips: int = 10, seed: int = 0, size: tuple[int, int] = (640, 480), quirks: bool = False,
-                            progress: bool = False) -> Path:
+                            progress: bool = False, world: str = "v1") -> Path:
     """Write clips of the realistic world's `split` (`instruction_data.realistic`) in `layout` under `out_dir`.
 
     A dataset subject is one person of the split (its photo as shot and mirrored, clip by clip); clip c of subject
     s is clip `s * clips + c` of the split's stream for `seed`, with that subject. Each frame is written once as a
     JPEG at the clip's drawn quality, so the files read back as `realistic_clip` renders them. Null clips (no AU)
     get an empty AU cell and 'others' (layouts without 'others' leave them out). `synth_truth.json` keeps the whole
-    ground truth: AUs with sides and intensities, amplitudes, blinks, head motion, noise and JPEG quality.
+    ground truth: AUs with sides and intensities, amplitudes, blinks, head motion, noise and JPEG quality; with
+    `world` "v2" (`instruction_data.world_v2`) also the out-of-plane turn, the coupled skin motion and the
+    distractors' draw.
     """
     from instruction_data.realistic import draw_spec, render_realistic, split_subjects
 
@@ -278,7 +280,7 @@ def write_realistic_dataset(layout: str, out_dir: str | Path, split: str, subjec
     for s, c in tqdm(todo, desc=f"realistic {layout} {split}", disable=not progress):
         faces = people[persons[s]]
         index = s * clips + c
-        clip_spec = draw_spec(index, split, seed, frame_size=tuple(size), subject=faces[c % len(faces)])
+        clip_spec = draw_spec(index, split, seed, frame_size=tuple(size), world=world, subject=faces[c % len(faces)])
         codes = [m.au.code for m in clip_spec.motions]
         emotion = emotion_from_aus(codes, set(spec.vocabulary))[0] if codes else "others"
         if emotion not in spec.vocabulary:
@@ -309,10 +311,16 @@ def write_realistic_dataset(layout: str, out_dir: str | Path, split: str, subjec
                       "noise_sigma": clip_spec.noise_sigma, "jpeg_quality": clip_spec.jpeg_quality,
                       "illumination_drift": clip_spec.illumination_drift, "fps": clip_spec.fps,
                       "folder": str(spec.frame_path(row))})
+        if clip_spec.v2 is not None:
+            turns = clip.head_turns
+            truth[-1].update(v2=dataclasses.asdict(clip_spec.v2), coupled=clip.coupled,
+                             head_turn_at_apex_deg={"pitch": round(turns[clip.apex][0] - turns[clip.onset][0], 4),
+                                                    "yaw": round(turns[clip.apex][1] - turns[clip.onset][1], 4)})
     if not plan:
         raise ValueError(f"no clip of the {split} split can be written in the {layout} layout")
     sheets = spec.write(root, plan, quirks)
-    write_json(root / "synth_truth.json", {"layout": layout, "realistic": True, "split": split, "seed": seed,
+    write_json(root / "synth_truth.json", {"layout": layout, "realistic": True, "world": world, "split": split,
+                                           "seed": seed,
                                            "size": list(size), "quirks": quirks, "synthetic": True,
                                            "sheets": [p.name for p in sheets], "clips": truth})
     log.info("wrote %d realistic synthetic %s clips (%s split) to %s", len(plan), layout, split, root)

@@ -41,6 +41,7 @@ from instruction_data.synth import (
     _make_subject,
     render_clip,
 )
+from instruction_data.world_v2 import WORLDS, V2Draw, draw_v2
 
 AMPLITUDE_RANGE_PX = (0.08, 3.0)
 # FACS intensity letter of an AU by its amplitude at the working crop: A below 0.15 px, B below 0.3, C below 0.6,
@@ -106,6 +107,8 @@ class RealisticSpec:
     illumination_drift: float
     fps: float = FPS
     frame_size: tuple[int, int] = FRAME_SIZE
+    world: str = "v1"  # "v2": with world v2's additions (`v2`, instruction_data.world_v2)
+    v2: V2Draw | None = None
 
     @property
     def is_null(self) -> bool:
@@ -125,7 +128,7 @@ class RealisticSpec:
                          seed=int(np.random.default_rng([_SPLIT_KEY[self.split], self.seed, self.index, 1])
                                   .integers(0, 2**31)),
                          blinks=self.blinks, jpeg_quality=self.jpeg_quality, noise_table=True,
-                         static_background=True)
+                         static_background=True, world_v2=self.v2)
 
 
 def intensity_letter(amplitude_px: float) -> str:
@@ -193,14 +196,18 @@ def _frames(rng: np.random.Generator, lo_hi: tuple[float, float], fps: float) ->
 
 
 def draw_spec(index: int, split: str = "benchmark", seed: int = 0, fps: float = FPS,
-              frame_size: tuple[int, int] = FRAME_SIZE, **overrides) -> RealisticSpec:
-    """Clip `index` of the split's stream for `seed`; `overrides` replace any drawn `RealisticSpec` field."""
+              frame_size: tuple[int, int] = FRAME_SIZE, world: str = "v1", **overrides) -> RealisticSpec:
+    """Clip `index` of the split's stream for `seed`; `overrides` replace any drawn `RealisticSpec` field. World v2
+    draws its additions from a stream of their own: the v1 fields of a clip are the same in both worlds."""
     _check_split(split)
+    if world not in WORLDS:
+        raise ValueError(f"unknown world {world!r}; use one of {', '.join(WORLDS)}")
     if index < 0:
         raise ValueError(f"clip index must be >= 0, not {index}")
     rng = np.random.default_rng([_SPLIT_KEY[split], seed, index])
     subjects = split_subjects(split)
-    subject = subjects[int(rng.integers(len(subjects)))]
+    person = int(rng.integers(len(subjects)))
+    subject = subjects[person]
     null = rng.random() < NULL_SHARE
     motions = () if null else _draw_motions(rng)
 
@@ -240,6 +247,9 @@ def draw_spec(index: int, split: str = "benchmark", seed: int = 0, fps: float = 
         jpeg_quality=int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)),
         illumination_drift=float(rng.uniform(-ILLUMINATION_DRIFT, ILLUMINATION_DRIFT)),
         fps=fps, frame_size=tuple(frame_size))
+    if world == "v2":
+        spec = dataclasses.replace(spec, world="v2", v2=draw_v2([_SPLIT_KEY[split], seed, index, 2],
+                                                                100 * _SPLIT_KEY[split] + person, n_frames))
     if overrides:
         known = {f.name for f in dataclasses.fields(RealisticSpec)}
         unknown = sorted(set(overrides) - known)
@@ -255,12 +265,13 @@ def render_realistic(spec: RealisticSpec, only: Sequence[int] | None = None) -> 
     return clip
 
 
-def realistic_clip(index: int, split: str = "benchmark", seed: int = 0, **overrides) -> SynthClip:
-    """Render clip `index` of `split` for `seed` (deterministic in the three); see `draw_spec` for `overrides`."""
-    return render_realistic(draw_spec(index, split, seed, **overrides))
+def realistic_clip(index: int, split: str = "benchmark", seed: int = 0, world: str = "v1",
+                   **overrides) -> SynthClip:
+    """Render clip `index` of `split` for `seed` (deterministic in the four); see `draw_spec` for `overrides`."""
+    return render_realistic(draw_spec(index, split, seed, world=world, **overrides))
 
 
-def realistic_clips(split: str, n: int, seed: int = 0) -> Iterator[SynthClip]:
+def realistic_clips(split: str, n: int, seed: int = 0, world: str = "v1") -> Iterator[SynthClip]:
     """The first `n` clips of the split's stream for `seed`, rendered one at a time."""
     for i in range(n):
-        yield realistic_clip(i, split, seed)
+        yield realistic_clip(i, split, seed, world)

@@ -18,6 +18,7 @@ generator moves the same regions the motion table measures.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -33,6 +34,7 @@ from assistant.au import AU
 from assistant.facs import FACS, MIDLINE_REGIONS, image_direction
 from assistant.motion.regions import region_ellipses
 from assistant.types import FaceLandmarks
+from instruction_data.world_v2 import V2Draw
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +117,7 @@ class SynthSpec:
     jpeg_quality: int | None = None  # encode and decode each frame as JPEG at this quality
     noise_table: bool = False  # draw the noise from a 256-level Gaussian table: 4x faster, same spread
     static_background: bool = False  # the head moves over a still background (else the whole picture moves)
+    world_v2: V2Draw | None = None  # world v2's additions (instruction_data.world_v2); None renders world v1
 
 
 @dataclass
@@ -143,6 +146,9 @@ class SynthClip:
     illumination_drift: float = 0.0
     jpeg_quality: int | None = None
     split: str = ""  # the realistic world's split ("calibration" / "benchmark"); empty for the easy world
+    world: str = "v1"  # "v2" with world v2's additions
+    head_turns: list[tuple[float, float]] = field(default_factory=list)  # v2: per frame (pitch, yaw), degrees
+    coupled: list[dict] = field(default_factory=list)  # v2: [{au, region, side, px}] skin an AU drags (crop px)
 
     @property
     def is_null(self) -> bool:
@@ -360,7 +366,7 @@ def _place(subject: SubjectFace, spec: SynthSpec) -> tuple[np.ndarray, np.ndarra
     canvas = cv2.warpAffine(subject.image, m, (w, h), flags=interp, borderMode=cv2.BORDER_CONSTANT,
                             borderValue=subject.background)
     lm = subject.landmarks.scaled(scale, scale, -w / (2 * scale) + cx, -h / (2 * scale) + cy)
-    lm = FaceLandmarks(lm.points, lm.points68, lm.box, (w, h), lm.backend, lm.n_faces)
+    lm = dataclasses.replace(lm, image_size=(w, h), blendshapes=None)
     return canvas.astype(np.float32), m, lm
 
 
@@ -447,6 +453,7 @@ def render_clip(spec: SynthSpec, only: Sequence[int] | None = None) -> SynthClip
     strength = time_course(n, onset, apex, offset)
     closure = blink_course(n, spec.blinks)
     blink = field_from_moves(blink_moves(lm.points68, spec.blink_depth), (w, h)) if spec.blinks else None
+    v2 = _world_v2(spec, lm, motions, moves, base, px) if spec.world_v2 is not None else None
 
     grid_y, grid_x = np.mgrid[0:h, 0:w].astype(np.float32)
     centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
@@ -465,6 +472,10 @@ def render_clip(spec: SynthSpec, only: Sequence[int] | None = None) -> SynthClip
     # motion.
     reach = float((np.abs(tx) + np.abs(ty) + (np.abs(np.radians(rot)) + np.abs(zoom)) * math.hypot(w, h)).max())
     roi = _support(moves + (blink_moves(lm.points68, spec.blink_depth) if spec.blinks else []), (w, h), reach + 4)
+    if v2 is not None:  # dense fields: the whole head
+        rows, cols = np.nonzero(head_mask(lm, (w, h)) > 1e-3)
+        roi = (slice(max(0, int(rows.min() - reach - 4)), min(h, int(rows.max() + reach + 5))),
+               slice(max(0, int(cols.min() - reach - 4)), min(w, int(cols.max() + reach + 5))))
     head = head_mask(lm, (w, h)) if spec.static_background else None
     win = (slice(0, h), slice(0, w)) if head is None else _window(head, roi, reach + 4)
     (wy0, wy1), (wx0, wx1) = (win[0].start, win[0].stop), (win[1].start, win[1].stop)
@@ -483,6 +494,8 @@ def render_clip(spec: SynthSpec, only: Sequence[int] | None = None) -> SynthClip
             continue
         s = float(strength[i])
         fields = [(wt, f) for wt, f in ((s, base), (float(closure[i]), blink)) if wt > 0] if roi else []
+        if v2 is not None:
+            fields += [(wt, f) for wt, f in v2.frame_fields(i) if wt != 0]
         moved = bool(tx[i] or ty[i] or rot[i] or zoom[i])
         # inverse similarity z = R^T (y - c - t) / k + c (rotation positive = counter-clockwise on screen)
         a = math.radians(rot[i])
@@ -514,6 +527,8 @@ def render_clip(spec: SynthSpec, only: Sequence[int] | None = None) -> SynthClip
             frame = canvas.copy()
             frame[win] = part
         gain = 1.0 + spec.illumination_drift * ramp[i]
+        if v2 is not None:
+            gain *= float(v2.gains[i])
         frame_rng = np.random.default_rng([spec.seed, i])
         if spec.noise_sigma > 0 and spec.noise_table:
             noise = cv2.LUT(np.frombuffer(frame_rng.bytes(frame.size), np.uint8).reshape(frame.shape), noise_lut)
@@ -535,7 +550,60 @@ def render_clip(spec: SynthSpec, only: Sequence[int] | None = None) -> SynthClip
                      head_translation_px=tuple(float(v) for v in spec.head_translation_px),
                      head_rotation_deg=spec.head_rotation_deg, head_zoom=spec.head_zoom, blinks=list(spec.blinks),
                      blink_strength=closure, noise_sigma=spec.noise_sigma,
-                     illumination_drift=spec.illumination_drift, jpeg_quality=spec.jpeg_quality)
+                     illumination_drift=spec.illumination_drift, jpeg_quality=spec.jpeg_quality,
+                     world="v1" if v2 is None else "v2",
+                     head_turns=[] if v2 is None else [(float(a), float(b)) for a, b in zip(v2.pitch, v2.yaw)],
+                     coupled=[] if v2 is None else v2.coupled)
+
+
+@dataclass
+class _V2Fields:
+    """World v2's per-frame fields (frame px) and gains for one clip, built once before the frame loop."""
+
+    pitch: np.ndarray  # degrees per frame
+    yaw: np.ndarray
+    turn_x: np.ndarray  # (H, W, 2): displacement per radian of yaw (depth, 0)
+    turn_y: np.ndarray  # per radian of pitch (0, depth)
+    gaze: np.ndarray  # (H, W, 2) full gaze lid shift
+    gaze_share: np.ndarray  # per frame
+    gains: np.ndarray  # per frame flicker
+    coupled: list[dict]
+
+    def frame_fields(self, i: int) -> list[tuple[float, np.ndarray]]:
+        return [(math.radians(float(self.yaw[i])), self.turn_x), (math.radians(float(self.pitch[i])), self.turn_y),
+                (float(self.gaze_share[i]), self.gaze)]
+
+
+def _world_v2(spec: SynthSpec, lm: FaceLandmarks, motions: Sequence[AUMotion], moves: list[RegionMove],
+              base: np.ndarray, px: float) -> _V2Fields:
+    """Adds each AU's coupled skin motion to `base` (in place) and builds the turn, gaze and flicker of world v2."""
+    from instruction_data.head_turn import Turn, true_depth
+    from instruction_data.world_v2 import WOBBLE_IOD, coupled_field, flicker_gains, gaze_course, turn_course
+
+    draw = spec.world_v2
+    w, h = spec.frame_size
+    centres = region_centres(lm.points68)
+    coupled = []
+    for m in motions:
+        direct = field_from_moves([mv for mv in moves if mv.au is m.au], (w, h))
+        drag = coupled_field(lm, direct, draw.coupling)
+        base += drag
+        own = {(mv.region, mv.side) for mv in moves if mv.au is m.au}
+        for (region, side), (cx, cy) in centres.items():
+            v = drag[int(round(cy)), int(round(cx))] / px
+            if (region, side) not in own and math.hypot(*v) >= 0.02:
+                coupled.append({"au": m.au.code, "region": region, "side": side,
+                                "px": round(float(math.hypot(*v)), 4)})
+    z = true_depth(lm, (h, w), Turn(depth_scale=draw.depth_scale, wobble=WOBBLE_IOD, wobble_phase=draw.wobble_phase))
+    zero = np.zeros_like(z)
+    pitch, yaw = turn_course(draw, spec.n_frames, spec.seed)
+    gaze_moves = [RegionMove(AU(0, raw="gaze"), "upper_eyelid", side, centres[("upper_eyelid", side)],
+                             _sigmas(lm.points68)[("upper_eyelid", side)], (0.0, draw.gaze_px * px))
+                  for side in ("L", "R")]
+    return _V2Fields(pitch=pitch, yaw=yaw, turn_x=np.stack([z, zero], -1).astype(np.float32),
+                     turn_y=np.stack([zero, z], -1).astype(np.float32),
+                     gaze=field_from_moves(gaze_moves, (w, h)), gaze_share=gaze_course(draw, spec.n_frames),
+                     gains=flicker_gains(draw, spec.n_frames, spec.seed), coupled=coupled)
 
 
 def jpeg_roundtrip(frame: np.ndarray, quality: int) -> np.ndarray:

@@ -23,6 +23,9 @@ class SynthConfig:
     realistic: bool = field(default=False, metadata={"help": "the realistic world (micro amplitudes, head drift, "
                                                              "noise, JPEG, blinks, null clips; see --split) instead "
                                                              "of the easy one"})
+    world: str = field(default="v1", metadata={"help": "with --realistic: v1 (head motion in the image plane) or v2 "
+                                                      "(also heads that turn in 3-D, skin that moves as one sheet, "
+                                                      "gaze lid shifts and flicker)", "choices": ["v1", "v2"]})
     split: str = field(default="benchmark", metadata={"help": "with --realistic: whose faces (the two splits share "
                                                               "no person)", "choices": list(SPLITS)})
     subjects: int = field(default=4, metadata={"help": "number of synthetic subjects (with --realistic: people of "
@@ -62,10 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.realistic:
         try:
             root = write_realistic_dataset(cfg.layout, cfg.out, cfg.split, cfg.subjects, cfg.clips, seed=cfg.seed,
-                                           size=size, progress=True)
+                                           size=size, progress=True, world=cfg.world)
         except ValueError as e:
             raise ConfigError(f"{e}.") from None
-        world = f"realistic synthetic ({cfg.split} split)"
+        world = f"realistic synthetic (world {cfg.world}, {cfg.split} split)"
     else:
         root = write_synthetic_dataset(cfg.layout, cfg.out, cfg.subjects, cfg.clips, seed=cfg.seed, size=size,
                                        n_frames=cfg.frames, quirks=cfg.quirks, progress=True)
