@@ -59,8 +59,8 @@ def code_fingerprint() -> str:
     return h.hexdigest()[:10]
 
 
-def cache_file(out: Path, split: str, seed: int) -> Path:
-    return out / f"features_{split}_seed{seed}_{code_fingerprint()}.jsonl"
+def cache_file(out: Path, split: str, seed: int, world: str = "v1") -> Path:
+    return out / f"features_{split}_{world}_seed{seed}_{code_fingerprint()}.jsonl"
 
 
 def clip_features(measure, motion_config=None) -> dict:
@@ -71,7 +71,7 @@ def clip_features(measure, motion_config=None) -> dict:
     from assistant.types import Clip
     from instruction_data.realistic import draw_spec, render_realistic
 
-    spec = draw_spec(measure.index, measure.split, measure.seed)
+    spec = draw_spec(measure.index, measure.split, measure.seed, world=measure.world)
     synth = render_realistic(spec, only=[spec.onset, spec.apex])  # the same two frames a full render makes
     clip = Clip(f"{measure.split}-{measure.seed}-{measure.index}", synth.frames[synth.onset],
                 synth.frames[synth.apex], synth.onset, synth.apex, n_frames=len(synth.frames), fps=synth.fps)
@@ -97,7 +97,8 @@ def rules_evidence(row: dict):
     return score_regions(regions, sorted(FACS), row["crop_size"])
 
 
-def collect(split: str, n: int, seed: int, cache: Path, regions_cache: Path = REGIONS_CACHE) -> list[dict]:
+def collect(split: str, n: int, seed: int, cache: Path, regions_cache: Path = REGIONS_CACHE,
+            world: str = "v1") -> list[dict]:
     """Features of clips 0..n-1, read from `cache` (JSON lines) where present, computed and appended otherwise; the
     motion measurements come from eval.realism.measure_split (its cache under `regions_cache`)."""
     from eval.realism import measure_split
@@ -114,7 +115,7 @@ def collect(split: str, n: int, seed: int, cache: Path, regions_cache: Path = RE
         for i in range(n):
             if (split, seed, i) in done:
                 continue
-            measures = measures or measure_split(split, n, seed, regions_cache)
+            measures = measures or measure_split(split, n, seed, regions_cache, world=world)
             row = clip_features(measures[i])
             f.write(json.dumps(row) + "\n")
             f.flush()
@@ -207,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=160, help="calibration clips (clip indices 0..n-1)")
     parser.add_argument("--seed", type=int, default=0, help="realistic world seed")
+    parser.add_argument("--world", default="v1", choices=["v1", "v2"],
+                        help="the realistic world's version (v2: 3-D head turns, coupled skin, gaze, flicker)")
     parser.add_argument("--cache", type=Path, default=Path("outputs/calib_blend"), help="feature cache folder")
     parser.add_argument("--out", default=None, help="calibration folder holding the rules calibration, where the "
                         f"fusion files are written (default: {calibration.default_out()})")
@@ -214,9 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     out = calibration.check_folder(args.out or calibration.default_out(), "--out")
     calibration.use(out)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    command = f"meu calibrate fusion --n {args.n} --seed {args.seed} --out DIR"
+    command = f"meu calibrate fusion --world {args.world} --n {args.n} --seed {args.seed} --out DIR"
 
-    rows = collect("calibration", args.n, args.seed, cache_file(args.cache, "calibration", args.seed))
+    rows = collect("calibration", args.n, args.seed, cache_file(args.cache, "calibration", args.seed, args.world),
+                   world=args.world)
     floors = noise_floors(rows)
     n_null = sum(1 for r in rows if not r["aus"])
     if n_null < 10:

@@ -2,6 +2,8 @@
 
 Turns are rendered through a depth the analysis never sees (the mesh's scaled by 1.15 and bent by a smooth wave,
 instruction_data/head_turn.py). Each "no AU" case has a positive twin: the same turn with an AU still gives the AU.
+The twins' AUs are 0.5 px (AU9 0.8 px): the shipped `rules` settings, chosen on world v2's calibration split, name
+them at p 0.75-0.94; at 0.3 px they sit under the threshold on this noise-free photo even without a turn.
 The figures over a grid of turns are in benchmarks/head_turn.py.
 """
 
@@ -91,23 +93,23 @@ def test_a_still_face_turned_out_of_plane_gets_no_au(face, turn):
 
 
 def test_a_turned_face_with_au4_gives_au4_and_no_eyelid_au(face):
-    _, named = _read(face, Turn(yaw_deg=1.0), codes=[4], px=0.3)
+    _, named = _read(face, Turn(yaw_deg=1.0), codes=[4], px=0.5)
     assert 4 in named and not named & EYELID_AUS, named
 
 
 def test_a_pitched_face_with_au4_and_au7_still_gives_au7(face):
-    _, named = _read(face, Turn(pitch_deg=1.0), codes=[4, 7], px=0.3)
+    _, named = _read(face, Turn(pitch_deg=1.0), codes=[4, 7], px=0.5)
     assert 7 in named, named
 
 
 def test_a_turned_smile_is_still_a_smile(face):
-    _, named = _read(face, Turn(pitch_deg=1.0), codes=[12], px=0.3)
+    _, named = _read(face, Turn(pitch_deg=1.0), codes=[12], px=0.5)
     assert 12 in named, named
 
 
 def test_an_au9_is_not_compensated_away_as_pitch(face):
     """AU9 moves the nose bridge, the lever the rigid3d fits learn pitch from; the stiller model is kept."""
-    analysis, named = _read(face, codes=[9], px=0.5)
+    analysis, named = _read(face, codes=[9], px=0.8)
     assert 9 in named, named
     assert abs(analysis.field.head_motion.get("pitch", 0.0)) < 0.1
 
