@@ -5,7 +5,8 @@ switch, `assistant.motion.analyze.RIGID3D_STILLER`) turned rigidly by pitch and 
 never sees (the mesh's, scaled by 0.8 or 1.25 and bent by a smooth wave, instruction_data/head_turn.py), with a
 still background. Per compensation (`register`: rigid3d when it leaves the face stiller, `register2d`: the
 similarity): for still faces the worst region's residual motion (px at 256) and the share given any AU by `rules`;
-for faces with one AU (0.3 px) under a 1-degree turn, whether the AU is named and how many other AUs are.
+for faces with one AU (0.5 px by default) under a 1-degree turn, whether the AU is named and how many other AUs
+are. `rules` with the shipped settings (or a calibration folder's, MEU_CALIBRATION).
 
     .venv/bin/python benchmarks/head_turn.py
 """
@@ -88,7 +89,7 @@ def run(twin_px: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--twin-px", type=float, default=0.3, help="AU amplitude (px at 256) of the positive twins")
+    parser.add_argument("--twin-px", type=float, default=0.5, help="AU amplitude (px at 256) of the positive twins")
     parser.add_argument("--rows", action="store_true", help="print every pair, not only the summary")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")

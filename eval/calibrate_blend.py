@@ -40,8 +40,8 @@ CASME2_AUS = (1, 2, 4, 7, 12, 14, 15, 17)
 REGIONS_CACHE = Path("outputs/cache/realism")  # eval.realism's cache of motion measurements, shared with realism.py
 
 
-FINGERPRINTED = ("assistant/motion", "assistant/facs.py",
-                 "instruction_data/realistic.py", "instruction_data/synth.py")
+FINGERPRINTED = ("assistant/motion", "assistant/facs.py", "instruction_data/realistic.py", "instruction_data/synth.py",
+                 "instruction_data/world_v2.py", "instruction_data/head_turn.py")
 
 
 def code_fingerprint() -> str:

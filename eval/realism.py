@@ -60,12 +60,16 @@ class ClipMeasure:
         return [RegionMotion(**{k: v for k, v in row.items() if k in keys}) for row in self.regions]
 
 
-def motion_settings_key() -> str:
-    """A short hash of what the cached tables depend on besides the world and the code version."""
+def motion_settings_key(config: MotionConfig | None = None) -> str:
+    """A short hash of what the cached tables depend on besides the world and the code version: the motion settings
+    and the source of world v2's renderer."""
     from assistant.motion import analyze, flow
 
-    settings = {"config": dataclasses.asdict(MotionConfig()), "tvl1": flow.TVL1_SETTINGS,
-                "rigid3d_stiller": analyze.RIGID3D_STILLER}
+    root = Path(__file__).resolve().parents[1] / "instruction_data"
+    settings = {"config": dataclasses.asdict(config or MotionConfig()), "tvl1": flow.TVL1_SETTINGS,
+                "rigid3d_stiller": analyze.RIGID3D_STILLER,
+                "world_v2": hashlib.sha256((root / "world_v2.py").read_bytes()
+                                           + (root / "head_turn.py").read_bytes()).hexdigest()}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -83,7 +87,7 @@ def measure_clip(split: str, index: int, seed: int = 0, config: MotionConfig | N
                        regions=[r.to_dict() for r in analysis.regions], noise_px=float(analysis.field.noise_px),
                        size=analysis.crop.size, head_motion=dict(analysis.field.head_motion),
                        noise_estimates=dict(analysis.field.noise_estimates), world=world,
-                       settings=motion_settings_key())
+                       settings=motion_settings_key(config))
 
 
 def with_stable_weight(measures: list[ClipMeasure], weight: float) -> list[ClipMeasure]:

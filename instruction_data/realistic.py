@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -206,8 +207,7 @@ def draw_spec(index: int, split: str = "benchmark", seed: int = 0, fps: float = 
         raise ValueError(f"clip index must be >= 0, not {index}")
     rng = np.random.default_rng([_SPLIT_KEY[split], seed, index])
     subjects = split_subjects(split)
-    person = int(rng.integers(len(subjects)))
-    subject = subjects[person]
+    subject = subjects[int(rng.integers(len(subjects)))]
     null = rng.random() < NULL_SHARE
     motions = () if null else _draw_motions(rng)
 
@@ -247,15 +247,17 @@ def draw_spec(index: int, split: str = "benchmark", seed: int = 0, fps: float = 
         jpeg_quality=int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)),
         illumination_drift=float(rng.uniform(-ILLUMINATION_DRIFT, ILLUMINATION_DRIFT)),
         fps=fps, frame_size=tuple(frame_size))
-    if world == "v2":
-        spec = dataclasses.replace(spec, world="v2", v2=draw_v2([_SPLIT_KEY[split], seed, index, 2],
-                                                                100 * _SPLIT_KEY[split] + person, n_frames))
     if overrides:
         known = {f.name for f in dataclasses.fields(RealisticSpec)}
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise TypeError(f"unknown realistic clip setting(s) {', '.join(unknown)}; use any of {', '.join(known)}")
         spec = dataclasses.replace(spec, **overrides)
+    if world == "v2" and "v2" not in overrides:  # after the overrides: a person's relief and tissue follow the subject
+        ids = [s.id for s in subjects]
+        person = ids.index(spec.subject.id) if spec.subject.id in ids else zlib.crc32(spec.subject.id.encode())
+        spec = dataclasses.replace(spec, world="v2", v2=draw_v2([_SPLIT_KEY[split], seed, index, 2],
+                                                                100 * _SPLIT_KEY[split] + person, n_frames))
     return spec
 
 

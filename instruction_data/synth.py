@@ -578,7 +578,14 @@ def _world_v2(spec: SynthSpec, lm: FaceLandmarks, motions: Sequence[AUMotion], m
               base: np.ndarray, px: float) -> _V2Fields:
     """Adds each AU's coupled skin motion to `base` (in place) and builds the turn, gaze and flicker of world v2."""
     from instruction_data.head_turn import Turn, true_depth
-    from instruction_data.world_v2 import WOBBLE_IOD, coupled_field, flicker_gains, gaze_course, turn_course
+    from instruction_data.world_v2 import (
+        MIN_COUPLED_PX,
+        WOBBLE_IOD,
+        coupled_field,
+        flicker_gains,
+        gaze_course,
+        turn_course,
+    )
 
     draw = spec.world_v2
     w, h = spec.frame_size
@@ -591,7 +598,7 @@ def _world_v2(spec: SynthSpec, lm: FaceLandmarks, motions: Sequence[AUMotion], m
         own = {(mv.region, mv.side) for mv in moves if mv.au is m.au}
         for (region, side), (cx, cy) in centres.items():
             v = drag[int(round(cy)), int(round(cx))] / px
-            if (region, side) not in own and math.hypot(*v) >= 0.02:
+            if (region, side) not in own and math.hypot(*v) >= MIN_COUPLED_PX:
                 coupled.append({"au": m.au.code, "region": region, "side": side,
                                 "px": round(float(math.hypot(*v)), 4)})
     z = true_depth(lm, (h, w), Turn(depth_scale=draw.depth_scale, wobble=WOBBLE_IOD, wobble_phase=draw.wobble_phase))

@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError("Give the output folder with --out DIR.")
     if cfg.subjects < 1 or cfg.clips < 1:
         raise ConfigError(f"--subjects and --clips must be at least 1, not {cfg.subjects} and {cfg.clips}.")
+    if cfg.world != "v1" and (not cfg.realistic or cfg.long):
+        raise ConfigError(f"--world {cfg.world} is a version of the realistic world's clips; add --realistic (long "
+                          "videos have no world v2 yet).")
     if cfg.long or cfg.layout in LONG_LAYOUTS:
         return _main_long(cfg)
     if cfg.frames < 3:

@@ -64,3 +64,10 @@ def test_out_naming_a_file_is_refused_before_the_run(faceless_video, tmp_path, c
     assert taken.read_text() == "keep me"
     assert cli.main([command, str(faceless_video), "--out", str(taken / "inside")]) == 1
     assert f"{taken} is a file" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("extra", [[], ["--realistic", "--long"]], ids=["easy world", "long videos"])
+def test_world_v2_without_realistic_clips_is_refused(tmp_path, capsys, extra):
+    assert cli.main(["data", "synth", "--world", "v2", *extra, "--out", str(tmp_path / "out")]) != 0
+    assert "--world v2 is a version of the realistic world's clips; add --realistic" in _error_line(capsys)
+    assert not (tmp_path / "out").exists()

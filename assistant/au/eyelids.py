@@ -58,7 +58,7 @@ def au43_score(onset: FaceLandmarks, apex: FaceLandmarks | None) -> AUScore | No
         return None
     side, worst = max(lost.items(), key=lambda kv: kv[1])
     probability = 1.0 / (1.0 + math.exp(-(worst - CLOSURE_MIDPOINT) / CLOSURE_WIDTH))
-    both = min(lost.values()) >= CLOSURE_MIDPOINT
+    both = len(lost) == 2 and min(lost.values()) >= CLOSURE_MIDPOINT
     sources = tuple(EvidenceSource("landmarks", f"{'left' if s == 'L' else 'right'} eye's upper lid", -v, s)
                     for s, v in sorted(lost.items(), key=lambda kv: -kv[1]))
     return AUScore(43, probability, None if both else side, sources)

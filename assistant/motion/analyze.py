@@ -115,17 +115,23 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
     fit3d = rigid3d_fit_mask(stable, face, crop_lm.points68) if depth is not None else None
     onset_grey = None
 
-    def compensated(frame: np.ndarray, frame_lm, model_depth: np.ndarray | None):
+    def compensated(frame: np.ndarray, frame_lm, model_depth: np.ndarray | None, timed: bool = True):
         """Onset crop, registered frame crop, registration and the flow with the head motion removed, for the
-        similarity (`model_depth` None) or the rigid3d model."""
+        similarity (`model_depth` None) or the rigid3d model. `timed`: add the stages' times to `timings` (the null
+        pair's count under "noise" instead)."""
         nonlocal onset_grey
+
+        def lap(stage: str, since: float) -> None:
+            if timed:
+                timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - since
+
         t = time.perf_counter()
         fit = stable if model_depth is None else fit3d
         if cfg.compensation in REGISTERED:
             onset_crop, crop, registration = register_pair(onset, frame, landmarks, frame_lm, box, fit, model_depth)
         else:
             onset_crop, crop, registration = crop_pair(onset, frame, box)
-        timings["register"] = timings.get("register", 0.0) + time.perf_counter() - t
+        lap("register", t)
         t = time.perf_counter()
         if onset_grey is None:
             onset_grey = to_grey(onset_crop).astype(np.float32)
@@ -133,11 +139,11 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
         if cfg.compensation in REGISTERED:
             grey = match_exposure(onset_grey, grey, stable)
         raw = compute_flow(onset_grey, grey, cfg.flow)
-        timings["flow"] = timings.get("flow", 0.0) + time.perf_counter() - t
+        lap("flow", t)
         t = time.perf_counter()
         flow, residual = compensate(raw, crop_lm.points68, cfg.compensation, fit, model_depth)
         flow = np.where(face[..., None], flow, 0).astype(np.float32)
-        timings["compensation"] = timings.get("compensation", 0.0) + time.perf_counter() - t
+        lap("compensation", t)
         return onset_crop, crop, registration, flow, registration.head.then(residual)
 
     onset_crop, apex_crop, registration, flow, head = compensated(apex, apex_lm, None)
@@ -156,7 +162,7 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
     if stable_floor is not None:
         estimates["stable area"] = stable_floor
     if null_frame is not None and cfg.noise == "auto":
-        null_flow = compensated(null_frame, None, depth_used)[3]
+        null_flow = compensated(null_frame, None, depth_used, timed=False)[3]
         null = noise_from_regions(null_flow, masks)
         if null is not None:
             estimates["null pair"] = null

@@ -1,10 +1,12 @@
 """Depth of the face at every crop pixel, from the landmark mesh, for the 3-D head model of `register`.
 
 A head that turns out of plane by a fraction of a degree moves each point in proportion to its depth (weak
-perspective): at a 256 px crop the nose tip stands about 35 px in front of the forehead and the face contour 80-90 px
-behind it, so 0.6 degrees of yaw moves the nose about 0.4 px against the contour. A 2-D similarity cannot remove that
+perspective): on the astronaut photo at the 256 px crop the mesh puts the nose tip about 25 px in front of the
+forehead and 120 px in front of the face contour, so 0.6 degrees of yaw moves the nose about 1.3 px against the
+contour. A 2-D similarity cannot remove that
 parallax, and what it leaves reads as AUs at the nose, brows and mouth. MediaPipe's mesh carries a depth per
-landmark; linear interpolation over its triangles gives one per pixel.
+landmark; linear interpolation over a Delaunay triangulation of its points (which also spans the eye and mouth
+openings) gives one per pixel.
 
 Landmark depth is a model's guess (one person's nose stands further out than the mesh says), good for the shape of
 the face, not for its exact relief: the fits in `register` estimate the turn from the image and use the depth only as
@@ -19,7 +21,6 @@ from scipy.interpolate import LinearNDInterpolator
 
 from assistant.types import FaceLandmarks
 
-HEAD_MODELS = ("similarity", "rigid3d")
 MESH_POINTS = 468  # the 478-point mesh's face points (the last 10 are the irises)
 SLOPE_SCALE = 0.6  # px of depth per px across: weight 1/2 at this slope (the cheeks at the contour reach 1.5-3)
 

@@ -115,8 +115,9 @@ def _source_text(score: AUScore, lang: str, limit: int = 2) -> str:
         if shapes:
             parts.append("面部模型的表情系数变化：" + "、".join(f"{s.name} {s.value:+.2f}" for s in shapes))
         if marks:
-            parts.append("关键点测得" + "、".join(f"{'左' if s.side == 'L' else '右'}眼上睑降低{abs(s.value):.0%}"
-                                             for s in marks))
+            parts.append("关键点测得" + "、".join(
+                f"{'左' if s.side == 'L' else '右'}眼上睑{'降低' if s.value < 0 else '升高'}{abs(s.value):.0%}"
+                for s in marks))
         return "；".join(parts)
     if shapes:
         parts.append("the face model's expression scores change: " + ", ".join(s.describe() for s in shapes))
