@@ -102,7 +102,7 @@ def test_calibrate_rules_writes_its_folder_and_leaves_the_shipped_files(tmp_path
     monkeypatch.delenv(calibration.ENV, raising=False)
     before = _shipped_digest()
     out = tmp_path / "calib"
-    assert cli.main(["calibrate", "rules", "--clips", "40", "--cache", str(tmp_path / "cache"),
+    assert cli.main(["calibrate", "rules", "--clips", "40", "--workers", "2", "--cache", str(tmp_path / "cache"),
                      "--out", str(out)]) == 0
     assert _shipped_digest() == before
     assert sorted(p.name for p in out.iterdir()) == sorted(calibration.RULES_FILES)

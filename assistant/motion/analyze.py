@@ -44,6 +44,9 @@ REGISTERED = ("register", "register2d")  # compensations that register the apex 
 # extra parameters fit a little noise, and it learns pitch from the nose bridge, which AU4 and AU9 move (a 0.5 px
 # AU9 alone read as 0.35 degrees of pitch). Chosen on calibration data only (see docs/reading_real_faces.md).
 RIGID3D_STILLER = 0.6
+# px at 256: when the similarity leaves a median motion under this, there is no turn to undo and rigid3d is not run.
+# Its own floor on a still pair of the calibration photo was 0.012 px, so it could not be RIGID3D_STILLER as still.
+TURN_MIN_PX = 0.02
 NOISE_MIN_GAP = 8  # a frame right after the onset is a null pair only when the apex is at least this far away
 NOISE_MAX_SEEK = 300  # frames decoded again at most to fetch the null-pair frame of a video
 DEFAULT_NOISE_PX = 0.03  # px at 256 when no estimate is possible (the middle of what still real faces show)
@@ -148,7 +151,7 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
 
     onset_crop, apex_crop, registration, flow, head = compensated(apex, apex_lm, None)
     depth_used = None
-    if depth is not None:
+    if depth is not None and stillness(flow, face) >= TURN_MIN_PX * cfg.size / 256:
         turned = compensated(apex, apex_lm, depth)
         log.debug("stillness: similarity %.4f px, rigid3d %.4f px", stillness(flow, face), stillness(turned[3], face))
         if stillness(turned[3], face) < RIGID3D_STILLER * stillness(flow, face):
