@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy.interpolate import LinearNDInterpolator
 
-from assistant.motion.depth import MESH_POINTS
+from assistant.motion.depth import mesh_depth
 from assistant.types import FaceLandmarks
 
 UP = 4
@@ -37,14 +36,13 @@ NO_TURN = Turn()
 
 def true_depth(landmarks: FaceLandmarks, shape: tuple[int, int], turn: Turn) -> np.ndarray:
     """(H, W) rendered depth toward the camera (frame px), zero off the face and at the face's median."""
-    if landmarks.depth is None:
+    found = mesh_depth(landmarks, shape)
+    if found is None:
         raise ValueError("turning a face needs landmarks with depth (the mediapipe backend)")
+    z, inside = found
+    z = z * turn.depth_scale
     h, w = shape
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-    pts = landmarks.points[:MESH_POINTS]
-    z = LinearNDInterpolator(pts, landmarks.depth[:MESH_POINTS])(xs, ys)
-    inside = ~np.isnan(z)
-    z = (np.nan_to_num(z) - np.median(z[inside])) * turn.depth_scale
     x0, y0, x1, y1 = landmarks.box
     iod = float(np.linalg.norm(landmarks.points68[42:48].mean(axis=0) - landmarks.points68[36:42].mean(axis=0)))
     z += turn.wobble * iod * (np.sin(2 * np.pi * (xs - x0) / (x1 - x0) + turn.wobble_phase)

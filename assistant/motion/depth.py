@@ -25,6 +25,25 @@ MESH_POINTS = 468  # the 478-point mesh's face points (the last 10 are the irise
 SLOPE_SCALE = 0.6  # px of depth per px across: weight 1/2 at this slope (the cheeks at the contour reach 1.5-3)
 
 
+def mesh_depth(landmarks: FaceLandmarks, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(H, W) float64 depth toward the camera, linear over a Delaunay triangulation of the mesh points and zero at
+    the face's median, and the (H, W) mask of the pixels inside the mesh (the depth is zero outside). None without
+    depth (dlib) or when no pixel lies inside."""
+    if landmarks.depth is None or len(landmarks.points) < MESH_POINTS:
+        return None
+    pts = np.asarray(landmarks.points[:MESH_POINTS], dtype=np.float64)
+    z = np.asarray(landmarks.depth[:MESH_POINTS], dtype=np.float64)
+    h, w = shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    depth = LinearNDInterpolator(pts, z)(xs, ys)
+    inside = ~np.isnan(depth)
+    if not inside.any():
+        return None
+    depth -= np.median(depth[inside])
+    depth[~inside] = 0.0
+    return depth, inside
+
+
 def depth_map(landmarks: FaceLandmarks, shape: tuple[int, int]) -> np.ndarray | None:
     """(H, W) float32 depth toward the camera at each pixel of the image `landmarks` are in, zero at the face's median
     and outside the mesh. None when the landmarks carry no depth (dlib).
@@ -33,19 +52,8 @@ def depth_map(landmarks: FaceLandmarks, shape: tuple[int, int]) -> np.ndarray | 
     dragging it with the contour's depth (the background does not turn with the head). Extending the contour's depth
     outwards instead moved the background by a pixel against the face and doubled the median motion rigid3d left on
     a still pair (0.012 -> 0.020 px)."""
-    if landmarks.depth is None or len(landmarks.points) < MESH_POINTS:
-        return None
-    pts = np.asarray(landmarks.points[:MESH_POINTS], dtype=np.float64)
-    z = np.asarray(landmarks.depth[:MESH_POINTS], dtype=np.float64)
-    h, w = shape
-    ys, xs = np.mgrid[0:h, 0:w]
-    depth = LinearNDInterpolator(pts, z)(xs, ys)
-    outside = np.isnan(depth)
-    if outside.all():
-        return None
-    depth -= np.median(depth[~outside])
-    depth[outside] = 0.0
-    return depth.astype(np.float32)
+    found = mesh_depth(landmarks, shape)
+    return None if found is None else found[0].astype(np.float32)
 
 
 def slope_weights(depth: np.ndarray) -> np.ndarray:

@@ -273,12 +273,7 @@ def _lk_residual(apex_src: np.ndarray, crop_to_source: np.ndarray, head: HeadMot
                  template: np.ndarray) -> np.ndarray:
     """Warped, blurred apex minus the template at the stable pixels, after matching gain and bias."""
     ys, xs = pixels
-    if depth is None:
-        warped = cv2.warpAffine(apex_src, (crop_to_source @ head.matrix)[:2], shape[::-1],
-                                flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
-    else:
-        warped = cv2.remap(apex_src, *_source_maps(crop_to_source, head, depth), cv2.INTER_CUBIC,
-                           borderMode=cv2.BORDER_CONSTANT)
+    warped = warp_head(apex_src, crop_to_source, head, depth, shape[0], 1.0)  # apex_src is anti-aliased already
     warped = cv2.GaussianBlur(warped, (0, 0), sigma)[ys, xs]
     warped = (warped - warped.mean()) / (warped.std() + 1e-6) * template.std() + template.mean()
     return (warped - template).astype(np.float64)
