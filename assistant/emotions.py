@@ -46,6 +46,39 @@ SCHEME_CLASSES: dict[str, tuple[str, ...]] = {
 }
 
 
+# MEGC 2019 composite database evaluation (CDE): each dataset's own words -> negative / positive / surprise.
+# Unlike scheme "3", CASME II's fear and sadness are left out (the challenge's mapping), as are "others" everywhere.
+CDE_MAPPING: dict[str, dict[str, str]] = {
+    "casme2": {"disgust": "negative", "repression": "negative", "happiness": "positive", "surprise": "surprise"},
+    "samm": {"anger": "negative", "contempt": "negative", "disgust": "negative", "fear": "negative",
+             "sadness": "negative", "happiness": "positive", "surprise": "surprise"},
+    "smic": {"negative": "negative", "positive": "positive", "surprise": "surprise"},
+}
+CDE_CLASSES: tuple[str, ...] = SCHEME_CLASSES["3"]
+# Clips the MEB toolkit drops to reach the challenge's 145 CASME II clips (moderate confidence: from MEB's
+# composite data table, not from the challenge paper). (dataset, subject, clip).
+CDE_EXCLUDED: dict[tuple[str, str, str], str] = {
+    ("casme2", "sub04", "EP12_01f"): "dropped by MEB's composite table to reach 145 CASME II clips",
+    ("casme2", "sub05", "EP12_03f"): "dropped by MEB's composite table to reach 145 CASME II clips",
+    ("casme2", "sub24", "EP02_07"): "dropped by MEB's composite table to reach 145 CASME II clips",
+}
+# The challenge's clip counts per dataset and class (See et al., MEGC 2019), printed beside what a run finds.
+CDE_EXPECTED: dict[str, dict[str, int]] = {
+    "smic": {"negative": 70, "positive": 51, "surprise": 43},
+    "casme2": {"negative": 88, "positive": 32, "surprise": 25},
+    "samm": {"negative": 92, "positive": 26, "surprise": 15},
+}
+CDE_SUBJECTS: dict[str, int] = {"smic": 16, "casme2": 24, "samm": 28}
+
+
+def cde_emotion(dataset: str, word: object) -> str | None:
+    """A sheet's emotion word -> its CDE class, None when the challenge leaves that word out of the composite."""
+    if dataset not in CDE_MAPPING:
+        raise ValueError(f"the composite protocol has no mapping for {dataset!r}; use {', '.join(CDE_MAPPING)}")
+    label = canonical(word)
+    return CDE_MAPPING[dataset].get(label) if label else None
+
+
 def canonical(word: object) -> str | None:
     """Raw sheet word -> canonical label, or None when the word is not an emotion we know."""
     if word is None:

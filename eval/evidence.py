@@ -107,9 +107,10 @@ class EvidenceSource:
             self.detector = get_detector(detector, **kwargs)
             self.description = f"{detector} (no training: identical under every protocol)"
         elif detector in TRAINED and au_run:
-            if protocol not in ("loso", "cross"):
+            if protocol not in ("loso", "cross", "cde"):
                 raise ConfigError(f"--au-run holds held-out predictions of models trained on this dataset's other "
-                                  f"subjects: use it with --protocol loso (or cross), not {protocol}; for {protocol} "
+                                  f"subjects: use it with --protocol loso (or cross, cde), not {protocol}; for "
+                                  f"{protocol} "
                                   f"give --{detector.replace('_', '-')}-checkpoint of a model trained on another "
                                   "dataset.")
             self.fold_predictions = FoldPredictions(au_run)
@@ -119,11 +120,11 @@ class EvidenceSource:
                                   f"protocol needs a {wanted} run.")
             self.description = f"{self.fold_predictions.model}, held-out predictions of each fold of {au_run}"
         elif detector in TRAINED and checkpoint:
-            if protocol == "loso":
+            if protocol in ("loso", "cde"):
                 raise ConfigError(
-                    f"LOSO with --detector {detector} needs --au-run (the --out folder of `meu train au --protocol "
-                    "loso`): one checkpoint was trained on the test subjects too. Use --au-run, or the zero-shot "
-                    "protocol with a checkpoint trained on another dataset.")
+                    f"{protocol} with --detector {detector} needs --au-run (the --out folder of `meu train au "
+                    f"--protocol {protocol}`): one checkpoint was trained on the test subjects too. Use --au-run, or "
+                    "the zero-shot protocol with a checkpoint trained on another dataset.")
             self.detector = get_detector(detector, checkpoint=checkpoint)
             self.description = f"{detector} checkpoint {checkpoint}"
         elif detector in TRAINED:

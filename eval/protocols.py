@@ -7,6 +7,7 @@ checked on construction: a subject in two of the three parts raises.
 
 - `loso_folds`: one fold per subject (leave one subject out), in sorted subject order.
 - `cross_dataset_fold`: train (and validate) on one dataset, test on all of another, over their shared AUs.
+- `cde_folds`: LOSO over several datasets pooled, subjects qualified by dataset (the MEGC 2019 composite).
 - `all_subjects_split`: the split for the final model trained on every subject (validation still subject-disjoint).
 """
 
@@ -25,6 +26,7 @@ DATASET_AUS: dict[str, list[int]] = {
     "samm": [2, 4, 7, 12],
     "dfme": [1, 2, 4, 7, 12, 14, 15, 17],
     "casme3": [1, 2, 4, 7, 12, 14, 15, 17],
+    "smic": [],  # SMIC codes no AUs: nothing to score, nothing to train on
 }
 
 
@@ -115,6 +117,20 @@ def loso_folds(items: Sequence, val_subjects: int = 1, seed: int = 0) -> list[Fo
         check_fold(fold, items)
         folds.append(fold)
     return folds
+
+
+def qualified_subject(dataset: str, subject: str) -> str:
+    """A subject id that stays unique when datasets are pooled (`casme2__sub01`): two datasets' `s1` are two people."""
+    return f"{dataset}__{subject}"
+
+
+def cde_folds(records: Sequence, val_subjects: int = 1, seed: int = 0) -> list[Fold]:
+    """The MEGC 2019 composite folds: leave one subject out over every dataset's subjects, ids dataset-qualified.
+    Fold names are the qualified ids; indices index `records` (items with `.dataset` and `.subject`)."""
+    from types import SimpleNamespace
+
+    items = [SimpleNamespace(subject=qualified_subject(r.dataset, str(r.subject))) for r in records]
+    return loso_folds(items, val_subjects, seed)
 
 
 def all_subjects_split(items: Sequence, val_subjects: int = 1, seed: int = 0) -> Fold:

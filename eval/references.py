@@ -36,9 +36,26 @@ REFERENCES: tuple[Reference, ...] = (
     Reference("AU-LLM", "samm", "loso", au_mean_f1=0.619, n_aus=4, source="AU-LLM paper, LOSO, 4 AUs"),
     Reference("Micro-AU CLIP", "casme2", "loso", au_mean_f1=0.782, n_aus=8, source="Micro-AU CLIP paper, LOSO"),
     Reference("Micro-AU CLIP", "samm", "loso", au_mean_f1=0.730, n_aus=4, source="Micro-AU CLIP paper, LOSO"),
+    # MEGC 2019 composite database evaluation (CDE), 3 classes, LOSO over 68 subjects. Per-dataset figures are the
+    # composite predictions restricted to one dataset. Varanka et al. (arXiv 2211.11425) found leakage inflating
+    # many later CDE figures.
+    Reference("LBP-TOP", "composite", "cde", classes="3", uf1=0.5882, uar=0.5785,
+              source="MEGC 2019 baseline (See et al., FG 2019)"),
+    Reference("LBP-TOP", "smic", "cde", classes="3", uf1=0.2000, uar=0.5280,
+              source="MEGC 2019 baseline, SMIC-HS part (moderate confidence)"),
+    Reference("LBP-TOP", "casme2", "cde", classes="3", uf1=0.7026, uar=0.7429,
+              source="MEGC 2019 baseline, CASME II part (moderate confidence)"),
+    Reference("LBP-TOP", "samm", "cde", classes="3", uf1=0.3954, uar=0.4102,
+              source="MEGC 2019 baseline, SAMM part (moderate confidence)"),
+    Reference("STSTNet", "composite", "cde", classes="3", uf1=0.7353, uar=0.7605,
+              source="Liong et al., Shallow triple stream three-dimensional CNN (STSTNet), FG 2019"),
+    Reference("EMR", "composite", "cde", classes="3", uf1=0.7885, uar=0.7824,
+              source="Liu et al., A neural micro-expression recognizer (EMR), FG 2019, MEGC 2019 winner "
+                     "(moderate confidence)"),
 )
 
 
-def references_for(datasets: set[str] | None = None) -> list[Reference]:
-    """The published rows for `datasets` (all of them when None)."""
-    return [r for r in REFERENCES if datasets is None or r.dataset in datasets]
+def references_for(datasets: set[str] | None = None, protocol: str | None = None) -> list[Reference]:
+    """The published rows for `datasets` (all of them when None), of `protocol` only when given."""
+    return [r for r in REFERENCES if (datasets is None or r.dataset in datasets)
+            and (protocol is None or r.protocol == protocol)]

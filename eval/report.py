@@ -42,7 +42,7 @@ def method_name(run: dict) -> str:
 
 def protocol_note(run: dict) -> str:
     trained = run["detector"] == "aullm" or run["reasoner"] == "vlm"
-    if run["protocol"] in ("loso", "zero-shot") and not trained:
+    if run["protocol"] in ("loso", "zero-shot", "cde") and not trained:
         return ("Nothing here is trained (template reasoner, rules detector), so zero-shot and LOSO are the same "
                 "computation: the LOSO figures are the zero-shot predictions pooled once and also split by "
                 "subject.")
@@ -55,6 +55,10 @@ def protocol_note(run: dict) -> str:
                 "subject; predictions of all folds are pooled, then scored once.")
     if run["protocol"] == "cross":
         return f"Cross-dataset: detector trained on {run['source_dataset']}, scored on the shared AUs."
+    if run["protocol"] == "cde":
+        return (f"Composite (MEGC 2019 CDE): {', '.join(run['dataset'].split(','))} pooled, one subject held out per "
+                f"fold; AU evidence from {run['evidence']}. AUs are scored on the AUs every AU-coding dataset codes "
+                "(SMIC codes none).")
     return f"{run['protocol']}: AU evidence from {run['evidence']}."
 
 
@@ -71,7 +75,8 @@ def _counts_section(c: dict) -> str:
         text += (f"\nThe {c['failed']} clip(s) that failed at run time (see `predictions.jsonl`, field `error`) are "
                  "not in the figures below.\n")
     if c["au_excluded_unknown_label"]:
-        text += ("\nUsable but with an unreadable AU label (`?`), left out of AU scores: "
+        text += ("\nUsable but with no AU truth (an unreadable `?` label, or a dataset that codes no AUs, as SMIC), "
+                 "left out of AU scores: "
                  f"{c['au_excluded_unknown_label']}\n")
     return text
 
@@ -150,7 +155,12 @@ def render_report(metrics: dict) -> str:
         parts.append("Emotion accuracy per fold (held-out subject)\n\n" + md_table(
             ["Fold", "clips", "ACC"],
             [[f, v["n"], _f3(v["accuracy"])] for f, v in metrics["emotion_per_fold"].items()]))
-    parts.append(_au_section(run, metrics["au"]))
+    if "cde" in metrics:
+        from eval.cde import cde_section
+
+        parts.append(cde_section(metrics))
+    if metrics["au"]["aus"]:
+        parts.append(_au_section(run, metrics["au"]))
     if metrics.get("timings"):
         parts.append("Mean seconds per clip: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics["timings"].items()))
     parts.append("Files: `predictions.jsonl` (one row per clip: answer text, parsed AUs and emotion, parse status, "
@@ -232,7 +242,8 @@ def write_report(out: Path, metrics: dict, rows: list[dict]) -> None:
     out = Path(out)
     atomic_write_text(out / "report.md", render_report(metrics))
     plot_confusion(metrics, out / "confusion.png")
-    plot_au_f1(metrics, out / "au_f1.png")
+    if metrics["au"]["aus"]:
+        plot_au_f1(metrics, out / "au_f1.png")
     if metrics["run"]["dataset"] == "dfme":
         name = {"dfme-test-a": "submission_test_a.csv", "dfme-test-b": "submission_test_b.csv"}.get(
             metrics["run"]["protocol"], "submission.csv")

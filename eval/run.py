@@ -36,24 +36,41 @@ from assistant.motion.analyze import MotionConfig, analyze_clip
 from assistant.parse import parse_answer
 from assistant.reasoners.base import last
 from eval.predictions import count_rows, score_rows
-from eval.protocols import dataset_aus, shared_aus, training_load_options
+from eval.samples import Sample, is_synthetic, scored_aus, select_samples
 from eval.shards import current_shard, done_keys, mark_done, merge, prediction_files, wait_for_shards
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("zero-shot", "loso", "cross", "dfme-test-a", "dfme-test-b")
-DATASETS = ("casme2", "samm", "dfme", "casme3")
-DEFAULT_CLASSES = {"casme2": "5", "samm": "3", "dfme": "7", "casme3": "3"}
+PROTOCOLS = ("zero-shot", "loso", "cross", "dfme-test-a", "dfme-test-b", "cde")
+DATASETS = ("casme2", "samm", "dfme", "casme3", "smic")
+DEFAULT_CLASSES = {"casme2": "5", "samm": "3", "dfme": "7", "casme3": "3", "smic": "3"}
 # settings a resumed run may change without changing any result
 # (batched greedy answers equal unbatched ones token for token: tests/test_vlm_batched.py)
 _RESUME_FREE = {"resume", "workers", "progress", "threads", "out", "batch_size"}
 _PATHS = ("root", "aullm_checkpoint", "microau_clip_checkpoint", "au_run", "vlm_base", "vlm_adapter")
 
 
+def _as_list(value: str | list, flag: str) -> list[str]:
+    """A comma-separated flag or a YAML list; a YAML item holding a comma could not be told apart on the command line
+    and is refused."""
+    if isinstance(value, (list, tuple)):
+        items = [str(v).strip() for v in value]
+        bad = [v for v in items if "," in v]
+        if bad:
+            raise ConfigError(f"{flag} item {bad[0]!r} holds a comma, which separates {flag} entries; rename that "
+                              "folder or link it under a name without a comma.")
+        return items
+    return [v.strip() for v in str(value).split(",") if v.strip()]
+
+
 @dataclass
 class EvalConfig:
-    dataset: str = field(default="casme2", metadata={"help": "dataset (loader name)", "choices": list(DATASETS)})
-    root: str = field(default="", metadata={"help": "dataset folder holding the annotation sheet(s) and frames"})
+    dataset: str = field(default="casme2", metadata={
+        "help": f"dataset (loader name: {', '.join(DATASETS)}); with --protocol cde a comma-separated list "
+                "(casme2,samm,smic), or a YAML list"})
+    root: str = field(default="", metadata={
+        "help": "dataset folder holding the annotation sheet(s) and frames; with --protocol cde one per dataset, "
+                "comma-separated in the same order (or a YAML list)"})
     protocol: str = field(default="zero-shot", metadata={"help": "evaluation protocol", "choices": list(PROTOCOLS)})
     reasoner: str = field(default="template", metadata={"help": "reasoner backend", "choices": ["template", "vlm"]})
     detector: str = field(default="rules", metadata={
@@ -91,75 +108,59 @@ class EvalConfig:
         "help": "label results synthetic (default: detected from the synthetic writer's synth_truth.json)"})
     threads: int = field(default=1, metadata={"help": "OpenCV / torch threads per process"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+    apex_unknown: str = field(default="middle", metadata={
+        "help": "where the sheet gives no apex (all of SMIC, a few CASME II rows): the middle frame between onset "
+                "and offset (as MEB does) or the project's apex spotter", "choices": ["middle", "spot"]})
+
+    def __post_init__(self):
+        names = _as_list(self.dataset, "--dataset")
+        unknown = [n for n in names if n not in DATASETS]
+        if unknown or not names:
+            raise ConfigError(f"Unknown dataset {', '.join(unknown) or 'name (empty)'}; use one of "
+                              f"{', '.join(DATASETS)}.")
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"Unknown protocol {self.protocol!r}; use one of {', '.join(PROTOCOLS)}.")
+        if self.protocol == "cde":
+            self._check_cde(names)
+        elif len(names) > 1:
+            raise ConfigError(f"--dataset {','.join(names)} names several datasets; pooling them is the composite "
+                              "protocol: add --protocol cde, or give one dataset.")
+        elif isinstance(self.root, (list, tuple)):
+            if len(self.root) != 1:
+                raise ConfigError(f"--root gives {len(self.root)} folders for one dataset; give one.")
+            self.root = str(self.root[0])
+        self.dataset = ",".join(names)
+
+    def _check_cde(self, names: list[str]) -> None:
+        from assistant.emotions import CDE_MAPPING
+
+        outside = [n for n in names if n not in CDE_MAPPING]
+        if outside or len(set(names)) < len(names):
+            raise ConfigError(f"--protocol cde pools {', '.join(CDE_MAPPING)}, each once; got {', '.join(names)}.")
+        if self.classes not in (None, "3"):
+            raise ConfigError(f"--protocol cde scores the challenge's 3 classes; drop --classes {self.classes}.")
+        roots = _as_list(self.root, "--root") if self.root else []
+        if len(roots) != len(names):
+            raise ConfigError(f"--root gives {len(roots)} folder(s) for the {len(names)} datasets {', '.join(names)}; "
+                              "give one folder per dataset, comma-separated in the same order.")
+        self.root = ",".join(roots)
+
+    @property
+    def datasets(self) -> list[str]:
+        return self.dataset.split(",")
+
+    @property
+    def roots(self) -> list[str]:
+        return self.root.split(",") if self.protocol == "cde" else [self.root]
 
     @property
     def scheme(self) -> str:
+        if self.protocol == "cde":
+            return "3"
         return str(self.classes) if self.classes else DEFAULT_CLASSES[self.dataset]
 
     def motion_config(self) -> MotionConfig:
         return MotionConfig(landmarks=self.landmarks, flow=self.flow, compensation=self.compensation)
-
-
-@dataclass
-class Sample:
-    key: str
-    subject: str
-    clip_id: str
-    split: str
-    fold: str
-    source: str  # the clip's frame folder
-    onset: int
-    apex: int
-    true_emotion: str | None  # in the run's scheme; None = the scheme excludes the sheet's word
-    emotion_raw: str
-    true_aus: list[int] | None  # None when the sheet's AU cell is unreadable (`?`)
-
-
-def scored_aus(config: EvalConfig, source: str | None) -> list[int]:
-    if config.protocol == "cross":
-        return shared_aus(source, config.dataset)
-    return dataset_aus(config.dataset)
-
-
-def is_synthetic(config: EvalConfig) -> bool:
-    if config.synthetic is not None:
-        return bool(config.synthetic)
-    root = Path(config.root)
-    return any((p / "synth_truth.json").is_file() for p in (root, root.parent) if p.is_dir())
-
-
-def select_samples(config: EvalConfig, source: str | None) -> tuple[list[Sample], list[dict], dict]:
-    """The split's samples, the loader's skipped rows (with reasons) and the loader's audit report."""
-    from instruction_data.loaders import load_dataset
-
-    if not config.root:
-        raise ConfigError("Give the dataset folder with --root.")
-    options = {}
-    if config.protocol.startswith("dfme-test"):
-        if config.dataset != "dfme":
-            raise ConfigError(f"The {config.protocol} protocol is for --dataset dfme, not {config.dataset}.")
-        options["splits"] = ("test_" + config.protocol[-1],)
-    elif config.protocol == "loso":  # LOSO over the training subjects; official test sets have their own protocols
-        options = training_load_options(config.dataset)
-    loaded = load_dataset(config.dataset, config.root, **options)
-    log.info("%s: %s", config.dataset, loaded.summary())
-    scheme = config.scheme
-    samples = []
-    for r in loaded.records:
-        if config.protocol == "loso":
-            fold = r.subject
-        elif config.protocol == "cross":
-            fold = f"{source}->{config.dataset}"
-        else:
-            fold = "all"
-        # any unreadable code (`?`, `4+?`) leaves the clip's AU truth unknown, as `meu train au` treats it
-        unreadable = bool(r.aus.unknown)
-        samples.append(Sample(
-            key=r.key, subject=r.subject, clip_id=r.clip_id, split=r.split, fold=fold,
-            source=str(Path(r.frame_paths[0]).parent), onset=r.onset, apex=r.apex, true_emotion=r.emotion(scheme),
-            emotion_raw=r.emotion_raw, true_aus=None if unreadable else list(r.aus.codes)))
-    skipped = [{"sheet": s.sheet, "row": s.row, "clip_id": s.clip_id, "reason": s.reason} for s in loaded.skipped]
-    return samples, skipped, loaded.report()
 
 
 # ---- the motion stage, in this process or in worker processes ---------------------------------------------------
@@ -173,12 +174,13 @@ def _init_worker(motion: MotionConfig, threads: int) -> None:
     _WORKER["motion"] = motion
 
 
-def _motion(task: tuple[str, str, int, int]):
-    """(key, analysis or None, error or None, seconds); input problems become the sample's error, not a crash."""
-    key, source, onset, apex = task
+def _motion(task: tuple[str, str, int, int | None, int | None]):
+    """(key, analysis or None, error or None, seconds); input problems become the sample's error, not a crash.
+    An apex of None is spotted between onset and offset."""
+    key, source, onset, apex, offset = task
     t = time.perf_counter()
     try:
-        analysis = analyze_clip(source, onset=onset, apex=apex, config=_WORKER["motion"])
+        analysis = analyze_clip(source, onset=onset, apex=apex, offset=offset, config=_WORKER["motion"])
         return key, analysis, None, time.perf_counter() - t
     except MEUError as err:
         return key, None, f"{type(err).__name__}: {err}", time.perf_counter() - t
@@ -223,7 +225,9 @@ def _settings(config: dict) -> dict:
     """The settings that decide the results, with existing paths resolved (`data/` and `./data` are one folder)."""
     out = {k: v for k, v in config.items() if k not in _RESUME_FREE}
     for k in _PATHS:
-        if out.get(k) and Path(out[k]).exists():
+        if out.get(k) and k == "root" and out.get("protocol") == "cde":
+            out[k] = ",".join(str(Path(r).resolve()) if Path(r).exists() else r for r in out[k].split(","))
+        elif out.get(k) and Path(out[k]).exists():
             out[k] = str(Path(out[k]).resolve())
     return out
 
@@ -318,8 +322,8 @@ def run(config: EvalConfig) -> dict:
     samples, skipped, load_report = select_samples(config, source)
     if not samples:
         raise MEUError(f"No usable clip in {config.root} for {config.dataset} / {config.protocol}.")
-    if config.protocol == "loso" and len({s.subject for s in samples}) < 2:
-        raise ConfigError("LOSO needs at least 2 subjects.")
+    if config.protocol in ("loso", "cde") and len({s.subject for s in samples}) < 2:
+        raise ConfigError(f"The {config.protocol} protocol leaves one subject out: it needs at least 2 subjects.")
     _check_resume(config, out)
     shard.marker(out).unlink(missing_ok=True)  # a marker left by a killed run of the same split
     shard.wait_for_everyone()  # every process has checked the folder before any writes to it
@@ -329,7 +333,9 @@ def run(config: EvalConfig) -> dict:
     if checkpoint:
         from eval.evidence import check_unseen
 
-        check_unseen(checkpoint, config.dataset, sorted({s.subject for s in samples}))
+        for name in config.datasets:
+            check_unseen(checkpoint, name, sorted({s.subject.split("__", 1)[-1] for s in samples
+                                                   if s.key.startswith(name + "/")}))
     evidence_source = EvidenceSource(config.detector, config.protocol, config.motion_config(),
                                      config.aullm_checkpoint, config.au_run, config.microau_clip_checkpoint)
     evidence_source.check_keys([s.key for s in samples if s.true_aus is not None])
@@ -342,7 +348,7 @@ def run(config: EvalConfig) -> dict:
         log.info("resuming: %d clips done, %d to go", len(mine) - len(todo), len(todo))
     by_key = {s.key: s for s in samples}
     t0 = time.perf_counter()
-    tasks = [(s.key, s.source, s.onset, s.apex) for s in todo]
+    tasks = [(s.key, s.source, s.onset, s.apex, s.offset) for s in todo]
     pending: list[tuple[dict, object]] = []
     desc = f"eval {config.dataset} {config.protocol}" + (f" [{shard.index + 1}/{shard.count}]" if shard.count > 1
                                                          else "")
@@ -375,14 +381,18 @@ def run(config: EvalConfig) -> dict:
                 "class_names": list(SCHEME_CLASSES[config.scheme]), "aus": aus, "source_dataset": source,
                 "synthetic": is_synthetic(config), "flow": config.flow, "landmarks": config.landmarks,
                 "compensation": config.compensation, "language": config.language, "root": config.root,
-                "generation": _generation(reasoner)},
+                "apex_unknown": config.apex_unknown, "generation": _generation(reasoner)},
         "counts": count_rows(rows, skipped),
-        **score_rows(rows, list(SCHEME_CLASSES[config.scheme]), aus, per_fold=config.protocol == "loso"),
+        **score_rows(rows, list(SCHEME_CLASSES[config.scheme]), aus, per_fold=config.protocol in ("loso", "cde")),
         "timings": _mean_timings(rows),
         "this_invocation": {"clips_run": sum(m["clips_run"] for m in shards), "wall_s": round(wall, 3),
                             "workers": config.workers, "processes": shard.count, "batch_size": config.batch_size},
         "loader": load_report,
     }
+    if config.protocol == "cde":
+        from eval.cde import cde_scores
+
+        metrics["cde"] = cde_scores(rows, config.datasets, load_report)
     write_json(out / "metrics.json", metrics)
     write_report(out, metrics, rows)
     return metrics

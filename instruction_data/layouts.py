@@ -42,6 +42,8 @@ class Layout:
     write: Callable[[Path, list[dict], bool], list[Path]]  # (root, clip rows, quirks) -> sheets written
     frame_path: Callable[[dict], Path]  # clip row -> frame folder relative to the root
     frame_name: Callable[[dict, int], str]  # (clip row, frame number) -> file name
+    fps: float | None = None  # the realistic world's frame rate for this dataset (None: the world's default)
+    onset_to_offset: bool = False  # write only the frames from onset to offset (clips cut as the dataset ships them)
 
 
 def _au_string(aus: tuple[str, ...], joiner: str = "+") -> str:
@@ -126,12 +128,33 @@ def _casme3_write(root: Path, clips: list[dict], quirks: bool) -> list[Path]:
     return [_write_xlsx(root / "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx", rows)]
 
 
+# ---- SMIC: no sheet (the class is the folder); quirks: a non_micro folder and a clip of one frame.
+SMIC_CLASS_ABBR = {"negative": "ne", "positive": "po", "surprise": "sur"}
+
+
+def _smic_write(root: Path, clips: list[dict], quirks: bool) -> list[Path]:
+    """No sheet to write; with quirks, the folders a real copy also holds, returned so a rewrite removes them."""
+    if not quirks or not clips:
+        return []
+    first = root / LAYOUTS["smic"].frame_path(clips[0])
+    frames = sorted(first.iterdir())
+    subject = first.parents[2]
+    non_micro = subject / "non_micro" / "negative" / f"{subject.name}_ne_nm01"
+    one_frame = subject / "micro" / "positive" / f"{subject.name}_po_99"
+    for folder, files in ((non_micro, frames[:3]), (one_frame, frames[:1])):
+        for f in files:
+            atomic_write_bytes(folder / f.name, f.read_bytes())
+    return [subject / "non_micro", one_frame]
+
+
 _CASME2_WORDS = {e: e for e in ("happiness", "disgust", "repression", "surprise", "sadness", "fear", "others")}
 _SAMM_WORDS = {"happiness": "Happiness", "anger": "Anger", "contempt": "Contempt", "disgust": "Disgust",
                "fear": "Fear", "sadness": "Sadness", "surprise": "Surprise", "others": "Other"}
 _DFME_WORDS = {e: e for e in ("happiness", "anger", "contempt", "disgust", "fear", "sadness", "surprise")}
 _CASME3_WORDS = {"happiness": "happy", "sadness": "sad", "anger": "anger", "disgust": "disgust", "fear": "fear",
                  "surprise": "surprise", "others": "others"}
+_SMIC_WORDS = {"happiness": "positive", "surprise": "surprise", **{e: "negative" for e in (
+    "disgust", "sadness", "fear", "anger", "contempt", "repression")}}
 
 LAYOUTS: dict[str, Layout] = {
     "casme2": Layout("casme2", _CASME2_WORDS, _casme2_write,
@@ -145,10 +168,15 @@ LAYOUTS: dict[str, Layout] = {
     "casme3": Layout("casme3", _CASME3_WORDS, _casme3_write,
                      lambda c: Path("part_A") / f"spNO.{c['subject_n']}" / c["clip_id"] / "color",
                      lambda c, n: f"{n}.jpg"),
+    "smic": Layout("smic", _SMIC_WORDS, _smic_write,
+                   lambda c: Path("HS") / f"s{c['subject_n']}" / "micro" / c["emotion_word"] / c["clip_id"],
+                   lambda c, n: f"image{n:06d}.bmp", fps=100.0, onset_to_offset=True),
 }
 
 
-def _clip_id(layout: str, s: int, c: int) -> str:
+def _clip_id(layout: str, s: int, c: int, word: str) -> str:
+    if layout == "smic":
+        return f"s{s + 1}_{SMIC_CLASS_ABBR[word]}_{c + 1:02d}"
     if layout == "casme2":
         return f"EP{c + 1:02d}_{s + 1:02d}"
     if layout == "samm":
@@ -177,8 +205,9 @@ def plan_clips(layout: str, subjects: int, clips: int, seed: int = 0, quirks: bo
             r = np.random.default_rng([seed, s, c])
             start = int(r.integers(1, 200))
             subject_n = s + (6 if layout == "samm" else 1)
-            plan.append({"subject": s, "subject_n": subject_n, "clip_id": _clip_id(layout, s, c), "aus": aus,
-                         "emotion": emotion, "emotion_word": spec.vocabulary[emotion], "start": start,
+            plan.append({"subject": s, "subject_n": subject_n,
+                         "clip_id": _clip_id(layout, s, c, spec.vocabulary[emotion]), "aus": aus, "emotion": emotion,
+                         "emotion_word": spec.vocabulary[emotion], "start": start,
                          "amplitude_px": round(float(r.uniform(1.2, 2.5)), 3), "seed": int(r.integers(0, 2**31)),
                          "split": split})
     return plan
@@ -225,25 +254,32 @@ def write_synthetic_dataset(layout: str, out_dir: str | Path, subjects: int, cli
                                      n_frames=n_frames, frame_size=tuple(size), noise_sigma=noise_sigma,
                                      seed=c["seed"]))
         c.update(onset_n=c["start"] + clip.onset, apex_n=c["start"] + clip.apex, offset_n=c["start"] + clip.offset)
-        folder = root / spec.frame_path(c)
-        for i, frame in enumerate(clip.frames):
-            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-            atomic_write_bytes(folder / spec.frame_name(c, c["start"] + i), buf.tobytes())
+        first, frames = _written_span(spec, clip.frames, clip.onset, clip.offset)
+        names = [spec.frame_name(c, c["start"] + first + i) for i in range(len(frames))]
+        _write_frames(root / spec.frame_path(c), names, frames, 95)
         truth.append({"subject": people[c["subject"]].id, "subject_n": c["subject_n"], "clip_id": c["clip_id"],
                       "split": c["split"], "aus": list(c["aus"]), "emotion": c["emotion"],
                       "amplitude_px": c["amplitude_px"], "onset": c["onset_n"], "apex": c["apex_n"],
                       "offset": c["offset_n"], "folder": str(spec.frame_path(c))})
     sheets = spec.write(root, plan, quirks)
     write_json(root / "synth_truth.json", {"layout": layout, "seed": seed, "size": list(size), "n_frames": n_frames,
-                                           "quirks": quirks, "synthetic": True, "sheets": [p.name for p in sheets],
-                                           "clips": truth})
+                                           "quirks": quirks, "synthetic": True,
+                                           "sheets": [str(p.relative_to(root)) for p in sheets], "clips": truth})
     log.info("wrote %d synthetic %s clips to %s", len(plan), layout, root)
     return root
 
 
-def _write_jpegs(folder: Path, names: list[str], frames: list[np.ndarray], quality: int) -> None:
+def _written_span(spec: Layout, frames: list[np.ndarray], onset: int, offset: int) -> tuple[int, list[np.ndarray]]:
+    """(index of the first frame written, the frames written): all, or onset..offset for datasets cut that way."""
+    return (onset, frames[onset:offset + 1]) if spec.onset_to_offset else (0, frames)
+
+
+def _write_frames(folder: Path, names: list[str], frames: list[np.ndarray], quality: int) -> None:
+    """Each frame as a JPEG at `quality`; a `.bmp` name (SMIC) holds the same decoded JPEG pixels, losslessly."""
     for name, frame in zip(names, frames, strict=True):
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if name.endswith(".bmp"):
+            ok, buf = cv2.imencode(".bmp", cv2.imdecode(buf, cv2.IMREAD_COLOR))
         atomic_write_bytes(folder / name, buf.tobytes())
 
 
@@ -280,7 +316,8 @@ def write_realistic_dataset(layout: str, out_dir: str | Path, split: str, subjec
     for s, c in tqdm(todo, desc=f"realistic {layout} {split}", disable=not progress):
         faces = people[persons[s]]
         index = s * clips + c
-        clip_spec = draw_spec(index, split, seed, frame_size=tuple(size), world=world, subject=faces[c % len(faces)])
+        clip_spec = draw_spec(index, split, seed, frame_size=tuple(size), world=world, subject=faces[c % len(faces)],
+                              **({"fps": spec.fps} if spec.fps else {}))
         codes = [m.au.code for m in clip_spec.motions]
         emotion = emotion_from_aus(codes, set(spec.vocabulary))[0] if codes else "others"
         if emotion not in spec.vocabulary:
@@ -291,14 +328,15 @@ def write_realistic_dataset(layout: str, out_dir: str | Path, split: str, subjec
             dfme_split = {subjects - 2: "test_a", subjects - 1: "test_b"}.get(s, "train")
         start = int(np.random.default_rng([seed, s, c]).integers(1, 200))
         sheet_aus = tuple(str(m.au) if layout == "samm" else f"{m.au.side or ''}{m.au.code}" for m in clip_spec.motions)
-        row = {"subject": s, "subject_n": s + (6 if layout == "samm" else 1), "clip_id": _clip_id(layout, s, c),
-               "aus": sheet_aus, "emotion": emotion, "emotion_word": spec.vocabulary[emotion], "start": start,
+        row = {"subject": s, "subject_n": s + (6 if layout == "samm" else 1),
+               "clip_id": _clip_id(layout, s, c, spec.vocabulary[emotion]), "aus": sheet_aus, "emotion": emotion,
+               "emotion_word": spec.vocabulary[emotion], "start": start,
                "split": dfme_split, "onset_n": start + clip_spec.onset, "apex_n": start + clip_spec.apex,
                "offset_n": start + clip_spec.offset}
         clip = render_realistic(dataclasses.replace(clip_spec, jpeg_quality=None))
-        folder = root / spec.frame_path(row)
-        _write_jpegs(folder, [spec.frame_name(row, start + i) for i in range(len(clip.frames))], clip.frames,
-                     clip_spec.jpeg_quality)
+        first, frames = _written_span(spec, clip.frames, clip.onset, clip.offset)
+        names = [spec.frame_name(row, start + first + i) for i in range(len(frames))]
+        _write_frames(root / spec.frame_path(row), names, frames, clip_spec.jpeg_quality)
         plan.append(row)
         truth.append({"subject": clip.subject_id, "person": persons[s], "subject_n": row["subject_n"],
                       "clip_id": row["clip_id"], "split": dfme_split, "realistic_split": split, "index": index,
@@ -322,6 +360,6 @@ def write_realistic_dataset(layout: str, out_dir: str | Path, split: str, subjec
     write_json(root / "synth_truth.json", {"layout": layout, "realistic": True, "world": world, "split": split,
                                            "seed": seed,
                                            "size": list(size), "quirks": quirks, "synthetic": True,
-                                           "sheets": [p.name for p in sheets], "clips": truth})
+                                           "sheets": [str(p.relative_to(root)) for p in sheets], "clips": truth})
     log.info("wrote %d realistic synthetic %s clips (%s split) to %s", len(plan), layout, split, root)
     return root

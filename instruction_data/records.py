@@ -27,6 +27,7 @@ class Record:
     notes: list[str] = field(default_factory=list)  # quirks met while reading this row
     apex_known: bool = True  # False when the sheet gave no usable apex and `apex` is an estimate
     repeated: bool = False  # another row names the same clip (CAS(ME)^3 lists several expressions per video)
+    aus_coded: bool = True  # False when the dataset codes no AUs (SMIC): the empty AU set means unknown, not none
 
     @property
     def key(self) -> str:

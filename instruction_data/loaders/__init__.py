@@ -14,6 +14,7 @@ LOADERS = {
     "samm": "instruction_data.loaders.samm",
     "dfme": "instruction_data.loaders.dfme",
     "casme3": "instruction_data.loaders.casme3",
+    "smic": "instruction_data.loaders.smic",
     "generic": "instruction_data.loaders.generic",
 }
 LONG_LOADERS = {  # long videos with expression intervals (spotting)
