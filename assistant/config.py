@@ -40,6 +40,19 @@ def _to_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
 
 
+def split_list(value: str | list, flag: str) -> list[str]:
+    """A comma-separated flag or a YAML list; a YAML item holding a comma could not be told apart on the command line
+    and is refused."""
+    if isinstance(value, (list, tuple)):
+        items = [str(v).strip() for v in value]
+        bad = [v for v in items if "," in v]
+        if bad:
+            raise ConfigError(f"{flag} item {bad[0]!r} holds a comma, which separates {flag} entries; rename that "
+                              "folder or link it under a name without a comma.")
+        return items
+    return [v.strip() for v in str(value).split(",") if v.strip()]
+
+
 def load_yaml(path: str | Path) -> dict:
     p = Path(path)
     if not p.is_file():

@@ -143,6 +143,12 @@ class EvidenceSource:
             raise ConfigError(f"The training run has no held-out prediction for {len(missing)} of {len(keys)} "
                               f"clips (first: {missing[0]}); it was trained on another copy or subset of the data.")
 
+    def fold_of(self, key: str) -> str | None:
+        """The training fold whose model gave this clip's evidence (None: no per-fold evidence)."""
+        if self.fold_predictions is None or key not in self.fold_predictions.by_key:
+            return None
+        return self.fold_predictions.by_key[key][0]
+
     def evidence(self, key: str, analysis: MotionAnalysis) -> AUEvidence:
         if self.fold_predictions is not None:
             return self.fold_predictions.evidence(key)

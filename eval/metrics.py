@@ -138,18 +138,21 @@ def choose_thresholds(probs: np.ndarray, labels: np.ndarray, default: float = 0.
                       grid: Sequence[float] = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))) -> list[float]:
     """Per-column threshold maximising F1 on *validation* data (callers must never pass test predictions).
 
-    A column without positives in `labels` keeps `default`; ties go to the threshold closest to `default`.
+    A column without positives in `labels` keeps `default`; ties go to the threshold closest to `default`. A label
+    of -1 is unknown (an AU the clip's dataset does not code) and that clip is left out of that column.
     """
-    p, t = np.asarray(probs, dtype=float), np.asarray(labels).astype(bool)
+    p, labels = np.asarray(probs, dtype=float), np.asarray(labels)
     out = []
     for k in range(p.shape[1]):
-        if not t[:, k].any():
+        known = labels[:, k] >= 0
+        pk, tk = p[known, k], labels[known, k].astype(bool)
+        if not tk.any():
             out.append(float(default))
             continue
         scored = []
         for th in grid:
-            pred = p[:, k] >= th
-            tp, fp, fn = int(np.sum(pred & t[:, k])), int(np.sum(pred & ~t[:, k])), int(np.sum(~pred & t[:, k]))
+            pred = pk >= th
+            tp, fp, fn = int(np.sum(pred & tk)), int(np.sum(pred & ~tk)), int(np.sum(~pred & tk))
             scored.append((_f1(tp, fp, fn), -abs(th - default), float(th)))
         out.append(max(scored)[2])
     return out

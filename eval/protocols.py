@@ -124,13 +124,30 @@ def qualified_subject(dataset: str, subject: str) -> str:
     return f"{dataset}__{subject}"
 
 
-def cde_folds(records: Sequence, val_subjects: int = 1, seed: int = 0) -> list[Fold]:
+def cde_folds(records: Sequence, val_subjects: int = 1, seed: int = 0, test_only: Sequence = ()) -> list[Fold]:
     """The MEGC 2019 composite folds: leave one subject out over every dataset's subjects, ids dataset-qualified.
-    Fold names are the qualified ids; indices index `records` (items with `.dataset` and `.subject`)."""
+    Fold names are the qualified ids; indices index `records` (items with `.dataset` and `.subject`).
+
+    `test_only`: clips never trained on (SMIC codes no AU). A subject with only such clips still gets a fold, with
+    an empty `test` (its clips are not in `records`) and every trained subject in `train` and `val`, so each of its
+    clips is predicted by a model that never saw it."""
     from types import SimpleNamespace
 
-    items = [SimpleNamespace(subject=qualified_subject(r.dataset, str(r.subject))) for r in records]
-    return loso_folds(items, val_subjects, seed)
+    def qualified(r) -> str:
+        return qualified_subject(r.dataset, str(r.subject))
+
+    items = [SimpleNamespace(subject=qualified(r)) for r in records]
+    subjects = _subjects(items)
+    folds = loso_folds(items, val_subjects, seed) if len(subjects) >= 2 else []
+    for held in sorted({qualified(r) for r in test_only} - set(subjects)):
+        val = _draw_val(subjects, val_subjects, seed, held)
+        train, val_idx = _split(items, subjects, val)
+        fold = Fold(held, train, val_idx, (), tuple(s for s in subjects if s not in val), tuple(val), (held,))
+        check_fold(fold, items)
+        folds.append(fold)
+    if not folds:
+        raise ProtocolError(f"The composite protocol needs at least 2 subjects; the data has {len(subjects)}.")
+    return sorted(folds, key=lambda f: f.name)
 
 
 def all_subjects_split(items: Sequence, val_subjects: int = 1, seed: int = 0) -> Fold:

@@ -28,7 +28,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from assistant import calibration
-from assistant.config import parse_config
+from assistant.config import parse_config, split_list
 from assistant.emotions import SCHEME_CLASSES, map_emotion
 from assistant.errors import ConfigError, MEUError
 from assistant.files import output_folder, write_json
@@ -48,19 +48,6 @@ DEFAULT_CLASSES = {"casme2": "5", "samm": "3", "dfme": "7", "casme3": "3", "smic
 # (batched greedy answers equal unbatched ones token for token: tests/test_vlm_batched.py)
 _RESUME_FREE = {"resume", "workers", "progress", "threads", "out", "batch_size"}
 _PATHS = ("root", "aullm_checkpoint", "microau_clip_checkpoint", "au_run", "vlm_base", "vlm_adapter")
-
-
-def _as_list(value: str | list, flag: str) -> list[str]:
-    """A comma-separated flag or a YAML list; a YAML item holding a comma could not be told apart on the command line
-    and is refused."""
-    if isinstance(value, (list, tuple)):
-        items = [str(v).strip() for v in value]
-        bad = [v for v in items if "," in v]
-        if bad:
-            raise ConfigError(f"{flag} item {bad[0]!r} holds a comma, which separates {flag} entries; rename that "
-                              "folder or link it under a name without a comma.")
-        return items
-    return [v.strip() for v in str(value).split(",") if v.strip()]
 
 
 @dataclass
@@ -113,7 +100,7 @@ class EvalConfig:
                 "and offset (as MEB does) or the project's apex spotter", "choices": ["middle", "spot"]})
 
     def __post_init__(self):
-        names = _as_list(self.dataset, "--dataset")
+        names = split_list(self.dataset, "--dataset")
         unknown = [n for n in names if n not in DATASETS]
         if unknown or not names:
             raise ConfigError(f"Unknown dataset {', '.join(unknown) or 'name (empty)'}; use one of "
@@ -139,7 +126,7 @@ class EvalConfig:
             raise ConfigError(f"--protocol cde pools {', '.join(CDE_MAPPING)}, each once; got {', '.join(names)}.")
         if self.classes not in (None, "3"):
             raise ConfigError(f"--protocol cde scores the challenge's 3 classes; drop --classes {self.classes}.")
-        roots = _as_list(self.root, "--root") if self.root else []
+        roots = split_list(self.root, "--root") if self.root else []
         if len(roots) != len(names):
             raise ConfigError(f"--root gives {len(roots)} folder(s) for the {len(names)} datasets {', '.join(names)}; "
                               "give one folder per dataset, comma-separated in the same order.")
@@ -270,6 +257,13 @@ def _evidence_step(sample: Sample, analysis, error: str | None, motion_s: float,
     row = _sample_row(sample)
     if error is not None:
         return {**row, "status": "error", "error": error, "timings": {"motion": round(motion_s, 4)}}, None
+    held_by = evidence_source.fold_of(sample.key)
+    if held_by is not None and config.protocol in ("loso", "cde") and held_by != sample.fold:
+        return {**row, "status": "error", "timings": {"motion": round(motion_s, 4)},
+                "error": f"LeakError: the AU evidence comes from fold {held_by}, not from fold {sample.fold} that "
+                         "holds this clip's subject out; the training run's folds do not match this data"}, None
+    if held_by is not None:
+        row["evidence_fold"] = held_by
     t = time.perf_counter()
     try:
         evidence = evidence_source.evidence(sample.key, analysis)

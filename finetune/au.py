@@ -1,10 +1,17 @@
-"""`meu train au`: train an AU detector and score it with a leakage-free protocol (LOSO or cross-dataset).
+"""`meu train au`: train an AU detector and score it with a leakage-free protocol (LOSO, cross-dataset or the
+MEGC 2019 composite).
 
 Folds come from eval.protocols only. Each fold trains a fresh model on its training subjects, stops early and
 (optionally) picks per-AU thresholds on its validation subjects, which are training subjects too, then predicts the
 held-out subject once. Fold outputs are written as they finish, so a rerun with the same --out resumes; the
 pooled scores are computed once over all folds' predictions, then a final model is trained on every subject.
 A dataset's official test sets (DFME Test A/B) are never trained on: only its training sheet is loaded.
+
+`--protocol cde` pools several datasets (`--dataset casme2,samm,smic --root A,B,C`) and leaves one dataset-qualified
+subject out per fold (`casme2__sub01`). The AU list is the union of the datasets' lists; a label a clip's dataset
+does not code is -1 and masked out of the loss, the threshold search and the scores. SMIC codes no AU: its clips
+are never trained on, but every held-out clip, SMIC's included, is predicted by its fold's model (`unscored.csv`),
+so `meu eval --protocol cde --au-run` has held-out evidence for each one.
 
 Model registry. `MODELS` maps `--model` names to "module:factory" strings; a factory is called as
 `factory(config: TrainAUConfig, aus: list[int])` once per fold and returns an adapter with three methods:
@@ -31,16 +38,18 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from assistant.config import load_yaml, parse_config
+from assistant.config import load_yaml, parse_config, split_list
 from assistant.errors import ConfigError
 from assistant.files import atomic_write_text
 from assistant.registry import lookup
 from eval.metrics import choose_thresholds, folded_multilabel_scores
 from eval.protocols import (
     all_subjects_split,
+    cde_folds,
     cross_dataset_fold,
     dataset_aus,
     loso_folds,
+    qualified_subject,
     shared_aus,
     training_load_options,
 )
@@ -58,15 +67,22 @@ MODELS: dict[str, str] = {
 # models whose extra settings extend TrainAUConfig (so `meu train au --model X --help` lists them)
 CONFIGS: dict[str, str] = {"microau_clip": "finetune.au_microau_clip:TrainMicroAUCLIPConfig"}
 
+# models whose losses honour the -1 (not coded) labels of pooled datasets
+CDE_MODELS = ("aullm", "rules", "always_positive", "prior")
+
 # settings that may change between a run and its resumption without changing any result
 _RESUME_FREE = {"progress", "threads", "final_model", "folds", "out", "cache_dir"}
 
 
 @dataclass
 class TrainAUConfig:
-    dataset: str = field(default="casme2", metadata={"help": "training dataset (loader name)"})
-    root: str = field(default="", metadata={"help": "dataset folder holding the annotation sheet and frames"})
-    protocol: str = field(default="loso", metadata={"help": "evaluation protocol", "choices": ["loso", "cross"]})
+    dataset: str = field(default="casme2", metadata={
+        "help": "training dataset (loader name); with --protocol cde a comma-separated list (casme2,samm,smic)"})
+    root: str = field(default="", metadata={
+        "help": "dataset folder holding the annotation sheet and frames; with --protocol cde one per dataset, "
+                "comma-separated in the same order"})
+    protocol: str = field(default="loso", metadata={"help": "evaluation protocol", "choices": ["loso", "cross",
+                                                                                                "cde"]})
     target_dataset: str | None = field(default=None, metadata={"help": "cross protocol: dataset tested on"})
     target_root: str | None = field(default=None, metadata={"help": "cross protocol: folder of the target dataset"})
     out: str = field(default="outputs/au", metadata={"help": "output folder (a rerun resumes fold by fold)"})
@@ -99,6 +115,31 @@ class TrainAUConfig:
     seed: int = field(default=0, metadata={"help": "random seed (folds, validation subjects, training)"})
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
+    def __post_init__(self):
+        names = split_list(self.dataset, "--dataset")
+        if self.protocol != "cde":
+            if len(names) != 1:
+                raise ConfigError(f"--dataset {','.join(names)} names several datasets; pooling them is the "
+                                  "composite protocol: add --protocol cde, or give one dataset.")
+            return
+        from assistant.emotions import CDE_MAPPING
+
+        outside = [n for n in names if n not in CDE_MAPPING]
+        if outside or len(set(names)) < len(names):
+            raise ConfigError(f"--protocol cde pools {', '.join(CDE_MAPPING)}, each once; got {', '.join(names)}.")
+        if self.model not in CDE_MODELS:
+            raise ConfigError(f"--protocol cde masks the AU loss per dataset, which {', '.join(CDE_MODELS)} "
+                              f"support; --model {self.model} does not yet.")
+        roots = split_list(self.root, "--root") if self.root else []
+        if len(roots) != len(names):
+            raise ConfigError(f"--root gives {len(roots)} folder(s) for the {len(names)} datasets {', '.join(names)}; "
+                              "give one folder per dataset, comma-separated in the same order.")
+        self.dataset, self.root = ",".join(names), ",".join(roots)
+
+    @property
+    def datasets(self) -> list[str]:
+        return self.dataset.split(",")
+
 
 @dataclass
 class FoldData:
@@ -110,16 +151,27 @@ class FoldData:
         return FoldData([self.records[i] for i in idx], self.labels[idx])
 
 
-def label_matrix(records: list, aus: list[int]) -> np.ndarray:
-    return np.array([[int(a in set(r.aus.codes)) for a in aus] for r in records], dtype=np.int64).reshape(-1, len(aus))
+def label_matrix(records: list, aus: list[int], coded_only: bool = False) -> np.ndarray:
+    """(N, K) 0/1 labels; with `coded_only` (pooled datasets), -1 where the record's dataset does not code the AU."""
+    def cell(r, a: int) -> int:
+        if coded_only and (not r.aus_coded or a not in dataset_aus(r.dataset)):
+            return -1
+        return int(a in set(r.aus.codes))
+
+    return np.array([[cell(r, a) for a in aus] for r in records], dtype=np.int64).reshape(-1, len(aus))
+
+
+def pooled_aus(datasets: list[str]) -> list[int]:
+    """The composite's AU list: every AU any of the datasets codes (each clip is trained on its own dataset's)."""
+    return sorted(set().union(*(dataset_aus(d) for d in datasets)))
 
 
 def usable_records(records: list, name: str = "") -> list:
     """Records whose AU cell was fully readable: a `?` leaves the true labels unknown, so the clip can be neither a
     positive nor a negative example; such clips are left out (and counted) rather than scored as AU-free."""
-    kept = [r for r in records if not r.aus.unknown]
+    kept = [r for r in records if not r.aus.unknown and r.aus_coded]
     if len(kept) < len(records):
-        log.warning("%s: %d clip(s) with unreadable AU codes left out of AU training and scoring",
+        log.warning("%s: %d clip(s) with unreadable or no AU codes left out of AU training and scoring",
                     name or "data", len(records) - len(kept))
     return kept
 
@@ -247,7 +299,7 @@ def run(config: TrainAUConfig, records: list, target_records: list | None = None
     lookup(MODELS, config.model, "model")  # an unknown name fails here, before the run is stamped
     n_given = len(records) + len(target_records or [])
     tested = target_records if config.protocol == "cross" else records
-    unscored = [r for r in tested or [] if r.aus.unknown]
+    unscored = [r for r in tested or [] if r.aus.unknown or not r.aus_coded]
     records = usable_records(records, config.dataset)
     target_records = usable_records(target_records, config.target_dataset) if target_records is not None else None
     if config.protocol == "cross":
@@ -258,10 +310,15 @@ def run(config: TrainAUConfig, records: list, target_records: list | None = None
                                   name=f"{config.dataset}->{config.target_dataset}")
         plan = [(fold, FoldData(records, label_matrix(records, aus)),
                  FoldData(target_records, label_matrix(target_records, aus)))]
+    elif config.protocol == "cde":
+        aus = config.aus or pooled_aus(config.datasets)
+        data = FoldData(records, label_matrix(records, aus, coded_only=True))
+        plan = [(f, data, data) for f in cde_folds(records, config.val_subjects, config.seed, test_only=unscored)]
     else:
         aus = config.aus or dataset_aus(config.dataset)
         data = FoldData(records, label_matrix(records, aus))
         plan = [(f, data, data) for f in loso_folds(records, config.val_subjects, config.seed)]
+    if config.protocol != "cross":
         if config.folds:
             names = [p[0].name for p in plan]
             unknown = sorted(set(config.folds) - set(names))
@@ -279,19 +336,24 @@ def run(config: TrainAUConfig, records: list, target_records: list | None = None
                  len(fold.test))
         fold_logs.append(run_fold(config, aus, fold.name, src.subset(fold.train),
                                   src.subset(fold.val) if fold.val else None, tgt.subset(fold.test), fold_dir,
-                                  [r for r in unscored if r.subject in fold.test_subjects]))
+                                  [r for r in unscored if _subject(r, config) in fold.test_subjects]))
     metrics = score_run(out, aus, config)
     metrics["n_left_out_unknown_au"] = n_given - len(records) - len(target_records or [])
     metrics = _write_metrics(out, metrics)
     done = (out / "final" / "thresholds.json").is_file()  # written last, after the checkpoint
-    if config.final_model and config.protocol == "loso" and not config.folds and not done:
+    if config.final_model and config.protocol in ("loso", "cde") and not config.folds and not done:
         final = all_subjects_split(records, config.val_subjects, config.seed)
-        data = FoldData(records, label_matrix(records, aus))
+        data = FoldData(records, label_matrix(records, aus, coded_only=config.protocol == "cde"))
         run_fold(config, aus, "final", data.subset(final.train), data.subset(final.val) if final.val else None,
                  None, out / "final")
         metrics["final_model"] = str(out / "final")
         metrics = _write_metrics(out, metrics)
     return metrics
+
+
+def _subject(record, config: TrainAUConfig) -> str:
+    """The subject id folds are named by: qualified by dataset when datasets are pooled."""
+    return qualified_subject(record.dataset, record.subject) if config.protocol == "cde" else record.subject
 
 
 def score_run(out: Path, aus: list[int], config: TrainAUConfig) -> dict:
@@ -301,17 +363,54 @@ def score_run(out: Path, aus: list[int], config: TrainAUConfig) -> dict:
     true = np.concatenate([p[0] for p in parts])
     pred = np.concatenate([p[2] for p in parts])
     folds = sum((p[3] for p in parts), [])
-    scores = folded_multilabel_scores(true, pred, folds, aus)
     label = f"{config.model} ({config.dataset}{'->' + config.target_dataset if config.protocol == 'cross' else ''})"
-    atomic_write_text(out / "pooled_table.md", papers_table({label: scores.pooled}, aus,
-                                                        f"Pooled {config.protocol.upper()} F1 (%)"))
-    atomic_write_text(out / "per_fold_table.md", papers_table(scores.per_fold, aus, "Per-fold F1 (%); - = undefined"))
+    extra: dict = {}
+    if config.protocol == "cde":
+        keys = sum((_keys(f) for f in files), [])
+        scores, extra = _composite_scores(true, pred, folds, keys, aus, config.datasets)
+        tables = [papers_table({label: scores.pooled}, extra["composite_aus"],
+                               "Pooled composite (CDE) F1 (%), on the AUs every AU-coding dataset codes")]
+        tables += [papers_table({label: s}, dataset_aus(d), f"{d}: its clips in the pooled predictions, F1 (%)")
+                   for d, s in extra.pop("_tables").items()]
+        atomic_write_text(out / "pooled_table.md", "\n".join(tables))
+    else:
+        scores = folded_multilabel_scores(true, pred, folds, aus)
+        atomic_write_text(out / "pooled_table.md", papers_table({label: scores.pooled}, aus,
+                                                            f"Pooled {config.protocol.upper()} F1 (%)"))
+    atomic_write_text(out / "per_fold_table.md", papers_table(scores.per_fold, scores.pooled.labels,
+                                                              "Per-fold F1 (%); - = undefined"))
     atomic_write_text(out / "predictions.csv", "".join(
         f.read_text() if i == 0 else f.read_text().split("\n", 1)[1] for i, f in enumerate(files)))
     metrics = {"protocol": config.protocol, "dataset": config.dataset, "target_dataset": config.target_dataset,
                "model": config.model, "aus": aus, "n_folds": len(files), "n_clips": int(len(true)),
-               "threshold": config.threshold, "threshold_search": config.threshold_search, **scores.to_dict()}
+               "threshold": config.threshold, "threshold_search": config.threshold_search, **scores.to_dict(),
+               **extra}
     return _write_metrics(out, metrics)
+
+
+def _keys(path: Path) -> list[str]:
+    with open(path, newline="") as fh:
+        return [r["key"] for r in csv.DictReader(fh)]
+
+
+def _composite_scores(true: np.ndarray, pred: np.ndarray, folds: list[str], keys: list[str], aus: list[int],
+                      datasets: list[str]):
+    """Pooled composite scores on the AUs every AU-coding dataset codes, and each dataset's clips on its own list;
+    no cell a dataset does not code (-1) is ever scored."""
+    from eval.cde import cde_aus
+    from eval.metrics import multilabel_scores
+
+    shared = [a for a in cde_aus(datasets) if a in aus]
+    cols = [aus.index(a) for a in shared]
+    scores = folded_multilabel_scores(true[:, cols], pred[:, cols], folds, shared)
+    of = np.array([k.split("/", 1)[0] for k in keys])
+    per_dataset = {}
+    for d in datasets:
+        mine = [aus.index(a) for a in dataset_aus(d) if a in aus]
+        if mine and (of == d).any():
+            per_dataset[d] = multilabel_scores(true[of == d][:, mine], pred[of == d][:, mine], dataset_aus(d))
+    return scores, {"composite_aus": shared, "per_dataset": {d: s.to_dict() for d, s in per_dataset.items()},
+                    "_tables": per_dataset}
 
 
 def _json_safe(value):
@@ -363,7 +462,11 @@ def main(argv: list[str] | None = None) -> int:
     config, _ = parse_config(_config_class(argv), argv, "meu train au", __doc__.splitlines()[0])
     if config.protocol == "cross" and not config.target_dataset:
         raise ConfigError("The cross protocol needs --target-dataset (and --target-root), the dataset tested on.")
-    records = _load(config.dataset, config.root, training=True)
+    if config.protocol == "cde":
+        records = [r for name, root in zip(config.datasets, config.root.split(","), strict=True)
+                   for r in _load(name, root, training=True)]
+    else:
+        records = _load(config.dataset, config.root, training=True)
     target = _load(config.target_dataset, config.target_root, training=False) if config.protocol == "cross" else None
     metrics = run(config, records, target)
     print((Path(config.out) / "pooled_table.md").read_text())

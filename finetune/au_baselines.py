@@ -38,7 +38,9 @@ class TrainingPrior(_NoCheckpoint):
         self.prior = np.zeros(len(aus))
 
     def fit(self, train, val) -> dict:
-        self.prior = train.labels.mean(axis=0) if len(train.labels) else self.prior
+        if len(train.labels):  # over the clips whose dataset codes the AU (-1: not coded)
+            known = train.labels >= 0
+            self.prior = np.where(known, train.labels, 0).sum(axis=0) / np.maximum(known.sum(axis=0), 1)
         return {"prior": self.prior.tolist()}
 
     def predict(self, data) -> np.ndarray:

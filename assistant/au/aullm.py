@@ -165,13 +165,16 @@ def asymmetric_loss(logits: torch.Tensor, targets: torch.Tensor, gamma_neg: floa
     """Asymmetric loss (Ridnik et al. 2021), summed over AUs and averaged over the batch.
 
     Positives: -(1 - p)^gamma_pos log p. Negatives: with p_m = max(p - clip, 0), -p_m^gamma_neg log(1 - p_m):
-    easy negatives are down-weighted and very confident ones (p < clip) are dropped.
+    easy negatives are down-weighted and very confident ones (p < clip) are dropped. A target of -1 is unknown (an
+    AU the clip's dataset does not code, in pooled training) and adds nothing.
     """
     p = torch.sigmoid(logits)
     p_m = (p - clip).clamp(min=0) if clip > 0 else p
-    pos = targets * (1 - p).pow(gamma_pos) * torch.log(p.clamp(min=eps))
-    neg = (1 - targets) * p_m.pow(gamma_neg) * torch.log((1 - p_m).clamp(min=eps))
-    return -(pos + neg).sum(dim=1).mean()
+    known = (targets >= 0).to(logits.dtype)
+    t = targets.clamp(min=0)
+    pos = t * (1 - p).pow(gamma_pos) * torch.log(p.clamp(min=eps))
+    neg = (1 - t) * p_m.pow(gamma_neg) * torch.log((1 - p_m).clamp(min=eps))
+    return -((pos + neg) * known).sum(dim=1).mean()
 
 
 class AULLM(nn.Module):

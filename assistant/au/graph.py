@@ -16,13 +16,16 @@ from torch import nn
 
 
 def cooccurrence_prior(labels: np.ndarray, threshold: float = 0.2) -> np.ndarray:
-    """(N, K) binary training labels -> (K, K) sparse conditional co-occurrence matrix with unit diagonal."""
-    y = np.asarray(labels, dtype=np.float64)
-    if y.ndim != 2:
-        raise ValueError(f"labels must be (N, K), got {y.shape}")
+    """(N, K) binary training labels -> (K, K) sparse conditional co-occurrence matrix with unit diagonal. A label of
+    -1 (an AU the clip's dataset does not code) counts in neither the pair nor its denominator."""
+    raw = np.asarray(labels, dtype=np.float64)
+    if raw.ndim != 2:
+        raise ValueError(f"labels must be (N, K), got {raw.shape}")
+    y, known = np.clip(raw, 0, None), (raw >= 0).astype(np.float64)
     counts = y.T @ y  # counts[i, j] = clips with both i and j
+    given = y.T @ known  # given[i, j] = clips with i whose dataset codes j
     with np.errstate(divide="ignore", invalid="ignore"):
-        cond = np.where(np.diag(counts)[:, None] > 0, counts / np.diag(counts)[:, None], 0.0)
+        cond = np.where(given > 0, counts / given, 0.0)
     cond[cond < threshold] = 0.0
     np.fill_diagonal(cond, 1.0)
     return cond.astype(np.float32)

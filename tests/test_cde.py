@@ -1,0 +1,169 @@
+"""The MEGC 2019 composite protocol: its mapping table, its folds, its scores on hand-worked rows, its refusals, and a
+synthetic CASME II + SAMM + SMIC set end to end (template reasoner; AU-LLM folds from `meu train au --protocol cde`)."""
+
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from _au_data import tiny_llm
+
+from assistant.cli import main as meu
+from assistant.config import parse_config
+from assistant.emotions import CDE_MAPPING, cde_emotion, map_emotion
+from assistant.errors import ConfigError
+from eval.cde import cde_scores
+from eval.metrics import classification_scores
+from eval.protocols import cde_folds
+from eval.run import EvalConfig, main
+from instruction_data.layouts import write_synthetic_dataset
+
+FAST = ["--flow", "dis", "--progress", "false"]
+DATASETS = ("casme2", "samm", "smic")
+
+
+def test_mapping_table_per_dataset():
+    assert set(CDE_MAPPING) == set(DATASETS)
+    # CASME II: fear and sadness are left out of the composite, although scheme "3" calls them negative
+    assert cde_emotion("casme2", "fear") is None and cde_emotion("casme2", "sadness") is None
+    assert map_emotion("fear", "3") == "negative"
+    assert [cde_emotion("casme2", w) for w in ("disgust", "repression", "happiness", "surprise", "others")] == [
+        "negative", "negative", "positive", "surprise", None]
+    assert [cde_emotion("samm", w) for w in ("Anger", "Contempt", "Disgust", "Fear", "Sadness", "Happiness",
+                                             "Surprise", "Other")] == ["negative"] * 5 + ["positive", "surprise", None]
+    assert [cde_emotion("smic", w) for w in ("negative", "positive", "surprise")] == ["negative", "positive",
+                                                                                      "surprise"]
+    with pytest.raises(ValueError, match="composite"):
+        cde_emotion("dfme", "happiness")
+
+
+def test_uf1_and_uar_on_a_hand_worked_example():
+    # negative: tp 2, fp 1, fn 1 -> F1 2/3, recall 2/3; positive: tp 1, fp 1 -> F1 2/3, recall 1; surprise: 0, 0
+    s = classification_scores(["negative"] * 3 + ["positive", "surprise"],
+                              ["negative", "positive", "negative", "positive", "negative"],
+                              ["negative", "positive", "surprise"])
+    assert math.isclose(s.uf1, 4 / 9) and math.isclose(s.uar, 5 / 9)
+
+
+def _row(dataset: str, subject: str, true: str, pred: str) -> dict:
+    return {"key": f"{dataset}/{subject}/c{true}{pred}", "subject": f"{dataset}__{subject}", "status": "ok",
+            "true_emotion": true, "pred_emotion": pred, "true_aus": None, "parsed_aus": [], "probabilities": {},
+            "parse_status": "ok",
+            "fold": f"{dataset}__{subject}"}
+
+
+def test_a_datasets_figures_are_the_composite_predictions_restricted_to_it():
+    rows = [_row("casme2", "sub01", "negative", "negative"), _row("casme2", "sub01", "positive", "negative"),
+            _row("smic", "s01", "surprise", "surprise"), _row("smic", "s01", "negative", "positive")]
+    setup = {"found": {}, "subjects": {}, "excluded": [], "unmapped": [], "folds": 2}
+    cde = cde_scores(rows, ["casme2", "smic"], setup)
+    # casme2 alone: negative F1 2/3 (tp 1, fp 1), positive 0, surprise absent 0 -> UF1 2/9; recall 1, 0, 0 -> 1/3
+    assert math.isclose(cde["table"]["casme2"]["uf1"], 2 / 9) and math.isclose(cde["table"]["casme2"]["uar"], 1 / 3)
+    # the composite pools all four rows once: negative tp 1 fp 1 fn 1 (1/2), positive 0, surprise 1 -> UF1 1/2
+    assert math.isclose(cde["table"]["composite"]["uf1"], 0.5)
+    # per subject, over the classes that subject shows (casme2__sub01: negative and positive)
+    assert cde["per_subject"]["casme2__sub01"]["classes"] == ["negative", "positive"]
+    assert math.isclose(cde["per_subject"]["casme2__sub01"]["uf1"], (2 / 3 + 0) / 2)
+    assert {a["method"] for a in cde["anchors"]} >= {"LBP-TOP", "STSTNet", "EMR"}
+
+
+def test_the_same_subject_id_in_two_datasets_stays_two_subjects():
+    records = [SimpleNamespace(dataset=d, subject="s01") for d in ("casme2", "samm", "samm")]
+    folds = cde_folds(records, val_subjects=0)
+    assert [f.name for f in folds] == ["casme2__s01", "samm__s01"]
+    assert folds[0].test == (0,) and folds[0].train == (1, 2)
+    assert folds[1].test == (1, 2) and folds[1].train == (0,)
+    # a subject whose clips are never trained on (SMIC) still gets a fold that never saw it
+    smic = [SimpleNamespace(dataset="smic", subject="s01")]
+    extra = cde_folds(records, val_subjects=0, test_only=smic)
+    assert [f.name for f in extra] == ["casme2__s01", "samm__s01", "smic__s01"]
+    assert extra[-1].test == () and extra[-1].train == (0, 1, 2) and extra[-1].test_subjects == ("smic__s01",)
+
+
+def _config(argv: list[str]) -> EvalConfig:
+    return parse_config(EvalConfig, argv, "meu eval", "")[0]
+
+
+def test_composite_settings_are_checked_in_the_config(tmp_path):
+    ok = _config(["--protocol", "cde", "--dataset", "casme2,samm,smic", "--root", "a,b,c"])
+    assert ok.datasets == list(DATASETS) and ok.roots == ["a", "b", "c"] and ok.scheme == "3"
+    listed = tmp_path / "cde.yaml"
+    listed.write_text(yaml.safe_dump({"protocol": "cde", "dataset": list(DATASETS), "root": ["x", "y", "z"]}))
+    assert _config(["--config", str(listed)]).roots == ["x", "y", "z"]
+    comma = tmp_path / "comma.yaml"
+    comma.write_text(yaml.safe_dump({"protocol": "cde", "dataset": list(DATASETS), "root": ["x", "y,1", "z"]}))
+    refusals = [
+        (["--config", str(comma)], "'y,1' holds a comma"),
+        (["--protocol", "cde", "--dataset", "casme2,samm,smic", "--root", "a,b"], "2 folder\\(s\\) for the 3"),
+        (["--protocol", "cde", "--dataset", "casme2,samm", "--root", "a,b", "--classes", "5"], "drop --classes 5"),
+        (["--protocol", "cde", "--dataset", "casme2,dfme", "--root", "a,b"], "pools casme2, samm, smic"),
+        (["--protocol", "cde", "--dataset", "casme2,casme2", "--root", "a,b"], "each once"),
+        (["--dataset", "casme2,samm", "--root", "a"], "add --protocol cde"),
+        (["--dataset", "smc", "--root", "a"], "Unknown dataset smc"),
+    ]
+    for argv, message in refusals:
+        with pytest.raises(ConfigError, match=message):
+            _config(argv)
+
+
+@pytest.fixture(scope="module")
+def composite(tmp_path_factory):
+    base = tmp_path_factory.mktemp("cde")
+    roots = [str(write_synthetic_dataset(d, base / d, subjects=2, clips=3, n_frames=12)) for d in DATASETS]
+    return ["--protocol", "cde", "--dataset", ",".join(DATASETS), "--root", ",".join(roots)]
+
+
+def _stable(out) -> tuple[str, dict]:
+    metrics = json.loads((out / "metrics.json").read_text())
+    metrics.pop("timings"), metrics.pop("this_invocation")
+    report = "\n".join(line for line in (out / "report.md").read_text().splitlines()
+                       if not line.startswith("Mean seconds per clip"))
+    return report, metrics
+
+
+def test_template_run_scores_three_datasets_and_resumes_to_the_same_report(composite, tmp_path):
+    out = tmp_path / "straight"
+    assert main([*composite, "--out", str(out), "--workers", "2", *FAST]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["cde"]["table"]) == {"composite", *DATASETS}
+    assert metrics["run"]["classes"] == "3" and metrics["run"]["apex_unknown"] == "middle"
+    rows = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    assert all(r["fold"] == r["subject"] and "__" in r["subject"] for r in rows)
+    assert all(r["true_aus"] is None for r in rows if r["key"].startswith("smic/"))  # SMIC codes no AU
+    assert {r["key"].split("/")[0] for r in rows} == set(DATASETS)
+    report = (out / "report.md").read_text()
+    assert "MEGC 2019 composite" in report and "EMR (published)" in report and "synthetic" in report
+    assert metrics["cde"]["unmapped"] and all(u["emotion_raw"] in ("fear", "sadness", "others", "")
+                                              for u in metrics["cde"]["unmapped"])
+    # a run cut short (its last rows lost) and resumed gives the same report and figures
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "predictions.jsonl").write_text("".join(x + "\n" for x in (out / "predictions.jsonl").read_text()
+                                                   .splitlines()[:len(rows) // 2]))
+    (cut / "run_config.json").write_text((out / "run_config.json").read_text())
+    assert main([*composite, "--out", str(cut), "--resume", *FAST]) == 0
+    assert _stable(cut)[1] == _stable(out)[1]
+    assert _stable(cut)[0].replace(str(cut), "") == _stable(out)[0].replace(str(out), "")
+
+
+def test_aullm_folds_give_every_clip_the_evidence_of_the_fold_that_held_it_out(composite, tmp_path_factory):
+    run = tmp_path_factory.mktemp("au") / "run"
+    assert meu(["train", "au", *composite, "--out", str(run), "--backbone", str(tiny_llm(tmp_path_factory)),
+                "--epochs", "1", "--batch-size", "4", "--progress", "false", "--final-model", "false"]) == 0
+    trained = json.loads((run / "metrics.json").read_text())
+    assert trained["composite_aus"] == [2, 4, 7, 12] and set(trained["per_dataset"]) == {"casme2", "samm"}
+    folds = sorted(p.name for p in (run / "folds").iterdir())
+    assert len(folds) == 6 and all("__" in f for f in folds)
+    for fold in folds:  # no fold trained on its held-out subject; SMIC clips were never trained on
+        info = json.loads((run / "folds" / fold / "thresholds.json").read_text())
+        assert fold not in info["trained_on"]["subjects"]
+        assert not any(s.startswith("smic__") for s in info["trained_on"]["subjects"])
+    out = tmp_path_factory.mktemp("eval") / "aullm"
+    assert main([*composite, "--out", str(out), "--detector", "aullm", "--au-run", str(run), *FAST]) == 0
+    rows = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    assert rows and all(r["status"] == "ok" for r in rows)
+    assert all(r["evidence_fold"] == r["fold"] == r["subject"] for r in rows)
+    assert any(r["key"].startswith("smic/") for r in rows)
