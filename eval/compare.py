@@ -27,7 +27,8 @@ def load_run(run_dir: str | Path) -> dict:
     metrics = json.loads(path.read_text())
     run, e, au = metrics["run"], metrics["emotion"], metrics["au"]
     return {
-        "name": Path(run_dir).name, "method": f"{run['reasoner']} + {run['detector']}", "dataset": run["dataset"],
+        "name": Path(run_dir).name, "method": f"{run['reasoner']} + {run['detector']}",
+        "dataset": "composite" if run["protocol"] == "cde" else run["dataset"],
         "protocol": run["protocol"], "classes": run["classes"], "synthetic": bool(run["synthetic"]),
         "n": e["n_samples"], "uf1": e["uf1"], "uar": e["uar"], "accuracy": e["accuracy"],
         "unparsable": e["unparsable"], "au_parsed": au["parsed"]["pooled"]["mean_f1"],
@@ -35,11 +36,15 @@ def load_run(run_dir: str | Path) -> dict:
     }
 
 
-def reference_rows(datasets: set[str]) -> list[dict]:
+def reference_rows(runs: list[dict]) -> list[dict]:
+    """Published rows for the runs' datasets: the composite's (MEGC 2019) beside a cde run, the others beside the
+    rest, so a 3-class composite figure never sits beside a single-dataset run as if comparable."""
+    wanted = {(r["dataset"], r["protocol"] == "cde") for r in runs}
+    refs = [r for r in references_for({d for d, _ in wanted}) if (r.dataset, r.protocol == "cde") in wanted]
     return [{"name": r.label, "method": r.method, "dataset": r.dataset, "protocol": r.protocol,
              "classes": r.classes or "-", "synthetic": False, "n": None, "uf1": r.uf1, "uar": r.uar,
              "accuracy": r.accuracy, "unparsable": None, "au_parsed": None, "au_detector": r.au_mean_f1,
-             "n_aus": r.n_aus, "published": True} for r in references_for(datasets)]
+             "n_aus": r.n_aus, "published": True} for r in refs]
 
 
 def _fmt(x) -> str:
@@ -86,7 +91,7 @@ def comparison_plot(rows: list[dict], path: Path) -> None:
 
 def compare(run_dirs: list[str], out: str | Path) -> str:
     runs = [load_run(d) for d in run_dirs]
-    rows = runs + reference_rows({r["dataset"] for r in runs})
+    rows = runs + reference_rows(runs)
     text = ("# Evaluation runs side by side\n\n" + comparison_table(rows)
             + "\nRows marked *published* are the papers' figures on the licensed datasets (eval/references.py), "
               "shown for reference only. This project's AU F1 is the mean over the dataset's AU list at the fixed "

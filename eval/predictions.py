@@ -62,12 +62,12 @@ def _kind(text: str) -> str:
 
 
 def _au_matrix(rows: list[dict], aus: list[int], field: str) -> np.ndarray:
-    return np.array([[int(a in set(r[field])) for a in aus] for r in rows], dtype=int).reshape(-1, len(aus))
+    return np.array([[int(a in set(r[field])) for a in aus] for r in rows], dtype=int).reshape(len(rows), len(aus))
 
 
 def _prob_matrix(rows: list[dict], aus: list[int]) -> np.ndarray:
     return np.array([[float(r["probabilities"].get(str(a), 0.0)) for a in aus] for r in rows],
-                    dtype=float).reshape(-1, len(aus))
+                    dtype=float).reshape(len(rows), len(aus))
 
 
 def score_rows(rows: list[dict], classes: list[str], aus: list[int], per_fold: bool) -> dict:

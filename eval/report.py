@@ -145,7 +145,9 @@ def render_report(metrics: dict) -> str:
     parts.append(md_table(["Setting", "Value"], [
         ["reasoner", run["reasoner"]], ["AU evidence", run["evidence"]],
         ["emotion classes", f"{run['classes']} ({', '.join(run['class_names'])})"],
-        ["AUs scored", ", ".join(map(str, run["aus"]))],
+        ["AUs scored", ", ".join(map(str, run["aus"])) or "none (the dataset codes no AUs)"],
+        ["apex where the sheet gives none", "spotted between onset and offset" if run.get("apex_unknown") == "spot"
+         else "middle frame between onset and offset (as MEB)"],
         ["motion", f"{run['landmarks']} landmarks, {run['flow']} flow, {run['compensation']} compensation"],
         *([["VLM generation", _generation(run["generation"])]] if run.get("generation") else [])]))
     parts.append(protocol_note(run))

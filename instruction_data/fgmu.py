@@ -36,7 +36,7 @@ from instruction_data.phrasings import pick
 from instruction_data.records import Record
 
 # The label set each dataset is usually reported in (MELLM: CASME II 5 classes, DFME 7; SAMM and CAS(ME)^3 3).
-DATASET_SCHEMES = {"casme2": "5", "samm": "3", "dfme": "7", "casme3": "3", "generic": "7"}
+DATASET_SCHEMES = {"casme2": "5", "samm": "3", "dfme": "7", "casme3": "3", "smic": "3", "generic": "7"}
 MAX_REGIONS = 6
 LANGS = ("en", "zh", "both")
 
@@ -189,7 +189,8 @@ def make_samples(record: Record, regions: Sequence[RegionMotion], image: str, cf
                  evidence: dict[str, tuple[list[tuple[int, float]], str]] | None = None) -> list[dict]:
     """The FGMU sample(s) of one record (one per language) and, at `mer_ratio`, one MER-only sample.
 
-    Returns [] when the record's emotion is outside `cfg.scheme` (the caller reports that).
+    Returns [] when the record's emotion is outside `cfg.scheme` (the caller reports that). A dataset that codes no
+    AUs (SMIC) gets the MER sample only.
     """
     label = record.emotion(cfg.scheme)
     if label is None:
@@ -202,6 +203,10 @@ def make_samples(record: Record, regions: Sequence[RegionMotion], image: str, cf
             "au_codes": au_codes(record, cfg.allow_unknown_aus), "scheme": cfg.scheme}
     hint = evidence.get(record.key) if evidence else None
     samples = []
+    if not record.aus_coded:  # SMIC codes no AU: an FGMU answer would teach "no AU moved"; emotion only
+        lang = seeded(cfg.seed, record.key, "mer").choice(langs)
+        return [{**base, "id": f"{record.key}|mer|{lang}", "task": "mer", "lang": lang, "au_codes": None,
+                 "prompt": build_mer_prompt(lang, options), "answer": emotion_word(label, lang)}]
     for lang in langs:
         line = format_evidence_line(hint[0], hint[1], lang) if hint else None
         samples.append({**base, "id": f"{record.key}|fgmu|{lang}", "task": "fgmu", "lang": lang,

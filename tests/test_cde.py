@@ -16,6 +16,7 @@ from assistant.config import parse_config
 from assistant.emotions import CDE_MAPPING, cde_emotion, map_emotion
 from assistant.errors import ConfigError
 from eval.cde import cde_scores
+from eval.compare import compare
 from eval.metrics import classification_scores
 from eval.protocols import cde_folds
 from eval.run import EvalConfig, main
@@ -147,6 +148,8 @@ def test_template_run_scores_three_datasets_and_resumes_to_the_same_report(compo
     assert main([*composite, "--out", str(cut), "--resume", *FAST]) == 0
     assert _stable(cut)[1] == _stable(out)[1]
     assert _stable(cut)[0].replace(str(cut), "") == _stable(out)[0].replace(str(out), "")
+    table = compare([str(out)], tmp_path / "compare")  # the composite's published rows sit beside it, no others
+    assert "| composite | cde |" in table and "EMR (published)" in table and "MELLM" not in table
 
 
 def test_aullm_folds_give_every_clip_the_evidence_of_the_fold_that_held_it_out(composite, tmp_path_factory):
@@ -167,3 +170,13 @@ def test_aullm_folds_give_every_clip_the_evidence_of_the_fold_that_held_it_out(c
     assert rows and all(r["status"] == "ok" for r in rows)
     assert all(r["evidence_fold"] == r["fold"] == r["subject"] for r in rows)
     assert any(r["key"].startswith("smic/") for r in rows)
+
+
+def test_smic_alone_with_spotted_apexes_says_so_and_scores_no_au(composite, tmp_path):
+    smic_root = composite[composite.index("--root") + 1].split(",")[2]
+    out = tmp_path / "smic"
+    assert main(["--dataset", "smic", "--root", smic_root, "--apex-unknown", "spot", "--out", str(out), *FAST]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["run"]["classes"] == "3" and metrics["au"]["aus"] == [] and metrics["counts"]["au_scored"] == 0
+    assert metrics["emotion"]["n_samples"] == metrics["counts"]["usable"] > 0
+    assert "spotted between onset and offset" in (out / "report.md").read_text()

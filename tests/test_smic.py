@@ -83,3 +83,12 @@ def test_synthetic_smic_layout_reads_back_as_written(tmp_path):
         assert record.emotion3 == {"happiness": "positive", "surprise": "surprise"}.get(clip["emotion"], "negative")
     rewritten = write_synthetic_dataset("smic", root, subjects=1, clips=2, n_frames=12)
     assert not (rewritten / "HS" / "s2").exists() or not any((rewritten / "HS" / "s2").rglob("*.bmp"))
+
+
+def test_instruction_data_never_teaches_that_a_smic_clip_moved_no_au(tree):
+    from instruction_data.fgmu import FGMUConfig, make_samples
+
+    record = load_dataset("smic", tree).records[0]
+    samples = make_samples(record, [], "x.png", FGMUConfig(lang="en", mer_ratio=0.0, scheme="3"))
+    assert [s["task"] for s in samples] == ["mer"] and samples[0]["answer"] == "negative"
+    assert samples[0]["au_codes"] is None
