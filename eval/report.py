@@ -46,7 +46,7 @@ def protocol_note(run: dict) -> str:
         return ("Nothing here is trained (template reasoner, rules detector), so zero-shot and LOSO are the same "
                 "computation: the LOSO figures are the zero-shot predictions pooled once and also split by "
                 "subject.")
-    if run["protocol"] == "loso" and run["reasoner"] == "vlm":
+    if run["protocol"] in ("loso", "cde") and run["reasoner"] == "vlm":
         return ("LOSO with the VLM reasoner: one model answered every clip. The figures are leakage-free only if "
                 "that model (and its LoRA adapter) was trained without this dataset, which makes them zero-shot; "
                 "per-fold VLM adapters are not supported here.")

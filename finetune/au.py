@@ -71,7 +71,7 @@ CONFIGS: dict[str, str] = {"microau_clip": "finetune.au_microau_clip:TrainMicroA
 CDE_MODELS = ("aullm", "rules", "always_positive", "prior")
 
 # settings that may change between a run and its resumption without changing any result
-_RESUME_FREE = {"progress", "threads", "final_model", "folds", "out", "cache_dir"}
+_RESUME_FREE = {"progress", "threads", "final_model", "folds", "out", "cache_dir", "fold_shard"}
 
 
 @dataclass
@@ -108,6 +108,9 @@ class TrainAUConfig:
     threshold_search: bool = field(default=False, metadata={"help": "pick per-AU thresholds on validation subjects"})
     final_model: bool = field(default=True, metadata={"help": "train a final model on all subjects afterwards"})
     folds: list[str] | None = field(default=None, metadata={"help": "run only these folds (held-out subjects)"})
+    fold_shard: str | None = field(default=None, metadata={
+        "help": "I/N: run only every N-th fold starting at the I-th (1-based), so N processes or machines sharing "
+                "--out split the folds; each fold is skipped once done"})
     cache_dir: str | None = field(default=None, metadata={"help": "preprocessing cache (default OUT/cache)"})
     landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend for the face crop"})
     max_frames: int = field(default=24, metadata={"help": "onset..apex frames kept per clip in the cache"})
@@ -116,6 +119,8 @@ class TrainAUConfig:
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
     def __post_init__(self):
+        if self.fold_shard is not None:
+            self.shard()
         names = split_list(self.dataset, "--dataset")
         if self.protocol != "cde":
             if len(names) != 1:
@@ -139,6 +144,19 @@ class TrainAUConfig:
     @property
     def datasets(self) -> list[str]:
         return self.dataset.split(",")
+
+    def shard(self) -> tuple[int, int]:
+        """(I, N) of --fold-shard I/N; (1, 1) when not sharded."""
+        if self.fold_shard is None:
+            return 1, 1
+        try:
+            i, n = (int(x) for x in str(self.fold_shard).split("/"))
+        except ValueError:
+            i = n = 0
+        if not 1 <= i <= n:
+            raise ConfigError(f"--fold-shard {self.fold_shard}: write I/N with 1 <= I <= N, e.g. 2/4 for the second "
+                              "of four shares.")
+        return i, n
 
 
 @dataclass
@@ -325,10 +343,15 @@ def run(config: TrainAUConfig, records: list, target_records: list | None = None
             if unknown:
                 raise ConfigError(f"--folds {', '.join(unknown)}: no such subject; the folds are {', '.join(names)}.")
             plan = [p for p in plan if p[0].name in set(config.folds)]
+    every = [p[0].name for p in plan]
+    index, count = config.shard()
+    plan = plan[index - 1::count]
+    if not plan:
+        raise ConfigError(f"--fold-shard {config.fold_shard} gets no fold: there are {len(every)}.")
     _check_resume(config, out)  # stamped once the folds are built: settings refused above leave --out free
     fold_logs = []
     for fold, src, tgt in plan:
-        fold_dir = out / "folds" / fold.name.replace("->", "_to_").replace("/", "_")
+        fold_dir = out / "folds" / _fold_folder(fold.name)
         if (fold_dir / "predictions.csv").is_file():
             log.info("fold %s done already; skipping", fold.name)
             continue
@@ -339,9 +362,15 @@ def run(config: TrainAUConfig, records: list, target_records: list | None = None
                                   [r for r in unscored if _subject(r, config) in fold.test_subjects]))
     metrics = score_run(out, aus, config)
     metrics["n_left_out_unknown_au"] = n_given - len(records) - len(target_records or [])
+    missing = [name for name in every if not (out / "folds" / _fold_folder(name) / "predictions.csv").is_file()]
+    if missing:
+        metrics["folds_missing"] = missing
+        log.warning("the pooled figures cover %d of %d folds (%s still to run, e.g. by another --fold-shard); rerun "
+                    "with the same --out to pool them all once they are done", len(every) - len(missing), len(every),
+                    ", ".join(missing[:5]))
     metrics = _write_metrics(out, metrics)
     done = (out / "final" / "thresholds.json").is_file()  # written last, after the checkpoint
-    if config.final_model and config.protocol in ("loso", "cde") and not config.folds and not done:
+    if config.final_model and config.protocol in ("loso", "cde") and not config.folds and index == 1 and not done:
         final = all_subjects_split(records, config.val_subjects, config.seed)
         data = FoldData(records, label_matrix(records, aus, coded_only=config.protocol == "cde"))
         run_fold(config, aus, "final", data.subset(final.train), data.subset(final.val) if final.val else None,
@@ -349,6 +378,10 @@ def run(config: TrainAUConfig, records: list, target_records: list | None = None
         metrics["final_model"] = str(out / "final")
         metrics = _write_metrics(out, metrics)
     return metrics
+
+
+def _fold_folder(name: str) -> str:
+    return name.replace("->", "_to_").replace("/", "_")
 
 
 def _subject(record, config: TrainAUConfig) -> str:

@@ -180,3 +180,26 @@ def test_smic_alone_with_spotted_apexes_says_so_and_scores_no_au(composite, tmp_
     assert metrics["run"]["classes"] == "3" and metrics["au"]["aus"] == [] and metrics["counts"]["au_scored"] == 0
     assert metrics["emotion"]["n_samples"] == metrics["counts"]["usable"] > 0
     assert "spotted between onset and offset" in (out / "report.md").read_text()
+
+
+def test_fold_shards_split_the_folds_and_a_lost_fold_is_redone_alone(composite, tmp_path):
+    out = tmp_path / "sharded"
+    base = ["train", "au", *composite, "--out", str(out), "--model", "always_positive", "--progress", "false",
+            "--final-model", "false"]
+    assert meu([*base, "--fold-shard", "1/2"]) == 0
+    first = sorted(p.name for p in (out / "folds").iterdir())
+    assert len(first) == 3 and len(json.loads((out / "metrics.json").read_text())["folds_missing"]) == 3
+    assert meu([*base, "--fold-shard", "2/2"]) == 0
+    folds = sorted(p.name for p in (out / "folds").iterdir())
+    assert len(folds) == 6 and "folds_missing" not in json.loads((out / "metrics.json").read_text())
+    stamps = {f: (out / "folds" / f / "predictions.csv").stat().st_mtime_ns for f in folds}
+    lost = first[1]
+    (out / "folds" / lost / "predictions.csv").unlink()  # a fold killed before its predictions were written
+    assert meu([*base, "--fold-shard", "1/2"]) == 0
+    after = {f: (out / "folds" / f / "predictions.csv").stat().st_mtime_ns for f in folds}
+    assert [f for f in folds if after[f] != stamps[f]] == [lost]
+    from finetune.au import TrainAUConfig
+
+    for bad in ("3/2", "0/2", "a/b"):
+        with pytest.raises(ConfigError, match="I/N"):
+            TrainAUConfig(fold_shard=bad)
