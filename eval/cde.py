@@ -20,6 +20,7 @@ from eval.protocols import cde_folds, dataset_aus, qualified_subject, training_l
 from eval.references import references_for
 from eval.report import OTHER, md_table
 from eval.samples import Sample, sample
+from instruction_data.records import key_dataset
 
 if TYPE_CHECKING:
     from eval.run import EvalConfig
@@ -35,10 +36,6 @@ def cde_aus(datasets: list[str]) -> list[int]:
     """AUs scored over the pool: those every AU-coding dataset of the pool codes (SMIC codes none)."""
     lists = [set(dataset_aus(d)) for d in datasets if dataset_aus(d)]
     return sorted(set.intersection(*lists)) if lists else []
-
-
-def dataset_of(row: dict) -> str:
-    return row["key"].split("/", 1)[0]
 
 
 def cde_samples(config: EvalConfig) -> tuple[list[Sample], list[dict], dict]:
@@ -67,7 +64,7 @@ def cde_samples(config: EvalConfig) -> tuple[list[Sample], list[dict], dict]:
     samples = [sample(r, fold_of[i], label, subject=qualified_subject(r.dataset, r.subject), spot_apex=spot)
                for i, (r, label) in enumerate(kept)]
     found = counts(samples, config.datasets)
-    subjects = {d: len({s.subject for s in samples if s.key.startswith(d + "/")}) for d in config.datasets}
+    subjects = {d: len({s.subject for s in samples if key_dataset(s.key) == d}) for d in config.datasets}
     log.info("composite clips, expected (MEGC 2019) against found:\n%s", expected_table(found, subjects))
     for d in config.datasets:
         gaps = mismatches(d, found[d], subjects[d])
@@ -84,7 +81,7 @@ def cde_samples(config: EvalConfig) -> tuple[list[Sample], list[dict], dict]:
 def counts(samples: list[Sample], datasets: list[str]) -> dict[str, dict[str, int]]:
     out = {d: dict.fromkeys(CDE_CLASSES, 0) for d in datasets}
     for s in samples:
-        out[s.key.split("/", 1)[0]][s.true_emotion] += 1
+        out[key_dataset(s.key)][s.true_emotion] += 1
     return out
 
 
@@ -104,10 +101,8 @@ def expected_table(found: dict[str, dict[str, int]], subjects: dict[str, int]) -
     return md_table(["dataset", "subjects", *CDE_CLASSES, "total"], rows)
 
 
-def _emotion(rows: list[dict], classes: list[str]) -> dict:
-    scored = [r for r in rows if r["status"] == "ok"]
-    return classification_scores([r["true_emotion"] for r in scored], [r["pred_emotion"] for r in scored],
-                                 classes).to_dict()
+def _emotion(ok: list[dict], classes: list[str]) -> dict:
+    return classification_scores([r["true_emotion"] for r in ok], [r["pred_emotion"] for r in ok], classes).to_dict()
 
 
 def cde_scores(rows: list[dict], datasets: list[str], setup: dict) -> dict:
@@ -117,7 +112,7 @@ def cde_scores(rows: list[dict], datasets: list[str], setup: dict) -> dict:
     table = {"composite": _emotion(ok, classes)}
     au = {}
     for d in datasets:
-        mine = [r for r in ok if dataset_of(r) == d]
+        mine = [r for r in ok if key_dataset(r["key"]) == d]
         table[d] = _emotion(mine, classes)
         if dataset_aus(d):
             au[d] = score_rows(mine, classes, dataset_aus(d), per_fold=False)["au"]
@@ -152,7 +147,8 @@ def cde_section(metrics: dict) -> str:
     columns = [c for c in COLUMNS if c == "composite" or c in cde["datasets"]]
     head = ["Method"] + [f"{NAMES[c]} {m}" for c in columns for m in ("UF1", "UAR")]
     ours = [f"**{run['reasoner']} + {run['detector']}**" + (" (synthetic)" if run["synthetic"] else "")]
-    ours += [_f4(cde["table"][c][m]) for c in columns for m in ("uf1", "uar")]
+    ours += [_f4(cde["table"][c][m] if cde["table"][c]["n_samples"] else None) for c in columns
+             for m in ("uf1", "uar")]
     rows = [ours]
     for method in dict.fromkeys(a["method"] for a in cde["anchors"]):
         by = {a["dataset"]: a for a in cde["anchors"] if a["method"] == method}
@@ -166,6 +162,12 @@ def cde_section(metrics: dict) -> str:
                 " between onset and offset, as MEB does") + ".\n\nPublished rows (licensed data, for reference):\n")
     text += _listed(cde["anchors"], lambda a: f"{a['method']}, {NAMES.get(a['dataset'], a['dataset'])}: {a['source']}")
     text += ("\nVaranka et al. (arXiv 2211.11425) found data leakage inflating many later CDE figures.\n")
+    absent = [f"{NAMES[c]} has no {k} clip" for c in columns for k, v in cde["table"][c]["per_class"].items()
+              if not v["support"]]
+    if absent:
+        text += (f"\n{'; '.join(absent)}: such a class counts F1 and recall 0 in that column's UF1 and UAR (the "
+                 "scikit-learn convention, zero_division=0); the challenge's full data has every class in every "
+                 "dataset.\n")
     if run["synthetic"]:
         text += ("\n**Synthetic data:** the synthetic datasets' emotions follow from the same AU-to-emotion table the "
                  "template reasoner argues with, and the three share faces, so these figures test the mechanics "

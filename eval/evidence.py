@@ -39,9 +39,13 @@ def check_unseen(checkpoint: str | Path, dataset: str, subjects: list[str]) -> N
     it) include subjects of this dataset under test: its scores there would be measured on training clips."""
     info = Path(checkpoint) / "thresholds.json"
     trained = json.loads(info.read_text()).get("trained_on") if info.is_file() else None
-    if not trained or trained.get("dataset") != dataset:
+    if not trained or dataset not in str(trained.get("dataset", "")).split(","):
         return
-    seen = sorted(set(map(str, trained.get("subjects", []))) & set(map(str, subjects)))
+    # a pooled (cde) run records dataset-qualified ids (`casme2__sub01`)
+    prefix = f"{dataset}__"
+    ids = {s[len(prefix):] if s.startswith(prefix) else s for s in map(str, trained.get("subjects", []))
+           if "__" not in s or s.startswith(prefix)}
+    seen = sorted(ids & set(map(str, subjects)))
     if seen:
         raise ConfigError(f"{checkpoint} was trained on {dataset} subject(s) {', '.join(seen[:5])}, which this run "
                           "tests on; score it on another dataset, or use --protocol loso with --au-run.")
@@ -134,10 +138,15 @@ class EvidenceSource:
         else:
             raise ConfigError(f"Unknown detector {detector!r}; use one of {', '.join(UNTRAINED + TRAINED)}.")
 
-    def check_keys(self, keys: list[str]) -> None:
-        """Fail early when clips with readable AU labels (all of which `meu train au` scores) have no prediction."""
+    def check_keys(self, keys: list[str], datasets: list[str] | None = None) -> None:
+        """Fail early when clips that `meu train au` predicts (those with readable AU labels; under cde every clip)
+        have no prediction, or when a pooled run was trained on other datasets."""
         if self.fold_predictions is None:
             return
+        trained = self.fold_predictions.dataset
+        if datasets and trained and sorted(str(trained).split(",")) != sorted(datasets):
+            raise ConfigError(f"The training run pooled {trained}; this evaluation pools {','.join(datasets)}. Train "
+                              "on the same datasets (`meu train au --protocol cde --dataset ...`).")
         missing = self.fold_predictions.missing(keys)
         if missing:
             raise ConfigError(f"The training run has no held-out prediction for {len(missing)} of {len(keys)} "

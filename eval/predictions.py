@@ -105,15 +105,18 @@ def _emotion_per_fold(rows: list[dict]) -> dict:
             for f, rs in sorted(folds.items())}
 
 
-def count_rows(rows: list[dict], skipped: list[dict]) -> dict:
-    """Usable / unusable counts with reasons; `sheet_rows` = skipped by the loader + failed at run time + usable."""
+def count_rows(rows: list[dict], skipped: list[dict], left_out: dict | None = None) -> dict:
+    """Usable / unusable counts with reasons; `sheet_rows` = skipped by the loader + left out by the protocol (reason
+    -> count: the composite's unmapped labels and exclusion list) + failed at run time + usable."""
     ok = [r for r in rows if r["status"] == "ok"]
     failed = [r for r in rows if r["status"] != "ok"]
     no_emotion = Counter(r["emotion_raw"] or "empty" for r in ok if r["true_emotion"] is None)
+    left_out = dict(left_out or {})
     return {
-        "sheet_rows": len(skipped) + len(rows),
+        "sheet_rows": len(skipped) + sum(left_out.values()) + len(rows),
         "skipped_by_loader": len(skipped),
         "skipped_reasons": dict(Counter(_kind(s["reason"]) for s in skipped)),
+        "left_out_by_protocol": left_out,
         "failed": len(failed),
         "failed_reasons": dict(Counter(_kind(r["error"]) for r in failed)),
         "usable": len(ok),

@@ -30,6 +30,16 @@ DATASET_AUS: dict[str, list[int]] = {
 }
 
 
+# AUs each dataset's coders coded (None: every FACS AU, as CASME II, SAMM, DFME and CAS(ME)^3 are FACS-coded);
+# a label outside it is unknown (-1) in pooled training, never a negative. The scored lists above are a subset.
+CODED_AUS: dict[str, list[int] | None] = {"casme2": None, "samm": None, "dfme": None, "casme3": None, "smic": []}
+
+
+def codes_au(dataset: str, au: int) -> bool:
+    coded = CODED_AUS.get(dataset)
+    return coded is None or au in coded
+
+
 # Datasets with official held-out test sheets: training and LOSO use only these splits (DFME Test A/B stay unseen).
 TRAINING_SPLITS: dict[str, tuple[str, ...]] = {"dfme": ("train",)}
 
@@ -119,6 +129,24 @@ def loso_folds(items: Sequence, val_subjects: int = 1, seed: int = 0) -> list[Fo
     return folds
 
 
+def cde_settings(dataset: str | list, root: str | list) -> tuple[str, str]:
+    """The composite's `--dataset` and `--root` (comma lists or YAML lists) checked and joined: datasets the
+    challenge pools, each once, one folder each. Shared by `meu eval` and `meu train au`."""
+    from assistant.config import split_list
+    from assistant.emotions import CDE_MAPPING
+    from assistant.errors import ConfigError
+
+    names = split_list(dataset, "--dataset")
+    outside = [n for n in names if n not in CDE_MAPPING]
+    if outside or not names or len(set(names)) < len(names):
+        raise ConfigError(f"--protocol cde pools {', '.join(CDE_MAPPING)}, each once; got {', '.join(names)}.")
+    roots = split_list(root, "--root") if root else []
+    if len(roots) != len(names):
+        raise ConfigError(f"--root gives {len(roots)} folder(s) for the {len(names)} datasets {', '.join(names)}; "
+                          "give one folder per dataset, comma-separated in the same order.")
+    return ",".join(names), ",".join(roots)
+
+
 def qualified_subject(dataset: str, subject: str) -> str:
     """A subject id that stays unique when datasets are pooled (`casme2__sub01`): two datasets' `s1` are two people."""
     return f"{dataset}__{subject}"
@@ -131,23 +159,26 @@ def cde_folds(records: Sequence, val_subjects: int = 1, seed: int = 0, test_only
     `test_only`: clips never trained on (SMIC codes no AU). A subject with only such clips still gets a fold, with
     an empty `test` (its clips are not in `records`) and every trained subject in `train` and `val`, so each of its
     clips is predicted by a model that never saw it."""
-    from types import SimpleNamespace
-
-    def qualified(r) -> str:
-        return qualified_subject(r.dataset, str(r.subject))
-
-    items = [SimpleNamespace(subject=qualified(r)) for r in records]
+    items = qualified_items(records)
     subjects = _subjects(items)
-    folds = loso_folds(items, val_subjects, seed) if len(subjects) >= 2 else []
-    for held in sorted({qualified(r) for r in test_only} - set(subjects)):
+    if len(subjects) < 2:
+        raise ProtocolError(f"The composite protocol needs at least 2 subjects to train and test on; the data has "
+                            f"{len(subjects)}{' with AU labels' if test_only else ''}.")
+    folds = loso_folds(items, val_subjects, seed)
+    for held in sorted({it.subject for it in qualified_items(test_only)} - set(subjects)):
         val = _draw_val(subjects, val_subjects, seed, held)
         train, val_idx = _split(items, subjects, val)
         fold = Fold(held, train, val_idx, (), tuple(s for s in subjects if s not in val), tuple(val), (held,))
         check_fold(fold, items)
         folds.append(fold)
-    if not folds:
-        raise ProtocolError(f"The composite protocol needs at least 2 subjects; the data has {len(subjects)}.")
     return sorted(folds, key=lambda f: f.name)
+
+
+def qualified_items(records: Sequence) -> list:
+    """Items whose `.subject` is dataset-qualified, for the splits of pooled datasets (the final model's)."""
+    from types import SimpleNamespace
+
+    return [SimpleNamespace(subject=qualified_subject(r.dataset, str(r.subject))) for r in records]
 
 
 def all_subjects_split(items: Sequence, val_subjects: int = 1, seed: int = 0) -> Fold:

@@ -64,6 +64,7 @@ def protocol_note(run: dict) -> str:
 
 def _counts_section(c: dict) -> str:
     rows = [["annotation sheet rows", c["sheet_rows"]], ["skipped by the loader", c["skipped_by_loader"]],
+            *([[f"left out by the protocol: {k}", n] for k, n in c.get("left_out_by_protocol", {}).items()]),
             ["failed at run time", c["failed"]], ["usable (run)", c["usable"]],
             ["scored for emotion", c["emotion_scored"]], ["scored for AUs", c["au_scored"]]]
     text = "## Samples\n\n" + md_table(["", "clips"], rows)
@@ -166,7 +167,8 @@ def render_report(metrics: dict) -> str:
     if metrics.get("timings"):
         parts.append("Mean seconds per clip: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics["timings"].items()))
     parts.append("Files: `predictions.jsonl` (one row per clip: answer text, parsed AUs and emotion, parse status, "
-                 "detector probabilities, timings), `metrics.json`, `confusion.png`, `au_f1.png`.")
+                 "detector probabilities, timings), `metrics.json`, `confusion.png`"
+                 + (", `au_f1.png`." if metrics["au"]["aus"] else "."))
     return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
 
 

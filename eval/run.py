@@ -38,6 +38,7 @@ from assistant.reasoners.base import last
 from eval.predictions import count_rows, score_rows
 from eval.samples import Sample, is_synthetic, scored_aus, select_samples
 from eval.shards import current_shard, done_keys, mark_done, merge, prediction_files, wait_for_shards
+from instruction_data.records import key_dataset
 
 log = logging.getLogger(__name__)
 
@@ -119,18 +120,11 @@ class EvalConfig:
         self.dataset = ",".join(names)
 
     def _check_cde(self, names: list[str]) -> None:
-        from assistant.emotions import CDE_MAPPING
+        from eval.protocols import cde_settings
 
-        outside = [n for n in names if n not in CDE_MAPPING]
-        if outside or len(set(names)) < len(names):
-            raise ConfigError(f"--protocol cde pools {', '.join(CDE_MAPPING)}, each once; got {', '.join(names)}.")
         if self.classes not in (None, "3"):
             raise ConfigError(f"--protocol cde scores the challenge's 3 classes; drop --classes {self.classes}.")
-        roots = split_list(self.root, "--root") if self.root else []
-        if len(roots) != len(names):
-            raise ConfigError(f"--root gives {len(roots)} folder(s) for the {len(names)} datasets {', '.join(names)}; "
-                              "give one folder per dataset, comma-separated in the same order.")
-        self.root = ",".join(roots)
+        self.dataset, self.root = cde_settings(names, self.root)
 
     @property
     def datasets(self) -> list[str]:
@@ -226,7 +220,9 @@ def _check_resume(config: EvalConfig, out: Path) -> None:
     if prediction_files(out) and not config.resume:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose a new --out.")
     if config.resume and path.is_file():
-        before = _settings(json.loads(path.read_text()))
+        # a setting added since that run was written counts as its default (the run used the default's behaviour)
+        defaults = {f.name: f.default for f in dataclasses.fields(EvalConfig) if f.default is not dataclasses.MISSING}
+        before = _settings({**defaults, **json.loads(path.read_text())})
         changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
         if changed:
             raise ConfigError(f"{out} holds a run with different settings ({', '.join(changed)}); resume it with the "
@@ -328,11 +324,14 @@ def run(config: EvalConfig) -> dict:
         from eval.evidence import check_unseen
 
         for name in config.datasets:
-            check_unseen(checkpoint, name, sorted({s.subject.split("__", 1)[-1] for s in samples
-                                                   if s.key.startswith(name + "/")}))
+            mine = {s.key.split("/")[1] for s in samples if key_dataset(s.key) == name}
+            check_unseen(checkpoint, name, sorted(mine))
     evidence_source = EvidenceSource(config.detector, config.protocol, config.motion_config(),
                                      config.aullm_checkpoint, config.au_run, config.microau_clip_checkpoint)
-    evidence_source.check_keys([s.key for s in samples if s.true_aus is not None])
+    if config.protocol == "cde":  # a cde training run predicts every held-out clip, SMIC's included
+        evidence_source.check_keys([s.key for s in samples], config.datasets)
+    else:
+        evidence_source.check_keys([s.key for s in samples if s.true_aus is not None])
     reasoner = _reasoner(config, shard.device)
     predictions = shard.log(out)
     mine = shard.take(samples)
@@ -376,12 +375,12 @@ def run(config: EvalConfig) -> dict:
                 "synthetic": is_synthetic(config), "flow": config.flow, "landmarks": config.landmarks,
                 "compensation": config.compensation, "language": config.language, "root": config.root,
                 "apex_unknown": config.apex_unknown, "generation": _generation(reasoner)},
-        "counts": count_rows(rows, skipped),
+        "counts": count_rows(rows, skipped, left_out=_left_out(load_report) if config.protocol == "cde" else {}),
         **score_rows(rows, list(SCHEME_CLASSES[config.scheme]), aus, per_fold=config.protocol in ("loso", "cde")),
         "timings": _mean_timings(rows),
         "this_invocation": {"clips_run": sum(m["clips_run"] for m in shards), "wall_s": round(wall, 3),
                             "workers": config.workers, "processes": shard.count, "batch_size": config.batch_size},
-        "loader": load_report,
+        "loader": load_report["datasets"] if config.protocol == "cde" else load_report,
     }
     if config.protocol == "cde":
         from eval.cde import cde_scores
@@ -390,6 +389,12 @@ def run(config: EvalConfig) -> dict:
     write_json(out / "metrics.json", metrics)
     write_report(out, metrics, rows)
     return metrics
+
+
+def _left_out(setup: dict) -> dict:
+    """The composite's clips left out by its mapping or exclusion list, counted by reason."""
+    return {k: n for k, n in (("label outside the composite", len(setup["unmapped"])),
+                              ("on the exclusion list", len(setup["excluded"]))) if n}
 
 
 def _mean_timings(rows: list[dict]) -> dict:

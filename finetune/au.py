@@ -46,9 +46,12 @@ from eval.metrics import choose_thresholds, folded_multilabel_scores
 from eval.protocols import (
     all_subjects_split,
     cde_folds,
+    cde_settings,
+    codes_au,
     cross_dataset_fold,
     dataset_aus,
     loso_folds,
+    qualified_items,
     qualified_subject,
     shared_aus,
     training_load_options,
@@ -121,25 +124,17 @@ class TrainAUConfig:
     def __post_init__(self):
         if self.fold_shard is not None:
             self.shard()
-        names = split_list(self.dataset, "--dataset")
         if self.protocol != "cde":
+            names = split_list(self.dataset, "--dataset")
             if len(names) != 1:
                 raise ConfigError(f"--dataset {','.join(names)} names several datasets; pooling them is the "
                                   "composite protocol: add --protocol cde, or give one dataset.")
+            self.dataset = names[0]
             return
-        from assistant.emotions import CDE_MAPPING
-
-        outside = [n for n in names if n not in CDE_MAPPING]
-        if outside or len(set(names)) < len(names):
-            raise ConfigError(f"--protocol cde pools {', '.join(CDE_MAPPING)}, each once; got {', '.join(names)}.")
         if self.model not in CDE_MODELS:
             raise ConfigError(f"--protocol cde masks the AU loss per dataset, which {', '.join(CDE_MODELS)} "
                               f"support; --model {self.model} does not yet.")
-        roots = split_list(self.root, "--root") if self.root else []
-        if len(roots) != len(names):
-            raise ConfigError(f"--root gives {len(roots)} folder(s) for the {len(names)} datasets {', '.join(names)}; "
-                              "give one folder per dataset, comma-separated in the same order.")
-        self.dataset, self.root = ",".join(names), ",".join(roots)
+        self.dataset, self.root = cde_settings(self.dataset, self.root)
 
     @property
     def datasets(self) -> list[str]:
@@ -170,13 +165,14 @@ class FoldData:
 
 
 def label_matrix(records: list, aus: list[int], coded_only: bool = False) -> np.ndarray:
-    """(N, K) 0/1 labels; with `coded_only` (pooled datasets), -1 where the record's dataset does not code the AU."""
+    """(N, K) 0/1 labels; with `coded_only` (pooled datasets), -1 where the record's dataset does not code the AU
+    (`eval.protocols.CODED_AUS`)."""
     def cell(r, a: int) -> int:
-        if coded_only and (not r.aus_coded or a not in dataset_aus(r.dataset)):
+        if coded_only and (not r.aus_coded or not codes_au(r.dataset, a)):
             return -1
         return int(a in set(r.aus.codes))
 
-    return np.array([[cell(r, a) for a in aus] for r in records], dtype=np.int64).reshape(-1, len(aus))
+    return np.array([[cell(r, a) for a in aus] for r in records], dtype=np.int64).reshape(len(records), len(aus))
 
 
 def pooled_aus(datasets: list[str]) -> list[int]:
@@ -256,7 +252,8 @@ def run_fold(config: TrainAUConfig, aus: list[int], name: str, train: FoldData, 
     thresholds = [config.threshold] * len(aus)
     if config.threshold_search and val is not None and len(val.records):
         thresholds = choose_thresholds(adapter.predict(val), val.labels, config.threshold)
-    seen = {r.subject for r in train.records} | ({r.subject for r in val.records} if val else set())
+    parts = [*train.records, *(val.records if val else [])]
+    seen = {_subject(r, config) for r in parts}
     result = {"fold": name, "thresholds": thresholds, "train": train_log,
               "n_train": len(train.records), "n_val": len(val.records) if val else 0,
               "trained_on": {"dataset": config.dataset, "subjects": sorted(seen)}}
@@ -288,7 +285,9 @@ def _settings(config: dict) -> dict:
     """The settings that decide the results, with existing paths resolved (`data/` and `./data` are one folder)."""
     out = {k: v for k, v in config.items() if k not in _RESUME_FREE}
     for k in ("root", "target_root", "backbone", "clip_backbone"):
-        if out.get(k) and Path(out[k]).exists():
+        if out.get(k) and k == "root" and out.get("protocol") == "cde":
+            out[k] = ",".join(str(Path(r).resolve()) if Path(r).exists() else r for r in out[k].split(","))
+        elif out.get(k) and Path(out[k]).exists():
             out[k] = str(Path(out[k]).resolve())
     return out
 
@@ -371,7 +370,8 @@ def run(config: TrainAUConfig, records: list, target_records: list | None = None
     metrics = _write_metrics(out, metrics)
     done = (out / "final" / "thresholds.json").is_file()  # written last, after the checkpoint
     if config.final_model and config.protocol in ("loso", "cde") and not config.folds and index == 1 and not done:
-        final = all_subjects_split(records, config.val_subjects, config.seed)
+        final = all_subjects_split(qualified_items(records) if config.protocol == "cde" else records,
+                                   config.val_subjects, config.seed)
         data = FoldData(records, label_matrix(records, aus, coded_only=config.protocol == "cde"))
         run_fold(config, aus, "final", data.subset(final.train), data.subset(final.val) if final.val else None,
                  None, out / "final")
@@ -432,11 +432,12 @@ def _composite_scores(true: np.ndarray, pred: np.ndarray, folds: list[str], keys
     no cell a dataset does not code (-1) is ever scored."""
     from eval.cde import cde_aus
     from eval.metrics import multilabel_scores
+    from instruction_data.records import key_dataset
 
     shared = [a for a in cde_aus(datasets) if a in aus]
     cols = [aus.index(a) for a in shared]
     scores = folded_multilabel_scores(true[:, cols], pred[:, cols], folds, shared)
-    of = np.array([k.split("/", 1)[0] for k in keys])
+    of = np.array([key_dataset(k) for k in keys])
     per_dataset = {}
     for d in datasets:
         mine = [aus.index(a) for a in dataset_aus(d) if a in aus]

@@ -18,7 +18,7 @@ from assistant.errors import ConfigError
 from eval.cde import cde_scores
 from eval.compare import compare
 from eval.metrics import classification_scores
-from eval.protocols import cde_folds
+from eval.protocols import ProtocolError, cde_folds
 from eval.run import EvalConfig, main
 from instruction_data.layouts import write_synthetic_dataset
 
@@ -71,6 +71,19 @@ def test_a_datasets_figures_are_the_composite_predictions_restricted_to_it():
     assert {a["method"] for a in cde["anchors"]} >= {"LBP-TOP", "STSTNet", "EMR"}
 
 
+def test_a_pooled_checkpoint_is_refused_for_the_subjects_it_was_trained_on(tmp_path):
+    from eval.evidence import check_unseen
+
+    (tmp_path / "thresholds.json").write_text(json.dumps({"trained_on": {"dataset": "casme2,samm,smic",
+                                                                         "subjects": ["casme2__sub01", "samm__006"]}}))
+    with pytest.raises(ConfigError, match="sub01"):
+        check_unseen(tmp_path, "casme2", ["sub01", "sub02"])
+    check_unseen(tmp_path, "casme2", ["sub02"])
+    check_unseen(tmp_path, "samm", ["sub01"])  # samm's 006, not casme2's sub01, was seen
+    with pytest.raises(ConfigError, match="006"):
+        check_unseen(tmp_path, "samm", ["006"])
+
+
 def test_the_same_subject_id_in_two_datasets_stays_two_subjects():
     records = [SimpleNamespace(dataset=d, subject="s01") for d in ("casme2", "samm", "samm")]
     folds = cde_folds(records, val_subjects=0)
@@ -82,6 +95,8 @@ def test_the_same_subject_id_in_two_datasets_stays_two_subjects():
     extra = cde_folds(records, val_subjects=0, test_only=smic)
     assert [f.name for f in extra] == ["casme2__s01", "samm__s01", "smic__s01"]
     assert extra[-1].test == () and extra[-1].train == (0, 1, 2) and extra[-1].test_subjects == ("smic__s01",)
+    with pytest.raises(ProtocolError, match="at least 2 subjects"):  # SMIC alone: nothing to train an AU model on
+        cde_folds([], val_subjects=0, test_only=smic)
 
 
 def _config(argv: list[str]) -> EvalConfig:
@@ -139,12 +154,17 @@ def test_template_run_scores_three_datasets_and_resumes_to_the_same_report(compo
     assert "MEGC 2019 composite" in report and "EMR (published)" in report and "synthetic" in report
     assert metrics["cde"]["unmapped"] and all(u["emotion_raw"] in ("fear", "sadness", "others", "")
                                               for u in metrics["cde"]["unmapped"])
+    counts = metrics["counts"]
+    assert counts["left_out_by_protocol"]["label outside the composite"] == len(metrics["cde"]["unmapped"])
+    assert counts["sheet_rows"] == counts["skipped_by_loader"] + len(metrics["cde"]["unmapped"]) + len(rows)
     # a run cut short (its last rows lost) and resumed gives the same report and figures
     cut = tmp_path / "cut"
     cut.mkdir()
     (cut / "predictions.jsonl").write_text("".join(x + "\n" for x in (out / "predictions.jsonl").read_text()
                                                    .splitlines()[:len(rows) // 2]))
-    (cut / "run_config.json").write_text((out / "run_config.json").read_text())
+    before = json.loads((out / "run_config.json").read_text())
+    before.pop("apex_unknown")  # a run written before that setting existed still resumes
+    (cut / "run_config.json").write_text(json.dumps(before))
     assert main([*composite, "--out", str(cut), "--resume", *FAST]) == 0
     assert _stable(cut)[1] == _stable(out)[1]
     assert _stable(cut)[0].replace(str(cut), "") == _stable(out)[0].replace(str(out), "")
@@ -162,14 +182,20 @@ def test_aullm_folds_give_every_clip_the_evidence_of_the_fold_that_held_it_out(c
     assert len(folds) == 6 and all("__" in f for f in folds)
     for fold in folds:  # no fold trained on its held-out subject; SMIC clips were never trained on
         info = json.loads((run / "folds" / fold / "thresholds.json").read_text())
-        assert fold not in info["trained_on"]["subjects"]
-        assert not any(s.startswith("smic__") for s in info["trained_on"]["subjects"])
+        seen = info["trained_on"]["subjects"]
+        assert fold not in seen and all("__" in s for s in seen)
+        assert {s.split("__")[0] for s in seen} == {"casme2", "samm"}
+        assert {f for f in folds if not f.startswith("smic__")} - {fold} <= set(seen)  # trained or validated on
     out = tmp_path_factory.mktemp("eval") / "aullm"
     assert main([*composite, "--out", str(out), "--detector", "aullm", "--au-run", str(run), *FAST]) == 0
     rows = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
     assert rows and all(r["status"] == "ok" for r in rows)
     assert all(r["evidence_fold"] == r["fold"] == r["subject"] for r in rows)
     assert any(r["key"].startswith("smic/") for r in rows)
+    from eval.evidence import EvidenceSource
+
+    with pytest.raises(ConfigError, match="pooled casme2,samm,smic"):  # a run trained on other datasets is refused
+        EvidenceSource("aullm", "cde", None, au_run=str(run)).check_keys([], ["casme2", "samm"])
 
 
 def test_smic_alone_with_spotted_apexes_says_so_and_scores_no_au(composite, tmp_path):
