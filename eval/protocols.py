@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from assistant.errors import MEUError
+from instruction_data.records import qualified_subject
 
 # AU lists scored per dataset: CASME II and SAMM as in the AU papers; DFME and CAS(ME)^3 have no standard list in
 # the AU literature, so they are scored on CASME II's eight (a documented choice, the same in training and eval).
@@ -129,27 +130,38 @@ def loso_folds(items: Sequence, val_subjects: int = 1, seed: int = 0) -> list[Fo
     return folds
 
 
-def cde_settings(dataset: str | list, root: str | list) -> tuple[str, str]:
-    """The composite's `--dataset` and `--root` (comma lists or YAML lists) checked and joined: datasets the
-    challenge pools, each once, one folder each. Shared by `meu eval` and `meu train au`."""
-    from assistant.config import split_list
-    from assistant.emotions import CDE_MAPPING
+def fold_shard(spec: str | None) -> tuple[int, int]:
+    """(I, N) of `--fold-shard I/N` (1-based); (1, 1) when not sharded."""
     from assistant.errors import ConfigError
 
-    names = split_list(dataset, "--dataset")
-    outside = [n for n in names if n not in CDE_MAPPING]
-    if outside or not names or len(set(names)) < len(names):
-        raise ConfigError(f"--protocol cde pools {', '.join(CDE_MAPPING)}, each once; got {', '.join(names)}.")
-    roots = split_list(root, "--root") if root else []
-    if len(roots) != len(names):
-        raise ConfigError(f"--root gives {len(roots)} folder(s) for the {len(names)} datasets {', '.join(names)}; "
-                          "give one folder per dataset, comma-separated in the same order.")
-    return ",".join(names), ",".join(roots)
+    if spec is None:
+        return 1, 1
+    try:
+        i, n = (int(x) for x in str(spec).split("/"))
+    except ValueError:
+        i = n = 0
+    if not 1 <= i <= n:
+        raise ConfigError(f"--fold-shard {spec}: write I/N with 1 <= I <= N, e.g. 2/4 for the second of four "
+                          "shares.")
+    return i, n
 
 
-def qualified_subject(dataset: str, subject: str) -> str:
-    """A subject id that stays unique when datasets are pooled (`casme2__sub01`): two datasets' `s1` are two people."""
-    return f"{dataset}__{subject}"
+def select_folds(folds: list, names: Sequence[str] | None, shard: str | None) -> list:
+    """The folds a run trains: those named (`--folds`, every one must exist), then every N-th from the I-th
+    (`--fold-shard I/N`), so N processes or machines sharing one output folder split them."""
+    from assistant.errors import ConfigError
+
+    if names:
+        known = [f.name for f in folds]
+        unknown = sorted(set(names) - set(known))
+        if unknown:
+            raise ConfigError(f"--folds {', '.join(unknown)}: no such subject; the folds are {', '.join(known)}.")
+        folds = [f for f in folds if f.name in set(names)]
+    index, count = fold_shard(shard)
+    chosen = folds[index - 1::count]
+    if not chosen:
+        raise ConfigError(f"--fold-shard {shard} gets no fold: there are {len(folds)}.")
+    return chosen
 
 
 def cde_folds(records: Sequence, val_subjects: int = 1, seed: int = 0, test_only: Sequence = ()) -> list[Fold]:

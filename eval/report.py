@@ -46,10 +46,13 @@ def protocol_note(run: dict) -> str:
         return ("Nothing here is trained (template reasoner, rules detector), so zero-shot and LOSO are the same "
                 "computation: the LOSO figures are the zero-shot predictions pooled once and also split by "
                 "subject.")
+    if run["protocol"] in ("loso", "cde") and run.get("vlm_run"):
+        return (f"{run['protocol']} with one VLM adapter per fold ({run['vlm_run']}): every clip was answered by the "
+                "adapter trained without its subject; predictions of all folds are pooled, then scored once.")
     if run["protocol"] in ("loso", "cde") and run["reasoner"] == "vlm":
         return ("LOSO with the VLM reasoner: one model answered every clip. The figures are leakage-free only if "
                 "that model (and its LoRA adapter) was trained without this dataset, which makes them zero-shot; "
-                "per-fold VLM adapters are not supported here.")
+                "for per-fold adapters train with `meu train vlm --protocol` and evaluate with --vlm-run.")
     if run["protocol"] == "loso":
         return (f"LOSO: AU evidence from {run['evidence']}; every clip is scored by a model that never saw its "
                 "subject; predictions of all folds are pooled, then scored once.")

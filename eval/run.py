@@ -48,7 +48,7 @@ DEFAULT_CLASSES = {"casme2": "5", "samm": "3", "dfme": "7", "casme3": "3", "smic
 # settings a resumed run may change without changing any result
 # (batched greedy answers equal unbatched ones token for token: tests/test_vlm_batched.py)
 _RESUME_FREE = {"resume", "workers", "progress", "threads", "out", "batch_size"}
-_PATHS = ("root", "aullm_checkpoint", "microau_clip_checkpoint", "au_run", "vlm_base", "vlm_adapter")
+_PATHS = ("root", "aullm_checkpoint", "microau_clip_checkpoint", "au_run", "vlm_base", "vlm_adapter", "vlm_run")
 
 
 @dataclass
@@ -82,6 +82,9 @@ class EvalConfig:
         "help": "cross protocol: the dataset the detector was trained on (default: read from --au-run)"})
     vlm_base: str | None = field(default=None, metadata={"help": "Qwen2.5-VL base model for --reasoner vlm"})
     vlm_adapter: str | None = field(default=None, metadata={"help": "LoRA adapter folder for --vlm-base"})
+    vlm_run: str | None = field(default=None, metadata={
+        "help": "`meu train vlm --protocol loso|cde` output folder: each clip is answered by the adapter of the fold "
+                "that held its subject out (loso, cde)"})
     vlm_evidence: bool = field(default=False, metadata={
         "help": "put the AU detector's probabilities into the VLM prompt (for a model trained on data built with "
                 "`meu data build --evidence`; compare runs with and without it)"})
@@ -120,7 +123,7 @@ class EvalConfig:
         self.dataset = ",".join(names)
 
     def _check_cde(self, names: list[str]) -> None:
-        from eval.protocols import cde_settings
+        from instruction_data.loaders import cde_settings
 
         if self.classes not in (None, "3"):
             raise ConfigError(f"--protocol cde scores the challenge's 3 classes; drop --classes {self.classes}.")
@@ -178,15 +181,26 @@ def _motion_results(tasks: list, config: EvalConfig):
 
 
 # ---- the run ------------------------------------------------------------------------------------------------------
-def _reasoner(config: EvalConfig, device: str = "auto"):
+def _reasoner(config: EvalConfig, device: str = "auto", folds: list[str] = ()):
     from assistant.reasoners import get_reasoner
 
+    if config.vlm_run and (config.reasoner != "vlm" or config.protocol not in ("loso", "cde") or config.vlm_adapter):
+        raise ConfigError("--vlm-run holds one adapter per fold: use it with --reasoner vlm and --protocol loso or "
+                          "cde, without --vlm-adapter.")
     if config.reasoner == "vlm":
         if not config.vlm_base:
             raise ConfigError("--reasoner vlm needs --vlm-base (a Qwen2.5-VL model name or folder).")
-        return get_reasoner("vlm", base=config.vlm_base, adapter=config.vlm_adapter, device=device,
-                            max_new_tokens=config.vlm_max_new_tokens,
-                            repetition_penalty=config.vlm_repetition_penalty, batch_size=config.batch_size)
+
+        def make(adapter: str | None):
+            return get_reasoner("vlm", base=config.vlm_base, adapter=adapter, device=device,
+                                max_new_tokens=config.vlm_max_new_tokens,
+                                repetition_penalty=config.vlm_repetition_penalty, batch_size=config.batch_size)
+
+        if config.vlm_run:
+            from eval.fold_reasoner import FoldReasoner
+
+            return FoldReasoner(config.vlm_run, config.protocol, folds, make)
+        return make(config.vlm_adapter)
     return get_reasoner("template")
 
 
@@ -276,7 +290,14 @@ def _evidence_step(sample: Sample, analysis, error: str | None, motion_s: float,
 
 
 def _reason(pending: list[tuple[dict, object]], reasoner, config: EvalConfig) -> list[dict]:
-    """Finish rows waiting for the reasoner, in one batch; each row's reasoner time is its share of the batch."""
+    """Finish rows waiting for the reasoner, in one batch (one per fold with per-fold adapters); each row's reasoner
+    time is its share of its batch."""
+    if hasattr(reasoner, "for_fold"):
+        done = []
+        for fold in dict.fromkeys(row["fold"] for row, _ in pending):
+            mine = [(row, request) for row, request in pending if row["fold"] == fold]
+            done += [{**r, "reasoner_fold": fold} for r in _reason(mine, reasoner.for_fold(fold), config)]
+        return done
     t = time.perf_counter()
     texts = _texts(reasoner, [request for _, request in pending])
     share = (time.perf_counter() - t) / max(len(pending), 1)
@@ -332,11 +353,13 @@ def run(config: EvalConfig) -> dict:
         evidence_source.check_keys([s.key for s in samples], config.datasets)
     else:
         evidence_source.check_keys([s.key for s in samples if s.true_aus is not None])
-    reasoner = _reasoner(config, shard.device)
+    reasoner = _reasoner(config, shard.device, [s.fold for s in samples])
     predictions = shard.log(out)
     mine = shard.take(samples)
     done = done_keys(out, predictions)
     todo = [s for s in mine if s.key not in done]
+    if config.vlm_run:  # one adapter per fold: clips of one fold together, so each adapter loads once
+        todo.sort(key=lambda s: s.fold)
     if len(todo) < len(mine):
         log.info("resuming: %d clips done, %d to go", len(mine) - len(todo), len(todo))
     by_key = {s.key: s for s in samples}
@@ -374,7 +397,7 @@ def run(config: EvalConfig) -> dict:
                 "class_names": list(SCHEME_CLASSES[config.scheme]), "aus": aus, "source_dataset": source,
                 "synthetic": is_synthetic(config), "flow": config.flow, "landmarks": config.landmarks,
                 "compensation": config.compensation, "language": config.language, "root": config.root,
-                "apex_unknown": config.apex_unknown, "generation": _generation(reasoner)},
+                "apex_unknown": config.apex_unknown, "vlm_run": config.vlm_run, "generation": _generation(reasoner)},
         "counts": count_rows(rows, skipped, left_out=_left_out(load_report) if config.protocol == "cde" else {}),
         **score_rows(rows, list(SCHEME_CLASSES[config.scheme]), aus, per_fold=config.protocol in ("loso", "cde")),
         "timings": _mean_timings(rows),

@@ -46,16 +46,18 @@ from eval.metrics import choose_thresholds, folded_multilabel_scores
 from eval.protocols import (
     all_subjects_split,
     cde_folds,
-    cde_settings,
     codes_au,
     cross_dataset_fold,
     dataset_aus,
+    fold_shard,
     loso_folds,
     qualified_items,
     qualified_subject,
+    select_folds,
     shared_aus,
     training_load_options,
 )
+from instruction_data.loaders import cde_settings
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +124,7 @@ class TrainAUConfig:
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
     def __post_init__(self):
-        if self.fold_shard is not None:
-            self.shard()
+        fold_shard(self.fold_shard)
         if self.protocol != "cde":
             names = split_list(self.dataset, "--dataset")
             if len(names) != 1:
@@ -139,19 +140,6 @@ class TrainAUConfig:
     @property
     def datasets(self) -> list[str]:
         return self.dataset.split(",")
-
-    def shard(self) -> tuple[int, int]:
-        """(I, N) of --fold-shard I/N; (1, 1) when not sharded."""
-        if self.fold_shard is None:
-            return 1, 1
-        try:
-            i, n = (int(x) for x in str(self.fold_shard).split("/"))
-        except ValueError:
-            i = n = 0
-        if not 1 <= i <= n:
-            raise ConfigError(f"--fold-shard {self.fold_shard}: write I/N with 1 <= I <= N, e.g. 2/4 for the second "
-                              "of four shares.")
-        return i, n
 
 
 @dataclass
@@ -335,18 +323,10 @@ def run(config: TrainAUConfig, records: list, target_records: list | None = None
         aus = config.aus or dataset_aus(config.dataset)
         data = FoldData(records, label_matrix(records, aus))
         plan = [(f, data, data) for f in loso_folds(records, config.val_subjects, config.seed)]
-    if config.protocol != "cross":
-        if config.folds:
-            names = [p[0].name for p in plan]
-            unknown = sorted(set(config.folds) - set(names))
-            if unknown:
-                raise ConfigError(f"--folds {', '.join(unknown)}: no such subject; the folds are {', '.join(names)}.")
-            plan = [p for p in plan if p[0].name in set(config.folds)]
     every = [p[0].name for p in plan]
-    index, count = config.shard()
-    plan = plan[index - 1::count]
-    if not plan:
-        raise ConfigError(f"--fold-shard {config.fold_shard} gets no fold: there are {len(every)}.")
+    chosen = {f.name for f in select_folds([p[0] for p in plan], config.folds if config.protocol != "cross" else None,
+                                           config.fold_shard)}
+    plan = [p for p in plan if p[0].name in chosen]
     _check_resume(config, out)  # stamped once the folds are built: settings refused above leave --out free
     fold_logs = []
     for fold, src, tgt in plan:
@@ -369,7 +349,8 @@ def run(config: TrainAUConfig, records: list, target_records: list | None = None
                     ", ".join(missing[:5]))
     metrics = _write_metrics(out, metrics)
     done = (out / "final" / "thresholds.json").is_file()  # written last, after the checkpoint
-    if config.final_model and config.protocol in ("loso", "cde") and not config.folds and index == 1 and not done:
+    first_share = fold_shard(config.fold_shard)[0] == 1
+    if config.final_model and config.protocol in ("loso", "cde") and not config.folds and first_share and not done:
         final = all_subjects_split(qualified_items(records) if config.protocol == "cde" else records,
                                    config.val_subjects, config.seed)
         data = FoldData(records, label_matrix(records, aus, coded_only=config.protocol == "cde"))

@@ -78,6 +78,14 @@ class VLMTrainConfig:
     tiny_rows: int = field(default=24, metadata={"help": "synthetic rows for --tiny"})
     merge: bool = field(default=False, metadata={
         "help": "merge the adapter in --output-dir into its base and write DIR/merged, then stop"})
+    protocol: str = field(default="", metadata={
+        "help": "loso or cde: one adapter per fold under OUTPUT_DIR/folds/<held-out subject>/ (cde: the rows of a "
+                "composite `meu data build --dataset casme2,samm,smic`); empty: one adapter", "choices": ["", "loso",
+                                                                                                     "cde"]})
+    folds: list[str] | None = field(default=None, metadata={"help": "with --protocol: train only these folds"})
+    fold_shard: str | None = field(default=None, metadata={
+        "help": "with --protocol: I/N, train every N-th fold from the I-th, so N processes or machines share the "
+                "folds of one OUTPUT_DIR"})
 
 
 # --tiny: the same recipe at toy scale; flags given on the command line still win.
@@ -404,6 +412,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = None
     if cfg.tiny:
         cfg, rows = _apply_tiny(cfg, {k for k in vars(ns) if k != "config"})
+    if cfg.protocol:
+        from finetune.vlm_folds import train_folds
+
+        print(json.dumps(train_folds(cfg, rows), indent=2))
+        return 0
     result = train(cfg, rows=rows)
     print(json.dumps({"output_dir": str(result.output_dir), "global_step": result.global_step,
                       **{k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}}, indent=2))

@@ -10,6 +10,7 @@ bar.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import multiprocessing
@@ -21,14 +22,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from assistant.config import parse_config
+from assistant.config import parse_config, split_list
+from assistant.emotions import CDE_EXCLUDED, cde_emotion
 from assistant.errors import ConfigError, MEUError
 from assistant.files import output_folder, remove_stale_parts, save_png, write_json
 from assistant.motion.flow import COMPENSATIONS
 from instruction_data.export import assign_folds, dataset_card, write_hf, write_jsonl_splits, write_llava
 from instruction_data.fgmu import DATASET_SCHEMES, LANGS, FGMUConfig, left_out_aus, load_evidence, make_samples
-from instruction_data.loaders import LOADERS, load_dataset
-from instruction_data.records import Record
+from instruction_data.loaders import LOADERS, cde_settings, load_dataset
+from instruction_data.loaders.common import merge
+from instruction_data.records import LoadResult, Record, qualified_subject
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +42,11 @@ OUTPUT_SETTINGS = ("dataset", "root", "sheet", "lang", "mer_ratio", "seed", "sch
 
 @dataclass
 class BuildConfig:
-    dataset: str = field(default="casme2", metadata={"help": "dataset loader", "choices": list(LOADERS)})
-    root: str = field(default="", metadata={"help": "dataset folder (sheet + frames)"})
+    dataset: str = field(default="casme2", metadata={
+        "help": f"dataset loader ({', '.join(LOADERS)}); casme2,samm,smic (comma-separated) builds the MEGC 2019 "
+                "composite: subjects qualified by dataset (casme2__sub01), the challenge's 3-class mapping"})
+    root: str = field(default="", metadata={"help": "dataset folder (sheet + frames); one per dataset, "
+                                                    "comma-separated, for a composite build"})
     out: str = field(default="", metadata={"help": "output folder"})
     sheet: str = field(default="", metadata={"help": "annotation sheet path, when it is not found in --root"})
     lang: str = field(default="en", metadata={"help": "answer language", "choices": list(LANGS)})
@@ -64,8 +70,27 @@ class BuildConfig:
     size: int = field(default=256, metadata={"help": "working size of the face crop"})
     margin: float = field(default=0.15, metadata={"help": "crop margin"})
 
+    def __post_init__(self):
+        names = split_list(self.dataset, "--dataset")
+        unknown = [n for n in names if n not in LOADERS]
+        if unknown or not names:
+            raise ConfigError(f"Unknown dataset {', '.join(unknown) or '(empty)'}; use one of {', '.join(LOADERS)}, "
+                              "or casme2,samm,smic for the composite.")
+        if len(names) == 1:
+            self.dataset = names[0]
+            return
+        self.dataset, self.root = cde_settings(names, self.root)
+        if self.scheme not in ("", "3") or self.sheet:
+            raise ConfigError("A composite build (several --dataset) uses the challenge's 3 classes and each "
+                              "dataset's own sheet: drop --scheme and --sheet.")
+
+    @property
+    def pooled(self) -> bool:
+        """Several datasets pooled as the MEGC 2019 composite."""
+        return "," in self.dataset
+
     def scheme_or_default(self) -> str:
-        return self.scheme or DATASET_SCHEMES.get(self.dataset, "7")
+        return "3" if self.pooled else self.scheme or DATASET_SCHEMES.get(self.dataset, "7")
 
     def fgmu(self) -> FGMUConfig:
         return FGMUConfig(lang=self.lang, mer_ratio=self.mer_ratio, seed=self.seed, scheme=self.scheme_or_default(),
@@ -75,7 +100,7 @@ class BuildConfig:
         d = {k: getattr(self, k) for k in OUTPUT_SETTINGS}
         d["scheme"] = self.scheme_or_default()
         for k in ("root", "sheet", "evidence"):  # the same files however they were spelled
-            d[k] = str(Path(d[k]).resolve()) if d[k] else ""
+            d[k] = ",".join(str(Path(p).resolve()) for p in d[k].split(",")) if d[k] else ""
         return d
 
 
@@ -172,8 +197,7 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
     cfg.fgmu()  # validates
     output_folder(cfg.out)
     t0 = time.perf_counter()
-    options = {"sheet": cfg.sheet} if cfg.sheet else {}
-    loaded = load_dataset(cfg.dataset, cfg.root, strict=cfg.strict, **options)
+    loaded = _load(cfg)
     records = loaded.records[:cfg.limit] if cfg.limit else loaded.records
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -202,6 +226,9 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
 
     parts = [_read_part(out / "parts" / f"{n}.json") for n in names]
     samples = [s for p in parts for s in p.get("samples", [])]
+    if cfg.pooled:  # one subject id per person across the datasets: `casme2__sub01`
+        for s in samples:
+            s["subject"] = qualified_subject(s["dataset"], s["subject"])
     assign_folds(samples)
     t2 = time.perf_counter()
     write_jsonl_splits(out, samples)
@@ -209,7 +236,8 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
     if cfg.hf:
         write_hf(out, samples)
     load_report = loaded.report()
-    synthetic = any((Path(p).parent / "synth_truth.json").is_file() for p in load_report["sheets"])
+    synthetic = any((Path(p) / "synth_truth.json").is_file()
+                    for p in [*(Path(x).parent for x in load_report["sheets"]), *cfg.root.split(",")])
     dataset_card(out, samples, cfg.settings(), load_report, synthetic)
     export_s = time.perf_counter() - t2
     analysed = [p for p in parts if "samples" in p]
@@ -235,6 +263,20 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
     }
     write_json(out / "report.json", report)
     return report
+
+
+def _load(cfg: BuildConfig) -> LoadResult:
+    """The dataset's records; for a composite build, every dataset's, with the challenge's 3-class labels."""
+    if not cfg.pooled:
+        options = {"sheet": cfg.sheet} if cfg.sheet else {}
+        return load_dataset(cfg.dataset, cfg.root, strict=cfg.strict, **options)
+    results = []
+    for name, root in zip(cfg.dataset.split(","), cfg.root.split(","), strict=True):
+        loaded = load_dataset(name, root, strict=cfg.strict)
+        loaded.records = [dataclasses.replace(r, emotion3=cde_emotion(name, r.emotion_raw)) for r in loaded.records
+                          if (name, r.subject, r.clip_id) not in CDE_EXCLUDED]
+        results.append(loaded)
+    return merge(results)
 
 
 def main(argv: list[str] | None = None) -> int:

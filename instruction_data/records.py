@@ -39,6 +39,11 @@ class Record:
         return {"3": self.emotion3, "5": self.emotion5, "7": self.emotion7}[scheme]
 
 
+def qualified_subject(dataset: str, subject: str) -> str:
+    """A subject id that stays unique when datasets are pooled (`casme2__sub01`): two datasets' `s1` are two people."""
+    return f"{dataset}__{subject}"
+
+
 def key_dataset(key: str) -> str:
     """The dataset a `Record.key` (or a predictions row's key) belongs to."""
     return key.split("/", 1)[0]

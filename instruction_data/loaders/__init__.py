@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from assistant.errors import AnnotationSheetError
+from assistant.config import split_list
+from assistant.emotions import CDE_MAPPING
+from assistant.errors import AnnotationSheetError, ConfigError
 from instruction_data.long_records import LongLoadResult
 from instruction_data.records import LoadResult
 
@@ -35,3 +37,17 @@ def load_long_dataset(name: str, root: str | Path, strict: bool = False, **optio
     if name not in LONG_LOADERS:
         raise AnnotationSheetError(f"Unknown long-video dataset {name!r}; use one of {', '.join(LONG_LOADERS)}.")
     return importlib.import_module(LONG_LOADERS[name]).load(root, strict=strict, **options)
+
+
+def cde_settings(dataset: str | list, root: str | list) -> tuple[str, str]:
+    """The composite's `--dataset` and `--root` (comma lists or YAML lists) checked and joined: datasets the
+    challenge pools, each once, one folder each. Shared by `meu data build`, `meu train au` and `meu eval`."""
+    names = split_list(dataset, "--dataset")
+    outside = [n for n in names if n not in CDE_MAPPING]
+    if outside or not names or len(set(names)) < len(names):
+        raise ConfigError(f"--protocol cde pools {', '.join(CDE_MAPPING)}, each once; got {', '.join(names)}.")
+    roots = split_list(root, "--root") if root else []
+    if len(roots) != len(names):
+        raise ConfigError(f"--root gives {len(roots)} folder(s) for the {len(names)} datasets {', '.join(names)}; "
+                          "give one folder per dataset, comma-separated in the same order.")
+    return ",".join(names), ",".join(roots)
