@@ -82,7 +82,7 @@ class BuildConfig:
         self.dataset, self.root = cde_settings(names, self.root)
         if self.scheme not in ("", "3") or self.sheet:
             raise ConfigError("A composite build (several --dataset) uses the challenge's 3 classes and each "
-                              "dataset's own sheet: drop --scheme and --sheet.")
+                              "dataset's own sheet: drop --scheme (or give 3) and --sheet.")
 
     @property
     def pooled(self) -> bool:

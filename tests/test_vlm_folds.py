@@ -79,3 +79,14 @@ def test_cde_folds_need_a_composite_export(tmp_path):
     rows = [{"subject": "sub01", "messages": [], "images": []}, {"subject": "sub02", "messages": [], "images": []}]
     with pytest.raises(ConfigError, match="composite export"):
         train_folds(VLMTrainConfig(protocol="cde", output_dir=str(tmp_path)), rows)
+
+
+def test_a_composite_build_refuses_another_scheme_or_dataset():
+    from instruction_data.build import BuildConfig
+
+    with pytest.raises(ConfigError, match="drop --scheme"):
+        BuildConfig(dataset="casme2,smic", root="a,b", scheme="5")
+    with pytest.raises(ConfigError, match="pools casme2, samm, smic"):
+        BuildConfig(dataset="casme2,dfme", root="a,b")
+    with pytest.raises(ConfigError, match="1 folder"):
+        BuildConfig(dataset="casme2,smic", root="a")

@@ -45,7 +45,8 @@ def cde_settings(dataset: str | list, root: str | list) -> tuple[str, str]:
     names = split_list(dataset, "--dataset")
     outside = [n for n in names if n not in CDE_MAPPING]
     if outside or not names or len(set(names)) < len(names):
-        raise ConfigError(f"--protocol cde pools {', '.join(CDE_MAPPING)}, each once; got {', '.join(names)}.")
+        raise ConfigError(f"The composite (MEGC 2019 CDE) pools {', '.join(CDE_MAPPING)}, each once; got "
+                          f"{', '.join(names)}.")
     roots = split_list(root, "--root") if root else []
     if len(roots) != len(names):
         raise ConfigError(f"--root gives {len(roots)} folder(s) for the {len(names)} datasets {', '.join(names)}; "
