@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 from assistant.emotions import CDE_CLASSES, CDE_EXCLUDED, CDE_EXPECTED, CDE_SUBJECTS, cde_emotion
 from eval.metrics import classification_scores
 from eval.predictions import score_rows
-from eval.protocols import cde_folds, dataset_aus, qualified_subject, training_load_options
+from eval.protocols import cde_folds, dataset_aus, training_load_options
 from eval.references import references_for
 from eval.report import OTHER, md_table
 from eval.samples import Sample, sample
-from instruction_data.records import key_dataset
+from instruction_data.records import key_dataset, qualified_subject
 
 if TYPE_CHECKING:
     from eval.run import EvalConfig

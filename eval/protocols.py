@@ -17,7 +17,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from assistant.errors import MEUError
+from assistant.errors import ConfigError, MEUError
 from instruction_data.records import qualified_subject
 
 # AU lists scored per dataset: CASME II and SAMM as in the AU papers; DFME and CAS(ME)^3 have no standard list in
@@ -132,8 +132,6 @@ def loso_folds(items: Sequence, val_subjects: int = 1, seed: int = 0) -> list[Fo
 
 def fold_shard(spec: str | None) -> tuple[int, int]:
     """(I, N) of `--fold-shard I/N` (1-based); (1, 1) when not sharded."""
-    from assistant.errors import ConfigError
-
     if spec is None:
         return 1, 1
     try:
@@ -149,8 +147,6 @@ def fold_shard(spec: str | None) -> tuple[int, int]:
 def select_folds(folds: list, names: Sequence[str] | None, shard: str | None) -> list:
     """The folds a run trains: those named (`--folds`, every one must exist), then every N-th from the I-th
     (`--fold-shard I/N`), so N processes or machines sharing one output folder split them."""
-    from assistant.errors import ConfigError
-
     if names:
         known = [f.name for f in folds]
         unknown = sorted(set(names) - set(known))

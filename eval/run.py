@@ -121,6 +121,18 @@ class EvalConfig:
                 raise ConfigError(f"--root gives {len(self.root)} folders for one dataset; give one.")
             self.root = str(self.root[0])
         self.dataset = ",".join(names)
+        if self.vlm_run:
+            self._check_vlm_run()
+
+    def _check_vlm_run(self) -> None:
+        from assistant.reasoners.vlm import adapter_base
+
+        if self.reasoner != "vlm" or self.protocol not in ("loso", "cde") or self.vlm_adapter or not self.vlm_base:
+            raise ConfigError("--vlm-run holds one adapter per fold: use it with --reasoner vlm, --vlm-base and "
+                              "--protocol loso or cde, without --vlm-adapter.")
+        if adapter_base(self.vlm_base):
+            raise ConfigError(f"--vlm-base {self.vlm_base} is an adapter folder; with --vlm-run give the base model "
+                              "the folds were trained on, so no other adapter sits under theirs.")
 
     def _check_cde(self, names: list[str]) -> None:
         from instruction_data.loaders import cde_settings
@@ -171,22 +183,21 @@ def _motion(task: tuple[str, str, int, int | None, int | None]):
 
 
 def _motion_results(tasks: list, config: EvalConfig):
+    """Motion results as they finish; in task order with per-fold adapters (tasks sorted by fold: each loads once)."""
     if config.workers <= 1 or len(tasks) <= 1:
         _init_worker(config.motion_config(), config.threads)
         yield from map(_motion, tasks)
         return
     ctx = multiprocessing.get_context("spawn")  # mediapipe and torch do not survive fork reliably
     with ctx.Pool(config.workers, initializer=_init_worker, initargs=(config.motion_config(), config.threads)) as pool:
-        yield from pool.imap_unordered(_motion, tasks, chunksize=1)
+        results = pool.imap if config.vlm_run else pool.imap_unordered
+        yield from results(_motion, tasks, chunksize=1)
 
 
 # ---- the run ------------------------------------------------------------------------------------------------------
 def _reasoner(config: EvalConfig, device: str = "auto", folds: list[str] = ()):
     from assistant.reasoners import get_reasoner
 
-    if config.vlm_run and (config.reasoner != "vlm" or config.protocol not in ("loso", "cde") or config.vlm_adapter):
-        raise ConfigError("--vlm-run holds one adapter per fold: use it with --reasoner vlm and --protocol loso or "
-                          "cde, without --vlm-adapter.")
     if config.reasoner == "vlm":
         if not config.vlm_base:
             raise ConfigError("--reasoner vlm needs --vlm-base (a Qwen2.5-VL model name or folder).")
@@ -199,7 +210,7 @@ def _reasoner(config: EvalConfig, device: str = "auto", folds: list[str] = ()):
         if config.vlm_run:
             from eval.fold_reasoner import FoldReasoner
 
-            return FoldReasoner(config.vlm_run, config.protocol, folds, make)
+            return FoldReasoner(config.vlm_run, config.protocol, config.vlm_base, folds, make)
         return make(config.vlm_adapter)
     return get_reasoner("template")
 
@@ -296,7 +307,8 @@ def _reason(pending: list[tuple[dict, object]], reasoner, config: EvalConfig) ->
         done = []
         for fold in dict.fromkeys(row["fold"] for row, _ in pending):
             mine = [(row, request) for row, request in pending if row["fold"] == fold]
-            done += [{**r, "reasoner_fold": fold} for r in _reason(mine, reasoner.for_fold(fold), config)]
+            done += [{**r, "reasoner_fold": fold, "reasoner_adapter": str(reasoner.adapter(fold))}
+                     for r in _reason(mine, reasoner.for_fold(fold), config)]
         return done
     t = time.perf_counter()
     texts = _texts(reasoner, [request for _, request in pending])

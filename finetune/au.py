@@ -52,12 +52,12 @@ from eval.protocols import (
     fold_shard,
     loso_folds,
     qualified_items,
-    qualified_subject,
     select_folds,
     shared_aus,
     training_load_options,
 )
 from instruction_data.loaders import cde_settings
+from instruction_data.records import qualified_subject
 
 log = logging.getLogger(__name__)
 
@@ -323,7 +323,7 @@ def run(config: TrainAUConfig, records: list, target_records: list | None = None
         aus = config.aus or dataset_aus(config.dataset)
         data = FoldData(records, label_matrix(records, aus))
         plan = [(f, data, data) for f in loso_folds(records, config.val_subjects, config.seed)]
-    every = [p[0].name for p in plan]
+    every = [p[0].name for p in plan if config.protocol == "cross" or not config.folds or p[0].name in config.folds]
     chosen = {f.name for f in select_folds([p[0] for p in plan], config.folds if config.protocol != "cross" else None,
                                            config.fold_shard)}
     plan = [p for p in plan if p[0].name in chosen]

@@ -412,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = None
     if cfg.tiny:
         cfg, rows = _apply_tiny(cfg, {k for k in vars(ns) if k != "config"})
+    if (cfg.folds or cfg.fold_shard) and not cfg.protocol:
+        raise ConfigError("--folds and --fold-shard choose folds of --protocol loso or cde; add --protocol.")
     if cfg.protocol:
         from finetune.vlm_folds import train_folds
 

@@ -14,22 +14,17 @@ subject out. The cost is one fine-tune per subject: the composite's 68 folds are
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
-from pathlib import Path
 from types import SimpleNamespace
 
 from assistant.errors import ConfigError
 from assistant.files import write_json
+from eval.fold_reasoner import FOLD_FILE, fold_dir
 from eval.protocols import loso_folds, select_folds
 from finetune.vlm import VLMTrainConfig, read_jsonl, train
 
 log = logging.getLogger(__name__)
-
-FOLD_FILE = "fold.json"
-
-
-def fold_dir(output_dir: str | Path, fold: str) -> Path:
-    return Path(output_dir) / "folds" / fold
 
 
 def train_folds(cfg: VLMTrainConfig, rows: list[dict] | None = None) -> dict:
@@ -53,12 +48,21 @@ def train_folds(cfg: VLMTrainConfig, rows: list[dict] | None = None) -> dict:
     done = {}
     for fold in chosen:
         out = fold_dir(cfg.output_dir, fold.name)
-        write_json(out / FOLD_FILE, {"protocol": cfg.protocol, "fold": fold.name, "held_out": list(fold.test_subjects),
-                                     "validation": list(fold.val_subjects), "trained_on": list(fold.train_subjects)})
-        log.info("fold %s: %d training rows, %d validation rows", fold.name, len(fold.train), len(fold.val))
+        train_rows, val_rows = [rows[i] for i in fold.train], [rows[i] for i in fold.val]
+        # read from the rows themselves, so `meu eval --vlm-run` checks what the adapter really saw
+        record = {"protocol": cfg.protocol, "fold": fold.name, "held_out": list(fold.test_subjects),
+                  "trained_on": sorted({str(r["subject"]) for r in train_rows}),
+                  "validation": sorted({str(r["subject"]) for r in val_rows}), "base": cfg.model_name_or_path,
+                  "train_file": cfg.train_file, "seed": cfg.seed}
+        before = out / FOLD_FILE
+        if before.is_file() and json.loads(before.read_text()) != record:
+            raise ConfigError(f"{out} holds fold {fold.name} of another training (other rows, base or seed); use a "
+                              "new --output-dir.")
+        log.info("fold %s: %d training rows, %d validation rows", fold.name, len(train_rows), len(val_rows))
         fold_cfg = dataclasses.replace(cfg, output_dir=str(out), protocol="", folds=None, fold_shard=None,
                                        scheme="3" if cfg.protocol == "cde" else cfg.scheme)
-        result = train(fold_cfg, rows=[rows[i] for i in fold.train], eval_rows=[rows[i] for i in fold.val])
+        result = train(fold_cfg, rows=train_rows, eval_rows=val_rows)
+        write_json(before, record)  # last: a fold.json means this adapter finished with these rows
         done[fold.name] = {"output_dir": str(out), "global_step": result.global_step}
     left = [f.name for f in folds if not (fold_dir(cfg.output_dir, f.name) / "adapter_config.json").is_file()]
     if left:

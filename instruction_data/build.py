@@ -100,7 +100,8 @@ class BuildConfig:
         d = {k: getattr(self, k) for k in OUTPUT_SETTINGS}
         d["scheme"] = self.scheme_or_default()
         for k in ("root", "sheet", "evidence"):  # the same files however they were spelled
-            d[k] = ",".join(str(Path(p).resolve()) for p in d[k].split(",")) if d[k] else ""
+            paths = d[k].split(",") if k == "root" and self.pooled else [d[k]]
+            d[k] = ",".join(str(Path(p).resolve()) for p in paths) if d[k] else ""
         return d
 
 
@@ -236,8 +237,9 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
     if cfg.hf:
         write_hf(out, samples)
     load_report = loaded.report()
+    roots = cfg.root.split(",") if cfg.pooled else [cfg.root]
     synthetic = any((Path(p) / "synth_truth.json").is_file()
-                    for p in [*(Path(x).parent for x in load_report["sheets"]), *cfg.root.split(",")])
+                    for p in [*(Path(x).parent for x in load_report["sheets"]), *roots])
     dataset_card(out, samples, cfg.settings(), load_report, synthetic)
     export_s = time.perf_counter() - t2
     analysed = [p for p in parts if "samples" in p]

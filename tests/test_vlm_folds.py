@@ -50,11 +50,12 @@ def test_shards_resume_mid_fold_and_eval_uses_each_folds_adapter(composite, tmp_
     first = train_folds(_config(train_file, out, fold_shard="1/2"))
     assert list(first["folds"]) == FOLDS[:1] and first["folds_missing"] == FOLDS[1:]
     held = json.loads((fold_dir(out, FOLDS[0]) / "fold.json").read_text())
-    assert held["held_out"] == FOLDS[:1] and FOLDS[0] not in held["trained_on"]
+    # read from the training rows themselves: the held-out subject's rows never reached the trainer
+    assert held["held_out"] == FOLDS[:1] and held["trained_on"] == FOLDS[1:]
     # the fold is killed after its first checkpoint: only checkpoint-1 is left, no adapter
     folder = fold_dir(out, FOLDS[0])
     shutil.rmtree(folder / "checkpoint-2")
-    for name in ("adapter_config.json", "adapter_model.safetensors", "metrics.json"):
+    for name in ("adapter_config.json", "adapter_model.safetensors", "metrics.json", "fold.json"):
         (folder / name).unlink()
     with caplog.at_level(logging.INFO, logger="finetune.vlm"):
         again = train_folds(_config(train_file, out, fold_shard="1/2"))
@@ -71,8 +72,24 @@ def test_shards_resume_mid_fold_and_eval_uses_each_folds_adapter(composite, tmp_
                      "--flow", "dis", "--progress", "false", "--vlm-max-new-tokens", "8"]) == 0
     rows = [json.loads(x) for x in (result / "predictions.jsonl").read_text().splitlines()]
     assert rows and all(r["status"] == "ok" and r["reasoner_fold"] == r["fold"] == r["subject"] for r in rows)
+    assert all(r["reasoner_adapter"] == str(fold_dir(out, r["subject"])) for r in rows)
     assert {r["fold"] for r in rows} == set(FOLDS)
     assert "adapter trained without its subject" in (result / "report.md").read_text()
+    other_base = tmp_path / "other_base"
+    shutil.copytree(_config(train_file, out).model_name_or_path, other_base)
+    with pytest.raises(ConfigError, match="was trained on"):
+        evaluate([*data, "--protocol", "cde", "--reasoner", "vlm", "--vlm-base", str(other_base), "--vlm-run",
+                  str(out), "--out", str(tmp_path / "other"), "--flow", "dis", "--progress", "false"])
+    with pytest.raises(ConfigError, match="is an adapter folder"):
+        evaluate([*data, "--protocol", "cde", "--reasoner", "vlm", "--vlm-base", str(folder), "--vlm-run", str(out),
+                  "--out", str(tmp_path / "adapter"), "--flow", "dis", "--progress", "false"])
+
+
+def test_fold_flags_need_a_protocol(tmp_path):
+    from finetune.vlm import main as train_vlm
+
+    with pytest.raises(ConfigError, match="add --protocol"):
+        train_vlm(["--fold-shard", "1/2", "--output-dir", str(tmp_path)])
 
 
 def test_cde_folds_need_a_composite_export(tmp_path):
