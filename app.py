@@ -53,6 +53,9 @@ REGION_COLUMNS = ["region", "direction", "colour", "strength", "motion px", "SNR
 # Gradio's cache sweep (`delete_cache`): every 10 minutes, files older than an hour go; all of them at shutdown.
 CACHE_SWEEP_S, CACHE_AGE_S = 600, 3600
 SEEN_PRUNE_AT = 4096  # remembered upload paths before those already gone are forgotten
+# Gradio's upload route leaves an empty `tmp*` file at the cache's top level per upload. One this old is no upload
+# still arriving (a part's first bytes are written as they come), so it goes at the next session end or API request.
+SPOOL_AGE_S = 30
 # Errors that make an upload useless: the file is removed at once instead of waiting for the sweep.
 REFUSED_UPLOAD = (UnreadableClipError, ClipTooLargeError, ClipTooShortError, NoFaceError)
 
@@ -131,6 +134,7 @@ class SessionFiles:
             raise gr.Error(str(err), print_exception=False) from None
         finally:
             self.release(request_id, video, refused=refused)
+            self.sweep_spools()
 
     def end(self, session: str | None) -> None:
         """The session is over: its folder goes, and its uploads unless another holder still uses them."""
@@ -142,7 +146,22 @@ class SessionFiles:
                     del self._held[p]
                     removed += self._remove(p)
         shutil.rmtree(self.root / key, ignore_errors=True)
-        log.info("session ended: its folder and %d upload(s) removed", removed)
+        spools = self.sweep_spools()
+        log.info("session ended: its folder and %d upload(s) removed (%d empty spool file(s))", removed, spools)
+
+    def sweep_spools(self, age_s: float = SPOOL_AGE_S) -> int:
+        """Remove the upload route's empty spool files older than `age_s` (all of them with 0); returns how many."""
+        if not self.cache_dir.is_dir():
+            return 0
+        now, removed = time.time(), 0
+        for f in self.cache_dir.glob("tmp*"):
+            try:
+                if f.is_file() and f.stat().st_size == 0 and now - f.stat().st_mtime >= age_s:
+                    f.unlink()
+                    removed += 1
+            except OSError:  # another process removed it first
+                continue
+        return removed
 
     def close(self, examples: Iterable[str] = ()) -> None:
         """The server stops (Ctrl+C or SIGTERM): every upload it held, every session folder, the examples' copies and
@@ -152,10 +171,8 @@ class SessionFiles:
             for p in self._seen | set(self._kept()) | set(examples):
                 self._remove(p, keep_examples=False)
         shutil.rmtree(self.root, ignore_errors=True)
+        self.sweep_spools(age_s=0)
         if self.cache_dir.is_dir():
-            for f in self.cache_dir.glob("tmp*"):
-                if f.is_file() and f.stat().st_size == 0:
-                    f.unlink(missing_ok=True)
             for folder in self.cache_dir.iterdir():
                 if folder.is_dir() and not any(folder.iterdir()):
                     folder.rmdir()

@@ -266,3 +266,25 @@ def test_the_uploads_remembered_for_shutdown_stay_bounded(tmp_path, monkeypatch)
     files.hold("s", paths[3])
     files.close()
     assert not any(Path(p).exists() for p in paths)
+
+
+def test_empty_spool_files_go_at_the_next_session_end_not_only_at_shutdown(tmp_path):
+    """The upload route's empty `tmp*` files: those older than SPOOL_AGE_S go when a session ends; a young one (an
+    upload that may still be arriving) and any file with bytes stay."""
+    import os
+    import time
+
+    import app
+
+    files = app.SessionFiles(tmp_path)
+    old, young, full = tmp_path / "tmpold", tmp_path / "tmpyoung", tmp_path / "tmpfull"
+    for f in (old, young):
+        f.touch()
+    full.write_bytes(b"x")
+    then = time.time() - app.SPOOL_AGE_S - 5
+    for f in (old, full):
+        os.utime(f, (then, then))
+    files.end("session")
+    assert not old.exists() and young.exists() and full.exists()
+    files.close()
+    assert not young.exists() and full.exists()
