@@ -8,11 +8,13 @@ lighting, JPEG, blinks): once with only AU12 at `--amplitude` px (both sides, at
 with no AU. For each head's input as it is built today:
 - AU-LLM (`input: frames`): the six 64 px grey frames from onset to apex, cropped with the onset face box;
 - Micro-AU CLIP (`input: flow_image`): the motion core's registered flow drawn at a fixed 2 px full scale, 224 px;
+- Micro-AU CLIP's noise-normalised motion image (`input: motion`, `assistant.au.motion_input`), 224 px;
 - for reference, the region table the `rules` detector reads (the motion core at 256 px, noise-normalised).
 `signal` is the mean absolute difference between the AU clip's and the null clip's apex input over the two
 mouth-corner patches (grey levels; px for the region table). `nuisance` is what changes there without any AU: the
-null clip's apex minus onset (frames), the null clip's drawn flow (flow image), the null clip's region motion
-(region table). `snr` = signal / nuisance, per clip; the JSON gives the median and quartiles. Synthetic.
+null clip's apex minus onset (frames), the null clip's drawn flow (flow image), the null clip's image against a still
+one (motion image), the null clip's region motion (region table). `snr` = signal / nuisance, per clip; the JSON
+gives the median and quartiles. Synthetic.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def one_clip(index: int, args) -> dict | None:
     from assistant.au import AU
     from assistant.au.microau_clip import FULL_SCALE_PX
     from assistant.au.microau_clip_io import flow_image
+    from assistant.au.motion_input import STILL, motion_image
     from assistant.au.preprocess import clip_tensor, face_crop_grey, span_indices
     from assistant.errors import MEUError
     from assistant.motion.analyze import MotionConfig, analyze_frames
@@ -77,6 +80,10 @@ def one_clip(index: int, args) -> dict | None:
     img_null = flow_image(null_motion.field.flow, FULL_SCALE_PX, 224).astype(np.float32)
     flow_signal = _patch_mean(np.abs(img_au - img_null), points, 224 / 256)
     flow_nuisance = _patch_mean(img_null.max(axis=2), points, 224 / 256)  # HSV value: the drawn magnitude
+    mot_au = motion_image(au_motion.field, 224).astype(np.float32)
+    mot_null = motion_image(null_motion.field, 224).astype(np.float32)
+    motion_signal = _patch_mean(np.abs(mot_au - mot_null), points, 224 / 256)
+    motion_nuisance = _patch_mean(np.abs(mot_null - np.array(STILL, np.float32)), points, 224 / 256)
 
     def corners(analysis) -> tuple[float, float]:
         rows = [r for r in analysis.regions if r.region == "mouth_corner"]
@@ -88,6 +95,8 @@ def one_clip(index: int, args) -> dict | None:
                        "snr": frames_signal / max(frames_nuisance, 1e-6)},
             "flow_image": {"signal": flow_signal, "nuisance": flow_nuisance,
                            "snr": flow_signal / max(flow_nuisance, 1e-6)},
+            "motion_image": {"signal": motion_signal, "nuisance": motion_nuisance,
+                             "snr": motion_signal / max(motion_nuisance, 1e-6)},
             "regions": {"signal_px": au_px, "nuisance_px": null_px, "snr_au": au_snr, "snr_null": null_snr}}
 
 
@@ -100,7 +109,7 @@ def main() -> None:
     args = ap.parse_args()
     rows = [r for r in (one_clip(i, args) for i in range(args.clips)) if r is not None]
     summary = {}
-    for head in ("frames", "flow_image"):
+    for head in ("frames", "flow_image", "motion_image"):
         summary[head] = {k: _quartiles([r[head][k] for r in rows]) for k in ("signal", "nuisance", "snr")}
     summary["regions"] = {k: _quartiles([r["regions"][k] for r in rows])
                           for k in ("signal_px", "nuisance_px", "snr_au", "snr_null")}

@@ -1,11 +1,14 @@
 """Training adapter for Micro-AU CLIP (`--model microau_clip`) behind the interface documented in finetune/au.py.
 
-One fold: a fresh model built from the CLIP backbone (`clip_backbone`, hub name or folder); inputs are the
-onset->apex flow images and apex landmarks (`assistant.au.microau_clip_io.model_inputs`), computed once per clip
-and cached under `cache_dir/microau_clip`. Published recipe: SGD with momentum, lr 0.001 for the trainable CLIP
-layers and 0.01 for the new modules, both divided by 10 half-way through `epochs`; loss = classification +
-alpha * contrastive + beta * dependency. Early stopping on the validation subjects' loss (training subjects only),
-the best epoch's weights restored.
+One fold: a fresh model built from the CLIP backbone (`clip_backbone`, hub name or folder). Its inputs are the
+onset->apex flow images (`--clip-input flow_image`, published) or noise-normalised motion images (`motion`) and the
+apex landmarks, computed once per clip and cached under `cache_dir/microau_clip`. Each clip is analysed as `meu eval`
+and the app analyse it (`analyze_clip` on its frame folder: the same crop, compensation and noise floor), and its
+input comes from `analysis_inputs`, the path serving uses.
+
+Published recipe: SGD with momentum, lr 0.001 for the trainable CLIP layers and 0.01 for the new modules, both
+divided by 10 half-way through `epochs`; loss = classification + alpha * contrastive + beta * dependency. Early
+stopping on the validation subjects' loss (training subjects only), the best epoch's weights restored.
 
 The Micro-AU CLIP settings (`MicroAUCLIPOptions`) are read from the run config when it has them, else their
 defaults apply; `TrainMicroAUCLIPConfig` is the run config with them added (used by `main` here and by tests).
@@ -26,10 +29,9 @@ import torch
 from tqdm import tqdm
 
 from assistant.au.microau_clip import MicroAUCLIP, MicroAUCLIPConfig
-from assistant.au.microau_clip_io import build_model, model_inputs, pixel_values, save_microau_clip
+from assistant.au.microau_clip_io import analysis_inputs, build_model, pixel_values, save_microau_clip
 from assistant.files import atomic_path
-from assistant.motion.analyze import MotionConfig, analyze_frames
-from assistant.motion.clip import read_image
+from assistant.motion.analyze import MotionConfig, analyze_clip
 from finetune.au import TrainAUConfig, train_epochs
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,9 @@ class MicroAUCLIPOptions:
     clip_beta: float = field(default=0.5, metadata={"help": "Micro-AU CLIP: weight of the dependency loss"})
     clip_flow: str = field(default="tvl1", metadata={"help": "Micro-AU CLIP: optical flow method",
                                                      "choices": ["tvl1", "dis"]})
+    clip_input: str = field(default="flow_image", metadata={
+        "help": "Micro-AU CLIP: flow_image (published: flow on a fixed 2 px scale) or motion (noise-normalised, "
+                "face-masked; assistant.au.motion_input)", "choices": ["flow_image", "motion"]})
 
 
 @dataclass
@@ -60,11 +65,14 @@ def options(config) -> MicroAUCLIPOptions:
     return MicroAUCLIPOptions(**{n: getattr(config, n) for n in names if hasattr(config, n)})
 
 
+CACHE_FORMAT = 2  # 2: inputs from analyze_clip (the serving path) and `input` in the key
+
+
 def _cache_name(rec, cfg: MicroAUCLIPConfig, motion: MotionConfig) -> str:
     """Named by everything the inputs depend on: a corrected onset/apex or another copy of the data is recomputed."""
-    sig = "|".join(str(v) for v in (rec.key, rec.frame_paths[rec.onset], rec.frame_paths[rec.apex], cfg.image_size,
-                                     cfg.flow_max_px, motion.landmarks, motion.flow, motion.compensation, motion.size,
-                                     motion.margin))
+    sig = "|".join(str(v) for v in (CACHE_FORMAT, rec.key, rec.frame_paths[rec.onset], rec.frame_paths[rec.apex],
+                                     cfg.image_size, cfg.flow_max_px, cfg.input, motion.landmarks, motion.flow,
+                                     motion.compensation, motion.size, motion.margin, motion.noise))
     return hashlib.sha1(sig.encode()).hexdigest()[:20] + ".npz"
 
 
@@ -80,9 +88,8 @@ def record_inputs(records: Sequence, cfg: MicroAUCLIPConfig, motion: MotionConfi
             with np.load(path) as z:
                 image, lm = z["image"], z["landmarks"]
         else:
-            analysis = analyze_frames(read_image(rec.frame_paths[rec.onset]), read_image(rec.frame_paths[rec.apex]),
-                                      motion)
-            image, lm = model_inputs(analysis.field.flow, analysis.crop_landmarks.points68, cfg)
+            analysis = analyze_clip(str(Path(rec.frame_paths[0]).parent), onset=rec.onset, apex=rec.apex, config=motion)
+            image, lm = analysis_inputs(analysis, cfg)
             if path:
                 with atomic_path(path) as tmp:
                     np.savez(tmp, image=image, landmarks=lm)
@@ -107,7 +114,8 @@ class MicroAUCLIPAdapter:
         self.aus = list(aus)
         self.model: MicroAUCLIP | None = None
         self.model_config = MicroAUCLIPConfig(aus=tuple(self.aus), trainable_layers=self.opts.clip_trainable_layers,
-                                              alpha=self.opts.clip_alpha, beta=self.opts.clip_beta)
+                                              alpha=self.opts.clip_alpha, beta=self.opts.clip_beta,
+                                              input=self.opts.clip_input)
         self.motion = MotionConfig(landmarks=config.landmarks, flow=self.opts.clip_flow)
         self.cache = Path(config.cache_dir) / "microau_clip" if config.cache_dir else None
 

@@ -69,6 +69,9 @@ class MicroAUCLIPConfig:
     image_size: int = 224
     patch_size: int = 32
     flow_max_px: float = FULL_SCALE_PX  # flow magnitude (px at the 256 working crop) drawn at full brightness
+    # "flow_image": the published input (flow on the fixed `flow_max_px` scale); "motion": the noise-normalised motion
+    # image (assistant.au.motion_input). A checkpoint without this key was trained on the published input.
+    input: str = "flow_image"
 
     @property
     def grid(self) -> int:

@@ -25,9 +25,10 @@ from assistant.au.aullm_detector import calibrate
 from assistant.au.base import make_evidence
 from assistant.au.checkpoint import read_checkpoint, save_checkpoint
 from assistant.au.microau_clip import MicroAUCLIP, MicroAUCLIPConfig
+from assistant.au.motion_input import motion_image
 from assistant.emotions import SCHEME_CLASSES
 from assistant.errors import BackendError
-from assistant.types import AUEvidence, Clip, MotionAnalysis
+from assistant.types import AUEvidence, Clip, MotionAnalysis, MotionField
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +55,26 @@ def apex_landmarks(points68: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return points68 + flow[yi, xi]
 
 
-def model_inputs(flow: np.ndarray, points68: np.ndarray, config: MicroAUCLIPConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(flow image (S, S, 3) uint8, apex landmarks (68, 2) float32 in that image's pixels)."""
+INPUTS = ("flow_image", "motion")
+
+
+def model_inputs(field: MotionField, points68: np.ndarray, config: MicroAUCLIPConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(input image (S, S, 3) uint8, apex landmarks (68, 2) float32 in that image's pixels): the published flow image
+    or the noise-normalised motion image, as `config.input` says."""
+    if config.input not in INPUTS:
+        raise BackendError(f"Unknown Micro-AU CLIP input {config.input!r}; use one of {', '.join(INPUTS)}.")
+    flow = field.flow
     scale = config.image_size / flow.shape[1]
-    image = flow_image(flow, config.flow_max_px, config.image_size)
+    if config.input == "motion":
+        image = motion_image(field, config.image_size)
+    else:
+        image = flow_image(flow, config.flow_max_px, config.image_size)
     return image, (apex_landmarks(points68, flow) * scale).astype(np.float32)
 
 
 def analysis_inputs(analysis: MotionAnalysis, config: MicroAUCLIPConfig) -> tuple[np.ndarray, np.ndarray]:
-    return model_inputs(analysis.field.flow, analysis.crop_landmarks.points68, config)
+    """The one input path of training, `meu eval` and the app: the clip's motion analysis -> the model's input."""
+    return model_inputs(analysis.field, analysis.crop_landmarks.points68, config)
 
 
 def pixel_values(images: np.ndarray) -> torch.Tensor:
