@@ -53,6 +53,13 @@ def split_list(value: str | list, flag: str) -> list[str]:
     return [v.strip() for v in str(value).split(",") if v.strip()]
 
 
+def resolved_setting(value: str, pooled: bool = False) -> str:
+    """A path setting spelled one way (`data/` and `./data` are one folder), for comparing a run with its resume:
+    each folder of a pooled (comma-separated) list; a path that does not exist is kept as given."""
+    parts = value.split(",") if pooled else [value]
+    return ",".join(str(Path(p).resolve()) if Path(p).exists() else p for p in parts)
+
+
 def load_yaml(path: str | Path) -> dict:
     p = Path(path)
     if not p.is_file():

@@ -28,7 +28,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from assistant import calibration
-from assistant.config import parse_config, split_list
+from assistant.config import parse_config, resolved_setting, split_list
 from assistant.emotions import SCHEME_CLASSES, map_emotion
 from assistant.errors import ConfigError, MEUError
 from assistant.files import output_folder, write_json
@@ -231,10 +231,8 @@ def _settings(config: dict) -> dict:
     """The settings that decide the results, with existing paths resolved (`data/` and `./data` are one folder)."""
     out = {k: v for k, v in config.items() if k not in _RESUME_FREE}
     for k in _PATHS:
-        if out.get(k) and k == "root" and out.get("protocol") == "cde":
-            out[k] = ",".join(str(Path(r).resolve()) if Path(r).exists() else r for r in out[k].split(","))
-        elif out.get(k) and Path(out[k]).exists():
-            out[k] = str(Path(out[k]).resolve())
+        if out.get(k):
+            out[k] = resolved_setting(out[k], pooled=k == "root" and out.get("protocol") == "cde")
     return out
 
 

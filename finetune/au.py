@@ -38,7 +38,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from assistant.config import load_yaml, parse_config, split_list
+from assistant.config import load_yaml, parse_config, resolved_setting, split_list
 from assistant.errors import ConfigError
 from assistant.files import atomic_write_text
 from assistant.registry import lookup
@@ -273,10 +273,8 @@ def _settings(config: dict) -> dict:
     """The settings that decide the results, with existing paths resolved (`data/` and `./data` are one folder)."""
     out = {k: v for k, v in config.items() if k not in _RESUME_FREE}
     for k in ("root", "target_root", "backbone", "clip_backbone"):
-        if out.get(k) and k == "root" and out.get("protocol") == "cde":
-            out[k] = ",".join(str(Path(r).resolve()) if Path(r).exists() else r for r in out[k].split(","))
-        elif out.get(k) and Path(out[k]).exists():
-            out[k] = str(Path(out[k]).resolve())
+        if out.get(k):
+            out[k] = resolved_setting(out[k], pooled=k == "root" and out.get("protocol") == "cde")
     return out
 
 
