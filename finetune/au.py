@@ -379,11 +379,12 @@ def score_run(out: Path, aus: list[int], config: TrainAUConfig) -> dict:
     extra: dict = {}
     if config.protocol == "cde":
         keys = sum((_keys(f) for f in files), [])
-        scores, extra = _composite_scores(true, pred, folds, keys, aus, config.datasets)
-        tables = [papers_table({label: scores.pooled}, extra["composite_aus"],
+        scores, shared, per_dataset = _composite_scores(true, pred, folds, keys, aus, config.datasets)
+        extra = {"composite_aus": shared, "per_dataset": {d: s.to_dict() for d, s in per_dataset.items()}}
+        tables = [papers_table({label: scores.pooled}, shared,
                                "Pooled composite (CDE) F1 (%), on the AUs every AU-coding dataset codes")]
-        tables += [papers_table({label: s}, dataset_aus(d), f"{d}: its clips in the pooled predictions, F1 (%)")
-                   for d, s in extra.pop("_tables").items()]
+        tables += [papers_table({label: s}, s.labels, f"{d}: its clips in the pooled predictions, F1 (%)")
+                   for d, s in per_dataset.items()]
         atomic_write_text(out / "pooled_table.md", "\n".join(tables))
     else:
         scores = folded_multilabel_scores(true, pred, folds, aus)
@@ -407,8 +408,8 @@ def _keys(path: Path) -> list[str]:
 
 def _composite_scores(true: np.ndarray, pred: np.ndarray, folds: list[str], keys: list[str], aus: list[int],
                       datasets: list[str]):
-    """Pooled composite scores on the AUs every AU-coding dataset codes, and each dataset's clips on its own list;
-    no cell a dataset does not code (-1) is ever scored."""
+    """(pooled composite scores, the AUs they cover, each dataset's scores of its clips on its own list): the composite
+    is scored on the AUs every AU-coding dataset codes, so no cell a dataset does not code (-1) is ever scored."""
     from eval.cde import cde_aus
     from eval.metrics import multilabel_scores
     from instruction_data.records import key_dataset
@@ -419,11 +420,11 @@ def _composite_scores(true: np.ndarray, pred: np.ndarray, folds: list[str], keys
     of = np.array([key_dataset(k) for k in keys])
     per_dataset = {}
     for d in datasets:
-        mine = [aus.index(a) for a in dataset_aus(d) if a in aus]
-        if mine and (of == d).any():
-            per_dataset[d] = multilabel_scores(true[of == d][:, mine], pred[of == d][:, mine], dataset_aus(d))
-    return scores, {"composite_aus": shared, "per_dataset": {d: s.to_dict() for d, s in per_dataset.items()},
-                    "_tables": per_dataset}
+        listed = [a for a in dataset_aus(d) if a in aus]
+        cols_d = [aus.index(a) for a in listed]
+        if listed and (of == d).any():
+            per_dataset[d] = multilabel_scores(true[of == d][:, cols_d], pred[of == d][:, cols_d], listed)
+    return scores, shared, per_dataset
 
 
 def _json_safe(value):
