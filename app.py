@@ -40,6 +40,7 @@ from assistant.errors import (  # noqa: E402
     UnreadableClipError,
 )
 from assistant.files import save_png  # noqa: E402
+from assistant.memory import release_periodically  # noqa: E402
 from assistant.motion.mmc import draw_landmarks, with_legend  # noqa: E402
 from assistant.motion.regions import region_masks  # noqa: E402
 from assistant.pipeline import Assistant, Result, parse_assistant_config  # noqa: E402
@@ -729,6 +730,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (a service manager, `docker stop`, `kill`) takes the path Ctrl+C takes, so Gradio's shutdown empties
     # its cache; the default action would end the process with every upload left on disk
     signal.signal(signal.SIGTERM, _interrupt)
+    release_periodically()  # freed analysis buffers go back to the system, so memory levels off under load
     print(f"MEU Assistant: http://{ns.host}:{ns.port}/  (backends: "
           + ", ".join(f"{k}={v}" for k, v in assistant.backends().items()) + ")", flush=True)
     try:
