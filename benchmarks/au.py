@@ -1,20 +1,27 @@
-"""AU detection benchmark (synthetic): LOSO on a synthetic CASME II-layout set with the tiny LLM backbone.
+"""AU detection benchmark (synthetic): LOSO on a synthetic CASME II-layout set with the tiny LLM and CLIP backbones.
 
-Prints JSON: pooled macro F1 over CASME II's 8 AUs for `aullm`, `microau_clip`, `rules` and two naive
-baselines (always positive; random draws at the training prior) as mean and spread over training seeds (`--seeds`,
-three by default), the margins of the learned models over the baselines, per-clip inference latency, what is and is
-not held fixed between runs (thread counts, BLAS), and a machine description. Every figure is measured on synthetic
-clips: it checks that the code learns and scores correctly, it says nothing about real micro-expressions. The aullm
-settings come from configs/au_llm_tiny_synthetic.yaml; they were chosen on a separate synthetic set (another seed),
-never on these test folds. A rerun with the same --out reuses the data, the cache and every finished fold (per seed).
+Prints JSON: per detector, pooled macro F1 over CASME II's 8 AUs as mean and spread over training seeds (`--seeds`,
+three by default), the null clips (no AU at all) given any AU (`null_any_au`), the wall time of its LOSO run, the
+margins of the learned models over the naive baselines, per-clip inference latency, what is and is not held fixed
+between runs (thread counts, BLAS), and a machine description. Every figure is measured on synthetic clips: it checks
+that the code learns and scores correctly, it says nothing about real micro-expressions. A rerun with the same --out
+reuses the data, the caches and every finished fold (per seed).
+
+Detectors (`--models`, default all): `aullm` (noise-normalised motion input and the region token), `aullm_no_regions`
+(the same input without the token: what the motion field carries alone), `aullm_frames` (published: grey frames),
+`microau_clip` (motion input), `microau_clip_flow_image` (published flow image), `rules`, `always_positive`, `prior`
+(random draws at the training prior). Recipes: the published inputs keep the tiny-synthetic recipes
+(configs/au_llm_tiny_synthetic.yaml, configs/au_microau_clip_tiny_synthetic.yaml), chosen on a separate synthetic set;
+in the realistic world the motion inputs take configs/au_llm_realistic.yaml and configs/au_microau_clip_realistic.yaml,
+chosen on the realistic calibration split (benchmarks/au_recipes.py). Nothing is tuned on these folds.
 
     python benchmarks/au.py [--seeds 0 1 2] [--subjects 8] [--clips 8] [--out outputs/bench_au] [--threads 1]
-    python benchmarks/au.py --world realistic --clips 20 --seeds 0 --out outputs/bench_au_realistic
-    python benchmarks/au.py --world realistic --world-version v2 --clips 20 --seeds 0 --out outputs/bench_au_v2
+    python benchmarks/au.py --world realistic --world-version v2 --clips 40 --val-subjects 1 --seeds 0 1 2 \
+        --out outputs/bench_au_v2
 
 With `--world realistic` the clips are the realistic world's benchmark split (`write_realistic_dataset`: its people,
-amplitudes of 0.08-3 px, head drift, noise, JPEG), folds are its people, and the learned models keep the easy
-world's recipe (nothing is tuned on these clips); `rules` is the one calibrated on the realistic calibration split.
+amplitudes of 0.08-3 px, head drift, noise, JPEG), folds are its people, and `rules` is the one calibrated on the
+realistic calibration split.
 """
 
 from __future__ import annotations
@@ -35,11 +42,23 @@ from common import determinism, machine, spread  # noqa: E402
 
 BASELINES = ["rules", "always_positive", "prior"]
 SEED_FREE = {"rules", "always_positive"}  # no random draw anywhere: run for the first seed, the same for the others
-LEARNED = ["aullm", "microau_clip"]
-# on request (--models): Micro-AU CLIP with the noise-normalised motion input (`--clip-input motion`) and otherwise
-# the same recipe as `microau_clip` (no recipe has been chosen for that input yet)
-OPTIONAL = ["microau_clip_motion"]
-MICROAU_CLIP_CONFIG = ROOT / "configs" / "au_microau_clip_tiny_synthetic.yaml"
+# name -> (model family, input settings). `aullm` and `microau_clip` read the noise-normalised motion input
+# (assistant.au.aullm_input, assistant.au.motion_input), `aullm` with the region token; `aullm_frames` and
+# `microau_clip_flow_image` are the published inputs.
+LEARNED = {
+    "aullm": ("aullm", {"input": "motion", "regions": True}),
+    "aullm_no_regions": ("aullm", {"input": "motion", "regions": False}),
+    "aullm_frames": ("aullm", {"input": "frames", "regions": False}),
+    "microau_clip": ("microau_clip", {"clip_input": "motion"}),
+    "microau_clip_flow_image": ("microau_clip", {"clip_input": "flow_image"}),
+}
+DEFAULT_MODELS = [*LEARNED, *BASELINES]
+# recipes: the published inputs keep the easy world's tiny-synthetic recipes everywhere; in the realistic world the
+# motion inputs take the recipes chosen on its calibration split (configs/*_realistic.yaml)
+RECIPES = {("aullm", "easy"): "au_llm_tiny_synthetic.yaml", ("aullm", "realistic"): "au_llm_realistic.yaml",
+           ("microau_clip", "easy"): "au_microau_clip_tiny_synthetic.yaml",
+           ("microau_clip", "realistic"): "au_microau_clip_realistic.yaml"}
+PUBLISHED = {"aullm_frames", "microau_clip_flow_image"}
 
 
 def detect_ms(detector, records) -> float:
@@ -56,43 +75,57 @@ def detect_ms(detector, records) -> float:
     return round(1000 * statistics.median(times[1:] or times), 1)
 
 
-def latency(records, config, out: Path, n: int = 5) -> dict:
-    """Median per-clip wall time of the aullm and rules detectors, clip read from its frame folder."""
+def latency(records, backbone: str, out: Path, n: int = 5) -> dict:
+    """Median per-clip wall time of the aullm detectors (published frames; motion input with the region token, which
+    analyses the clip and its frames in between) and of rules, clip read from its frame folder."""
     import torch
 
     from assistant.au import get_detector
     from assistant.au.aullm import AULLMConfig
+    from assistant.au.aullm_input import REGION_KEYS, REGION_VALUES
     from assistant.au.checkpoint import build_aullm, save_aullm
 
-    ckpt = out / "latency_ckpt"
-    if not (ckpt / "model.safetensors").is_file():  # weights do not change the cost, so an untrained model serves
-        model, _ = build_aullm(config.backbone, AULLMConfig())
-        save_aullm(model, config.backbone, ckpt)
-    detectors = {"aullm": get_detector("aullm", checkpoint=ckpt), "rules": get_detector("rules")}
+    detectors = {"rules": get_detector("rules")}
+    configs = {"aullm_frames": AULLMConfig(),
+               "aullm": AULLMConfig(input="motion", regions=True, region_features=len(REGION_KEYS) * REGION_VALUES)}
+    for name, model_config in configs.items():
+        ckpt = out / f"latency_ckpt_{name}"
+        if not (ckpt / "model.safetensors").is_file():  # weights do not change the cost, so an untrained model serves
+            model, _ = build_aullm(backbone, model_config)
+            save_aullm(model, backbone, ckpt)
+        detectors[name] = get_detector("aullm", checkpoint=ckpt)
     result = {f"{name}_detect_ms": detect_ms(det, records[:n]) for name, det in detectors.items()}
-    model = detectors["aullm"].model
+    model = detectors["aullm_frames"].model
     x = torch.rand(1, 6, 64, 64)
     with torch.no_grad():
         model(x)
         t = time.perf_counter()
         for _ in range(n):
             model(x)
-    result["aullm_forward_ms"] = round(1000 * (time.perf_counter() - t) / n, 1)
+    result["aullm_frames_forward_ms"] = round(1000 * (time.perf_counter() - t) / n, 1)
     result["note"] = ("detect = clip already read (onset/apex), then frames onset..apex re-read from the folder, "
-                      "face found, model/flow run; rules includes TV-L1 flow and landmarks")
+                      "face found, model/flow run; rules includes TV-L1 flow and landmarks; aullm (motion input) "
+                      "analyses the clip and its four frames between onset and apex")
     return result
 
 
-def microau_clip_config(out: Path, common: dict):
-    """Micro-AU CLIP run config: its tiny-synthetic recipe over the tiny CLIP built offline."""
+def recipe(name: str, world: str, out: Path, common: dict):
+    """The run config of learned model `name`: its recipe (`RECIPES`) with `common` and its input settings."""
     from assistant.config import from_dict, load_yaml
+    from finetune.au import TrainAUConfig
     from finetune.au_microau_clip import TrainMicroAUCLIPConfig
     from finetune.tiny_clip import build_tiny_clip
 
-    tiny = out / "tiny_clip"
-    if not (tiny / "config.json").is_file():
-        build_tiny_clip(tiny)
-    return from_dict(TrainMicroAUCLIPConfig, {**load_yaml(MICROAU_CLIP_CONFIG), **common, "clip_backbone": str(tiny)})
+    family, settings = LEARNED[name]
+    path = ROOT / "configs" / RECIPES[family, "easy" if name in PUBLISHED else world]
+    extra = {}
+    if family == "microau_clip":
+        tiny = out / "tiny_clip"
+        if not (tiny / "config.json").is_file():
+            build_tiny_clip(tiny)
+        extra = {"clip_backbone": str(tiny)}
+    cls = TrainMicroAUCLIPConfig if family == "microau_clip" else TrainAUConfig
+    return from_dict(cls, {**load_yaml(path), **common, **extra, **settings, "model": family})
 
 
 def microau_clip_latency(records, config, out: Path, n: int = 5) -> dict:
@@ -119,7 +152,19 @@ def microau_clip_latency(records, config, out: Path, n: int = 5) -> dict:
             "microau_clip_forward_ms": round(1000 * (time.perf_counter() - t) / n, 1)}
 
 
-def score_seed(models: list[str], records, base, common: dict, out: Path, seed: int) -> tuple[dict, dict, dict]:
+def null_any_au(run_dir: Path, records) -> float | None:
+    """Share of the null clips (no AU at all) given any AU in the run's pooled predictions."""
+    import csv
+
+    null = {r.key for r in records if not r.aus.aus}
+    with open(run_dir / "predictions.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["key"] in null]
+    if not rows:
+        return None
+    return round(sum(any(int(v) for k, v in r.items() if k.startswith("pred_AU")) for r in rows) / len(rows), 4)
+
+
+def score_seed(models: list[str], records, world: str, common: dict, out: Path, seed: int) -> tuple[dict, dict, dict]:
     """Every model's LOSO run with training seed `seed` (weights, jitter, validation subjects, the prior baseline's
     draws), in `out/seed<seed>/<model>`; returns per-model figures, wall times and the last run's metrics."""
     from finetune.au import TrainAUConfig, run
@@ -127,18 +172,15 @@ def score_seed(models: list[str], records, base, common: dict, out: Path, seed: 
     results, timings, metrics = {}, {}, {}
     for name in models:
         t = time.perf_counter()
-        # baselines do not read the learned model's recipe, so changing it never invalidates their finished folds
-        cfg = base if name in LEARNED else TrainAUConfig(**common)
-        if name.startswith("microau_clip"):
-            cfg = microau_clip_config(out, common)
-            cfg = dataclasses.replace(cfg, clip_input="motion") if name == "microau_clip_motion" else cfg
-        cfg = dataclasses.replace(cfg, model=name.removesuffix("_motion"), seed=seed,
-                                  out=str(out / f"seed{seed}" / name))
+        # baselines do not read a learned model's recipe, so changing one never invalidates their finished folds
+        cfg = recipe(name, world, out, common) if name in LEARNED else TrainAUConfig(**common, model=name)
+        cfg = dataclasses.replace(cfg, seed=seed, out=str(out / f"seed{seed}" / name))
         metrics = run(cfg, records)
         timings[name] = round(time.perf_counter() - t, 1)
         results[name] = {"pooled_macro_f1": metrics["pooled"]["mean_f1"],
                          "per_au_f1": {str(k): v for k, v in metrics["pooled"]["f1"].items()},
-                         "fold_mean_f1": metrics["fold_mean_f1"]}
+                         "fold_mean_f1": metrics["fold_mean_f1"],
+                         "null_any_au": null_any_au(Path(cfg.out), records), "wall_s": timings[name]}
     return results, timings, metrics
 
 
@@ -149,8 +191,11 @@ def summarise(per_seed: dict[int, dict]) -> dict:
     out = {}
     for m in models:
         runs = [per_seed[s][m] for s in seeds]
+        nulls = [r["null_any_au"] for r in runs if r.get("null_any_au") is not None]
         out[m] = {"pooled_macro_f1": spread([r["pooled_macro_f1"] for r in runs]),
                   "fold_mean_f1": spread([r["fold_mean_f1"] for r in runs]),
+                  "null_any_au": spread(nulls) if nulls else None,
+                  "wall_s": spread([r["wall_s"] for r in runs]),
                   "per_au_f1_mean": {au: round(statistics.fmean(r["per_au_f1"][au] for r in runs), 4)
                                      for au in runs[0]["per_au_f1"]},
                   "label": "synthetic"}
@@ -186,9 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                     help="training seeds; every model is run once per seed and reported as mean and spread")
     ap.add_argument("--out", default=None, help="default outputs/bench_au (easy world), outputs/bench_au_realistic")
-    ap.add_argument("--config", default=str(ROOT / "configs" / "au_llm_tiny_synthetic.yaml"))
     ap.add_argument("--threads", type=int, default=1, help="torch threads (2 oversubscribes a busy 2-core box)")
-    ap.add_argument("--models", nargs="+", default=LEARNED + BASELINES, choices=LEARNED + OPTIONAL + BASELINES)
+    ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS, choices=DEFAULT_MODELS)
     ap.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -198,8 +242,6 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(1)
-    from assistant.config import from_dict, load_yaml
-    from finetune.au import TrainAUConfig
     from finetune.tiny_llm import build_tiny_llm
     from instruction_data.layouts import write_realistic_dataset, write_synthetic_dataset
     from instruction_data.loaders import load_dataset
@@ -224,11 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     common = {"backbone": str(build_tiny_llm(out / "tiny_llm")), "cache_dir": str(out / "cache"),
               "threads": args.threads, "final_model": False, "progress": False,
               **({"val_subjects": args.val_subjects} if args.val_subjects is not None else {})}
-    base = from_dict(TrainAUConfig, {**load_yaml(args.config), **common})
     per_seed, timings = {}, {}
     for i, seed in enumerate(args.seeds):
         models = args.models if i == 0 else [m for m in args.models if m not in SEED_FREE]
-        per_seed[seed], timings[seed], metrics = score_seed(models, records, base, common, out, seed)
+        per_seed[seed], timings[seed], metrics = score_seed(models, records, args.world, common, out, seed)
         per_seed[seed].update({m: per_seed[args.seeds[0]][m] for m in args.models if m not in per_seed[seed]})
     results = summarise(per_seed)
     report = {
@@ -241,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "margins_mean": {f"{m}_minus_{b}": round(results[m]["pooled_macro_f1"]["mean"]
                                                  - results[b]["pooled_macro_f1"]["mean"], 4)
-                         for m in LEARNED + OPTIONAL if m in results for b in ("always_positive", "prior")
+                         for m in LEARNED if m in results for b in ("always_positive", "prior")
                          if b in results},
         "per_seed": {s: {m: round(r["pooled_macro_f1"], 4) for m, r in per_seed[s].items()} for s in args.seeds},
         "wall_s": timings,
@@ -249,8 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
     }
     if not args.no_latency:
-        report["latency"] = {**latency(records, base, out),
-                             **(microau_clip_latency(records, microau_clip_config(out, common), out)
+        report["latency"] = {**latency(records, common["backbone"], out),
+                             **(microau_clip_latency(records, recipe("microau_clip", args.world, out, common), out)
                                 if "microau_clip" in args.models else {})}
     print(json.dumps(report, indent=2))
     return 0

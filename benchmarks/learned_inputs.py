@@ -66,8 +66,8 @@ def one_clip(index: int, args) -> dict | None:
     au_clip, null_clip = render_realistic(au12), render_realistic(null)
     span = span_indices(spec.onset, spec.apex)
     try:
-        au_crops, found = face_crop_grey([au_clip.frames[i] for i in span])
-        null_crops, _ = face_crop_grey([null_clip.frames[i] for i in span])
+        au_crops = face_crop_grey([au_clip.frames[i] for i in span])
+        null_crops = face_crop_grey([null_clip.frames[i] for i in span])
         au_motion = analyze_frames(au_clip.frames[spec.onset], au_clip.frames[spec.apex], MotionConfig())
         null_motion = analyze_frames(null_clip.frames[spec.onset], null_clip.frames[spec.apex], MotionConfig())
     except MEUError:
@@ -90,7 +90,7 @@ def one_clip(index: int, args) -> dict | None:
         return float(np.mean([r.motion_px for r in rows])), float(np.mean([r.snr for r in rows]))
 
     (au_px, au_snr), (null_px, null_snr) = corners(au_motion), corners(null_motion)
-    return {"index": index, "face_found": bool(found),
+    return {"index": index,
             "frames": {"signal": frames_signal, "nuisance": frames_nuisance,
                        "snr": frames_signal / max(frames_nuisance, 1e-6)},
             "flow_image": {"signal": flow_signal, "nuisance": flow_nuisance,

@@ -118,6 +118,15 @@ class TrainAUConfig:
                 "--out split the folds; each fold is skipped once done"})
     cache_dir: str | None = field(default=None, metadata={"help": "preprocessing cache (default OUT/cache)"})
     landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend for the face crop"})
+    input: str = field(default="frames", metadata={
+        "help": "aullm input: frames (published: grey crops, onset to apex) or motion (the registered flow from the "
+                "onset to each frame in the clip's noise floors; assistant.au.aullm_input)",
+        "choices": ["frames", "motion"]})
+    regions: bool = field(default=False, metadata={
+        "help": "aullm: one more prompt token holding the motion table's measurements (px, SNR, direction per "
+                "region and side)"})
+    flow: str = field(default="tvl1", metadata={"help": "aullm: optical flow of the motion analysis behind the motion "
+                                                        "input and the region token", "choices": ["tvl1", "dis"]})
     max_frames: int = field(default=24, metadata={"help": "onset..apex frames kept per clip in the cache"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads (1 is fastest on a busy shared machine)"})
     seed: int = field(default=0, metadata={"help": "random seed (folds, validation subjects, training)"})

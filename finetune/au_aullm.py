@@ -1,18 +1,26 @@
 """Training adapter for AU-LLM (`--model aullm`) behind the interface documented in finetune/au.py.
 
 One fold: a fresh AU-LLM over the backbone, Adam on the trainable parameters only (LoRA, LED + 3D-CNN, fusion,
-head, and the AULLM++ graph / soft prompt when on), asymmetric loss, six jittered frames per clip per step, early
-stopping on the validation subjects' loss (uniform frames), the best epoch's weights restored.
+head, and the AULLM++ graph / soft prompt / region token when on), asymmetric loss, six jittered frames per clip per
+step (`input: frames`) or the clip's motion sequence (`input: motion`), half the clips mirrored, early stopping on the
+validation subjects' loss, the best epoch's weights restored.
+
+Inputs: `input: frames` without the region token reads the published crops from `ClipCache` (no flow needed).
+Otherwise each clip is analysed as `meu eval` and the app analyse it and its input comes from
+`assistant.au.aullm_input.analysis_input`, the path serving takes, cached once per clip (`finetune.input_cache`). The
+motion settings are stored in the checkpoint, and serving analyses with them.
 
 Counterfactual consistency (AULLM++, weight `counterfactual`): for every training clip a counterfactual clip is
-built by repeating its onset frame six times, the clip with the expression removed and the face kept. Its
-prediction must say "no AU": the loss adds weight * ASL(logits(static clip), all-zero targets), which stops the
-head from answering from appearance (who the subject is) instead of from motion.
+built with the expression removed and the face kept (its onset frame six times; with the motion input and the
+region token, no motion at all). Its prediction must say "no AU": the loss adds
+weight * ASL(logits(static clip), all-zero targets), which stops the head from answering from appearance (who the
+subject is) instead of from motion.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -20,12 +28,17 @@ import numpy as np
 import torch
 
 from assistant.au.aullm import AULLMConfig, asymmetric_loss
+from assistant.au.aullm_input import REGION_KEYS, REGION_VALUES, AULLMInput, analysis_input, mirror, model_tensor
 from assistant.au.checkpoint import build_aullm, save_aullm
 from assistant.au.graph import cooccurrence_prior
-from assistant.au.preprocess import ClipCache, clip_tensor
+from assistant.au.preprocess import ClipCache
+from assistant.motion.analyze import MotionConfig
 from finetune.au import train_epochs
+from finetune.input_cache import cached_arrays, record_analysis
 
 log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
 
 
 class AULLMAdapter:
@@ -36,7 +49,25 @@ class AULLMAdapter:
         self.cache = ClipCache(Path(config.cache_dir) / config.dataset, max_frames=config.max_frames,
                                landmarks=config.landmarks)
         self.model_config = AULLMConfig(aus=self.aus, fusion=config.fusion, soft_prompt=config.soft_prompt,
-                                        graph=config.graph)
+                                        graph=config.graph, input=config.input, regions=config.regions,
+                                        region_features=len(REGION_KEYS) * REGION_VALUES if config.regions else 0)
+        self.motion = MotionConfig(landmarks=config.landmarks, flow=config.flow)
+
+    def _inputs(self, records) -> list[AULLMInput]:
+        mc = self.model_config
+        if mc.input == "frames" and not mc.regions:
+            return [AULLMInput(crops, None) for crops in self._crops(records)]
+
+        def compute(rec) -> dict[str, np.ndarray]:
+            inp = analysis_input(record_analysis(rec, self.motion), mc, self.motion)
+            return {"x": inp.x, **({"regions": inp.regions} if inp.regions is not None else {})}
+
+        m = self.motion
+        settings = (CACHE_FORMAT, mc.input, mc.regions, mc.n_frames, mc.size, m.landmarks, m.flow, m.compensation,
+                    m.size, m.margin, m.noise)
+        cache = Path(self.cfg.cache_dir) / "aullm_inputs" if self.cfg.cache_dir else None
+        arrays = cached_arrays(records, cache, settings, compute, "AU-LLM inputs", self.cfg.progress)
+        return [AULLMInput(a["x"], a.get("regions")) for a in arrays]
 
     def _crops(self, records) -> list[np.ndarray]:
         # a record of another dataset (cross protocol) has its own cache folder
@@ -50,24 +81,32 @@ class AULLMAdapter:
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return asymmetric_loss(logits, y, self.cfg.gamma_neg, self.cfg.gamma_pos, self.cfg.clip)
 
-    def _batches(self, crops, labels, rng, jitter):
-        order = rng.permutation(len(crops)) if jitter else np.arange(len(crops))
+    def _batches(self, inputs: list[AULLMInput], labels, rng, jitter):
+        """(x, region features or None, labels) per batch; at training time (`jitter`) shuffled, frames jittered
+        and half the clips mirrored (AU codes carry no side, so the labels stay valid)."""
+        mc = self.model_config
+        order = rng.permutation(len(inputs)) if jitter else np.arange(len(inputs))
         bs = self.cfg.batch_size
         for s in range(0, len(order), bs):
             idx = order[s:s + bs]
-            x = np.stack([clip_tensor(crops[i], self.model_config.n_frames, jitter, rng) for i in idx])
-            if jitter:  # mirror half the clips: AU codes carry no side, so the labels stay valid
+            x = np.stack([model_tensor(inputs[i], mc, jitter, rng) for i in idx])
+            regions = np.stack([inputs[i].regions for i in idx]) if mc.regions else None
+            if jitter:
                 flip = rng.random(len(idx)) < 0.5
-                x[flip] = x[flip][..., ::-1]
-            yield torch.from_numpy(x), torch.from_numpy(labels[idx].astype(np.float32))
+                x[flip], flipped = mirror(x[flip], regions[flip] if regions is not None else None,
+                                          mc.input == "motion")
+                if regions is not None:
+                    regions[flip] = flipped
+            yield (torch.from_numpy(x), torch.from_numpy(regions) if regions is not None else None,
+                   torch.from_numpy(labels[idx].astype(np.float32)))
 
-    def _val_loss(self, crops, labels) -> float:
+    def _val_loss(self, inputs, labels) -> float:
         self.model.eval()
         total = 0.0
         with torch.no_grad():
-            for x, y in self._batches(crops, labels, None, False):
-                total += float(self._loss(self.model(x), y)) * len(x)
-        return total / len(crops)
+            for x, regions, y in self._batches(inputs, labels, None, False):
+                total += float(self._loss(self.model(x, regions), y)) * len(x)
+        return total / len(inputs)
 
     def fit(self, train, val) -> dict:
         cfg = self.cfg
@@ -77,17 +116,18 @@ class AULLMAdapter:
         self.model, _ = build_aullm(cfg.backbone, self.model_config, prior)
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        train_crops = self._crops(train.records)
-        val_crops = self._crops(val.records) if val is not None and len(val.records) else None
+        train_inputs = self._inputs(train.records)
+        val_inputs = self._inputs(val.records) if val is not None and len(val.records) else None
 
         def run_epoch() -> float:
             self.model.train()
             losses = []
-            for x, y in self._batches(train_crops, train.labels, rng, True):
-                loss = self._loss(self.model(x), y)
+            for x, regions, y in self._batches(train_inputs, train.labels, rng, True):
+                loss = self._loss(self.model(x, regions), y)
                 if cfg.counterfactual > 0:
                     static = x[:, :1].expand_as(x).contiguous()
-                    loss = loss + cfg.counterfactual * self._loss(self.model(static), torch.zeros_like(y))
+                    still = torch.zeros_like(regions) if regions is not None else None
+                    loss = loss + cfg.counterfactual * self._loss(self.model(static, still), torch.zeros_like(y))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -96,18 +136,19 @@ class AULLMAdapter:
 
         return train_epochs(
             cfg.epochs, cfg.patience, run_epoch,
-            (lambda: self._val_loss(val_crops, val.labels)) if val_crops is not None else None,
+            (lambda: self._val_loss(val_inputs, val.labels)) if val_inputs is not None else None,
             lambda: copy.deepcopy(self.model.trainable_state_dict()),
             lambda state: self.model.load_state_dict(state, strict=False), cfg.progress)
 
     def predict(self, data) -> np.ndarray:
         self.model.eval()
-        crops = self._crops(data.records)
+        inputs = self._inputs(data.records)
         out = []
         with torch.no_grad():
-            for x, _ in self._batches(crops, data.labels, None, False):
-                out.append(torch.sigmoid(self.model(x)).numpy())
+            for x, regions, _ in self._batches(inputs, data.labels, None, False):
+                out.append(torch.sigmoid(self.model(x, regions)).numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.aus)))
 
     def save(self, out_dir: Path, thresholds: list[float]) -> None:
-        save_aullm(self.model, self.cfg.backbone, out_dir, thresholds)
+        save_aullm(self.model, self.cfg.backbone, out_dir, thresholds,
+                   extra={"motion": dataclasses.asdict(self.motion)})

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,13 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from assistant.au.microau_clip import MicroAUCLIP, MicroAUCLIPConfig
 from assistant.au.microau_clip_io import analysis_inputs, build_model, pixel_values, save_microau_clip
-from assistant.files import atomic_path
-from assistant.motion.analyze import MotionConfig, analyze_clip
+from assistant.motion.analyze import MotionConfig
 from finetune.au import TrainAUConfig, train_epochs
+from finetune.input_cache import cached_arrays, record_analysis
 
 log = logging.getLogger(__name__)
 
@@ -65,37 +63,20 @@ def options(config) -> MicroAUCLIPOptions:
     return MicroAUCLIPOptions(**{n: getattr(config, n) for n in names if hasattr(config, n)})
 
 
-CACHE_FORMAT = 2  # 2: inputs from analyze_clip (the serving path) and `input` in the key
-
-
-def _cache_name(rec, cfg: MicroAUCLIPConfig, motion: MotionConfig) -> str:
-    """Named by everything the inputs depend on: a corrected onset/apex or another copy of the data is recomputed."""
-    sig = "|".join(str(v) for v in (CACHE_FORMAT, rec.key, rec.frame_paths[rec.onset], rec.frame_paths[rec.apex],
-                                     cfg.image_size, cfg.flow_max_px, cfg.input, motion.landmarks, motion.flow,
-                                     motion.compensation, motion.size, motion.margin, motion.noise))
-    return hashlib.sha1(sig.encode()).hexdigest()[:20] + ".npz"
+CACHE_FORMAT = 3  # 2: inputs from analyze_clip (the serving path) and `input` in the key; 3: frame fingerprints
 
 
 def record_inputs(records: Sequence, cfg: MicroAUCLIPConfig, motion: MotionConfig, cache: Path | None,
                   progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(flow images (N, S, S, 3) uint8, apex landmarks (N, 68, 2)) for Records, each computed once into `cache`."""
-    if cache:
-        cache.mkdir(parents=True, exist_ok=True)
-    images, points = [], []
-    for rec in tqdm(records, desc="micro-AU CLIP inputs", disable=not progress, leave=False):
-        path = cache / _cache_name(rec, cfg, motion) if cache else None
-        if path and path.is_file():
-            with np.load(path) as z:
-                image, lm = z["image"], z["landmarks"]
-        else:
-            analysis = analyze_clip(str(Path(rec.frame_paths[0]).parent), onset=rec.onset, apex=rec.apex, config=motion)
-            image, lm = analysis_inputs(analysis, cfg)
-            if path:
-                with atomic_path(path) as tmp:
-                    np.savez(tmp, image=image, landmarks=lm)
-        images.append(image)
-        points.append(lm)
-    return np.stack(images), np.stack(points)
+    def compute(rec) -> dict[str, np.ndarray]:
+        image, lm = analysis_inputs(record_analysis(rec, motion), cfg)
+        return {"image": image, "landmarks": lm}
+
+    settings = (CACHE_FORMAT, cfg.image_size, cfg.flow_max_px, cfg.input, motion.landmarks, motion.flow,
+                motion.compensation, motion.size, motion.margin, motion.noise)
+    arrays = cached_arrays(records, cache, settings, compute, "micro-AU CLIP inputs", progress)
+    return np.stack([a["image"] for a in arrays]), np.stack([a["landmarks"] for a in arrays])
 
 
 def make_optimizer(model: MicroAUCLIP, opts: MicroAUCLIPOptions, weight_decay: float, epochs: int):

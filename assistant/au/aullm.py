@@ -1,12 +1,18 @@
 """The AU-LLM network (DESIGN.md section 6) and its AULLM++ options. A pure nn.Module: no file or network I/O.
 
-Data flow for a batch of clips `frames` (B, T=6, 64, 64) grey in 0..1:
+Data flow for a batch of clips, `input: frames` (published): (B, T=6, 64, 64) grey in 0..1:
 
     LED filter (learnable Eulerian dynamics)   frames -> motion frames, normalised per clip
     3D-CNN                                      -> F_mid (flattened block output), F_high = Linear(F_mid -> 256)
     fusion ("efp" MLP over [F_mid, F_high] | "linear" | "high" | "mid")  -> one token of the LLM hidden size
     prompt = embedded text with slot tokens: the visual (content) token, and with AULLM++ the instruction token
-             from the AU graph network (assistant.au.graph); `soft_prompt` swaps the text for learned embeddings
+             from the AU graph network (assistant.au.graph); `soft_prompt` swaps the text for learned embeddings;
+             with `regions`, the region token (the motion table's measurements through a small MLP)
+
+`input: motion` (assistant.au.aullm_input): (B, T, 2, 64, 64), the registered flow from the onset to each of the T
+frames in noise floors. It is motion already, measured against the onset, so the LED filter is skipped: its columns
+sum to zero, so it would high-pass the displacement and a held apex would fade; and its per-clip RMS scaling would
+blow a still clip's noise up to the size of an expression, the scale the noise floors exist to keep.
     LLM (LoRA r16/a32/d0.1 on q_proj, v_proj through peft; base weights frozen)
     last token's final hidden state -> Linear -> one logit per AU
 
@@ -23,7 +29,9 @@ from torch import nn
 
 VISUAL_SLOT = -1  # placeholder ids inside `prompt_ids`
 INSTRUCTION_SLOT = -2
+REGION_SLOT = -3
 FUSIONS = ("efp", "linear", "high", "mid")
+INPUTS = ("frames", "motion")
 RMS_FLOOR = 1e-3
 
 
@@ -45,6 +53,14 @@ class AULLMConfig:
     lora_dropout: float = 0.1
     lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
     led_init: tuple[float, float, float] = (10.0, 0.4, 0.05)  # alpha, r1, r2
+    input: str = "frames"  # "frames" (published) | "motion"; a checkpoint without the key is "frames"
+    regions: bool = False  # the region token (assistant.au.aullm_input.region_features)
+    region_features: int = 0  # values per clip in the region token (set by the input code)
+    region_hidden: int = 128
+
+    def __post_init__(self):
+        if self.input not in INPUTS:
+            raise ValueError(f"AU-LLM input must be one of {INPUTS}, got {self.input!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -121,17 +137,17 @@ class FrameSE(nn.Module):
 class MotionCNN(nn.Module):
     """The 3D-CNN of the paper; returns F_mid, the flattened output of its second block."""
 
-    def __init__(self, dropout: float = 0.1):
+    def __init__(self, dropout: float = 0.1, channels: int = 1):
         super().__init__()
         self.block1 = nn.Sequential(
-            nn.Conv3d(1, 32, kernel_size=(1, 5, 5)), nn.ReLU(), nn.MaxPool3d((1, 3, 3)), nn.BatchNorm3d(32),
+            nn.Conv3d(channels, 32, kernel_size=(1, 5, 5)), nn.ReLU(), nn.MaxPool3d((1, 3, 3)), nn.BatchNorm3d(32),
             nn.Dropout3d(dropout))
         self.conv2 = nn.Sequential(nn.Conv3d(32, 64, kernel_size=(2, 3, 3)), nn.ReLU(), nn.BatchNorm3d(64))
         self.se = FrameSE(64, 16)
         self.tail = nn.Sequential(nn.MaxPool3d((2, 2, 2)), nn.Dropout3d(dropout))
 
-    def forward(self, motion: torch.Tensor) -> torch.Tensor:  # (B, T, H, W)
-        x = self.block1(motion.unsqueeze(1))
+    def forward(self, motion: torch.Tensor) -> torch.Tensor:  # (B, T, H, W) or (B, T, C, H, W)
+        x = self.block1(motion.unsqueeze(1) if motion.dim() == 4 else motion.transpose(1, 2))
         x = self.tail(self.se(self.conv2(x)))
         return x.flatten(1)
 
@@ -191,8 +207,8 @@ class AULLM(nn.Module):
         lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                           target_modules=list(config.lora_targets), bias="none")
         self.llm = get_peft_model(llm, lora)
-        self.led = LEDFilter(config.n_frames, config.led_init)
-        self.cnn = MotionCNN(config.dropout)
+        self.led = LEDFilter(config.n_frames, config.led_init) if config.input == "frames" else None
+        self.cnn = MotionCNN(config.dropout, 1 if config.input == "frames" else 2)
         mid_dim = MotionCNN.out_dim(config.n_frames, config.size)
         self.high = nn.Linear(mid_dim, config.high_dim)
         self.fusion = Fusion(config.fusion, mid_dim, config.high_dim, config.efp_hidden, hidden)
@@ -202,6 +218,14 @@ class AULLM(nn.Module):
             raise ValueError("the prompt must hold exactly one visual slot")
         if config.graph != bool((ids == INSTRUCTION_SLOT).any()):
             raise ValueError("the prompt must hold an instruction slot exactly when the graph option is on")
+        if config.regions != bool((ids == REGION_SLOT).any()):
+            raise ValueError("the prompt must hold a region slot exactly when the regions option is on")
+        self.region = None
+        if config.regions:
+            if config.region_features < 1:
+                raise ValueError("the regions option needs region_features > 0")
+            self.region = nn.Sequential(nn.Linear(config.region_features, config.region_hidden), nn.GELU(),
+                                        nn.Dropout(config.dropout), nn.Linear(config.region_hidden, hidden))
         self.register_buffer("prompt_ids", ids, persistent=False)
         self.soft = None
         if config.soft_prompt:
@@ -216,30 +240,35 @@ class AULLM(nn.Module):
             self.graph = AUGraph(prior, config.high_dim, config.graph_dim, hidden)
 
     def features(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f_mid = self.cnn(self.led(frames))
+        f_mid = self.cnn(self.led(frames) if self.led is not None else frames)
         return f_mid, self.high(f_mid)
 
-    def _prompt_embeddings(self, visual: torch.Tensor, instruction: torch.Tensor | None) -> torch.Tensor:
-        b = visual.shape[0]
+    def _prompt_embeddings(self, slots: dict[int, torch.Tensor]) -> torch.Tensor:
+        """The prompt's embeddings with each slot id's (B, hidden) token in place."""
+        b = slots[VISUAL_SLOT].shape[0]
         ids = self.prompt_ids
         if self.soft is not None:  # learned embeddings replace the text; slots keep their order after them
-            slots = ids[ids < 0]
             parts = [self.soft.unsqueeze(0).expand(b, -1, -1)]
-            parts += [(visual if s == VISUAL_SLOT else instruction).unsqueeze(1) for s in slots.tolist()]
+            parts += [slots[s].unsqueeze(1) for s in ids[ids < 0].tolist()]
             return torch.cat(parts, dim=1)
         text = self.llm.get_input_embeddings()(ids.clamp(min=0)).unsqueeze(0).expand(b, -1, -1)
         slot_values = torch.zeros_like(text)
-        slot_values[:, ids == VISUAL_SLOT] = visual.unsqueeze(1).to(text.dtype)
-        if instruction is not None:
-            slot_values[:, ids == INSTRUCTION_SLOT] = instruction.unsqueeze(1).to(text.dtype)
+        for slot, token in slots.items():
+            slot_values[:, ids == slot] = token.unsqueeze(1).to(text.dtype)
         return torch.where((ids < 0).view(1, -1, 1), slot_values, text)
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """(B, T, H, W) grey frames in 0..1 -> (B, n_aus) logits."""
+    def forward(self, frames: torch.Tensor, regions: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, H, W) grey frames in 0..1 (`input: frames`) or (B, T, 2, H, W) motion in noise floors
+        (`input: motion`), and with the regions option (B, region_features) -> (B, n_aus) logits."""
         f_mid, f_high = self.features(frames)
-        visual = self.fusion(f_mid, f_high)
-        instruction = self.graph(f_high) if self.graph is not None else None
-        embeds = self._prompt_embeddings(visual, instruction)
+        slots = {VISUAL_SLOT: self.fusion(f_mid, f_high)}
+        if self.graph is not None:
+            slots[INSTRUCTION_SLOT] = self.graph(f_high)
+        if self.region is not None:
+            if regions is None:
+                raise ValueError("this AU-LLM reads the region table: pass its features")
+            slots[REGION_SLOT] = self.region(regions)
+        embeds = self._prompt_embeddings(slots)
         out = self.llm(inputs_embeds=embeds, attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long,
                                                                        device=embeds.device))
         hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out.hidden_states[-1]

@@ -1,21 +1,25 @@
 """The `aullm` detector backend: a trained AU-LLM checkpoint applied to one clip.
 
-Frames: onset..apex read again from the clip's source (video or frame folder) in one pass; for an onset+apex
-image pair the intermediate frames are linear blends of the two (the network sees the same end points and a
-smooth ramp). The face box is the motion analysis' crop box when one is given, else found on the onset frame.
+The input comes from `assistant.au.aullm_input`, the path training took. A checkpoint with the motion input or the
+region token stores the motion settings it was trained with (`motion` in its config); a clip whose analysis was run
+with other settings (another flow, compensation, landmarks or crop size) is analysed again with the stored ones, so
+the network never sees an input it was not trained on. The published input (`frames`, no region token) needs no
+analysis: with one, its face box is used; without, the box is drawn around the onset landmarks the same way.
 Per-AU thresholds stored in the checkpoint (chosen on training subjects) are folded into the probabilities with
 the monotone map t -> 0.5, so the evidence keeps the single threshold 0.5 everywhere.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import logging
 
 import numpy as np
 
+from assistant.au.aullm_input import AULLMInput, analysis_input, frame_crops, model_tensor
 from assistant.au.base import make_evidence
-from assistant.au.preprocess import face_crop_grey, span_indices
-from assistant.types import AUEvidence, Clip, CropBox, MotionAnalysis
+from assistant.types import AUEvidence, Clip, MotionAnalysis
+
+log = logging.getLogger(__name__)
 
 
 def calibrate(p: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -24,49 +28,65 @@ def calibrate(p: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return np.where(p < t, 0.5 * p / t, 0.5 + 0.5 * (p - t) / (1 - t))
 
 
-def clip_frames(clip: Clip, max_frames: int = 24) -> list[np.ndarray]:
-    """RGB frames from onset to apex (see the module docstring for image pairs)."""
-    src = Path(clip.source) if clip.source and not clip.source.startswith("<") else None
-    if src is not None and src.exists() and clip.n_frames > 2:  # a video or a frame folder
-        from assistant.motion.clip import open_source
+def matches(analysis: MotionAnalysis, motion) -> bool:
+    """Whether `analysis` was run with the settings the input needs."""
+    b = analysis.backends
+    return (b.get("landmarks"), b.get("flow"), b.get("compensation"), analysis.onset_crop.shape[0]) == (
+        motion.landmarks, motion.flow, motion.compensation, motion.size)
 
-        return open_source(str(src)).read(span_indices(clip.onset, clip.apex, max_frames))
-    a, b = clip.onset_frame.astype(np.float32), clip.apex_frame.astype(np.float32)
-    return [np.clip(a + (b - a) * w, 0, 255).astype(np.uint8) for w in np.linspace(0, 1, 6)]
+
+def analyse(clip: Clip, motion) -> MotionAnalysis:
+    """The clip's analysis as training ran it: from its video or frame folder when it has one (the null pair's noise
+    floor included), else from its two frames."""
+    from assistant.au.aullm_input import _readable_source
+    from assistant.motion.analyze import analyze_clip, analyze_frames
+
+    src = _readable_source(clip)
+    if src is None:
+        return analyze_frames(clip.onset_frame, clip.apex_frame, motion, clip)
+    return analyze_clip(src, onset=clip.onset, apex=clip.apex, offset=clip.offset, config=motion)
 
 
 class AULLMDetector:
     name = "aullm"
 
-    def __init__(self, checkpoint: str | Path, landmarks: str = "mediapipe"):
+    def __init__(self, checkpoint, landmarks: str = "mediapipe"):
         import torch
 
         from assistant.au.checkpoint import load_aullm
+        from assistant.motion.analyze import MotionConfig
 
         self._torch = torch
         self.model, self.tokenizer, self.meta = load_aullm(checkpoint)
         self.aus = list(self.model.config.aus)
         self.thresholds = np.asarray(self.meta.get("thresholds", [0.5] * len(self.aus)), dtype=np.float64)
         self.landmarks = landmarks
+        self.motion = MotionConfig(**self.meta.get("motion", {"landmarks": landmarks}))
 
-    def predict_tensor(self, x: np.ndarray) -> np.ndarray:
-        """(B, T, 64, 64) float frames in 0..1 -> (B, n_aus) raw probabilities."""
+    def predict_tensor(self, x: np.ndarray, regions: np.ndarray | None = None) -> np.ndarray:
+        """(B, ...) model tensors -> (B, n_aus) raw probabilities."""
         with self._torch.no_grad():
-            return self._torch.sigmoid(self.model(self._torch.from_numpy(x))).numpy()
+            r = self._torch.from_numpy(regions) if regions is not None else None
+            return self._torch.sigmoid(self.model(self._torch.from_numpy(x), r)).numpy()
+
+    def clip_input(self, clip: Clip, analysis: MotionAnalysis | None = None) -> AULLMInput:
+        cfg = self.model.config
+        if cfg.input == "frames" and not cfg.regions:
+            if analysis is not None:
+                box = analysis.crop
+            else:
+                from assistant.au.preprocess import onset_box
+
+                box = onset_box(clip.onset_frame, self.landmarks)
+            return AULLMInput(frame_crops(clip, box, cfg.size), None)
+        if analysis is None or not matches(analysis, self.motion):
+            if analysis is not None:
+                log.info("AU-LLM analyses the clip again with its training settings (%s)", self.motion)
+            analysis = analyse(clip, self.motion)
+        return analysis_input(analysis, cfg, self.motion)
 
     def detect(self, clip: Clip, analysis: MotionAnalysis | None = None) -> AUEvidence:
-        import cv2
-
-        from assistant.au.preprocess import clip_tensor
-        from assistant.motion.face import apply_crop
-
-        cfg = self.model.config
-        frames = clip_frames(clip)
-        if analysis is not None:
-            c = analysis.crop
-            box = CropBox(c.x0, c.y0, c.x1, c.y1, cfg.size)
-            crops = np.stack([cv2.cvtColor(apply_crop(f, box), cv2.COLOR_RGB2GRAY) for f in frames])
-        else:
-            crops, _ = face_crop_grey(frames, cfg.size, landmarks=self.landmarks)
-        p = self.predict_tensor(clip_tensor(crops, cfg.n_frames)[None])[0]
+        inp = self.clip_input(clip, analysis)
+        regions = inp.regions[None] if inp.regions is not None else None
+        p = self.predict_tensor(model_tensor(inp, self.model.config)[None], regions)[0]
         return make_evidence(self.aus, calibrate(p, self.thresholds), "aullm")

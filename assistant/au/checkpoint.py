@@ -54,7 +54,7 @@ def build_aullm(backbone: str, config, prior=None):
     from assistant.au.prompt import encode_prompt
 
     llm, tokenizer = load_backbone(backbone)
-    return AULLM(llm, encode_prompt(tokenizer, config.aus, config.graph), config, prior), tokenizer
+    return AULLM(llm, encode_prompt(tokenizer, config.aus, config.graph, config.regions), config, prior), tokenizer
 
 
 def save_aullm(model, backbone: str, out_dir: str | Path, thresholds: list[float] | None = None,

@@ -26,14 +26,16 @@ MIN_NOISE_PX = 0.01  # a floor below this (a perfect null pair) is not trusted t
 STILL = (128, 128, 0)
 
 
-def normalised_flow(field: MotionField, sigma: float | None = None) -> np.ndarray:
-    """(H, W, 2) float32 flow in noise floors, region-scale averaged (`SMOOTH_SIGMA`), zero outside the face."""
+def normalised_flow(field: MotionField, sigma: float | None = None, noise_px: float | None = None) -> np.ndarray:
+    """(H, W, 2) float32 flow in noise floors, region-scale averaged (`SMOOTH_SIGMA`), zero outside the face.
+    `noise_px`: the floor to divide by (default the field's own; a sequence divides every frame by the apex's)."""
     sigma = SMOOTH_SIGMA if sigma is None else sigma
+    noise_px = field.noise_px if noise_px is None else noise_px
     flow = field.flow.astype(np.float32)
     mask = field.face_mask if field.face_mask is not None else np.ones(flow.shape[:2], bool)
     weight = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigma)
     smooth = cv2.GaussianBlur(flow * mask[..., None], (0, 0), sigma) / np.maximum(weight, 1e-3)[..., None]
-    return np.where(mask[..., None], smooth / max(field.noise_px, MIN_NOISE_PX), 0.0).astype(np.float32)
+    return np.where(mask[..., None], smooth / max(noise_px, MIN_NOISE_PX), 0.0).astype(np.float32)
 
 
 def motion_image(field: MotionField, size: int, clip_snr: float = CLIP_SNR) -> np.ndarray:

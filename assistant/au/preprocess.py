@@ -43,28 +43,28 @@ def span_indices(onset: int, apex: int, max_frames: int = 24) -> list[int]:
     return sorted(set(np.round(np.linspace(onset, apex, n)).astype(int).tolist()))
 
 
-def face_crop_grey(frames: Sequence[np.ndarray], size: int = 64, margin: float = 0.15,
-                   landmarks: str = "mediapipe") -> tuple[np.ndarray, bool]:
-    """(len, size, size) uint8 grey crops of `frames` with one box from the first frame's face.
-
-    Returns the crops and whether a face was found; without one the centre square is used (and logged), so a
-    clip still gets an input instead of silently disappearing from the evaluation.
-    """
-    from assistant.motion.face import apply_crop, crop_box, detect_face
+def onset_box(first: np.ndarray, landmarks: str = "mediapipe", size: int = 64, margin: float = 0.15):
+    """The face box of the first frame (`crop_box` around its landmarks, as the motion analysis draws it); without a
+    face the centre square (logged), so a clip still gets an input instead of silently disappearing."""
+    from assistant.motion.face import crop_box, detect_face
     from assistant.types import CropBox
 
-    first = frames[0]
     try:
-        box = crop_box(detect_face(first, landmarks), size=size, margin=margin)
-        found = True
+        return crop_box(detect_face(first, landmarks), size=size, margin=margin)
     except NoFaceError:
         h, w = first.shape[:2]
         s = min(h, w)
-        box = CropBox((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s, size)
-        found = False
         log.warning("no face found; using the centre square of the frame")
-    crops = [cv2.cvtColor(apply_crop(f, box), cv2.COLOR_RGB2GRAY) for f in frames]
-    return np.stack(crops).astype(np.uint8), found
+        return CropBox((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s, size)
+
+
+def face_crop_grey(frames: Sequence[np.ndarray], size: int = 64, margin: float = 0.15,
+                   landmarks: str = "mediapipe") -> np.ndarray:
+    """(len, size, size) uint8 grey crops of `frames` with one box from the first frame's face (`onset_box`)."""
+    from assistant.motion.face import apply_crop
+
+    box = onset_box(frames[0], landmarks, size, margin)
+    return np.stack([cv2.cvtColor(apply_crop(f, box), cv2.COLOR_RGB2GRAY) for f in frames]).astype(np.uint8)
 
 
 def clip_tensor(crops: np.ndarray, n: int = 6, jitter: bool = False,
@@ -94,7 +94,7 @@ class ClipCache:
 
         idx = span_indices(record.onset, record.apex, self.max_frames)
         frames = [read_image(record.frame_paths[i]) for i in idx]
-        crops, _ = face_crop_grey(frames, self.size, self.margin, self.landmarks)
+        crops = face_crop_grey(frames, self.size, self.margin, self.landmarks)
         with atomic_path(p) as tmp:
             np.save(tmp, crops)
         return crops

@@ -1,0 +1,89 @@
+"""Choose the learned AU heads' recipes for the motion input on the realistic world's **calibration** split (issue 22).
+
+For each head, a few candidate settings on top of its tiny-synthetic recipe, each run LOSO over the calibration
+split's people (seed 0, the tiny backbones); the candidate with the best pooled macro F1 is the recipe written to
+configs/au_llm_realistic.yaml and configs/au_microau_clip_realistic.yaml by hand, with these figures beside each
+setting. The benchmark split (benchmarks/au.py --world realistic) is never read here. Prints JSON; everything is
+synthetic.
+
+    nice .venv/bin/python benchmarks/au_recipes.py --world-version v2 --clips 20 --out outputs/au_recipes_v2
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine  # noqa: E402
+
+# every candidate reads the motion input (AU-LLM with the region token) and keeps one validation person per fold
+CANDIDATES = {
+    "aullm": [{"lr": 1e-3, "threshold_search": False}, {"lr": 1e-3, "threshold_search": True},
+              {"lr": 3e-4, "threshold_search": True}],
+    "microau_clip": [{"clip_lr_encoder": 0.03, "clip_lr_heads": 0.1, "threshold_search": False},
+                     {"clip_lr_encoder": 0.03, "clip_lr_heads": 0.1, "threshold_search": True},
+                     {"clip_lr_encoder": 0.01, "clip_lr_heads": 0.03, "threshold_search": True}],
+}
+INPUTS = {"aullm": {"input": "motion", "regions": True}, "microau_clip": {"clip_input": "motion"}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--world-version", choices=["v1", "v2"], default="v2")
+    ap.add_argument("--clips", type=int, default=20, help="clips per person of the calibration split")
+    ap.add_argument("--heads", nargs="+", choices=list(CANDIDATES), default=list(CANDIDATES))
+    ap.add_argument("--data-seed", type=int, default=0)
+    ap.add_argument("--out", default=str(ROOT / "outputs" / "au_recipes"))
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import cv2
+    import torch
+
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(1)
+    from au import LEARNED, recipe
+    from finetune.au import run
+    from finetune.tiny_llm import build_tiny_llm
+    from instruction_data.layouts import write_realistic_dataset
+    from instruction_data.loaders import load_dataset
+
+    out = Path(args.out)
+    data = out / "data"
+    if not (data / "synth_truth.json").is_file():
+        write_realistic_dataset("casme2", data, "calibration", clips=args.clips, seed=args.data_seed, progress=True,
+                                world=args.world_version)
+    records = load_dataset("casme2", data).records
+    common = {"backbone": str(build_tiny_llm(out / "tiny_llm")), "cache_dir": str(out / "cache"),
+              "threads": args.threads, "final_model": False, "progress": False, "val_subjects": 1, "seed": 0}
+    report: dict = {}
+    for head in args.heads:
+        name = next(n for n, (family, settings) in LEARNED.items() if family == head and settings == INPUTS[head])
+        rows = []
+        for k, candidate in enumerate(CANDIDATES[head]):
+            cfg = dataclasses.replace(recipe(name, "easy", out, common), **candidate, out=str(out / head / str(k)))
+            t = time.perf_counter()
+            metrics = run(cfg, records)
+            rows.append({"candidate": candidate, "pooled_macro_f1": metrics["pooled"]["mean_f1"],
+                         "wall_s": round(time.perf_counter() - t, 1)})
+        best = max(rows, key=lambda r: r["pooled_macro_f1"])
+        report[head] = {"base_recipe": "tiny-synthetic", "input": INPUTS[head], "candidates": rows,
+                        "chosen": best["candidate"]}
+    print(json.dumps({"benchmark": "au_recipes (calibration split)", "synthetic": True,
+                      "world": f"realistic {args.world_version}", "split": "calibration", "clips_per_person": args.clips,
+                      "people": len({r.subject for r in records}), "heads": report, "machine": machine()}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""AU-LLM's motion input and region token (issue 22): one input path for training and serving, a faint AU that stands
+out, mirroring that swaps sides, and checkpoints from before the input setting that serve as they always did."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from _au_data import tiny_llm
+
+from assistant.au.aullm import AULLMConfig
+from assistant.au.aullm_input import REGION_KEYS, REGION_VALUES, AULLMInput, analysis_input, mirror, model_tensor
+from assistant.au.checkpoint import build_aullm, load_aullm, save_aullm
+from assistant.motion.analyze import MotionConfig, analyze_clip
+
+MOTION = MotionConfig(flow="dis")
+REGIONS = len(REGION_KEYS) * REGION_VALUES
+
+
+@pytest.fixture(scope="module")
+def llm_dir(tmp_path_factory):
+    return tiny_llm(tmp_path_factory)
+
+
+def _config(**kw) -> AULLMConfig:
+    return AULLMConfig(aus=[1, 2, 12], **kw)
+
+
+@pytest.mark.parametrize("kw", [dict(input="motion"), dict(input="motion", regions=True, region_features=REGIONS),
+                                dict(regions=True, region_features=REGIONS, graph=True)])
+def test_the_new_inputs_run_forward_and_round_trip(llm_dir, tmp_path, kw):
+    torch.manual_seed(0)
+    model, _ = build_aullm(str(llm_dir), _config(**kw))
+    x = torch.randn(2, 6, 2, 64, 64) if kw.get("input") == "motion" else torch.rand(2, 6, 64, 64)
+    regions = torch.randn(2, REGIONS) if kw.get("regions") else None
+    model.eval()
+    with torch.no_grad():
+        out = model(x, regions)
+    assert out.shape == (2, 3)
+    assert (model.led is None) == (kw.get("input") == "motion")  # motion is motion already: no LED filter
+    save_aullm(model, str(llm_dir), tmp_path / "ckpt")
+    again, _, _ = load_aullm(tmp_path / "ckpt")
+    with torch.no_grad():
+        assert torch.allclose(again(x, regions), out, atol=1e-5)
+    if regions is not None:  # the region token is read, not ignored
+        with torch.no_grad():
+            assert not torch.allclose(again(x, regions + 1.0), out, atol=1e-4)
+
+
+def test_training_and_serving_give_the_same_tensors_for_one_clip(synth_casme2_root, llm_dir, tmp_path):
+    """`meu train au` (the adapter's cached inputs) and serving (the detector on a clip loaded as `meu eval` and the
+    app load it, with and without the app's analysis) give the same motion sequence and region token."""
+    from assistant.au.aullm_detector import AULLMDetector
+    from finetune.au import TrainAUConfig
+    from finetune.au_aullm import AULLMAdapter
+    from instruction_data.loaders import load_dataset
+
+    record = load_dataset("casme2", synth_casme2_root).records[0]
+    cfg = TrainAUConfig(backbone=str(llm_dir), input="motion", regions=True, flow="dis",
+                        cache_dir=str(tmp_path / "cache"), progress=False)
+    adapter = AULLMAdapter(cfg, [1, 2, 12])
+    trained = adapter._inputs([record])[0]
+    assert trained.x.shape == (6, 2, 64, 64) and trained.regions.shape == (REGIONS,)
+    assert np.abs(trained.x[0]).max() == 0 and np.abs(trained.x[-1]).max() > 0  # from still to the apex
+    again = adapter._inputs([record])[0]  # read back from the cache
+    assert np.array_equal(again.x, trained.x) and np.array_equal(again.regions, trained.regions)
+
+    model, _ = build_aullm(cfg.backbone, adapter.model_config)
+    save_aullm(model, cfg.backbone, tmp_path / "ckpt", extra={"motion": dataclasses.asdict(adapter.motion)})
+    detector = AULLMDetector(tmp_path / "ckpt")
+    served = analyze_clip(str(record.frame_paths[0].parent), onset=record.onset, apex=record.apex, config=MOTION)
+    for inp in (detector.clip_input(served.clip, served), detector.clip_input(served.clip)):
+        assert np.array_equal(inp.x, trained.x) and np.array_equal(inp.regions, trained.regions)
+    other = analyze_clip(str(record.frame_paths[0].parent), onset=record.onset, apex=record.apex,
+                         config=MotionConfig(flow="tvl1"))  # the app on other settings: analysed again
+    assert np.array_equal(detector.clip_input(other.clip, other).x, trained.x)
+
+
+def test_a_faint_au_stands_out_in_the_motion_sequence():
+    """A 0.2 px AU12 on a drifting, noisy, turning clip of the realistic world (v2): at the apex step of the motion
+    sequence the mouth corners stand above the rest of the face, and the region token's mouth corners hold the
+    largest SNR of the face."""
+    from assistant.au import AU
+    from assistant.motion.analyze import analyze_frames
+    from instruction_data.realistic import draw_spec, render_realistic
+    from instruction_data.synth import AUMotion
+
+    spec = draw_spec(1, "calibration", 0, world="v2")
+    clip = render_realistic(dataclasses.replace(spec, motions=(AUMotion(AU.parse("12"), 0.2),)))
+    analysis = analyze_frames(clip.frames[spec.onset], clip.frames[spec.apex], MOTION)
+    inp = analysis_input(analysis, _config(input="motion", regions=True, region_features=REGIONS), MOTION)
+    z = np.hypot(*inp.x[-1])
+    points = analysis.crop_landmarks.points68 * 64 / 256
+    corners = [z[int(y) - 2:int(y) + 3, int(x) - 2:int(x) + 3].mean() for x, y in points[[48, 54]]]
+    face = z[z > 0]
+    assert min(corners) > 1.3 * np.median(face), (corners, np.median(face))
+    snr = inp.regions.reshape(len(REGION_KEYS), REGION_VALUES)[:, 2]
+    top = sorted(range(len(REGION_KEYS)), key=lambda i: -snr[i])[:3]
+    assert {REGION_KEYS[i][0] for i in top} & {"mouth_corner"}, [REGION_KEYS[i] for i in top]
+
+
+def test_mirroring_swaps_the_sides_and_the_sign_of_x():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 2, 8, 8)).astype(np.float32)
+    regions = rng.normal(size=REGIONS).astype(np.float32)
+    mx, mr = mirror(x, regions, motion=True)
+    assert np.array_equal(mx[:, 0], -x[:, 0, :, ::-1]) and np.array_equal(mx[:, 1], x[:, 1, :, ::-1])
+    table, mirrored = regions.reshape(-1, REGION_VALUES), mr.reshape(-1, REGION_VALUES)
+    right, left = REGION_KEYS.index(("mouth_corner", "R")), REGION_KEYS.index(("mouth_corner", "L"))
+    assert np.array_equal(mirrored[left], table[right] * [-1, 1, 1, -1, 1, 1])
+    chin = REGION_KEYS.index(("chin", None))
+    assert np.array_equal(mirrored[chin], table[chin] * [-1, 1, 1, -1, 1, 1])
+    back_x, back_r = mirror(mx, mr, motion=True)
+    assert np.array_equal(back_x, x) and np.array_equal(back_r, regions)
+
+
+def test_a_checkpoint_from_before_the_input_setting_serves_as_before(llm_dir, tmp_path):
+    """A checkpoint whose config has no `input` or `regions` is the published frames model: it loads with the LED
+    filter, and serves exactly the input serving always computed (onset..apex crops in the analysis' face box, six
+    evenly spaced, grey in 0..1)."""
+    import cv2
+
+    from assistant.au import get_detector
+    from assistant.au.preprocess import clip_tensor, span_indices
+    from assistant.motion.clip import open_source, write_video
+    from assistant.motion.face import apply_crop
+    from assistant.types import CropBox
+    from instruction_data.synth import SynthSpec, render_clip
+
+    torch.manual_seed(0)
+    model, _ = build_aullm(str(llm_dir), _config())
+    save_aullm(model, str(llm_dir), tmp_path / "old")
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
+    for key in ("input", "regions", "region_features", "region_hidden"):
+        del config["aullm"][key]
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    loaded = load_aullm(tmp_path / "old")[0]
+    assert loaded.config.input == "frames" and loaded.led is not None
+    synth = render_clip(SynthSpec(subject=0, aus=["12"], n_frames=12, frame_size=(320, 240), seed=3))
+    path = write_video(synth.frames, tmp_path / "clip.mp4", fps=30)
+    analysis = analyze_clip(str(path), onset=synth.onset, apex=synth.apex, config=MOTION)
+    c = analysis.crop
+    box = CropBox(c.x0, c.y0, c.x1, c.y1, 64)
+    frames = open_source(str(path)).read(span_indices(synth.onset, synth.apex, 24))
+    crops = np.stack([cv2.cvtColor(apply_crop(f, box), cv2.COLOR_RGB2GRAY) for f in frames])
+    with torch.no_grad():
+        expected = torch.sigmoid(loaded(torch.from_numpy(clip_tensor(crops, 6)[None]))).numpy()[0]
+    detector = get_detector("aullm", checkpoint=tmp_path / "old")
+    inp = detector.clip_input(analysis.clip, analysis)
+    assert np.array_equal(model_tensor(inp, loaded.config), clip_tensor(crops, 6))
+    assert np.allclose(detector.predict_tensor(model_tensor(inp, loaded.config)[None])[0], expected, atol=1e-6)
+
+
+def test_the_motion_input_trains_and_predicts_through_train_au(synth_casme2_root, llm_dir, tmp_path):
+    """`meu train au --input motion --regions` runs LOSO end to end on the synthetic set, its checkpoint stores the
+    motion settings, and a rerun resumes; changing `input` is refused as a different run."""
+    from assistant.errors import ConfigError
+    from finetune.au import TrainAUConfig, run
+    from instruction_data.loaders import load_dataset
+
+    records = load_dataset("casme2", synth_casme2_root).records
+    subjects = sorted({r.subject for r in records})[:2]
+    records = [r for r in records if r.subject in subjects]
+    cfg = TrainAUConfig(backbone=str(llm_dir), input="motion", regions=True, flow="dis",
+                        out=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), epochs=2, lr=1e-3,
+                        val_subjects=0, progress=False)
+    metrics = run(cfg, records)
+    assert metrics["n_clips"] > 0 and metrics["n_folds"] == 2
+    meta = json.loads((tmp_path / "run" / "final" / "config.json").read_text())
+    assert meta["aullm"]["input"] == "motion" and meta["motion"]["flow"] == "dis"
+    with pytest.raises(ConfigError, match="input"):
+        run(dataclasses.replace(cfg, input="frames"), records)
+
+
+def test_inputs_of_both_kinds_have_the_shapes_the_network_takes():
+    rng = np.random.default_rng(0)
+    frames = AULLMInput(rng.integers(0, 255, (9, 64, 64), dtype=np.uint8), None)
+    assert model_tensor(frames, _config(), True, rng).shape == (6, 64, 64)
+    motion = AULLMInput(rng.normal(size=(6, 2, 64, 64)).astype(np.float32), None)
+    assert model_tensor(motion, _config(input="motion")).shape == (6, 2, 64, 64)
