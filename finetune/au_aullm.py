@@ -57,17 +57,19 @@ class AULLMAdapter:
         mc = self.model_config
         if mc.input == "frames" and not mc.regions:
             return [AULLMInput(crops, None) for crops in self._crops(records)]
+        # the region token is cheap beside the flows: always stored, so runs with and without it share the cache
+        with_regions = dataclasses.replace(mc, regions=True)
 
         def compute(rec) -> dict[str, np.ndarray]:
-            inp = analysis_input(record_analysis(rec, self.motion), mc, self.motion)
-            return {"x": inp.x, **({"regions": inp.regions} if inp.regions is not None else {})}
+            inp = analysis_input(record_analysis(rec, self.motion), with_regions, self.motion)
+            return {"x": inp.x, "regions": inp.regions}
 
         m = self.motion
-        settings = (CACHE_FORMAT, mc.input, mc.regions, mc.n_frames, mc.size, m.landmarks, m.flow, m.compensation,
-                    m.size, m.margin, m.noise)
+        settings = (CACHE_FORMAT, mc.input, mc.n_frames, mc.size, m.landmarks, m.flow, m.compensation, m.size,
+                    m.margin, m.noise)
         cache = Path(self.cfg.cache_dir) / "aullm_inputs" if self.cfg.cache_dir else None
         arrays = cached_arrays(records, cache, settings, compute, "AU-LLM inputs", self.cfg.progress)
-        return [AULLMInput(a["x"], a.get("regions")) for a in arrays]
+        return [AULLMInput(a["x"], a["regions"] if mc.regions else None) for a in arrays]
 
     def _crops(self, records) -> list[np.ndarray]:
         # a record of another dataset (cross protocol) has its own cache folder
