@@ -262,14 +262,30 @@ def soak(args, clip: Path, workdir: Path, port: int) -> dict:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
-    half = args.soak_minutes * 60 / 2
-    second = [r for r in rounds if r["t_s"] >= half]
-    start = second[0]["rss_mb"] if second else None
     return {"minutes": args.soak_minutes, "max_sessions": args.max_sessions, "rounds": len(rounds),
-            "clients": clients, "errors": sum(r["errors"] for r in rounds),
-            "rss_mb_at_half": start, "rss_mb_max_second_half": max((r["rss_mb"] for r in second), default=None),
-            "rss_growth_second_half_pct": round(100 * (max(r["rss_mb"] for r in second) - start) / start, 2)
-            if second else None, "series": rounds}
+            "clients": clients, "errors": sum(r["errors"] for r in rounds), **second_half_growth(rounds, args),
+            "series": rounds}
+
+
+def second_half_growth(rounds: list[dict], args) -> dict:
+    """Growth over the second half of the soak, three ways. Resident memory after a round swings by about +-5 %
+    (what the allocator has not handed back yet), so the largest value against the first one measures the swing as
+    much as any growth; the least-squares trend over the half and the change of the median of its last five rounds
+    against its first five measure growth."""
+    import numpy as np
+
+    second = [r for r in rounds if r["t_s"] >= args.soak_minutes * 60 / 2]
+    if len(second) < 2:
+        return {}
+    t = np.array([r["t_s"] for r in second])
+    y = np.array([r["rss_mb"] for r in second])
+    slope = float(np.polyfit(t, y, 1)[0])
+    k = min(5, len(y) // 2)
+    return {"rss_mb_at_half": float(y[0]), "rss_mb_max_second_half": float(y.max()),
+            "rss_growth_second_half_pct": round(float(100 * (y.max() - y[0]) / y[0]), 2),
+            "rss_trend_second_half_pct": round(float(100 * slope * (t[-1] - t[0]) / y.mean()), 2),
+            "rss_median_change_second_half_pct": round(float(100 * (np.median(y[-k:]) - np.median(y[:k]))
+                                                             / np.median(y[:k])), 2)}
 
 
 def long_video(folder: Path, minutes: float) -> Path:
