@@ -27,7 +27,9 @@ from common import machine  # noqa: E402
 # every candidate reads the motion input (AU-LLM with the region token) and keeps one validation person per fold
 CANDIDATES = {
     "aullm": [{"lr": 1e-3, "threshold_search": False}, {"lr": 1e-3, "threshold_search": True},
-              {"lr": 3e-4, "threshold_search": True}],
+              {"lr": 3e-4, "threshold_search": True}, {"lr": 1e-3, "threshold_search": True, "epochs": 60,
+                                                       "patience": 10},
+              {"lr": 3e-3, "threshold_search": True}, {"lr": 1e-3, "threshold_search": True, "counterfactual": 0.5}],
     "microau_clip": [{"clip_lr_encoder": 0.03, "clip_lr_heads": 0.1, "threshold_search": False},
                      {"clip_lr_encoder": 0.03, "clip_lr_heads": 0.1, "threshold_search": True},
                      {"clip_lr_encoder": 0.01, "clip_lr_heads": 0.03, "threshold_search": True}],
