@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(1)
     from au import LEARNED, recipe
+
     from finetune.au import run
     from finetune.tiny_llm import build_tiny_llm
     from instruction_data.layouts import write_realistic_dataset
@@ -81,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         report[head] = {"base_recipe": "tiny-synthetic", "input": INPUTS[head], "candidates": rows,
                         "chosen": best["candidate"]}
     print(json.dumps({"benchmark": "au_recipes (calibration split)", "synthetic": True,
-                      "world": f"realistic {args.world_version}", "split": "calibration", "clips_per_person": args.clips,
-                      "people": len({r.subject for r in records}), "heads": report, "machine": machine()}, indent=2))
+                      "world": f"realistic {args.world_version}", "split": "calibration",
+                      "clips_per_person": args.clips, "people": len({r.subject for r in records}), "heads": report,
+                      "machine": machine()}, indent=2))
     return 0
 
 
