@@ -129,16 +129,17 @@ def recipe(name: str, world: str, out: Path, common: dict):
 
 
 def microau_clip_latency(records, config, out: Path, n: int = 5) -> dict:
-    """Median per-clip detect time of microau_clip (TV-L1 flow + landmarks + model) and its forward pass."""
+    """Median per-clip detect time of microau_clip with `config`'s input (TV-L1 flow + landmarks + model) and its
+    forward pass."""
     import torch
 
     from assistant.au import get_detector
     from assistant.au.microau_clip import MicroAUCLIPConfig
     from assistant.au.microau_clip_io import build_model, save_microau_clip
 
-    ckpt = out / "latency_ckpt_microau_clip"
+    ckpt = out / f"latency_ckpt_microau_clip_{config.clip_input}"
     if not (ckpt / "model.safetensors").is_file():  # weights do not change the cost, so an untrained model serves
-        model, _ = build_model(config.clip_backbone, MicroAUCLIPConfig())
+        model, _ = build_model(config.clip_backbone, MicroAUCLIPConfig(input=config.clip_input))
         save_microau_clip(model, config.clip_backbone, ckpt)
     det = get_detector("microau_clip", checkpoint=ckpt)
     detect = detect_ms(det, records[:n])

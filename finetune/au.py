@@ -291,7 +291,9 @@ def _check_resume(config: TrainAUConfig, out: Path) -> None:
     path = out / "run_config.yaml"
     current = _settings(dataclasses.asdict(config))
     if path.is_file():
-        before = _settings(yaml.safe_load(path.read_text()) or {})
+        # a setting added since the run started is read as its default, which is what the run used
+        defaults = {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
+        before = _settings({**defaults, **(yaml.safe_load(path.read_text()) or {})})
         changed = sorted(k for k in set(before) | set(current) if before.get(k) != current.get(k))
         if changed:
             raise ConfigError(f"{out} holds a run with different settings ({', '.join(changed)}); "

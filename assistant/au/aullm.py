@@ -258,8 +258,9 @@ class AULLM(nn.Module):
         return torch.where((ids < 0).view(1, -1, 1), slot_values, text)
 
     def forward(self, frames: torch.Tensor, regions: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T, H, W) grey frames in 0..1 (`input: frames`) or (B, T, 2, H, W) motion in noise floors
-        (`input: motion`), and with the regions option (B, region_features) -> (B, n_aus) logits."""
+        """(B, T, H, W) grey frames in 0..1 (`input: frames`) or (B, T, 2, H, W) motion in noise floors divided by
+        `motion_input.CLIP_SNR` and clipped to +-1 (`input: motion`), and with the regions option
+        (B, region_features) -> (B, n_aus) logits."""
         f_mid, f_high = self.features(frames)
         slots = {VISUAL_SLOT: self.fusion(f_mid, f_high)}
         if self.graph is not None:

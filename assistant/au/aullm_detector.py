@@ -3,7 +3,8 @@
 The input comes from `assistant.au.aullm_input`, the path training took. A checkpoint with the motion input or the
 region token stores the motion settings it was trained with (`motion` in its config); a clip whose analysis was run
 with other settings (another flow, compensation, landmarks or crop size) is analysed again with the stored ones, so
-the network never sees an input it was not trained on. The published input (`frames`, no region token) needs no
+the network never sees an input it was not trained on. (The noise method is not recorded in an analysis; the app
+and `meu eval` always run `auto`, as training does.) The published input (`frames`, no region token) needs no
 analysis: with one, its face box is used; without, the box is drawn around the onset landmarks the same way.
 Per-AU thresholds stored in the checkpoint (chosen on training subjects) are folded into the probabilities with
 the monotone map t -> 0.5, so the evidence keeps the single threshold 0.5 everywhere.
@@ -29,10 +30,14 @@ def calibrate(p: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 
 
 def matches(analysis: MotionAnalysis, motion) -> bool:
-    """Whether `analysis` was run with the settings the input needs."""
+    """Whether `analysis` was run with the settings the input needs (its crop box is the one `motion`'s size and
+    margin draw around its landmarks)."""
+    from assistant.motion.face import crop_box
+
     b = analysis.backends
-    return (b.get("landmarks"), b.get("flow"), b.get("compensation"), analysis.onset_crop.shape[0]) == (
-        motion.landmarks, motion.flow, motion.compensation, motion.size)
+    return (b.get("landmarks"), b.get("flow"), b.get("compensation")) == (
+        motion.landmarks, motion.flow, motion.compensation) and analysis.crop == crop_box(
+        analysis.landmarks, motion.size, motion.margin)
 
 
 def analyse(clip: Clip, motion) -> MotionAnalysis:

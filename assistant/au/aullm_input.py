@@ -1,7 +1,10 @@
-"""AU-LLM's input, one path for training (`meu train au`), `meu eval --aullm-checkpoint` and the app (issue 22).
+"""AU-LLM's input for training (`meu train au`), `meu eval --aullm-checkpoint` and the app (issue 22).
 
-Every input is computed from the clip's motion analysis (`analyze_clip`: the crop, head compensation and noise floor
-of `meu analyze`), run with the motion settings stored in the checkpoint:
+The motion input and the region token are computed through this one path in all three; the published frames input
+without the token is cut the same way (the same box, the same frames), from `ClipCache`'s per-file crops in
+training and from `frame_crops` in serving. Every input is computed from the clip's motion analysis
+(`analyze_clip`: the crop, head compensation and noise floor of `meu analyze`), run with the motion settings stored
+in the checkpoint:
 - `input: frames` (published): grey crops of onset..apex in the analysis' face box (the box `crop_box` draws around
   the onset landmarks, the same whether the analysis or the face detector alone found it), six sampled later;
 - `input: motion`: for T frames evenly spaced from onset to apex, the registered flow onset -> frame in the clip's
@@ -19,7 +22,6 @@ person's right and left regions and negates their x.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +31,6 @@ import numpy as np
 from assistant.au.motion_input import CLIP_SNR, normalised_flow
 from assistant.facs import REGION_NAMES, SIDED_REGIONS
 from assistant.types import MotionAnalysis, RegionMotion
-
-log = logging.getLogger(__name__)
 
 REGION_KEYS: list[tuple[str, str | None]] = [(name, side) for name in REGION_NAMES
                                              for side in (("R", "L") if name in SIDED_REGIONS else (None,))]
