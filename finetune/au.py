@@ -134,6 +134,12 @@ class TrainAUConfig:
 
     def __post_init__(self):
         fold_shard(self.fold_shard)
+        aullm_only = [f"--{name}" for name, value, default in (("input", self.input, "frames"),
+                                                                ("regions", self.regions, False),
+                                                                ("flow", self.flow, "tvl1")) if value != default]
+        if self.model != "aullm" and aullm_only:
+            raise ConfigError(f"{', '.join(aullm_only)} set AU-LLM's input, and --model {self.model} does not read "
+                              "it; Micro-AU CLIP's are --clip-input and --clip-flow.")
         if self.protocol != "cde":
             names = split_list(self.dataset, "--dataset")
             if len(names) != 1:

@@ -198,3 +198,15 @@ def test_a_run_from_before_the_input_settings_resumes(tmp_path):
     (tmp_path / "run_config.yaml").write_text(yaml.safe_dump(old))
     with pytest.raises(ConfigError, match="input"):
         _check_resume(dataclasses.replace(config, input="motion"), tmp_path)
+
+
+def test_aullm_input_settings_with_another_model_are_refused():
+    from assistant.errors import ConfigError
+    from finetune.au import TrainAUConfig
+    from finetune.au_microau_clip import TrainMicroAUCLIPConfig
+
+    with pytest.raises(ConfigError, match="--input, --regions set AU-LLM's input.*--clip-input"):
+        TrainMicroAUCLIPConfig(input="motion", regions=True)
+    with pytest.raises(ConfigError, match="--flow set AU-LLM's input, and --model rules"):
+        TrainAUConfig(model="rules", flow="dis")
+    assert TrainAUConfig(model="aullm", input="motion", regions=True, flow="dis").input == "motion"
