@@ -9,12 +9,13 @@ Data flow for a batch of clips, `input: frames` (published): (B, T=6, 64, 64) gr
              from the AU graph network (assistant.au.graph); `soft_prompt` swaps the text for learned embeddings;
              with `regions`, the region token (the motion table's measurements through a small MLP)
 
+    LLM (LoRA r16/a32/d0.1 on q_proj, v_proj through peft; base weights frozen)
+    last token's final hidden state -> Linear -> one logit per AU
+
 `input: motion` (assistant.au.aullm_input): (B, T, 2, 64, 64), the registered flow from the onset to each of the T
 frames in noise floors. It is motion already, measured against the onset, so the LED filter is skipped: its columns
 sum to zero, so it would high-pass the displacement and a held apex would fade; and its per-clip RMS scaling would
 blow a still clip's noise up to the size of an expression, the scale the noise floors exist to keep.
-    LLM (LoRA r16/a32/d0.1 on q_proj, v_proj through peft; base weights frozen)
-    last token's final hidden state -> Linear -> one logit per AU
 
 The LLM is passed in already built (the loader in assistant.au.checkpoint calls `from_pretrained`).
 """

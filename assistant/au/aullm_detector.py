@@ -16,7 +16,7 @@ import logging
 
 import numpy as np
 
-from assistant.au.aullm_input import AULLMInput, analysis_input, frame_crops, model_tensor
+from assistant.au.aullm_input import AULLMInput, analysis_input, frame_crops, model_tensor, readable_source
 from assistant.au.base import make_evidence
 from assistant.types import AUEvidence, Clip, MotionAnalysis
 
@@ -43,10 +43,9 @@ def matches(analysis: MotionAnalysis, motion) -> bool:
 def analyse(clip: Clip, motion) -> MotionAnalysis:
     """The clip's analysis as training ran it: from its video or frame folder when it has one (the null pair's noise
     floor included), else from its two frames."""
-    from assistant.au.aullm_input import _readable_source
     from assistant.motion.analyze import analyze_clip, analyze_frames
 
-    src = _readable_source(clip)
+    src = readable_source(clip)
     if src is None:
         return analyze_frames(clip.onset_frame, clip.apex_frame, motion, clip)
     return analyze_clip(src, onset=clip.onset, apex=clip.apex, offset=clip.offset, config=motion)

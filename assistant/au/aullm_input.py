@@ -96,7 +96,7 @@ def motion_sequence(analysis: MotionAnalysis, n: int, size: int, motion_config) 
     noise = analysis.field.noise_px
     apex = _motion_frame(analysis.field, noise, size)
     positions = sequence_positions(clip.onset, clip.apex, n)
-    src = _readable_source(clip)
+    src = readable_source(clip)
     if src is None:  # an image pair: a linear rise to the apex motion
         return np.stack([apex * (k / max(n - 1, 1)) for k in range(n)])
     from assistant.motion.clip import open_source
@@ -115,7 +115,7 @@ def motion_sequence(analysis: MotionAnalysis, n: int, size: int, motion_config) 
     return np.stack(out)
 
 
-def _readable_source(clip) -> str | None:
+def readable_source(clip) -> str | None:
     """The clip's video or frame folder when its frames between onset and apex can be read again."""
     src = clip.source
     if not src or src.startswith("<") or clip.n_frames <= 2 or not Path(src).exists():
@@ -126,12 +126,11 @@ def _readable_source(clip) -> str | None:
 def frame_crops(clip, box, size: int) -> np.ndarray:
     """(N, size, size) uint8 grey crops of onset..apex (at most `MAX_FRAMES`) in `box` (source pixels). An image pair
     gives six linear blends of its two frames, as the published input has always been served."""
-    from assistant.au.preprocess import span_indices
-    from assistant.motion.face import apply_crop
+    from assistant.au.preprocess import grey_crops, span_indices
     from assistant.types import CropBox
 
     box = CropBox(box.x0, box.y0, box.x1, box.y1, size)
-    src = _readable_source(clip)
+    src = readable_source(clip)
     if src is None:
         a, b = clip.onset_frame.astype(np.float32), clip.apex_frame.astype(np.float32)
         frames = [np.clip(a + (b - a) * w, 0, 255).astype(np.uint8) for w in np.linspace(0, 1, 6)]
@@ -139,7 +138,7 @@ def frame_crops(clip, box, size: int) -> np.ndarray:
         from assistant.motion.clip import open_source
 
         frames = open_source(src).read(span_indices(clip.onset, clip.apex, MAX_FRAMES))
-    return np.stack([cv2.cvtColor(apply_crop(f, box), cv2.COLOR_RGB2GRAY) for f in frames]).astype(np.uint8)
+    return grey_crops(frames, box)
 
 
 def analysis_input(analysis: MotionAnalysis, config, motion_config) -> AULLMInput:

@@ -61,9 +61,13 @@ def onset_box(first: np.ndarray, landmarks: str = "mediapipe", size: int = 64, m
 def face_crop_grey(frames: Sequence[np.ndarray], size: int = 64, margin: float = 0.15,
                    landmarks: str = "mediapipe") -> np.ndarray:
     """(len, size, size) uint8 grey crops of `frames` with one box from the first frame's face (`onset_box`)."""
+    return grey_crops(frames, onset_box(frames[0], landmarks, size, margin))
+
+
+def grey_crops(frames: Sequence[np.ndarray], box) -> np.ndarray:
+    """(len, box.size, box.size) uint8 grey crops of RGB `frames` in `box`."""
     from assistant.motion.face import apply_crop
 
-    box = onset_box(frames[0], landmarks, size, margin)
     return np.stack([cv2.cvtColor(apply_crop(f, box), cv2.COLOR_RGB2GRAY) for f in frames]).astype(np.uint8)
 
 
