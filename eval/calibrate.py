@@ -18,6 +18,7 @@ The benchmark split (other people, other seeds) is never read here; `benchmarks/
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import logging
 import math
@@ -25,7 +26,8 @@ import math
 import numpy as np
 
 from assistant import calibration
-from assistant.au import AU
+from assistant.au import AU, explaining_away
+from assistant.au.rules import RulesParameters, score_regions
 from assistant.errors import ConfigError
 from assistant.facs import FACS, SIDED_REGIONS, image_direction
 from assistant.files import output_folder, write_json
@@ -42,6 +44,7 @@ GRID = {
     "midpoint": tuple(float(v) for v in np.round(np.arange(0.1, 0.95, 0.025), 3)),
 }
 STABLE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+COUPLING_STRENGTHS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # how much of an AU's fitted coupling it explains away (0: none)
 SIDES = ("L", "R", None)
 MAX_ACTIONS = max(len(au.actions) for au in FACS.values())
 CODES = sorted(FACS)
@@ -128,6 +131,54 @@ def fit_rules(measures: list[ClipMeasure], max_null_any: float) -> dict:
             "calibration_null_any": round(na, 4)}
 
 
+def labelled_clips(measures: list[ClipMeasure]) -> list[tuple[dict[int, str | None], list[dict], int]]:
+    """The clips with AUs, as `explaining_away.fit_coupling` takes them: each AU code with the one side it was drawn
+    on, or None when it acts on both."""
+    out = []
+    for m in measures:
+        sides: dict[int, set] = {}
+        for text in m.aus:
+            au = AU.parse(text)
+            if au.code in FACS:
+                sides.setdefault(au.code, set()).add(au.side)
+        if sides:
+            out.append(({c: next(iter(s)) if len(s) == 1 else None for c, s in sides.items()}, m.regions, m.size))
+    return out
+
+
+def fit_explaining_away(measures: list[ClipMeasure], rules: dict, max_null_any: float) -> dict:
+    """The coupling patterns (fitted on the labelled clips) and the strength and midpoint they are used with: the
+    best macro F1 among the settings that keep null clips under `max_null_any`, ties to the fewer false alarms;
+    strength 0 (no explaining away) competes too. The other rules settings stay as `fit_rules` chose them."""
+    coupling = explaining_away.fit_coupling(labelled_clips(measures))
+    patterns = {int(c): v["pattern"] for c, v in coupling.items()}
+    truth = truth_matrix(measures)
+    base = RulesParameters(**{k: float(v) for k, v in rules["parameters"].items()})
+    best: tuple | None = None
+    for strength in COUPLING_STRENGTHS:
+        for mid in GRID["midpoint"]:
+            params = dataclasses.replace(base, midpoint=mid, coupling=patterns if strength > 0 else None,
+                                         coupling_strength=strength if strength > 0 else 1.0)
+            pred = np.array([[s.probability >= 0.5 for s in score_regions(m.region_rows(), CODES, m.size, params)
+                              .scores] for m in measures], dtype=bool)
+            na = null_any(pred, measures)
+            if na > max_null_any:
+                continue
+            f1, per = macro_f1(pred, truth)
+            key = (round(f1, 4), -int((pred & ~truth).sum()), -strength)
+            if best is None or key > best[0]:
+                best = (key, strength, mid, f1, per, na, int((pred & ~truth).sum()))
+    if best is None:
+        raise ValueError(f"No setting keeps null clips under {max_null_any:.0%} with any AU; raise --max-null-any.")
+    _, strength, mid, f1, per, na, false_alarms = best
+    log.info("explaining away: strength %s, midpoint %s, macro F1 %.4f, %d false alarms", strength, mid, f1,
+             false_alarms)
+    return {"strength": strength, "midpoint": mid, "calibration_macro_f1": round(f1, 4),
+            "calibration_per_au_f1": {f"AU{k}": round(v, 4) for k, v in per.items()},
+            "calibration_null_any": round(na, 4), "calibration_false_alarms": false_alarms,
+            "strengths": list(COUPLING_STRENGTHS), "coupling": coupling}
+
+
 def _primary_motion(m: ClipMeasure, au: AU) -> float:
     """Coherent motion (px at 256) of the AU's first region, on its side (the larger side when both moved)."""
     region = FACS[au.code].actions[0].region
@@ -204,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
              {w: (f["calibration_macro_f1"], f["calibration_null_any"]) for w, f in fits.items()})
     measures = with_stable_weight(measured, weight)
     rules = fits[weight]
+    competition = fit_explaining_away(measures, rules, ns.max_null_any)
+    rules = {**rules, "parameters": {**rules["parameters"], "midpoint": competition.pop("midpoint")},
+             **{k: competition.pop(k) for k in ("calibration_macro_f1", "calibration_per_au_f1",
+                                                 "calibration_null_any", "calibration_false_alarms")},
+             "explaining_away": competition}
     intensity = {"stable_weight": weight, **fit_intensity(measures, ns.null_quantile)}
     how = {"split": "calibration", "world": ns.world, "clips": ns.clips, "seed": ns.seed,
            "max_null_any": ns.max_null_any,

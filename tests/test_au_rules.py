@@ -6,25 +6,13 @@ import math
 
 import numpy as np
 import pytest
+from _au_data import region_table as _table
 
 from assistant.au import AU, DETECTORS, get_detector, parse_aus
 from assistant.au.base import AUDetector
 from assistant.au.rules import STEEPNESS, parameters, probability, score_regions, side_score
 from assistant.errors import BackendError
-from assistant.facs import FACS, SIDED_REGIONS, image_direction
-from assistant.types import RegionMotion
-
-
-def _table(moves: dict) -> list[RegionMotion]:
-    """Every region still except those in `moves`: (region, side) -> (dx, dy) image pixels."""
-    out = []
-    for region in ("inner_brow", "outer_brow", "upper_eyelid", "lower_eyelid", "cheek", "nasolabial",
-                   "mouth_corner", "glabella", "nose", "upper_lip", "lower_lip", "chin"):
-        for side in (("L", "R") if region in SIDED_REGIONS else (None,)):
-            dx, dy = moves.get((region, side), (0.0, 0.0))
-            out.append(RegionMotion(region, side, dx, dy, math.hypot(dx, dy), math.hypot(dx, dy), "up", "purple",
-                                    "none", 1.0))
-    return out
+from assistant.facs import FACS, image_direction
 
 
 def test_au_type_still_imports_from_assistant_au():

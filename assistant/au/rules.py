@@ -31,16 +31,18 @@ null clips get any AU. The file records the grid, the split and the figures reac
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from assistant import calibration
-from assistant.au.base import make_evidence
+from assistant.au import explaining_away
 from assistant.au.eyelids import au43_score
-from assistant.facs import FACS, SIDED_REGIONS, FacsAU, image_direction
-from assistant.types import AUEvidence, Clip, MotionAnalysis, RegionMotion
+from assistant.au.sources import flow_sources
+from assistant.facs import FACS, SIDED_REGIONS, FacsAU, image_direction, region_label
+from assistant.types import AUEvidence, AUScore, Clip, MotionAnalysis, RegionMotion
 
 REFERENCE_SIZE = 256
 LANDMARK_AUS = frozenset({43})  # read from the landmarks (assistant.au.eyelids), never from the region flow
@@ -54,12 +56,20 @@ class RulesParameters:
     snr0: float
     agree_power: float
     midpoint: float
+    coupling: dict[int, dict[str, list[float]]] | None = None  # explaining away's patterns; None: off
+    coupling_strength: float = 1.0
 
 
 def parameters() -> RulesParameters:
-    """The calibrated settings in force now (read at call time: a calibration folder chosen later takes effect)."""
-    p = calibration.load("rules_calibration.json")["parameters"]
-    return RulesParameters(float(p["mag_ref"]), float(p["snr0"]), float(p["agree_power"]), float(p["midpoint"]))
+    """The calibrated settings in force now (read at call time: a calibration folder chosen later takes effect). A
+    calibration written before explaining away has no `explaining_away` entry: AUs are then scored independently."""
+    doc = calibration.load("rules_calibration.json")
+    p = doc["parameters"]
+    ea = doc.get("explaining_away")
+    on = bool(ea) and float(ea["strength"]) > 0
+    coupling = {int(c): v["pattern"] for c, v in ea["coupling"].items()} if on else None
+    return RulesParameters(float(p["mag_ref"]), float(p["snr0"]), float(p["agree_power"]), float(p["midpoint"]),
+                           coupling, float(ea["strength"]) if on else 1.0)
 
 
 def _region_vector(table: dict[tuple[str, str | None], RegionMotion], region: str, side: str | None) -> np.ndarray:
@@ -98,28 +108,88 @@ def probability(score: float, params: RulesParameters | None = None) -> float:
     return 1.0 / (1.0 + math.exp(-STEEPNESS * (score / (params or parameters()).midpoint - 1.0)))
 
 
+def _score_au(code: int, regions: list[RegionMotion], size: int, params: RulesParameters) -> tuple[float, str | None]:
+    """S of one AU and the side it is reported on (module docstring)."""
+    au = FACS[code]
+    if not any(a.region in SIDED_REGIONS for a in au.actions):
+        return side_score(au, regions, None, size, params), None
+    s_l, s_r = side_score(au, regions, "L", size, params), side_score(au, regions, "R", size, params)
+    best = max(s_l, s_r)
+    side = None
+    if best >= params.midpoint / 2 and min(s_l, s_r) < SIDE_RATIO * best:
+        side = "L" if s_l > s_r else "R"
+    return best, side
+
+
+def _main_score(code: int, regions: list[RegionMotion], size: int, params: RulesParameters) -> float:
+    """S over the AU's main actions only (those of largest weight): which of the AUs that pass explains first.
+    Where two AUs act on one region (AU12 and AU20 on the mouth corner) the one whose direction the region follows
+    claims it, not the one whose lesser regions happen to be stronger."""
+    au = FACS[code]
+    where = explaining_away.main_regions(code)
+    main = dataclasses.replace(au, actions=tuple(a for a in au.actions if a.region in where))
+    sides = ("L", "R") if any(a.region in SIDED_REGIONS for a in main.actions) else (None,)
+    return max(side_score(main, regions, s, size, params) for s in sides)
+
+
+def _compete(regions: list[RegionMotion], size: int, params: RulesParameters
+             ) -> tuple[dict[int, tuple[float, str | None, list[RegionMotion]]], dict[tuple[str, str | None], int]]:
+    """Every flow AU's S, side and the region table it was scored on, and which named AU took the most motion out
+    of each region. Without a coupling, each AU is scored on the measured table. With one
+    (`assistant.au.explaining_away`), the AUs that pass are named one at a time, the one whose main regions agree
+    best first (`_main_score`): each AU named takes its predicted field out of the table, and the AUs not yet named
+    are scored again with what is left in their main regions (`primary_residual`); what is left can lower a score,
+    never raise it."""
+    pool = [c for c in sorted(FACS) if c not in LANDMARK_AUS]
+    scored = {c: (*_score_au(c, regions, size, params), regions) for c in pool}
+    if params.coupling is None:
+        return scored, {}
+    table = {(r.region, r.side): np.array([r.dx, r.dy]) * (REFERENCE_SIZE / size) for r in regions}
+    taken: dict[tuple[str, str | None], tuple[float, int]] = {}
+    named: set[int] = set()
+    while len(named) < len(pool):
+        candidates = [c for c in pool if c not in named and probability(scored[c][0], params) >= 0.5]
+        if not candidates:
+            break
+        top = max(candidates, key=lambda c: _main_score(c, scored[c][2], size, params))
+        named.add(top)
+        field = explaining_away.predicted_field(top, explaining_away.amplitudes(top, table),
+                                                params.coupling.get(top, {}), params.coupling_strength)
+        after = explaining_away.take_out(table, field)
+        for key in field:
+            if key in table:
+                px = float(np.linalg.norm(table[key] - after[key]))
+                if px > taken.get(key, (0.0, 0))[0]:
+                    taken[key] = (px, top)
+        table = after
+        rest = explaining_away.residual_regions(regions, table, size, REFERENCE_SIZE)
+        for c in pool:
+            if c not in named:
+                own = explaining_away.primary_residual(c, regions, rest)
+                again = (*_score_au(c, own, size, params), own)
+                if again[0] < scored[c][0]:
+                    scored[c] = again
+    return scored, {key: code for key, (px, code) in taken.items()
+                    if key[0] not in explaining_away.main_regions(code) and px >= explaining_away.REPORT_MIN_PX}
+
+
 def score_regions(regions: list[RegionMotion], codes: list[int] | None = None,
-                  size: int = REFERENCE_SIZE) -> AUEvidence:
+                  size: int = REFERENCE_SIZE, params: RulesParameters | None = None) -> AUEvidence:
     """Rules evidence for `codes` (default: every AU of the FACS table) from a region motion table measured on a
-    `size` px crop."""
+    `size` px crop. Every flow AU takes part in the competition, asked for or not: an AU4 explains the lids away
+    for an AU7 asked for alone. Each score's sources are the regions it was scored on, after what stronger AUs
+    explained."""
     codes = sorted(FACS) if codes is None else list(codes)
-    params = parameters()
-    probs, sides = [], []
+    params = params or parameters()
+    scored, taken = _compete(regions, size, params)
+    scores = []
     for code in codes:
-        au = FACS[code]
-        if code in LANDMARK_AUS:
-            best, side = 0.0, None
-        elif any(a.region in SIDED_REGIONS for a in au.actions):
-            s_l, s_r = side_score(au, regions, "L", size, params), side_score(au, regions, "R", size, params)
-            best = max(s_l, s_r)
-            side = None
-            if best >= params.midpoint / 2 and min(s_l, s_r) < SIDE_RATIO * best:
-                side = "L" if s_l > s_r else "R"
-        else:
-            best, side = side_score(au, regions, None, size, params), None
-        probs.append(probability(best, params))
-        sides.append(side)
-    return make_evidence(codes, probs, "rules", sides=sides)
+        best, side, table = scored.get(code, (0.0, None, regions))
+        p = probability(best, params)
+        used = flow_sources(code, table, side) if p >= 0.5 else ()
+        scores.append(AUScore(int(code), min(1.0, max(0.0, p)), side, used))
+    return AUEvidence(sorted(scores, key=lambda s: s.code), "rules",
+                      explained={region_label(r, s): code for (r, s), code in sorted(taken.items(), key=str)})
 
 
 class RulesDetector:
