@@ -5,7 +5,9 @@ the shipped defaults beside the code change only by a commit of a documented `me
 
 - `rules_calibration.json`: MAG_REF, SNR0, AGREE_POWER and MIDPOINT of `assistant.au.rules`, by grid
   search for the best macro F1 over CASME II's eight AUs, among the settings that give at most `--max-null-any` of
-  the null clips any AU (of all the AUs the detector knows); ties go to the fewer false alarms.
+  the null clips any AU (of all the AUs the detector knows); ties go to the fewer false alarms. Then explaining
+  away (`assistant.au.explaining_away`): each AU's coupling pattern, fitted jointly on the labelled clips, and the
+  strength it is used with (`COUPLING_STRENGTHS`, 0 = off) with the midpoint chosen again, by the same rule.
 - `intensity_calibration.json`: how much the stable-area noise estimate is trusted
   (`stable_weight`, chosen with the rules settings: each weight gives every region a new SNR, and the weight whose
   best rules setting scores best wins), the SNR below which a region is `none` (the `--null-quantile` of region SNRs

@@ -85,3 +85,30 @@ def test_the_answer_says_the_lids_came_down_from_the_landmarks(blink):
     assert 43 in {au.code for au in result.answer.aus}
     line = next(line for line in result.answer.text.splitlines() if "AU43" in line)
     assert "upper lid" in line and "(landmarks)" in line, line
+
+
+def _brows_up(brow_px: float, lid_px: float):
+    """Both brows raised by `brow_px` (AU1+2) and both upper lids by `lid_px`, image pixels at the 256 px crop."""
+    from _au_data import region_table
+
+    moves = {}
+    for side in ("L", "R"):
+        moves[("inner_brow", side)] = (0.0, -brow_px)
+        moves[("outer_brow", side)] = (0.0, -0.8 * brow_px)
+        moves[("upper_eyelid", side)] = (0.0, -lid_px)
+    return region_table(moves, snr=60.0)
+
+
+@pytest.mark.parametrize("explaining_away", [False, True])
+def test_upper_lids_dragged_up_by_the_brows_are_not_au5_and_lids_rising_past_them_are(explaining_away):
+    import dataclasses
+
+    from assistant.au.rules import parameters, score_regions
+
+    params = parameters() if explaining_away else dataclasses.replace(parameters(), coupling=None)
+    dragged = {s.code for s in score_regions(_brows_up(0.9, 0.6), None, 256, params).active()}
+    assert {1, 2} <= dragged and 5 not in dragged, dragged
+    raised = {s.code for s in score_regions(_brows_up(0.9, 1.6), None, 256, params).active()}
+    assert {1, 2, 5} <= raised, raised
+    alone = {s.code for s in score_regions(_brows_up(0.0, 0.5), None, 256, params).active()}
+    assert 5 in alone, alone

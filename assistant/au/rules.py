@@ -18,15 +18,26 @@ p = 0.01 and twice the midpoint p = 0.99, whatever the calibrated midpoint. The 
 reported when the AU has some support (S >= MIDPOINT / 2) and one side's score is below SIDE_RATIO times the
 other's (one side moved), otherwise None.
 
+Explaining away (`assistant.au.explaining_away`): skin moves as one sheet, so an AU moves regions beyond its own
+(AU4 pushes the upper lids down, AU12 lifts the cheek). The AUs whose S passes the midpoint are named one at a time,
+the one whose main regions (its actions of largest weight) agree best first; each named AU takes its predicted field
+(its primary motion and a coupling pattern fitted on the calibration split) out of the table, and the AUs not yet
+named are scored again with what is left in their main regions. What is left can lower an AU's S, never raise it.
+Each score's sources are the regions it was scored on; `AUEvidence.explained` says which named AU took motion out of
+which region. AU5 reads each upper lid against the upward motion of its brow (`eyelids.lid_against_brow`): a raised
+brow drags the lid skin up.
+
 AU43 is not read from the flow: the lids' flow follows the brow (AU4) and the head, and AU43 was the AU most often
 named that nobody coded on real clips. `score_analysis` reads it from the eye's opening on the landmarks of both
 frames (`assistant.au.eyelids`); `score_regions`, which sees only the region table, gives it no evidence.
 
-MAG_REF, SNR0, AGREE_POWER and MIDPOINT (`RulesParameters`) are read when scoring from `rules_calibration.json`, the
-shipped one beside this file or a calibration folder's (`assistant.calibration`), which `meu calibrate rules`
-writes: a grid search for the best macro F1 over CASME II's eight AUs on the **calibration** split of the realistic
-synthetic world (people and seeds disjoint from the benchmark split), under the constraint that at most 10 % of its
-null clips get any AU. The file records the grid, the split and the figures reached.
+MAG_REF, SNR0, AGREE_POWER and MIDPOINT (`RulesParameters`) and the coupling patterns with their strength are read
+when scoring from `rules_calibration.json`, the shipped one beside this file or a calibration folder's
+(`assistant.calibration`), which `meu calibrate rules` writes: a grid search for the best macro F1 over CASME II's
+eight AUs on the **calibration** split of the realistic synthetic world (people and seeds disjoint from the benchmark
+split), under the constraint that at most `--max-null-any` of its null clips get any AU; then the patterns' fit and
+a second search over their strength (0: off) and the midpoint. The file records the grids, the split and the figures
+reached. A file without `explaining_away` (written before it) scores every AU on the measured table.
 """
 
 from __future__ import annotations
@@ -39,7 +50,7 @@ import numpy as np
 
 from assistant import calibration
 from assistant.au import explaining_away
-from assistant.au.eyelids import au43_score
+from assistant.au.eyelids import au43_score, lid_against_brow
 from assistant.au.sources import flow_sources
 from assistant.facs import FACS, SIDED_REGIONS, FacsAU, image_direction, region_label
 from assistant.types import AUEvidence, AUScore, Clip, MotionAnalysis, RegionMotion
@@ -109,8 +120,11 @@ def probability(score: float, params: RulesParameters | None = None) -> float:
 
 
 def _score_au(code: int, regions: list[RegionMotion], size: int, params: RulesParameters) -> tuple[float, str | None]:
-    """S of one AU and the side it is reported on (module docstring)."""
+    """S of one AU and the side it is reported on (module docstring). AU5 reads its upper lids against their brows
+    (`eyelids.lid_against_brow`)."""
     au = FACS[code]
+    if code == 5:
+        regions = lid_against_brow(regions)
     if not any(a.region in SIDED_REGIONS for a in au.actions):
         return side_score(au, regions, None, size, params), None
     s_l, s_r = side_score(au, regions, "L", size, params), side_score(au, regions, "R", size, params)
