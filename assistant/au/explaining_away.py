@@ -4,14 +4,16 @@ AUs are scored there.
 Real skin moves as one sheet: a lowered brow (AU4) pushes the upper lids down, a lip-corner pull (AU12) lifts the
 cheek and the nasolabial fold. Scored region by region, that coupled motion names AUs nobody coded (AU7 and AU43 with
 AU4, AU6 with AU12, AU9 and AU10 with each other), the false AUs that dominated on real clips (issue 21). The `rules`
-detector therefore names AUs one at a time, strongest first (an ordered competition): each named AU's predicted field
-is taken out of the region table, and the AUs still unnamed are scored again on what is left.
+detector therefore names the AUs that pass one at a time, the one whose main regions agree best first (an ordered
+competition): each named AU's predicted field is taken out of the region table, and the AUs still unnamed are scored
+again with what is left in their main regions (`main_residual`).
 
 An AU's predicted field is its amplitude times a coupling pattern. The amplitude on a side is the motion of its first
 (primary) region along the direction FACS gives it; the pattern says how far every other region moves, in the person's
 frame (outward, up), per pixel of that primary motion: sided regions on the acting side, midline regions from either
 side. The patterns are fitted by `meu calibrate rules` (`fit_coupling`) on the calibration split's labelled clips,
-by least squares, and stored under `coupling` in `rules_calibration.json`; nothing here assumes how skin couples.
+by least squares, and stored under `explaining_away` in `rules_calibration.json` with the strength they are used
+at; nothing here assumes how skin couples.
 
 What a named AU takes out of a region is only the part of the region's motion that points the predicted way, and at
 most the predicted length: a region that moved less than predicted, or another way, is not given motion it never had,
@@ -129,7 +131,7 @@ def main_regions(code: int) -> set[str]:
     return {a.region for a in FACS[code].actions if a.weight == top}
 
 
-def primary_residual(code: int, measured: list[RegionMotion], residual: list[RegionMotion]) -> list[RegionMotion]:
+def main_residual(code: int, measured: list[RegionMotion], residual: list[RegionMotion]) -> list[RegionMotion]:
     """The table an AU not yet named is scored on: its main regions (the actions of largest weight: AU24's two lips,
     AU7's lower lid) as the named AUs left them, every other region as measured. An AU is not named from motion that
     another AU predicts where it acts most (AU7 from lower lids that AU6 lifted, AU24 from a lower lip that AU17

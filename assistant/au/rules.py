@@ -152,7 +152,7 @@ def _compete(regions: list[RegionMotion], size: int, params: RulesParameters
     of each region. Without a coupling, each AU is scored on the measured table. With one
     (`assistant.au.explaining_away`), the AUs that pass are named one at a time, the one whose main regions agree
     best first (`_main_score`): each AU named takes its predicted field out of the table, and the AUs not yet named
-    are scored again with what is left in their main regions (`primary_residual`); what is left can lower a score,
+    are scored again with what is left in their main regions (`main_residual`); what is left can lower a score,
     never raise it."""
     pool = [c for c in sorted(FACS) if c not in LANDMARK_AUS]
     scored = {c: (*_score_au(c, regions, size, params), regions) for c in pool}
@@ -179,7 +179,7 @@ def _compete(regions: list[RegionMotion], size: int, params: RulesParameters
         rest = explaining_away.residual_regions(regions, table, size, REFERENCE_SIZE)
         for c in pool:
             if c not in named:
-                own = explaining_away.primary_residual(c, regions, rest)
+                own = explaining_away.main_residual(c, regions, rest)
                 again = (*_score_au(c, own, size, params), own)
                 if again[0] < scored[c][0]:
                     scored[c] = again
