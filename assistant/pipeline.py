@@ -169,8 +169,9 @@ class Result:
             # where each reported AU's evidence came from (flow regions, blendshape scores), strongest first
             "evidence_sources": {f"AU{s.code}": [src.to_dict() for src in s.sources] for s in self.evidence.active()
                                  if s.sources},
-            # regions whose motion a named AU's coupling explained (e.g. the upper lids an AU4 pushed down), so no
-            # other AU was named from it; empty when the detector scores AUs independently
+            # regions outside a named AU's own whose motion it explained (e.g. the upper lids an AU4 pushed down),
+            # so the AUs scored after it did not count that motion where they act most; empty when the detector
+            # scores AUs independently (learned heads, blendshapes, a calibration without explaining away)
             "explained_away": {label: f"AU{code}" for label, code in self.evidence.explained.items()},
             "threshold": self.evidence.threshold,
             "emotion": self.answer.emotion,

@@ -6,8 +6,9 @@ the shipped defaults beside the code change only by a commit of a documented `me
 - `rules_calibration.json`: MAG_REF, SNR0, AGREE_POWER and MIDPOINT of `assistant.au.rules`, by grid
   search for the best macro F1 over CASME II's eight AUs, among the settings that give at most `--max-null-any` of
   the null clips any AU (of all the AUs the detector knows); ties go to the fewer false alarms. Then explaining
-  away (`assistant.au.explaining_away`): each AU's coupling pattern, fitted jointly on the labelled clips, and the
-  strength it is used with (`COUPLING_STRENGTHS`, 0 = off) with the midpoint chosen again, by the same rule.
+  away (`assistant.au.explaining_away`): each AU's coupling pattern, fitted jointly on the labelled clips, the
+  strength it is used with (`COUPLING_STRENGTHS`, 0 = off) and whether AU5 reads its lids against the brow, with
+  the midpoint chosen again, by the same rule on the detector itself.
 - `intensity_calibration.json`: how much the stable-area noise estimate is trusted
   (`stable_weight`, chosen with the rules settings: each weight gives every region a new SNR, and the weight whose
   best rules setting scores best wins), the SNR below which a region is `none` (the `--null-quantile` of region SNRs
@@ -54,7 +55,8 @@ CODES = sorted(FACS)
 
 def action_arrays(measures: list[ClipMeasure]) -> dict[str, np.ndarray]:
     """Per clip, AU, side and action: the region's motion (px at 256), cosine with the expected direction, SNR and
-    the action's weight (0 for padding and for sides an AU does not use)."""
+    the action's weight (0 for padding and for sides an AU does not use): the detector with every AU scored alone
+    on the measured table (no explaining away, AU5 on its raw lids), whose four settings the grid chooses first."""
     shape = (len(measures), len(CODES), len(SIDES), MAX_ACTIONS)
     out = {k: np.zeros(shape) for k in ("norm", "cos", "snr", "weight")}
     for c, m in enumerate(measures):
@@ -149,33 +151,37 @@ def labelled_clips(measures: list[ClipMeasure]) -> list[tuple[dict[int, str | No
 
 
 def fit_explaining_away(measures: list[ClipMeasure], rules: dict, max_null_any: float) -> dict:
-    """The coupling patterns (fitted on the labelled clips) and the strength and midpoint they are used with: the
-    best macro F1 among the settings that keep null clips under `max_null_any`, ties to the fewer false alarms;
-    strength 0 (no explaining away) competes too. The other rules settings stay as `fit_rules` chose them."""
+    """The second stage, on the real detector (`score_regions`): the coupling patterns (fitted on the labelled
+    clips), the strength they are used with (`COUPLING_STRENGTHS`, 0 = off), whether AU5 reads its lids against
+    the brow, and the midpoint again: the best macro F1 among the settings that keep null clips under
+    `max_null_any`, ties to the fewer false alarms (every AU), then to the weaker change. The other rules settings
+    stay as `fit_rules` chose them."""
     coupling = explaining_away.fit_coupling(labelled_clips(measures))
     patterns = {int(c): v["pattern"] for c, v in coupling.items()}
     truth = truth_matrix(measures)
     base = RulesParameters(**{k: float(v) for k, v in rules["parameters"].items()})
     best: tuple | None = None
-    for strength in COUPLING_STRENGTHS:
-        for mid in GRID["midpoint"]:
-            params = dataclasses.replace(base, midpoint=mid, coupling=patterns if strength > 0 else None,
-                                         coupling_strength=strength if strength > 0 else 1.0)
-            pred = np.array([[s.probability >= 0.5 for s in score_regions(m.region_rows(), CODES, m.size, params)
-                              .scores] for m in measures], dtype=bool)
-            na = null_any(pred, measures)
-            if na > max_null_any:
-                continue
-            f1, per = macro_f1(pred, truth)
-            key = (round(f1, 4), -int((pred & ~truth).sum()), -strength)
-            if best is None or key > best[0]:
-                best = (key, strength, mid, f1, per, na, int((pred & ~truth).sum()))
+    for strength, against_brow, mid in itertools.product(COUPLING_STRENGTHS, (False, True), GRID["midpoint"]):
+        params = dataclasses.replace(base, midpoint=mid, coupling=patterns if strength > 0 else None,
+                                     coupling_strength=strength if strength > 0 else 1.0,
+                                     lid_against_brow=against_brow)
+        pred = np.array([[s.probability >= 0.5 for s in score_regions(m.region_rows(), CODES, m.size, params).scores]
+                         for m in measures], dtype=bool)
+        na = null_any(pred, measures)
+        if na > max_null_any:
+            continue
+        f1, per = macro_f1(pred, truth)
+        false_alarms = int((pred & ~truth).sum())
+        key = (round(f1, 4), -false_alarms, -strength, -against_brow)
+        if best is None or key > best[0]:
+            best = (key, strength, against_brow, mid, f1, per, na, false_alarms)
     if best is None:
         raise ValueError(f"No setting keeps null clips under {max_null_any:.0%} with any AU; raise --max-null-any.")
-    _, strength, mid, f1, per, na, false_alarms = best
-    log.info("explaining away: strength %s, midpoint %s, macro F1 %.4f, %d false alarms", strength, mid, f1,
-             false_alarms)
-    return {"strength": strength, "midpoint": mid, "calibration_macro_f1": round(f1, 4),
+    _, strength, against_brow, mid, f1, per, na, false_alarms = best
+    log.info("explaining away: strength %s, AU5 against the brow %s, midpoint %s, macro F1 %.4f, %d false alarms",
+             strength, against_brow, mid, f1, false_alarms)
+    return {"strength": strength, "au5_against_brow": against_brow, "midpoint": mid,
+            "calibration_macro_f1": round(f1, 4),
             "calibration_per_au_f1": {f"AU{k}": round(v, 4) for k, v in per.items()},
             "calibration_null_any": round(na, 4), "calibration_false_alarms": false_alarms,
             "strengths": list(COUPLING_STRENGTHS), "coupling": coupling}
@@ -260,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     competition = fit_explaining_away(measures, rules, ns.max_null_any)
     rules = {**rules, "parameters": {**rules["parameters"], "midpoint": competition.pop("midpoint")},
              **{k: competition.pop(k) for k in ("calibration_macro_f1", "calibration_per_au_f1",
-                                                 "calibration_null_any", "calibration_false_alarms")},
+                                                 "calibration_null_any", "calibration_false_alarms",
+                                                 "au5_against_brow")},
              "explaining_away": competition}
     intensity = {"stable_weight": weight, **fit_intensity(measures, ns.null_quantile)}
     how = {"split": "calibration", "world": ns.world, "clips": ns.clips, "seed": ns.seed,

@@ -171,6 +171,8 @@ def test_api_result_carries_blendshapes_and_evidence_sources(smile_images, detec
     assert 12 in d["au_codes"]
     kinds = {src["kind"] for src in d["evidence_sources"]["AU12"]}
     assert "flow" in kinds and (detector == "rules") == ("blendshape" not in kinds)
+    assert all(region in {r["label"] for r in d["regions"]} and au.startswith("AU")
+               for region, au in d["explained_away"].items())
 
 
 def test_magnification_benchmark_moves_pixels_k_times_the_flow():

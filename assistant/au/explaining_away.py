@@ -34,7 +34,7 @@ from assistant.types import RegionMotion
 SIDES = ("L", "R")
 MIN_CLIPS = 3  # clips an AU needs before its coupling is fitted (fewer: it explains its own region only)
 REPORT_MIN_PX = 0.02  # px at 256 an AU must take out of a region outside its main ones for the result to say so
-RIDGE = 1e-3  # a small ridge, relative to the amplitudes' mean square, for AUs that nearly always come together
+RIDGE = 1e-3  # a small ridge, relative to the mean diagonal of X'X, for AUs that nearly always come together
 
 
 def _sign(side: str | None) -> float:
@@ -65,12 +65,6 @@ def amplitudes(code: int, table: dict[tuple[str, str | None], np.ndarray]) -> di
     return out
 
 
-def _midline_frame(amps: dict[str | None, float]) -> str | None:
-    """The side a midline region's lateral motion is read against: the one acting side, else none (vertical only)."""
-    moving = [s for s, a in amps.items() if a > 0]
-    return moving[0] if len(moving) == 1 else None
-
-
 def predicted_field(code: int, amps: dict[str | None, float], coupling: dict[str, list[float]],
                     strength: float = 1.0) -> dict[tuple[str, str | None], np.ndarray]:
     """Image-frame motion the AU predicts in each region (its primary region: exactly its measured projection).
@@ -80,15 +74,15 @@ def predicted_field(code: int, amps: dict[str | None, float], coupling: dict[str
     for side, amp in amps.items():
         if amp > 0:
             out[(primary.region, side)] = amp * image_direction(primary, side)
-    total, frame = sum(amps.values()), _midline_frame(amps)
+    total = sum(amps.values())
     for name, pattern in coupling.items():
         region, _ = name.split("@")
         if region == primary.region:
             continue
         p = strength * np.asarray(pattern, dtype=np.float64)
-        if region not in SIDED_REGIONS:
+        if region not in SIDED_REGIONS:  # fitted vertical only: the sides' lateral pulls cancel on the midline
             if total > 0:
-                out[(region, None)] = total * (to_image(p, frame) if frame else np.array([0.0, -p[1]]))
+                out[(region, None)] = total * np.array([0.0, -p[1]])
             continue
         for s in SIDES:
             amp = amps.get(None, 0.0) if None in amps else amps.get(s, 0.0)
@@ -144,30 +138,41 @@ def main_residual(code: int, measured: list[RegionMotion], residual: list[Region
     return [rest[(r.region, r.side)] if r.region in main else r for r in measured]
 
 
+def _side_amplitude(amps: dict[str | None, float], only: str | None, side: str) -> float:
+    """The amplitude an AU drives a sided region on `side` with: its own side's, or a midline AU's unless it was
+    labelled on the other side."""
+    if None in amps:
+        return amps[None] if only in (None, side) else 0.0
+    return amps.get(side, 0.0)
+
+
 def fit_coupling(clips: Iterable[tuple[dict[int, str | None], list[dict], int]]) -> dict[str, dict]:
     """Per AU, its coupling pattern, by least squares over every labelled clip at once: each region's motion (the
     person's frame) is the sum of the clip's AUs' primary amplitudes times their patterns (its own side's amplitude
     for a sided region; the sum over sides, vertical only, for a midline one). Joint, so AUs that come together (AU1
     with AU2, AU6 with AU12) are told apart by the clips where they do not. `clips`: ({code: the one side it acts on
-    or None}, region rows, crop size); an AU in fewer than `MIN_CLIPS` clips is left out with the clips holding it."""
+    or None}, region rows, crop size). A midline AU labelled on one side (AU9 wrinkling one nasolabial fold) keeps
+    its amplitude and explains the sided regions of that side only. An AU in fewer than `MIN_CLIPS` clips is left
+    out, with the clips holding it; `clips` in the result counts the clips each fit used."""
     clips = list(clips)
     seen: dict[int, int] = {}
     for codes, _, _ in clips:
         for code in codes:
             seen[code] = seen.get(code, 0) + 1
     fitted = sorted(c for c, n in seen.items() if n >= MIN_CLIPS and c in FACS)
+    used = dict.fromkeys(fitted, 0)
     rows: dict[str, tuple[list, list]] = {}
     for codes, regions, size in clips:
         if not set(codes) <= set(fitted):
             continue
+        for code in codes:
+            used[code] += 1
         table = {(r["region"], r["side"]): np.array([r["dx"], r["dy"]]) * (256 / size) for r in regions}
-        amps = {}
-        for code, only in codes.items():
-            a = amplitudes(code, table)
-            amps[code] = {s: (v if only is None or s == only else 0.0) for s, v in a.items()}
+        amps = {code: {s: (v if only is None or s in (None, only) else 0.0)
+                       for s, v in amplitudes(code, table).items()} for code, only in codes.items()}
         for (region, rside), v in table.items():
             if region in SIDED_REGIONS:
-                x = [amps[c].get(None, amps[c].get(rside, 0.0)) if c in amps else 0.0 for c in fitted]
+                x = [_side_amplitude(amps.get(c, {}), codes.get(c), rside) for c in fitted]
                 key, y = f"{region}@same", to_person(v, rside)
             else:
                 x = [sum(amps[c].values()) if c in amps else 0.0 for c in fitted]
@@ -179,7 +184,8 @@ def fit_coupling(clips: Iterable[tuple[dict[int, str | None], list[dict], int]])
     for key, (xs, ys) in sorted(rows.items()):
         x, y = np.asarray(xs), np.asarray(ys)
         gram = x.T @ x
-        k = np.linalg.solve(gram + RIDGE * np.trace(gram) / len(fitted) * np.eye(len(fitted)), x.T @ y)
+        ridge = RIDGE * np.trace(gram) / len(fitted) + 1e-12
+        k = np.linalg.solve(gram + ridge * np.eye(len(fitted)), x.T @ y)
         for j, code in enumerate(fitted):
             patterns[code][key] = [round(float(c), 4) for c in k[j]]
-    return {str(c): {"clips": seen[c], "pattern": patterns[c]} for c in fitted}
+    return {str(c): {"clips": used[c], "pattern": patterns[c]} for c in fitted}

@@ -118,6 +118,7 @@ def combine(rules: AUEvidence, blend: AUEvidence, z: dict[int, float],
     evidence = make_evidence(codes, probs, "fusion", sides=sides)
     by_code = dict(zip(codes, sources))
     evidence.scores = [dataclasses.replace(s, sources=tuple(by_code[s.code])) for s in evidence.scores]
+    evidence.explained = dict(rules.explained)  # what the flow part attributed to one AU stays attributed
     return evidence
 
 

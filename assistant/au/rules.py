@@ -24,8 +24,8 @@ the one whose main regions (its actions of largest weight) agree best first; eac
 (its primary motion and a coupling pattern fitted on the calibration split) out of the table, and the AUs not yet
 named are scored again with what is left in their main regions. What is left can lower an AU's S, never raise it.
 Each score's sources are the regions it was scored on; `AUEvidence.explained` says which named AU took motion out of
-which region. AU5 reads each upper lid against the upward motion of its brow (`eyelids.lid_against_brow`): a raised
-brow drags the lid skin up.
+which region. AU5 reads each upper lid against the upward motion of its brow (`eyelids.lid_against_brow`, when the
+calibration says `au5_against_brow`): a raised brow drags the lid skin up.
 
 AU43 is not read from the flow: the lids' flow follows the brow (AU4) and the head, and AU43 was the AU most often
 named that nobody coded on real clips. `score_analysis` reads it from the eye's opening on the landmarks of both
@@ -52,7 +52,7 @@ from assistant import calibration
 from assistant.au import explaining_away
 from assistant.au.eyelids import au43_score, lid_against_brow
 from assistant.au.sources import flow_sources
-from assistant.facs import FACS, SIDED_REGIONS, FacsAU, image_direction, region_label
+from assistant.facs import FACS, SIDED_REGIONS, FacsAU, facs_au, image_direction, region_label
 from assistant.types import AUEvidence, AUScore, Clip, MotionAnalysis, RegionMotion
 
 REFERENCE_SIZE = 256
@@ -69,18 +69,20 @@ class RulesParameters:
     midpoint: float
     coupling: dict[int, dict[str, list[float]]] | None = None  # explaining away's patterns; None: off
     coupling_strength: float = 1.0
+    lid_against_brow: bool = False  # AU5 reads its upper lids against their brows
 
 
 def parameters() -> RulesParameters:
     """The calibrated settings in force now (read at call time: a calibration folder chosen later takes effect). A
-    calibration written before explaining away has no `explaining_away` entry: AUs are then scored independently."""
+    calibration written before explaining away has no `explaining_away` and no `au5_against_brow` entry: every AU is
+    then scored alone on the measured table, exactly as before."""
     doc = calibration.load("rules_calibration.json")
     p = doc["parameters"]
     ea = doc.get("explaining_away")
     on = bool(ea) and float(ea["strength"]) > 0
     coupling = {int(c): v["pattern"] for c, v in ea["coupling"].items()} if on else None
     return RulesParameters(float(p["mag_ref"]), float(p["snr0"]), float(p["agree_power"]), float(p["midpoint"]),
-                           coupling, float(ea["strength"]) if on else 1.0)
+                           coupling, float(ea["strength"]) if on else 1.0, bool(doc.get("au5_against_brow", False)))
 
 
 def _region_vector(table: dict[tuple[str, str | None], RegionMotion], region: str, side: str | None) -> np.ndarray:
@@ -119,26 +121,32 @@ def probability(score: float, params: RulesParameters | None = None) -> float:
     return 1.0 / (1.0 + math.exp(-STEEPNESS * (score / (params or parameters()).midpoint - 1.0)))
 
 
-def _score_au(code: int, regions: list[RegionMotion], size: int, params: RulesParameters) -> tuple[float, str | None]:
-    """S of one AU and the side it is reported on (module docstring). AU5 reads its upper lids against their brows
-    (`eyelids.lid_against_brow`)."""
+def _au_table(code: int, regions: list[RegionMotion], params: RulesParameters) -> list[RegionMotion]:
+    """The table an AU reads: AU5 its upper lids against their brows when the calibration says so
+    (`eyelids.lid_against_brow`), every other AU the table as given."""
+    return lid_against_brow(regions) if code == 5 and params.lid_against_brow else regions
+
+
+def _score_au(code: int, regions: list[RegionMotion], size: int, params: RulesParameters
+              ) -> tuple[float, str | None, list[RegionMotion]]:
+    """S of one AU, the side it is reported on (module docstring) and the table it read."""
     au = FACS[code]
-    if code == 5:
-        regions = lid_against_brow(regions)
+    regions = _au_table(code, regions, params)
     if not any(a.region in SIDED_REGIONS for a in au.actions):
-        return side_score(au, regions, None, size, params), None
+        return side_score(au, regions, None, size, params), None, regions
     s_l, s_r = side_score(au, regions, "L", size, params), side_score(au, regions, "R", size, params)
     best = max(s_l, s_r)
     side = None
     if best >= params.midpoint / 2 and min(s_l, s_r) < SIDE_RATIO * best:
         side = "L" if s_l > s_r else "R"
-    return best, side
+    return best, side, regions
 
 
 def _main_score(code: int, regions: list[RegionMotion], size: int, params: RulesParameters) -> float:
-    """S over the AU's main actions only (those of largest weight): which of the AUs that pass explains first.
-    Where two AUs act on one region (AU12 and AU20 on the mouth corner) the one whose direction the region follows
-    claims it, not the one whose lesser regions happen to be stronger."""
+    """S over the AU's main actions only (those of largest weight), on the table the AU read: which of the AUs that
+    pass explains first. Where two AUs act on one region (AU12 and AU20 on the mouth corner) the one whose direction
+    the region follows claims it, not the one whose lesser regions happen to be stronger. (The magnitude term
+    saturates, so two strong AUs on different regions nearly tie; they do not compete for a region either.)"""
     au = FACS[code]
     where = explaining_away.main_regions(code)
     main = dataclasses.replace(au, actions=tuple(a for a in au.actions if a.region in where))
@@ -155,7 +163,7 @@ def _compete(regions: list[RegionMotion], size: int, params: RulesParameters
     are scored again with what is left in their main regions (`main_residual`); what is left can lower a score,
     never raise it."""
     pool = [c for c in sorted(FACS) if c not in LANDMARK_AUS]
-    scored = {c: (*_score_au(c, regions, size, params), regions) for c in pool}
+    scored = {c: _score_au(c, regions, size, params) for c in pool}
     if params.coupling is None:
         return scored, {}
     table = {(r.region, r.side): np.array([r.dx, r.dy]) * (REFERENCE_SIZE / size) for r in regions}
@@ -179,12 +187,11 @@ def _compete(regions: list[RegionMotion], size: int, params: RulesParameters
         rest = explaining_away.residual_regions(regions, table, size, REFERENCE_SIZE)
         for c in pool:
             if c not in named:
-                own = explaining_away.main_residual(c, regions, rest)
-                again = (*_score_au(c, own, size, params), own)
+                again = _score_au(c, explaining_away.main_residual(c, regions, rest), size, params)
                 if again[0] < scored[c][0]:
                     scored[c] = again
     return scored, {key: code for key, (px, code) in taken.items()
-                    if key[0] not in explaining_away.main_regions(code) and px >= explaining_away.REPORT_MIN_PX}
+                    if key[0] not in FACS[code].regions and px >= explaining_away.REPORT_MIN_PX}
 
 
 def score_regions(regions: list[RegionMotion], codes: list[int] | None = None,
@@ -193,7 +200,7 @@ def score_regions(regions: list[RegionMotion], codes: list[int] | None = None,
     `size` px crop. Every flow AU takes part in the competition, asked for or not: an AU4 explains the lids away
     for an AU7 asked for alone. Each score's sources are the regions it was scored on, after what stronger AUs
     explained."""
-    codes = sorted(FACS) if codes is None else list(codes)
+    codes = sorted(FACS) if codes is None else [facs_au(c).code for c in codes]
     params = params or parameters()
     scored, taken = _compete(regions, size, params)
     scores = []
