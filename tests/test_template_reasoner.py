@@ -175,3 +175,21 @@ def test_a_macro_expression_is_not_called_a_micro_expression(lang, micro, macro)
     assert macro in why.lower() and micro not in why.lower()
     req.expression = "micro"
     assert micro in reasoner.compose(req).lower()
+
+
+@pytest.mark.parametrize("lang,question,expected", [
+    ("en", "What is AU7?", "The motion in its left upper eyelid and right upper eyelid was attributed to AU4 "
+                           "(Brow Lowerer), which drags that skin along."),
+    ("zh", "AU7是什么意思？", "左上眼睑、右上眼睑的运动已归于 AU4"),
+])
+def test_an_au_not_named_says_which_au_its_regions_motion_was_given_to(lang, question, expected):
+    """Explaining away, told to the user: the lids moved, AU7 was not named, because AU4 drags that skin."""
+    reasoner = TemplateReasoner()
+    req = request_for([4], lang=lang)
+    req.evidence.explained = {"left upper eyelid": 4, "right upper eyelid": 4, "left cheek": 12}
+    conv = Conversation(request=req, answer=reasoner.answer(req))
+    reply = list(reasoner.follow_up(conv, question))[-1]
+    assert expected in reply, reply
+    assert "cheek" not in reply and "AU12" not in reply  # AU7 does not act on the cheek
+    found = list(reasoner.follow_up(conv, "What is AU4?"))[-1]
+    assert "attributed" not in found and "归于" not in found

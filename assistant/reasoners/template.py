@@ -316,6 +316,8 @@ class TemplateReasoner:
                 status = "was found in this clip" if found else "was not found in this clip"
                 out.append(f"AU{code} is the {FACS[code].name}: {FACS[code].description}; it acts on the {where}. "
                            f"It {status} (probability {p:.2f}).")
+            if not found:
+                out[-1] += _explained_text(conv, code, lang)
         return "\n\n".join(out)
 
     def _explain_colours(self, conv: Conversation, colours: list[str], lang: str) -> str:
@@ -375,6 +377,22 @@ class TemplateReasoner:
                     "某种颜色代表什么、某个AU是什么。")
         return ("I can't answer that from this clip. I can tell you which AUs were found and how sure they are, why "
                 "this emotion, where the face moved, what a colour means, and what an AU is.")
+
+
+def _explained_text(conv: Conversation, code: int, lang: str) -> str:
+    """Why an AU whose regions moved was not named: the motion there was another AU's (explaining away)."""
+    by: dict[int, list[tuple[str, str | None]]] = {}
+    for label, other in conv.request.evidence.explained.items():
+        first, _, rest = label.partition(" ")
+        side = {"left": "L", "right": "R"}.get(first)
+        key = ((rest if side else label).replace(" ", "_"), side)
+        if key[0] in FACS[code].regions:
+            by.setdefault(other, []).append(key)
+    if lang == "zh":
+        return "".join(f"{_join([region_name(k, 'zh') for k in keys], 'zh')}的运动已归于 AU{other}"
+                       f"“{au_name(other, 'zh')}”：它带动了这片皮肤。" for other, keys in sorted(by.items()))
+    return "".join(f" The motion in its {_join([region_name(k) for k in keys], 'en')} was attributed to AU{other} "
+                   f"({au_name(other)}), which drags that skin along." for other, keys in sorted(by.items()))
 
 
 def _was_found(conv: Conversation, code: int) -> bool:
