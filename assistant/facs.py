@@ -97,13 +97,17 @@ def facs_au(code: int) -> FacsAU:
         raise UnknownAUError(f"AU{code} is not in the FACS table; known AUs are {known}.") from None
 
 
+def side_sign(side: str | None) -> float:
+    """Image x of "outward" on the person's `side`: +1 on the left (the image's right), -1 on the right, 0 midline."""
+    return {"L": 1.0, "R": -1.0}.get(side or "", 0.0)
+
+
 def image_direction(action: RegionAction, side: str | None) -> np.ndarray:
     """Unit motion vector (dx, dy) in image coordinates for `action` on the person's `side` ("L"/"R"/None).
 
     The person's right side is on the image's left, so "outward" there is -x.
     """
-    sign = {"L": 1.0, "R": -1.0}.get(side or "", 0.0)
-    v = np.array([action.lateral * sign, -action.vertical], dtype=np.float64)
+    v = np.array([action.lateral * side_sign(side), -action.vertical], dtype=np.float64)
     n = np.linalg.norm(v)
     return v / n if n > 0 else v
 

@@ -7,6 +7,8 @@ flow is float32 (H, W, 2) holding (dx, dy) in pixels of the working-size crop; s
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,6 +126,13 @@ class RegionMotion:
     def motion_px(self) -> float:
         """Coherent motion: the length of the region's mean vector (noise averages out of it, muscle motion not)."""
         return float(np.hypot(self.dx, self.dy))
+
+    def moved(self, dx: float, dy: float) -> RegionMotion:
+        """The row with another mean vector (what is left of the motion once part of it is attributed elsewhere),
+        its SNR on the same noise floor."""
+        before, after = math.hypot(self.dx, self.dy), math.hypot(dx, dy)
+        return dataclasses.replace(self, dx=float(dx), dy=float(dy),
+                                   snr=self.snr * after / before if before > 0 else 0.0)
 
     @property
     def label(self) -> str:

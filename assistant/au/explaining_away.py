@@ -22,13 +22,11 @@ so explaining away can remove false evidence but never create it.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Iterable
 
 import numpy as np
 
-from assistant.facs import FACS, SIDED_REGIONS, image_direction
+from assistant.facs import FACS, SIDED_REGIONS, image_direction, side_sign
 from assistant.types import RegionMotion
 
 SIDES = ("L", "R")
@@ -37,17 +35,13 @@ REPORT_MIN_PX = 0.02  # px at 256 an AU must take out of a region outside its ma
 RIDGE = 1e-3  # a small ridge, relative to the mean diagonal of X'X, for AUs that nearly always come together
 
 
-def _sign(side: str | None) -> float:
-    return {"L": 1.0, "R": -1.0}.get(side or "", 0.0)
-
-
 def to_person(v: np.ndarray, side: str | None) -> np.ndarray:
     """Image (dx, dy) to the person's frame (outward from the midline on `side`, up)."""
-    return np.array([v[0] * _sign(side), -v[1]])
+    return np.array([v[0] * side_sign(side), -v[1]])
 
 
 def to_image(p: np.ndarray, side: str | None) -> np.ndarray:
-    return np.array([p[0] * _sign(side), -p[1]])
+    return np.array([p[0] * side_sign(side), -p[1]])
 
 
 def acting_sides(code: int) -> tuple[str | None, ...]:
@@ -109,14 +103,7 @@ def residual_regions(regions: list[RegionMotion], table: dict[tuple[str, str | N
                      size: int, reference: int) -> list[RegionMotion]:
     """Region rows with the residual vectors (px at the `size` crop; `table` is at `reference` px) and their SNR on
     the same noise floor."""
-    out = []
-    for r in regions:
-        v = table[(r.region, r.side)] * (size / reference)
-        before = math.hypot(r.dx, r.dy)
-        after = float(np.linalg.norm(v))
-        snr = r.snr * after / before if before > 0 else 0.0
-        out.append(dataclasses.replace(r, dx=float(v[0]), dy=float(v[1]), snr=snr))
-    return out
+    return [r.moved(*(table[(r.region, r.side)] * (size / reference))) for r in regions]
 
 
 def main_regions(code: int) -> set[str]:

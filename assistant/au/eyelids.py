@@ -12,7 +12,6 @@ frame looks the same as AU43 on two frames and cannot be told apart.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -79,9 +78,6 @@ def lid_against_brow(regions: list[RegionMotion]) -> list[RegionMotion]:
         brows = [table[(b, r.side)] for b in ("inner_brow", "outer_brow") if (b, r.side) in table]
         if r.region == "upper_eyelid" and brows:
             up = min(0.0, float(np.mean([b.dy for b in brows])))  # image y points down
-            before = math.hypot(r.dx, r.dy)
-            dy = r.dy - up
-            after = math.hypot(r.dx, dy)
-            r = dataclasses.replace(r, dy=dy, snr=r.snr * after / before if before > 0 else 0.0)
+            r = r.moved(r.dx, r.dy - up)
         out.append(r)
     return out
