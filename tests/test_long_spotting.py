@@ -128,6 +128,40 @@ def test_eyes_only_bumps_beside_a_blink_are_part_of_it():
     assert kinds == ["blink", "blink", "micro", "micro", "blink", "blink"]
 
 
+def test_an_onset_shoulder_does_not_split_an_expression():
+    """Hysteresis: one expression whose curve dips under the threshold between its shoulder and its peak, staying above
+    `join_ratio` of it, is one interval; with the joining off (`join_ratio` 1) the shoulder is an interval of its
+    own, and two events whose curve falls to the background between them stay two."""
+    import numpy as np
+
+    from assistant.motion.intervals import _intervals
+    from assistant.motion.tracking import REGION_GROUPS, Tracks, _region_keys
+
+    n = 200
+    t = np.arange(n)
+
+    def bump(centre: float, width: float, height: float) -> np.ndarray:
+        return height * np.exp(-0.5 * ((t - centre) / width) ** 2)
+
+    keys = _region_keys()
+    tracks = Tracks(30.0, n, keys, np.zeros((n, len(keys), 2), np.float32), np.zeros((n, 4), np.float32),
+                    np.ones(n, bool))
+    # a shoulder of 11 at frame 63 and the peak of 30 at frame 75: the curve dips to 5.4 (threshold 9) for longer than
+    # merge_gap_s between them; later, two bumps with the background (1) between them
+    curve = 1.0 + bump(63, 3, 10) + bump(75, 3, 29) + bump(130, 2.5, 14) + bump(160, 2.5, 14)
+    below = np.flatnonzero(curve[63:76] < 9.0)
+    assert len(below) > SpotConfig().merge_gap_s * 30 and 4.5 < curve[63:76].min() < 9.0
+    groups = {g: (curve if g == "brows" else np.full(n, 1.0)) for g in REGION_GROUPS}
+    zeros = np.zeros(n)
+
+    def spans(join_ratio: float) -> list[tuple[int, int]]:
+        cfg = SpotConfig(join_ratio=join_ratio)
+        return [(iv.apex, iv.kind) for iv in _intervals(tracks, curve, groups, np.zeros((n, 2)), zeros, cfg)]
+
+    assert spans(0.5) == [(75, "micro"), (130, "micro"), (160, "micro")]
+    assert spans(1.0) == [(63, "micro"), (75, "micro"), (130, "micro"), (160, "micro")]
+
+
 @pytest.mark.slow
 def test_one_grey_level_of_noise_or_one_thread_turns_no_speech_into_an_expression(tmp_path):
     """The speech decision sits on a margin, not a knife edge (issue 24): the talking video with i.i.d. {-1, 0, +1}

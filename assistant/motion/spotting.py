@@ -44,6 +44,9 @@ class SpotConfig:
                 "expression's peak stays)"})
     threshold: float = field(default=9.0, metadata={"help": "region SNR an interval must pass"})
     merge_gap_s: float = field(default=0.1, metadata={"help": "runs closer than this are one interval"})
+    join_ratio: float = field(default=0.5, metadata={
+        "help": "runs are one interval when the curve between them stays above this share of the threshold "
+                "(hysteresis: a dip or an onset shoulder does not split one expression; 1 = off)"})
     head_speed_window_s: float = field(default=0.15, metadata={"help": "head motion measured over +- this"})
     head_shift_px: float = field(default=1.5, metadata={"help": "head shift (crop px) that makes an interval 'head'"})
     head_rot_deg: float = field(default=1.0, metadata={"help": "head rotation that makes an interval 'head'"})
@@ -75,6 +78,9 @@ class SpotConfig:
         for name in ("smooth_s", "merge_gap_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name):g} must be 0 or more (seconds).")
+        if not 0 < self.join_ratio <= 1:
+            raise ConfigError(f"join_ratio={self.join_ratio:g} must lie in (0, 1] (a share of the threshold; 1 turns "
+                              "the joining off).")
         if self.baseline_s < self.micro_baseline_s:
             raise ConfigError(f"baseline_s={self.baseline_s:g} must be at least micro_baseline_s="
                               f"{self.micro_baseline_s:g} (the long baseline keeps macro-expressions whole).")
