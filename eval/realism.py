@@ -31,7 +31,8 @@ from instruction_data.realistic import draw_spec, render_realistic
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 7  # bump when the motion core's output changes, so stale tables are not reused
+CACHE_VERSION = 8  # bump when the motion core's output changes, so stale tables are not reused (8: rigid3d fitted
+# with and without the nose bridge)
 
 
 @dataclass

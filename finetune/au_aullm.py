@@ -38,7 +38,7 @@ from finetune.input_cache import cached_arrays, record_analysis
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the motion core fits rigid3d with and without the nose bridge
 
 
 class AULLMAdapter:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,7 @@ RIGID3D_STILLER = 0.6
 # px at 256: when the similarity leaves a median motion under this, there is no turn to undo and rigid3d is not run.
 # Its own floor on a still pair of the calibration photo was 0.012 px, so it could not be RIGID3D_STILLER as still.
 TURN_MIN_PX = 0.02
+FREE_BRIDGE = "+free-bridge"  # ends the registration's method when the rigid3d fits left the nose bridge out
 NOISE_MIN_GAP = 8  # a frame right after the onset is a null pair only when the apex is at least this far away
 NOISE_MAX_SEEK = 300  # frames decoded again at most to fetch the null-pair frame of a video
 DEFAULT_NOISE_PX = 0.03  # px at 256 when no estimate is possible (the middle of what still real faces show)
@@ -116,12 +117,14 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
                         "does not give; a 2-D similarity was used, so a head that turns out of plane may leave "
                         "motion at the nose and the face's edges.")
     fit3d = rigid3d_fit_mask(stable, face, crop_lm.points68) if depth is not None else None
+    free3d = rigid3d_fit_mask(stable, face, crop_lm.points68, bridge=False) if depth is not None else None
     onset_grey = None
 
-    def compensated(frame: np.ndarray, frame_lm, model_depth: np.ndarray | None, timed: bool = True):
-        """Onset crop, registered frame crop, registration and the flow with the head motion removed, for the
-        similarity (`model_depth` None) or the rigid3d model. `timed`: add the stages' times to `timings` (the null
-        pair's count under "noise" instead)."""
+    def compensated(frame: np.ndarray, frame_lm, model_depth: np.ndarray | None, free_bridge: bool = False,
+                    timed: bool = True):
+        """Onset crop, registered frame crop, registration, the flow with the head motion removed and the head motion,
+        for the similarity (`model_depth` None) or the rigid3d model (`free_bridge`: fitted without the nose bridge).
+        `timed`: add the stages' times to `timings` (the null pair's count under "noise" instead)."""
         nonlocal onset_grey
 
         def lap(stage: str, since: float) -> None:
@@ -129,11 +132,13 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
                 timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - since
 
         t = time.perf_counter()
-        fit = stable if model_depth is None else fit3d
+        fit = stable if model_depth is None else (free3d if free_bridge else fit3d)
         if cfg.compensation in REGISTERED:
             onset_crop, crop, registration = register_pair(onset, frame, landmarks, frame_lm, box, fit, model_depth)
         else:
             onset_crop, crop, registration = crop_pair(onset, frame, box)
+        if free_bridge and model_depth is not None:
+            registration = replace(registration, method=registration.method + FREE_BRIDGE)
         lap("register", t)
         t = time.perf_counter()
         if onset_grey is None:
@@ -152,8 +157,14 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
     onset_crop, apex_crop, registration, flow, head = compensated(apex, apex_lm, None)
     depth_used = None
     if depth is not None and stillness(flow, face) >= TURN_MIN_PX * cfg.size / 256:
-        turned = compensated(apex, apex_lm, depth)
-        log.debug("stillness: similarity %.4f px, rigid3d %.4f px", stillness(flow, face), stillness(turned[3], face))
+        # rigid3d is fitted with the nose bridge and without it, and the stiller is kept: the bridge is the lever for
+        # pitch and yaw, but AU4 and AU9 move its skin, and with a turn a 0.8 px AU9 was read as pitch, leaving the
+        # glabella moving (named AU4) and the nose still (docs/reading_real_faces.md). Both get the configured flow:
+        # choosing on DIS flows (8-bit input) to save one TV-L1 disagreed with TV-L1 on a pitch + yaw with AU9.
+        turned = min((compensated(apex, apex_lm, depth, free) for free in (False, True)),
+                     key=lambda out: stillness(out[3], face))
+        log.debug("stillness: similarity %.4f px, rigid3d %.4f px (%s)", stillness(flow, face),
+                  stillness(turned[3], face), turned[2].method)
         if stillness(turned[3], face) < RIGID3D_STILLER * stillness(flow, face):
             onset_crop, apex_crop, registration, flow, head = turned
             depth_used = depth
@@ -165,7 +176,8 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
     if stable_floor is not None:
         estimates["stable area"] = stable_floor
     if null_frame is not None and cfg.noise == "auto":
-        null_flow = compensated(null_frame, None, depth_used, timed=False)[3]
+        null_flow = compensated(null_frame, None, depth_used, registration.method.endswith(FREE_BRIDGE),
+                                timed=False)[3]
         null = noise_from_regions(null_flow, masks)
         if null is not None:
             estimates["null pair"] = null

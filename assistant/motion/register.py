@@ -200,7 +200,7 @@ def stable_mask(points68: np.ndarray, shape: tuple[int, int], mesh: np.ndarray |
     return mask.astype(bool) & ~eyes & face_mask(p, shape, mesh)
 
 
-def rigid3d_fit_mask(stable: np.ndarray, face: np.ndarray, points68: np.ndarray) -> np.ndarray:
+def rigid3d_fit_mask(stable: np.ndarray, face: np.ndarray, points68: np.ndarray, bridge: bool = True) -> np.ndarray:
     """The stable mask without a band OUTLINE_CLEARANCE wide inside the face mask's outline: the pixels the rigid3d
     fits use.
 
@@ -208,12 +208,16 @@ def rigid3d_fit_mask(stable: np.ndarray, face: np.ndarray, points68: np.ndarray)
     the blur of the fits and the flow's smoothing mix the two there; left in, that band pulled a rendered 1-degree
     turn's estimate 10-20 % towards zero.
 
-    The nose bridge stays in although AU4 and AU9 move its skin: it stands in front of the rest and is the lever that
-    separates pitch from a vertical shift. Without it a rendered 1-degree turn's pitch came out anywhere from -0.2 to
-    0.7 degrees and left 0.4 px at the nose; with it a 0.2-0.3 px AU9 on the bridge reads as 0.1-0.2 degrees of
-    pitch and is mostly compensated away (`docs/reading_real_faces.md`)."""
-    r = max(1, int(round(OUTLINE_CLEARANCE * inter_ocular(points68))))
+    The nose bridge stays in by default although AU4 and AU9 move its skin: it stands in front of the rest and is the
+    lever that separates pitch and yaw from a shift. With it a 0.8 px AU9 under a 1-degree pitch reads as 0.6-0.7
+    degrees (1.15 rendered) and is mostly compensated away. Without it (`bridge=False`) that pitch is read at 1.02,
+    and a turn alone less well than with it (yaw 1.26-1.34 for 1.15), so `analyze_frames` registers with both masks
+    and keeps whichever leaves the face stiller (`docs/reading_real_faces.md`)."""
+    d = inter_ocular(points68)
+    r = max(1, int(round(OUTLINE_CLEARANCE * d)))
     inner = cv2.erode(face.astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8))
+    if not bridge:
+        cv2.fillConvexPoly(inner, np.round(_bridge(points68, d)).astype(np.int32), 0)
     return stable & inner.astype(bool)
 
 
