@@ -6,9 +6,9 @@ and peak resident memory. All figures are synthetic.
         [--seconds 60] [--memory-minutes 10] [--memory-only]
 
 Protocol: the detection threshold is chosen on the calibration seeds (subjects 0-1) from a grid, by the mean of
-micro and macro F1; the figures are reported on the other seeds, at that threshold and, under `shipped_threshold`, at
-`SpotConfig`'s default (what `meu spot` uses) (subjects 2-5, which are mirrored or re-coloured
-versions of the two shipped photos: subject-disjoint by seed and rendering, not by photo). Each video holds five
+micro and macro F1; the figures are reported on the other seeds (subjects 2-5, which are mirrored or re-coloured
+versions of the two shipped photos: subject-disjoint by seed and rendering, not by photo), at that threshold and,
+under `shipped_threshold`, at `SpotConfig`'s default (what `meu spot` uses). Each video holds five
 micro-expressions, so one video's F1 moves by 0.2 with one of them: the figures are the mean and spread over the
 videos and, as the MEGC protocol counts, F1 pooled over all of them. Targets (issue 13):
 micro F1 >= 0.6, macro F1 >= 0.8, >= 60 frames/s with DIS at the 256 px working size, <= 1.5 GB for a 10-minute

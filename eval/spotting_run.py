@@ -145,8 +145,8 @@ def _settings(config: SpotEvalConfig) -> dict:
     for k in ("root", "spot_config"):
         if out.get(k) and Path(out[k]).exists():
             out[k] = str(Path(out[k]).resolve())
-    if config.spot_config:
-        out["spot_settings"] = load_yaml(config.spot_config)
+    # the resolved settings, defaults included: a run started before a default changed is not resumed with the new one
+    out["spot_settings"] = dataclasses.asdict(_spot_config(config, None))
     return out
 
 

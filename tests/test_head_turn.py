@@ -119,7 +119,7 @@ def test_an_au9_is_not_compensated_away_as_pitch(face):
 def test_a_turned_face_with_au9_still_gives_au9(face, turn):
     """The positive twin of the turned still face: fitted with the nose bridge, the turn took AU9's bridge motion as
     pitch (0.6-0.7 degrees read for 1.15), the nose came out still and the glabella moving (AU4, AU25, AU26 named).
-    Fitted without the bridge too, the stiller fit is kept: AU9, and the turn read within 0.2 degrees."""
+    Fitted without the bridge too, the stiller fit is kept: AU9, and the pitch read within 0.2 degrees."""
     analysis, named = _read(face, turn, codes=[9], px=0.8)
     assert 9 in named and 4 not in named, named
     assert analysis.field.registration.endswith("+free-bridge")

@@ -155,19 +155,20 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
         return onset_crop, crop, registration, flow, registration.head.then(residual)
 
     onset_crop, apex_crop, registration, flow, head = compensated(apex, apex_lm, None)
-    depth_used = None
-    if depth is not None and stillness(flow, face) >= TURN_MIN_PX * cfg.size / 256:
+    depth_used, free_used = None, False
+    still_2d = stillness(flow, face)
+    if depth is not None and still_2d >= TURN_MIN_PX * cfg.size / 256:
         # rigid3d is fitted with the nose bridge and without it, and the stiller is kept: the bridge is the lever for
         # pitch and yaw, but AU4 and AU9 move its skin, and with a turn a 0.8 px AU9 was read as pitch, leaving the
         # glabella moving (named AU4) and the nose still (docs/reading_real_faces.md). Both get the configured flow:
         # choosing on DIS flows (8-bit input) to save one TV-L1 disagreed with TV-L1 on a pitch + yaw with AU9.
-        turned = min((compensated(apex, apex_lm, depth, free) for free in (False, True)),
-                     key=lambda out: stillness(out[3], face))
-        log.debug("stillness: similarity %.4f px, rigid3d %.4f px (%s)", stillness(flow, face),
-                  stillness(turned[3], face), turned[2].method)
-        if stillness(turned[3], face) < RIGID3D_STILLER * stillness(flow, face):
+        fits = {free: compensated(apex, apex_lm, depth, free) for free in (False, True)}
+        free = min(fits, key=lambda f: stillness(fits[f][3], face))
+        turned, still_3d = fits[free], stillness(fits[free][3], face)
+        log.debug("stillness: similarity %.4f px, rigid3d %.4f px (%s)", still_2d, still_3d, turned[2].method)
+        if still_3d < RIGID3D_STILLER * still_2d:
             onset_crop, apex_crop, registration, flow, head = turned
-            depth_used = depth
+            depth_used, free_used = depth, free
 
     t = time.perf_counter()
     masks = face_region_masks(crop_lm.points68, face)
@@ -176,8 +177,7 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
     if stable_floor is not None:
         estimates["stable area"] = stable_floor
     if null_frame is not None and cfg.noise == "auto":
-        null_flow = compensated(null_frame, None, depth_used, registration.method.endswith(FREE_BRIDGE),
-                                timed=False)[3]
+        null_flow = compensated(null_frame, None, depth_used, free_used, timed=False)[3]
         null = noise_from_regions(null_flow, masks)
         if null is not None:
             estimates["null pair"] = null

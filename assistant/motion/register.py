@@ -105,7 +105,8 @@ class Registration:
     """Where the apex face was found relative to the onset face, in working-crop pixels."""
 
     head: HeadMotion  # onset-crop point -> apex-crop point (head motion, before the flow)
-    method: str  # "landmarks+lk" | "phase+lk" | "landmarks" | "phase" | "none"
+    method: str  # "landmarks+lk" | "phase+lk" | "landmarks" | "phase" | "none"; "+free-bridge" appended by
+    # analyze_frames when the rigid3d fits that were kept left the nose bridge out
 
 
 def inter_ocular(points68: np.ndarray) -> float:

@@ -45,8 +45,8 @@ class SpotConfig:
     threshold: float = field(default=9.0, metadata={"help": "region SNR an interval must pass"})
     merge_gap_s: float = field(default=0.1, metadata={"help": "runs closer than this are one interval"})
     join_ratio: float = field(default=0.5, metadata={
-        "help": "runs are one interval when the curve between them stays above this share of the threshold "
-                "(hysteresis: a dip or an onset shoulder does not split one expression; 1 = off)"})
+        "help": "runs at most micro_max_s apart are one interval when the curve between them stays above this share "
+                "of the threshold (hysteresis: a dip or an onset shoulder does not split one expression; 1 = off)"})
     head_speed_window_s: float = field(default=0.15, metadata={"help": "head motion measured over +- this"})
     head_shift_px: float = field(default=1.5, metadata={"help": "head shift (crop px) that makes an interval 'head'"})
     head_rot_deg: float = field(default=1.0, metadata={"help": "head rotation that makes an interval 'head'"})
