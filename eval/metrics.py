@@ -135,12 +135,17 @@ def classification_scores(y_true: Sequence[Hashable], y_pred: Sequence[Hashable 
 
 
 def choose_thresholds(probs: np.ndarray, labels: np.ndarray, default: float = 0.5,
-                      grid: Sequence[float] = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))) -> list[float]:
+                      grid: Sequence[float] = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2)),
+                      max_null: float | None = None) -> list[float]:
     """Per-column threshold maximising F1 on *validation* data (callers must never pass test predictions).
 
     A column without positives in `labels` keeps `default`; ties go to the threshold closest to `default`. A label
     of -1 is unknown (an AU the clip's dataset does not code) and that clip is left out of that column.
-    """
+
+    `max_null`: the share of null rows (every label known and 0) that may get any column over its threshold. F1 alone
+    picks low thresholds on a few dozen validation clips, and every AU's false alarms add up on a still clip; while
+    the share is over the limit, the column that fires on the most null rows moves up one grid step (at most to the
+    grid's top)."""
     p, labels = np.asarray(probs, dtype=float), np.asarray(labels)
     out = []
     for k in range(p.shape[1]):
@@ -155,4 +160,16 @@ def choose_thresholds(probs: np.ndarray, labels: np.ndarray, default: float = 0.
             tp, fp, fn = int(np.sum(pred & tk)), int(np.sum(pred & ~tk)), int(np.sum(~pred & tk))
             scored.append((_f1(tp, fp, fn), -abs(th - default), float(th)))
         out.append(max(scored)[2])
-    return out
+    null = p[(labels == 0).all(axis=1)]
+    if max_null is None or not len(null):
+        return out
+    top = max(grid)
+    while True:
+        fires = null >= np.asarray(out)
+        if fires.any(axis=1).mean() <= max_null:
+            return out
+        raisable = [k for k in range(len(out)) if out[k] < top and fires[:, k].any()]
+        if not raisable:
+            return out
+        k = max(raisable, key=lambda j: (int(fires[:, j].sum()), -j))
+        out[k] = float(min(g for g in grid if g > out[k]))

@@ -111,6 +111,9 @@ class TrainAUConfig:
     val_subjects: int = field(default=1, metadata={"help": "training subjects held out for validation per fold"})
     threshold: float = field(default=0.5, metadata={"help": "decision threshold (default for every AU)"})
     threshold_search: bool = field(default=False, metadata={"help": "pick per-AU thresholds on validation subjects"})
+    threshold_max_null: float | None = field(default=None, metadata={
+        "help": "with threshold_search: raise the per-AU thresholds until at most this share of the validation "
+                "subjects' null clips (no AU) gets any AU"})
     final_model: bool = field(default=True, metadata={"help": "train a final model on all subjects afterwards"})
     folds: list[str] | None = field(default=None, metadata={"help": "run only these folds (held-out subjects)"})
     fold_shard: str | None = field(default=None, metadata={
@@ -254,7 +257,8 @@ def run_fold(config: TrainAUConfig, aus: list[int], name: str, train: FoldData, 
     train_log = adapter.fit(train, val)
     thresholds = [config.threshold] * len(aus)
     if config.threshold_search and val is not None and len(val.records):
-        thresholds = choose_thresholds(adapter.predict(val), val.labels, config.threshold)
+        thresholds = choose_thresholds(adapter.predict(val), val.labels, config.threshold,
+                                       max_null=config.threshold_max_null)
     parts = [*train.records, *(val.records if val else [])]
     seen = {_subject(r, config) for r in parts}
     result = {"fold": name, "thresholds": thresholds, "train": train_log,

@@ -67,6 +67,18 @@ def test_unknown_true_label_is_an_error():
         classification_scores(["a", "b"], ["a", "a"], classes=["a"])
 
 
+def test_choose_thresholds_can_keep_null_rows_quiet():
+    """F1 alone puts AU1's threshold at 0.2 (positives at 0.30, 0.22, 0.21), which fires on two of the three null rows
+    (0.28, 0.23); with at most a third of them allowed, that column moves up one step at a time until one fires. A
+    row with an unknown label (-1) is not a null row."""
+    probs = np.array([[0.30, 0.1], [0.05, 0.9], [0.28, 0.1], [0.23, 0.62], [0.10, 0.1], [0.22, 0.5], [0.21, 0.1]])
+    labels = np.array([[1, 0], [0, 1], [0, 0], [0, 0], [0, 0], [1, -1], [1, 0]])
+    assert choose_thresholds(probs, labels) == [0.2, 0.65]
+    assert choose_thresholds(probs, labels, max_null=1 / 3) == [0.25, 0.65]
+    assert choose_thresholds(probs, labels, max_null=0.0) == [0.3, 0.65]
+    assert choose_thresholds(probs, labels, max_null=1.0) == [0.2, 0.65]
+
+
 def test_choose_thresholds_maximises_validation_f1():
     probs = np.array([[0.9, 0.2], [0.7, 0.1], [0.3, 0.3], [0.2, 0.4]])
     labels = np.array([[1, 0], [1, 0], [0, 0], [0, 0]])
