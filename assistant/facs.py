@@ -116,3 +116,10 @@ def region_label(region: str, side: str | None) -> str:
     """Human name using the person's side: `left inner brow`."""
     words = region.replace("_", " ")
     return f"{'left' if side == 'L' else 'right'} {words}" if side in ("L", "R") else words
+
+
+def region_of_label(label: str) -> tuple[str, str | None]:
+    """`region_label`'s inverse: `left inner brow` -> ("inner_brow", "L")."""
+    first, _, rest = label.partition(" ")
+    side = {"left": "L", "right": "R"}.get(first)
+    return (rest if side else label).replace(" ", "_"), side

@@ -16,7 +16,7 @@ import numpy as np
 
 from assistant.au import AU
 from assistant.emotions import AU_EMOTION_RULES, SCHEME_CLASSES, SCHEMES, EmotionRule, emotion_from_aus
-from assistant.facs import FACS, facs_au, image_direction, region_label
+from assistant.facs import FACS, facs_au, image_direction, region_label, region_of_label
 from assistant.prompts import (
     COLOUR_WORDS_ZH,
     DIRECTION_COLOURS,
@@ -383,9 +383,7 @@ def _explained_text(conv: Conversation, code: int, lang: str) -> str:
     """Why an AU whose regions moved was not named: the motion there was another AU's (explaining away)."""
     by: dict[int, list[tuple[str, str | None]]] = {}
     for label, other in conv.request.evidence.explained.items():
-        first, _, rest = label.partition(" ")
-        side = {"left": "L", "right": "R"}.get(first)
-        key = ((rest if side else label).replace(" ", "_"), side)
+        key = region_of_label(label)
         if key[0] in FACS[code].regions:
             by.setdefault(other, []).append(key)
     if lang == "zh":
