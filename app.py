@@ -214,7 +214,7 @@ def spot_summary(result) -> dict:
     def row(i) -> dict:
         return {"kind": i.kind, "onset": int(i.onset), "apex": int(i.apex), "offset": int(i.offset),
                 "onset_s": round(i.onset / fps, 3), "offset_s": round(i.offset / fps, 3),
-                "score": round(float(i.score), 2), "regions": list(i.regions)}
+                "score": round(float(i.score), 2), "near_threshold": bool(i.near_threshold), "regions": list(i.regions)}
 
     return {"fps": fps, "n_frames": int(result.n_frames), "intervals": [row(i) for i in result.intervals],
             "distractors": [row(i) for i in result.distractors]}

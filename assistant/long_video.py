@@ -21,7 +21,8 @@ from assistant.motion.clip import IMAGE_SUFFIXES, _upright, natural_key, read_im
 
 log = logging.getLogger(__name__)
 
-INTERVAL_COLUMNS = ["#", "type", "start (s)", "duration (s)", "onset", "apex", "offset", "score", "regions"]
+INTERVAL_COLUMNS = ["#", "type", "start (s)", "duration (s)", "onset", "apex", "offset", "score", "near threshold",
+                    "regions"]
 KIND_COLOURS = {"micro": "#d62728", "macro": "#1f77b4"}
 SEEK_BACK_S = 2.0  # seek this far before the wanted frame, then decode forward (keyframes are seldom further apart)
 
@@ -103,7 +104,7 @@ def interval_rows(result) -> list[list]:
     """The table of spotted expressions (numbered as on the timeline)."""
     fps = result.fps or 30.0
     return [[k, i.kind, round(i.onset / fps, 2), round((i.offset - i.onset + 1) / fps, 2), int(i.onset), int(i.apex),
-             int(i.offset), round(float(i.score), 2), ", ".join(i.regions)]
+             int(i.offset), round(float(i.score), 2), "yes" if i.near_threshold else "", ", ".join(i.regions)]
             for k, i in enumerate(result.intervals, start=1)]
 
 

@@ -25,7 +25,7 @@ curve.png into --out; --analyse also runs the Assistant on each micro-expression
 answer into a folder per interval. Blinks, speech and head moves are listed in intervals.csv with their type and
 never analysed as expressions."""
 
-CSV_COLUMNS = ("video", "onset", "apex", "offset", "type", "score", "regions", "onset_s", "offset_s")
+CSV_COLUMNS = ("video", "onset", "apex", "offset", "type", "score", "near_threshold", "regions", "onset_s", "offset_s")
 COLOURS = {"micro": "tab:red", "macro": "tab:blue", "blink": "0.75", "speech": "0.6", "head": "0.45"}
 
 
@@ -35,7 +35,8 @@ def intervals_csv(result: SpotResult, video: str) -> str:
     rows = []
     for iv in sorted(result.intervals + result.distractors, key=lambda iv: iv.onset):
         rows.append({"video": video, "onset": iv.onset, "apex": iv.apex, "offset": iv.offset, "type": iv.kind,
-                     "score": iv.score, "regions": "+".join(iv.regions), "onset_s": round(iv.onset / result.fps, 3),
+                     "score": iv.score, "near_threshold": iv.near_threshold, "regions": "+".join(iv.regions),
+                     "onset_s": round(iv.onset / result.fps, 3),
                      "offset_s": round(iv.offset / result.fps, 3)})
     return pd.DataFrame(rows, columns=list(CSV_COLUMNS)).to_csv(index=False)
 
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     for iv in result.intervals:
         print(f"  {iv.kind:<6} frames {iv.onset}-{iv.offset} (apex {iv.apex}, "
               f"{iv.onset / result.fps:.2f}-{iv.offset / result.fps:.2f} s)  {'+'.join(iv.regions)}  "
-              f"score {iv.score:g}")
+              f"score {iv.score:g}{' (near the threshold)' if iv.near_threshold else ''}")
     print(f"  {len(result.distractors)} distractors (blinks, speech, head moves) listed in intervals.csv")
     if ns.analyse:
         for item in analyse_micro(result, ns.video, out):

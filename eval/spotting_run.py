@@ -102,7 +102,8 @@ def _interval_row(interval, numbers: list[int]) -> dict:
         return numbers[i] if 0 <= i < len(numbers) else -1
 
     return {"onset": int(interval.onset), "apex": int(interval.apex), "offset": int(interval.offset),
-            "kind": interval.kind, "score": round(float(interval.score), 4), "regions": list(interval.regions),
+            "kind": interval.kind, "score": round(float(interval.score), 4),
+            "near_threshold": bool(interval.near_threshold), "regions": list(interval.regions),
             "onset_frame": number(interval.onset), "apex_frame": number(interval.apex),
             "offset_frame": number(interval.offset)}
 
@@ -178,12 +179,12 @@ def predictions_csv(rows: list[dict]) -> str:
     """Every spotted expression, one line each; frames as the sheet numbers them (and as indices from 0)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["subject", "video", "onset_frame", "apex_frame", "offset_frame", "type", "score", "regions",
-                "onset_index", "apex_index", "offset_index"])
+    w.writerow(["subject", "video", "onset_frame", "apex_frame", "offset_frame", "type", "score", "near_threshold",
+                "regions", "onset_index", "apex_index", "offset_index"])
     for r in rows:
         for i in r.get("intervals", []):
             w.writerow([r["subject"], r["video_id"], i["onset_frame"], i["apex_frame"], i["offset_frame"], i["kind"],
-                        i["score"], "+".join(i["regions"]), i["onset"], i["apex"], i["offset"]])
+                        i["score"], i["near_threshold"], "+".join(i["regions"]), i["onset"], i["apex"], i["offset"]])
     return buf.getvalue()
 
 

@@ -33,7 +33,8 @@ def _error_line(capsys) -> str:
     ("--stride-s", "-1", "stride_s=-1 must be above 0"), ("--threshold", "-1", "threshold=-1 must be above 0"),
     ("--micro-max-s", "0", "micro_max_s=0 must be above 0"), ("--baseline-s", "0", "baseline_s=0 must be above 0"),
     ("--merge-gap-s", "-5", "merge_gap_s=-5 must be 0 or more"),
-    ("--join-ratio", "0", "join_ratio=0 must lie in (0, 1]"), ("--join-ratio", "1.5", "join_ratio=1.5 must lie in")])
+    ("--join-ratio", "0", "join_ratio=0 must lie in (0, 1]"), ("--join-ratio", "1.5", "join_ratio=1.5 must lie in"),
+    ("--near-ratio", "0.5", "near_ratio=0.5 must lie in [1, 10]"), ("--near-ratio", "11", "near_ratio=11 must lie in")])
 def test_spot_settings_out_of_range_are_one_sentence(faceless_video, tmp_path, capsys, flag, value, says):
     assert cli.main(["spot", str(faceless_video), flag, value, "--out", str(tmp_path / "out")]) == 1
     assert says in _error_line(capsys)

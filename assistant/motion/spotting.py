@@ -47,6 +47,9 @@ class SpotConfig:
     join_ratio: float = field(default=0.5, metadata={
         "help": "runs at most micro_max_s apart are one interval when the curve between them stays above this share "
                 "of the threshold (hysteresis: a dip or an onset shoulder does not split one expression; 1 = off)"})
+    near_ratio: float = field(default=1.4, metadata={
+        "help": "intervals scoring under this multiple of the threshold are marked near_threshold (one grey level of "
+                "camera noise moved scores by up to a fifth: they may come and go); 1 marks none"})
     head_speed_window_s: float = field(default=0.15, metadata={"help": "head motion measured over +- this"})
     head_shift_px: float = field(default=1.5, metadata={"help": "head shift (crop px) that makes an interval 'head'"})
     head_rot_deg: float = field(default=1.0, metadata={"help": "head rotation that makes an interval 'head'"})
@@ -78,6 +81,9 @@ class SpotConfig:
         for name in ("smooth_s", "merge_gap_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name):g} must be 0 or more (seconds).")
+        if not 1 <= self.near_ratio <= 10:
+            raise ConfigError(f"near_ratio={self.near_ratio:g} must lie in [1, 10] (a multiple of the threshold; 1 "
+                              "marks no interval as near the threshold).")
         if not 0 < self.join_ratio <= 1:
             raise ConfigError(f"join_ratio={self.join_ratio:g} must lie in (0, 1] (a share of the threshold; 1 turns "
                               "the joining off).")
