@@ -10,7 +10,7 @@ docstring of assistant/motion/intervals.py). Each seed's video goes through PyAV
 Per interval: `jaw` = jaw_bump / SYLLABLE_PROMINENCE - 1 (speech needs it >= 0), `lead` = mouth / others - 1 (the
 mouth must lead). An interval on a speech event is decided right when it is speech; one elsewhere when it is not.
 The figure the issue asks for is `closest_margin`: the smallest margin, over the intervals decided right, of the value
-that decides them.
+that decides them; `closest_to_a_limit` is the interval, right or wrong, whose deciding value sits nearest its limit.
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         "wrong": [r for r in rows if not r["right"]],
         "seeds_all_right": [s for s, rs in per_seed.items() if all(r["right"] for r in rs)],
         "closest_margin": closest["margin"] if closest else None, "closest": closest,
+        "closest_to_a_limit": min(rows, key=lambda r: abs(r["margin"])) if rows else None,
         "per_seed_closest": {s: min((r["margin"] for r in rs if r["right"]), default=None)
                              for s, rs in per_seed.items()},
     })

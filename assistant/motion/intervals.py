@@ -42,15 +42,18 @@ Each interval is then named:
 How the speech settings were chosen (synthetic; `benchmarks/speech_margin.py` reports them on other seeds): the
 0.2 s smoothing that lifts a micro-expression out of the noise averages a 4-5 Hz syllable away, and the
 maximum-over-regions curve adds the noise of every mouth region, so syllables are counted on the signed vertical
-motion of the lower lip and chin, smoothed over `SYLLABLE_SMOOTH_S` only. On the calibration videos (the six of
-`benchmarks/spotting.py`, seeds 100-105, and ten 16 s talking videos of subject 1, seeds 200-209), the
-second-largest jaw bump around an interval that is not speech rose at most 5.3 (jaw noise units) above its dips;
-around 109 of the 110 speech intervals (both baselines) at least 17.8, the last 6.2. `SYLLABLE_PROMINENCE` 8 is 1.5x
-the former. The rule this replaces also asked every other group to stay under half the mouth's peak: for syllables
-near the threshold that put the other groups' noise (SNR 5-7 while the jaw moves) against a limit of 4.5-5, and one
-grey level flipped it (issue 24). The price of the rule: a mouth-led expression within `SPEECH_CONTEXT_S` of talking
-is listed as speech. These figures were measured before runs were joined (`join_ratio`); after it the speech
-benchmark's ten test videos gave the same decisions (52 of 54 right, the same two wrong, closest margin 0.13).
+motion of the lower lip and chin, smoothed over `SYLLABLE_SMOOTH_S` only. A bump's prominence is measured against the
+trace's lowest points within `SYLLABLE_DIP_S` either side of it, on the trace around the interval, not on the
+interval's context cut out: cut at its edge, a bump lost its dip there, and moving the interval by one frame changed
+a talking video's second jaw bump from 6.2 to 2.7. On the calibration videos (the six of `benchmarks/spotting.py`,
+seeds 100-105, and ten 16 s talking videos of subject 1, seeds 200-209; both baselines), the second-largest jaw bump
+around the 36 intervals that are not speech rose at most 3.8 (jaw noise units) above its dips, and around the 86
+mouth-led intervals on speech at least 6.2 (then 7.6, then 20.5 and more); `SYLLABLE_PROMINENCE` 4.8 is the
+geometric middle of that gap. `SYLLABLE_DIP_S` 0.25: 0.15-0.3 gave that same gap, 0.35 a narrower one (4.4), and
+dips sought over the whole trace none. The rule this replaces also asked every other group to stay under half the
+mouth's peak: for syllables near the threshold that put the other groups' noise (SNR 5-7 while the jaw moves) against
+a limit of 4.5-5, and one grey level flipped it (issue 24). The price of the rule: a mouth-led expression within
+`SPEECH_CONTEXT_S` of talking is listed as speech.
 """
 
 from __future__ import annotations
@@ -68,7 +71,8 @@ SPEECH_CONTEXT_S = 0.5  # jaw bumps within this long before and after a mouth in
 BLINK_CONTEXT_S = 0.5  # an eyes-only interval this close to a blink is part of it (the lids settling after one)
 SYLLABLE_SMOOTH_S = 0.067  # the jaw trace is averaged over this long (2 frames at 30 fps): syllables come at 3-6 Hz
 SYLLABLE_GAP_S = 0.12  # jaw bumps closer than this are one syllable
-SYLLABLE_PROMINENCE = 8.0  # a jaw bump counts as a syllable when it rises this far (jaw noise units) above its dips
+SYLLABLE_PROMINENCE = 4.8  # a jaw bump counts as a syllable when it rises this far (jaw noise units) above its dips
+SYLLABLE_DIP_S = 0.25  # a jaw bump's dips are sought this far either side of it (a syllable's own, at 3-6 Hz)
 APEX_TOP = 0.9  # the apex is the middle of the frames around the peak at or above this share of its height
 
 log = logging.getLogger(__name__)
@@ -143,9 +147,14 @@ def speech_evidence(jaw: np.ndarray, peaks: dict[str, float], on: int, off: int,
     """Syllables are counted around the interval too: talking splits into several short mouth runs, each with too few
     syllables of its own, while a mouth micro-expression rises and falls once."""
     context = int(round(SPEECH_CONTEXT_S * fps))
-    _, bumps = find_peaks(jaw[max(0, on - context):off + context + 1],
-                          distance=max(1, int(round(SYLLABLE_GAP_S * fps))), prominence=0.0)
-    prominence = np.sort(bumps["prominences"])[::-1]
+    gap, dip = max(1, int(round(SYLLABLE_GAP_S * fps))), max(1, int(round(SYLLABLE_DIP_S * fps)))
+    lo, hi = max(0, on - context), off + context
+    # the bumps in lo..hi, each measured on the trace around it (as on the whole trace): a margin of a dip's reach
+    # and the peaks' spacing, so that no bump loses its dip or its neighbour at the cut
+    start = max(0, lo - dip - gap)
+    where, bumps = find_peaks(jaw[start:hi + dip + gap + 1], distance=gap, prominence=0.0, wlen=2 * dip + 1)
+    inside = (where + start >= lo) & (where + start <= hi)
+    prominence = np.sort(bumps["prominences"][inside])[::-1]
     k = speech_peaks - 1
     return SpeechEvidence(mouth=peaks["mouth"], others=max(v for g, v in peaks.items() if g != "mouth"),
                           jaw_bump=float(prominence[k]) if len(prominence) > k else 0.0)
