@@ -610,7 +610,7 @@ def long_video_view(assistant: Assistant, files: SessionFiles, concurrency: int 
 
     def spot_api(video: str):
         """Spot a long video; yields progress ({"done", "total"} frames) and last the intervals: expressions and
-        distractors (blinks, speech, head moves) with frames, seconds, score and regions."""
+        distractors (blinks, speech, head moves) with frames, seconds, score, near_threshold and regions."""
         with files.api_request(video, "API spotting"):
             for update in spot_in_process(video, assistant.config.max_long_video_s,
                                           max_frames=assistant.config.max_long_frames):

@@ -57,6 +57,15 @@ def scores(tracks, video, threshold: float) -> dict:
     hits = sum(any(iou(Span(iv.onset, iv.offset), Span(e.onset, e.offset)) >= 0.3 for e in distractors)
                for iv in found if iv.kind in ("micro", "macro"))
     out["expressions_on_distractors"] = hits
+    # which expressions found are marked near the threshold: those on a true expression (any kind) and the rest
+    truth = [Span(e.onset, e.offset) for e in video.truth(("micro", "macro"))]
+    found_true = [any(iou(Span(iv.onset, iv.offset), t) >= 0.5 for t in truth) for iv in found
+                  if iv.kind in ("micro", "macro")]
+    near = [iv.near_threshold for iv in found if iv.kind in ("micro", "macro")]
+    out["near_threshold"] = {"on_expressions": sum(n and t for n, t in zip(near, found_true)),
+                             "on_expressions_of": sum(found_true),
+                             "elsewhere": sum(n and not t for n, t in zip(near, found_true)),
+                             "elsewhere_of": len(found_true) - sum(found_true)}
     return out
 
 
@@ -70,6 +79,7 @@ def summary(report: list[dict]) -> dict:
                              "pooled": round(2 * tp / (n_pred + n_true), 3) if n_pred + n_true else 1.0,
                              "pooled_counts": {"tp": tp, "n_pred": n_pred, "n_true": n_true}}
     out["expressions_on_distractors"] = sum(r["expressions_on_distractors"] for r in report)
+    out["near_threshold"] = {k: sum(r["near_threshold"][k] for r in report) for k in report[0]["near_threshold"]}
     return out
 
 

@@ -184,7 +184,8 @@ def predictions_csv(rows: list[dict]) -> str:
     for r in rows:
         for i in r.get("intervals", []):
             w.writerow([r["subject"], r["video_id"], i["onset_frame"], i["apex_frame"], i["offset_frame"], i["kind"],
-                        i["score"], i["near_threshold"], "+".join(i["regions"]), i["onset"], i["apex"], i["offset"]])
+                        i["score"], i.get("near_threshold", ""), "+".join(i["regions"]), i["onset"], i["apex"],
+                        i["offset"]])
     return buf.getvalue()
 
 

@@ -91,7 +91,8 @@ def test_spot_cli_writes_intervals_curve_and_analyses(spotted, tmp_path, capsys)
     assert list(table.columns) == ["video", "onset", "apex", "offset", "type", "score", "near_threshold", "regions",
                                    "onset_s", "offset_s"]
     assert len(table) == len(result.intervals) + len(result.distractors)
-    assert list(table["near_threshold"]) == [bool(s < 1.4 * 9.0) for s in table["score"]]
+    cfg = SpotConfig()
+    assert list(table["near_threshold"]) == [bool(s < cfg.near_ratio * cfg.threshold) for s in table["score"]]
     assert set(table["type"]) >= {"micro", "macro", "blink"}
     assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     folders = sorted(p for p in out.iterdir() if p.is_dir())
@@ -169,7 +170,8 @@ def test_an_onset_shoulder_does_not_split_an_expression():
 
 def test_a_broad_top_puts_the_apex_in_its_middle_and_a_weak_interval_is_marked():
     """The apex of a flat-topped event is the middle of its top, not wherever a little noise puts the argmax (which
-    moved the placed edges twice as far); an interval under `near_ratio` times the threshold is marked near it."""
+    moved the placed edges twice as far); an event one frame later is placed one frame later, whether its top is an
+    odd or an even number of frames wide; an interval under `near_ratio` times the threshold is marked near it."""
     import numpy as np
 
     from assistant.motion.intervals import _intervals
@@ -180,25 +182,36 @@ def test_a_broad_top_puts_the_apex_in_its_middle_and_a_weak_interval_is_marked()
     keys = _region_keys()
     tracks = Tracks(30.0, n, keys, np.zeros((n, len(keys), 2), np.float32), np.zeros((n, 4), np.float32),
                     np.ones(n, bool))
+
+    def found(curve: np.ndarray, cfg: SpotConfig | None = None):
+        groups = {g: (curve if g == "brows" else np.full(n, 1.0)) for g in REGION_GROUPS}
+        return _intervals(tracks, curve, groups, np.zeros((n, 2)), np.zeros(n), cfg or SpotConfig())
+
     rise = np.clip((t - 40) / 20, 0, 1) * np.clip((130 - t) / 20, 0, 1)  # up over 40-60, flat to 110, down by 130
     ripple = 0.4 * np.sin(t * 1.7)  # a ripple on the top puts its argmax off-centre
     weak = 11.0 * np.exp(-0.5 * ((t - 200) / 3) ** 2)  # 11 against 9: under 1.4 x 9
     curve = 1.0 + 30 * rise + np.where(rise == 1, ripple, 0) + weak
     assert abs(int(np.argmax(curve[40:131])) + 40 - 85) > 5
-    groups = {g: (curve if g == "brows" else np.full(n, 1.0)) for g in REGION_GROUPS}
-    found = _intervals(tracks, curve, groups, np.zeros((n, 2)), np.zeros(n), SpotConfig())
-    assert [(iv.kind, iv.near_threshold) for iv in found] == [("macro", False), ("micro", True)]
-    assert abs(found[0].apex - 85) <= 1 and abs(found[1].apex - 200) <= 1
-    none_marked = _intervals(tracks, curve, groups, np.zeros((n, 2)), np.zeros(n), SpotConfig(near_ratio=1.0))
-    assert not any(iv.near_threshold for iv in none_marked)
+    macro, micro = found(curve)
+    assert (macro.kind, macro.near_threshold, micro.kind, micro.near_threshold) == ("macro", False, "micro", True)
+    assert abs(macro.apex - 85) <= 1 and abs(micro.apex - 200) <= 1
+    assert all(iv.near_threshold for iv in found(curve, SpotConfig(near_ratio=4.0)))  # 31 < 4 x 9
+
+    for width in (4, 5):  # a top of 4 frames has its middle between two frames
+        top = 1.0 + 20 * np.clip(1 - np.abs(t - 150 - (width - 1) / 2) / 12, 0, 1).clip(max=(12 - width / 2) / 12)
+        placed = [(iv.onset, iv.apex, iv.offset) for iv in found(top)]
+        for shift in (1, 2, 3):
+            later = [(iv.onset, iv.apex, iv.offset) for iv in found(np.roll(top, shift))]
+            assert later == [(a + shift, b + shift, c + shift) for a, b, c in placed], (width, shift)
 
 
 @pytest.mark.slow
 def test_one_grey_level_of_noise_or_one_thread_keeps_every_clear_interval(video, spotted):
     """Issue 24: the module's video with i.i.d. {-1, 0, +1} grey levels added to every decoded pixel (five seeds), or
-    with OpenCV on one thread: every interval (expression or distractor) not marked near the threshold in one run is
-    in the other with the same kind and onset, apex and offset within 2 frames. Intervals near the threshold may come
-    and go: that is what the mark says."""
+    with OpenCV on one thread. Every interval (expression or distractor) not marked near the threshold in one run is
+    in the other; where it is not marked in either, with the same kind and onset, apex and offset within 2 frames.
+    Intervals near the threshold may come and go, move or change kind: that is what the mark says. On this video that
+    covers two of its three micro-expressions (0.47 and 0.63 px, scores about 11 against 9)."""
     import cv2
     import numpy as np
 
@@ -219,13 +232,18 @@ def test_one_grey_level_of_noise_or_one_thread_keeps_every_clear_interval(video,
         cv2.setNumThreads(threads)
 
     def clear_ones_kept(a, b) -> None:
+        others = b.intervals + b.distractors
         for iv in a.intervals + a.distractors:
-            if not iv.near_threshold:
+            if iv.near_threshold:
+                continue
+            overlapping = [o for o in others if o.onset <= iv.offset and iv.onset <= o.offset]
+            assert overlapping, (iv, others)
+            if not any(o.near_threshold for o in overlapping):
                 assert any(iv.kind == o.kind and max(abs(iv.onset - o.onset), abs(iv.apex - o.apex),
-                                                     abs(iv.offset - o.offset)) <= 2
-                           for o in b.intervals + b.distractors), (iv, b.intervals + b.distractors)
+                                                     abs(iv.offset - o.offset)) <= 2 for o in overlapping), (iv, others)
 
-    assert any(not iv.near_threshold for iv in base.intervals)
+    clear = [iv for iv in base.intervals if not iv.near_threshold]
+    assert {iv.kind for iv in clear} == {"micro", "macro"}  # the 1.3 px micro-expression and the macro-expression
     for run in runs:
         clear_ones_kept(base, run)
         clear_ones_kept(run, base)
