@@ -50,8 +50,8 @@ interval's context cut out: cut at its edge, a bump lost its dip there, and movi
 a talking video's second jaw bump from 6.2 to 2.7. On the calibration videos (the six of `benchmarks/spotting.py`,
 seeds 100-105, and ten 16 s talking videos of subject 1, seeds 200-209; both baselines), the second-largest jaw bump
 around the 36 intervals that are not speech rose at most 3.8 (jaw noise units) above its dips, and around the 86
-mouth-led intervals on speech at least 6.2 (then 7.6, then 20.5 and more); `SYLLABLE_PROMINENCE` 4.8 is the
-geometric middle of that gap. `SYLLABLE_DIP_S` 0.25: 0.15-0.3 gave that same gap, 0.35 a narrower one (4.4), and
+mouth-led intervals on speech at least 6.2 (then 7.6, then 20.5 and more); `SYLLABLE_PROMINENCE` 4.8 is about the
+geometric middle of that gap (4.83). `SYLLABLE_DIP_S` 0.25: 0.15-0.3 gave that same gap, 0.35 a narrower one (4.4), and
 dips sought over the whole trace none. The rule this replaces also asked every other group to stay under half the
 mouth's peak: for syllables near the threshold that put the other groups' noise (SNR 5-7 while the jaw moves) against
 a limit of 4.5-5, and one grey level flipped it (issue 24). The price of the rule: a mouth-led expression within
