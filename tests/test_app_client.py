@@ -210,6 +210,7 @@ def test_spot_api_returns_the_intervals_and_refuses_a_bad_file(client, tmp_path)
     for row in out["intervals"] + out["distractors"]:
         assert row["kind"] in ("micro", "macro", "blink", "speech", "head")
         assert 0 <= row["onset"] <= row["apex"] <= row["offset"] < 120 and row["regions"]
+        assert row["near_threshold"] == (row["score"] < 1.4 * 9.0)  # the shipped near_ratio and threshold
     bad = tmp_path / "notes.mp4"
     bad.write_text("not a video")
     with pytest.raises(Exception, match="notes.mp4 could not be decoded as a video"):

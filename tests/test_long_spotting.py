@@ -172,8 +172,11 @@ def test_a_broad_top_puts_the_apex_in_its_middle_and_a_weak_interval_is_marked()
     """The apex of a flat-topped event is the middle of its top, not wherever a little noise puts the argmax (which
     moved the placed edges twice as far); an event one frame later is placed one frame later, whether its top is an
     odd or an even number of frames wide; an interval under `near_ratio` times the threshold is marked near it."""
+    from types import SimpleNamespace
+
     import numpy as np
 
+    from assistant.long_video import INTERVAL_COLUMNS, interval_rows
     from assistant.motion.intervals import _intervals
     from assistant.motion.tracking import REGION_GROUPS, Tracks, _region_keys
 
@@ -196,6 +199,8 @@ def test_a_broad_top_puts_the_apex_in_its_middle_and_a_weak_interval_is_marked()
     assert (macro.kind, macro.near_threshold, micro.kind, micro.near_threshold) == ("macro", False, "micro", True)
     assert abs(macro.apex - 85) <= 1 and abs(micro.apex - 200) <= 1
     assert all(iv.near_threshold for iv in found(curve, SpotConfig(near_ratio=4.0)))  # 31 < 4 x 9
+    rows = interval_rows(SimpleNamespace(fps=30.0, intervals=[macro, micro]))  # the Long video tab's table
+    assert [row[INTERVAL_COLUMNS.index("near threshold")] for row in rows] == ["", "yes"]
 
     for width in (4, 5):  # a top of 4 frames has its middle between two frames
         top = 1.0 + 20 * np.clip(1 - np.abs(t - 150 - (width - 1) / 2) / 12, 0, 1).clip(max=(12 - width / 2) / 12)

@@ -10,6 +10,7 @@ import pytest
 
 from assistant import cli
 from assistant.errors import ConfigError
+from assistant.motion.spotting import SpotConfig
 from eval.run import main
 from instruction_data.loaders import load_long_dataset
 
@@ -53,6 +54,7 @@ def test_outputs_and_counts_agree_with_the_sheet(straight, long_root):
     assert len(rows) == pooled["overall"]["n_spotted"] + sum(r["type"] not in ("micro", "macro") for r in rows)
     for r in rows:  # frame numbers as the sheet writes them: img<N>.jpg, N = index + 1
         assert int(r["onset_frame"]) == int(r["onset_index"]) + 1
+        assert r["near_threshold"] == str(float(r["score"]) < SpotConfig().near_ratio * SpotConfig().threshold)
     report = (straight / "report.md").read_text()
     assert "Synthetic data" in report and "Per subject" in report
     micro_f1 = pooled["micro"]["f1"]
