@@ -59,9 +59,9 @@ def scores(tracks, video, threshold: float) -> dict:
     out["expressions_on_distractors"] = hits
     # which expressions found are marked near the threshold: those on a true expression (any kind) and the rest
     truth = [Span(e.onset, e.offset) for e in video.truth(("micro", "macro"))]
-    found_true = [any(iou(Span(iv.onset, iv.offset), t) >= 0.5 for t in truth) for iv in found
-                  if iv.kind in ("micro", "macro")]
-    near = [iv.near_threshold for iv in found if iv.kind in ("micro", "macro")]
+    expressions = [iv for iv in found if iv.kind in ("micro", "macro")]
+    found_true = [any(iou(Span(iv.onset, iv.offset), t) >= 0.5 for t in truth) for iv in expressions]
+    near = [iv.near_threshold for iv in expressions]
     out["near_threshold"] = {"on_expressions": sum(n and t for n, t in zip(near, found_true)),
                              "on_expressions_of": sum(found_true),
                              "elsewhere": sum(n and not t for n, t in zip(near, found_true)),

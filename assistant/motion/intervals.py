@@ -227,10 +227,10 @@ def _joined_runs(curve: np.ndarray, cfg, fps: float) -> list[list[tuple[int, int
 
 def _placed(curve: np.ndarray, a: int, b: int, background: float) -> tuple[int, int, int, float]:
     """Onset, apex, offset and peak of the event whose curve passes the threshold over frames a..b."""
-    peak = a + int(np.argmax(curve[a:b + 1]))
-    height = max(0.0, float(curve[peak]) - background)
+    at = a + int(np.argmax(curve[a:b + 1]))
+    height = max(0.0, float(curve[at]) - background)
     top, half = background + APEX_TOP * height, background + 0.5 * height
-    lo, hi = peak, peak
+    lo, hi = at, at
     while lo > a and curve[lo - 1] >= top:
         lo -= 1
     while hi < b and curve[hi + 1] >= top:
@@ -243,11 +243,12 @@ def _placed(curve: np.ndarray, a: int, b: int, background: float) -> tuple[int, 
         right += 1
     # a raised-cosine rise crosses half height halfway from onset to apex (likewise the fall), so the edges sit twice
     # as far from the apex as the half-height crossings: unlike a threshold crossing, this does not shrink the
-    # interval of a weak expression. Halves round up, so an event one frame later is placed one frame later.
+    # interval of a weak expression. Onsets round halves down, apexes and offsets up, wherever the event lies: an
+    # event one frame later is placed one frame later.
     lf = left - (curve[left] - half) / (curve[left] - curve[left - 1]) if left > 0 else left - 0.5
     rf = right + (curve[right] - half) / (curve[right] - curve[right + 1]) if right < len(curve) - 1 else right + 0.5
     onset, offset = math.ceil(2 * lf - centre - 0.5), math.floor(2 * rf - centre + 0.5)
-    return max(0, onset), math.floor(centre + 0.5), min(len(curve) - 1, offset), float(curve[peak])
+    return max(0, onset), math.floor(centre + 0.5), min(len(curve) - 1, offset), float(curve[at])
 
 
 def _blink_neighbours(intervals: list[Interval], context: int) -> list[Interval]:
