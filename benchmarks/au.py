@@ -256,7 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     if held not in (None, world):
         ap.error(f"{out} holds the {held} world's data and folds; give another --out for the {world} world")
     out.mkdir(parents=True, exist_ok=True)
-    marker.write_text(world + "\n")
+    if held != world:  # written once and whole: runs sharing --out (e.g. one per model) read it meanwhile
+        from assistant.files import atomic_write_text
+
+        atomic_write_text(marker, world + "\n")
     if not (data / "synth_truth.json").is_file() and args.world == "realistic":
         write_realistic_dataset("casme2", data, "benchmark", clips=args.clips, seed=args.data_seed,
                                 size=tuple(args.size), progress=True, world=args.world_version)

@@ -128,6 +128,12 @@ class TrainAUConfig:
     regions: bool = field(default=False, metadata={
         "help": "aullm: one more prompt token holding the motion table's measurements (px, SNR, direction per "
                 "region and side)"})
+    direct: bool = field(default=False, metadata={
+        "help": "aullm: add a linear read-out of the region token's values and of the apex motion (averaged over an "
+                "8x8 grid) to the LLM head's logits; ours, not in the papers (assistant.au.aullm)"})
+    direct_lr: float = field(default=0.1, metadata={
+        "help": "aullm: Adam learning rate of the --direct read-out (a linear model of a few hundred measurements "
+                "needs far larger steps than the deep path's --lr)"})
     flow: str = field(default="tvl1", metadata={"help": "aullm: optical flow of the motion analysis behind the motion "
                                                         "input and the region token", "choices": ["tvl1", "dis"]})
     max_frames: int = field(default=24, metadata={"help": "onset..apex frames kept per clip in the cache"})
@@ -139,10 +145,18 @@ class TrainAUConfig:
         fold_shard(self.fold_shard)
         aullm_only = [f"--{name}" for name, value, default in (("input", self.input, "frames"),
                                                                 ("regions", self.regions, False),
+                                                                ("direct", self.direct, False),
                                                                 ("flow", self.flow, "tvl1")) if value != default]
         if self.model != "aullm" and aullm_only:
             raise ConfigError(f"{', '.join(aullm_only)} set AU-LLM's input, and --model {self.model} does not read "
                               "it; Micro-AU CLIP's are --clip-input and --clip-flow.")
+        for name in ("lr", "direct_lr"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"--{name.replace('_', '-')} is a learning rate and must be above 0 (got "
+                                  f"{getattr(self, name)}).")
+        if self.direct and self.input != "motion" and not self.regions:
+            raise ConfigError("--direct reads the motion input or the region token, and neither is on: add "
+                              "--input motion or --regions.")
         if self.protocol != "cde":
             names = split_list(self.dataset, "--dataset")
             if len(names) != 1:

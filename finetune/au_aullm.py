@@ -1,9 +1,10 @@
 """Training adapter for AU-LLM (`--model aullm`) behind the interface documented in finetune/au.py.
 
 One fold: a fresh AU-LLM over the backbone, Adam on the trainable parameters only (LoRA, LED + 3D-CNN, fusion,
-head, and the AULLM++ graph / soft prompt / region token when on), asymmetric loss, six jittered frames per clip per
-step (`input: frames`) or the clip's motion sequence (`input: motion`), half the clips mirrored, early stopping on the
-validation subjects' loss, the best epoch's weights restored.
+head, and the AULLM++ graph / soft prompt / region token / direct read-out when on; the read-out at its own
+`direct_lr`), asymmetric loss, six jittered frames per clip per step (`input: frames`) or the clip's motion sequence
+(`input: motion`), half the clips mirrored, early stopping on the validation subjects' loss, the best epoch's
+weights restored.
 
 Inputs: `input: frames` without the region token reads the published crops from `ClipCache` (no flow needed).
 Otherwise each clip is analysed as `meu eval` and the app analyse it and its input comes from
@@ -50,10 +51,12 @@ class AULLMAdapter:
                                landmarks=config.landmarks)
         self.model_config = AULLMConfig(aus=self.aus, fusion=config.fusion, soft_prompt=config.soft_prompt,
                                         graph=config.graph, input=config.input, regions=config.regions,
+                                        direct=config.direct,
                                         region_features=len(REGION_KEYS) * REGION_VALUES if config.regions else 0)
         self.motion = MotionConfig(landmarks=config.landmarks, flow=config.flow)
 
-    def _inputs(self, records) -> list[AULLMInput]:
+    def inputs(self, records) -> list[AULLMInput]:
+        """Each record's model input, from the cache when an earlier pass stored it (benchmarks read it too)."""
         mc = self.model_config
         if mc.input == "frames" and not mc.regions:
             return [AULLMInput(crops, None) for crops in self._crops(records)]
@@ -116,10 +119,12 @@ class AULLMAdapter:
         rng = np.random.default_rng(cfg.seed)
         prior = torch.from_numpy(cooccurrence_prior(train.labels, cfg.graph_threshold)) if cfg.graph else None
         self.model, _ = build_aullm(cfg.backbone, self.model_config, prior)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        train_inputs = self._inputs(train.records)
-        val_inputs = self._inputs(val.records) if val is not None and len(val.records) else None
+        direct = [p for n, p in self.model.named_parameters() if n.startswith("direct.")]
+        deep = [p for n, p in self.model.named_parameters() if p.requires_grad and not n.startswith("direct.")]
+        groups = [{"params": deep}] + ([{"params": direct, "lr": cfg.direct_lr}] if direct else [])
+        opt = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        train_inputs = self.inputs(train.records)
+        val_inputs = self.inputs(val.records) if val is not None and len(val.records) else None
 
         def run_epoch() -> float:
             self.model.train()
@@ -144,7 +149,7 @@ class AULLMAdapter:
 
     def predict(self, data) -> np.ndarray:
         self.model.eval()
-        inputs = self._inputs(data.records)
+        inputs = self.inputs(data.records)
         out = []
         with torch.no_grad():
             for x, regions, _ in self._batches(inputs, data.labels, None, False):

@@ -50,6 +50,48 @@ def test_the_new_inputs_run_forward_and_round_trip(llm_dir, tmp_path, kw):
             assert not torch.allclose(again(x, regions + 1.0), out, atol=1e-4)
 
 
+def test_the_direct_read_out_starts_silent_reads_its_inputs_and_round_trips(llm_dir, tmp_path):
+    """The linear read-out beside the LLM adds nothing until trained (the same logits as without it), then moves an
+    AU's logit by its weight times the region value or the pooled apex motion it reads, and a checkpoint keeps it."""
+    x = torch.randn(2, 6, 2, 64, 64)
+    regions = torch.randn(2, REGIONS)
+    models = {}
+    for direct in (False, True):
+        torch.manual_seed(0)
+        models[direct], _ = build_aullm(str(llm_dir), _config(input="motion", regions=True, region_features=REGIONS,
+                                                              direct=direct))
+        models[direct].eval()
+    model = models[True]
+    assert model.direct.in_features == 2 * 8 * 8 + REGIONS
+    with torch.no_grad():
+        assert torch.allclose(model(x, regions), models[False](x, regions), atol=1e-6)
+        base = model(x, regions)
+        model.direct.weight[2, 2 * 8 * 8 + 5] = 1.5  # AU12 <- the sixth region value
+        model.direct.weight[0, 0] = 2.0  # AU1 <- x motion of the top-left cell of the apex
+        out = model(x, regions)
+    cell = x[:, -1, 0, :8, :8].mean(dim=(1, 2))
+    assert torch.allclose(out[:, 2] - base[:, 2], 1.5 * regions[:, 5], atol=1e-5)
+    assert torch.allclose(out[:, 0] - base[:, 0], 2.0 * cell, atol=1e-5)
+    assert torch.allclose(out[:, 1], base[:, 1], atol=1e-6)
+    save_aullm(model, str(llm_dir), tmp_path / "ckpt")
+    again, _, _ = load_aullm(tmp_path / "ckpt")
+    with torch.no_grad():
+        assert torch.allclose(again(x, regions), out, atol=1e-5)
+
+
+def test_the_direct_read_out_needs_something_to_read():
+    from assistant.errors import ConfigError
+    from finetune.au import TrainAUConfig
+
+    with pytest.raises(ValueError, match="direct read-out"):
+        _config(direct=True)
+    with pytest.raises(ConfigError, match="--direct reads the motion input or the region token.*--input motion"):
+        TrainAUConfig(direct=True)
+    assert TrainAUConfig(direct=True, regions=True).direct
+    with pytest.raises(ConfigError, match="--direct-lr is a learning rate and must be above 0"):
+        TrainAUConfig(direct=True, regions=True, direct_lr=0)
+
+
 def test_training_and_serving_give_the_same_tensors_for_one_clip(synth_casme2_root, llm_dir, tmp_path):
     """`meu train au` (the adapter's cached inputs) and serving (the detector on a clip loaded as `meu eval` and the
     app load it, with and without the app's analysis) give the same motion sequence and region token."""
@@ -62,10 +104,10 @@ def test_training_and_serving_give_the_same_tensors_for_one_clip(synth_casme2_ro
     cfg = TrainAUConfig(backbone=str(llm_dir), input="motion", regions=True, flow="dis",
                         cache_dir=str(tmp_path / "cache"), progress=False)
     adapter = AULLMAdapter(cfg, [1, 2, 12])
-    trained = adapter._inputs([record])[0]
+    trained = adapter.inputs([record])[0]
     assert trained.x.shape == (6, 2, 64, 64) and trained.regions.shape == (REGIONS,)
     assert np.abs(trained.x[0]).max() == 0 and np.abs(trained.x[-1]).max() > 0  # from still to the apex
-    again = adapter._inputs([record])[0]  # read back from the cache
+    again = adapter.inputs([record])[0]  # read back from the cache
     assert np.array_equal(again.x, trained.x) and np.array_equal(again.regions, trained.regions)
 
     model, _ = build_aullm(cfg.backbone, adapter.model_config)
@@ -164,13 +206,17 @@ def test_the_motion_input_trains_and_predicts_through_train_au(synth_casme2_root
     records = load_dataset("casme2", synth_casme2_root).records
     subjects = sorted({r.subject for r in records})[:2]
     records = [r for r in records if r.subject in subjects]
-    cfg = TrainAUConfig(backbone=str(llm_dir), input="motion", regions=True, flow="dis",
+    cfg = TrainAUConfig(backbone=str(llm_dir), input="motion", regions=True, direct=True, flow="dis",
                         out=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), epochs=2, lr=1e-3,
                         val_subjects=0, progress=False)
     metrics = run(cfg, records)
     assert metrics["n_clips"] > 0 and metrics["n_folds"] == 2
     meta = json.loads((tmp_path / "run" / "final" / "config.json").read_text())
-    assert meta["aullm"]["input"] == "motion" and meta["motion"]["flow"] == "dis"
+    assert meta["aullm"]["input"] == "motion" and meta["motion"]["flow"] == "dis" and meta["aullm"]["direct"]
+    from safetensors.torch import load_file
+
+    trained = load_file(tmp_path / "run" / "final" / "model.safetensors")
+    assert float(trained["direct.weight"].abs().max()) > 0  # the read-out trained, at its own learning rate
     with pytest.raises(ConfigError, match="input"):
         run(dataclasses.replace(cfg, input="frames"), records)
 

@@ -11,6 +11,10 @@ Data flow for a batch of clips, `input: frames` (published): (B, T=6, 64, 64) gr
 
     LLM (LoRA r16/a32/d0.1 on q_proj, v_proj through peft; base weights frozen)
     last token's final hidden state -> Linear -> one logit per AU
+    with `direct` (ours, not in the papers): + a linear read-out of the region token's values and of the apex motion
+    averaged over a `direct_grid` x `direct_grid` grid, zero at the start. A wide path beside the deep one: about 60
+    training clips per fold fit a linear model of these measurements (logistic regression on the region values alone
+    scores 0.60 macro F1 LOSO on world v2's calibration split), while the LLM path alone reached 0.43-0.55 there.
 
 `input: motion` (assistant.au.aullm_input): (B, T, 2, 64, 64), the registered flow from the onset to each of the T
 frames in noise floors. It is motion already, measured against the onset, so the LED filter is skipped: its columns
@@ -58,10 +62,19 @@ class AULLMConfig:
     regions: bool = False  # the region token (assistant.au.aullm_input.region_features)
     region_features: int = 0  # values per clip in the region token (set by the input code)
     region_hidden: int = 128
+    direct: bool = False  # the linear read-out beside the LLM (module docstring); a checkpoint without it has none
+    direct_grid: int = 8
 
     def __post_init__(self):
         if self.input not in INPUTS:
             raise ValueError(f"AU-LLM input must be one of {INPUTS}, got {self.input!r}")
+        if self.direct and self.input != "motion" and not self.regions:
+            raise ValueError("the direct read-out reads the motion input or the region token: neither is on")
+
+    @property
+    def direct_features(self) -> int:
+        return (2 * self.direct_grid ** 2 if self.input == "motion" else 0) + (self.region_features if self.regions
+                                                                              else 0)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -227,6 +240,11 @@ class AULLM(nn.Module):
                 raise ValueError("the regions option needs region_features > 0")
             self.region = nn.Sequential(nn.Linear(config.region_features, config.region_hidden), nn.GELU(),
                                         nn.Dropout(config.dropout), nn.Linear(config.region_hidden, hidden))
+        self.direct = None
+        if config.direct:
+            self.direct = nn.Linear(config.direct_features, len(config.aus))
+            nn.init.zeros_(self.direct.weight)
+            nn.init.zeros_(self.direct.bias)
         self.register_buffer("prompt_ids", ids, persistent=False)
         self.soft = None
         if config.soft_prompt:
@@ -274,7 +292,12 @@ class AULLM(nn.Module):
         out = self.llm(inputs_embeds=embeds, attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long,
                                                                        device=embeds.device))
         hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out.hidden_states[-1]
-        return self.head(hidden[:, -1])
+        logits = self.head(hidden[:, -1])
+        if self.direct is not None:
+            parts = [nn.functional.adaptive_avg_pool2d(frames[:, -1], self.config.direct_grid).flatten(1)
+                     ] if self.config.input == "motion" else []
+            logits = logits + self.direct(torch.cat(parts + ([regions] if self.region is not None else []), dim=1))
+        return logits
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """Everything a checkpoint needs: trained parameters and the visual front-end's BatchNorm statistics."""
