@@ -146,6 +146,7 @@ class TrainAUConfig:
         aullm_only = [f"--{name}" for name, value, default in (("input", self.input, "frames"),
                                                                 ("regions", self.regions, False),
                                                                 ("direct", self.direct, False),
+                                                                ("direct-lr", self.direct_lr, 0.1),
                                                                 ("flow", self.flow, "tvl1")) if value != default]
         if self.model != "aullm" and aullm_only:
             raise ConfigError(f"{', '.join(aullm_only)} set AU-LLM's input, and --model {self.model} does not read "

@@ -42,6 +42,14 @@ log = logging.getLogger(__name__)
 CACHE_FORMAT = 2  # 2: the motion core fits rigid3d with and without the nose bridge
 
 
+def optimizer(model, cfg) -> torch.optim.Adam:
+    """Adam over the trainable parameters at `lr`; the direct read-out, when there is one, at `direct_lr`."""
+    direct = [p for n, p in model.named_parameters() if n.startswith("direct.")]
+    deep = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("direct.")]
+    groups = [{"params": deep}] + ([{"params": direct, "lr": cfg.direct_lr}] if direct else [])
+    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
 class AULLMAdapter:
     def __init__(self, config, aus: list[int]):
         self.cfg = config
@@ -119,10 +127,7 @@ class AULLMAdapter:
         rng = np.random.default_rng(cfg.seed)
         prior = torch.from_numpy(cooccurrence_prior(train.labels, cfg.graph_threshold)) if cfg.graph else None
         self.model, _ = build_aullm(cfg.backbone, self.model_config, prior)
-        direct = [p for n, p in self.model.named_parameters() if n.startswith("direct.")]
-        deep = [p for n, p in self.model.named_parameters() if p.requires_grad and not n.startswith("direct.")]
-        groups = [{"params": deep}] + ([{"params": direct, "lr": cfg.direct_lr}] if direct else [])
-        opt = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = optimizer(self.model, cfg)
         train_inputs = self.inputs(train.records)
         val_inputs = self.inputs(val.records) if val is not None and len(val.records) else None
 

@@ -26,8 +26,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from assistant.au.aullm_input import REGION_KEYS, REGION_VALUES
 from assistant.au.microau_clip import MicroAUCLIP, MicroAUCLIPConfig
-from assistant.au.microau_clip_io import analysis_inputs, build_model, pixel_values, save_microau_clip
+from assistant.au.microau_clip_io import (
+    analysis_inputs,
+    analysis_regions,
+    build_model,
+    pixel_values,
+    save_microau_clip,
+)
 from assistant.motion.analyze import MotionConfig
 from finetune.au import TrainAUConfig, train_epochs
 from finetune.input_cache import cached_arrays, record_analysis
@@ -51,6 +58,11 @@ class MicroAUCLIPOptions:
     clip_input: str = field(default="flow_image", metadata={
         "help": "Micro-AU CLIP: flow_image (published: flow on a fixed 2 px scale) or motion (noise-normalised, "
                 "face-masked; assistant.au.motion_input)", "choices": ["flow_image", "motion"]})
+    clip_direct: bool = field(default=False, metadata={
+        "help": "Micro-AU CLIP: add a linear read-out of the motion table (AU-LLM's region token values) to the "
+                "logits; ours, not in the paper (assistant.au.microau_clip)"})
+    clip_lr_direct: float = field(default=0.03, metadata={"help": "Micro-AU CLIP: SGD lr of the --clip-direct "
+                                                                  "read-out"})
 
 
 @dataclass
@@ -68,23 +80,31 @@ CACHE_FORMAT = 4  # 2: inputs from analyze_clip (the serving path) and `input` i
 
 
 def record_inputs(records: Sequence, cfg: MicroAUCLIPConfig, motion: MotionConfig, cache: Path | None,
-                  progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(flow images (N, S, S, 3) uint8, apex landmarks (N, 68, 2)) for Records, each computed once into `cache`."""
+                  progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(flow images (N, S, S, 3) uint8, apex landmarks (N, 68, 2), the motion table's values (N, F) with `direct`
+    else None) for Records, each computed once into `cache`."""
     def compute(rec) -> dict[str, np.ndarray]:
-        image, lm = analysis_inputs(record_analysis(rec, motion), cfg)
-        return {"image": image, "landmarks": lm}
+        analysis = record_analysis(rec, motion)
+        image, lm = analysis_inputs(analysis, cfg)
+        regions = analysis_regions(analysis, cfg)
+        return {"image": image, "landmarks": lm, **({"regions": regions} if regions is not None else {})}
 
     settings = (CACHE_FORMAT, cfg.image_size, cfg.flow_max_px, cfg.input, motion.landmarks, motion.flow,
                 motion.compensation, motion.size, motion.margin, motion.noise)
+    # the read-out's values are stored beside the image: its runs have files of their own, the others keep theirs
+    settings += ("regions",) if cfg.direct else ()
     arrays = cached_arrays(records, cache, settings, compute, "micro-AU CLIP inputs", progress)
-    return np.stack([a["image"] for a in arrays]), np.stack([a["landmarks"] for a in arrays])
+    regions = np.stack([a["regions"] for a in arrays]) if cfg.direct else None
+    return np.stack([a["image"] for a in arrays]), np.stack([a["landmarks"] for a in arrays]), regions
 
 
 def make_optimizer(model: MicroAUCLIP, opts: MicroAUCLIPOptions, weight_decay: float, epochs: int):
     """SGD with the two learning rates, and the half-way /10 step (the scheduler steps once per epoch)."""
-    opt = torch.optim.SGD([{"params": model.encoder_parameters(), "lr": opts.clip_lr_encoder},
-                           {"params": model.head_parameters(), "lr": opts.clip_lr_heads}],
-                          momentum=opts.clip_momentum, weight_decay=weight_decay)
+    groups = [{"params": model.encoder_parameters(), "lr": opts.clip_lr_encoder},
+              {"params": model.head_parameters(), "lr": opts.clip_lr_heads}]
+    if model.direct is not None:
+        groups.append({"params": model.direct_parameters(), "lr": opts.clip_lr_direct})
+    opt = torch.optim.SGD(groups, momentum=opts.clip_momentum, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[max(1, epochs // 2)], gamma=0.1)
     return opt, sched
 
@@ -97,25 +117,28 @@ class MicroAUCLIPAdapter:
         self.model: MicroAUCLIP | None = None
         self.model_config = MicroAUCLIPConfig(aus=tuple(self.aus), trainable_layers=self.opts.clip_trainable_layers,
                                               alpha=self.opts.clip_alpha, beta=self.opts.clip_beta,
-                                              input=self.opts.clip_input)
+                                              input=self.opts.clip_input, direct=self.opts.clip_direct,
+                                              region_features=len(REGION_KEYS) * REGION_VALUES
+                                              if self.opts.clip_direct else 0)
         self.motion = MotionConfig(landmarks=config.landmarks, flow=self.opts.clip_flow)
         self.cache = Path(config.cache_dir) / "microau_clip" if config.cache_dir else None
 
-    def _inputs(self, data) -> tuple[np.ndarray, np.ndarray]:
+    def _inputs(self, data) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         return record_inputs(data.records, self.model_config, self.motion, self.cache, self.cfg.progress)
 
-    def _batches(self, images, points, labels, order):
+    def _batches(self, images, points, regions, labels, order):
         for s in range(0, len(order), self.cfg.batch_size):
             idx = order[s:s + self.cfg.batch_size]
             yield (pixel_values(images[idx]), torch.from_numpy(points[idx]),
+                   torch.from_numpy(regions[idx]) if regions is not None else None,
                    torch.from_numpy(labels[idx].astype(np.float32)))
 
-    def _val_loss(self, images, points, labels) -> float:
+    def _val_loss(self, images, points, regions, labels) -> float:
         self.model.eval()
         total = 0.0
         with torch.no_grad():
-            for x, lm, y in self._batches(images, points, labels, np.arange(len(labels))):
-                total += float(self.model.loss(self.model(x, lm), y)["loss"]) * len(y)
+            for x, lm, r, y in self._batches(images, points, regions, labels, np.arange(len(labels))):
+                total += float(self.model.loss(self.model(x, lm, r), y)["loss"]) * len(y)
         return total / len(labels)
 
     def fit(self, train, val) -> dict:
@@ -125,14 +148,15 @@ class MicroAUCLIPAdapter:
         self.model, self.tokenizer = build_model(self.opts.clip_backbone, self.model_config)
         self.model_config = self.model.config
         opt, sched = make_optimizer(self.model, self.opts, cfg.weight_decay, cfg.epochs)
-        images, points = self._inputs(train)
+        images, points, regions = self._inputs(train)
         val_inputs = self._inputs(val) if val is not None and len(val.records) else None
 
         def run_epoch() -> float:
             self.model.train()
             losses = []
-            for x, lm, y in self._batches(images, points, train.labels, rng.permutation(len(train.labels))):
-                loss = self.model.loss(self.model(x, lm), y)["loss"]
+            for x, lm, r, y in self._batches(images, points, regions, train.labels,
+                                             rng.permutation(len(train.labels))):
+                loss = self.model.loss(self.model(x, lm, r), y)["loss"]
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -147,11 +171,11 @@ class MicroAUCLIPAdapter:
 
     def predict(self, data) -> np.ndarray:
         self.model.eval()
-        images, points = self._inputs(data)
+        images, points, regions = self._inputs(data)
         out = []
         with torch.no_grad():
-            for x, lm, _ in self._batches(images, points, data.labels, np.arange(len(data.records))):
-                out.append(torch.sigmoid(self.model(x, lm).logits).numpy())
+            for x, lm, r, _ in self._batches(images, points, regions, data.labels, np.arange(len(data.records))):
+                out.append(torch.sigmoid(self.model(x, lm, r).logits).numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.aus)))
 
     def save(self, out_dir: Path, thresholds: list[float]) -> None:

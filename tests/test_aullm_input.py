@@ -176,7 +176,7 @@ def test_a_checkpoint_from_before_the_input_setting_serves_as_before(llm_dir, tm
     model, _ = build_aullm(str(llm_dir), _config())
     save_aullm(model, str(llm_dir), tmp_path / "old")
     config = json.loads((tmp_path / "old" / "config.json").read_text())
-    for key in ("input", "regions", "region_features", "region_hidden"):
+    for key in ("input", "regions", "region_features", "region_hidden", "direct", "direct_grid"):
         del config["aullm"][key]
     (tmp_path / "old" / "config.json").write_text(json.dumps(config))
     loaded = load_aullm(tmp_path / "old")[0]
@@ -216,9 +216,28 @@ def test_the_motion_input_trains_and_predicts_through_train_au(synth_casme2_root
     from safetensors.torch import load_file
 
     trained = load_file(tmp_path / "run" / "final" / "model.safetensors")
-    assert float(trained["direct.weight"].abs().max()) > 0  # the read-out trained, at its own learning rate
+    assert float(trained["direct.weight"].abs().max()) > 0  # the read-out trained
     with pytest.raises(ConfigError, match="input"):
         run(dataclasses.replace(cfg, input="frames"), records)
+
+
+def test_the_direct_read_out_trains_at_its_own_learning_rate(llm_dir):
+    from finetune.au import TrainAUConfig
+    from finetune.au_aullm import optimizer
+
+    for direct in (False, True):
+        model, _ = build_aullm(str(llm_dir), _config(input="motion", regions=True, region_features=REGIONS,
+                                                     direct=direct))
+        cfg = TrainAUConfig(input="motion", regions=True, direct=direct, lr=1e-3, direct_lr=0.07)
+        groups = optimizer(model, cfg).param_groups
+        trainable = {id(p) for p in model.parameters() if p.requires_grad}
+        assert {id(p) for g in groups for p in g["params"]} == trainable
+        assert groups[0]["lr"] == 1e-3
+        if direct:
+            assert len(groups) == 2 and groups[1]["lr"] == 0.07
+            assert {id(p) for p in groups[1]["params"]} == {id(p) for p in model.direct.parameters()}
+        else:
+            assert len(groups) == 1
 
 
 def test_inputs_of_both_kinds_have_the_shapes_the_network_takes():
@@ -238,7 +257,8 @@ def test_a_run_from_before_the_input_settings_resumes(tmp_path):
     from finetune.au import TrainAUConfig, _check_resume
 
     config = TrainAUConfig(out=str(tmp_path))
-    old = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("input", "regions", "flow")}
+    old = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("input", "regions", "flow", "direct",
+                                                                                "direct_lr")}
     (tmp_path / "run_config.yaml").write_text(yaml.safe_dump(old))
     _check_resume(config, tmp_path)
     (tmp_path / "run_config.yaml").write_text(yaml.safe_dump(old))

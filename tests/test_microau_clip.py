@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from assistant.au.au_sentences import au_sentences, emotion_sentences
+from assistant.au.aullm_input import REGION_KEYS, REGION_VALUES
 from assistant.au.microau_clip import (
     AU_LANDMARKS,
     GlobalDependencyAttention,
@@ -19,6 +20,7 @@ from assistant.au.microau_clip import (
     patch_indices,
 )
 from assistant.au.microau_clip_io import (
+    analysis_regions,
     build_model,
     flow_image,
     load_microau_clip,
@@ -250,9 +252,9 @@ def test_cached_inputs_follow_a_corrected_apex(synth_casme2_root, tmp_path):
     record = load_dataset("casme2", synth_casme2_root).records[0]
     cfg, motion = MicroAUCLIPConfig(), MotionConfig(flow="dis")
     moved = dataclasses.replace(record, apex=record.onset + 1)
-    fresh, _ = record_inputs([moved], cfg, motion, None, progress=False)
+    fresh, _, _ = record_inputs([moved], cfg, motion, None, progress=False)
     record_inputs([record], cfg, motion, tmp_path, progress=False)
-    cached, _ = record_inputs([moved], cfg, motion, tmp_path, progress=False)
+    cached, _, _ = record_inputs([moved], cfg, motion, tmp_path, progress=False)
     assert np.array_equal(cached, fresh)
 
 
@@ -295,9 +297,48 @@ def test_training_and_serving_give_the_same_input_for_one_clip(synth_casme2_root
     served = analyze_clip(str(record.frame_paths[0].parent), onset=record.onset, apex=record.apex, config=motion)
     for kind in ("flow_image", "motion"):
         cfg = dataclasses.replace(MicroAUCLIPConfig(), input=kind)
-        trained, points = record_inputs([record], cfg, motion, tmp_path / kind, progress=False)
+        trained, points, regions = record_inputs([record], cfg, motion, tmp_path / kind, progress=False)
         image, landmarks = analysis_inputs(served, cfg)
-        assert np.array_equal(trained[0], image) and np.array_equal(points[0], landmarks)
+        assert np.array_equal(trained[0], image) and np.array_equal(points[0], landmarks) and regions is None
+    cfg = MicroAUCLIPConfig(input="motion", direct=True, region_features=len(REGION_KEYS) * REGION_VALUES)
+    for _ in range(2):  # computed, then read back from the cache
+        trained, points, regions = record_inputs([record], cfg, motion, tmp_path / "direct", progress=False)
+        assert np.array_equal(regions[0], analysis_regions(served, cfg)) and np.abs(regions[0]).sum() > 0
+        assert np.array_equal(trained[0], analysis_inputs(served, cfg)[0])
+
+
+def test_the_direct_read_out_starts_silent_reads_the_motion_table_and_round_trips(tiny_clip, tmp_path):
+    """The read-out adds nothing until trained, then moves an AU's logit by its weight times the table value it
+    reads; it trains at its own learning rate and travels in the checkpoint; a model with it refuses to run without
+    the table."""
+    from finetune.au_microau_clip import MicroAUCLIPOptions, make_optimizer
+
+    n = len(REGION_KEYS) * REGION_VALUES
+    models = {}
+    for direct in (False, True):
+        torch.manual_seed(0)
+        models[direct], _ = build_model(tiny_clip, MicroAUCLIPConfig(aus=(1, 4, 12), direct=direct,
+                                                                     region_features=n if direct else 0))
+        models[direct].eval()
+    model = models[True]
+    x, lm, regions = torch.randn(2, 3, 224, 224), torch.rand(2, 68, 2) * 224, torch.randn(2, n)
+    with torch.no_grad():
+        assert torch.allclose(model(x, lm, regions).logits, models[False](x, lm).logits, atol=1e-6)
+        base = model(x, lm, regions).logits
+        model.direct.weight[1, 7] = 2.0
+        out = model(x, lm, regions).logits
+    assert torch.allclose(out[:, 1] - base[:, 1], 2.0 * regions[:, 7], atol=1e-5)
+    assert torch.allclose(out[:, [0, 2]], base[:, [0, 2]], atol=1e-6)
+    with pytest.raises(ValueError, match="motion table"):
+        model(x, lm)
+    opt, _ = make_optimizer(model, MicroAUCLIPOptions(clip_lr_direct=0.07), 0.0, 4)
+    assert [g["lr"] for g in opt.param_groups][-1] == 0.07
+    assert {id(p) for p in opt.param_groups[-1]["params"]} == {id(p) for p in model.direct.parameters()}
+    assert not {id(p) for p in opt.param_groups[1]["params"]} & {id(p) for p in model.direct.parameters()}
+    save_microau_clip(model, tiny_clip, tmp_path / "ckpt")
+    again, _, _ = load_microau_clip(tmp_path / "ckpt")
+    with torch.no_grad():
+        assert torch.allclose(again(x, lm, regions).logits, out, atol=1e-5)
 
 
 def test_a_faint_au_stands_out_in_the_motion_input():

@@ -12,7 +12,10 @@ Forward pass, for a batch of flow images (B, 3, S, S) and the 68 apex landmarks 
    feature: h_k = f_k + g. The dependency loss asks those weights to point at the AUs that are active:
        t = y / sum(y)  (uniform 1/K when no AU is active),   L_dep = mean_b [ - sum_k t_bk * log a_bk ]
    i.e. the cross-entropy between the normalised AU label vector and the dependency weights.
-3. A linear classifier per AU reads h_k -> one logit.
+3. A linear classifier per AU reads h_k -> one logit. With `direct` (ours, not in the paper), a linear read-out of
+   the motion table (the region token's values of assistant.au.aullm_input, measurements only) is added to the
+   logits, zero at the start: a few dozen training clips fit a linear model of the table where the CLIP path alone
+   learns little (see AU-LLM's read-out, assistant.au.aullm).
 4. Text side: the positive and negative sentence of every AU (`au_sentences`) through the text encoder and its
    projection, L2-normalised. The per-AU contrastive loss compares each sample's normalised h_k with the sentence
    of every batch sample's state of AU k (logits scaled by CLIP's logit scale); the label matrix
@@ -72,6 +75,8 @@ class MicroAUCLIPConfig:
     # "flow_image": the published input (flow on the fixed `flow_max_px` scale); "motion": the noise-normalised motion
     # image (assistant.au.motion_input). A checkpoint without this key was trained on the published input.
     input: str = "flow_image"
+    direct: bool = False  # the motion table's linear read-out (step 3); a checkpoint without the key has none
+    region_features: int = 0  # values per clip it reads (set by the input code)
 
     @property
     def grid(self) -> int:
@@ -180,6 +185,13 @@ class MicroAUCLIP(nn.Module):
         self.dependency = GlobalDependencyAttention(n, dim, config.attention_hidden)
         self.cls_weight = nn.Parameter(torch.randn(n, dim) * dim ** -0.5)
         self.cls_bias = nn.Parameter(torch.zeros(n))
+        self.direct = None
+        if config.direct:
+            if config.region_features < 1:
+                raise ValueError("the direct read-out needs region_features > 0")
+            self.direct = nn.Linear(config.region_features, n)
+            nn.init.zeros_(self.direct.weight)
+            nn.init.zeros_(self.direct.bias)
         self.register_buffer("au_text_ids", au_text_ids, persistent=False)
         self.register_buffer("au_text_mask", au_text_mask, persistent=False)
         self.freeze_backbone(config.trainable_layers)
@@ -200,7 +212,11 @@ class MicroAUCLIP(nn.Module):
         return [p for p in self.clip.parameters() if p.requires_grad]
 
     def head_parameters(self) -> list[nn.Parameter]:
-        return [p for name, p in self.named_parameters() if not name.startswith("clip.") and p.requires_grad]
+        return [p for name, p in self.named_parameters()
+                if not name.startswith(("clip.", "direct.")) and p.requires_grad]
+
+    def direct_parameters(self) -> list[nn.Parameter]:
+        return list(self.direct.parameters()) if self.direct is not None else []
 
     def patch_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
         hidden = self.clip.vision_model(pixel_values=pixel_values).last_hidden_state[:, 1:]
@@ -214,7 +230,8 @@ class MicroAUCLIP(nn.Module):
         """(K, 2, D) normalised features of each AU's negative and positive sentence."""
         return self.encode_text(self.au_text_ids, self.au_text_mask).view(len(self.groups), 2, -1)
 
-    def forward(self, pixel_values: torch.Tensor, landmarks: torch.Tensor) -> MicroAUCLIPOutput:
+    def forward(self, pixel_values: torch.Tensor, landmarks: torch.Tensor,
+                regions: torch.Tensor | None = None) -> MicroAUCLIPOutput:
         tokens = self.patch_tokens(pixel_values)
         index = patch_indices(landmarks, self.groups, self.config.image_size, self.config.patch_size)
         feats, patch_weights = [], []
@@ -225,6 +242,10 @@ class MicroAUCLIP(nn.Module):
             patch_weights.append(w)
         h, scores, weights = self.dependency(torch.stack(feats, dim=1))
         logits = (h * self.cls_weight).sum(-1) + self.cls_bias
+        if self.direct is not None:
+            if regions is None:
+                raise ValueError("this Micro-AU CLIP reads the motion table: pass its region values")
+            logits = logits + self.direct(regions)
         return MicroAUCLIPOutput(logits, h, scores, weights, patch_weights)
 
     def loss(self, out: MicroAUCLIPOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -77,6 +77,15 @@ def analysis_inputs(analysis: MotionAnalysis, config: MicroAUCLIPConfig) -> tupl
     return model_inputs(analysis.field, analysis.crop_landmarks.points68, config)
 
 
+def analysis_regions(analysis: MotionAnalysis, config: MicroAUCLIPConfig) -> np.ndarray | None:
+    """The motion table's values the direct read-out takes (AU-LLM's region token, the same function), else None."""
+    if not config.direct:
+        return None
+    from assistant.au.aullm_input import region_features
+
+    return region_features(analysis.regions, analysis.field.noise_px, analysis.onset_crop.shape[0])
+
+
 def pixel_values(images: np.ndarray) -> torch.Tensor:
     """(B, S, S, 3) uint8 -> (B, 3, S, S) float normalised with CLIP's mean and std."""
     x = torch.from_numpy(np.ascontiguousarray(images)).float().div(255.0).permute(0, 3, 1, 2)
@@ -171,8 +180,10 @@ class MicroAUCLIPDetector:
 
             analysis = analyze_frames(clip.onset_frame, clip.apex_frame, self.motion, clip)
         image, landmarks = analysis_inputs(analysis, self.model.config)
+        regions = analysis_regions(analysis, self.model.config)
         with torch.no_grad():
-            return self.model(pixel_values(image[None]), torch.from_numpy(landmarks[None]))
+            return self.model(pixel_values(image[None]), torch.from_numpy(landmarks[None]),
+                              torch.from_numpy(regions[None]) if regions is not None else None)
 
     def detect(self, clip: Clip, analysis: MotionAnalysis | None = None) -> AUEvidence:
         out = self._forward(clip, analysis)
