@@ -53,7 +53,9 @@ CANDIDATES = {
                      *({"clip_lr_encoder": 0.03, "clip_lr_heads": 0.1, "threshold_search": False,
                         "clip_direct": True, "clip_lr_direct": lr} for lr in (0.01, 0.03, 0.1)),
                      {"clip_lr_encoder": 0.03, "clip_lr_heads": 0.1, "threshold_search": True, "clip_direct": True,
-                      "clip_lr_direct": 0.03}],
+                      "clip_lr_direct": 0.03},
+                     *({"clip_lr_encoder": 0.03, "clip_lr_heads": 0.1, "threshold_search": False,
+                        "clip_direct": True, "clip_lr_direct": lr} for lr in (0.3, 1.0, 3.0, 10.0))],
 }
 MAX_NULL_ANY = 0.10  # issue 22's target for the null clips given any AU
 INPUTS = {"aullm": {"input": "motion", "regions": True}, "microau_clip": {"clip_input": "motion"}}

@@ -339,6 +339,22 @@ def test_the_direct_read_out_starts_silent_reads_the_motion_table_and_round_trip
     again, _, _ = load_microau_clip(tmp_path / "ckpt")
     with torch.no_grad():
         assert torch.allclose(again(x, lm, regions).logits, out, atol=1e-5)
+    # serving reads the table of the clip's own analysis
+    from assistant.au import get_detector
+    from assistant.au.microau_clip_io import analysis_inputs, pixel_values
+    from assistant.motion.analyze import MotionConfig, analyze_frames
+    from instruction_data.synth import SynthSpec, render_clip
+
+    clip_ = render_clip(SynthSpec(subject=0, aus=["12"], n_frames=10, frame_size=(320, 240), seed=3))
+    analysis = analyze_frames(clip_.frames[clip_.onset], clip_.frames[clip_.apex], MotionConfig(flow="dis"))
+    detector = get_detector("microau_clip", checkpoint=tmp_path / "ckpt", motion=MotionConfig(flow="dis"))
+    image, points = analysis_inputs(analysis, model.config)
+    table = torch.from_numpy(analysis_regions(analysis, model.config)[None])
+    with torch.no_grad():
+        expected = model(pixel_values(image[None]), torch.from_numpy(points[None]), table).logits
+        assert torch.allclose(detector._forward(analysis.clip, analysis).logits, expected, atol=1e-5)
+        assert not torch.allclose(model(pixel_values(image[None]), torch.from_numpy(points[None]),
+                                        torch.zeros_like(table)).logits, expected, atol=1e-4)
 
 
 def test_a_faint_au_stands_out_in_the_motion_input():
