@@ -61,7 +61,7 @@ class MicroAUCLIPOptions:
     clip_direct: bool = field(default=False, metadata={
         "help": "Micro-AU CLIP: add a linear read-out of the motion table (AU-LLM's region token values) to the "
                 "logits; ours, not in the paper (assistant.au.microau_clip)"})
-    clip_lr_direct: float = field(default=0.03, metadata={"help": "Micro-AU CLIP: SGD lr of the --clip-direct "
+    clip_lr_direct: float = field(default=1.0, metadata={"help": "Micro-AU CLIP: SGD lr of the --clip-direct "
                                                                   "read-out"})
 
 
