@@ -10,6 +10,8 @@ split (benchmarks/au.py --world realistic) is never read here. Prints JSON; ever
     nice .venv/bin/python benchmarks/au_recipes.py --world-version v2 --clips 20 --out outputs/au_recipes_v2
     nice .venv/bin/python benchmarks/au_recipes.py --world-version v2 --clips 20 --out outputs/au_recipes_v2 \
         --heads aullm --candidates 11 12 13 14 15 16 17 --seeds 0 1 2
+    nice .venv/bin/python benchmarks/au_recipes.py --world-version v2 --clips 20 --out outputs/au_recipes_v2 \
+        --heads microau_clip --candidates 3 4 5 6 7 8 9 10 --seeds 0 1 2
 """
 
 from __future__ import annotations

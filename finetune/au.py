@@ -151,7 +151,7 @@ class TrainAUConfig:
         if self.model != "aullm" and aullm_only:
             raise ConfigError(f"{', '.join(aullm_only)} set AU-LLM's input, and --model {self.model} does not read "
                               "it; Micro-AU CLIP's are --clip-input and --clip-flow.")
-        for name in ("lr", "direct_lr"):
+        for name in (f.name for f in dataclasses.fields(self) if "lr" in f.name.split("_")):  # subclasses' too
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{name.replace('_', '-')} is a learning rate and must be above 0 (got "
                                   f"{getattr(self, name)}).")

@@ -331,6 +331,12 @@ def test_the_direct_read_out_starts_silent_reads_the_motion_table_and_round_trip
     assert torch.allclose(out[:, [0, 2]], base[:, [0, 2]], atol=1e-6)
     with pytest.raises(ValueError, match="motion table"):
         model(x, lm)
+    from assistant.errors import ConfigError
+    from finetune.au_microau_clip import TrainMicroAUCLIPConfig
+
+    for name in ("clip_lr_direct", "clip_lr_heads", "clip_lr_encoder"):
+        with pytest.raises(ConfigError, match=f"--{name.replace('_', '-')} is a learning rate and must be above 0"):
+            TrainMicroAUCLIPConfig(**{name: -1.0})
     opt, _ = make_optimizer(model, MicroAUCLIPOptions(clip_lr_direct=0.07), 0.0, 4)
     assert [g["lr"] for g in opt.param_groups][-1] == 0.07
     assert {id(p) for p in opt.param_groups[-1]["params"]} == {id(p) for p in model.direct.parameters()}
