@@ -47,7 +47,15 @@ CANDIDATES = {
               *({"lr": 1e-3, "threshold_search": False, "gamma_neg": 0.0, "direct": True, "direct_lr": lr}
                 for lr in (1e-3, 1e-2, 3e-2, 5e-2, 1e-1, 3e-1)),
               {"lr": 1e-3, "threshold_search": True, "threshold_max_null": 0.1, "gamma_neg": 0.0, "direct": True,
-               "direct_lr": 1e-1}],
+               "direct_lr": 1e-1},
+              # the read-out fitted first by a logistic regression and held, the LLM head from zero (2026-12-06);
+              # "regions": False is aullm_no_regions (the benchmark's head without the token) on the same recipe
+              *({"lr": 1e-3, "threshold_search": False, "gamma_neg": 0.0, "direct": True, "direct_c": c,
+                 "zero_head": True} for c in (10.0, 3.0)),
+              {"lr": 1e-3, "threshold_search": False, "gamma_neg": 0.0, "direct": True, "direct_lr": 1e-1,
+               "regions": False},
+              {"lr": 1e-3, "threshold_search": False, "gamma_neg": 0.0, "direct": True, "direct_c": 10.0,
+               "zero_head": True, "regions": False}],
     "microau_clip": [{"clip_lr_encoder": 0.03, "clip_lr_heads": 0.1, "threshold_search": False},
                      {"clip_lr_encoder": 0.03, "clip_lr_heads": 0.1, "threshold_search": True},
                      {"clip_lr_encoder": 0.01, "clip_lr_heads": 0.03, "threshold_search": True},
@@ -57,7 +65,31 @@ CANDIDATES = {
                      {"clip_lr_encoder": 0.03, "clip_lr_heads": 0.1, "threshold_search": True, "clip_direct": True,
                       "clip_lr_direct": 0.03},
                      *({"clip_lr_encoder": 0.03, "clip_lr_heads": 0.1, "threshold_search": False,
-                        "clip_direct": True, "clip_lr_direct": lr} for lr in (0.3, 1.0, 3.0, 10.0))],
+                        "clip_direct": True, "clip_lr_direct": lr} for lr in (0.3, 1.0, 3.0, 10.0)),
+                     # half the training clips mirrored, as AU-LLM trains (2026-12-06)
+                     *({"clip_lr_encoder": 0.03, "clip_lr_heads": 0.1, "threshold_search": False,
+                        "clip_direct": True, "clip_lr_direct": lr, "clip_mirror": True} for lr in (0.3, 1.0, 3.0)),
+                     *({"clip_lr_encoder": 0.03, "clip_lr_heads": 0.1, "threshold_search": False,
+                        "clip_direct": True, "clip_lr_direct": lr, "clip_mirror": True, "weight_decay": 0.0}
+                       for lr in (0.3, 1.0)),
+                     {"clip_lr_encoder": 0.03, "clip_lr_heads": 0.1, "threshold_search": False, "clip_direct": True,
+                      "clip_lr_direct": 1.0, "clip_mirror": True, "epochs": 60, "patience": 20},
+                     {"clip_lr_encoder": 0.003, "clip_lr_heads": 0.01, "threshold_search": False, "clip_direct": True,
+                      "clip_lr_direct": 1.0, "clip_mirror": True},
+                     {"clip_lr_encoder": 0.03, "clip_lr_heads": 0.1, "threshold_search": False, "clip_direct": True,
+                      "clip_lr_direct": 1.0, "clip_mirror": True, "clip_alpha": 0.0, "clip_beta": 0.0},
+                     # the read-out fitted first by a logistic regression, then held (2026-12-06)
+                     *({"clip_lr_encoder": 0.03, "clip_lr_heads": 0.1, "threshold_search": False,
+                        "clip_direct": True, "clip_direct_c": c, "clip_mirror": True} for c in (1.0, 3.0, 10.0, 30.0)),
+                     {"clip_lr_encoder": 0.03, "clip_lr_heads": 0.1, "threshold_search": False, "clip_direct": True,
+                      "clip_direct_c": 10.0, "clip_mirror": True, "clip_alpha": 0.0, "clip_beta": 0.0},
+                     # the CLIP path's classifiers start at zero: at random they add logits of spread 0.3-1.5
+                     *({"clip_lr_encoder": 0.03, "clip_lr_heads": 0.1, "threshold_search": False,
+                        "clip_direct": True, "clip_direct_c": c, "clip_mirror": True, "clip_zero_classifier": True}
+                       for c in (3.0, 10.0, 30.0)),
+                     {"clip_lr_encoder": 0.03, "clip_lr_heads": 0.1, "threshold_search": False, "clip_direct": True,
+                      "clip_direct_c": 10.0, "clip_mirror": True, "clip_zero_classifier": True, "clip_alpha": 0.0,
+                      "clip_beta": 0.0}],
 }
 MAX_NULL_ANY = 0.10  # issue 22's target for the null clips given any AU
 INPUTS = {"aullm": {"input": "motion", "regions": True}, "microau_clip": {"clip_input": "motion"}}

@@ -134,6 +134,13 @@ class TrainAUConfig:
     direct_lr: float = field(default=0.1, metadata={
         "help": "aullm: Adam learning rate of the --direct read-out (a linear model of a few hundred measurements "
                 "needs far larger steps than the deep path's --lr)"})
+    direct_c: float = field(default=0.0, metadata={
+        "help": "aullm: 0 trains the --direct read-out by Adam with the rest; above 0 fits it first as an L2 logistic "
+                "regression with this inverse regularisation (scikit-learn) on the training clips and their mirror "
+                "images, and holds it fixed while the LLM path trains (finetune.readout)"})
+    zero_head: bool = field(default=False, metadata={
+        "help": "aullm: the LLM head's classifier starts at zero instead of random, so before it has learned anything "
+                "it adds nothing to the --direct read-out's logits"})
     flow: str = field(default="tvl1", metadata={"help": "aullm: optical flow of the motion analysis behind the motion "
                                                         "input and the region token", "choices": ["tvl1", "dis"]})
     max_frames: int = field(default=24, metadata={"help": "onset..apex frames kept per clip in the cache"})
@@ -147,6 +154,8 @@ class TrainAUConfig:
                                                                 ("regions", self.regions, False),
                                                                 ("direct", self.direct, False),
                                                                 ("direct-lr", self.direct_lr, 0.1),
+                                                                ("direct-c", self.direct_c, 0.0),
+                                                                ("zero-head", self.zero_head, False),
                                                                 ("flow", self.flow, "tvl1")) if value != default]
         if self.model != "aullm" and aullm_only:
             raise ConfigError(f"{', '.join(aullm_only)} set AU-LLM's input, and --model {self.model} does not read "
@@ -155,6 +164,9 @@ class TrainAUConfig:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{name.replace('_', '-')} is a learning rate and must be above 0 (got "
                                   f"{getattr(self, name)}).")
+        if self.direct_c < 0 or (self.direct_c and not self.direct):
+            raise ConfigError(f"--direct-c {self.direct_c} fits the --direct read-out: give a value above 0 with "
+                              "--direct, or 0 to train it by Adam.")
         if self.direct and self.input != "motion" and not self.regions:
             raise ConfigError("--direct reads the motion input or the region token, and neither is on: add "
                               "--input motion or --regions.")

@@ -36,6 +36,7 @@ from assistant.au.preprocess import ClipCache
 from assistant.motion.analyze import MotionConfig
 from finetune.au import train_epochs
 from finetune.input_cache import cached_arrays, record_analysis
+from finetune.readout import fit_readout, set_readout
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ CACHE_FORMAT = 2  # 2: the motion core fits rigid3d with and without the nose br
 
 def optimizer(model, cfg) -> torch.optim.Adam:
     """Adam over the trainable parameters at `lr`; the direct read-out, when there is one, at `direct_lr`."""
-    direct = [p for n, p in model.named_parameters() if n.startswith("direct.")]
+    direct = [p for n, p in model.named_parameters() if n.startswith("direct.") and p.requires_grad]
     deep = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("direct.")]
     groups = [{"params": deep}] + ([{"params": direct, "lr": cfg.direct_lr}] if direct else [])
     return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -113,6 +114,17 @@ class AULLMAdapter:
             yield (torch.from_numpy(x), torch.from_numpy(regions) if regions is not None else None,
                    torch.from_numpy(labels[idx].astype(np.float32)))
 
+    def _direct_table(self, inputs: list[AULLMInput], labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What the read-out reads for each training clip and its mirror image (training mirrors), and the labels."""
+        mc = self.model_config
+        x = np.stack([model_tensor(i, mc) for i in inputs])
+        regions = np.stack([i.regions for i in inputs]) if mc.regions else None
+        mirrored, mirrored_regions = mirror(x, regions, mc.input == "motion")
+        with torch.no_grad():
+            table = [self.model.direct_inputs(torch.from_numpy(a), torch.from_numpy(r) if r is not None else None)
+                     for a, r in ((x, regions), (mirrored, mirrored_regions))]
+        return torch.cat(table).numpy(), np.concatenate([labels, labels])
+
     def _val_loss(self, inputs, labels) -> float:
         self.model.eval()
         total = 0.0
@@ -127,8 +139,14 @@ class AULLMAdapter:
         rng = np.random.default_rng(cfg.seed)
         prior = torch.from_numpy(cooccurrence_prior(train.labels, cfg.graph_threshold)) if cfg.graph else None
         self.model, _ = build_aullm(cfg.backbone, self.model_config, prior)
-        opt = optimizer(self.model, cfg)
+        if cfg.zero_head:
+            torch.nn.init.zeros_(self.model.head.weight)
+            torch.nn.init.zeros_(self.model.head.bias)
         train_inputs = self.inputs(train.records)
+        if cfg.direct_c:
+            set_readout(self.model.direct, *fit_readout(*self._direct_table(train_inputs, train.labels),
+                                                        cfg.direct_c))
+        opt = optimizer(self.model, cfg)
         val_inputs = self.inputs(val.records) if val is not None and len(val.records) else None
 
         def run_epoch() -> float:

@@ -32,12 +32,15 @@ from assistant.au.microau_clip_io import (
     analysis_inputs,
     analysis_regions,
     build_model,
+    mirror_inputs,
     pixel_values,
     save_microau_clip,
 )
+from assistant.errors import ConfigError
 from assistant.motion.analyze import MotionConfig
 from finetune.au import TrainAUConfig, train_epochs
 from finetune.input_cache import cached_arrays, record_analysis
+from finetune.readout import fit_readout, set_readout
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +66,33 @@ class MicroAUCLIPOptions:
                 "logits; ours, not in the paper (assistant.au.microau_clip)"})
     clip_lr_direct: float = field(default=1.0, metadata={"help": "Micro-AU CLIP: SGD lr of the --clip-direct "
                                                                   "read-out"})
+    clip_direct_c: float = field(default=0.0, metadata={
+        "help": "Micro-AU CLIP: 0 trains the --clip-direct read-out by SGD with the rest; above 0 fits it first as an "
+                "L2 logistic regression with this inverse regularisation (scikit-learn) on the training clips, and "
+                "holds it fixed while the CLIP path trains"})
+    clip_zero_classifier: bool = field(default=False, metadata={
+        "help": "Micro-AU CLIP: the CLIP path's per-AU classifiers start at zero instead of random, so before it has "
+                "learned anything it adds nothing to the --clip-direct read-out's logits"})
+    clip_mirror: bool = field(default=False, metadata={
+        "help": "Micro-AU CLIP: train on half the clips mirrored (AU codes carry no side), as AU-LLM does; the "
+                "motion input only (the published flow image stores direction as hue)"})
+
+    def __post_init__(self):
+        if self.clip_direct_c < 0 or (self.clip_direct_c and not self.clip_direct):
+            raise ConfigError(f"--clip-direct-c {self.clip_direct_c} fits the --clip-direct read-out: give a value "
+                              "above 0 with --clip-direct, or 0 to train it by SGD.")
+        if self.clip_mirror and self.clip_input != "motion":
+            raise ConfigError("--clip-mirror flips the motion input, and --clip-input flow_image stores direction as "
+                              "hue, which a mirror cannot flip: add --clip-input motion or leave --clip-mirror off.")
 
 
 @dataclass
 class TrainMicroAUCLIPConfig(TrainAUConfig, MicroAUCLIPOptions):
     model: str = field(default="microau_clip", metadata={"help": "model family (see finetune.au.MODELS)"})
+
+    def __post_init__(self):
+        TrainAUConfig.__post_init__(self)
+        MicroAUCLIPOptions.__post_init__(self)
 
 
 def options(config) -> MicroAUCLIPOptions:
@@ -98,11 +123,21 @@ def record_inputs(records: Sequence, cfg: MicroAUCLIPConfig, motion: MotionConfi
     return np.stack([a["image"] for a in arrays]), np.stack([a["landmarks"] for a in arrays]), regions
 
 
+def fit_direct(regions: np.ndarray, labels: np.ndarray, c: float, mirror: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The read-out fitted on the training clips' region values (finetune.readout), with their mirror images when
+    training mirrors."""
+    from assistant.au.aullm_input import mirror_regions
+
+    if mirror:
+        regions, labels = np.concatenate([regions, mirror_regions(regions)]), np.concatenate([labels, labels])
+    return fit_readout(regions, labels, c)
+
+
 def make_optimizer(model: MicroAUCLIP, opts: MicroAUCLIPOptions, weight_decay: float, epochs: int):
     """SGD with the two learning rates, and the half-way /10 step (the scheduler steps once per epoch)."""
     groups = [{"params": model.encoder_parameters(), "lr": opts.clip_lr_encoder},
               {"params": model.head_parameters(), "lr": opts.clip_lr_heads}]
-    if model.direct is not None:
+    if model.direct is not None and model.direct.weight.requires_grad:
         groups.append({"params": model.direct_parameters(), "lr": opts.clip_lr_direct})
     opt = torch.optim.SGD(groups, momentum=opts.clip_momentum, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[max(1, epochs // 2)], gamma=0.1)
@@ -126,11 +161,17 @@ class MicroAUCLIPAdapter:
     def _inputs(self, data) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         return record_inputs(data.records, self.model_config, self.motion, self.cache, self.cfg.progress)
 
-    def _batches(self, images, points, regions, labels, order):
+    def _batches(self, images, points, regions, labels, order, rng=None):
+        """Tensors per batch in `order`; with `rng` (training) and `clip_mirror`, half the clips mirrored."""
         for s in range(0, len(order), self.cfg.batch_size):
             idx = order[s:s + self.cfg.batch_size]
-            yield (pixel_values(images[idx]), torch.from_numpy(points[idx]),
-                   torch.from_numpy(regions[idx]) if regions is not None else None,
+            x, lm, r = images[idx], points[idx], regions[idx] if regions is not None else None
+            if rng is not None and self.opts.clip_mirror:
+                flip = rng.random(len(idx)) < 0.5
+                x[flip], lm[flip], flipped = mirror_inputs(x[flip], lm[flip], r[flip] if r is not None else None)
+                if r is not None:
+                    r[flip] = flipped
+            yield (pixel_values(x), torch.from_numpy(lm), torch.from_numpy(r) if r is not None else None,
                    torch.from_numpy(labels[idx].astype(np.float32)))
 
     def _val_loss(self, images, points, regions, labels) -> float:
@@ -147,15 +188,20 @@ class MicroAUCLIPAdapter:
         rng = np.random.default_rng(cfg.seed)
         self.model, self.tokenizer = build_model(self.opts.clip_backbone, self.model_config)
         self.model_config = self.model.config
-        opt, sched = make_optimizer(self.model, self.opts, cfg.weight_decay, cfg.epochs)
+        if self.opts.clip_zero_classifier:
+            torch.nn.init.zeros_(self.model.cls_weight)
         images, points, regions = self._inputs(train)
+        if self.opts.clip_direct_c:
+            set_readout(self.model.direct, *fit_direct(regions, train.labels, self.opts.clip_direct_c,
+                                                        self.opts.clip_mirror))
+        opt, sched = make_optimizer(self.model, self.opts, cfg.weight_decay, cfg.epochs)
         val_inputs = self._inputs(val) if val is not None and len(val.records) else None
 
         def run_epoch() -> float:
             self.model.train()
             losses = []
             for x, lm, r, y in self._batches(images, points, regions, train.labels,
-                                             rng.permutation(len(train.labels))):
+                                             rng.permutation(len(train.labels)), rng):
                 loss = self.model.loss(self.model(x, lm, r), y)["loss"]
                 opt.zero_grad()
                 loss.backward()

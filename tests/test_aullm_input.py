@@ -240,6 +240,48 @@ def test_the_direct_read_out_trains_at_its_own_learning_rate(llm_dir):
             assert len(groups) == 1
 
 
+def test_a_fitted_read_out_is_the_logistic_fit_of_its_clips_and_their_mirrors_and_holds(synth_casme2_root, llm_dir,
+                                                                                          tmp_path):
+    """`--direct-c`: the read-out is fitted before training (finetune.readout) on what it reads of each training clip
+    and of its mirror image, and the LLM path trains around it without moving it; `--zero-head` starts the LLM head
+    at zero. Refused without --direct, below 0, and with another model."""
+    from assistant.errors import ConfigError
+    from finetune.au import FoldData, TrainAUConfig, label_matrix, usable_records
+    from finetune.au_aullm import AULLMAdapter, optimizer
+    from finetune.readout import fit_readout
+    from instruction_data.loaders import load_dataset
+
+    records = usable_records(load_dataset("casme2", synth_casme2_root).records)
+    cfg = TrainAUConfig(backbone=str(llm_dir), input="motion", regions=True, direct=True, direct_c=3.0, zero_head=True,
+                        flow="dis", cache_dir=str(tmp_path / "cache"), epochs=2, lr=1e-3, val_subjects=0,
+                        progress=False)
+    adapter = AULLMAdapter(cfg, [1, 2, 4, 12])
+    data = FoldData(records, label_matrix(records, adapter.aus))
+    adapter.fit(data, None)
+    model = adapter.model
+    inputs = adapter.inputs(records)
+    x = np.stack([model_tensor(i, model.config) for i in inputs])
+    regions = np.stack([i.regions for i in inputs])
+    flipped, flipped_regions = mirror(x, regions, True)
+    with torch.no_grad():
+        table = torch.cat([model.direct_inputs(torch.from_numpy(x), torch.from_numpy(regions)),
+                           model.direct_inputs(torch.from_numpy(flipped), torch.from_numpy(flipped_regions))])
+    assert table.shape == (2 * len(records), 2 * 8 * 8 + REGIONS)
+    weight, bias = fit_readout(table.numpy(), np.concatenate([data.labels, data.labels]), 3.0)
+    assert np.abs(weight).max() > 0
+    assert np.allclose(model.direct.weight.numpy(), weight, atol=1e-6)
+    assert np.allclose(model.direct.bias.numpy(), bias, atol=1e-6)
+    assert not model.direct.weight.requires_grad
+    assert not {id(p) for g in optimizer(model, cfg).param_groups for p in g["params"]} & {
+        id(p) for p in model.direct.parameters()}
+    assert model.head.weight.abs().max() > 0  # from zero, trained
+    for bad, message in ((dict(direct_c=-1.0, direct=True, regions=True), "--direct-c -1.0 fits the --direct"),
+                         (dict(direct_c=3.0), "--direct-c 3.0 fits the --direct"),
+                         (dict(zero_head=True, model="prior"), "--zero-head")):
+        with pytest.raises(ConfigError, match=message):
+            TrainAUConfig(**bad)
+
+
 def test_inputs_of_both_kinds_have_the_shapes_the_network_takes():
     rng = np.random.default_rng(0)
     frames = AULLMInput(rng.integers(0, 255, (9, 64, 64), dtype=np.uint8), None)
@@ -258,7 +300,7 @@ def test_a_run_from_before_the_input_settings_resumes(tmp_path):
 
     config = TrainAUConfig(out=str(tmp_path))
     old = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("input", "regions", "flow", "direct",
-                                                                                "direct_lr")}
+                                                                                "direct_lr", "direct_c", "zero_head")}
     (tmp_path / "run_config.yaml").write_text(yaml.safe_dump(old))
     _check_resume(config, tmp_path)
     (tmp_path / "run_config.yaml").write_text(yaml.safe_dump(old))

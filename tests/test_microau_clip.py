@@ -409,3 +409,102 @@ def test_a_checkpoint_from_before_the_input_setting_serves_the_published_input(t
     scores = [[s.probability for s in get_detector("microau_clip", checkpoint=p, motion=motion)
                .detect(analysis.clip, analysis).scores] for p in (old, tmp_path / "now")]
     assert scores[0] == scores[1]
+
+
+def test_a_mirrored_motion_input_is_the_motion_input_of_the_mirrored_face():
+    """Training's mirror (--clip-mirror) gives what the mirrored motion field gives: a rightward motion on the image's
+    left becomes a leftward one on its right (within a grey level of rounding), the landmarks and the regions follow,
+    and mirroring twice gives the clip back exactly. The published flow image (hue) is refused."""
+    from assistant.au.aullm_input import mirror_regions
+    from assistant.au.microau_clip_io import mirror_inputs
+    from assistant.au.motion_input import motion_image
+    from assistant.errors import ConfigError
+    from assistant.types import MotionField
+    from finetune.au_microau_clip import TrainMicroAUCLIPConfig
+
+    rng = np.random.default_rng(0)
+    flow = np.zeros((256, 256, 2), np.float32)
+    flow[100:140, 40:90] = (0.6, -0.2)  # the image's left: right and up
+    flow += rng.normal(0, 0.02, flow.shape).astype(np.float32)
+    mask = np.zeros((256, 256), bool)
+    mask[20:240, 30:200] = True  # not symmetric: the mask must flip too
+
+    def image(f, m):
+        return motion_image(MotionField(flow=f, raw_flow=f, method="dis", compensation="register",
+                                        head_motion={}, face_mask=m, noise_px=0.05), 224)
+
+    mirrored_flow = flow[:, ::-1].copy()
+    mirrored_flow[..., 0] *= -1
+    expected = image(mirrored_flow, mask[:, ::-1])
+    points = rng.uniform(0, 223, (2, 68, 2)).astype(np.float32)
+    regions = rng.normal(size=(2, len(REGION_KEYS) * REGION_VALUES)).astype(np.float32)
+    images = np.stack([image(flow, mask)] * 2)
+    flipped, flipped_points, flipped_regions = mirror_inputs(images, points, regions)
+    assert np.abs(flipped[0].astype(int) - expected.astype(int)).max() <= 1
+    assert flipped[0, 120, 224 - 1 - 70, 0] < 128 - 50 and images[0, 120, 70, 0] > 128 + 50  # u changed sign
+    assert np.allclose(flipped_points[..., 0], 223 - points[..., 0]) and np.array_equal(flipped_points[..., 1],
+                                                                                       points[..., 1])
+    assert np.array_equal(flipped_regions, mirror_regions(regions))
+    back = mirror_inputs(flipped, flipped_points, flipped_regions)
+    assert np.array_equal(back[0], images) and np.allclose(back[1], points) and np.array_equal(back[2], regions)
+    with pytest.raises(ConfigError, match="--clip-mirror flips the motion input"):
+        TrainMicroAUCLIPConfig(clip_mirror=True)
+    TrainMicroAUCLIPConfig(clip_mirror=True, clip_input="motion")
+
+
+def test_the_fitted_read_out_separates_what_it_can_and_treats_both_sides_alike():
+    """`clip_direct_c`: the read-out fitted by logistic regression before the CLIP path trains: it reads the value that
+    carries an AU, an AU with one class in training gets its log-odds and no weights, and with the mirrors added it
+    gives a clip and its mirror image the same logit (AU codes carry no side)."""
+    from assistant.au.aullm_input import mirror_regions
+    from assistant.errors import ConfigError
+    from finetune.au_microau_clip import TrainMicroAUCLIPConfig, fit_direct
+
+    rng = np.random.default_rng(0)
+    n = len(REGION_KEYS) * REGION_VALUES
+    x = rng.normal(size=(80, n)).astype(np.float32)
+    carried = x[:, 7] + x[:, 7 + REGION_VALUES] + rng.normal(0, 0.5, 80)  # not separable: one optimum, well met
+    y = np.stack([carried > 0.5, np.zeros(80, bool)], axis=1).astype(np.int64)
+    weight, bias = fit_direct(x, y, 10.0, mirror=False)
+    assert ((x @ weight[0] + bias[0] > 0) == y[:, 0]).mean() > 0.85
+    assert np.argsort(-np.abs(weight[0]))[:2].tolist() in ([7, 7 + REGION_VALUES], [7 + REGION_VALUES, 7])
+    assert not weight[1].any() and bias[1] == pytest.approx(np.log(0.01 / 0.99))  # finetune.readout.MIN_SHARE
+    weight, bias = fit_direct(x, y, 10.0, mirror=True)
+    assert np.allclose(x @ weight[0], mirror_regions(x) @ weight[0], atol=1e-3)
+    with pytest.raises(ConfigError, match="--clip-direct-c -1.0 fits the --clip-direct read-out"):
+        TrainMicroAUCLIPConfig(clip_direct_c=-1.0, clip_direct=True)
+    with pytest.raises(ConfigError, match="--clip-direct-c 3.0 fits the --clip-direct read-out"):
+        TrainMicroAUCLIPConfig(clip_direct_c=3.0)
+
+
+def test_a_run_with_the_fitted_read_out_keeps_it_fixed_and_starts_the_classifier_silent(tiny_clip,
+                                                                                         synth_casme2_root, tmp_path):
+    """One epoch of the realistic recipe's settings (motion input, mirrors, the read-out fitted first, classifiers
+    from zero) on the small synthetic set: the final model's read-out is exactly the fit on its training clips (every
+    person but the one it validated on; training never moved it), and the CLIP path's classifiers moved off zero."""
+    from finetune.au import label_matrix, run, usable_records
+    from finetune.au_microau_clip import TrainMicroAUCLIPConfig, fit_direct, record_inputs
+    from instruction_data.loaders import load_dataset
+
+    records = load_dataset("casme2", synth_casme2_root).records
+    config = TrainMicroAUCLIPConfig(dataset="casme2", out=str(tmp_path / "run"), clip_backbone=str(tiny_clip),
+                                    clip_flow="dis", clip_input="motion", clip_direct=True, clip_direct_c=3.0,
+                                    clip_mirror=True, clip_zero_classifier=True, epochs=1, batch_size=4,
+                                    progress=False, threads=1)
+    threads = torch.get_num_threads()
+    try:
+        run(config, records)
+    finally:
+        torch.set_num_threads(threads)
+    model, _, _ = load_microau_clip(tmp_path / "run" / "final")
+    known = usable_records(records)
+    from assistant.motion.analyze import MotionConfig
+
+    _, _, regions = record_inputs(known, model.config, MotionConfig(flow="dis"), tmp_path / "run" / "cache" /
+                                  "microau_clip", progress=False)
+    labels = label_matrix(known, list(model.config.aus))
+    people = np.array([r.subject for r in known])
+    fits = [fit_direct(regions[people != held], labels[people != held], 3.0, mirror=True) for held in set(people)]
+    assert any(np.allclose(model.direct.weight.detach().numpy(), weight, atol=1e-6)
+               and np.allclose(model.direct.bias.detach().numpy(), bias, atol=1e-6) for weight, bias in fits)
+    assert model.cls_weight.abs().sum() > 0

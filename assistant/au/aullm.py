@@ -294,10 +294,14 @@ class AULLM(nn.Module):
         hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out.hidden_states[-1]
         logits = self.head(hidden[:, -1])
         if self.direct is not None:
-            parts = [nn.functional.adaptive_avg_pool2d(frames[:, -1], self.config.direct_grid).flatten(1)
-                     ] if self.config.input == "motion" else []
-            logits = logits + self.direct(torch.cat(parts + ([regions] if self.region is not None else []), dim=1))
+            logits = logits + self.direct(self.direct_inputs(frames, regions))
         return logits
+
+    def direct_inputs(self, frames: torch.Tensor, regions: torch.Tensor | None) -> torch.Tensor:
+        """(B, direct_features): what the direct read-out reads, the apex motion on its grid and the region values."""
+        parts = [nn.functional.adaptive_avg_pool2d(frames[:, -1], self.config.direct_grid).flatten(1)
+                 ] if self.config.input == "motion" else []
+        return torch.cat(parts + ([regions] if self.region is not None else []), dim=1)
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """Everything a checkpoint needs: trained parameters and the visual front-end's BatchNorm statistics."""

@@ -70,11 +70,14 @@ def mirror(x: np.ndarray, regions: np.ndarray | None, motion: bool) -> tuple[np.
     x = x[..., ::-1].copy()
     if motion:
         x[..., 0, :, :] = -x[..., 0, :, :]
-    if regions is not None:
-        r = regions.reshape(*regions.shape[:-1], len(REGION_KEYS), REGION_VALUES)[..., _MIRROR, :].copy()
-        r[..., [0, 3]] = -r[..., [0, 3]]
-        regions = r.reshape(regions.shape)
-    return x, regions
+    return x, mirror_regions(regions) if regions is not None else None
+
+
+def mirror_regions(regions: np.ndarray) -> np.ndarray:
+    """Region token values (one clip's or a batch's) seen in a mirror: the person's sides swap, x changes sign."""
+    r = regions.reshape(*regions.shape[:-1], len(REGION_KEYS), REGION_VALUES)[..., _MIRROR, :].copy()
+    r[..., [0, 3]] = -r[..., [0, 3]]
+    return r.reshape(regions.shape)
 
 
 def sequence_positions(onset: int, apex: int, n: int) -> list[int]:

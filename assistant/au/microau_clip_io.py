@@ -86,6 +86,21 @@ def analysis_regions(analysis: MotionAnalysis, config: MicroAUCLIPConfig) -> np.
     return region_features(analysis.regions, analysis.field.noise_px, analysis.onset_crop.shape[0])
 
 
+def mirror_inputs(images: np.ndarray, points: np.ndarray,
+                  regions: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Motion images (B, S, S, 3) uint8, their landmarks and region values seen in a mirror (training augmentation;
+    AU codes carry no side): the image flips left-right and its u channel changes sign about the still level 128,
+    the landmarks' x flips (their indices stay: every AU's landmark group covers both sides), the regions swap
+    sides. The published flow image stores direction as hue and has no such flip."""
+    from assistant.au.aullm_input import mirror_regions
+
+    images = images[:, :, ::-1].copy()
+    images[..., 0] = 256 - images[..., 0].astype(np.int16)  # 128 + 127 c -> 128 - 127 c, still within 1..255
+    points = points.copy()
+    points[..., 0] = images.shape[2] - 1 - points[..., 0]
+    return images, points, mirror_regions(regions) if regions is not None else None
+
+
 def pixel_values(images: np.ndarray) -> torch.Tensor:
     """(B, S, S, 3) uint8 -> (B, 3, S, S) float normalised with CLIP's mean and std."""
     x = torch.from_numpy(np.ascontiguousarray(images)).float().div(255.0).permute(0, 3, 1, 2)
