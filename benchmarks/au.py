@@ -12,8 +12,9 @@ Detectors (`--models`, default all): `aullm` (noise-normalised motion input and 
 `microau_clip` (motion input), `microau_clip_flow_image` (published flow image), `rules`, `always_positive`, `prior`
 (random draws at the training prior). Recipes: the published inputs keep the tiny-synthetic recipes
 (configs/au_llm_tiny_synthetic.yaml, configs/au_microau_clip_tiny_synthetic.yaml), chosen on a separate synthetic set;
-in the realistic world the motion inputs take configs/au_llm_realistic.yaml and configs/au_microau_clip_realistic.yaml,
-chosen on the realistic calibration split (benchmarks/au_recipes.py). Nothing is tuned on these folds.
+in the realistic world the motion inputs take configs/au_llm_realistic.yaml (aullm_no_regions its own
+configs/au_llm_realistic_no_regions.yaml) and configs/au_microau_clip_realistic.yaml, chosen on the realistic
+calibration split (benchmarks/au_recipes.py). Nothing is tuned on these folds.
 
     python benchmarks/au.py [--seeds 0 1 2] [--subjects 8] [--clips 8] [--out outputs/bench_au] [--threads 1]
     python benchmarks/au.py --world realistic --world-version v2 --clips 40 --val-subjects 1 --seeds 0 1 2 \
@@ -57,7 +58,9 @@ DEFAULT_MODELS = [*LEARNED, *BASELINES]
 # motion inputs take the recipes chosen on its calibration split (configs/*_realistic.yaml)
 RECIPES = {("aullm", "easy"): "au_llm_tiny_synthetic.yaml", ("aullm", "realistic"): "au_llm_realistic.yaml",
            ("microau_clip", "easy"): "au_microau_clip_tiny_synthetic.yaml",
-           ("microau_clip", "realistic"): "au_microau_clip_realistic.yaml"}
+           ("microau_clip", "realistic"): "au_microau_clip_realistic.yaml",
+           # a model name before its family: the ablation without the region token has a recipe of its own
+           ("aullm_no_regions", "realistic"): "au_llm_realistic_no_regions.yaml"}
 PUBLISHED = {"aullm_frames", "microau_clip_flow_image"}
 
 
@@ -117,7 +120,8 @@ def recipe(name: str, world: str, out: Path, common: dict):
     from finetune.tiny_clip import build_tiny_clip
 
     family, settings = LEARNED[name]
-    path = ROOT / "configs" / RECIPES[family, "easy" if name in PUBLISHED else world]
+    world = "easy" if name in PUBLISHED else world
+    path = ROOT / "configs" / (RECIPES.get((name, world)) or RECIPES[family, world])
     extra = {}
     if family == "microau_clip":
         tiny = out / "tiny_clip"

@@ -138,6 +138,10 @@ class TrainAUConfig:
         "help": "aullm: 0 trains the --direct read-out by Adam with the rest; above 0 fits it first as an L2 logistic "
                 "regression with this inverse regularisation (scikit-learn) on the training clips and their mirror "
                 "images, and holds it fixed while the LLM path trains (finetune.readout)"})
+    direct_grid: int = field(default=8, metadata={
+        "help": "aullm: the --direct read-out averages the apex motion on an NxN grid"})
+    direct_magnitude: bool = field(default=False, metadata={
+        "help": "aullm: the --direct read-out averages the apex motion's magnitude on its grid too"})
     zero_head: bool = field(default=False, metadata={
         "help": "aullm: the LLM head's classifier starts at zero instead of random, so before it has learned anything "
                 "it adds nothing to the --direct read-out's logits"})
@@ -155,6 +159,8 @@ class TrainAUConfig:
                                                                 ("direct", self.direct, False),
                                                                 ("direct-lr", self.direct_lr, 0.1),
                                                                 ("direct-c", self.direct_c, 0.0),
+                                                                ("direct-grid", self.direct_grid, 8),
+                                                                ("direct-magnitude", self.direct_magnitude, False),
                                                                 ("zero-head", self.zero_head, False),
                                                                 ("flow", self.flow, "tvl1")) if value != default]
         if self.model != "aullm" and aullm_only:
@@ -164,6 +170,8 @@ class TrainAUConfig:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{name.replace('_', '-')} is a learning rate and must be above 0 (got "
                                   f"{getattr(self, name)}).")
+        if not 1 <= self.direct_grid <= 32:
+            raise ConfigError(f"--direct-grid {self.direct_grid} must lie between 1 and 32 (cells per side).")
         if self.direct_c < 0 or (self.direct_c and not self.direct):
             raise ConfigError(f"--direct-c {self.direct_c} fits the --direct read-out: give a value above 0 with "
                               "--direct, or 0 to train it by Adam.")

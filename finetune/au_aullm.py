@@ -60,7 +60,8 @@ class AULLMAdapter:
                                landmarks=config.landmarks)
         self.model_config = AULLMConfig(aus=self.aus, fusion=config.fusion, soft_prompt=config.soft_prompt,
                                         graph=config.graph, input=config.input, regions=config.regions,
-                                        direct=config.direct,
+                                        direct=config.direct, direct_grid=config.direct_grid,
+                                        direct_magnitude=config.direct_magnitude,
                                         region_features=len(REGION_KEYS) * REGION_VALUES if config.regions else 0)
         self.motion = MotionConfig(landmarks=config.landmarks, flow=config.flow)
 

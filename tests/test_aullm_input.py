@@ -282,6 +282,49 @@ def test_a_fitted_read_out_is_the_logistic_fit_of_its_clips_and_their_mirrors_an
             TrainAUConfig(**bad)
 
 
+def test_the_read_out_can_average_the_apex_motion_finer_and_with_its_magnitude(llm_dir):
+    """`--direct-grid 16 --direct-magnitude`: the read-out's table holds u, v and |(u, v)| of the apex motion on a
+    16x16 grid, then the region values; a cell whose motion points both ways has a mean near zero but not a zero
+    magnitude."""
+    from assistant.errors import ConfigError
+    from finetune.au import TrainAUConfig
+
+    model, _ = build_aullm(str(llm_dir), _config(input="motion", regions=True, region_features=REGIONS, direct=True,
+                                                 direct_grid=16, direct_magnitude=True))
+    assert model.direct.in_features == 3 * 16 * 16 + REGIONS
+    x = torch.zeros(1, 6, 2, 64, 64)
+    x[0, -1, 0, :4, :2] = 1.0  # the top-left cell (4x4 pixels): half its pixels move right, half left
+    x[0, -1, 0, :4, 2:4] = -1.0
+    regions = torch.arange(REGIONS, dtype=torch.float32)[None]
+    table = model.direct_inputs(x, regions)[0]
+    assert table[0] == 0 and table[2 * 256] == pytest.approx(1.0)  # u's mean, the magnitude's mean
+    assert table[1:2 * 256].abs().sum() == 0 and table[2 * 256 + 1:3 * 256].abs().sum() == 0
+    assert torch.equal(table[3 * 256:], regions[0])
+    with pytest.raises(ConfigError, match="--direct-grid 0 must lie between 1 and 32"):
+        TrainAUConfig(direct=True, regions=True, direct_grid=0)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("au_llm_realistic.yaml", dict(regions=True, direct=True, direct_lr=0.1, direct_c=0.0, direct_grid=8)),
+    ("au_llm_realistic_no_regions.yaml", dict(regions=False, direct=True, direct_c=10.0, direct_grid=16,
+                                              direct_magnitude=True, zero_head=True)),
+    ("au_microau_clip_realistic.yaml", dict(clip_input="motion", clip_direct=True, clip_direct_c=10.0,
+                                            clip_zero_classifier=True, clip_mirror=True))])
+def test_the_realistic_recipes_parse_into_their_run_configs(name, expected):
+    """The recipes benchmarks/au.py trains in the realistic world load through `meu train au --config` as written."""
+    from pathlib import Path
+
+    from assistant.config import parse_config
+    from finetune.au import TrainAUConfig
+    from finetune.au_microau_clip import TrainMicroAUCLIPConfig
+
+    path = Path(__file__).resolve().parent.parent / "configs" / name
+    cls = TrainMicroAUCLIPConfig if "microau" in name else TrainAUConfig
+    config, _ = parse_config(cls, ["--config", str(path)], "t", "t")
+    assert config.input == "motion" or cls is TrainMicroAUCLIPConfig
+    assert {k: getattr(config, k) for k in expected} == expected
+
+
 def test_inputs_of_both_kinds_have_the_shapes_the_network_takes():
     rng = np.random.default_rng(0)
     frames = AULLMInput(rng.integers(0, 255, (9, 64, 64), dtype=np.uint8), None)

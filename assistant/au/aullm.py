@@ -12,9 +12,10 @@ Data flow for a batch of clips, `input: frames` (published): (B, T=6, 64, 64) gr
     LLM (LoRA r16/a32/d0.1 on q_proj, v_proj through peft; base weights frozen)
     last token's final hidden state -> Linear -> one logit per AU
     with `direct` (ours, not in the papers): + a linear read-out of the region token's values and of the apex motion
-    averaged over a `direct_grid` x `direct_grid` grid, zero at the start. A wide path beside the deep one: about 60
-    training clips per fold fit a linear model of these measurements (logistic regression on the region values alone
-    scores 0.60 macro F1 LOSO on world v2's calibration split), while the LLM path alone reached 0.43-0.55 there.
+    averaged over a `direct_grid` x `direct_grid` grid (with `direct_magnitude`, its magnitude too), zero at the
+    start. A wide path beside the deep one: about 60 training clips per fold fit a linear model of these measurements
+    (logistic regression on the region values alone scores 0.60 macro F1 LOSO on world v2's calibration split), while
+    the LLM path alone reached 0.43-0.55 there.
 
 `input: motion` (assistant.au.aullm_input): (B, T, 2, 64, 64), the registered flow from the onset to each of the T
 frames in noise floors. It is motion already, measured against the onset, so the LED filter is skipped: its columns
@@ -64,6 +65,7 @@ class AULLMConfig:
     region_hidden: int = 128
     direct: bool = False  # the linear read-out beside the LLM (module docstring); a checkpoint without it has none
     direct_grid: int = 8
+    direct_magnitude: bool = False  # the read-out also averages the apex motion's magnitude on its grid
 
     def __post_init__(self):
         if self.input not in INPUTS:
@@ -73,8 +75,9 @@ class AULLMConfig:
 
     @property
     def direct_features(self) -> int:
-        return (2 * self.direct_grid ** 2 if self.input == "motion" else 0) + (self.region_features if self.regions
-                                                                              else 0)
+        channels = 2 + self.direct_magnitude
+        return (channels * self.direct_grid ** 2 if self.input == "motion" else 0) + (
+            self.region_features if self.regions else 0)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -299,8 +302,12 @@ class AULLM(nn.Module):
 
     def direct_inputs(self, frames: torch.Tensor, regions: torch.Tensor | None) -> torch.Tensor:
         """(B, direct_features): what the direct read-out reads, the apex motion on its grid and the region values."""
-        parts = [nn.functional.adaptive_avg_pool2d(frames[:, -1], self.config.direct_grid).flatten(1)
-                 ] if self.config.input == "motion" else []
+        parts = []
+        if self.config.input == "motion":
+            apex = frames[:, -1]
+            if self.config.direct_magnitude:  # where the motion points both ways within a cell, its mean cancels
+                apex = torch.cat([apex, apex.norm(dim=1, keepdim=True)], dim=1)
+            parts.append(nn.functional.adaptive_avg_pool2d(apex, self.config.direct_grid).flatten(1))
         return torch.cat(parts + ([regions] if self.region is not None else []), dim=1)
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
