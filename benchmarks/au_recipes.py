@@ -15,7 +15,7 @@ split (benchmarks/au.py --world realistic) is never read here. Prints JSON; ever
     nice .venv/bin/python benchmarks/au_recipes.py --world-version v2 --clips 20 --out outputs/au_recipes_v2 \
         --heads microau_clip --candidates 8 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 --seeds 0 1 2
     nice .venv/bin/python benchmarks/au_recipes.py --world-version v2 --clips 20 --out outputs/au_recipes_v2 \
-        --heads aullm --candidates 18 19 20 21 22 23 24 --seeds 0 1 2
+        --heads aullm --candidates 18 20 21 22 23 24 --seeds 0 1 2
 
 A candidate that sets "regions": False is AU-LLM without the region token (the benchmark's `aullm_no_regions`, whose
 recipe is configs/au_llm_realistic_no_regions.yaml); the chosen line compares every candidate, so read those rows

@@ -164,14 +164,21 @@ class TrainAUConfig:
                                                                 ("zero-head", self.zero_head, False),
                                                                 ("flow", self.flow, "tvl1")) if value != default]
         if self.model != "aullm" and aullm_only:
-            raise ConfigError(f"{', '.join(aullm_only)} set AU-LLM's input, and --model {self.model} does not read "
-                              "it; Micro-AU CLIP's are --clip-input and --clip-flow.")
+            raise ConfigError(f"{', '.join(aullm_only)} set AU-LLM's input or read-out, and --model {self.model} has "
+                              "neither; Micro-AU CLIP's are --clip-input, --clip-flow, --clip-direct, --clip-direct-c "
+                              "and --clip-zero-classifier.")
         for name in (f.name for f in dataclasses.fields(self) if "lr" in f.name.split("_")):  # subclasses' too
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{name.replace('_', '-')} is a learning rate and must be above 0 (got "
                                   f"{getattr(self, name)}).")
         if not 1 <= self.direct_grid <= 32:
             raise ConfigError(f"--direct-grid {self.direct_grid} must lie between 1 and 32 (cells per side).")
+        if (self.direct_grid != 8 or self.direct_magnitude) and not (self.direct and self.input == "motion"):
+            raise ConfigError("--direct-grid and --direct-magnitude shape the --direct read-out's apex motion: add "
+                              "--direct and --input motion, or leave them out.")
+        if self.direct_c and self.direct_lr != 0.1:
+            raise ConfigError("--direct-lr is the rate of a read-out trained by Adam, and --direct-c fits it and holds "
+                              "it instead: give one of them.")
         if self.direct_c < 0 or (self.direct_c and not self.direct):
             raise ConfigError(f"--direct-c {self.direct_c} fits the --direct read-out: give a value above 0 with "
                               "--direct, or 0 to train it by Adam.")

@@ -81,6 +81,9 @@ class MicroAUCLIPOptions:
         if self.clip_direct_c < 0 or (self.clip_direct_c and not self.clip_direct):
             raise ConfigError(f"--clip-direct-c {self.clip_direct_c} fits the --clip-direct read-out: give a value "
                               "above 0 with --clip-direct, or 0 to train it by SGD.")
+        if self.clip_direct_c and self.clip_lr_direct != 1.0:
+            raise ConfigError("--clip-lr-direct is the rate of a read-out trained by SGD, and --clip-direct-c fits it "
+                              "and holds it instead: give one of them.")
         if self.clip_mirror and self.clip_input != "motion":
             raise ConfigError("--clip-mirror flips the motion input, and --clip-input flow_image stores direction as "
                               "hue, which a mirror cannot flip: add --clip-input motion or leave --clip-mirror off.")

@@ -17,18 +17,21 @@ MIN_SHARE = 0.01  # an AU with one class in training: the log-odds of this share
 
 
 def fit_readout(features: np.ndarray, labels: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
-    """(N, F) values and (N, K) 0/1 labels -> (K, F) weights and (K,) biases of per-AU logistic regressions with
-    inverse regularisation `c`."""
+    """(N, F) values and (N, K) labels (1, 0, or -1 where the clip's dataset does not code the AU: pooled training
+    leaves those out) -> (K, F) weights and (K,) biases of per-AU logistic regressions with inverse regularisation
+    `c`."""
     from sklearn.linear_model import LogisticRegression
 
     weight = np.zeros((labels.shape[1], features.shape[1]), np.float32)
     bias = np.zeros(labels.shape[1], np.float32)
     for k in range(labels.shape[1]):
-        if len(set(labels[:, k].tolist())) < 2:
-            share = np.clip(labels[:, k].mean(), MIN_SHARE, 1 - MIN_SHARE)
+        coded = labels[:, k] >= 0
+        y = labels[coded, k]
+        if len(set(y.tolist())) < 2:
+            share = np.clip(y.mean() if len(y) else 0.0, MIN_SHARE, 1 - MIN_SHARE)
             bias[k] = np.log(share / (1 - share))
             continue
-        model = LogisticRegression(C=c, max_iter=5000).fit(features, labels[:, k])
+        model = LogisticRegression(C=c, max_iter=5000).fit(features[coded], y)
         weight[k], bias[k] = model.coef_[0], model.intercept_[0]
     return weight, bias
 

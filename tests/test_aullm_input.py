@@ -241,7 +241,7 @@ def test_the_direct_read_out_trains_at_its_own_learning_rate(llm_dir):
 
 
 def test_a_fitted_read_out_is_the_logistic_fit_of_its_clips_and_their_mirrors_and_holds(synth_casme2_root, llm_dir,
-                                                                                          tmp_path):
+                                                                                          tmp_path, monkeypatch):
     """`--direct-c`: the read-out is fitted before training (finetune.readout) on what it reads of each training clip
     and of its mirror image, and the LLM path trains around it without moving it; `--zero-head` starts the LLM head
     at zero. Refused without --direct, below 0, and with another model."""
@@ -255,9 +255,16 @@ def test_a_fitted_read_out_is_the_logistic_fit_of_its_clips_and_their_mirrors_an
     cfg = TrainAUConfig(backbone=str(llm_dir), input="motion", regions=True, direct=True, direct_c=3.0, zero_head=True,
                         flow="dis", cache_dir=str(tmp_path / "cache"), epochs=2, lr=1e-3, val_subjects=0,
                         progress=False)
+    import finetune.au_aullm as au_aullm
+
+    at_start = []
+    build = au_aullm.optimizer
+    monkeypatch.setattr(au_aullm, "optimizer", lambda model, c: at_start.append(
+        (float(model.head.weight.abs().max()), float(model.head.bias.abs().max()))) or build(model, c))
     adapter = AULLMAdapter(cfg, [1, 2, 4, 12])
     data = FoldData(records, label_matrix(records, adapter.aus))
     adapter.fit(data, None)
+    assert at_start == [(0.0, 0.0)]  # the head was zero when training began
     model = adapter.model
     inputs = adapter.inputs(records)
     x = np.stack([model_tensor(i, model.config) for i in inputs])
@@ -274,10 +281,14 @@ def test_a_fitted_read_out_is_the_logistic_fit_of_its_clips_and_their_mirrors_an
     assert not model.direct.weight.requires_grad
     assert not {id(p) for g in optimizer(model, cfg).param_groups for p in g["params"]} & {
         id(p) for p in model.direct.parameters()}
-    assert model.head.weight.abs().max() > 0  # from zero, trained
+    assert model.head.weight.abs().max() > 0  # and trained from there
     for bad, message in ((dict(direct_c=-1.0, direct=True, regions=True), "--direct-c -1.0 fits the --direct"),
                          (dict(direct_c=3.0), "--direct-c 3.0 fits the --direct"),
-                         (dict(zero_head=True, model="prior"), "--zero-head")):
+                         (dict(zero_head=True, model="prior"), "--zero-head"),
+                         (dict(direct=True, regions=True, direct_c=3.0, direct_lr=0.3), "--direct-lr is the rate"),
+                         (dict(direct=True, regions=True, direct_grid=16), "--direct-grid and --direct-magnitude"),
+                         (dict(direct=True, input="motion", direct_magnitude=True, direct_grid=4, model="aullm",
+                               regions=False, direct_c=-2.0), "--direct-c -2.0")):
         with pytest.raises(ConfigError, match=message):
             TrainAUConfig(**bad)
 
@@ -343,7 +354,8 @@ def test_a_run_from_before_the_input_settings_resumes(tmp_path):
 
     config = TrainAUConfig(out=str(tmp_path))
     old = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("input", "regions", "flow", "direct",
-                                                                                "direct_lr", "direct_c", "zero_head")}
+                                                                                "direct_lr", "direct_c", "zero_head",
+                                                                                "direct_grid", "direct_magnitude")}
     (tmp_path / "run_config.yaml").write_text(yaml.safe_dump(old))
     _check_resume(config, tmp_path)
     (tmp_path / "run_config.yaml").write_text(yaml.safe_dump(old))

@@ -442,8 +442,12 @@ def test_a_mirrored_motion_input_is_the_motion_input_of_the_mirrored_face():
     flipped, flipped_points, flipped_regions = mirror_inputs(images, points, regions)
     assert np.abs(flipped[0].astype(int) - expected.astype(int)).max() <= 1
     assert flipped[0, 120, 224 - 1 - 70, 0] < 128 - 50 and images[0, 120, 70, 0] > 128 + 50  # u changed sign
-    assert np.allclose(flipped_points[..., 0], 223 - points[..., 0]) and np.array_equal(flipped_points[..., 1],
-                                                                                       points[..., 1])
+    from assistant.au.microau_clip_io import MIRROR68
+
+    assert sorted(MIRROR68) == list(range(68)) and [MIRROR68[i] for i in MIRROR68] == list(range(68))
+    assert (MIRROR68[36], MIRROR68[48], MIRROR68[30], MIRROR68[8]) == (45, 54, 30, 8)  # eye, mouth corners; midline
+    assert np.allclose(flipped_points[..., 0], 223 - points[..., MIRROR68, 0])
+    assert np.array_equal(flipped_points[..., 1], points[..., MIRROR68, 1])
     assert np.array_equal(flipped_regions, mirror_regions(regions))
     back = mirror_inputs(flipped, flipped_points, flipped_regions)
     assert np.array_equal(back[0], images) and np.allclose(back[1], points) and np.array_equal(back[2], regions)
@@ -475,10 +479,22 @@ def test_the_fitted_read_out_separates_what_it_can_and_treats_both_sides_alike()
         TrainMicroAUCLIPConfig(clip_direct_c=-1.0, clip_direct=True)
     with pytest.raises(ConfigError, match="--clip-direct-c 3.0 fits the --clip-direct read-out"):
         TrainMicroAUCLIPConfig(clip_direct_c=3.0)
+    with pytest.raises(ConfigError, match="--clip-lr-direct is the rate of a read-out trained by SGD"):
+        TrainMicroAUCLIPConfig(clip_direct=True, clip_direct_c=3.0, clip_lr_direct=0.3)
+    # pooled datasets (--protocol cde) mark an AU a clip's dataset does not code with -1: those clips are left out
+    from finetune.readout import fit_readout
+
+    uncoded = y.copy()
+    uncoded[:20, 0] = -1
+    uncoded[20:, 1] = -1
+    weight, bias = fit_readout(x, uncoded, 10.0)
+    expected = fit_readout(x[20:], y[20:, :1], 10.0)
+    assert np.allclose(weight[0], expected[0][0], atol=1e-4) and bias[0] == pytest.approx(expected[1][0], abs=1e-4)
+    assert not weight[1].any() and bias[1] == pytest.approx(np.log(0.01 / 0.99))
 
 
-def test_a_run_with_the_fitted_read_out_keeps_it_fixed_and_starts_the_classifier_silent(tiny_clip,
-                                                                                         synth_casme2_root, tmp_path):
+def test_a_run_with_the_fitted_read_out_keeps_it_fixed_and_starts_the_classifier_silent(tiny_clip, synth_casme2_root,
+                                                                                         tmp_path, monkeypatch):
     """One epoch of the realistic recipe's settings (motion input, mirrors, the read-out fitted first, classifiers
     from zero) on the small synthetic set: the final model's read-out is exactly the fit on its training clips (every
     person but the one it validated on; training never moved it), and the CLIP path's classifiers moved off zero."""
@@ -491,11 +507,18 @@ def test_a_run_with_the_fitted_read_out_keeps_it_fixed_and_starts_the_classifier
                                     clip_flow="dis", clip_input="motion", clip_direct=True, clip_direct_c=3.0,
                                     clip_mirror=True, clip_zero_classifier=True, epochs=1, batch_size=4,
                                     progress=False, threads=1)
+    import finetune.au_microau_clip as adapter
+
+    at_start = []
+    build = adapter.make_optimizer
+    monkeypatch.setattr(adapter, "make_optimizer", lambda model, *a: at_start.append(
+        float(model.cls_weight.abs().max())) or build(model, *a))
     threads = torch.get_num_threads()
     try:
         run(config, records)
     finally:
         torch.set_num_threads(threads)
+    assert at_start and set(at_start) == {0.0}  # every fold's classifiers were zero when training began
     model, _, _ = load_microau_clip(tmp_path / "run" / "final")
     known = usable_records(records)
     from assistant.motion.analyze import MotionConfig
@@ -507,4 +530,4 @@ def test_a_run_with_the_fitted_read_out_keeps_it_fixed_and_starts_the_classifier
     fits = [fit_direct(regions[people != held], labels[people != held], 3.0, mirror=True) for held in set(people)]
     assert any(np.allclose(model.direct.weight.detach().numpy(), weight, atol=1e-6)
                and np.allclose(model.direct.bias.detach().numpy(), bias, atol=1e-6) for weight, bias in fits)
-    assert model.cls_weight.abs().sum() > 0
+    assert model.cls_weight.abs().sum() > 0  # and trained from there

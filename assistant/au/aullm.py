@@ -13,9 +13,9 @@ Data flow for a batch of clips, `input: frames` (published): (B, T=6, 64, 64) gr
     last token's final hidden state -> Linear -> one logit per AU
     with `direct` (ours, not in the papers): + a linear read-out of the region token's values and of the apex motion
     averaged over a `direct_grid` x `direct_grid` grid (with `direct_magnitude`, its magnitude too), zero at the
-    start. A wide path beside the deep one: about 60 training clips per fold fit a linear model of these measurements
-    (logistic regression on the region values alone scores 0.60 macro F1 LOSO on world v2's calibration split), while
-    the LLM path alone reached 0.43-0.55 there.
+    start (or fitted first and held: finetune/readout.py). A wide path beside the deep one: about 60 training clips
+    per fold fit a linear model of these measurements (logistic regression on the region values alone scores 0.60
+    macro F1 LOSO on world v2's calibration split), while the LLM path alone reached 0.43-0.55 there.
 
 `input: motion` (assistant.au.aullm_input): (B, T, 2, 64, 64), the registered flow from the onset to each of the T
 frames in noise floors. It is motion already, measured against the onset, so the LED filter is skipped: its columns

@@ -86,17 +86,31 @@ def analysis_regions(analysis: MotionAnalysis, config: MicroAUCLIPConfig) -> np.
     return region_features(analysis.regions, analysis.field.noise_px, analysis.onset_crop.shape[0])
 
 
+def _mirror68() -> list[int]:
+    """The 68-point scheme's index of each point's mirror partner (the person's right and left swap)."""
+    pairs = [*zip(range(0, 8), range(16, 8, -1)), *zip(range(17, 22), range(26, 21, -1)), (31, 35), (32, 34),
+             (36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46), (48, 54), (49, 53), (50, 52), (55, 59),
+             (56, 58), (60, 64), (61, 63), (65, 67)]
+    index = list(range(68))
+    for a, b in pairs:
+        index[a], index[b] = b, a
+    return index
+
+
+MIRROR68 = _mirror68()
+
+
 def mirror_inputs(images: np.ndarray, points: np.ndarray,
                   regions: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Motion images (B, S, S, 3) uint8, their landmarks and region values seen in a mirror (training augmentation;
     AU codes carry no side): the image flips left-right and its u channel changes sign about the still level 128,
-    the landmarks' x flips (their indices stay: every AU's landmark group covers both sides), the regions swap
-    sides. The published flow image stores direction as hue and has no such flip."""
+    the landmarks' x flips and each takes its partner's index (the mirrored right lid is the left lid), the regions
+    swap sides. The published flow image stores direction as hue and has no such flip."""
     from assistant.au.aullm_input import mirror_regions
 
     images = images[:, :, ::-1].copy()
     images[..., 0] = 256 - images[..., 0].astype(np.int16)  # 128 + 127 c -> 128 - 127 c, still within 1..255
-    points = points.copy()
+    points = points[..., MIRROR68, :].copy()
     points[..., 0] = images.shape[2] - 1 - points[..., 0]
     return images, points, mirror_regions(regions) if regions is not None else None
 
