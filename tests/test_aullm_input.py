@@ -370,6 +370,6 @@ def test_aullm_input_settings_with_another_model_are_refused():
 
     with pytest.raises(ConfigError, match="--input, --regions set AU-LLM's input.*--clip-input"):
         TrainMicroAUCLIPConfig(input="motion", regions=True)
-    with pytest.raises(ConfigError, match="--flow set AU-LLM's input, and --model rules"):
+    with pytest.raises(ConfigError, match="--flow set AU-LLM's input or read-out, and --model rules has neither"):
         TrainAUConfig(model="rules", flow="dis")
     assert TrainAUConfig(model="aullm", input="motion", regions=True, flow="dis").input == "motion"
