@@ -316,11 +316,12 @@ def test_the_read_out_can_average_the_apex_motion_finer_and_with_its_magnitude(l
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("au_llm_realistic.yaml", dict(regions=True, direct=True, direct_lr=0.1, direct_c=0.0, direct_grid=8)),
+    ("au_llm_realistic.yaml", dict(regions=True, direct=True, direct_c=10.0, direct_grid=16, direct_magnitude=True,
+                                   zero_head=True, threshold=0.8, threshold_search=False)),
     ("au_llm_realistic_no_regions.yaml", dict(regions=False, direct=True, direct_c=10.0, direct_grid=16,
-                                              direct_magnitude=True, zero_head=True)),
+                                              direct_magnitude=True, zero_head=True, threshold=0.7)),
     ("au_microau_clip_realistic.yaml", dict(clip_input="motion", clip_direct=True, clip_direct_c=10.0,
-                                            clip_zero_classifier=True, clip_mirror=True))])
+                                            clip_zero_classifier=True, clip_mirror=True, threshold=0.8))])
 def test_the_realistic_recipes_parse_into_their_run_configs(name, expected):
     """The recipes benchmarks/au.py trains in the realistic world load through `meu train au --config` as written."""
     from pathlib import Path
