@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from au_recipes import MAX_NULL_ANY, mean_sweep, threshold_sweep  # noqa: E402
+from au_recipes import CANDIDATES, MAX_NULL_ANY, mean_sweep, threshold_sweep  # noqa: E402
 
 
 def _run(tmp_path: Path, rows: list[tuple[str, int, int, float, float]]) -> tuple[Path, list]:
@@ -50,3 +51,25 @@ def test_the_chosen_threshold_is_the_best_f1_whose_null_share_stays_under_the_ta
     assert chosen["threshold"] == 0.8
     _, none = mean_sweep([sweep([(0.7, 0.2), (0.6, 0.2), (0.5, 0.1), (0.4, 0.09)])])
     assert none is None
+
+
+@pytest.mark.parametrize("name, head, candidate, threshold", [
+    ("aullm", "aullm", 23, 0.8), ("aullm_no_regions", "aullm", 22, 0.7), ("microau_clip", "microau_clip", 25, 0.8)])
+def test_each_realistic_recipe_is_the_candidate_chosen_on_the_calibration_split(name, head, candidate, threshold):
+    """au_recipes.py runs a candidate on top of the tiny-synthetic recipe; benchmarks/au.py trains the realistic YAML.
+    They must be the same run but for the threshold chosen from the stored probabilities (and `val_subjects`, which
+    both scripts set to one)."""
+    from au import LEARNED, RECIPES
+
+    from assistant.config import from_dict, load_yaml
+    from finetune.au import TrainAUConfig
+    from finetune.au_microau_clip import TrainMicroAUCLIPConfig
+
+    def config(model: str, world: str):
+        family, settings = LEARNED[model]
+        path = Path(__file__).resolve().parents[1] / "configs" / (RECIPES.get((model, world)) or RECIPES[family, world])
+        cls = TrainMicroAUCLIPConfig if family == "microau_clip" else TrainAUConfig
+        return from_dict(cls, {**load_yaml(path), **settings, "model": family, "val_subjects": 1})
+
+    chosen = dataclasses.replace(config(head, "easy"), **CANDIDATES[head][candidate], threshold=threshold)
+    assert config(name, "realistic") == chosen
