@@ -2,7 +2,8 @@
 
 Multi-label AU detection: F1 per AU and their unweighted mean ("mean F1" of the AU papers), pooled over all LOSO
 folds (computed once on the concatenated predictions) and per fold. Emotion classification: UF1 (mean per-class F1),
-UAR (mean per-class recall), accuracy, per-class precision/recall/F1 and the confusion matrix.
+UAR (mean per-class recall), accuracy, per-class precision/recall/F1 and the confusion matrix. Every AU code named
+against every code coded (`code_set_scores`): precision and recall over all codes, whatever AU list is scored.
 
 Conventions (the same as scikit-learn with `zero_division=0`): a score whose denominator is zero is 0.0; per-fold
 tables use NaN instead when an AU has neither positives nor predicted positives in that fold (F1 is undefined
@@ -132,6 +133,45 @@ def classification_scores(y_true: Sequence[Hashable], y_pred: Sequence[Hashable 
         accuracy=_ratio(int(np.trace(confusion[:, :k])), n),
         per_class=per_class, confusion=confusion.tolist(), n_samples=n, n_other=int(confusion[:, k].sum()),
     )
+
+
+@dataclass
+class CodeSetScores:
+    """Every AU code named against every code coded, per clip (sides and intensity ignored), pooled over clips."""
+
+    n_clips: int
+    named_per_clip: float
+    coded_per_clip: float
+    precision: float  # named codes that were coded / named codes
+    recall: float  # coded codes that were named / coded codes
+    named_not_coded: dict  # code -> clips naming it without it coded, most first
+    coded_not_named: dict  # code -> clips coding it where it was not named, most first
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def code_set_scores(coded: Sequence[set[int]], named: Sequence[set[int]]) -> CodeSetScores:
+    """What a reader of the answers sees: each AU it names is right or wrong whether or not a benchmark's AU list
+    scores that AU (the per-AU F1 above leaves out codes outside the list, and with them most false alarms)."""
+    if len(coded) != len(named):
+        raise ValueError(f"{len(coded)} coded sets but {len(named)} named sets")
+    tp = sum(len(c & n) for c, n in zip(coded, named))
+    n_named, n_coded = sum(map(len, named)), sum(map(len, coded))
+    wrong: dict[int, int] = {}
+    missed: dict[int, int] = {}
+    for c, n in zip(coded, named):
+        for code in n - c:
+            wrong[code] = wrong.get(code, 0) + 1
+        for code in c - n:
+            missed[code] = missed.get(code, 0) + 1
+
+    def ranked(counts: dict[int, int]) -> dict[int, int]:
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    k = len(coded)
+    return CodeSetScores(k, _ratio(n_named, k), _ratio(n_coded, k), _ratio(tp, n_named), _ratio(tp, n_coded),
+                         ranked(wrong), ranked(missed))
 
 
 def choose_thresholds(probs: np.ndarray, labels: np.ndarray, default: float = 0.5,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.files import atomic_write_text
-from eval.metrics import classification_scores, folded_multilabel_scores, multilabel_scores
+from eval.metrics import classification_scores, code_set_scores, folded_multilabel_scores, multilabel_scores
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +90,25 @@ def score_rows(rows: list[dict], classes: list[str], aus: list[int], per_fold: b
             au[name] = folded_multilabel_scores(truth, pred, [r["fold"] for r in au_rows], aus).to_dict()
         else:
             au[name] = {"pooled": multilabel_scores(truth, pred, aus).to_dict()}
+    coded = [set(r["true_aus"]) for r in au_rows]
+    au["every_code"] = {
+        "parsed": code_set_scores(coded, [set(r["parsed_aus"]) for r in au_rows]).to_dict(),
+        "detector": code_set_scores(coded, [{int(k) for k, p in r["probabilities"].items() if p >= DETECTOR_THRESHOLD}
+                                            for r in au_rows]).to_dict()}
     out = {"emotion": emotion, "au": au}
     if per_fold:
         out["emotion_per_fold"] = _emotion_per_fold(emo)
     return out
+
+
+def null_pair_scores(rows: list[dict]) -> dict:
+    """Null pairs (a clip's onset against the next frame) where the detector named any AU, and which AUs."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    named = Counter(code for r in ok for code in r["named"])
+    given = sum(bool(r["named"]) for r in ok)
+    return {"pairs": len(ok), "failed": len(rows) - len(ok), "given_any_au": given,
+            "share_given_any_au": given / len(ok) if ok else None,
+            "named": dict(sorted(named.items(), key=lambda kv: (-kv[1], kv[0])))}
 
 
 def _emotion_per_fold(rows: list[dict]) -> dict:

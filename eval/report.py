@@ -135,6 +135,34 @@ def _au_section(run: dict, au: dict) -> str:
     return text
 
 
+def _every_code_section(every: dict, threshold: float) -> str:
+    """Every AU code named against every code coded: the false alarms the per-AU table cannot show."""
+
+    def named_wrong(s: dict) -> str:
+        top = list(s["named_not_coded"].items())[:8]
+        return ", ".join(f"AU{code} {n}" for code, n in top) or "none"
+
+    methods = (("answer AUs (parsed)", every["parsed"]), (f"detector p >= {threshold}", every["detector"]))
+    rows = [[label, f"{s['named_per_clip']:.2f}", f"{s['coded_per_clip']:.2f}", _f3(s["precision"]), _f3(s["recall"]),
+             named_wrong(s)] for label, s in methods]
+    head = ["Method", "named per clip", "coded per clip", "precision", "recall", "named, not coded (clips)"]
+    return (f"## Every AU code named against the coded ones, {every['parsed']['n_clips']} clips\n\n"
+            + md_table(head, rows)
+            + "\nEvery code counts, sides and intensity ignored: what a reader of the answers sees. The per-AU table "
+              "above leaves out the codes outside its list, and with them their false alarms.\n")
+
+
+def _null_pairs_section(n: dict) -> str:
+    named = ", ".join(f"AU{code} {k}" for code, k in list(n["named"].items())[:8]) or "none"
+    failed = (f" {n['failed']} pair(s) could not be analysed (their errors are in predictions.jsonl)."
+              if n["failed"] else "")
+    share = _pct(n["share_given_any_au"])
+    return ("## Null pairs: each clip's onset against the next frame\n\n"
+            f"{n['given_any_au']} of {n['pairs']} null pairs given an AU by the detector ({share} %); named (pairs): "
+            f"{named}.{failed} The expression starts after its onset frame, so an AU named on these pairs answers "
+            "noise or head motion.\n")
+
+
 def _generation(g: dict) -> str:
     stops = ", ".join(f"{t} ({i})" for t, i in zip(g["stop_tokens"], g.get("stop_ids", [])))
     return (f"greedy, stop at {stops or ', '.join(g['stop_tokens'])}, repetition penalty {g['repetition_penalty']}, "
@@ -167,10 +195,16 @@ def render_report(metrics: dict) -> str:
         parts.append(cde_section(metrics))
     if metrics["au"]["aus"]:
         parts.append(_au_section(run, metrics["au"]))
+    every = metrics["au"].get("every_code")  # absent from metrics written before it existed
+    if every and every["parsed"]["n_clips"]:
+        parts.append(_every_code_section(every, metrics["au"]["threshold"]))
+    if metrics.get("null_pairs"):
+        parts.append(_null_pairs_section(metrics["null_pairs"]))
     if metrics.get("timings"):
         parts.append("Mean seconds per clip: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics["timings"].items()))
     parts.append("Files: `predictions.jsonl` (one row per clip: answer text, parsed AUs and emotion, parse status, "
-                 "detector probabilities, timings), `metrics.json`, `confusion.png`"
+                 "detector probabilities, timings" + ("; one more per null pair" if metrics.get("null_pairs") else "")
+                 + "), `metrics.json`, `confusion.png`"
                  + (", `au_f1.png`." if metrics["au"]["aus"] else "."))
     return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
 

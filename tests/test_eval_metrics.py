@@ -11,6 +11,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_s
 from assistant.emotions import SCHEME_CLASSES
 from assistant.errors import ConfigError
 from eval.evidence import EvidenceSource, FoldPredictions
+from eval.metrics import code_set_scores
 from eval.predictions import PredictionLog, count_rows, score_rows
 from eval.report import render_report
 from eval.run import answer_fields
@@ -79,6 +80,37 @@ def test_report_shows_the_computed_figures():
     assert f"| {uf1:.3f} |" in text
     assert "Synthetic data" in text and "1 x frames missing" in text
     assert m["counts"]["sheet_rows"] == 41 and m["counts"]["usable"] == 40
+
+
+def test_every_code_named_counts_the_false_alarms_outside_the_scored_aus():
+    """A detector that names AU10 (outside CASME II's eight) on every clip keeps its per-AU F1 and loses precision
+    over every code; the report says which code it named wrongly and how often."""
+    coded = [{4}, {4, 7}, {12}, {1, 2}]
+    named = [{4, 10}, {4, 43}, {10}, {1, 2}]
+    s = code_set_scores(coded, named)
+    assert (s.n_clips, s.named_per_clip, s.coded_per_clip) == (4, 1.75, 1.5)
+    assert s.precision == pytest.approx(4 / 7) and s.recall == pytest.approx(4 / 6)
+    assert list(s.named_not_coded.items()) == [(10, 2), (43, 1)]
+    assert s.coded_not_named == {7: 1, 12: 1}
+
+    classes = list(SCHEME_CLASSES["5"])
+    rows = _random_rows(np.random.default_rng(3), 12, classes)
+    clean = score_rows(rows, classes, AUS, per_fold=False)
+    for r in rows:
+        r["probabilities"]["10"] = 0.9
+    m = score_rows(rows, classes, AUS, per_fold=False)
+    assert m["au"]["detector"] == clean["au"]["detector"]
+    every = m["au"]["every_code"]["detector"]
+    assert every["named_not_coded"][10] == 12
+    assert every["precision"] < clean["au"]["every_code"]["detector"]["precision"]
+    assert every["recall"] == clean["au"]["every_code"]["detector"]["recall"]
+    m["run"] = {"dataset": "casme2", "protocol": "zero-shot", "reasoner": "template", "detector": "rules",
+                "evidence": "rules", "classes": "5", "class_names": classes, "aus": AUS, "synthetic": True,
+                "landmarks": "mediapipe", "flow": "dis", "compensation": "similarity", "source_dataset": None}
+    m["counts"] = count_rows(rows, [])
+    text = render_report(json.loads(json.dumps(m)))  # as read back from metrics.json: codes become strings
+    assert "## Every AU code named against the coded ones, 12 clips" in text
+    assert f"| {every['precision']:.3f} |" in text and "AU10 12" in text
 
 
 @pytest.mark.parametrize("text, scheme, expected", [

@@ -56,6 +56,38 @@ def test_report_files_and_counts(straight_run, synth_casme2_root):
     report = (straight_run / "report.md").read_text()
     assert "Synthetic data" in report and "same computation" in report
     assert f"{e['uf1']:.3f}" in report
+    every = m["au"]["every_code"]
+    assert every["parsed"]["n_clips"] == every["detector"]["n_clips"] == c["au_scored"]
+    assert f"Every AU code named against the coded ones, {c['au_scored']} clips" in report
+
+
+def test_null_pairs_are_read_beside_the_clips_and_left_out_of_their_scores(tmp_path):
+    """`--null-pairs`: each AU-coded clip whose apex is 8 frames or more after its onset is also read at onset ->
+    next frame; the clips' own figures are those of the run without it, and the report counts the pairs given an AU."""
+    from assistant.errors import ConfigError
+    from eval.run import NULL_PAIR, EvalConfig
+    from eval.samples import select_samples
+    from instruction_data.layouts import write_synthetic_dataset
+
+    root = write_synthetic_dataset("casme2", tmp_path / "data", subjects=2, clips=2, seed=1, n_frames=40)
+    args = ["--dataset", "casme2", "--root", str(root), "--protocol", "loso", *FAST]
+    assert main([*args, "--out", str(tmp_path / "plain")]) == 0
+    out = tmp_path / "null"
+    assert main([*args, "--out", str(out), "--null-pairs", "true"]) == 0
+    assert _scores(out) == _scores(tmp_path / "plain")
+    samples, _, _ = select_samples(EvalConfig(dataset="casme2", root=str(root), protocol="loso"), None)
+    eligible = {s.key for s in samples if s.true_aus is not None and s.apex is not None and s.apex - s.onset >= 8}
+    assert eligible
+    rows = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    null_rows = [r for r in rows if r.get("null_pair")]
+    assert {r["clip"] for r in null_rows} == eligible and all(r["key"] == r["clip"] + NULL_PAIR for r in null_rows)
+    n = json.loads((out / "metrics.json").read_text())["null_pairs"]
+    assert n["pairs"] + n["failed"] == len(eligible)
+    assert n["given_any_au"] == sum(bool(r["named"]) for r in null_rows if r["status"] == "ok")
+    assert f"{n['given_any_au']} of {n['pairs']} null pairs given an AU" in (out / "report.md").read_text()
+    with pytest.raises(ConfigError, match="--null-pairs reads the detector"):
+        main([*args, "--out", str(tmp_path / "refused"), "--null-pairs", "true", "--detector", "aullm",
+              "--aullm-checkpoint", str(tmp_path)])
 
 
 def test_existing_run_needs_resume(straight_run, synth_casme2_root):
