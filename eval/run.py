@@ -433,7 +433,7 @@ def run(config: EvalConfig) -> dict:
             predictions.append(r)
             bar.update(1)
     wall = time.perf_counter() - t0
-    mark_done(out, shard, len(tasks), wall)
+    mark_done(out, shard, len(todo), wall)  # clips; null pairs are not counted
     if not shard.is_main:
         return {}
     shards = wait_for_shards(out, shard)
