@@ -135,6 +135,11 @@ def classification_scores(y_true: Sequence[Hashable], y_pred: Sequence[Hashable 
     )
 
 
+def most_first(counts: dict) -> dict:
+    """Counts ordered largest first, ties by key."""
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 @dataclass
 class CodeSetScores:
     """Every AU code named against every code coded, per clip (sides and intensity ignored), pooled over clips."""
@@ -166,12 +171,9 @@ def code_set_scores(coded: Sequence[set[int]], named: Sequence[set[int]]) -> Cod
         for code in c - n:
             missed[code] = missed.get(code, 0) + 1
 
-    def ranked(counts: dict[int, int]) -> dict[int, int]:
-        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-
     k = len(coded)
     return CodeSetScores(k, _ratio(n_named, k), _ratio(n_coded, k), _ratio(tp, n_named), _ratio(tp, n_coded),
-                         ranked(wrong), ranked(missed))
+                         most_first(wrong), most_first(missed))
 
 
 def choose_thresholds(probs: np.ndarray, labels: np.ndarray, default: float = 0.5,

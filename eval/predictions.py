@@ -65,6 +65,11 @@ def _au_matrix(rows: list[dict], aus: list[int], field: str) -> np.ndarray:
     return np.array([[int(a in set(r[field])) for a in aus] for r in rows], dtype=int).reshape(len(rows), len(aus))
 
 
+def named_codes(probabilities: dict) -> set[int]:
+    """The AU codes a row's detector probabilities name (keys as written to the predictions file)."""
+    return {int(k) for k, p in probabilities.items() if p >= DETECTOR_THRESHOLD}
+
+
 def _prob_matrix(rows: list[dict], aus: list[int]) -> np.ndarray:
     return np.array([[float(r["probabilities"].get(str(a), 0.0)) for a in aus] for r in rows],
                     dtype=float).reshape(len(rows), len(aus))
@@ -90,25 +95,15 @@ def score_rows(rows: list[dict], classes: list[str], aus: list[int], per_fold: b
             au[name] = folded_multilabel_scores(truth, pred, [r["fold"] for r in au_rows], aus).to_dict()
         else:
             au[name] = {"pooled": multilabel_scores(truth, pred, aus).to_dict()}
-    coded = [set(r["true_aus"]) for r in au_rows]
+    coded_rows = [r for r in au_rows if r["true_aus"]]  # the clips with an AU, as the held-out real set scores
+    coded = [set(r["true_aus"]) for r in coded_rows]
     au["every_code"] = {
-        "parsed": code_set_scores(coded, [set(r["parsed_aus"]) for r in au_rows]).to_dict(),
-        "detector": code_set_scores(coded, [{int(k) for k, p in r["probabilities"].items() if p >= DETECTOR_THRESHOLD}
-                                            for r in au_rows]).to_dict()}
+        "parsed": code_set_scores(coded, [set(r["parsed_aus"]) for r in coded_rows]).to_dict(),
+        "detector": code_set_scores(coded, [named_codes(r["probabilities"]) for r in coded_rows]).to_dict()}
     out = {"emotion": emotion, "au": au}
     if per_fold:
         out["emotion_per_fold"] = _emotion_per_fold(emo)
     return out
-
-
-def null_pair_scores(rows: list[dict]) -> dict:
-    """Null pairs (a clip's onset against the next frame) where the detector named any AU, and which AUs."""
-    ok = [r for r in rows if r["status"] == "ok"]
-    named = Counter(code for r in ok for code in r["named"])
-    given = sum(bool(r["named"]) for r in ok)
-    return {"pairs": len(ok), "failed": len(rows) - len(ok), "given_any_au": given,
-            "share_given_any_au": given / len(ok) if ok else None,
-            "named": dict(sorted(named.items(), key=lambda kv: (-kv[1], kv[0])))}
 
 
 def _emotion_per_fold(rows: list[dict]) -> dict:

@@ -146,21 +146,24 @@ def _every_code_section(every: dict, threshold: float) -> str:
     rows = [[label, f"{s['named_per_clip']:.2f}", f"{s['coded_per_clip']:.2f}", _f3(s["precision"]), _f3(s["recall"]),
              named_wrong(s)] for label, s in methods]
     head = ["Method", "named per clip", "coded per clip", "precision", "recall", "named, not coded (clips)"]
-    return (f"## Every AU code named against the coded ones, {every['parsed']['n_clips']} clips\n\n"
+    return (f"## Every AU code named against the coded ones, {every['parsed']['n_clips']} clips with an AU\n\n"
             + md_table(head, rows)
             + "\nEvery code counts, sides and intensity ignored: what a reader of the answers sees. The per-AU table "
               "above leaves out the codes outside its list, and with them their false alarms.\n")
 
 
 def _null_pairs_section(n: dict) -> str:
+    head = "## Null pairs: each clip's onset against the next frame\n\n"
+    if not n["pairs"] + n["failed"]:
+        return head + (f"No AU-coded clip has its apex {n['min_gap_frames']} or more frames after its onset, so no "
+                       "null pair was read.\n")
     named = ", ".join(f"AU{code} {k}" for code, k in list(n["named"].items())[:8]) or "none"
     failed = (f" {n['failed']} pair(s) could not be analysed (their errors are in predictions.jsonl)."
               if n["failed"] else "")
     share = _pct(n["share_given_any_au"])
-    return ("## Null pairs: each clip's onset against the next frame\n\n"
-            f"{n['given_any_au']} of {n['pairs']} null pairs given an AU by the detector ({share} %); named (pairs): "
-            f"{named}.{failed} The expression starts after its onset frame, so an AU named on these pairs answers "
-            "noise or head motion.\n")
+    return (head + f"{n['given_any_au']} of {n['pairs']} null pairs given an AU by the detector ({share} %); named "
+            f"(pairs): {named}.{failed} The expression starts after its onset frame, so an AU named on these pairs "
+            "answers noise or head motion.\n")
 
 
 def _generation(g: dict) -> str:

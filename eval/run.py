@@ -35,8 +35,8 @@ from assistant.files import output_folder, write_json
 from assistant.motion.analyze import NOISE_MIN_GAP, MotionConfig, analyze_clip
 from assistant.parse import parse_answer
 from assistant.reasoners.base import last
-from eval.evidence import UNTRAINED
-from eval.predictions import DETECTOR_THRESHOLD, count_rows, null_pair_scores, score_rows
+from eval.null_pairs import NULL_PAIR, null_pair_row, null_pair_scores, null_pair_tasks
+from eval.predictions import count_rows, score_rows
 from eval.samples import Sample, is_synthetic, scored_aus, select_samples
 from eval.shards import current_shard, done_keys, mark_done, merge, prediction_files, wait_for_shards
 from instruction_data.records import key_dataset
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 PROTOCOLS = ("zero-shot", "loso", "cross", "dfme-test-a", "dfme-test-b", "cde")
 DATASETS = ("casme2", "samm", "dfme", "casme3", "smic")
 DEFAULT_CLASSES = {"casme2": "5", "samm": "3", "dfme": "7", "casme3": "3", "smic": "3"}
-NULL_PAIR = "|null-pair"  # ends the predictions key of a clip's null pair (`--null-pairs`)
 # settings a resumed run may change without changing any result
 # (batched greedy answers equal unbatched ones token for token: tests/test_vlm_batched.py)
 _RESUME_FREE = {"resume", "workers", "progress", "threads", "out", "batch_size"}
@@ -102,9 +101,9 @@ class EvalConfig:
     threads: int = field(default=1, metadata={"help": "OpenCV / torch threads per process"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
     null_pairs: bool = field(default=False, metadata={
-        "help": "also read each AU-coded clip's onset frame against the next one (a null pair: no expression between "
-                "them, the apex at least 8 frames away) and count the clips where the detector names an AU there; "
-                "detectors that need no training only (a training run predicts no null pair)"})
+        "help": "also read each AU-coded clip's onset frame against the next one (a null pair: the expression starts "
+                f"later, its apex at least {NOISE_MIN_GAP} frames away) and count the pairs where the detector names "
+                "an AU; not with --au-run (a training run predicts no null pair)"})
     apex_unknown: str = field(default="middle", metadata={
         "help": "where the sheet gives no apex (all of SMIC, a few CASME II rows): the middle frame between onset "
                 "and offset (as MEB does) or the project's apex spotter", "choices": ["middle", "spot"]})
@@ -129,9 +128,9 @@ class EvalConfig:
         self.dataset = ",".join(names)
         if self.vlm_run:
             self._check_vlm_run()
-        if self.null_pairs and (self.detector not in UNTRAINED or self.au_run):
-            raise ConfigError(f"--null-pairs reads the detector on frame pairs that no training run predicted: use it "
-                              f"with --detector {', '.join(UNTRAINED)}, without --au-run.")
+        if self.null_pairs and self.au_run:
+            raise ConfigError("--null-pairs reads the detector on frame pairs that the training run in --au-run never "
+                              "predicted: use it with a detector that needs no training, or with a checkpoint.")
 
     def _check_vlm_run(self) -> None:
         from assistant.reasoners.vlm import adapter_base
@@ -307,29 +306,6 @@ def _evidence_step(sample: Sample, analysis, error: str | None, motion_s: float,
     return row, request
 
 
-def _null_pair_tasks(samples: list[Sample], done: set[str]) -> list[tuple[str, str, int, int, None]]:
-    """Motion tasks for the onset -> next-frame pairs of AU-coded clips whose apex lies NOISE_MIN_GAP frames or more
-    after the onset (the rule the motion core uses for its own null pair), not yet done."""
-    return [(s.key + NULL_PAIR, s.source, s.onset, s.onset + 1, None) for s in samples
-            if s.true_aus is not None and s.apex is not None and s.apex - s.onset >= NOISE_MIN_GAP
-            and s.key + NULL_PAIR not in done]
-
-
-def _null_pair_row(sample: Sample, analysis, error: str | None, motion_s: float, evidence_source) -> dict:
-    """What the detector names on a clip's null pair (its own predictions row, left out of the clip metrics)."""
-    row = {"key": sample.key + NULL_PAIR, "null_pair": True, "clip": sample.key, "fold": sample.fold,
-           "timings": {"motion": round(motion_s, 4)}}
-    if error is None:
-        try:
-            evidence = evidence_source.evidence(sample.key, analysis)
-        except MEUError as err:
-            error = str(err)
-    if error is not None:
-        return {**row, "status": "error", "error": error}
-    named = sorted(s.code for s in evidence.scores if s.probability >= DETECTOR_THRESHOLD)
-    return {**row, "status": "ok", "named": named, "noise_px": round(float(analysis.field.noise_px), 5)}
-
-
 def _reason(pending: list[tuple[dict, object]], reasoner, config: EvalConfig) -> list[dict]:
     """Finish rows waiting for the reasoner, in one batch (one per fold with per-fold adapters); each row's reasoner
     time is its share of its batch."""
@@ -408,15 +384,15 @@ def run(config: EvalConfig) -> dict:
     t0 = time.perf_counter()
     tasks = [(s.key, s.source, s.onset, s.apex, s.offset) for s in todo]
     if config.null_pairs:
-        tasks += _null_pair_tasks(mine, done)
+        tasks += null_pair_tasks(mine, done)
     pending: list[tuple[dict, object]] = []
     desc = f"eval {config.dataset} {config.protocol}" + (f" [{shard.index + 1}/{shard.count}]" if shard.count > 1
                                                          else "")
     with tqdm(total=len(tasks), desc=desc, disable=not config.progress, position=shard.index) as bar:
         for key, analysis, error, motion_s in _motion_results(tasks, config):
             if key.endswith(NULL_PAIR):
-                predictions.append(_null_pair_row(by_key[key.removesuffix(NULL_PAIR)], analysis, error, motion_s,
-                                                  evidence_source))
+                predictions.append(null_pair_row(by_key[key.removesuffix(NULL_PAIR)], analysis, error, motion_s,
+                                                 evidence_source))
                 bar.update(1)
                 continue
             row, request = _evidence_step(by_key[key], analysis, error, motion_s, evidence_source, config)
@@ -437,8 +413,8 @@ def run(config: EvalConfig) -> dict:
     if not shard.is_main:
         return {}
     shards = wait_for_shards(out, shard)
-    order = {s.key: i for i, s in enumerate(samples)}
-    merged = merge(out, order)
+    order = {s.key: 2 * i for i, s in enumerate(samples)}
+    merged = merge(out, {**order, **{k + NULL_PAIR: i + 1 for k, i in order.items()}})  # each null pair after its clip
     rows = [r for r in merged if r["key"] in order]
     null_rows = [r for r in merged if r.get("null_pair") and r["clip"] in order]
     aus = scored_aus(config, source)
@@ -456,7 +432,7 @@ def run(config: EvalConfig) -> dict:
                             "workers": config.workers, "processes": shard.count, "batch_size": config.batch_size},
         "loader": load_report["datasets"] if config.protocol == "cde" else load_report,
     }
-    if null_rows:
+    if config.null_pairs:
         metrics["null_pairs"] = null_pair_scores(null_rows)
     if config.protocol == "cde":
         from eval.cde import cde_scores

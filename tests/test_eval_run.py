@@ -56,16 +56,18 @@ def test_report_files_and_counts(straight_run, synth_casme2_root):
     report = (straight_run / "report.md").read_text()
     assert "Synthetic data" in report and "same computation" in report
     assert f"{e['uf1']:.3f}" in report
-    every = m["au"]["every_code"]
-    assert every["parsed"]["n_clips"] == every["detector"]["n_clips"] == c["au_scored"]
-    assert f"Every AU code named against the coded ones, {c['au_scored']} clips" in report
+    coded = sum(bool(r.get("true_aus")) for r in rows if r["status"] == "ok")
+    assert f"Every AU code named against the coded ones, {coded} clips with an AU" in report
+    assert "Null pairs" not in report and "null_pairs" not in m
 
 
-def test_null_pairs_are_read_beside_the_clips_and_left_out_of_their_scores(tmp_path):
+def test_null_pairs_are_read_beside_the_clips_and_left_out_of_their_scores(synth_casme2_root, tmp_path):
     """`--null-pairs`: each AU-coded clip whose apex is 8 frames or more after its onset is also read at onset ->
-    next frame; the clips' own figures are those of the run without it, and the report counts the pairs given an AU."""
+    next frame; the clips' own figures are those of the run without it, the report counts the pairs given an AU, a
+    resumed run reads only the pairs missing, and a run with no such clip says so."""
     from assistant.errors import ConfigError
-    from eval.run import NULL_PAIR, EvalConfig
+    from eval.null_pairs import NULL_PAIR
+    from eval.run import EvalConfig
     from eval.samples import select_samples
     from instruction_data.layouts import write_synthetic_dataset
 
@@ -76,18 +78,32 @@ def test_null_pairs_are_read_beside_the_clips_and_left_out_of_their_scores(tmp_p
     assert main([*args, "--out", str(out), "--null-pairs", "true"]) == 0
     assert _scores(out) == _scores(tmp_path / "plain")
     samples, _, _ = select_samples(EvalConfig(dataset="casme2", root=str(root), protocol="loso"), None)
-    eligible = {s.key for s in samples if s.true_aus is not None and s.apex is not None and s.apex - s.onset >= 8}
+    eligible = [s.key for s in samples if s.true_aus is not None and s.apex is not None and s.apex - s.onset >= 8]
     assert eligible
-    rows = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    predictions = out / "predictions.jsonl"
+    rows = [json.loads(x) for x in predictions.read_text().splitlines()]
     null_rows = [r for r in rows if r.get("null_pair")]
-    assert {r["clip"] for r in null_rows} == eligible and all(r["key"] == r["clip"] + NULL_PAIR for r in null_rows)
-    n = json.loads((out / "metrics.json").read_text())["null_pairs"]
+    assert [r["clip"] for r in null_rows] == eligible and all(r["key"] == r["clip"] + NULL_PAIR for r in null_rows)
+    assert [r["key"] for r in rows].index(null_rows[0]["key"]) == [r["key"] for r in rows].index(eligible[0]) + 1
+    metrics = json.loads((out / "metrics.json").read_text())
+    n = metrics["null_pairs"]
     assert n["pairs"] + n["failed"] == len(eligible)
-    assert n["given_any_au"] == sum(bool(r["named"]) for r in null_rows if r["status"] == "ok")
     assert f"{n['given_any_au']} of {n['pairs']} null pairs given an AU" in (out / "report.md").read_text()
+
+    predictions.write_text("".join(json.dumps(r) + "\n" for r in rows if r is not null_rows[0]))
+    (out / "metrics.json").unlink()
+    assert main([*args, "--out", str(out), "--null-pairs", "true", "--resume"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["null_pairs"] == n
+    assert len(predictions.read_text().splitlines()) == len(rows)
+
+    none = tmp_path / "none"  # the fixture's clips are 20 frames: no apex lies 8 frames after its onset
+    assert main(["--dataset", "casme2", "--root", str(synth_casme2_root), "--protocol", "loso", *FAST, "--out",
+                 str(none), "--null-pairs", "true"]) == 0
+    assert json.loads((none / "metrics.json").read_text())["null_pairs"]["pairs"] == 0
+    assert "no null pair was read" in (none / "report.md").read_text()
     with pytest.raises(ConfigError, match="--null-pairs reads the detector"):
         main([*args, "--out", str(tmp_path / "refused"), "--null-pairs", "true", "--detector", "aullm",
-              "--aullm-checkpoint", str(tmp_path)])
+              "--au-run", str(tmp_path)])
 
 
 def test_existing_run_needs_resume(straight_run, synth_casme2_root):
