@@ -226,8 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the calibration split (default 0)")
     parser.add_argument("--cache", default="outputs/cache/realism", help="where per-clip measurements are kept")
     parser.add_argument("--workers", type=int, default=1, help="processes measuring clips")
-    parser.add_argument("--world", default="v1", choices=["v1", "v2"],
-                        help="the realistic world's version (v2: 3-D head turns, coupled skin, gaze, flicker)")
+    parser.add_argument("--world", default="v2", choices=["v1", "v2"],
+                        help="the realistic world's version (v2, the default and the shipped files' world: 3-D head "
+                             "turns, coupled skin, gaze, flicker)")
     parser.add_argument("--max-null-any", type=float, default=0.05,
                         help="largest share of null clips that may get any AU on the calibration split (default "
                              "0.05: half the 10%% allowed, as a calibration split's few dozen null clips estimate "

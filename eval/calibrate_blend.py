@@ -208,8 +208,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=160, help="calibration clips (clip indices 0..n-1)")
     parser.add_argument("--seed", type=int, default=0, help="realistic world seed")
-    parser.add_argument("--world", default="v1", choices=["v1", "v2"],
-                        help="the realistic world's version (v2: 3-D head turns, coupled skin, gaze, flicker)")
+    parser.add_argument("--world", default="v2", choices=["v1", "v2"],
+                        help="the realistic world's version (v2, the default and the shipped files' world: 3-D head "
+                             "turns, coupled skin, gaze, flicker)")
     parser.add_argument("--cache", type=Path, default=Path("outputs/calib_blend"), help="feature cache folder")
     parser.add_argument("--out", default=None, help="calibration folder holding the rules calibration, where the "
                         f"fusion files are written (default: {calibration.default_out()})")
