@@ -13,6 +13,7 @@ answer) is wrong: it is a miss for its true class and a false positive for no cl
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -163,14 +164,8 @@ def code_set_scores(coded: Sequence[set[int]], named: Sequence[set[int]]) -> Cod
         raise ValueError(f"{len(coded)} coded sets but {len(named)} named sets")
     tp = sum(len(c & n) for c, n in zip(coded, named))
     n_named, n_coded = sum(map(len, named)), sum(map(len, coded))
-    wrong: dict[int, int] = {}
-    missed: dict[int, int] = {}
-    for c, n in zip(coded, named):
-        for code in n - c:
-            wrong[code] = wrong.get(code, 0) + 1
-        for code in c - n:
-            missed[code] = missed.get(code, 0) + 1
-
+    wrong = Counter(code for c, n in zip(coded, named) for code in n - c)
+    missed = Counter(code for c, n in zip(coded, named) for code in c - n)
     k = len(coded)
     return CodeSetScores(k, _ratio(n_named, k), _ratio(n_coded, k), _ratio(tp, n_named), _ratio(tp, n_coded),
                          most_first(wrong), most_first(missed))

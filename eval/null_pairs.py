@@ -9,6 +9,8 @@ evidence comes from a training run's held-out predictions (`--au-run`) has none 
 
 from __future__ import annotations
 
+from collections import Counter
+
 from assistant.errors import MEUError
 from assistant.motion.analyze import NOISE_MIN_GAP
 from eval.metrics import most_first
@@ -43,11 +45,8 @@ def null_pair_scores(rows: list[dict]) -> dict:
     """Null pairs given any AU by the detector, and which AUs (pairs naming each)."""
     ok = [r for r in rows if r["status"] == "ok"]
     named = [named_codes(r["probabilities"]) for r in ok]
-    counts: dict[int, int] = {}
-    for codes in named:
-        for code in codes:
-            counts[code] = counts.get(code, 0) + 1
     given = sum(bool(codes) for codes in named)
     return {"pairs": len(ok), "failed": len(rows) - len(ok), "given_any_au": given,
-            "share_given_any_au": given / len(ok) if ok else None, "named": most_first(counts),
+            "share_given_any_au": given / len(ok) if ok else None,
+            "named": most_first(Counter(code for codes in named for code in codes)),
             "min_gap_frames": NOISE_MIN_GAP}
