@@ -20,7 +20,9 @@ frames, and write mmc_map.png, mmc_map_legend.png, landmarks.png, regions.json a
 CLIP is a video file (mp4, avi, webm, mov), a folder of frames, or an onset image (then give APEX_IMAGE too).
 Without --apex the apex is spotted as the frame that differs most from its local baseline (drift cancels out). The
 apex face is registered onto the onset face before the flow, only pixels inside the face are measured, and every
-region reports its motion in px and its signal-to-noise ratio against the clip's own noise floor."""
+region reports its motion in px and its signal-to-noise ratio against the clip's own noise floor. With --offset, the
+share of the onset -> offset motion reached at the apex (slow drift: the expression has gone by the offset) is taken
+out unless that leaves the face clearly less still."""
 
 
 def summary_dict(analysis: MotionAnalysis, source: str, apex_image: str | None) -> dict:
@@ -38,6 +40,7 @@ def summary_dict(analysis: MotionAnalysis, source: str, apex_image: str | None) 
         "head_motion": {k: round(v, 4) for k, v in analysis.field.head_motion.items()},
         "registration": analysis.field.registration,
         "head_model": analysis.field.head_model,
+        "drift": {k: round(v, 4) for k, v in analysis.field.drift.items()},
         "noise_floor_px": round(analysis.field.noise_px, 4), "noise_source": analysis.field.noise_source,
         "timings_s": {k: round(v, 4) for k, v in analysis.timings.items()},
         "backends": analysis.backends,
@@ -66,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("apex_image", nargs="?", help="apex image (when CLIP is an onset image)")
     parser.add_argument("--onset", type=int, help="onset frame index (0-based; default 0)")
     parser.add_argument("--apex", type=int, help="apex frame index (default: spotted automatically)")
-    parser.add_argument("--offset", type=int, help="offset frame index (limits apex spotting)")
+    parser.add_argument("--offset", type=int, help="offset frame index, where the expression has gone: limits apex "
+                        "spotting, and slow drift is cancelled with it (--drift)")
     parser.add_argument("--out", default="outputs/analyze", help="output folder (default: outputs/analyze)")
     add_dataclass_arguments(parser, MotionConfig)
     calibration.add_argument(parser)
@@ -91,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         print("no region moved above the noise floor")
     print(f"noise floor {analysis.field.noise_px:.3f} px ({analysis.field.noise_source}); head motion removed: "
           + ", ".join(f"{k} {v:+.3f}" for k, v in analysis.field.head_motion.items()))
+    drift = analysis.field.drift
+    if drift:
+        verdict = "cancelled" if drift["cancelled"] else "left (cancelling it left the face less still)"
+        print(f"drift: {drift['share']:.2f} of the onset -> offset motion {verdict}; median face motion "
+              f"{drift['stillness_px']:.3f} px, {drift['cancelled_stillness_px']:.3f} px with it cancelled")
     for w in summary["warnings"]:
         print(f"note: {w}")
     print(f"wrote mmc_map.png, mmc_map_legend.png, landmarks.png, regions.json, summary.json to {out} "

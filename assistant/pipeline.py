@@ -149,12 +149,12 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
 
     def for_chat(self) -> Result:
-        """A copy to keep for follow-up questions (an app keeps one per user session): the clip's full-size onset and
-        apex frames, up to 2 x 120 MB at the pixel limit and needed by no follow-up, are dropped; the answer, the
-        evidence, the regions, the working-size crops and the map stay (about 2 MB)."""
+        """A copy to keep for follow-up questions (an app keeps one per user session): the clip's full-size onset,
+        apex (and offset) frames, up to 120 MB each at the pixel limit and needed by no follow-up, are dropped; the
+        answer, the evidence, the regions, the working-size crops and the map stay (about 2 MB)."""
         none = np.zeros((0, 0, 3), np.uint8)
         analysis = dataclasses.replace(self.analysis, clip=dataclasses.replace(self.analysis.clip, onset_frame=none,
-                                                                               apex_frame=none))
+                                                                               apex_frame=none, offset_frame=None))
         return dataclasses.replace(self, analysis=analysis, request=dataclasses.replace(self.request,
                                                                                         analysis=analysis))
 
@@ -186,6 +186,7 @@ class Result:
             "blendshapes": analysis_blendshapes(self.analysis),
             "registration": self.analysis.field.registration,
             "head_model": self.analysis.field.head_model,
+            "drift": {k: round(float(v), 4) for k, v in self.analysis.field.drift.items()},
             "noise_floor_px": round(float(self.analysis.field.noise_px), 4),
             "noise_source": self.analysis.field.noise_source,
             "warnings": list(self.analysis.warnings),
@@ -294,16 +295,18 @@ class Assistant:
 
     # ---- analysis -------------------------------------------------------------------------------------------
     def stream(self, source: str | Path | list[np.ndarray], apex_image: str | Path | np.ndarray | None = None, *,
-               onset: int | None = None, apex: int | None = None, language: str | None = None,
-               expression: Expression = "micro") -> Iterator[Progress]:
+               onset: int | None = None, apex: int | None = None, offset: int | None = None,
+               language: str | None = None, expression: Expression = "micro") -> Iterator[Progress]:
         """Analyse a clip step by step: the motion analysis, then the evidence, then the answer text as it grows.
+        `offset`: where the expression has gone, when known (slow drift is cancelled with its frame).
         `expression` is "macro" for a long expression a video's spotter found: the template reasoner then names it a
         macro-expression (the VLM keeps the micro-expression prompt it was trained on)."""
         lang = language or self.config.language
         if expression not in EXPRESSION_WORDS:
             raise MEUError(f"expression must be one of {', '.join(EXPRESSION_WORDS)}, not {expression!r}.")
         t0 = time.perf_counter()
-        analysis = analyze_clip(source, apex_image, onset=onset, apex=apex, config=self.config.motion_config(),
+        analysis = analyze_clip(source, apex_image, onset=onset, apex=apex, offset=offset,
+                                config=self.config.motion_config(),
                                 limits=self.config.limits())
         timings = {k: v for k, v in analysis.timings.items() if k != "total"}
         timings["motion"] = time.perf_counter() - t0
@@ -337,9 +340,9 @@ class Assistant:
         yield Progress("done", analysis=analysis, evidence=evidence, text=text, result=result)
 
     def analyze(self, source: str | Path | list[np.ndarray], apex_image: str | Path | np.ndarray | None = None, *,
-                onset: int | None = None, apex: int | None = None, language: str | None = None,
-                expression: Expression = "micro") -> Result:
-        return last(self.stream(source, apex_image, onset=onset, apex=apex, language=language,
+                onset: int | None = None, apex: int | None = None, offset: int | None = None,
+                language: str | None = None, expression: Expression = "micro") -> Result:
+        return last(self.stream(source, apex_image, onset=onset, apex=apex, offset=offset, language=language,
                                 expression=expression), None).result
 
     def _answer_from_text(self, text: str, evidence: AUEvidence) -> Answer:

@@ -22,7 +22,8 @@ class Clip:
     """The two frames the analysis compares, plus what is known about where they came from.
 
     Long videos are never held in memory: only onset, apex (and offset when given) frames are kept, together with
-    the per-frame motion curve used to spot the apex.
+    the per-frame motion curve used to spot the apex. The offset frame is where the expression has gone; the motion
+    core cancels slow drift with it (`assistant.motion.drift`).
     """
 
     source: str
@@ -38,6 +39,7 @@ class Clip:
     motion_curve: np.ndarray | None = None  # per scored frame: face change against the local baseline (SNR)
     curve_frames: np.ndarray | None = None  # frame indices of `motion_curve`
     warnings: list[str] = field(default_factory=list)
+    offset_frame: np.ndarray | None = None  # RGB, when the offset is given and lies after the apex
 
 
 @dataclass
@@ -105,6 +107,9 @@ class MotionField:
     noise_estimates: dict[str, float] = field(default_factory=dict)  # every estimate made, px
     registration: str = "none"  # how the apex face was registered onto the onset face before the flow
     head_model: str = "similarity"  # "similarity" | "rigid3d" (assistant.motion.register)
+    # with an offset frame (assistant.motion.drift): share, stillness_px, cancelled_stillness_px (median motion over
+    # the face before and after the cancellation) and cancelled (1.0 when the cancelled field was kept); else empty
+    drift: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

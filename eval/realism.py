@@ -67,7 +67,9 @@ def motion_settings_key(config: MotionConfig | None = None) -> str:
     from assistant.motion import analyze, flow
 
     root = Path(__file__).resolve().parents[1] / "instruction_data"
-    settings = {"config": dataclasses.asdict(config or MotionConfig()), "tvl1": flow.TVL1_SETTINGS,
+    motion = dataclasses.asdict(config or MotionConfig())
+    motion.pop("drift")  # the pairs measured here have no offset frame, so the drift setting never acts on them
+    settings = {"config": motion, "tvl1": flow.TVL1_SETTINGS,
                 "rigid3d_stiller": analyze.RIGID3D_STILLER,
                 "world_v2": hashlib.sha256((root / "world_v2.py").read_bytes()
                                            + (root / "head_turn.py").read_bytes()).hexdigest()}

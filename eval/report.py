@@ -183,7 +183,8 @@ def render_report(metrics: dict) -> str:
         ["AUs scored", ", ".join(map(str, run["aus"])) or "none (the dataset codes no AUs)"],
         ["apex where the sheet gives none", "spotted between onset and offset" if run.get("apex_unknown") == "spot"
          else "middle frame between onset and offset (as MEB)"],
-        ["motion", f"{run['landmarks']} landmarks, {run['flow']} flow, {run['compensation']} compensation"],
+        ["motion", f"{run['landmarks']} landmarks, {run['flow']} flow, {run['compensation']} compensation"
+                   + (", slow drift cancelled with the offset frame" if run.get("drift") == "offset" else "")],
         *([["VLM generation", _generation(run["generation"])]] if run.get("generation") else [])]))
     parts.append(protocol_note(run))
     parts.append(_counts_section(c))

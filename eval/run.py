@@ -73,6 +73,10 @@ class EvalConfig:
     landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend"})
     flow: str = field(default="tvl1", metadata={"help": "optical flow (tvl1 = published recipe, dis = fast)"})
     compensation: str = field(default="register", metadata={"help": "head-motion compensation"})
+    drift: str = field(default="offset", metadata={
+        "help": "slow drift: offset (cancelled with the sheet's offset frame unless that leaves the face clearly "
+                "less still; assistant.motion.drift) or none; a learned detector (aullm, microau_clip) reads the "
+                "field it was trained on, without it, whatever this says", "choices": ["offset", "none"]})
     language: str = field(default="en", metadata={"help": "answer language", "choices": ["en", "zh"]})
     aullm_checkpoint: str | None = field(default=None, metadata={"help": "AU-LLM checkpoint folder (not for loso)"})
     microau_clip_checkpoint: str | None = field(default=None, metadata={
@@ -164,7 +168,7 @@ class EvalConfig:
         return str(self.classes) if self.classes else DEFAULT_CLASSES[self.dataset]
 
     def motion_config(self) -> MotionConfig:
-        return MotionConfig(landmarks=self.landmarks, flow=self.flow, compensation=self.compensation)
+        return MotionConfig(landmarks=self.landmarks, flow=self.flow, compensation=self.compensation, drift=self.drift)
 
 
 # ---- the motion stage, in this process or in worker processes ---------------------------------------------------
@@ -251,8 +255,10 @@ def _check_resume(config: EvalConfig, out: Path) -> None:
     if prediction_files(out) and not config.resume:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose a new --out.")
     if config.resume and path.is_file():
-        # a setting added since that run was written counts as its default (the run used the default's behaviour)
+        # a setting added since that run was written counts as its default (the run used the default's behaviour),
+        # except where the default is new behaviour: runs from before drift cancellation cancelled none
         defaults = {f.name: f.default for f in dataclasses.fields(EvalConfig) if f.default is not dataclasses.MISSING}
+        defaults.update(drift="none")
         before = _settings({**defaults, **json.loads(path.read_text())})
         changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
         if changed:
@@ -423,7 +429,8 @@ def run(config: EvalConfig) -> dict:
                 "detector": config.detector, "evidence": evidence_source.description, "classes": config.scheme,
                 "class_names": list(SCHEME_CLASSES[config.scheme]), "aus": aus, "source_dataset": source,
                 "synthetic": is_synthetic(config), "flow": config.flow, "landmarks": config.landmarks,
-                "compensation": config.compensation, "language": config.language, "root": config.root,
+                "compensation": config.compensation, "drift": config.drift,
+                "language": config.language, "root": config.root,
                 "apex_unknown": config.apex_unknown, "vlm_run": config.vlm_run, "generation": _generation(reasoner)},
         "counts": count_rows(rows, skipped, left_out=_left_out(load_report) if config.protocol == "cde" else {}),
         **score_rows(rows, list(SCHEME_CLASSES[config.scheme]), aus, per_fold=config.protocol in ("loso", "cde")),

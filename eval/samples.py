@@ -35,7 +35,7 @@ class Sample:
     true_emotion: str | None  # in the run's scheme; None = the scheme excludes the sheet's word
     emotion_raw: str
     true_aus: list[int] | None  # None when the sheet's AU cell is unreadable (`?`) or the dataset codes no AUs
-    offset: int | None = None
+    offset: int | None = None  # bounds the apex spotting, and the motion core cancels slow drift with its frame
 
 
 def au_truth(record: Record) -> list[int] | None:
@@ -53,7 +53,7 @@ def sample(record: Record, fold: str, true_emotion: str | None, subject: str | N
     return Sample(key=record.key, subject=subject or record.subject, clip_id=record.clip_id, split=record.split,
                   fold=fold, source=str(Path(record.frame_paths[0]).parent), onset=record.onset,
                   apex=None if spot else record.apex, true_emotion=true_emotion, emotion_raw=record.emotion_raw,
-                  true_aus=au_truth(record), offset=record.offset if spot else None)
+                  true_aus=au_truth(record), offset=record.offset)
 
 
 def scored_aus(config: EvalConfig, source: str | None) -> list[int]:

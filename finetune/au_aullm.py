@@ -63,7 +63,8 @@ class AULLMAdapter:
                                         direct=config.direct, direct_grid=config.direct_grid,
                                         direct_magnitude=config.direct_magnitude,
                                         region_features=len(REGION_KEYS) * REGION_VALUES if config.regions else 0)
-        self.motion = MotionConfig(landmarks=config.landmarks, flow=config.flow)
+        # the inputs read onset -> apex as `record_analysis` runs it, with no offset frame: no drift is cancelled
+        self.motion = MotionConfig(landmarks=config.landmarks, flow=config.flow, drift="none")
 
     def inputs(self, records) -> list[AULLMInput]:
         """Each record's model input, from the cache when an earlier pass stored it (benchmarks read it too)."""

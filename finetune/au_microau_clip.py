@@ -158,7 +158,7 @@ class MicroAUCLIPAdapter:
                                               input=self.opts.clip_input, direct=self.opts.clip_direct,
                                               region_features=len(REGION_KEYS) * REGION_VALUES
                                               if self.opts.clip_direct else 0)
-        self.motion = MotionConfig(landmarks=config.landmarks, flow=self.opts.clip_flow)
+        self.motion = MotionConfig(landmarks=config.landmarks, flow=self.opts.clip_flow, drift="none")
         self.cache = Path(config.cache_dir) / "microau_clip" if config.cache_dir else None
 
     def _inputs(self, data) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

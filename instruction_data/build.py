@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 # Settings that change the output; a resumed build must use the same ones.
 OUTPUT_SETTINGS = ("dataset", "root", "sheet", "lang", "mer_ratio", "seed", "scheme", "evidence", "limit", "landmarks",
-                   "flow", "compensation", "mode", "size", "margin", "allow_unknown_aus")
+                   "flow", "compensation", "drift", "mode", "size", "margin", "allow_unknown_aus")
 
 
 @dataclass
@@ -66,6 +66,10 @@ class BuildConfig:
     flow: str = field(default="tvl1", metadata={"help": "optical flow", "choices": ["tvl1", "dis"]})
     compensation: str = field(default="register", metadata={"help": "head-motion compensation",
                                                             "choices": list(COMPENSATIONS)})
+    drift: str = field(default="offset", metadata={
+        "help": "slow drift: offset (cancelled with each sheet's offset frame unless that leaves the face clearly "
+                "less still, as `meu eval` reads the clips; assistant.motion.drift) or none",
+        "choices": ["offset", "none"]})
     mode: str = field(default="default", metadata={"help": "MMC map mode", "choices": ["default", "mellm"]})
     size: int = field(default=256, metadata={"help": "working size of the face crop"})
     margin: float = field(default=0.15, metadata={"help": "crop margin"})
@@ -133,6 +137,8 @@ def process_record(record: Record, name: str, cfg: BuildConfig, evidence: dict |
     """Analyse one clip, save its map and its samples; returns the part written to `parts/<name>.json`."""
     from assistant.motion.analyze import MotionConfig, analyze_clip, analyze_frames
     from assistant.motion.clip import read_image
+    from assistant.motion.drift import drift_share
+    from assistant.types import Clip
 
     out = Path(cfg.out)
     fgmu = cfg.fgmu()
@@ -140,13 +146,18 @@ def process_record(record: Record, name: str, cfg: BuildConfig, evidence: dict |
     if record.emotion(fgmu.scheme) is None:
         part["excluded"] = f"emotion {record.emotion_raw!r} is outside the {fgmu.scheme}-class scheme"
     else:
-        motion = MotionConfig(landmarks=cfg.landmarks, flow=cfg.flow, compensation=cfg.compensation, mode=cfg.mode,
-                              size=cfg.size, margin=cfg.margin)
+        motion = MotionConfig(landmarks=cfg.landmarks, flow=cfg.flow, compensation=cfg.compensation, drift=cfg.drift,
+                              mode=cfg.mode, size=cfg.size, margin=cfg.margin)
         t = time.perf_counter()
         try:
-            if record.apex_known:
-                analysis = analyze_frames(read_image(record.frame_paths[record.onset]),
-                                          read_image(record.frame_paths[record.apex]), motion)
+            if record.apex_known:  # slow drift cancelled with the offset frame, as `meu eval` does
+                paths = record.frame_paths
+                clip = Clip(source=str(Path(paths[0]).parent), onset_frame=read_image(paths[record.onset]),
+                            apex_frame=read_image(paths[record.apex]), onset=record.onset, apex=record.apex,
+                            offset=record.offset, n_frames=len(paths))
+                usable = drift_share(record.onset, record.apex, record.offset) is not None
+                analysis = analyze_frames(clip.onset_frame, clip.apex_frame, motion, clip,
+                                          offset_frame=read_image(paths[record.offset]) if usable else None)
             else:  # the sheet had no apex: spot it between onset and offset
                 analysis = analyze_clip(str(record.frame_paths[0].parent), onset=record.onset, offset=record.offset,
                                         config=motion)

@@ -92,9 +92,10 @@ def test_the_direct_read_out_needs_something_to_read():
         TrainAUConfig(direct=True, regions=True, direct_lr=0)
 
 
-def test_training_and_serving_give_the_same_tensors_for_one_clip(synth_casme2_root, llm_dir, tmp_path):
+def test_training_and_serving_give_the_same_tensors_for_one_clip(synth_casme2_root, llm_dir, tmp_path, monkeypatch):
     """`meu train au` (the adapter's cached inputs) and serving (the detector on a clip loaded as `meu eval` and the
-    app load it, with and without the app's analysis) give the same motion sequence and region token."""
+    app load it, with and without the app's analysis) give the same motion sequence and region token. Training reads
+    no offset frame, so an analysis that cancelled drift with one is analysed again without it."""
     from assistant.au.aullm_detector import AULLMDetector
     from finetune.au import TrainAUConfig
     from finetune.au_aullm import AULLMAdapter
@@ -119,6 +120,12 @@ def test_training_and_serving_give_the_same_tensors_for_one_clip(synth_casme2_ro
     other = analyze_clip(str(record.frame_paths[0].parent), onset=record.onset, apex=record.apex,
                          config=MotionConfig(flow="tvl1"))  # the app on other settings: analysed again
     assert np.array_equal(detector.clip_input(other.clip, other).x, trained.x)
+    assert detector.motion.drift == "none"
+    monkeypatch.setattr("assistant.motion.analyze.DRIFT_STILLER", float("inf"))  # the cancelled field always kept
+    drifted = analyze_clip(str(record.frame_paths[0].parent), onset=record.onset, apex=record.apex,
+                           offset=record.offset, config=MOTION)
+    assert drifted.field.drift["cancelled"] == 1.0
+    assert np.array_equal(detector.clip_input(drifted.clip, drifted).x, trained.x)
 
 
 def test_a_faint_au_stands_out_in_the_motion_sequence():
@@ -191,6 +198,7 @@ def test_a_checkpoint_from_before_the_input_setting_serves_as_before(llm_dir, tm
     with torch.no_grad():
         expected = torch.sigmoid(loaded(torch.from_numpy(clip_tensor(crops, 6)[None]))).numpy()[0]
     detector = get_detector("aullm", checkpoint=tmp_path / "old")
+    assert detector.motion.drift == "none"  # trained before drift cancellation existed
     inp = detector.clip_input(analysis.clip, analysis)
     assert np.array_equal(model_tensor(inp, loaded.config), clip_tensor(crops, 6))
     assert np.allclose(detector.predict_tensor(model_tensor(inp, loaded.config)[None])[0], expected, atol=1e-6)

@@ -118,6 +118,12 @@ def test_synth_cli_then_build_refuses_to_mix_builds(tmp_path):
         build_main(args)
     with pytest.raises(ConfigError, match="different settings"):
         build_main([*args[:-4], "--flow", "tvl1", "--hf", "false", "--resume"])
+    stamp = out / "build_settings.json"  # a build from before drift cancellation existed cancelled none
+    settings = json.loads(stamp.read_text())
+    assert settings.pop("drift") == "offset"
+    stamp.write_text(json.dumps(settings))
+    with pytest.raises(ConfigError, match=r"different settings \(drift\)"):
+        build_main([*args, "--resume"])
 
 
 def _run_build(root: Path, out: Path, *extra: str) -> subprocess.Popen:

@@ -279,3 +279,38 @@ def test_eval_reaches_every_detector_the_readme_names(synth_casme2_root, tmp_pat
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["counts"]["usable"] > 0 and metrics["counts"]["failed"] == 0
     assert metrics["run"]["detector"] == "fusion"
+
+
+def test_eval_cancels_drift_with_each_sheet_offset(synth_casme2_root, straight_run, tmp_path):
+    """Every clip's offset reaches the motion stage, apex given or not, and drift is cancelled with its frame
+    (`assistant.motion.drift`); `--drift none` reads as before; a run from before the setting cannot be resumed
+    with it on."""
+    import cv2
+
+    from assistant.errors import ConfigError
+    from eval.run import EvalConfig, _check_resume, _init_worker, _motion, select_samples
+
+    config = EvalConfig(dataset="casme2", root=str(synth_casme2_root), flow="dis")
+    samples, _, _ = select_samples(config, None)
+    assert samples and all(s.apex is not None and s.offset is not None and s.offset > s.apex for s in samples)
+    s = samples[0]
+    threads = cv2.getNumThreads()
+    try:
+        for drift, measured in (("offset", True), ("none", False)):
+            _init_worker(EvalConfig(dataset="casme2", root=str(synth_casme2_root), flow="dis", drift=drift)
+                         .motion_config(), threads)
+            _, analysis, error, _ = _motion((s.key, s.source, s.onset, s.apex, s.offset))
+            assert error is None and bool(analysis.field.drift) == measured
+            assert analysis.clip.offset_frame is None  # measured, then let go
+    finally:
+        cv2.setNumThreads(threads)
+    assert json.loads((straight_run / "metrics.json").read_text())["run"]["drift"] == "offset"
+    older = tmp_path / "older"  # a run written before the setting existed cancelled no drift: resumed, it says so
+    older.mkdir()
+    settings = json.loads((straight_run / "run_config.json").read_text())
+    del settings["drift"]
+    (older / "run_config.json").write_text(json.dumps(settings))
+    resumed = dict(settings, resume=True, out=str(older))
+    with pytest.raises(ConfigError, match=r"different settings \(drift\)"):
+        _check_resume(EvalConfig(**resumed), older)
+    _check_resume(EvalConfig(**resumed, drift="none"), older)

@@ -165,6 +165,33 @@ def test_backend_detects_and_recognises_on_a_synthetic_clip(tiny_clip, tmp_path)
         assert detector.recognise_emotion(clip, analysis, scheme=scheme) in SCHEME_CLASSES[scheme]
 
 
+def test_backend_reads_no_drift_cancelled_field(tiny_clip, tmp_path, monkeypatch):
+    """Micro-AU CLIP is trained on onset -> apex fields with no drift cancelled: given an analysis that cancelled
+    drift with the offset frame (`meu eval` and the app do when the offset is known), it analyses the clip again."""
+    import dataclasses
+
+    from assistant.au import get_detector
+    from assistant.motion.analyze import MotionConfig, analyze_frames
+    from assistant.types import Clip
+    from instruction_data.synth import SynthSpec, render_clip
+
+    torch.manual_seed(0)
+    model, _ = build_model(tiny_clip, MicroAUCLIPConfig(aus=(1, 2, 12)))
+    save_microau_clip(model, tiny_clip, tmp_path / "ckpt")
+    synth = render_clip(SynthSpec(subject=0, aus=["12"], n_frames=14, onset=1, apex=5, offset=11,
+                                  frame_size=(320, 240), seed=3))
+    clip = Clip(source="synthetic", onset_frame=synth.frames[1], apex_frame=synth.frames[5], onset=1, apex=5,
+                offset=11, n_frames=14)
+    monkeypatch.setattr("assistant.motion.analyze.DRIFT_STILLER", float("inf"))  # the cancelled field always kept
+    cancelled = analyze_frames(clip.onset_frame, clip.apex_frame, MotionConfig(flow="dis"), clip,
+                               offset_frame=synth.frames[11])
+    plain = analyze_frames(clip.onset_frame, clip.apex_frame, MotionConfig(flow="dis"), clip)
+    assert cancelled.field.drift["cancelled"] == 1.0 and not np.array_equal(cancelled.field.flow, plain.field.flow)
+    detector = get_detector("microau_clip", checkpoint=tmp_path / "ckpt")
+    served = [s.probability for s in detector.detect(dataclasses.replace(clip), cancelled).scores]
+    assert served == pytest.approx([s.probability for s in detector.detect(clip, plain).scores], abs=1e-6)
+
+
 def test_smoke_loso_with_the_tiny_clip(tiny_clip, synth_casme2_root, tmp_path):
     import json
 

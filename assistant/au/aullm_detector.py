@@ -31,13 +31,14 @@ def calibrate(p: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 
 def matches(analysis: MotionAnalysis, motion) -> bool:
     """Whether `analysis` was run with the settings the input needs (its crop box is the one `motion`'s size and
-    margin draw around its landmarks)."""
+    margin draw around its landmarks, and no drift was cancelled where training cancelled none)."""
     from assistant.motion.face import crop_box
 
     b = analysis.backends
     return (b.get("landmarks"), b.get("flow"), b.get("compensation")) == (
         motion.landmarks, motion.flow, motion.compensation) and analysis.crop == crop_box(
-        analysis.landmarks, motion.size, motion.margin)
+        analysis.landmarks, motion.size, motion.margin) and (
+        motion.drift != "none" or not analysis.field.drift.get("cancelled"))
 
 
 def analyse(clip: Clip, motion) -> MotionAnalysis:
@@ -65,7 +66,8 @@ class AULLMDetector:
         self.aus = list(self.model.config.aus)
         self.thresholds = np.asarray(self.meta.get("thresholds", [0.5] * len(self.aus)), dtype=np.float64)
         self.landmarks = landmarks
-        self.motion = MotionConfig(**self.meta.get("motion", {"landmarks": landmarks}))
+        # a checkpoint from before drift cancellation was trained without it (its meta has no "drift")
+        self.motion = MotionConfig(**{"drift": "none", **self.meta.get("motion", {"landmarks": landmarks})})
 
     def predict_tensor(self, x: np.ndarray, regions: np.ndarray | None = None) -> np.ndarray:
         """(B, ...) model tensors -> (B, n_aus) raw probabilities."""

@@ -208,6 +208,13 @@ class MicroAUCLIPDetector:
             from assistant.motion.analyze import analyze_frames
 
             analysis = analyze_frames(clip.onset_frame, clip.apex_frame, self.motion, clip)
+        elif analysis.field.drift.get("cancelled"):  # trained on onset -> apex fields with no drift cancelled
+            from assistant.au.aullm_detector import analyse
+            from assistant.motion.analyze import MotionConfig
+
+            b = analysis.backends
+            analysis = analyse(clip, MotionConfig(landmarks=b["landmarks"], flow=b["flow"],
+                                                  compensation=b["compensation"], drift="none"))
         image, landmarks = analysis_inputs(analysis, self.model.config)
         regions = analysis_regions(analysis, self.model.config)
         with torch.no_grad():

@@ -21,6 +21,7 @@ from assistant.errors import ConfigError, NoFaceError
 from assistant.motion import face as face_mod
 from assistant.motion.clip import ClipLimits, load_clip, open_source
 from assistant.motion.depth import depth_map
+from assistant.motion.drift import DRIFT_MODES, DRIFT_STILLER, cancel_drift, drift_share
 from assistant.motion.flow import COMPENSATIONS, FLOW_METHODS, compensate, compute_flow, to_grey
 from assistant.motion.mmc import FLOOR_PX, FULL_SCALE_PX, MMC_MODES, mmc_map
 from assistant.motion.noise import combine_floors, noise_from_regions, noise_from_stable
@@ -68,6 +69,11 @@ class MotionConfig:
         "help": "noise floor: auto (a null pair of neighbouring frames when the clip has one, else the stable face "
                 "area of the analysed flow) or stable (always the latter: no second flow)",
         "choices": list(NOISE_MODES)})
+    drift: str = field(default="offset", metadata={
+        "help": "slow drift: offset (when the clip's offset frame is known and lies after the apex, the share of the "
+                "onset -> offset motion reached at the apex is taken out unless that leaves the face clearly less "
+                "still; default) or none",
+        "choices": list(DRIFT_MODES)})
     mode: str = field(default="default", metadata={"help": "MMC map mode", "choices": list(MMC_MODES)})
     size: int = field(default=256, metadata={"help": "working size of the square face crop (px)"})
     margin: float = field(default=0.15, metadata={"help": "crop margin around the landmarks, fraction of face size"})
@@ -81,15 +87,19 @@ class MotionConfig:
                               "(default 256).")
         if not 0 <= self.margin <= 1:
             raise ConfigError(f"margin={self.margin} must lie between 0 and 1 (a fraction of the face size).")
+        if self.drift not in DRIFT_MODES:
+            raise ConfigError(f"drift={self.drift!r} is not valid; choose one of: {', '.join(DRIFT_MODES)}.")
         if self.full_scale_px <= FLOOR_PX:
             raise ConfigError(f"full_scale_px={self.full_scale_px} must be above the {FLOOR_PX} px floor under which "
                               "motion is not drawn.")
 
 
 def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | None = None,
-                   clip: Clip | None = None, null_frame: np.ndarray | None = None) -> MotionAnalysis:
+                   clip: Clip | None = None, null_frame: np.ndarray | None = None,
+                   offset_frame: np.ndarray | None = None) -> MotionAnalysis:
     """Analyse an onset/apex pair of RGB frames. `null_frame`: a neighbour of the onset frame with no expression
-    (the noise floor is measured on it), or None (the floor comes from the stable face area)."""
+    (the noise floor is measured on it), or None (the floor comes from the stable face area). `offset_frame`: the
+    frame at `clip.offset`, where the expression has gone; slow drift is cancelled with it (`drift`)."""
     cfg = config or MotionConfig()
     timings: dict[str, float] = {}
     warnings: list[str] = []
@@ -170,6 +180,25 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
             onset_crop, apex_crop, registration, flow, head = turned
             depth_used, free_used = depth, free
 
+    drift: dict[str, float] = {}
+    share = drift_share(clip.onset, clip.apex, clip.offset) if clip is not None and offset_frame is not None else None
+    if share is not None and cfg.drift == "offset":
+        t = time.perf_counter()
+        try:
+            offset_lm = face_mod.detect_face(offset_frame, cfg.landmarks) if cfg.compensation in REGISTERED else None
+        except NoFaceError:
+            offset_lm = None
+            warnings.append("No face was found on the offset frame; it was aligned to the onset face by image "
+                            "content alone before its drift was measured.")
+        cancelled = cancel_drift(flow, compensated(offset_frame, offset_lm, depth_used, free_used, timed=False)[3],
+                                 share)
+        still, still_cancelled = stillness(flow, face), stillness(cancelled, face)
+        drift = {"share": share, "stillness_px": still, "cancelled_stillness_px": still_cancelled,
+                 "cancelled": float(still_cancelled < DRIFT_STILLER * still)}
+        if drift["cancelled"]:
+            flow = cancelled
+        timings["drift"] = time.perf_counter() - t
+
     t = time.perf_counter()
     masks = face_region_masks(crop_lm.points68, face)
     estimates: dict[str, float] = {}
@@ -212,7 +241,7 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
         field=MotionField(flow=flow, raw_flow=flow + head.field(shape, depth_used), method=cfg.flow,
                           compensation=cfg.compensation, head_motion=head_motion, face_mask=face, noise_px=noise,
                           noise_source=source, noise_estimates=estimates, registration=registration.method,
-                          head_model="rigid3d" if depth_used is not None else "similarity"),
+                          head_model="rigid3d" if depth_used is not None else "similarity", drift=drift),
         mmc_map=colour_map, mmc_mode=cfg.mode, regions=regions, timings=timings,
         backends={"landmarks": cfg.landmarks, "flow": cfg.flow, "compensation": cfg.compensation, "mmc": cfg.mode},
         warnings=clip.warnings + warnings, apex_landmarks=apex_lm,
@@ -257,7 +286,8 @@ def analyze_clip(source: str | Path | list[np.ndarray], apex_image: str | Path |
         if src.random_access or index <= NOISE_MAX_SEEK:
             null_frame = src.read([index])[0]
     load_time = time.perf_counter() - t
-    analysis = analyze_frames(clip.onset_frame, clip.apex_frame, cfg, clip, null_frame)
+    analysis = analyze_frames(clip.onset_frame, clip.apex_frame, cfg, clip, null_frame, clip.offset_frame)
+    clip.offset_frame = None  # measured; a full-size frame nothing reads again
     analysis.timings = {"load": load_time, **analysis.timings}
     analysis.timings["total"] = sum(analysis.timings.values())
     return analysis

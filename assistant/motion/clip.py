@@ -435,8 +435,9 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
         wanted = [start, apex] + ([offset] if offset is not None else [])
         frames = src.read(wanted)
         return Clip(source=src.source, onset_frame=frames[0], apex_frame=frames[1], onset=start, apex=int(apex),
-                    offset=offset, n_frames=src.n_frames, fps=src.fps)
-    onset_frame = apex_frame = None
+                    offset=offset, n_frames=src.n_frames, fps=src.fps,
+                    offset_frame=frames[2] if offset is not None and offset > apex else None)
+    onset_frame = apex_frame = offset_frame = None
     spotter: ApexSpotter | None = None
     n_seen = 0
     offset_seen = False
@@ -454,7 +455,9 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
             frame.forget_grey()
         elif apex is not None and i == apex:
             apex_frame = frame.rgb()
-        offset_seen = offset_seen or (offset is not None and i == offset)
+        if offset is not None and i == offset:
+            offset_seen = True
+            offset_frame = frame.rgb()
         if (apex is not None and i >= apex and (offset is None or i >= offset)) or (offset is not None and i >= offset):
             break
     if onset_frame is None or n_seen < 2:
@@ -496,6 +499,8 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
         curve_frames=spot.frames if spot is not None else None,
         warnings=warnings,
     )
+    if offset is not None and offset > clip.apex:
+        clip.offset_frame = offset_frame
     if spot is not None:
         log.info("apex spotted at frame %d of %d (local-baseline curve, k=%d, %s)", clip.apex, clip.n_frames,
                  spot.half_window, "above the noise" if spot.found else "NOT above the noise")
