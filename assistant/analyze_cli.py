@@ -22,7 +22,7 @@ Without --apex the apex is spotted as the frame that differs most from its local
 apex face is registered onto the onset face before the flow, only pixels inside the face are measured, and every
 region reports its motion in px and its signal-to-noise ratio against the clip's own noise floor. With --offset, the
 share of the onset -> offset motion reached at the apex (slow drift: the expression has gone by the offset) is taken
-out unless that leaves the face clearly less still."""
+out where that leaves the face clearly stiller."""
 
 
 def summary_dict(analysis: MotionAnalysis, source: str, apex_image: str | None) -> dict:
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(f"{k} {v:+.3f}" for k, v in analysis.field.head_motion.items()))
     drift = analysis.field.drift
     if drift:
-        verdict = "cancelled" if drift["cancelled"] else "left (cancelling it left the face less still)"
+        verdict = "cancelled" if drift["cancelled"] else "left (cancelling it did not leave the face clearly stiller)"
         print(f"drift: {drift['share']:.2f} of the onset -> offset motion {verdict}; median face motion "
               f"{drift['stillness_px']:.3f} px, {drift['cancelled_stillness_px']:.3f} px with it cancelled")
     for w in summary["warnings"]:

@@ -9,8 +9,9 @@ cancellation forced on and both medians of the face's motion kept, so that the r
 cancelled field when its median is under that share of the field's own) can be applied afterwards at any ratio.
 
 The ratio is chosen on the calibration split (data seed 0, `--cal-clips` clips, people disjoint from the benchmark
-split's): the best macro F1 of `rules` over CASME II's eight AUs, ties broken by fewer false alarms. It is reported
-on the benchmark split, per seed and as mean and spread, beside the pair reading of the same clips.
+split's): the best macro F1 of `rules` over CASME II's eight AUs, ties broken by fewer false alarms, then by the
+smaller ratio. It is reported on the benchmark split, per seed and as mean and spread, beside the pair reading of
+the same clips.
 
 World v2 drifts on straight lines: its head turn and head shift grow linearly from the first frame to the last, the
 very assumption of the cancellation. `--turn quadratic` renders every clip again with its pitch and yaw on a

@@ -184,7 +184,8 @@ def render_report(metrics: dict) -> str:
         ["apex where the sheet gives none", "spotted between onset and offset" if run.get("apex_unknown") == "spot"
          else "middle frame between onset and offset (as MEB)"],
         ["motion", f"{run['landmarks']} landmarks, {run['flow']} flow, {run['compensation']} compensation"
-                   + (", slow drift cancelled with the offset frame" if run.get("drift") == "offset" else "")],
+                   + (", slow drift cancelled with the offset frame where that left the face stiller (not in the "
+                      "fields the learned AU detectors read)" if run.get("drift") == "offset" else "")],
         *([["VLM generation", _generation(run["generation"])]] if run.get("generation") else [])]))
     parts.append(protocol_note(run))
     parts.append(_counts_section(c))

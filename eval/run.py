@@ -74,9 +74,9 @@ class EvalConfig:
     flow: str = field(default="tvl1", metadata={"help": "optical flow (tvl1 = published recipe, dis = fast)"})
     compensation: str = field(default="register", metadata={"help": "head-motion compensation"})
     drift: str = field(default="offset", metadata={
-        "help": "slow drift: offset (cancelled with the sheet's offset frame unless that leaves the face clearly "
-                "less still; assistant.motion.drift) or none; a learned detector (aullm, microau_clip) reads the "
-                "field it was trained on, without it, whatever this says", "choices": ["offset", "none"]})
+        "help": "slow drift: offset (cancelled with the sheet's offset frame where that leaves the face clearly "
+                "stiller; assistant.motion.drift) or none; a learned detector (aullm, microau_clip) reads the field "
+                "it was trained on, without it, whatever this says", "choices": ["offset", "none"]})
     language: str = field(default="en", metadata={"help": "answer language", "choices": ["en", "zh"]})
     aullm_checkpoint: str | None = field(default=None, metadata={"help": "AU-LLM checkpoint folder (not for loso)"})
     microau_clip_checkpoint: str | None = field(default=None, metadata={

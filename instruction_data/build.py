@@ -67,8 +67,8 @@ class BuildConfig:
     compensation: str = field(default="register", metadata={"help": "head-motion compensation",
                                                             "choices": list(COMPENSATIONS)})
     drift: str = field(default="offset", metadata={
-        "help": "slow drift: offset (cancelled with each sheet's offset frame unless that leaves the face clearly "
-                "less still, as `meu eval` reads the clips; assistant.motion.drift) or none",
+        "help": "slow drift: offset (cancelled with each sheet's offset frame where that leaves the face clearly "
+                "stiller, as `meu eval` reads the clips; assistant.motion.drift) or none",
         "choices": ["offset", "none"]})
     mode: str = field(default="default", metadata={"help": "MMC map mode", "choices": ["default", "mellm"]})
     size: int = field(default=256, metadata={"help": "working size of the face crop"})
@@ -155,7 +155,7 @@ def process_record(record: Record, name: str, cfg: BuildConfig, evidence: dict |
                 clip = Clip(source=str(Path(paths[0]).parent), onset_frame=read_image(paths[record.onset]),
                             apex_frame=read_image(paths[record.apex]), onset=record.onset, apex=record.apex,
                             offset=record.offset, n_frames=len(paths))
-                usable = drift_share(record.onset, record.apex, record.offset) is not None
+                usable = cfg.drift == "offset" and drift_share(record.onset, record.apex, record.offset) is not None
                 analysis = analyze_frames(clip.onset_frame, clip.apex_frame, motion, clip,
                                           offset_frame=read_image(paths[record.offset]) if usable else None)
             else:  # the sheet had no apex: spot it between onset and offset
@@ -189,7 +189,7 @@ def _work(job: tuple[Record, str]) -> dict:
 def _check_output(cfg: BuildConfig, out: Path) -> None:
     stamp = out / "build_settings.json"
     if stamp.is_file():
-        previous = json.loads(stamp.read_text())
+        previous = {"drift": "none", **json.loads(stamp.read_text())}  # builds from before the setting cancelled none
         if not cfg.resume:
             raise ConfigError(f"{out} already holds a build; add --resume to finish it or choose another --out.")
         if previous != cfg.settings():

@@ -124,6 +124,7 @@ def test_synth_cli_then_build_refuses_to_mix_builds(tmp_path):
     stamp.write_text(json.dumps(settings))
     with pytest.raises(ConfigError, match=r"different settings \(drift\)"):
         build_main([*args, "--resume"])
+    assert build_main([*args, "--drift", "none", "--resume"]) == 0
 
 
 def _run_build(root: Path, out: Path, *extra: str) -> subprocess.Popen:

@@ -71,8 +71,8 @@ class MotionConfig:
         "choices": list(NOISE_MODES)})
     drift: str = field(default="offset", metadata={
         "help": "slow drift: offset (when the clip's offset frame is known and lies after the apex, the share of the "
-                "onset -> offset motion reached at the apex is taken out unless that leaves the face clearly less "
-                "still; default) or none",
+                "onset -> offset motion reached at the apex is taken out where that leaves the face clearly "
+                "stiller; default) or none",
         "choices": list(DRIFT_MODES)})
     mode: str = field(default="default", metadata={"help": "MMC map mode", "choices": list(MMC_MODES)})
     size: int = field(default=256, metadata={"help": "working size of the square face crop (px)"})

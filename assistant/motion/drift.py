@@ -9,8 +9,8 @@ onset -> offset field holds the drift and no expression; where the drift grows s
 leaves the expression.
 
 The subtraction cancels nothing when the face did not drift and mixes the offset frame's noise in, so it is judged by
-the face's median motion, as the rigid3d head model is chosen in `assistant.motion.analyze`: kept unless it leaves
-the face clearly less still (`DRIFT_STILLER`). Its noise stays about that of one flow, so the null pair's floor is
+the face's median motion, as the rigid3d head model is chosen in `assistant.motion.analyze`: kept only where it
+leaves the face clearly stiller (`DRIFT_STILLER`). Its noise stays about that of one flow, so the null pair's floor is
 used as it is: both flows start from the onset frame, so under frame noise alone the cancelled field's noise is
 sqrt(1 - share + share^2) of one flow's (0.87 at a share of 0.5), under independent registration errors alone
 sqrt(1 + share^2) (1.12); on world v2's calibration split the floors measured on the stable face area of both fields
@@ -23,9 +23,9 @@ from __future__ import annotations
 import numpy as np
 
 # The cancelled field is kept when its median motion over the face is below this share of the field's own: chosen
-# by benchmarks/drift.py on world v2's calibration split from 0.8-1.25 (macro F1 of `rules` 0.734 at 0.9, 1.0 and 1.1,
-# 0.9 with the fewest false alarms; never cancelling 0.723; docs/benchmarks.md, "Drift cancelled with the offset
-# frame").
+# by benchmarks/drift.py on world v2's calibration split from 0.8-1.25 (macro F1 of `rules` 0.734 at 0.9, 1.0 and 1.1;
+# 9 false alarms at 0.9 and 1.0, and the tie goes to the smaller ratio; never cancelling 0.723; docs/benchmarks.md,
+# "Drift cancelled with the offset frame").
 DRIFT_STILLER = 0.9
 DRIFT_MODES = ("offset", "none")
 
