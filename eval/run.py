@@ -33,6 +33,7 @@ from assistant.emotions import SCHEME_CLASSES, map_emotion
 from assistant.errors import ConfigError, MEUError
 from assistant.files import output_folder, write_json
 from assistant.motion.analyze import NOISE_MIN_GAP, MotionConfig, analyze_clip
+from assistant.motion.drift import DRIFT_MODES
 from assistant.parse import parse_answer
 from assistant.reasoners.base import last
 from eval.null_pairs import NULL_PAIR, null_pair_row, null_pair_scores, null_pair_tasks
@@ -76,7 +77,7 @@ class EvalConfig:
     drift: str = field(default="offset", metadata={
         "help": "slow drift: offset (cancelled with the sheet's offset frame where that leaves the face clearly "
                 "stiller; assistant.motion.drift) or none; a learned detector (aullm, microau_clip) reads the field "
-                "it was trained on, without it, whatever this says", "choices": ["offset", "none"]})
+                "it was trained on, without it, whatever this says", "choices": list(DRIFT_MODES)})
     language: str = field(default="en", metadata={"help": "answer language", "choices": ["en", "zh"]})
     aullm_checkpoint: str | None = field(default=None, metadata={"help": "AU-LLM checkpoint folder (not for loso)"})
     microau_clip_checkpoint: str | None = field(default=None, metadata={

@@ -26,6 +26,7 @@ from assistant.config import parse_config, split_list
 from assistant.emotions import CDE_EXCLUDED, cde_emotion
 from assistant.errors import ConfigError, MEUError
 from assistant.files import output_folder, remove_stale_parts, save_png, write_json
+from assistant.motion.drift import DRIFT_MODES
 from assistant.motion.flow import COMPENSATIONS
 from instruction_data.export import assign_folds, dataset_card, write_hf, write_jsonl_splits, write_llava
 from instruction_data.fgmu import DATASET_SCHEMES, LANGS, FGMUConfig, left_out_aus, load_evidence, make_samples
@@ -69,7 +70,7 @@ class BuildConfig:
     drift: str = field(default="offset", metadata={
         "help": "slow drift: offset (cancelled with each sheet's offset frame where that leaves the face clearly "
                 "stiller, as `meu eval` reads the clips; assistant.motion.drift) or none",
-        "choices": ["offset", "none"]})
+        "choices": list(DRIFT_MODES)})
     mode: str = field(default="default", metadata={"help": "MMC map mode", "choices": ["default", "mellm"]})
     size: int = field(default=256, metadata={"help": "working size of the face crop"})
     margin: float = field(default=0.15, metadata={"help": "crop margin"})
