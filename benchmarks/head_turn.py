@@ -8,7 +8,11 @@ similarity): for still faces the worst region's residual motion (px at 256) and 
 for faces with one AU (0.5 px by default) under a 1-degree turn, whether the AU is named and how many other AUs
 are. `rules` with the shipped settings (or a calibration folder's, MEU_CALIBRATION).
 
-    .venv/bin/python benchmarks/head_turn.py
+`--ambient A`: the turned apex frames also carry the shading change a turn makes under a fixed key light, with the
+share A of the light ambient (instruction_data/shading.py); a warped photo keeps its shading, a real head does not.
+`--split calibration` runs the calibration photos instead (what a remedy is chosen on).
+
+    .venv/bin/python benchmarks/head_turn.py [--ambient 0.7] [--split calibration]
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import logging
 import statistics
 import sys
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +35,7 @@ from assistant.motion import face as face_mod  # noqa: E402
 from assistant.motion.analyze import MotionConfig, analyze_frames  # noqa: E402
 from instruction_data.head_turn import Turn, render_turn  # noqa: E402
 from instruction_data.photos import load_photo, split_photos  # noqa: E402
+from instruction_data.shading import shade, shading_ratio  # noqa: E402
 from instruction_data.synth import AUMotion, au_moves, field_from_moves  # noqa: E402
 
 log = logging.getLogger("benchmarks.head_turn")
@@ -45,9 +51,14 @@ def _named(onset, apex, compensation: str) -> tuple[set[int], float, str]:
     return named, max(r.motion_px for r in analysis.regions), analysis.field.head_model
 
 
-def run(twin_px: float) -> dict:
+def _turned(image, lm, turn: Turn, ambient: float | None, motion=None):
+    apex = render_turn(image, lm, turn, motion)
+    return apex if ambient is None else shade(apex, shading_ratio(lm, image.shape[:2], turn, ambient))
+
+
+def run(twin_px: float, ambient: float | None = None, split: str = "benchmark") -> dict:
     out: dict = {c: {"still": [], "twins": []} for c in COMPENSATIONS}
-    for photo in split_photos("benchmark"):
+    for photo in split_photos(split):
         image = load_photo(photo)
         lm = face_mod.detect_face(image)
         k = 1.0 / face_mod.crop_box(lm).scale
@@ -55,7 +66,7 @@ def run(twin_px: float) -> dict:
         for scale, wobble in RELIEF:
             onset = render_turn(image, lm, Turn(0.0, 0.0, scale, wobble))
             for pitch, yaw in ANGLES:
-                apex = render_turn(image, lm, Turn(pitch, yaw, scale, wobble))
+                apex = _turned(image, lm, Turn(pitch, yaw, scale, wobble), ambient)
                 for c in COMPENSATIONS:
                     named, worst, model = _named(onset, apex, c)
                     out[c]["still"].append({"photo": photo.person, "pitch": pitch, "yaw": yaw, "depth_scale": scale,
@@ -63,11 +74,11 @@ def run(twin_px: float) -> dict:
                                             "head_model": model})
             for code in TWIN_AUS:
                 motion = field_from_moves(au_moves(lm.points68, [AUMotion(AU(code), twin_px)], scale=k), (w, h))
-                apex = render_turn(image, lm, Turn(1.0, 0.5, scale, wobble), motion)
+                apex = _turned(image, lm, Turn(1.0, 0.5, scale, wobble), ambient, motion)
                 for c in COMPENSATIONS:
                     named, _, model = _named(onset, apex, c)
                     out[c]["twins"].append({"photo": photo.person, "au": code, "depth_scale": scale,
-                                            "named": code in named, "others": len(named - {code}),
+                                            "named": code in named, "others": sorted(named - {code}),
                                             "head_model": model})
         log.info("%s done", photo.person)
     summary = {}
@@ -80,9 +91,11 @@ def run(twin_px: float) -> dict:
             "still_worst_region_px_max": max(r["worst_region_px"] for r in still),
             "still_worst_region_le_0.1px": round(sum(r["worst_region_px"] <= 0.1 for r in still) / len(still), 3),
             "still_rigid3d_share": round(sum(r["head_model"] == "rigid3d" for r in still) / len(still), 3),
+            "still_aus_named": dict(Counter(f"AU{a}" for r in still for a in r["aus"]).most_common()),
             "twin_recall": {au: round(statistics.mean(r["named"] for r in twins if r["au"] == au), 3)
                             for au in TWIN_AUS},
-            "twin_other_aus_mean": round(statistics.mean(r["others"] for r in twins), 2),
+            "twin_other_aus_mean": round(statistics.mean(len(r["others"]) for r in twins), 2),
+            "twin_other_aus_named": dict(Counter(f"AU{a}" for r in twins for a in r["others"]).most_common()),
         }
     return {"summary": summary, "rows": out}
 
@@ -91,13 +104,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--twin-px", type=float, default=0.5, help="AU amplitude (px at 256) of the positive twins")
     parser.add_argument("--rows", action="store_true", help="print every pair, not only the summary")
+    parser.add_argument("--ambient", type=float, default=None,
+                        help="add the shading change of the turn under a key light with this ambient share (0-1)")
+    parser.add_argument("--split", default="benchmark", choices=["benchmark", "calibration"],
+                        help="which photos to turn (default benchmark)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    figures = run(args.twin_px)
+    figures = run(args.twin_px, args.ambient, args.split)
     if not args.rows:
         figures.pop("rows")
-    emit("head_turn", {"data": "synthetic: benchmark-split photos turned out of plane (instruction_data.head_turn)",
-                       "twin_px": args.twin_px, **figures})
+    emit("head_turn", {"data": f"synthetic: {args.split}-split photos turned out of plane (instruction_data."
+                               "head_turn)" + ("" if args.ambient is None else
+                                               f", shaded under a key light, ambient share {args.ambient}"),
+                       "twin_px": args.twin_px, "ambient": args.ambient, **figures})
 
 
 if __name__ == "__main__":
