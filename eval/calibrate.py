@@ -35,6 +35,7 @@ from assistant.errors import ConfigError
 from assistant.facs import FACS, SIDED_REGIONS, image_direction
 from assistant.files import output_folder, write_json
 from eval.realism import ClipMeasure, measure_split, with_stable_weight
+from instruction_data.world_v3 import WORLDS
 
 log = logging.getLogger(__name__)
 
@@ -226,9 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the calibration split (default 0)")
     parser.add_argument("--cache", default="outputs/cache/realism", help="where per-clip measurements are kept")
     parser.add_argument("--workers", type=int, default=1, help="processes measuring clips")
-    parser.add_argument("--world", default="v2", choices=["v1", "v2"],
+    parser.add_argument("--world", default="v2", choices=list(WORLDS),
                         help="the realistic world's version (v2, the default and the shipped files' world: 3-D head "
-                             "turns, coupled skin, gaze, flicker)")
+                             "turns, coupled skin, gaze, flicker; v3: v2 under a light that stays while the head "
+                             "turns)")
     parser.add_argument("--max-null-any", type=float, default=0.05,
                         help="largest share of null clips that may get any AU on the calibration split (default "
                              "0.05: half the 10%% allowed, as a calibration split's few dozen null clips estimate "

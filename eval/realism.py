@@ -61,9 +61,9 @@ class ClipMeasure:
         return [RegionMotion(**{k: v for k, v in row.items() if k in keys}) for row in self.regions]
 
 
-def motion_settings_key(config: MotionConfig | None = None) -> str:
+def motion_settings_key(config: MotionConfig | None = None, world: str = "v1") -> str:
     """A short hash of what the cached tables depend on besides the world and the code version: the motion settings
-    and the source of world v2's renderer."""
+    and the source of world v2's renderer (and for world v3 its light's)."""
     from assistant.motion import analyze, flow
 
     root = Path(__file__).resolve().parents[1] / "instruction_data"
@@ -73,6 +73,9 @@ def motion_settings_key(config: MotionConfig | None = None) -> str:
                 "rigid3d_stiller": analyze.RIGID3D_STILLER,
                 "world_v2": hashlib.sha256((root / "world_v2.py").read_bytes()
                                            + (root / "head_turn.py").read_bytes()).hexdigest()}
+    if world == "v3":
+        settings["world_v3"] = hashlib.sha256((root / "world_v3.py").read_bytes()
+                                              + (root / "shading.py").read_bytes()).hexdigest()
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -90,7 +93,7 @@ def measure_clip(split: str, index: int, seed: int = 0, config: MotionConfig | N
                        regions=[r.to_dict() for r in analysis.regions], noise_px=float(analysis.field.noise_px),
                        size=analysis.crop.size, head_motion=dict(analysis.field.head_motion),
                        noise_estimates=dict(analysis.field.noise_estimates), world=world,
-                       settings=motion_settings_key(config))
+                       settings=motion_settings_key(config, world))
 
 
 def with_stable_weight(measures: list[ClipMeasure], weight: float) -> list[ClipMeasure]:
@@ -131,7 +134,7 @@ def measure_split(split: str, n: int, seed: int = 0, cache: str | Path | None = 
     """Measurements of clips 0..n-1 of `split`, from the cache where present (progress bar; resumable). The floors
     and SNRs follow the noise weight in force (`noise.stable_weight_now`), whatever it was when a clip was measured."""
     cache_dir = Path(cache) if cache else None
-    settings = motion_settings_key()
+    settings = motion_settings_key(world=world)
     out: dict[int, ClipMeasure] = {}
     todo = []
     for i in range(n):

@@ -294,7 +294,7 @@ def write_realistic_dataset(layout: str, out_dir: str | Path, split: str, subjec
     get an empty AU cell and 'others' (layouts without 'others' leave them out). `synth_truth.json` keeps the whole
     ground truth: AUs with sides and intensities, amplitudes, blinks, head motion, noise and JPEG quality; with
     `world` "v2" (`instruction_data.world_v2`) also the out-of-plane turn, the coupled skin motion and the
-    distractors' draw.
+    distractors' draw; "v3" (`instruction_data.world_v3`) also the light.
     """
     from instruction_data.realistic import draw_spec, render_realistic, split_subjects
 
@@ -354,6 +354,8 @@ def write_realistic_dataset(layout: str, out_dir: str | Path, split: str, subjec
             truth[-1].update(v2=dataclasses.asdict(clip_spec.v2), coupled=clip.coupled,
                              head_turn_at_apex_deg={"pitch": round(turns[clip.apex][0] - turns[clip.onset][0], 4),
                                                     "yaw": round(turns[clip.apex][1] - turns[clip.onset][1], 4)})
+        if clip_spec.light is not None:
+            truth[-1].update(light=dataclasses.asdict(clip_spec.light))
     if not plan:
         raise ValueError(f"no clip of the {split} split can be written in the {layout} layout")
     sheets = spec.write(root, plan, quirks)

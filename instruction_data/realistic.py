@@ -33,6 +33,7 @@ import numpy as np
 from assistant.au import AU
 from assistant.facs import FACS, MIDLINE_REGIONS
 from instruction_data.photos import SPLITS, load_photo, split_photos
+from instruction_data.shading import Light
 from instruction_data.synth import (
     AUMotion,
     SubjectFace,
@@ -42,7 +43,8 @@ from instruction_data.synth import (
     _make_subject,
     render_clip,
 )
-from instruction_data.world_v2 import WORLDS, V2Draw, draw_v2
+from instruction_data.world_v2 import V2Draw, draw_v2
+from instruction_data.world_v3 import WORLDS, draw_light
 
 AMPLITUDE_RANGE_PX = (0.08, 3.0)
 # FACS intensity letter of an AU by its amplitude at the working crop: A below 0.15 px, B below 0.3, C below 0.6,
@@ -108,8 +110,9 @@ class RealisticSpec:
     illumination_drift: float
     fps: float = FPS
     frame_size: tuple[int, int] = FRAME_SIZE
-    world: str = "v1"  # "v2": with world v2's additions (`v2`, instruction_data.world_v2)
+    world: str = "v1"  # "v2": with world v2's additions (`v2`, instruction_data.world_v2); "v3": v2 and `light`
     v2: V2Draw | None = None
+    light: Light | None = None  # world v3's light (instruction_data.world_v3)
 
     @property
     def is_null(self) -> bool:
@@ -129,7 +132,7 @@ class RealisticSpec:
                          seed=int(np.random.default_rng([_SPLIT_KEY[self.split], self.seed, self.index, 1])
                                   .integers(0, 2**31)),
                          blinks=self.blinks, jpeg_quality=self.jpeg_quality, noise_table=True,
-                         static_background=True, world_v2=self.v2)
+                         static_background=True, world_v2=self.v2, light=self.light)
 
 
 def intensity_letter(amplitude_px: float) -> str:
@@ -199,7 +202,8 @@ def _frames(rng: np.random.Generator, lo_hi: tuple[float, float], fps: float) ->
 def draw_spec(index: int, split: str = "benchmark", seed: int = 0, fps: float = FPS,
               frame_size: tuple[int, int] = FRAME_SIZE, world: str = "v1", **overrides) -> RealisticSpec:
     """Clip `index` of the split's stream for `seed`; `overrides` replace any drawn `RealisticSpec` field. World v2
-    draws its additions from a stream of their own: the v1 fields of a clip are the same in both worlds."""
+    draws its additions from a stream of their own: the v1 fields of a clip are the same in both worlds; world v3 is
+    v2 with the person's light."""
     _check_split(split)
     if world not in WORLDS:
         raise ValueError(f"unknown world {world!r}; use one of {', '.join(WORLDS)}")
@@ -253,11 +257,13 @@ def draw_spec(index: int, split: str = "benchmark", seed: int = 0, fps: float = 
         if unknown:
             raise TypeError(f"unknown realistic clip setting(s) {', '.join(unknown)}; use any of {', '.join(known)}")
         spec = dataclasses.replace(spec, **overrides)
-    if world == "v2" and "v2" not in overrides:  # after the overrides: a person's relief and tissue follow the subject
-        ids = [s.id for s in subjects]
+    if world in ("v2", "v3") and "v2" not in overrides:  # after the overrides: relief, tissue and light follow the
+        ids = [s.id for s in subjects]                     # subject
         person = ids.index(spec.subject.id) if spec.subject.id in ids else zlib.crc32(spec.subject.id.encode())
         spec = dataclasses.replace(spec, world="v2", v2=draw_v2([_SPLIT_KEY[split], seed, index, 2],
                                                                 100 * _SPLIT_KEY[split] + person, n_frames))
+        if world == "v3" and "light" not in overrides:
+            spec = dataclasses.replace(spec, world="v3", light=draw_light(100 * _SPLIT_KEY[split] + person))
     return spec
 
 

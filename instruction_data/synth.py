@@ -34,6 +34,7 @@ from assistant.au import AU
 from assistant.facs import FACS, MIDLINE_REGIONS, image_direction
 from assistant.motion.regions import region_ellipses
 from assistant.types import FaceLandmarks
+from instruction_data.shading import Light, face_normals, light_ratio
 from instruction_data.world_v2 import V2Draw
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class SynthSpec:
     noise_table: bool = False  # draw the noise from a 256-level Gaussian table: 4x faster, same spread
     static_background: bool = False  # the head moves over a still background (else the whole picture moves)
     world_v2: V2Draw | None = None  # world v2's additions (instruction_data.world_v2); None renders world v1
+    light: Light | None = None  # with world_v2: the light stays while the head turns (world v3)
 
 
 @dataclass
@@ -146,7 +148,7 @@ class SynthClip:
     illumination_drift: float = 0.0
     jpeg_quality: int | None = None
     split: str = ""  # the realistic world's split ("calibration" / "benchmark"); empty for the easy world
-    world: str = "v1"  # "v2" with world v2's additions
+    world: str = "v1"  # "v2" with world v2's additions, "v3" with v2's and the light that stays
     head_turns: list[tuple[float, float]] = field(default_factory=list)  # v2: per frame (pitch, yaw), degrees
     coupled: list[dict] = field(default_factory=list)  # v2: [{au, region, side, px}] skin an AU drags (crop px)
 
@@ -526,6 +528,10 @@ def render_clip(spec: SynthSpec, only: Sequence[int] | None = None) -> SynthClip
         else:
             frame = canvas.copy()
             frame[win] = part
+        if v2 is not None and v2.normals is not None and (v2.pitch[i] or v2.yaw[i]):
+            ratio = light_ratio(v2.normals, v2.inside, float(v2.pitch[i]), float(v2.yaw[i]), spec.light)
+            shaded = frame.astype(np.float64) * ratio[..., None]
+            frame = (np.clip(np.rint(shaded), 0, 255) if frame.dtype == np.uint8 else shaded).astype(frame.dtype)
         gain = 1.0 + spec.illumination_drift * ramp[i]
         if v2 is not None:
             gain *= float(v2.gains[i])
@@ -551,7 +557,7 @@ def render_clip(spec: SynthSpec, only: Sequence[int] | None = None) -> SynthClip
                      head_rotation_deg=spec.head_rotation_deg, head_zoom=spec.head_zoom, blinks=list(spec.blinks),
                      blink_strength=closure, noise_sigma=spec.noise_sigma,
                      illumination_drift=spec.illumination_drift, jpeg_quality=spec.jpeg_quality,
-                     world="v1" if v2 is None else "v2",
+                     world="v1" if v2 is None else ("v2" if v2.normals is None else "v3"),
                      head_turns=[] if v2 is None else [(float(a), float(b)) for a, b in zip(v2.pitch, v2.yaw)],
                      coupled=[] if v2 is None else v2.coupled)
 
@@ -568,6 +574,8 @@ class _V2Fields:
     gaze_share: np.ndarray  # per frame
     gains: np.ndarray  # per frame flicker
     coupled: list[dict]
+    normals: np.ndarray | None = None  # world v3: (H, W, 3) of the rendered depth, and where the face is
+    inside: np.ndarray | None = None
 
     def frame_fields(self, i: int) -> list[tuple[float, np.ndarray]]:
         return [(math.radians(float(self.yaw[i])), self.turn_x), (math.radians(float(self.pitch[i])), self.turn_y),
@@ -576,7 +584,9 @@ class _V2Fields:
 
 def _world_v2(spec: SynthSpec, lm: FaceLandmarks, motions: Sequence[AUMotion], moves: list[RegionMove],
               base: np.ndarray, px: float) -> _V2Fields:
-    """Adds each AU's coupled skin motion to `base` (in place) and builds the turn, gaze and flicker of world v2."""
+    """Adds each AU's coupled skin motion to `base` (in place) and builds the turn, gaze and flicker of world v2 (and
+    with `spec.light` the face's normals, for world v3's shading)."""
+    from assistant.motion.depth import mesh_depth
     from instruction_data.head_turn import Turn, true_depth
     from instruction_data.world_v2 import (
         MIN_COUPLED_PX,
@@ -602,6 +612,7 @@ def _world_v2(spec: SynthSpec, lm: FaceLandmarks, motions: Sequence[AUMotion], m
                 coupled.append({"au": m.au.code, "region": region, "side": side,
                                 "px": round(float(math.hypot(*v)), 4)})
     z = true_depth(lm, (h, w), Turn(depth_scale=draw.depth_scale, wobble=WOBBLE_IOD, wobble_phase=draw.wobble_phase))
+    inside = mesh_depth(lm, (h, w))[1] if spec.light is not None else None
     zero = np.zeros_like(z)
     pitch, yaw = turn_course(draw, spec.n_frames, spec.seed)
     gaze_moves = [RegionMove(AU(0, raw="gaze"), "upper_eyelid", side, centres[("upper_eyelid", side)],
@@ -610,7 +621,8 @@ def _world_v2(spec: SynthSpec, lm: FaceLandmarks, motions: Sequence[AUMotion], m
     return _V2Fields(pitch=pitch, yaw=yaw, turn_x=np.stack([z, zero], -1).astype(np.float32),
                      turn_y=np.stack([zero, z], -1).astype(np.float32),
                      gaze=field_from_moves(gaze_moves, (w, h)), gaze_share=gaze_course(draw, spec.n_frames),
-                     gains=flicker_gains(draw, spec.n_frames, spec.seed), coupled=coupled)
+                     gains=flicker_gains(draw, spec.n_frames, spec.seed), coupled=coupled,
+                     normals=None if inside is None else face_normals(z, inside), inside=inside)
 
 
 def jpeg_roundtrip(frame: np.ndarray, quality: int) -> np.ndarray:

@@ -12,6 +12,7 @@ from assistant.errors import ConfigError
 from instruction_data.layouts import LAYOUTS, write_realistic_dataset, write_synthetic_dataset
 from instruction_data.long_layouts import LONG_LAYOUTS
 from instruction_data.photos import SPLITS
+from instruction_data.world_v3 import WORLDS
 
 
 @dataclass
@@ -23,9 +24,10 @@ class SynthConfig:
     realistic: bool = field(default=False, metadata={"help": "the realistic world (micro amplitudes, head drift, "
                                                              "noise, JPEG, blinks, null clips; see --split) instead "
                                                              "of the easy one"})
-    world: str = field(default="v1", metadata={"help": "with --realistic: v1 (head motion in the image plane) or v2 "
+    world: str = field(default="v1", metadata={"help": "with --realistic: v1 (head motion in the image plane), v2 "
                                                       "(also heads that turn in 3-D, skin that moves as one sheet, "
-                                                      "gaze lid shifts and flicker)", "choices": ["v1", "v2"]})
+                                                      "gaze lid shifts and flicker) or v3 (v2 under a light that "
+                                                      "stays while the head turns)", "choices": list(WORLDS)})
     split: str = field(default="benchmark", metadata={"help": "with --realistic: whose faces (the two splits share "
                                                               "no person)", "choices": list(SPLITS)})
     subjects: int = field(default=4, metadata={"help": "number of synthetic subjects (with --realistic: people of "

@@ -62,7 +62,7 @@ def test_v2_draws_keep_every_v1_field_and_add_their_own():
         assert v2.subject.id == v1.subject.id
         assert v1.v2 is None and v2.v2 is not None and abs(v2.v2.pitch_deg) <= 1 and abs(v2.v2.yaw_deg) <= 1
     with pytest.raises(ValueError, match="unknown world"):
-        draw_spec(0, world="v3")
+        draw_spec(0, world="v4")
 
 
 def test_the_harmonic_spread_keeps_handles_and_bone_and_decays_between():
