@@ -32,6 +32,7 @@ import numpy as np
 
 from assistant import calibration
 from assistant.files import atomic_write_text
+from instruction_data.world_v3 import WORLDS
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,8 @@ REGIONS_CACHE = Path("outputs/cache/realism")  # eval.realism's cache of motion 
 
 
 FINGERPRINTED = ("assistant/motion", "assistant/facs.py", "instruction_data/realistic.py", "instruction_data/synth.py",
-                 "instruction_data/world_v2.py", "instruction_data/head_turn.py")
+                 "instruction_data/world_v2.py", "instruction_data/head_turn.py", "instruction_data/world_v3.py",
+                 "instruction_data/shading.py")
 
 
 def code_fingerprint() -> str:
@@ -208,9 +210,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=160, help="calibration clips (clip indices 0..n-1)")
     parser.add_argument("--seed", type=int, default=0, help="realistic world seed")
-    parser.add_argument("--world", default="v2", choices=["v1", "v2"],
+    parser.add_argument("--world", default="v2", choices=list(WORLDS),
                         help="the realistic world's version (v2, the default and the shipped files' world: 3-D head "
-                             "turns, coupled skin, gaze, flicker)")
+                             "turns, coupled skin, gaze, flicker; v3: v2 under a light that stays while the head "
+                             "turns)")
     parser.add_argument("--cache", type=Path, default=Path("outputs/calib_blend"), help="feature cache folder")
     parser.add_argument("--out", default=None, help="calibration folder holding the rules calibration, where the "
                         f"fusion files are written (default: {calibration.default_out()})")

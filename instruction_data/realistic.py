@@ -257,14 +257,17 @@ def draw_spec(index: int, split: str = "benchmark", seed: int = 0, fps: float = 
         if unknown:
             raise TypeError(f"unknown realistic clip setting(s) {', '.join(unknown)}; use any of {', '.join(known)}")
         spec = dataclasses.replace(spec, **overrides)
-    if world in ("v2", "v3") and "v2" not in overrides:  # after the overrides: relief, tissue and light follow the
-        ids = [s.id for s in subjects]                     # subject
-        person = ids.index(spec.subject.id) if spec.subject.id in ids else zlib.crc32(spec.subject.id.encode())
-        spec = dataclasses.replace(spec, world="v2", v2=draw_v2([_SPLIT_KEY[split], seed, index, 2],
-                                                                100 * _SPLIT_KEY[split] + person, n_frames))
-        if world == "v3" and "light" not in overrides:
-            spec = dataclasses.replace(spec, world="v3", light=draw_light(100 * _SPLIT_KEY[split] + person))
-    return spec
+    # after the overrides: a person's relief, tissue and light follow the subject
+    ids = [s.id for s in subjects]
+    person = 100 * _SPLIT_KEY[split] + (ids.index(spec.subject.id) if spec.subject.id in ids
+                                        else zlib.crc32(spec.subject.id.encode()))
+    if world in ("v2", "v3") and "v2" not in overrides:
+        spec = dataclasses.replace(spec, v2=draw_v2([_SPLIT_KEY[split], seed, index, 2], person, n_frames))
+    if world == "v3" and "light" not in overrides:
+        spec = dataclasses.replace(spec, light=draw_light(person))
+    if spec.light is not None and (world != "v3" or spec.v2 is None):
+        raise ValueError("a light that stays while the head turns belongs to world v3 (world='v3', with its v2 draw)")
+    return dataclasses.replace(spec, world="v3" if spec.light is not None else "v2" if spec.v2 is not None else "v1")
 
 
 def render_realistic(spec: RealisticSpec, only: Sequence[int] | None = None) -> SynthClip:

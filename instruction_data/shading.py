@@ -38,7 +38,9 @@ class Light:
 
 def face_normals(depth: np.ndarray, inside: np.ndarray) -> np.ndarray:
     """(H, W, 3) unit normals (image x, image y, toward the camera) of the rendered depth; (0, 0, 1) off the face."""
+    weight = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), NORMAL_SMOOTH)
     z = cv2.GaussianBlur(np.where(inside, depth, 0.0).astype(np.float32), (0, 0), NORMAL_SMOOTH)
+    z = z / np.maximum(weight, 1e-6)  # blurred within the face only: the outline's step to zero would flip its normals
     gy, gx = np.gradient(z.astype(np.float64))
     normal = np.stack([-gx, -gy, np.ones_like(gx)], axis=-1)
     normal[~inside] = (0.0, 0.0, 1.0)
@@ -78,6 +80,14 @@ def shading_ratio(landmarks: FaceLandmarks, shape: tuple[int, int], turn: Turn, 
     return light_ratio(normals, inside, turn.pitch_deg, turn.yaw_deg, light)
 
 
-def shade(image: np.ndarray, ratio: np.ndarray) -> np.ndarray:
-    """`image` (uint8, H x W x 3) with each pixel's brightness multiplied by `ratio`."""
-    return np.clip(image.astype(np.float64) * ratio[..., None], 0, 255).round().astype(np.uint8)
+def shade(image: np.ndarray, ratio: np.ndarray, inverse_map: np.ndarray | None = None) -> np.ndarray:
+    """`image` (H x W x 3, uint8 or float) with each pixel's brightness multiplied by `ratio`, of the same type.
+    `inverse_map` (2 x 3, image -> the pose `ratio` was computed in): the face has moved in the image since, and the
+    ratio moves with it."""
+    if inverse_map is not None:
+        h, w = image.shape[:2]
+        ratio = cv2.warpAffine(ratio.astype(np.float32), inverse_map, (w, h),
+                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+                               borderValue=1.0)
+    shaded = image.astype(np.float64) * ratio[..., None]
+    return (np.clip(np.rint(shaded), 0, 255) if image.dtype == np.uint8 else shaded).astype(image.dtype)

@@ -34,7 +34,7 @@ from assistant.au import AU
 from assistant.facs import FACS, MIDLINE_REGIONS, image_direction
 from assistant.motion.regions import region_ellipses
 from assistant.types import FaceLandmarks
-from instruction_data.shading import Light, face_normals, light_ratio
+from instruction_data.shading import Light, face_normals, light_ratio, shade
 from instruction_data.world_v2 import V2Draw
 
 log = logging.getLogger(__name__)
@@ -530,8 +530,7 @@ def render_clip(spec: SynthSpec, only: Sequence[int] | None = None) -> SynthClip
             frame[win] = part
         if v2 is not None and v2.normals is not None and (v2.pitch[i] or v2.yaw[i]):
             ratio = light_ratio(v2.normals, v2.inside, float(v2.pitch[i]), float(v2.yaw[i]), spec.light)
-            shaded = frame.astype(np.float64) * ratio[..., None]
-            frame = (np.clip(np.rint(shaded), 0, 255) if frame.dtype == np.uint8 else shaded).astype(frame.dtype)
+            frame = shade(frame, ratio, inv if moved else None)
         gain = 1.0 + spec.illumination_drift * ramp[i]
         if v2 is not None:
             gain *= float(v2.gains[i])

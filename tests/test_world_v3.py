@@ -14,9 +14,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from instruction_data.layouts import write_realistic_dataset
 from instruction_data.realistic import draw_spec, render_realistic
+from instruction_data.shading import Light
 from instruction_data.world_v3 import AMBIENT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +56,16 @@ def test_v3_draws_are_v2_draws_with_the_persons_light():
         lights.setdefault(v3.subject.id, set()).add(v3.light)
     assert all(len(seen) == 1 for seen in lights.values())  # one light per person: one filming session
     assert len({next(iter(seen)) for seen in lights.values()}) > 1
+
+
+def test_a_world_is_named_by_what_its_clip_has_and_a_light_needs_world_v3():
+    v2_draw = draw_spec(2, "benchmark", 4, world="v2").v2
+    given = draw_spec(2, "benchmark", 4, world="v3", v2=v2_draw)
+    assert given.world == "v3" and given.v2 == v2_draw and given.light is not None
+    assert draw_spec(2, "benchmark", 4, world="v2", v2=v2_draw).world == "v2"
+    for world in ("v1", "v2"):
+        with pytest.raises(ValueError, match="world v3"):
+            draw_spec(2, "benchmark", 4, world=world, light=Light(0.7))
 
 
 def test_a_v3_turn_changes_the_faces_brightness_and_nothing_else():
