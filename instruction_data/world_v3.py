@@ -3,10 +3,10 @@
 World v2 turns a face by warping its photo, so the shading moves with the skin. A real head turning under a lamp
 changes each patch's angle to the light and with it the patch's brightness (instruction_data/shading.py); nothing
 moved, so no rigid head model removes it, and flow reads it as motion. v3 renders every frame of a v2 clip with
-that change for the frame's pitch and yaw, under a key light drawn per person (a person is filmed in one session, under one set
-of lamps): from above, left or right of the camera, with an ambient share of 0.6-0.9 (a studio's diffuse lamps; at
-0.5, 41 % of the still turned faces in `benchmarks/head_turn.py --ambient 0.5` got an AU). The v2 draw, and
-so every v1 and v2 field of a clip, is the same in v3; v1 and v2 frames are unchanged.
+that change for the frame's pitch and yaw, under a key light drawn per person (a person is filmed in one session,
+under one set of lamps): from above, left or right of the camera, with an ambient share of 0.6-0.9 (a studio's
+diffuse lamps; at 0.5, 41 % of the still turned faces in `benchmarks/head_turn.py --ambient 0.5` got an AU). The v2
+draw, and so every v1 and v2 field of a clip, is the same in v3; v1 and v2 frames are unchanged.
 """
 
 from __future__ import annotations
