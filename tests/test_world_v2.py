@@ -8,21 +8,14 @@ same settings.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _baseline import run_on_baseline_paths
 
 from instruction_data.realistic import draw_spec, render_realistic
 from instruction_data.world_v2 import BONE, MESH_POINTS, harmonic_spread
 
-ROOT = Path(__file__).resolve().parents[1]
-BASELINE_PATHS = {"OPENCV_CPU_DISABLE": "AVX512-SKX,AVX2,FP16,AVX,SSE4.2,SSE4.1", "OPENCV_IPP": "disabled",
-                  "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR"}
 V1_HASHES = {"benchmark/0/0": "f3c920e1e804ca16", "benchmark/0/3": "7bf94d7a811ee564",
              "calibration/1/5": "7ef5f875bebb3f58", "easy": "c8f6207432762e61"}
 HASH_SCRIPT = """
@@ -47,10 +40,7 @@ print(json.dumps(out))
 
 
 def test_world_v1_frames_are_byte_identical_to_before_world_v2():
-    env = {**os.environ, **BASELINE_PATHS, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", HASH_SCRIPT], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, check=True)
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == V1_HASHES
+    assert run_on_baseline_paths(HASH_SCRIPT) == V1_HASHES
 
 
 def test_v2_draws_keep_every_v1_field_and_add_their_own():

@@ -8,22 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _baseline import run_on_baseline_paths
 
 from instruction_data.layouts import write_realistic_dataset
 from instruction_data.realistic import draw_spec, render_realistic
 from instruction_data.shading import Light
 from instruction_data.world_v3 import AMBIENT
 
-ROOT = Path(__file__).resolve().parents[1]
-BASELINE_PATHS = {"OPENCV_CPU_DISABLE": "AVX512-SKX,AVX2,FP16,AVX,SSE4.2,SSE4.1", "OPENCV_IPP": "disabled",
-                  "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR"}
 V2_HASHES = {"benchmark/0/3": "9e29da3eb46a1466", "calibration/1/5": "793b92176c14fe1a"}
 HASH_SCRIPT = """
 import hashlib, json
@@ -41,10 +35,7 @@ print(json.dumps(out))
 
 
 def test_world_v2_frames_are_byte_identical_to_before_world_v3():
-    env = {**os.environ, **BASELINE_PATHS, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", HASH_SCRIPT], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, check=True)
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == V2_HASHES
+    assert run_on_baseline_paths(HASH_SCRIPT) == V2_HASHES
 
 
 def test_v3_draws_are_v2_draws_with_the_persons_light():
