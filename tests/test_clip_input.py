@@ -46,6 +46,22 @@ def test_frame_folder_uses_natural_order(synth_brow_clip, tmp_path):
         load_clip(tmp_path, onset=0, apex=40)
 
 
+@pytest.mark.parametrize("size", [64, 128])
+def test_analyze_at_a_small_crop_writes_the_legend_at_the_maps_height(synth_brow_clip, tmp_path, capsys, size):
+    """Under 256 px the legend's wheel, names and scale bar did not fit one above the other: `--size 128` wrote the
+    map and then stopped with a numpy broadcasting error."""
+    import cv2
+
+    video = write_video(synth_brow_clip.frames, tmp_path / "clip.mp4", fps=30)
+    out = tmp_path / "out"
+    code, stdout, _ = _run_cli(["analyze", str(video), "--onset", "1", "--flow", "dis", "--size", str(size), "--out",
+                                str(out)], capsys)
+    assert code == 0, stdout
+    legend = cv2.imread(str(out / "mmc_map_legend.png"))
+    assert legend.shape[0] == size and legend.shape[1] > size  # the map, and the legend beside it
+    assert np.ptp(legend[:, size:]) > 100  # the legend is drawn, not left blank
+
+
 def test_analyze_cli_writes_every_output(synth_brow_clip, tmp_path, capsys):
     video = write_video(synth_brow_clip.frames, tmp_path / "clip.mp4", fps=30)
     out = tmp_path / "out"
@@ -163,7 +179,8 @@ def test_decoded_frames_give_the_grey_of_their_rgb_without_converting_it(synth_b
         assert np.array_equal(decoded.rgb(), rgb)
 
 
-@pytest.mark.parametrize("flag,value", [("--size", "0"), ("--margin", "-1"), ("--full-scale-px", "0")])
+@pytest.mark.parametrize("flag,value", [("--size", "0"), ("--size", "100000"), ("--margin", "-1"),
+                                        ("--full-scale-px", "0")])
 def test_impossible_motion_settings_are_one_clear_line(synth_brow_clip, tmp_path, capsys, flag, value):
     path = write_video(synth_brow_clip.frames, tmp_path / "clip.mp4")
     assert cli.main(["analyze", str(path), flag, value, "--out", str(tmp_path / "out")]) == 1
