@@ -62,6 +62,23 @@ def test_analyze_at_a_small_crop_writes_the_legend_at_the_maps_height(synth_brow
     assert np.ptp(legend[:, size:]) > 100  # the legend is drawn, not left blank
 
 
+def test_float_images_in_0_1_are_read_as_their_8_bit_originals(synth_brow_clip):
+    """scikit-image, PIL and torch give float images in 0-1; read as grey levels they were black and the user was told
+    that no face was found. Floats in 0-255 read as before; NaN is refused with a sentence."""
+    from assistant.motion.analyze import MotionConfig, analyze_clip
+    from assistant.motion.clip import to_rgb
+
+    onset, apex = synth_brow_clip.frames[0], synth_brow_clip.frames[10]
+    unit = [f.astype(np.float32) / 255 for f in (onset, apex)]
+    assert np.array_equal(to_rgb(unit[0]), onset) and np.array_equal(to_rgb(onset.astype(np.float64)), onset)
+    cfg = MotionConfig(flow="dis")
+    as_bytes, as_unit = analyze_clip(onset, apex, config=cfg), analyze_clip(unit[0], unit[1], config=cfg)
+    assert [(r.region, r.side, r.dx, r.dy) for r in as_unit.regions] == [(r.region, r.side, r.dx, r.dy)
+                                                                         for r in as_bytes.regions]
+    with pytest.raises(UnreadableClipError, match="NaN or infinite"):
+        to_rgb(np.where(np.eye(8, dtype=bool)[..., None], np.nan, unit[0][:8, :8]))
+
+
 def test_analyze_cli_writes_every_output(synth_brow_clip, tmp_path, capsys):
     video = write_video(synth_brow_clip.frames, tmp_path / "clip.mp4", fps=30)
     out = tmp_path / "out"

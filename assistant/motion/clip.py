@@ -104,11 +104,19 @@ def natural_key(path: Path | str) -> list:
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
-    """Grey, RGBA and 16-bit images become 8-bit RGB."""
+    """Grey, RGBA, 16-bit and float images become 8-bit RGB. Float images whose values all lie in 0-1 (scikit-image's,
+    PIL's and torch's convention) are scaled to 0-255: read as grey levels they were black, and the user was told that
+    no face was found."""
     img = np.asarray(image)
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
     elif img.dtype != np.uint8:
+        if img.dtype.kind == "f":
+            if not np.isfinite(img).all():
+                raise UnreadableClipError("The image holds NaN or infinite values; give grey levels 0-255 (or floats "
+                                          "in 0-1).")
+            if img.size and img.min() >= 0 and img.max() <= 1:
+                img = np.rint(img * 255.0)
         img = np.clip(img, 0, 255).astype(np.uint8)
     if img.ndim == 2:
         return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
