@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
@@ -26,6 +27,7 @@ answer into a folder per interval. Blinks, speech and head moves are listed in i
 never analysed as expressions."""
 
 CSV_COLUMNS = ("video", "onset", "apex", "offset", "type", "score", "near_threshold", "regions", "onset_s", "offset_s")
+DISTRACTOR_WORDS = {"blink": "blinks", "speech": "speech", "head": "head moves"}
 COLOURS = {"micro": "tab:red", "macro": "tab:blue", "blink": "0.75", "speech": "0.6", "head": "0.45"}
 
 
@@ -115,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {iv.kind:<6} frames {iv.onset}-{iv.offset} (apex {iv.apex}, "
               f"{iv.onset / result.fps:.2f}-{iv.offset / result.fps:.2f} s)  {'+'.join(iv.regions)}  "
               f"score {iv.score:g}{' (near the threshold)' if iv.near_threshold else ''}")
-    print(f"  {len(result.distractors)} distractors (blinks, speech, head moves) listed in intervals.csv")
+    if not result.intervals:
+        print("  no micro- or macro-expression found")
+    kinds = Counter(iv.kind for iv in result.distractors)
+    listed = ", ".join(f"{kinds[k]} {word}" for k, word in DISTRACTOR_WORDS.items() if kinds[k])
+    print(f"  {len(result.distractors)} distractors{f' ({listed})' if listed else ''} listed in intervals.csv")
     if ns.analyse:
         for item in analyse_micro(result, ns.video, out):
             print(f"  {item['folder']}: {item['emotion']} ({', '.join(item['aus']) or 'no AU'})")

