@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 from pathlib import Path
 
@@ -81,10 +82,45 @@ def load(name: str) -> dict:
 @functools.lru_cache(maxsize=16)
 def _parse(p: str, _mtime_ns: int) -> dict:
     try:
-        return json.loads(Path(p).read_text())
+        doc = json.loads(Path(p).read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise ConfigError(f"The calibration file {p} cannot be read ({err}); write it again with `meu calibrate`.") \
             from None
+    problem = _problem(Path(p).name, doc)
+    if problem:
+        raise ConfigError(f"The calibration file {p} is not what `meu calibrate` writes: {problem}; write it again "
+                          "with `meu calibrate`.")
+    return doc
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _problem(name: str, doc) -> str | None:
+    """What the readers would trip on (a hand-edited or truncated file), said once with the file's name, instead of a
+    ValueError deep in a detector; None when the file holds what they convert."""
+    if not isinstance(doc, dict):
+        return "it holds no mapping of settings"
+    if name == "rules_calibration.json":
+        params = doc.get("parameters")
+        if not isinstance(params, dict):
+            return "it has no \"parameters\" mapping"
+        bad = [k for k in ("mag_ref", "snr0", "agree_power", "midpoint") if not _number(params.get(k))]
+        if bad:
+            return f"parameters.{bad[0]} is missing or not a number"
+        ea = doc.get("explaining_away")
+        if ea and not (isinstance(ea, dict) and _number(ea.get("strength")) and isinstance(ea.get("coupling"), dict)):
+            return "explaining_away needs a numeric strength and a coupling mapping"
+    if name == "intensity_calibration.json":
+        if not _number(doc.get("snr_min")):
+            return "snr_min is missing or not a number"
+        words = doc.get("thresholds_px")
+        if not (isinstance(words, dict) and words and all(_number(v) for v in words.values())):
+            return "thresholds_px must map intensity words to numbers"
+        if "stable_weight" in doc and not _number(doc["stable_weight"]):
+            return "stable_weight is not a number"
+    return None
 
 
 def add_argument(parser) -> None:
@@ -99,3 +135,5 @@ def apply(ns) -> None:
         use(ns.calibration)
     else:
         folder()  # a wrong MEU_CALIBRATION is refused now, not at the first clip
+    for name in RULES_FILES:  # and a file the readers would trip on, too
+        load(name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -38,6 +39,18 @@ def _to_bool(text: str) -> bool:
     if low in ("0", "false", "no", "off"):
         return False
     raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def finite_float(text: str) -> float:
+    """A float flag: `inf` and `nan` parse as floats but pass no range check written as a comparison (nan) or turn
+    into frame counts that overflow or allocate terabytes (inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def split_list(value: str | list, flag: str) -> list[str]:
@@ -79,6 +92,9 @@ def from_dict(cls: type[T], data: dict) -> T:
     if unknown:
         raise ConfigError(f"Unknown setting(s) {', '.join(unknown)} for {cls.__name__}; "
                           f"known: {', '.join(sorted(names))}.")
+    infinite = sorted(k for k, v in data.items() if isinstance(v, float) and not math.isfinite(v))
+    if infinite:
+        raise ConfigError(f"{infinite[0]}={data[infinite[0]]} must be a finite number.")
     return cls(**data)
 
 
@@ -96,7 +112,9 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         elif typing.get_origin(tp) in (list, tuple):
             inner = typing.get_args(tp)[0] if typing.get_args(tp) else str
             kwargs.update(type=inner, nargs="+")
-        elif tp in (int, float, str):
+        elif tp is float:
+            kwargs["type"] = finite_float
+        elif tp in (int, str):
             kwargs["type"] = tp
         default = f.default if f.default is not dataclasses.MISSING else None
         if default is not None and "default" not in help_text:
@@ -115,7 +133,7 @@ def values_from_env(cls: type, prefix: str, environ: Mapping[str, str] | None = 
             continue
         tp = _base_type(hints[f.name])
         try:
-            out[f.name] = _to_bool(raw) if tp is bool else tp(raw)
+            out[f.name] = _to_bool(raw) if tp is bool else finite_float(raw) if tp is float else tp(raw)
         except (ValueError, argparse.ArgumentTypeError):
             raise ConfigError(f"{prefix}{f.name.upper()}={raw!r} is not a valid {tp.__name__}.") from None
     return out

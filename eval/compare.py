@@ -24,8 +24,18 @@ def load_run(run_dir: str | Path) -> dict:
     path = Path(run_dir) / "metrics.json"
     if not path.is_file():
         raise MEUError(f"{run_dir} has no metrics.json; pass the --out folder of a finished `meu eval` run.")
-    metrics = json.loads(path.read_text())
-    run, e, au = metrics["run"], metrics["emotion"], metrics["au"]
+    try:
+        metrics = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise MEUError(f"{path} is not valid JSON (an interrupted write?); run that evaluation again.") from None
+    if isinstance(metrics, dict) and isinstance(metrics.get("run"), dict) and metrics["run"].get("task") == "spotting":
+        raise MEUError(f"{run_dir} is a spotting run (`meu eval --task spotting`); `meu eval compare` sets recognition "
+                       f"runs side by side. Its figures are in {Path(run_dir) / 'report.md'}.")
+    try:
+        run, e, au = metrics["run"], metrics["emotion"], metrics["au"]
+    except (KeyError, TypeError):
+        raise MEUError(f"{path} is not the metrics of a `meu eval` recognition run (it lacks run, emotion or au); "
+                       "pass the --out folder of one.") from None
     return {
         "name": Path(run_dir).name, "method": f"{run['reasoner']} + {run['detector']}",
         "dataset": "composite" if run["protocol"] == "cde" else run["dataset"],

@@ -169,6 +169,8 @@ def _place_events(spec: LongSpec, n: int, rng: np.random.Generator) -> list[Even
     events: list[Event] = []
 
     def slot(duration: int, gap: int) -> int | None:
+        if duration + 2 * gap > n:  # no room in so short a video: the truth would list an event past its end
+            return None
         for _ in range(200):
             start = int(rng.integers(gap, max(gap + 1, n - duration - gap)))
             if not busy[max(0, start - gap):start + duration + gap].any():
@@ -201,7 +203,7 @@ def _place_events(spec: LongSpec, n: int, rng: np.random.Generator) -> list[Even
     free = ~busy
     for _ in range(n_blinks):
         duration = max(3, int(round(rng.uniform(0.15, 0.3) * fps)))
-        for _ in range(50):
+        for _ in range(50 if duration < n else 0):
             start = int(rng.integers(0, max(1, n - duration)))
             if free[max(0, start - 3):start + duration + 3].all():
                 free[start:start + duration] = False

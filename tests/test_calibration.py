@@ -70,6 +70,22 @@ def test_a_folder_missing_a_file_is_refused_by_name(folder, capsys):
     assert f"--calibration {folder} has no intensity_calibration.json" in err
 
 
+@pytest.mark.parametrize("name,edit,says", [
+    ("intensity_calibration.json", {"stable_weight": "x"}, "stable_weight is not a number"),
+    ("intensity_calibration.json", {"snr_min": None}, "snr_min is missing or not a number"),
+    ("rules_calibration.json", {"parameters": {"mag_ref": 0.3}}, "parameters.snr0 is missing or not a number")])
+def test_a_file_the_readers_would_trip_on_is_refused_by_name_before_any_work(folder, tmp_path, capsys, name, edit,
+                                                                               says):
+    """A hand-edited file stopped with a ValueError deep in the noise floor's code, after the clip was read."""
+    doc = json.loads((folder / name).read_text())
+    (folder / name).write_text(json.dumps({**doc, **edit}))
+    assert cli.main(["spot", str(tmp_path / "video.mp4"), "--calibration", str(folder), "--out",
+                     str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert f"The calibration file {folder / name} is not what `meu calibrate` writes: {says}" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_wrong_environment_folder_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(calibration.ENV, str(tmp_path / "nowhere"))
     assert cli.main(["spot", str(tmp_path / "video.mp4"), "--out", str(tmp_path / "out")]) == 1

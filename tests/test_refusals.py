@@ -34,7 +34,9 @@ def _error_line(capsys) -> str:
     ("--micro-max-s", "0", "micro_max_s=0 must be above 0"), ("--baseline-s", "0", "baseline_s=0 must be above 0"),
     ("--merge-gap-s", "-5", "merge_gap_s=-5 must be 0 or more"),
     ("--join-ratio", "0", "join_ratio=0 must lie in (0, 1]"), ("--join-ratio", "1.5", "join_ratio=1.5 must lie in"),
-    ("--near-ratio", "0.5", "near_ratio=0.5 must lie in [1, 10]"), ("--near-ratio", "11", "near_ratio=11 must lie in")])
+    ("--near-ratio", "0.5", "near_ratio=0.5 must lie in [1, 10]"), ("--near-ratio", "11", "near_ratio=11 must lie in"),
+    ("--baseline-s", "1e9", "baseline_s=1e+09 must be at most 600 s"),
+    ("--head-speed-window-s", "700", "head_speed_window_s=700 must be at most 600 s")])
 def test_spot_settings_out_of_range_are_one_sentence(faceless_video, tmp_path, capsys, flag, value, says):
     assert cli.main(["spot", str(faceless_video), flag, value, "--out", str(tmp_path / "out")]) == 1
     assert says in _error_line(capsys)
@@ -46,6 +48,41 @@ def test_spot_settings_from_yaml_are_checked_too():
         SpotConfig(baseline_s=1.0)
     with pytest.raises(ConfigError, match="flow='farneback' is not valid; choose one of: tvl1, dis"):
         SpotConfig(flow="farneback")
+
+
+@pytest.mark.parametrize("argv", [["spot", "VIDEO", "--baseline-s", "inf"], ["spot", "VIDEO", "--stride-s", "inf"],
+                                  ["analyze", "VIDEO", "--full-scale-px", "nan"],
+                                  ["data", "synth", "--long", "--layout", "casme2_long", "--seconds", "nan"]])
+def test_infinite_and_nan_numbers_are_refused_by_the_parser(faceless_video, tmp_path, capsys, argv):
+    """`inf` overflowed into a frame count (OverflowError), `nan` passed every check written as a comparison (a black
+    map, a traceback in the generator)."""
+    argv = [str(faceless_video) if a == "VIDEO" else a for a in argv] + ["--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv)
+    assert stop.value.code == 2
+    assert f"expected a finite number, got {argv[argv.index('--out') - 1]!r}" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_infinite_numbers_from_yaml_are_refused_too():
+    from assistant.config import from_dict
+    from assistant.motion.analyze import MotionConfig
+
+    with pytest.raises(ConfigError, match="threshold=inf must be a finite number"):
+        from_dict(SpotConfig, {"threshold": float("inf")})
+    with pytest.raises(ConfigError, match="full_scale_px=nan must be a finite number above"):
+        MotionConfig(full_scale_px=float("nan"))
+
+
+def test_eval_compare_refuses_a_spotting_run_with_a_sentence(tmp_path, capsys):
+    import json
+
+    run = tmp_path / "spotting_run"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({"run": {"task": "spotting", "dataset": "casme2_long"}}))
+    assert cli.main(["eval", "compare", str(run), "--out", str(tmp_path / "cmp")]) == 1
+    assert f"{run} is a spotting run (`meu eval --task spotting`); `meu eval compare` sets recognition" in \
+        _error_line(capsys)
 
 
 def test_a_video_without_a_face_is_said_so_not_spotted_as_empty(faceless_video, tmp_path, capsys):

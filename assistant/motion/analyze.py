@@ -11,6 +11,7 @@ faster when the head moved.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -89,9 +90,9 @@ class MotionConfig:
             raise ConfigError(f"margin={self.margin} must lie between 0 and 1 (a fraction of the face size).")
         if self.drift not in DRIFT_MODES:
             raise ConfigError(f"drift={self.drift!r} is not valid; choose one of: {', '.join(DRIFT_MODES)}.")
-        if self.full_scale_px <= FLOOR_PX:
-            raise ConfigError(f"full_scale_px={self.full_scale_px} must be above the {FLOOR_PX} px floor under which "
-                              "motion is not drawn.")
+        if not FLOOR_PX < self.full_scale_px < math.inf:
+            raise ConfigError(f"full_scale_px={self.full_scale_px} must be a finite number above the {FLOOR_PX} px "
+                              "floor under which motion is not drawn.")
 
 
 def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | None = None,

@@ -271,7 +271,7 @@ def _blink_neighbours(intervals: list[Interval], context: int) -> list[Interval]
 def _head_speed(tracks: Tracks, window: int) -> np.ndarray:
     """(n, 2): how far the head shifted (crop px) and turned (degrees) within +-window frames."""
     h = tracks.head.astype(np.float64)
-    w = max(1, window)
+    w = max(1, min(window, len(h)))  # a window past both ends holds the whole video: the same change, less padding
     pad = np.pad(h, ((w, w), (0, 0)), mode="edge")
     change = np.abs(pad[2 * w:] - pad[:-2 * w])
     return np.stack([np.hypot(change[:, 0], change[:, 1]), change[:, 2]], axis=1)

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 MIN_CROP, MAX_CROP = 64, 1024  # working crop px: below, the regions are a few pixels wide; above, memory and time grow
 MAX_FPS = 10_000.0
+MAX_WINDOW_S = 600.0  # any time setting: ten minutes outlast every expression, blink and head move; 1e9 s allocated
+# 28 GB and a median window of 1e6 s used 17 GB before it was stopped
 
 
 @dataclass
@@ -79,8 +81,12 @@ class SpotConfig:
                 meaning = SpotConfig.__dataclass_fields__[name].metadata["help"]
                 raise ConfigError(f"{name}={getattr(self, name):g} must be above 0 ({meaning}).")
         for name in ("smooth_s", "merge_gap_s"):
-            if getattr(self, name) < 0:
+            if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name}={getattr(self, name):g} must be 0 or more (seconds).")
+        for name in ("stride_s", "micro_max_s", "micro_baseline_s", "baseline_s", "head_speed_window_s", "smooth_s",
+                     "merge_gap_s"):
+            if getattr(self, name) > MAX_WINDOW_S:
+                raise ConfigError(f"{name}={getattr(self, name):g} must be at most {MAX_WINDOW_S:g} s (ten minutes).")
         if not 1 <= self.near_ratio <= 10:
             raise ConfigError(f"near_ratio={self.near_ratio:g} must lie in [1, 10] (a multiple of the threshold; 1 "
                               "marks no interval as near the threshold).")
