@@ -98,8 +98,9 @@ def _number(value) -> bool:
 
 
 def _problem(name: str, doc) -> str | None:
-    """What the readers would trip on (a hand-edited or truncated file), said once with the file's name, instead of a
-    ValueError deep in a detector; None when the file holds what they convert."""
+    """What the readers of the rules files would trip on (a hand-edited or truncated file), said once with the
+    file's name instead of a ValueError deep in a detector; None when every setting they convert is there, a number
+    where they want one (as `meu calibrate` writes them: a number written as a string is refused)."""
     if not isinstance(doc, dict):
         return "it holds no mapping of settings"
     if name == "rules_calibration.json":
@@ -110,8 +111,10 @@ def _problem(name: str, doc) -> str | None:
         if bad:
             return f"parameters.{bad[0]} is missing or not a number"
         ea = doc.get("explaining_away")
-        if ea and not (isinstance(ea, dict) and _number(ea.get("strength")) and isinstance(ea.get("coupling"), dict)):
-            return "explaining_away needs a numeric strength and a coupling mapping"
+        if ea and not (isinstance(ea, dict) and _number(ea.get("strength")) and isinstance(ea.get("coupling"), dict)
+                       and all(str(code).isdigit() and isinstance(v, dict) and isinstance(v.get("pattern"), dict)
+                               for code, v in ea["coupling"].items())):
+            return "explaining_away needs a numeric strength and a coupling mapping of AU numbers to patterns"
     if name == "intensity_calibration.json":
         if not _number(doc.get("snr_min")):
             return "snr_min is missing or not a number"

@@ -27,7 +27,7 @@ answer into a folder per interval. Blinks, speech and head moves are listed in i
 never analysed as expressions."""
 
 CSV_COLUMNS = ("video", "onset", "apex", "offset", "type", "score", "near_threshold", "regions", "onset_s", "offset_s")
-DISTRACTOR_WORDS = {"blink": "blinks", "speech": "speech", "head": "head moves"}
+DISTRACTOR_WORDS = {"blink": ("blink", "blinks"), "speech": ("speech", "speech"), "head": ("head move", "head moves")}
 COLOURS = {"micro": "tab:red", "macro": "tab:blue", "blink": "0.75", "speech": "0.6", "head": "0.45"}
 
 
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     if not result.intervals:
         print("  no micro- or macro-expression found")
     kinds = Counter(iv.kind for iv in result.distractors)
-    listed = ", ".join(f"{kinds[k]} {word}" for k, word in DISTRACTOR_WORDS.items() if kinds[k])
+    listed = ", ".join(f"{kinds[k]} {words[kinds[k] > 1]}" for k, words in DISTRACTOR_WORDS.items() if kinds[k])
     print(f"  {len(result.distractors)} distractors{f' ({listed})' if listed else ''} listed in intervals.csv")
     if ns.analyse:
         for item in analyse_micro(result, ns.video, out):

@@ -33,17 +33,17 @@ def load_run(run_dir: str | Path) -> dict:
                        f"runs side by side. Its figures are in {Path(run_dir) / 'report.md'}.")
     try:
         run, e, au = metrics["run"], metrics["emotion"], metrics["au"]
-    except (KeyError, TypeError):
-        raise MEUError(f"{path} is not the metrics of a `meu eval` recognition run (it lacks run, emotion or au); "
-                       "pass the --out folder of one.") from None
-    return {
-        "name": Path(run_dir).name, "method": f"{run['reasoner']} + {run['detector']}",
-        "dataset": "composite" if run["protocol"] == "cde" else run["dataset"],
-        "protocol": run["protocol"], "classes": run["classes"], "synthetic": bool(run["synthetic"]),
-        "n": e["n_samples"], "uf1": e["uf1"], "uar": e["uar"], "accuracy": e["accuracy"],
-        "unparsable": e["unparsable"], "au_parsed": au["parsed"]["pooled"]["mean_f1"],
-        "au_detector": au["detector"]["pooled"]["mean_f1"], "n_aus": len(au["aus"]), "published": False,
-    }
+        return {
+            "name": Path(run_dir).name, "method": f"{run['reasoner']} + {run['detector']}",
+            "dataset": "composite" if run["protocol"] == "cde" else run["dataset"],
+            "protocol": run["protocol"], "classes": run["classes"], "synthetic": bool(run["synthetic"]),
+            "n": e["n_samples"], "uf1": e["uf1"], "uar": e["uar"], "accuracy": e["accuracy"],
+            "unparsable": e["unparsable"], "au_parsed": au["parsed"]["pooled"]["mean_f1"],
+            "au_detector": au["detector"]["pooled"]["mean_f1"], "n_aus": len(au["aus"]), "published": False,
+        }
+    except (KeyError, TypeError) as err:
+        raise MEUError(f"{path} is not the metrics of a finished `meu eval` recognition run (no {err}); pass the --out "
+                       "folder of one, or run that evaluation again.") from None
 
 
 def reference_rows(runs: list[dict]) -> list[dict]:

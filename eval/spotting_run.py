@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from assistant.config import load_yaml, parse_config
+from assistant.config import from_dict, load_yaml, parse_config
 from assistant.errors import ConfigError, MEUError
 from assistant.files import atomic_write_text, output_folder, write_json
 from eval.spotting import IOU_THRESHOLD, KINDS, Span, VideoSpots, score_videos
@@ -76,8 +76,7 @@ def _spot_config(config: SpotEvalConfig, fps: float):
     if unknown:
         raise ConfigError(f"{config.spot_config}: unknown spotting setting(s) {', '.join(unknown)}; known: "
                           f"{', '.join(sorted(names))}.")
-    data["fps"] = fps
-    return SpotConfig(**data)
+    return from_dict(SpotConfig, {**data, "fps": fps})
 
 
 def video_file(out: Path, key_subject: str, video_id: str) -> Path:

@@ -77,6 +77,10 @@ def test_float_images_in_0_1_are_read_as_their_8_bit_originals(synth_brow_clip):
                                                                          for r in as_bytes.regions]
     with pytest.raises(UnreadableClipError, match="NaN or infinite"):
         to_rgb(np.where(np.eye(8, dtype=bool)[..., None], np.nan, unit[0][:8, :8]))
+    # judged over the whole source: a float video in 0-255 fading in from black keeps its dark first frame dark
+    fade = [np.full(onset.shape, 0.8, np.float32), onset.astype(np.float32)]
+    first, second = (f for _, f in open_source(fade).frames())
+    assert first.max() == 0 and np.array_equal(second, onset)
 
 
 def test_analyze_cli_writes_every_output(synth_brow_clip, tmp_path, capsys):

@@ -64,25 +64,32 @@ def test_infinite_and_nan_numbers_are_refused_by_the_parser(faceless_video, tmp_
     assert not (tmp_path / "out").exists()
 
 
-def test_infinite_numbers_from_yaml_are_refused_too():
-    from assistant.config import from_dict
+def test_infinite_numbers_from_yaml_are_refused_too(tmp_path):
     from assistant.motion.analyze import MotionConfig
+    from eval.spotting_run import SpotEvalConfig, _spot_config
 
+    yaml_file = tmp_path / "spot.yaml"
+    yaml_file.write_text("threshold: .inf\n")  # `meu eval --task spotting --spot-config`: nothing would be found
     with pytest.raises(ConfigError, match="threshold=inf must be a finite number"):
-        from_dict(SpotConfig, {"threshold": float("inf")})
+        _spot_config(SpotEvalConfig(spot_config=str(yaml_file)), 30.0)
     with pytest.raises(ConfigError, match="full_scale_px=nan must be a finite number above"):
         MotionConfig(full_scale_px=float("nan"))
 
 
-def test_eval_compare_refuses_a_spotting_run_with_a_sentence(tmp_path, capsys):
-    import json
-
-    run = tmp_path / "spotting_run"
+@pytest.mark.parametrize("metrics,says", [
+    ('{"run": {"task": "spotting", "dataset": "casme2_long"}}',
+     "is a spotting run (`meu eval --task spotting`); `meu eval compare` sets recognition runs side by side"),
+    ('{"run": {"task": "recogn', "is not valid JSON (an interrupted write?); run that evaluation again"),
+    ('{"run": {"reasoner": "template"}, "emotion": {}, "au": {}}',
+     "is not the metrics of a finished `meu eval` recognition run (no 'detector')")])
+def test_eval_compare_refuses_what_is_not_a_recognition_run_with_a_sentence(tmp_path, capsys, metrics, says):
+    """A spotting run, or a metrics.json cut short or from elsewhere, stopped with a KeyError traceback."""
+    run = tmp_path / "run"
     run.mkdir()
-    (run / "metrics.json").write_text(json.dumps({"run": {"task": "spotting", "dataset": "casme2_long"}}))
+    (run / "metrics.json").write_text(metrics)
     assert cli.main(["eval", "compare", str(run), "--out", str(tmp_path / "cmp")]) == 1
-    assert f"{run} is a spotting run (`meu eval --task spotting`); `meu eval compare` sets recognition" in \
-        _error_line(capsys)
+    assert says in _error_line(capsys)
+    assert not (tmp_path / "cmp").exists()
 
 
 def test_a_video_without_a_face_is_said_so_not_spotted_as_empty(faceless_video, tmp_path, capsys):

@@ -53,7 +53,6 @@ FREE_BRIDGE = "+free-bridge"  # ends the registration's method when the rigid3d 
 NOISE_MIN_GAP = 8  # a frame right after the onset is a null pair only when the apex is at least this far away
 NOISE_MAX_SEEK = 300  # frames decoded again at most to fetch the null-pair frame of a video
 DEFAULT_NOISE_PX = 0.03  # px at 256 when no estimate is possible (the middle of what still real faces show)
-MIN_SIZE, MAX_SIZE = 64, 1024  # px; below, the regions are a few pixels wide; above, memory and time grow
 SMALL_FACE_PX = 80  # faces narrower than this in the source frame get a warning: sub-pixel motion is lost
 
 
@@ -83,9 +82,9 @@ class MotionConfig:
 
     def __post_init__(self):
         """Flags and YAML reach here unchecked; impossible values would surface as OpenCV assertions or a blank map."""
-        if not MIN_SIZE <= self.size <= MAX_SIZE:
-            raise ConfigError(f"size={self.size} must lie between {MIN_SIZE} and {MAX_SIZE} px (the working size of "
-                              "the face crop; default 256).")
+        if not face_mod.MIN_CROP <= self.size <= face_mod.MAX_CROP:
+            raise ConfigError(f"size={self.size} must lie between {face_mod.MIN_CROP} and {face_mod.MAX_CROP} px (the "
+                              "working size of the face crop; default 256).")
         if not 0 <= self.margin <= 1:
             raise ConfigError(f"margin={self.margin} must lie between 0 and 1 (a fraction of the face size).")
         if self.drift not in DRIFT_MODES:

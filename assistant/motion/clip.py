@@ -103,20 +103,28 @@ def natural_key(path: Path | str) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", Path(path).name)]
 
 
-def to_rgb(image: np.ndarray) -> np.ndarray:
-    """Grey, RGBA, 16-bit and float images become 8-bit RGB. Float images whose values all lie in 0-1 (scikit-image's,
-    PIL's and torch's convention) are scaled to 0-255: read as grey levels they were black, and the user was told that
-    no face was found."""
+def in_unit_range(images) -> bool:
+    """Float images whose values all lie in 0-1 (scikit-image's, PIL's and torch's convention), judged over a whole
+    source: a float video in 0-255 that fades in from black is not scaled frame by frame."""
+    arrays = [np.asarray(i) for i in images]
+    return bool(arrays) and all(a.dtype.kind == "f" and a.size and np.isfinite(a).all() for a in arrays) and \
+        min(float(a.min()) for a in arrays) >= 0 and max(float(a.max()) for a in arrays) <= 1
+
+
+def to_rgb(image: np.ndarray, unit: bool | None = None) -> np.ndarray:
+    """Grey, RGBA, 16-bit and float images become 8-bit RGB. Float images in 0-1 (`unit`; None: judged on this image
+    alone) are scaled to 0-255: read as grey levels they were black, and the user was told that no face was found."""
     img = np.asarray(image)
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
     elif img.dtype != np.uint8:
-        if img.dtype.kind == "f":
-            if not np.isfinite(img).all():
-                raise UnreadableClipError("The image holds NaN or infinite values; give grey levels 0-255 (or floats "
-                                          "in 0-1).")
-            if img.size and img.min() >= 0 and img.max() <= 1:
-                img = np.rint(img * 255.0)
+        if img.dtype.kind == "f" and not np.isfinite(img).all():
+            raise UnreadableClipError("The image holds NaN or infinite values; give grey levels 0-255 (or floats in "
+                                      "0-1).")
+        if unit is None:
+            unit = in_unit_range([img])
+        if unit:
+            img = np.rint(img * 255.0)
         img = np.clip(img, 0, 255).astype(np.uint8)
     if img.ndim == 2:
         return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
@@ -377,7 +385,8 @@ def open_source(source: str | Path | list[np.ndarray], limits: ClipLimits | None
     if isinstance(source, (list, tuple)):
         for f in source:
             check_pixels("A frame", np.shape(f)[1], np.shape(f)[0], limits.max_pixels)
-        frames = [to_rgb(f) for f in source]
+        unit = in_unit_range(source)
+        frames = [to_rgb(f, unit) for f in source]
         return FrameSource("<frames>", len(frames), None, lambda: (DecodedFrame(rgb=f) for f in frames),
                            at=frames.__getitem__)
     path = Path(source)
@@ -413,10 +422,11 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
     if apex_image is not None:
         max_pixels = (limits or ClipLimits()).max_pixels
         images = []
+        unit = in_unit_range([i for i in (source, apex_image) if isinstance(i, np.ndarray)])
         for name, img in (("The onset image", source), ("The apex image", apex_image)):
             if isinstance(img, np.ndarray):
                 check_pixels(name, img.shape[1], img.shape[0], max_pixels)
-                images.append(to_rgb(img))
+                images.append(to_rgb(img, unit))
             else:
                 images.append(read_image(img, max_pixels))
         onset_img, apex_img = images

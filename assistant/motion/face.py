@@ -40,6 +40,9 @@ NOSE_TIP_68 = 30
 # px copy anyway, and a 40-megapixel frame handed over whole costs gigabytes inside mediapipe. Landmarks come back in
 # the full frame's pixels.
 LANDMARK_MAX_SIDE = 1920
+# the working crop's side (px), for analysis and spotting alike: below, the regions are a few pixels wide; above,
+# memory and time grow
+MIN_CROP, MAX_CROP = 64, 1024
 
 
 class Landmarker(Protocol):

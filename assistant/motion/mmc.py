@@ -24,7 +24,7 @@ MMC_MODES = ("default", "mellm")
 FULL_SCALE_PX = 2.0
 FLOOR_PX = 0.15
 REFERENCE_SIZE = 256
-LEGEND_MIN_HEIGHT = 256  # px the legend's wheel, names and scale bar need one above the other
+LEGEND_MIN_HEIGHT = 256  # px the legend's wheel, names, scale bar and its text need one above the other
 
 
 def _grey3(image: np.ndarray) -> np.ndarray:
@@ -76,8 +76,8 @@ def direction_rgb(direction: str) -> tuple[int, int, int]:
 
 def legend_image(height: int = 256, full_scale_px: float = FULL_SCALE_PX, mode: str = "default") -> np.ndarray:
     """Colour wheel with the eight direction names, and the brightness scale, drawn for the side of the map. Under
-    `LEGEND_MIN_HEIGHT` the wheel, its names and the scale bar do not fit one above the other (`--size 128` stopped
-    with a numpy error): the legend is drawn at that height and scaled down to the map's."""
+    `LEGEND_MIN_HEIGHT` the scale's two lines of text overlap or fall off the bottom, and under 130 px the bar did
+    (`--size 128` stopped with a numpy error): the legend is drawn at that height and scaled down to the map's."""
     if height < LEGEND_MIN_HEIGHT:
         full = legend_image(LEGEND_MIN_HEIGHT, full_scale_px, mode)
         width = max(1, round(full.shape[1] * height / LEGEND_MIN_HEIGHT))

@@ -13,7 +13,7 @@ import numpy as np
 
 from assistant.errors import ClipTooShortError, ConfigError, NoFaceError
 from assistant.motion.clip import ClipLimits, open_source
-from assistant.motion.face import LANDMARKERS
+from assistant.motion.face import LANDMARKERS, MAX_CROP, MIN_CROP
 from assistant.motion.flow import FLOW_METHODS
 from assistant.motion.intervals import Interval, find_intervals
 from assistant.motion.tracking import track_video
@@ -22,10 +22,10 @@ __all__ = ["Interval", "SpotConfig", "SpotResult", "spot_video"]
 
 log = logging.getLogger(__name__)
 
-MIN_CROP, MAX_CROP = 64, 1024  # working crop px: below, the regions are a few pixels wide; above, memory and time grow
 MAX_FPS = 10_000.0
-MAX_WINDOW_S = 600.0  # any time setting: ten minutes outlast every expression, blink and head move; 1e9 s allocated
-# 28 GB and a median window of 1e6 s used 17 GB before it was stopped
+# the longest time setting: ten minutes outlast every expression, blink and head move (a median window of 1e9 s
+# allocated 28 GB, one of 1e6 s used 17 GB before it was stopped)
+MAX_WINDOW_S = 600.0
 
 
 @dataclass
