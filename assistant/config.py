@@ -92,10 +92,31 @@ def from_dict(cls: type[T], data: dict) -> T:
     if unknown:
         raise ConfigError(f"Unknown setting(s) {', '.join(unknown)} for {cls.__name__}; "
                           f"known: {', '.join(sorted(names))}.")
-    infinite = sorted(k for k, v in data.items() if isinstance(v, float) and not math.isfinite(v))
-    if infinite:
-        raise ConfigError(f"{infinite[0]}={data[infinite[0]]} must be a finite number.")
-    return cls(**data)
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: _typed(k, v, _base_type(hints[k])) for k, v in data.items()})
+
+
+def _typed(name: str, value: Any, tp: Any) -> Any:
+    """A YAML value as its field's type: YAML 1.1 reads `1e-3` as a string, and a string that reached a range check
+    stopped with a TypeError ('>' between str and int); a value of another type is refused with a sentence."""
+    if value is None or tp not in (int, float, bool):
+        return value
+    try:
+        if tp is bool:
+            return value if isinstance(value, bool) else _to_bool(value)
+        if isinstance(value, bool):
+            raise ValueError
+        number = tp(value) if isinstance(value, str) else value
+        if tp is int and isinstance(number, float) and number.is_integer():
+            number = int(number)
+        if not isinstance(number, (int, float)) or (tp is int and not isinstance(number, int)):
+            raise ValueError
+    except (ValueError, TypeError, argparse.ArgumentTypeError):
+        kind = {bool: "true or false", int: "a whole number", float: "a number"}[tp]
+        raise ConfigError(f"{name}={value!r} must be {kind}.") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{name}={value} must be a finite number.")
+    return number
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:

@@ -209,6 +209,8 @@ class Progress:
 
 def _turns(history: list | None) -> list[ChatTurn]:
     """Chat history as turns: accepts ChatTurn, {"role", "content"} dicts (Gradio messages) or (user, bot) pairs."""
+    if history is not None and not isinstance(history, (list, tuple)):
+        raise MEUError(f"The chat history must be a list of turns (or None), not {type(history).__name__}.")
     turns: list[ChatTurn] = []
     for item in history or []:
         if isinstance(item, ChatTurn):
@@ -360,7 +362,9 @@ class Assistant:
         if not isinstance(result, Result):
             raise MEUError("Analyse a clip first and pass its result: follow-up questions are answered from that "
                            "analysis (chat(history, message, result), with the Result that analyze() returned).")
-        if not message or not message.strip():
+        if not isinstance(message, str):
+            raise MEUError(f"The question must be text (a str), not {type(message).__name__}.")
+        if not message.strip():
             raise MEUError("Type a question about the clip first.")
         yield from self.reasoner.follow_up(self.conversation(history, result), message.strip())
 

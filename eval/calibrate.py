@@ -251,7 +251,10 @@ def main(argv: list[str] | None = None) -> int:
                           "0.05).")
     if ns.workers < 1:
         raise ConfigError(f"--workers {ns.workers} must be at least 1.")
+    if ns.seed < 0:  # numpy's generators take no negative seed
+        raise ConfigError(f"--seed {ns.seed} must be 0 or more.")
     out = output_folder(ns.out or calibration.default_out())
+    output_folder(ns.cache, "--cache")
     measured = measure_split("calibration", ns.clips, ns.seed, ns.cache, ns.workers, world=ns.world)
     fits = {}
     for w in STABLE_WEIGHTS:

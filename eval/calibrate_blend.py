@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from assistant import calibration
-from assistant.files import atomic_write_text
+from assistant.errors import ConfigError
+from assistant.files import atomic_write_text, output_folder
 from instruction_data.world_v3 import WORLDS
 
 log = logging.getLogger(__name__)
@@ -218,7 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="calibration folder holding the rules calibration, where the "
                         f"fusion files are written (default: {calibration.default_out()})")
     args = parser.parse_args(argv)
+    if args.seed < 0:  # numpy's generators take no negative seed
+        raise ConfigError(f"--seed {args.seed} must be 0 or more.")
     out = calibration.check_folder(args.out or calibration.default_out(), "--out")
+    output_folder(args.cache, "--cache")
     calibration.use(out)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     command = f"meu calibrate fusion --world {args.world} --n {args.n} --seed {args.seed} --out DIR"
@@ -228,8 +232,6 @@ def main(argv: list[str] | None = None) -> int:
     floors = noise_floors(rows)
     n_null = sum(1 for r in rows if not r["aus"])
     if n_null < 10:
-        from assistant.errors import ConfigError
-
         raise ConfigError(f"only {n_null} null clips among {args.n}; use a larger --n (about 5 clips per null).")
     atomic_write_text(out / "blendshapes_noise.json", json.dumps({
         "floors": floors, "n_null_pairs": n_null, "split": "calibration", "seed": args.seed,

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from assistant.errors import MEUError
-from assistant.files import atomic_write_text
+from assistant.files import atomic_write_text, output_folder
 from eval.references import references_for
 from eval.report import md_table, save_figure
 
@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", help="output folders of `meu eval` runs")
     parser.add_argument("--out", default="outputs/eval_compare", help="folder for compare.md and compare.png")
     args = parser.parse_args(argv)
+    output_folder(args.out)
     print(compare(args.runs, args.out))
     print(f"table and plot in {args.out}")
     return 0

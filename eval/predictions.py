@@ -31,8 +31,9 @@ class PredictionLog:
         self.path = Path(path)
 
     def read(self, repair: bool = False) -> list[dict]:
-        """Rows in file order; a line that does not parse (a run killed mid-write) is dropped, and with `repair`
-        the file is rewritten without it so appending continues on a clean line."""
+        """Rows in file order; a line that is not a prediction row (a run killed mid-write, a hand edit: JSON that is
+        not an object with a key stopped `--resume` with a TypeError) is dropped, and with `repair` the file is
+        rewritten without it so appending continues on a clean line."""
         if not self.path.is_file():
             return []
         rows, bad = [], 0
@@ -40,11 +41,16 @@ class PredictionLog:
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
+                row = None
+            if isinstance(row, dict) and "key" in row:
+                rows.append(row)
+            else:
                 bad += 1
         if bad:
-            log.warning("%s: dropped %d unreadable line(s) (an interrupted write)", self.path, bad)
+            log.warning("%s: dropped %d unreadable line(s) (an interrupted write, or not a prediction row)", self.path,
+                        bad)
             if repair:
                 atomic_write_text(self.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         return rows

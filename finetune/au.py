@@ -171,6 +171,11 @@ class TrainAUConfig:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{name.replace('_', '-')} is a learning rate and must be above 0 (got "
                                   f"{getattr(self, name)}).")
+        for name, low in (("epochs", 1), ("batch_size", 1), ("patience", 1), ("val_subjects", 0)):
+            if getattr(self, name) < low:  # a batch of 0 stopped deep in the batching with a ValueError
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be at least {low}.")
+        if not 0 < self.threshold < 1:
+            raise ConfigError(f"--threshold {self.threshold} must lie between 0 and 1 (a probability).")
         if not 1 <= self.direct_grid <= 32:
             raise ConfigError(f"--direct-grid {self.direct_grid} must lie between 1 and 32 (cells per side).")
         if (self.direct_grid != 8 or self.direct_magnitude) and not (self.direct and self.input == "motion"):

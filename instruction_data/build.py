@@ -183,6 +183,19 @@ def _read_part(path: Path) -> dict:
                           "clip, or build without --resume into a new --out.") from None
 
 
+def _part_done(out: Path, name: str) -> bool:
+    """A clip's part is written and every image its samples name is still there: an image deleted since (a full disk
+    cleaned by hand) stopped the export with a FileNotFoundError after the JSONL had been rewritten without it."""
+    path = out / "parts" / f"{name}.json"
+    if not path.is_file():
+        return False
+    images = {s["image"] for s in _read_part(path).get("samples", [])}
+    missing = [i for i in images if not (out / i).is_file()]
+    if missing:
+        log.warning("%s: %s is missing; that clip is built again", path.name, missing[0])
+    return not missing
+
+
 def _work(job: tuple[Record, str]) -> dict:
     return process_record(job[0], job[1], _WORKER["cfg"], _WORKER["evidence"])
 
@@ -219,8 +232,7 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
         remove_stale_parts(folder)
     evidence = load_evidence(cfg.evidence) if cfg.evidence else None
     names = sample_names(records)
-    jobs = [(r, n) for r, n in zip(records, names, strict=True)
-            if not (cfg.resume and (out / "parts" / f"{n}.json").is_file())]
+    jobs = [(r, n) for r, n in zip(records, names, strict=True) if not (cfg.resume and _part_done(out, n))]
     done_before = len(records) - len(jobs)
     t1 = time.perf_counter()
     bar = tqdm(total=len(records), initial=done_before, desc="build", unit="clip", disable=not progress)

@@ -14,6 +14,10 @@ from instruction_data.long_layouts import LONG_LAYOUTS
 from instruction_data.photos import SPLITS
 from instruction_data.world_v3 import WORLDS
 
+MAX_SIDE = 4096  # px, a frame's width or height
+MAX_FRAMES = 2000  # frames per clip: the real datasets' clips hold a few hundred
+MIN_LONG_S, MAX_LONG_S = 1.0, 3600.0  # a long video's length (s)
+
 
 @dataclass
 class SynthConfig:
@@ -53,13 +57,20 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError("Give the output folder with --out DIR.")
     if cfg.subjects < 1 or cfg.clips < 1:
         raise ConfigError(f"--subjects and --clips must be at least 1, not {cfg.subjects} and {cfg.clips}.")
-    if cfg.world != "v1" and (not cfg.realistic or cfg.long):
-        raise ConfigError(f"--world {cfg.world} is a version of the realistic world's clips; add --realistic (long "
-                          "videos have no world v2 yet).")
+    if cfg.seed < 0:  # numpy's generators take no negative seed
+        raise ConfigError(f"--seed must be 0 or more, not {cfg.seed}.")
+    if max(cfg.width, cfg.height) > MAX_SIDE:  # 20000 x 20000 asked for 6 GB a frame pair
+        raise ConfigError(f"--width and --height must be at most {MAX_SIDE} px, not {cfg.width} and {cfg.height}.")
+    if cfg.world != "v1" and cfg.long:
+        raise ConfigError(f"--world {cfg.world}: long videos have no realistic world yet; leave --world out with "
+                          "--long.")
+    if cfg.world != "v1" and not cfg.realistic:
+        raise ConfigError(f"--world {cfg.world} is a version of the realistic world's clips; add --realistic.")
     if cfg.long or cfg.layout in LONG_LAYOUTS:
         return _main_long(cfg)
-    if cfg.frames < 3:
-        raise ConfigError(f"--frames must be at least 3 (onset, apex and offset frames), not {cfg.frames}.")
+    if not 3 <= cfg.frames <= MAX_FRAMES:
+        raise ConfigError(f"--frames must lie between 3 (onset, apex and offset frames) and {MAX_FRAMES}, not "
+                          f"{cfg.frames}.")
     out = Path(cfg.out)
     if out.is_dir() and any(out.iterdir()) and not (out / "synth_truth.json").is_file():
         raise ConfigError(f"{out} is not empty and holds no earlier synthetic dataset; choose a new --out (this "
@@ -90,8 +101,9 @@ def _main_long(cfg: SynthConfig) -> int:
                           f"not {cfg.layout}.")
     if not cfg.long:
         raise ConfigError(f"--layout {cfg.layout} is a long-video layout: add --long.")
-    if cfg.seconds <= 0:
-        raise ConfigError(f"--seconds must be positive, not {cfg.seconds}.")
+    if not MIN_LONG_S <= cfg.seconds <= MAX_LONG_S:  # 0.01 s wrote a video of no frames; 1e12 s asked for 182 TB
+        raise ConfigError(f"--seconds must lie between {MIN_LONG_S:g} and {MAX_LONG_S:g} (a long video's length), not "
+                          f"{cfg.seconds:g}.")
     if cfg.width < 0 or cfg.height < 0:
         raise ConfigError(f"--width and --height must be positive, not {cfg.width} and {cfg.height}.")
     if cfg.layout == "casme2_long" and cfg.clips > 6:

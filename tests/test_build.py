@@ -239,3 +239,18 @@ def test_a_truncated_part_is_named_on_resume(synth_casme2_root, synth_casme2_bui
         build_main([*SYNTH_BUILD_ARGS, "--root", str(synth_casme2_root), "--out", str(out), "--resume"])
     assert str(err.value) == (f"{cut} is not valid JSON (cut short?): delete it and rerun with --resume to redo that "
                               "clip, or build without --resume into a new --out.")
+
+
+def test_a_clip_whose_image_was_deleted_is_built_again_on_resume(synth_casme2_root, synth_casme2_build, tmp_path):
+    """The part was there and its image not: the export stopped with a FileNotFoundError after rewriting the JSONL
+    with rows naming the missing image."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(synth_casme2_build, out)
+    gone = sorted((out / "images").glob("*.png"))[0]
+    before = gone.read_bytes()
+    gone.unlink()
+    assert build_main([*SYNTH_BUILD_ARGS, "--root", str(synth_casme2_root), "--out", str(out), "--resume"]) == 0
+    assert gone.read_bytes() == before
+    assert _rows(out / "train.jsonl") == _rows(synth_casme2_build / "train.jsonl")

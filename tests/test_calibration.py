@@ -97,7 +97,8 @@ def test_a_wrong_environment_folder_is_refused_before_any_work(tmp_path, monkeyp
 @pytest.mark.parametrize("args,says", [
     (["--clips", "0"], "--clips 0 is too few: the grid needs at least 40"),
     (["--clips", "-5"], "--clips -5 is too few"), (["--clips", "6"], "--clips 6 is too few"),
-    (["--null-quantile", "5"], "--null-quantile 5 must lie between 0 and 1")])
+    (["--null-quantile", "5"], "--null-quantile 5 must lie between 0 and 1"),
+    (["--seed", "-1"], "--seed -1 must be 0 or more")])
 def test_calibrate_rules_refuses_bad_settings_before_measuring(tmp_path, capsys, args, says):
     before = _shipped_digest()
     assert cli.main(["calibrate", "rules", *args, "--cache", str(tmp_path / "cache"),
@@ -111,6 +112,21 @@ def test_calibrate_fusion_needs_the_rules_of_its_folder(tmp_path, capsys):
     assert cli.main(["calibrate", "fusion", "--out", str(tmp_path)]) == 1
     assert f"--out {tmp_path} has no rules_calibration.json or intensity_calibration.json; run `meu calibrate " \
            f"rules --out {tmp_path}` first" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["rules", "fusion"])
+def test_calibrate_refuses_a_cache_that_is_a_file_and_a_negative_seed(folder, tmp_path, capsys, command):
+    """Both stopped with a traceback: FileExistsError when the cache was first written, numpy's ValueError at the
+    first clip."""
+    taken = tmp_path / "afile"
+    taken.write_text("keep me")
+    count = "--clips" if command == "rules" else "--n"
+    base = ["calibrate", command, count, "160", "--out", str(folder)]
+    assert cli.main([*base, "--cache", str(taken)]) == 1
+    assert f"--cache {taken} cannot be a folder: {taken} is a file" in capsys.readouterr().err
+    assert cli.main([*base, "--seed", "-1", "--cache", str(tmp_path / "cache")]) == 1
+    assert "--seed -1 must be 0 or more" in capsys.readouterr().err
+    assert taken.read_text() == "keep me" and not (tmp_path / "cache").exists()
 
 
 @pytest.mark.slow

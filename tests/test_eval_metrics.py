@@ -156,6 +156,17 @@ def test_prediction_log_tolerates_a_truncated_last_line(tmp_path):
     assert [json.loads(x)["key"] for x in log.path.read_text().splitlines()] == ["a", "b", "c"]
 
 
+def test_prediction_log_drops_lines_that_are_json_but_not_rows(tmp_path):
+    """`null` or `[1, 2]` appended by hand stopped `meu eval --resume` with a TypeError."""
+    log = PredictionLog(tmp_path / "predictions.jsonl")
+    log.append({"key": "a", "v": 1})
+    with open(log.path, "a") as fh:
+        fh.write('null\n[1, 2]\n{"v": 2}\n')
+    log.append({"key": "b", "v": 3})
+    assert [r["key"] for r in log.read(repair=True)] == ["a", "b"]
+    assert [json.loads(x)["key"] for x in log.path.read_text().splitlines()] == ["a", "b"]
+
+
 def test_loso_with_one_checkpoint_is_refused():
     with pytest.raises(ConfigError, match="--au-run"):
         EvidenceSource("aullm", "loso", None, aullm_checkpoint="some/checkpoint")

@@ -104,6 +104,18 @@ def test_library_chat_needs_the_result_it_answers_from(assistant, smile):
     assert not hasattr(assistant, "last")
 
 
+def test_library_calls_with_the_wrong_types_get_a_sentence(assistant, smile):
+    """A history that is not a list, a question that is not text and one image without its apex stopped with
+    TypeError or AttributeError tracebacks from deep inside."""
+    with pytest.raises(MEUError, match="The chat history must be a list of turns"):
+        assistant.chat(5, "why?", smile)
+    for question in (5, ["why?"], b"why?"):
+        with pytest.raises(MEUError, match="The question must be text"):
+            assistant.chat([], question, smile)
+    with pytest.raises(MEUError, match="One image is half a clip: give the apex image too"):
+        assistant.analyze(smile.analysis.clip.onset_frame)
+
+
 def test_the_result_kept_for_follow_ups_drops_the_full_frames(assistant, smile):
     """An app keeps one result per session for follow-ups; holding full-size frames kept a server ~140 MB larger per
     24-megapixel pair."""

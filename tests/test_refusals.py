@@ -92,6 +92,39 @@ def test_eval_compare_refuses_what_is_not_a_recognition_run_with_a_sentence(tmp_
     assert not (tmp_path / "cmp").exists()
 
 
+@pytest.mark.parametrize("setting,says", [({"batch_size": 0}, "--batch-size 0 must be at least 1"),
+                                           ({"epochs": 0}, "--epochs 0 must be at least 1"),
+                                           ({"threshold": 1.5}, "--threshold 1.5 must lie between 0 and 1")])
+def test_training_counts_out_of_range_are_refused(setting, says):
+    """A batch of 0 stopped in the batching with a ValueError; 0 epochs scored an untrained head with rc 0."""
+    from finetune.au import TrainAUConfig
+
+    with pytest.raises(ConfigError, match=says):
+        TrainAUConfig(**setting)
+
+
+def test_yaml_values_of_the_wrong_type_are_one_sentence(tmp_path, capsys):
+    """YAML 1.1 reads `1e-3` and `nan` as strings, which reached the range checks and stopped with a TypeError."""
+    from assistant.config import from_dict
+
+    assert from_dict(SpotConfig, {"stride_s": "5e-1", "size": 512.0}).stride_s == 0.5
+    with pytest.raises(ConfigError, match="threshold=nan must be a finite number"):
+        from_dict(SpotConfig, {"threshold": "nan"})
+    config = tmp_path / "build.yaml"
+    config.write_text("workers: abc\n")
+    assert cli.main(["data", "build", "--config", str(config), "--root", str(tmp_path), "--out",
+                     str(tmp_path / "out")]) == 1
+    assert "workers='abc' must be a whole number" in _error_line(capsys)
+
+
+def test_eval_compare_refuses_an_out_that_is_a_file(tmp_path, capsys):
+    taken = tmp_path / "afile"
+    taken.write_text("keep me")
+    assert cli.main(["eval", "compare", str(tmp_path), "--out", str(taken)]) == 1
+    assert f"--out {taken} cannot be a folder: {taken} is a file" in _error_line(capsys)
+    assert taken.read_text() == "keep me"
+
+
 def test_a_video_without_a_face_is_said_so_not_spotted_as_empty(faceless_video, tmp_path, capsys):
     assert cli.main(["spot", str(faceless_video), "--out", str(tmp_path / "out")]) == 1
     line = _error_line(capsys)
@@ -112,8 +145,25 @@ def test_out_naming_a_file_is_refused_before_the_run(faceless_video, tmp_path, c
     assert f"{taken} is a file" in _error_line(capsys)
 
 
-@pytest.mark.parametrize("extra", [[], ["--realistic", "--long"]], ids=["easy world", "long videos"])
-def test_world_v2_without_realistic_clips_is_refused(tmp_path, capsys, extra):
+@pytest.mark.parametrize("extra,says", [
+    ([], "--world v2 is a version of the realistic world's clips; add --realistic"),
+    (["--realistic", "--long"], "--world v2: long videos have no realistic world yet; leave --world out with --long")],
+    ids=["easy world", "long videos"])
+def test_world_v2_without_realistic_clips_is_refused(tmp_path, capsys, extra, says):
     assert cli.main(["data", "synth", "--world", "v2", *extra, "--out", str(tmp_path / "out")]) != 0
-    assert "--world v2 is a version of the realistic world's clips; add --realistic" in _error_line(capsys)
+    assert says in _error_line(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("extra,says", [
+    (["--seed", "-1"], "--seed must be 0 or more, not -1"),
+    (["--width", "20000"], "--width and --height must be at most 4096 px"),
+    (["--frames", "100000"], "--frames must lie between 3 (onset, apex and offset frames) and 2000"),
+    (["--long", "--layout", "casme2_long", "--seconds", "0.01"], "--seconds must lie between 1 and 3600"),
+    (["--long", "--layout", "samm_long", "--seconds", "1e12"], "--seconds must lie between 1 and 3600")])
+def test_synthetic_data_out_of_range_is_one_sentence(tmp_path, capsys, extra, says):
+    """A negative seed stopped in numpy; 1e12 s asked for 182 TB, 20000 x 20000 frames for 6 GB a pair; 0.01 s wrote
+    a long video of no frames."""
+    assert cli.main(["data", "synth", *extra, "--out", str(tmp_path / "out")]) == 1
+    assert says in _error_line(capsys)
     assert not (tmp_path / "out").exists()

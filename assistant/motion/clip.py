@@ -382,6 +382,9 @@ def _folder_source(path: Path, limits: ClipLimits) -> FrameSource:
 def open_source(source: str | Path | list[np.ndarray], limits: ClipLimits | None = None) -> FrameSource:
     """A `FrameSource` for a video file, a frame folder or a list of RGB frames."""
     limits = limits or ClipLimits()
+    if isinstance(source, np.ndarray):  # read as a path, it stopped with a TypeError
+        raise UnreadableClipError("One image is half a clip: give the apex image too (analyze(onset_image, "
+                                  "apex_image)), or a list of frames.")
     if isinstance(source, (list, tuple)):
         for f in source:
             check_pixels("A frame", np.shape(f)[1], np.shape(f)[0], limits.max_pixels)
