@@ -63,7 +63,7 @@ class BuildConfig:
                 "row in report.json and left out"})
     limit: int = field(default=0, metadata={"help": "use only the first N usable rows (0: all)"})
     hf: bool = field(default=True, metadata={"help": "also write the Hugging Face datasets copy (hf/)"})
-    landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend"})
+    landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend", "choices": ["mediapipe", "dlib"]})
     flow: str = field(default="tvl1", metadata={"help": "optical flow", "choices": ["tvl1", "dis"]})
     compensation: str = field(default="register", metadata={"help": "head-motion compensation",
                                                             "choices": list(COMPENSATIONS)})
@@ -96,6 +96,14 @@ class BuildConfig:
 
     def scheme_or_default(self) -> str:
         return "3" if self.pooled else self.scheme or DATASET_SCHEMES.get(self.dataset, "7")
+
+    def motion(self):
+        """The motion core's settings, checked when the build starts: a bad size or margin used to be reported per
+        clip after the output folder was made."""
+        from assistant.motion.analyze import MotionConfig
+
+        return MotionConfig(landmarks=self.landmarks, flow=self.flow, compensation=self.compensation, drift=self.drift,
+                            mode=self.mode, size=self.size, margin=self.margin)
 
     def fgmu(self) -> FGMUConfig:
         return FGMUConfig(lang=self.lang, mer_ratio=self.mer_ratio, seed=self.seed, scheme=self.scheme_or_default(),
@@ -136,7 +144,7 @@ def _init_worker(cfg: BuildConfig, evidence: dict | None) -> None:
 
 def process_record(record: Record, name: str, cfg: BuildConfig, evidence: dict | None) -> dict:
     """Analyse one clip, save its map and its samples; returns the part written to `parts/<name>.json`."""
-    from assistant.motion.analyze import MotionConfig, analyze_clip, analyze_frames
+    from assistant.motion.analyze import analyze_clip, analyze_frames
     from assistant.motion.clip import read_image
     from assistant.motion.drift import drift_share
     from assistant.types import Clip
@@ -147,8 +155,7 @@ def process_record(record: Record, name: str, cfg: BuildConfig, evidence: dict |
     if record.emotion(fgmu.scheme) is None:
         part["excluded"] = f"emotion {record.emotion_raw!r} is outside the {fgmu.scheme}-class scheme"
     else:
-        motion = MotionConfig(landmarks=cfg.landmarks, flow=cfg.flow, compensation=cfg.compensation, drift=cfg.drift,
-                              mode=cfg.mode, size=cfg.size, margin=cfg.margin)
+        motion = cfg.motion()
         t = time.perf_counter()
         try:
             if record.apex_known:  # slow drift cancelled with the offset frame, as `meu eval` does
@@ -221,6 +228,7 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
     if cfg.workers < 1 or cfg.limit < 0:
         raise ConfigError(f"--workers must be at least 1 and --limit at least 0, not {cfg.workers} and {cfg.limit}.")
     cfg.fgmu()  # validates
+    cfg.motion()
     output_folder(cfg.out)
     t0 = time.perf_counter()
     loaded = _load(cfg)

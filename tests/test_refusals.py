@@ -3,6 +3,8 @@ is refused before any work is done or anything is written."""
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -115,6 +117,17 @@ def test_yaml_values_of_the_wrong_type_are_one_sentence(tmp_path, capsys):
     assert cli.main(["data", "build", "--config", str(config), "--root", str(tmp_path), "--out",
                      str(tmp_path / "out")]) == 1
     assert "workers='abc' must be a whole number" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("flag,value,says", [("--landmarks", "bogus", "invalid choice: 'bogus'"),
+                                             ("--size", "0", "size=0 must lie between 64 and 1024")])
+def test_data_build_checks_its_motion_settings_before_making_its_folder(tmp_path, capsys, flag, value, says):
+    """A bogus landmark backend failed every clip with rc 0; a size of 0 was refused clip by clip after --out and its
+    build_settings.json were written."""
+    with pytest.raises(SystemExit) if flag == "--landmarks" else contextlib.nullcontext():
+        assert cli.main(["data", "build", "--root", str(tmp_path), "--out", str(tmp_path / "out"), flag, value]) == 1
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_eval_compare_refuses_an_out_that_is_a_file(tmp_path, capsys):
