@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import numbers
 import os
 import types
 import typing
@@ -93,12 +94,20 @@ def from_dict(cls: type[T], data: dict) -> T:
         raise ConfigError(f"Unknown setting(s) {', '.join(unknown)} for {cls.__name__}; "
                           f"known: {', '.join(sorted(names))}.")
     hints = typing.get_type_hints(cls)
-    return cls(**{k: _typed(k, v, _base_type(hints[k])) for k, v in data.items()})
+    typed = {k: _typed(k, v, _base_type(hints[k])) for k, v in data.items()}
+    for f in dataclasses.fields(cls):  # flags get their choices from argparse; YAML and the environment get them here
+        choices = f.metadata.get("choices")
+        if choices and f.name in typed and typed[f.name] is not None and typed[f.name] not in choices:
+            raise ConfigError(f"{f.name}={typed[f.name]!r} is not valid; choose one of: "
+                              f"{', '.join(map(str, choices))}.")
+    return cls(**typed)
 
 
 def _typed(name: str, value: Any, tp: Any) -> Any:
     """A YAML value as its field's type: YAML 1.1 reads `1e-3` as a string, and a string that reached a range check
     stopped with a TypeError ('>' between str and int); a value of another type is refused with a sentence."""
+    if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # `scheme: 5` in YAML
     if value is None or tp not in (int, float, bool):
         return value
     try:
@@ -107,6 +116,8 @@ def _typed(name: str, value: Any, tp: Any) -> Any:
         if isinstance(value, bool):
             raise ValueError
         number = tp(value) if isinstance(value, str) else value
+        if isinstance(number, numbers.Integral):
+            number = int(number)
         if tp is int and isinstance(number, float) and number.is_integer():
             number = int(number)
         if not isinstance(number, (int, float)) or (tp is int and not isinstance(number, int)):

@@ -171,7 +171,7 @@ class TrainAUConfig:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{name.replace('_', '-')} is a learning rate and must be above 0 (got "
                                   f"{getattr(self, name)}).")
-        for name, low in (("epochs", 1), ("batch_size", 1), ("patience", 1), ("val_subjects", 0)):
+        for name, low in (("epochs", 1), ("batch_size", 1), ("patience", 1), ("val_subjects", 0), ("seed", 0)):
             if getattr(self, name) < low:  # a batch of 0 stopped deep in the batching with a ValueError
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be at least {low}.")
         if not 0 < self.threshold < 1:

@@ -254,3 +254,5 @@ def test_a_clip_whose_image_was_deleted_is_built_again_on_resume(synth_casme2_ro
     assert build_main([*SYNTH_BUILD_ARGS, "--root", str(synth_casme2_root), "--out", str(out), "--resume"]) == 0
     assert gone.read_bytes() == before
     assert _rows(out / "train.jsonl") == _rows(synth_casme2_build / "train.jsonl")
+    clips = json.loads((out / "report.json").read_text())["clips"]
+    assert clips["resumed_from_parts"] == clips["usable_rows"] - 1  # only that clip was built again

@@ -81,6 +81,8 @@ def test_float_images_in_0_1_are_read_as_their_8_bit_originals(synth_brow_clip):
     fade = [np.full(onset.shape, 0.8, np.float32), onset.astype(np.float32)]
     first, second = (f for _, f in open_source(fade).frames())
     assert first.max() == 0 and np.array_equal(second, onset)
+    stacked = [f for _, f in open_source(np.stack([onset, apex])).frames()]  # frames stacked in one array
+    assert len(stacked) == 2 and np.array_equal(stacked[1], apex)
 
 
 def test_analyze_cli_writes_every_output(synth_brow_clip, tmp_path, capsys):

@@ -96,7 +96,8 @@ def test_eval_compare_refuses_what_is_not_a_recognition_run_with_a_sentence(tmp_
 
 @pytest.mark.parametrize("setting,says", [({"batch_size": 0}, "--batch-size 0 must be at least 1"),
                                            ({"epochs": 0}, "--epochs 0 must be at least 1"),
-                                           ({"threshold": 1.5}, "--threshold 1.5 must lie between 0 and 1")])
+                                           ({"threshold": 1.5}, "--threshold 1.5 must lie between 0 and 1"),
+                                           ({"seed": -1}, "--seed -1 must be at least 0")])
 def test_training_counts_out_of_range_are_refused(setting, says):
     """A batch of 0 stopped in the batching with a ValueError; 0 epochs scored an untrained head with rc 0."""
     from finetune.au import TrainAUConfig
@@ -127,6 +128,12 @@ def test_data_build_checks_its_motion_settings_before_making_its_folder(tmp_path
     with pytest.raises(SystemExit) if flag == "--landmarks" else contextlib.nullcontext():
         assert cli.main(["data", "build", "--root", str(tmp_path), "--out", str(tmp_path / "out"), flag, value]) == 1
     assert says in capsys.readouterr().err
+    config = tmp_path / "build.yaml"  # the same from a YAML file, where argparse's choices do not reach
+    config.write_text(f"{flag.lstrip('-')}: {value}\n")
+    assert cli.main(["data", "build", "--config", str(config), "--root", str(tmp_path), "--out",
+                     str(tmp_path / "out")]) == 1
+    assert ("landmarks='bogus' is not valid; choose one of: mediapipe, dlib" if flag == "--landmarks" else says) \
+        in _error_line(capsys)
     assert not (tmp_path / "out").exists()
 
 

@@ -382,6 +382,8 @@ def _folder_source(path: Path, limits: ClipLimits) -> FrameSource:
 def open_source(source: str | Path | list[np.ndarray], limits: ClipLimits | None = None) -> FrameSource:
     """A `FrameSource` for a video file, a frame folder or a list of RGB frames."""
     limits = limits or ClipLimits()
+    if isinstance(source, np.ndarray) and source.ndim == 4:  # frames stacked in one array
+        source = list(source)
     if isinstance(source, np.ndarray):  # read as a path, it stopped with a TypeError
         raise UnreadableClipError("One image is half a clip: give the apex image too (analyze(onset_image, "
                                   "apex_image)), or a list of frames.")
