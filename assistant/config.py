@@ -116,8 +116,10 @@ def _typed(name: str, value: Any, tp: Any) -> Any:
         if isinstance(value, bool):
             raise ValueError
         number = tp(value) if isinstance(value, str) else value
-        if isinstance(number, numbers.Integral):
+        if isinstance(number, numbers.Integral):  # numpy's integers and floats too
             number = int(number)
+        elif isinstance(number, numbers.Real):
+            number = float(number)
         if tp is int and isinstance(number, float) and number.is_integer():
             number = int(number)
         if not isinstance(number, (int, float)) or (tp is int and not isinstance(number, int)):
