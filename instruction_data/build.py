@@ -27,6 +27,7 @@ from assistant.emotions import CDE_EXCLUDED, cde_emotion
 from assistant.errors import ConfigError, MEUError
 from assistant.files import output_folder, remove_stale_parts, save_png, write_json
 from assistant.motion.drift import DRIFT_MODES
+from assistant.motion.face import LANDMARKERS
 from assistant.motion.flow import COMPENSATIONS
 from instruction_data.export import assign_folds, dataset_card, write_hf, write_jsonl_splits, write_llava
 from instruction_data.fgmu import DATASET_SCHEMES, LANGS, FGMUConfig, left_out_aus, load_evidence, make_samples
@@ -63,7 +64,7 @@ class BuildConfig:
                 "row in report.json and left out"})
     limit: int = field(default=0, metadata={"help": "use only the first N usable rows (0: all)"})
     hf: bool = field(default=True, metadata={"help": "also write the Hugging Face datasets copy (hf/)"})
-    landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend", "choices": ["mediapipe", "dlib"]})
+    landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend", "choices": list(LANDMARKERS)})
     flow: str = field(default="tvl1", metadata={"help": "optical flow", "choices": ["tvl1", "dis"]})
     compensation: str = field(default="register", metadata={"help": "head-motion compensation",
                                                             "choices": list(COMPENSATIONS)})
