@@ -201,6 +201,10 @@ def run(config: SpotEvalConfig) -> dict:
     log.info("%s: %s", config.dataset, loaded.summary())
     if not loaded.videos:
         raise MEUError(f"No usable long video in {config.root} for {config.dataset}: {loaded.summary()}.")
+    if not loaded.expressions:
+        raise MEUError(f"No expression of the {config.dataset} sheet in {config.root} could be used, so every interval "
+                       f"spotted would score as a false alarm: {loaded.summary()}. Fix the rows the summary lists "
+                       "(with --strict the evaluation stops at the first one and says why).")
     out = output_folder(config.out)
     _check_resume(config, out)
     fps = loaded.videos[0].fps

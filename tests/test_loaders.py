@@ -216,3 +216,89 @@ def test_the_apex_note_says_what_is_done(synth_casme2_root):
     note = record.notes[0]
     assert f"`meu data build` spots it between {files[record.onset].name} and {files[record.offset].name}" in note
     assert f"use the middle frame {files[record.apex].name}" in note
+
+
+def test_two_columns_for_one_field_read_the_preferred_name_and_say_so(synth_casme2_root, tmp_path):
+    """An `Emotion` column left of `Estimated Emotion` used to be read instead of it, every row, with no note."""
+    root, sheet, wb = _sheet_copy(synth_casme2_root, tmp_path)
+    ws = wb.active
+    ws.insert_cols(9)
+    for row in range(1, ws.max_row + 1):
+        ws.cell(row=row, column=9).value = "Emotion" if row == 1 else "fear"
+    wb.save(sheet)
+    res = load_dataset("casme2", root)
+    truth = _truth(root)
+    assert [r.emotion_raw for r in res.records] == [truth[r.clip_id]["emotion"] for r in res.records]
+    assert "CASME2-coding-20140508.xlsx: 2 columns could be Estimated Emotion: column J (Estimated Emotion) is read, " \
+           "I (Emotion) ignored" in res.notes
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".csv"])
+def test_an_au_cell_marked_not_available_leaves_the_clip_out_of_au_scoring(synth_casme2_root, tmp_path, suffix):
+    """The xlsx reader turned `N/A` into an empty cell (no AU moved) and the CSV reader into unknown codes N and A."""
+    import pandas as pd
+
+    root, sheet, wb = _sheet_copy(synth_casme2_root, tmp_path)
+    wb.active.cell(row=2, column=8).value = "N/A"
+    wb.save(sheet)
+    if suffix == ".csv":
+        pd.read_excel(sheet, header=None, keep_default_na=False).to_csv(sheet.with_suffix(".csv"), header=False,
+                                                                        index=False)
+        sheet.unlink()
+    row2 = next(r for r in load_dataset("casme2", root).records if r.row == 2)
+    assert not row2.aus_coded and not row2.aus.aus and not row2.aus.unknown
+    assert row2.notes == ["AUs not given: the AU cell is 'N/A'; the clip is left out of AU scoring and AU training"]
+
+
+def test_a_filename_holding_a_path_is_skipped(synth_casme2_root, tmp_path):
+    """`../sub02/EP01_02` on a sub01 row read sub02's frames as sub01's (a held-out subject's frames in training)."""
+    root, sheet, wb = _sheet_copy(synth_casme2_root, tmp_path)
+    wb.active.cell(row=2, column=2).value = "../sub02/EP01_02"
+    wb.save(sheet)
+    res = load_dataset("casme2", root)
+    assert [(s.row, s.reason) for s in res.skipped if s.row == 2] == [
+        (2, "bad filename: '../sub02/EP01_02' is a path; the Filename cell names one clip folder of its subject")]
+
+
+def test_a_missing_column_is_named_and_other_separators_and_worksheets_are_hinted(synth_casme2_root, tmp_path):
+    root, sheet, wb = _sheet_copy(synth_casme2_root, tmp_path)
+    wb.active.cell(row=1, column=8).value = "Action Unit"
+    wb.save(sheet)
+    with pytest.raises(AnnotationSheetError, match=r"row 1 has Subject, Filename, OnsetFrame, ApexFrame, OffsetFrame, "
+                                                   r"Estimated Emotion but no column for Action Units \(named any of: "
+                                                   r"Action Units, AU, AUs\)"):
+        load_dataset("casme2", root)
+    wb.active.cell(row=1, column=8).value = "Action Units"
+    wb.active.title = "coding"
+    wb.create_sheet("notes", 0)
+    wb.save(sheet)
+    with pytest.raises(AnnotationSheetError, match=r"only its first worksheet \('notes' of 'notes', 'coding'\) is "
+                                                   "read: put the coding table first"):
+        load_dataset("casme2", root)
+    sheet.unlink()
+    (root / "CASME2-coding.csv").write_text("Subject;Filename;OnsetFrame;ApexFrame;OffsetFrame;Action Units;"
+                                            "Estimated Emotion\n1;EP01_01;172;178;185;1+2;surprise\n")
+    with pytest.raises(AnnotationSheetError, match="its columns look separated by semicolons: save it with commas"):
+        load_dataset("casme2", root)
+
+
+def test_a_dfme_test_protocol_without_its_sheet_names_the_sheet(synth_dfme_root, tmp_path):
+    root = tmp_path / "dfme"
+    shutil.copytree(synth_dfme_root, root)
+    (root / "DFME_test_A_full_with_AU.xlsx").unlink()
+    with pytest.raises(AnnotationSheetError, match=r"No DFME sheet for test_a \(DFME_test_A\*\.xlsx or "
+                                                   r"DFME_test_A\*\.csv\) in .*; it holds the sheet\(s\) of test_b, "
+                                                   r"train only\."):
+        load_dataset("dfme", root, splits=("test_a",))
+
+
+def test_clip_folders_nested_deep_are_found_and_the_search_depth_is_said_when_they_are_not(synth_casme3_root, tmp_path):
+    root = tmp_path / "casme3"
+    shutil.copytree(synth_casme3_root, root)
+    deeper = root / "CAS(ME)3" / "Part_A" / "data" / "part_A"
+    shutil.move(root / "part_A", deeper)  # six levels down to a clip's frames: refused at five before
+    assert len(load_dataset("casme3", root).records) == len(load_dataset("casme3", synth_casme3_root).records)
+    shutil.move(deeper, root / "a" / "b" / "c" / "d" / "e" / "f" / "g" / "part_A")
+    res = load_dataset("casme3", root)
+    assert not res.records and {s.reason.split(":")[0] for s in res.skipped} == {"frames missing"}
+    assert f"clip folders were looked for by name up to 8 folder levels below {root}" in res.notes

@@ -178,3 +178,30 @@ def test_synth_long_refuses_a_mismatched_layout(flags, words, tmp_path):
     with pytest.raises(ConfigError, match=words):
         main([*flags, "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
+
+
+def test_a_samm_long_row_whose_subject_disagrees_with_its_filename_is_skipped(tmp_path):
+    """`S006` beside `006_1_1` made a second video of the same frames under an invented subject, spotted twice."""
+    from openpyxl import load_workbook
+
+    sheet = _write_plain("samm_long", tmp_path, [video_entry("samm_long", 0, 0, 60, [_e(5, 8, 12), _e(20, 25, 30)])])
+    wb = load_workbook(sheet)
+    wb.active.cell(row=12, column=1).value = "S006"
+    wb.save(sheet)
+    res = load_long_dataset("samm_long", tmp_path)
+    assert [(v.subject, v.video_id, len(v.expressions)) for v in res.videos] == [("006", "006_1", 1)]
+    assert [(s.row, s.reason) for s in res.skipped] == [
+        (12, "subject mismatch: the Subject cell says 'S006' but the Filename '006_1_1' is a video of subject '006'; "
+             "correct one of the two cells")]
+
+
+def test_two_casme2_long_folders_with_the_video_prefix_are_not_guessed_between(tmp_path):
+    """A copy `15_0101a_backup` beside `15_0101disgustingteeth` used to take the annotations, whichever sorted first."""
+    import shutil
+
+    _write_plain("casme2_long", tmp_path, [video_entry("casme2_long", 0, 0, 30, [_e(5, 8, 12)])])
+    (real,) = (tmp_path / "rawpic" / "s15").iterdir()
+    shutil.copytree(real, real.parent / "15_0101a_backup")
+    res = load_long_dataset("casme2_long", tmp_path)
+    assert [s.reason.split(":")[0] for s in res.skipped] == ["ambiguous folder"]
+    assert "15_0101a_backup, 15_0101disgustingteeth" in res.skipped[0].reason and not res.expressions

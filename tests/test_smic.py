@@ -92,3 +92,18 @@ def test_instruction_data_never_teaches_that_a_smic_clip_moved_no_au(tree):
     samples = make_samples(record, [], "x.png", FGMUConfig(lang="en", mer_ratio=0.0, scheme="3"))
     assert [s["task"] for s in samples] == ["mer"] and samples[0]["answer"] == "negative"
     assert samples[0]["au_codes"] is None
+
+
+def test_a_micro_folder_spelled_in_capitals_is_read_and_a_subject_without_one_is_noted(tree):
+    hs = tree / "SMIC_all_raw" / "HS"
+    (hs / "s12" / "micro").rename(hs / "s12" / "Micro")
+    (hs / "s20" / "non_micro").mkdir(parents=True)
+    result = load_dataset("smic", tree)
+    assert sorted(r.clip_id for r in result.records) == ["s12_ne_03", "s1_ne_01", "s1_po_01", "s1_sur_01"]
+    assert "HS: 1 folder(s) with no micro folder, nothing read there: s20" in result.notes
+
+
+def test_a_variant_folder_given_itself_is_read_at_its_own_frame_rate(tree):
+    vis = load_dataset("smic", tree / "SMIC_all_raw" / "VIS")
+    assert [r.clip_id for r in vis.records] == ["s3_po_01"]
+    assert any("SMIC VIS, 25 fps" in n for n in vis.notes) and not any("100 fps" in n for n in vis.notes)

@@ -147,3 +147,26 @@ def test_duplicated_rows_are_noted_and_scored_once(straight, long_root, tmp_path
     duplicates = [s for s in m["loader"]["skipped"] if s["reason"].startswith("duplicate: row 1 gives")]
     assert len(duplicates) == 50 and "50 x duplicate" in m["loader"]["summary"]
     assert "50 x duplicate" in (out / "report.md").read_text()
+
+
+def test_a_sheet_whose_rows_were_all_skipped_stops_the_eval(long_root, tmp_path, capsys):
+    """Every row unusable (here the naming rule's columns swapped: no participant known) used to score the videos
+    against no ground truth: F1 0.000 and exit 0."""
+    from openpyxl import load_workbook
+
+    root = tmp_path / "swapped"
+    shutil.copytree(long_root, root)
+    sheet = root / "CAS(ME)^2code_final(Updated).xlsx"
+    wb = load_workbook(sheet)
+    ws = wb["naming rule1"]
+    for row in ws.iter_rows():
+        row[1].value, row[2].value = row[2].value, row[1].value
+    wb.save(sheet)
+    out = tmp_path / "out"
+    assert cli.main(["eval", "--task", "spotting", "--dataset", "casme2_long", "--root", str(root), "--out", str(out),
+                     *FAST]) == 1
+    line = _error_line(capsys)
+    assert line.startswith(f"error: No expression of the casme2_long sheet in {root} could be used, so every interval "
+                           "spotted would score as a false alarm:")
+    assert "x unknown participant" in line and "with --strict the evaluation stops at the first one" in line
+    assert not out.exists()

@@ -116,8 +116,15 @@ class _Folders:
         return self._listed[code]
 
     def find(self, code: int, video_code: str) -> Path | None:
+        """The video's folder, named by its prefix (`15_0101` for `15_0101disgustingteeth`); two candidates are a
+        problem of the row, not a guess."""
         prefix = f"{code}_{video_code}"
-        return next((p for p in self.subject_dirs(code) if p.name.startswith(prefix)), None)
+        hits = [p for p in self.subject_dirs(code) if p.name.startswith(prefix)]
+        exact = [p for p in hits if p.name == prefix]
+        if len(hits) > 1 and not exact:
+            raise RowProblem(f"ambiguous folder: {', '.join(p.name for p in hits)} in {hits[0].parent} all start with "
+                             f"{prefix}; move the ones that are not this video elsewhere")
+        return (exact or hits or [None])[0]
 
     def all(self) -> list[VideoRef]:
         out = []

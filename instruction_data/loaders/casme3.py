@@ -14,6 +14,7 @@ from instruction_data.loaders.common import (
     find_sheet,
     folder_index,
     load_rows,
+    note_folder_search,
     read_table,
 )
 from instruction_data.records import LoadResult
@@ -51,6 +52,7 @@ def load(root: str | Path, strict: bool = False, sheet: str | Path | None = None
         return None
 
     result = load_rows(table, RowContext(DATASET, sheet_path, strict=strict), subject_id, folder)
+    note_folder_search(result, base)
     numeric = sum(as_int(cells.get("subject")) is not None for _, cells in table.rows)
     if numeric:
         result.notes.append(f"{sheet_path.name}: {numeric} subject(s) written as bare numbers, read as spNO.N")

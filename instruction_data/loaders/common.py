@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 FIELDS = ("subject", "clip", "onset", "apex", "offset", "aus", "emotion")
 HEADER_SCAN_ROWS = 40
 MISSING_MARKS = {"", "/", "-", "--", "n/a", "na", "nan", "none", "?"}
+FOLDER_DEPTH = 8  # levels below the dataset folder that `folder_index` searches for clip folders by name
 
 
 def norm(text: object) -> str:
@@ -66,37 +67,46 @@ def read_table(path: Path, aliases: dict[str, tuple[str, ...]], required: Iterab
         raise AnnotationSheetError(f"Annotation sheet {path} does not exist.")
     try:
         if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
-            table = pd.read_excel(path, header=None, dtype=object, engine="openpyxl")
+            table = pd.read_excel(path, header=None, dtype=object, engine="openpyxl", keep_default_na=False)
         else:
             table = pd.read_csv(path, header=None, dtype=object, keep_default_na=False)
     except Exception as err:  # noqa: BLE001 - any reader failure is the same problem for the user
         raise AnnotationSheetError(f"{path.name} could not be read as a spreadsheet ({type(err).__name__}: {err}).") \
             from None
     cells = table.values.tolist()
-    keys = {f: {norm(a) for a in names} for f, names in aliases.items()}
+    ranks: dict[str, dict[str, int]] = {f: {} for f in aliases}  # field -> header key -> preference (0 first)
+    for f, names in aliases.items():
+        for rank, name in enumerate(names):
+            ranks[f].setdefault(norm(name), rank)
     required = list(required)
-    header_idx, columns = None, {}
+    header_idx, columns, matches = None, {}, {}
+    best: tuple[int, int, set[str]] = (0, 0, set())  # the row that matched the most required fields, for the error
     for i, row in enumerate(cells[:HEADER_SCAN_ROWS]):
-        found: dict[str, int] = {}
+        found: dict[str, list[tuple[int, int]]] = {}  # field -> (preference, column) of every header cell it matches
         for j, cell in enumerate(row):
             k = norm(cell) if not _blank(cell) else ""
-            for f, names in keys.items():
-                if k and k in names and f not in found:
-                    found[f] = j
+            for f, rank in ranks.items():
+                if k and k in rank:
+                    found.setdefault(f, []).append((rank[k], j))
         if all(f in found for f in required):
-            header_idx, columns = i, found
+            header_idx, matches = i, found
+            columns = {f: min(c)[1] for f, c in found.items()}  # the most preferred alias, then the leftmost
             break
+        hits = {f for f in required if f in found}
+        if len(hits) > best[0]:
+            best = (len(hits), i, hits)
     if header_idx is None:
-        wanted = ", ".join(aliases[f][0] for f in required)
-        raise AnnotationSheetError(
-            f"{path.name}: no header row with the columns {wanted} in its first {HEADER_SCAN_ROWS} rows; "
-            "is this the right dataset's sheet?"
-        )
+        raise AnnotationSheetError(_no_header(path, cells, aliases, required, best))
     notes = []
     if header_idx > 0:
         notes.append(f"header found on row {header_idx + 1}, below {header_idx} title row(s)")
     header = cells[header_idx]
     data = cells[header_idx + 1:]
+    for f, found in matches.items():
+        if len(found) > 1:
+            others = ", ".join(f"{_column_letter(j)} ({cell_text(header[j])})" for _, j in sorted(found)[1:])
+            notes.append(f"{len(found)} columns could be {aliases[f][0]}: column {_column_letter(columns[f])} "
+                         f"({cell_text(header[columns[f]])}) is read, {others} ignored")
     unnamed = [j for j, h in enumerate(header) if _blank(h)]
     empty = [j for j in unnamed if all(_blank(r[j]) for r in data)]
     if empty:
@@ -115,6 +125,36 @@ def read_table(path: Path, aliases: dict[str, tuple[str, ...]], required: Iterab
         notes.append(f"{blank_rows} blank row(s) ignored")
     require_rows(rows, path, f"follow the header on row {header_idx + 1}")
     return SheetRows(path=path, header_row=header_idx + 1, rows=rows, notes=notes)
+
+
+def _no_header(path: Path, cells: list[list], aliases: dict[str, tuple[str, ...]], required: list[str],
+               best: tuple[int, int, set[str]]) -> str:
+    """The sentence for a sheet whose header was not found: which columns are missing where a row came close, and
+    the usual causes (another separator, the table on another worksheet)."""
+    wanted = ", ".join(aliases[f][0] for f in required)
+    text = f"{path.name}: no header row with the columns {wanted} in its first {HEADER_SCAN_ROWS} rows"
+    count, row, hits = best
+    if count >= 2:
+        present = ", ".join(aliases[f][0] for f in required if f in hits)
+        missing = "; ".join(f"{aliases[f][0]} (named any of: {', '.join(aliases[f])})"
+                            for f in required if f not in hits)
+        text += f"; row {row + 1} has {present} but no column for {missing}"
+    elif path.suffix.lower() not in (".xlsx", ".xlsm", ".xls"):
+        firsts = [str(r[0]) for r in cells[:HEADER_SCAN_ROWS] if r and not _blank(r[0])]
+        separator = next((name for sep, name in ((";", "semicolons"), ("\t", "tabs")) if any(sep in c for c in firsts)),
+                         None)
+        if separator:
+            text += f"; its columns look separated by {separator}: save it with commas, or as .xlsx"
+    else:
+        try:
+            with pd.ExcelFile(path, engine="openpyxl") as book:
+                sheets = book.sheet_names
+        except Exception:  # noqa: BLE001 - the sentence goes without the worksheet hint
+            sheets = []
+        if len(sheets) > 1:
+            text += (f"; only its first worksheet ({sheets[0]!r} of {', '.join(map(repr, sheets))}) is read: put the "
+                     "coding table first")
+    return text + "; is this the right dataset's sheet?"
 
 
 def require_rows(rows: list, path: Path, where: str) -> None:
@@ -161,7 +201,7 @@ def list_frames(folder: Path) -> tuple[tuple[Path, ...], dict[int, int]]:
     return files, numbers
 
 
-def folder_index(root: Path, max_depth: int = 5) -> dict[str, tuple[Path, ...]]:
+def folder_index(root: Path, max_depth: int = FOLDER_DEPTH) -> dict[str, tuple[Path, ...]]:
     """Every folder under `root` by name, for layouts that vary between copies of a dataset."""
     index: dict[str, list[Path]] = {}
     base_depth = len(root.parts)
@@ -213,6 +253,8 @@ def row_to_record(ctx: RowContext, row: int, cells: dict[str, object], subject_f
     clip_id = cell_text(cells.get("clip"))
     if not clip_id:
         raise RowProblem("no clip id: the Filename cell is empty")
+    if re.search(r"[/\\]", clip_id) or clip_id in (".", ".."):
+        raise RowProblem(f"bad filename: {clip_id!r} is a path; the Filename cell names one clip folder of its subject")
     try:
         onset = frame_number(cells.get("onset"))
         apex = frame_number(cells.get("apex")) if "apex" in cells else None
@@ -254,8 +296,12 @@ def row_to_record(ctx: RowContext, row: int, cells: dict[str, object], subject_f
     if not onset_i < apex_i or (offset_i is not None and apex_i > offset_i):
         raise RowProblem(f"frame order: onset {onset}, apex {apex}, offset {offset} are not increasing")
 
-    aus = parse_aus(cells.get("aus"))
-    if not aus.aus and not aus.alternatives:
+    aus_text = cell_text(cells.get("aus"))
+    aus_coded = aus_text.lower() not in MISSING_MARKS - {"", "?"}  # a lone "?" stays an unknown AU code, as written
+    aus = parse_aus(cells.get("aus") if aus_coded else "")
+    if not aus_coded:
+        note(f"AUs not given: the AU cell is {aus_text!r}; the clip is left out of AU scoring and AU training")
+    elif not aus.aus and not aus.alternatives:
         note("no AUs coded: the AU cell is empty")
     for au in aus.unknown:
         note(f"unknown AU code: {au.raw!r} kept as unknown")
@@ -274,7 +320,7 @@ def row_to_record(ctx: RowContext, row: int, cells: dict[str, object], subject_f
         dataset=ctx.dataset, subject=subject, clip_id=clip_id, frame_paths=list(files), onset=onset_i, apex=apex_i,
         offset=offset_i, aus=aus, emotion_raw=emotion_raw, emotion3=map_emotion(emotion_raw, "3"),
         emotion5=map_emotion(emotion_raw, "5"), emotion7=map_emotion(emotion_raw, "7"), row=row, split=ctx.split,
-        notes=notes, apex_known=apex_known,
+        notes=notes, apex_known=apex_known, aus_coded=aus_coded,
     )
 
 
@@ -304,6 +350,12 @@ def mark_repeats(records: list[Record]) -> None:
     for r in records:
         if counts[(r.dataset, r.subject, r.clip_id)] > 1:
             r.repeated = True
+
+
+def note_folder_search(result: LoadResult, base: Path) -> None:
+    """For loaders that find clip folders by name: where they were looked for, when some were not found."""
+    if any(s.reason.startswith("frames missing") for s in result.skipped):
+        result.notes.append(f"clip folders were looked for by name up to {FOLDER_DEPTH} folder levels below {base}")
 
 
 def merge(results: list[LoadResult]) -> LoadResult:

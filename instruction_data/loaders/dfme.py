@@ -10,7 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from assistant.errors import AnnotationSheetError
-from instruction_data.loaders.common import RowContext, as_int, cell_text, folder_index, load_rows, merge, read_table
+from instruction_data.loaders.common import (
+    RowContext,
+    as_int,
+    cell_text,
+    folder_index,
+    load_rows,
+    merge,
+    note_folder_search,
+    read_table,
+)
 from instruction_data.records import LoadResult
 
 DATASET = "dfme"
@@ -69,7 +78,12 @@ def load(root: str | Path, strict: bool = False, splits: tuple[str, ...] = ("tra
         results.append(load_rows(table, RowContext(DATASET, sheets[split], split=split, strict=strict), subject_id,
                                  folder))
     missing = [s for s in splits if s not in sheets]
+    if not results:
+        wanted = " or ".join(p for s in missing for p in SPLIT_PATTERNS[s])
+        raise AnnotationSheetError(f"No DFME sheet for {', '.join(missing)} ({wanted}) in {root}; it holds the "
+                                   f"sheet(s) of {', '.join(sorted(sheets))} only.")
     result = merge(results)
+    note_folder_search(result, base)
     if missing:
         result.notes.append(f"no sheet for split(s) {', '.join(missing)}")
     return result

@@ -60,6 +60,10 @@ def load(root: str | Path, strict: bool = False, sheet: str | Path | None = None
         if not m:
             raise RowProblem(f"bad filename: {clip or 'empty'!r} is not <subject>_<video>_<expression>")
         video = m.group(1)
+        owner = video.split("_")[0]
+        if owner != subject:
+            raise RowProblem(f"subject mismatch: the Subject cell says {subject!r} but the Filename {clip!r} is a "
+                             f"video of subject {owner!r}; correct one of the two cells")
         folder = frame_root / video
         return VideoRef(subject, video, folder if folder.is_dir() else None)
 

@@ -36,8 +36,13 @@ def subject_id(folder: str) -> str:
     return f"s{int(m.group(1)):02d}" if m else folder
 
 
+def _micro_folder(subject_dir: Path) -> Path | None:
+    """The subject's `micro` folder, in whatever case the copy spells it (`Micro` on some)."""
+    return next((p for p in sorted(subject_dir.iterdir()) if p.name.lower() == "micro" and p.is_dir()), None)
+
+
 def _is_variant_folder(path: Path) -> bool:
-    return any((s / "micro").is_dir() for s in path.iterdir() if s.is_dir())
+    return any(_micro_folder(s) is not None for s in path.iterdir() if s.is_dir())
 
 
 def variant_folder(root: Path, variant: str) -> Path:
@@ -60,6 +65,8 @@ def load(root: str | Path, strict: bool = False, variant: str = "HS") -> LoadRes
     if variant not in VARIANTS:
         raise AnnotationSheetError(f"Unknown SMIC variant {variant!r}; use one of {', '.join(VARIANTS)}.")
     base = variant_folder(Path(root), variant)
+    if base == Path(root) and base.name.upper() in VARIANTS:  # the variant folder itself was given: its name says which
+        variant = base.name.upper()
     records: list[Record] = []
     skipped: list[SkippedRow] = []
     ignored = 0
@@ -72,10 +79,12 @@ def load(root: str | Path, strict: bool = False, variant: str = "HS") -> LoadRes
         log.info("SMIC %s skipped: %s", where.relative_to(base), text)
 
     n = 0
+    without_micro: list[str] = []
     for subject_dir in sorted((p for p in base.iterdir() if p.is_dir()), key=lambda p: subject_id(p.name)):
         ignored += (subject_dir / IGNORED).is_dir()
-        micro = subject_dir / "micro"
-        if not micro.is_dir():
+        micro = _micro_folder(subject_dir)
+        if micro is None:
+            without_micro.append(subject_dir.name)
             continue
         for class_dir in sorted(p for p in micro.iterdir() if p.is_dir()):
             for clip_dir in sorted(p for p in class_dir.iterdir() if p.is_dir()):
@@ -101,6 +110,9 @@ def load(root: str | Path, strict: bool = False, variant: str = "HS") -> LoadRes
         raise AnnotationSheetError(f"No SMIC clip under {base}: expected s1/micro/negative/<clip>/<frames>.")
     notes = [f"{base.name}: SMIC {variant}, {VARIANTS[variant]:g} fps; no annotation sheet: classes from folder "
              "names, onset and offset from the first and last frame; no AUs coded"]
+    if without_micro:
+        notes.append(f"{base.name}: {len(without_micro)} folder(s) with no micro folder, nothing read there: "
+                     f"{', '.join(without_micro)}")
     if ignored:
         notes.append(f"{base.name}: {ignored} {IGNORED} folder(s) ignored (not micro-expressions)")
     return LoadResult(records=records, skipped=skipped, sheet=None, sheets=[], notes=notes)
