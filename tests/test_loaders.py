@@ -124,7 +124,7 @@ def test_generic_loader_with_a_column_map(tmp_path, synth_casme2_root):
         f"p1,c1,{n[0]},{n[1]},{n[2]},L12+6,Happy\n"
         f"p1,c1,{n[2]},{n[1]},{n[0]},12,happy\n"  # frames out of order
         f"p1,c2,{n[0]},{n[1]},{n[2]},12,happy\n"  # no such folder
-        f"p1,c1,{n[0]},{n[1]},{n[2]},4,bewildered\n")  # an emotion word no scheme knows
+        f"p1,c1,{n[0]},{n[1]},{n[2]},4,bewildered\n")  # an emotion word no scheme knows, row 2's frames relabelled
     res = load_dataset("generic", tmp_path / "clips", sheet=tmp_path / "labels.csv", frames="{subject}/{clip}",
                        columns={"subject": "who", "clip": "clip", "onset": "start", "apex": "peak", "offset": "end",
                                 "aus": "codes", "emotion": "feeling"})
@@ -133,7 +133,7 @@ def test_generic_loader_with_a_column_map(tmp_path, synth_casme2_root):
     first, odd = res.records
     assert [(a.code, a.side) for a in first.aus.aus] == [(12, "L"), (6, None)]
     assert first.emotion7 == "happiness" and (first.onset, first.apex) == (src.onset, src.apex)
-    assert odd.emotion3 is None and _kinds(odd.notes) == {"unknown emotion word"}
+    assert odd.emotion3 is None and _kinds(odd.notes) == {"unknown emotion word", "conflicting labels"}
 
 
 def test_wrong_sheet_is_a_clear_error(tmp_path):
@@ -302,3 +302,24 @@ def test_clip_folders_nested_deep_are_found_and_the_search_depth_is_said_when_th
     res = load_dataset("casme3", root)
     assert not res.records and {s.reason.split(":")[0] for s in res.skipped} == {"frames missing"}
     assert f"clip folders were looked for by name up to 8 folder levels below {root}" in res.notes
+
+
+def test_a_row_repeated_with_the_same_frames_is_counted_once_and_reported(synth_casme2_root, tmp_path):
+    root, sheet, wb = _sheet_copy(synth_casme2_root, tmp_path)
+    ws = wb.active
+    first = [c.value for c in ws[2]]
+    for _ in range(2):
+        ws.append(first)
+    wb.save(sheet)
+    res = load_dataset("casme2", root)
+    assert [r.key for r in res.records] == [r.key for r in load_dataset("casme2", synth_casme2_root).records]
+    dups = [(s.row, s.reason) for s in res.skipped if s.reason.startswith("duplicate")]
+    assert dups == [(row, "duplicate: row 2 gives the same clip, frames and labels; the clip is counted once")
+                    for row in (ws.max_row - 1, ws.max_row)]
+    assert "2 x duplicate" in res.summary()
+    ws.cell(row=ws.max_row, column=9).value = "disgust"  # the same frames, another emotion: kept, and said
+    wb.save(sheet)
+    res = load_dataset("casme2", root)
+    conflict = next(r for r in res.records if r.row == ws.max_row)
+    assert conflict.notes == ["conflicting labels: row 2 gives the same clip and frames with other labels"]
+    assert [s.row for s in res.skipped if s.reason.startswith("duplicate")] == [ws.max_row - 1]

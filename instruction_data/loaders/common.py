@@ -326,11 +326,23 @@ def row_to_record(ctx: RowContext, row: int, cells: dict[str, object], subject_f
 
 def load_rows(table: SheetRows, ctx: RowContext, subject_fn: Callable[[object], str],
               folder_fn: RowFolder) -> LoadResult:
-    """Every row of `table` as a record or a reported skip, in sheet order."""
+    """Every row of `table` as a record or a reported skip, in sheet order. A row that repeats an earlier one (the
+    same clip, frames and labels) is skipped: used again, the clip would weigh twice in every score and in training.
+    The same clip and frames with other labels is kept, with a note: which label is right is the user's call."""
     records, skipped = [], []
+    first: dict[tuple, Record] = {}
     for row, cells in table.rows:
         try:
-            records.append(row_to_record(ctx, row, cells, subject_fn, folder_fn))
+            record = row_to_record(ctx, row, cells, subject_fn, folder_fn)
+            seen = first.setdefault((record.subject, record.clip_id, record.onset, record.apex, record.offset), record)
+            if seen is not record:
+                if (seen.aus.raw, seen.emotion_raw) == (record.aus.raw, record.emotion_raw):
+                    raise RowProblem(f"duplicate: row {seen.row} gives the same clip, frames and labels; the clip is "
+                                     "counted once")
+                text = f"conflicting labels: row {seen.row} gives the same clip and frames with other labels"
+                _problem(ctx, row, text)
+                record.notes.append(text)
+            records.append(record)
         except RowProblem as problem:
             _problem(ctx, row, str(problem))
             skipped.append(SkippedRow(row=row, reason=str(problem), clip_id=cell_text(cells.get("clip")),
