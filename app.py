@@ -18,10 +18,12 @@ for _key, _value in OFFLINE_ENV.items():
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
+import errno  # noqa: E402
 import hashlib  # noqa: E402
 import logging  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
+import socket  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
@@ -57,6 +59,9 @@ SEEN_PRUNE_AT = 4096  # remembered upload paths before those already gone are fo
 # Gradio's upload route leaves an empty `tmp*` file at the cache's top level per upload. One this old is no upload
 # still arriving (a part's first bytes are written as they come), so it goes at the next session end or API request.
 SPOOL_AGE_S = 30
+SPOOL_STALE_S = 600  # a spool file with bytes that nothing wrote to for this long is an upload its client gave up on
+UPLOAD_GONE = ("The uploaded file is no longer on the server (uploads go when the browser tab that used them closes, "
+               "and after an hour); upload it again.")
 # Errors that make an upload useless: the file is removed at once instead of waiting for the sweep.
 REFUSED_UPLOAD = (UnreadableClipError, ClipTooLargeError, ClipTooShortError, NoFaceError)
 
@@ -96,6 +101,8 @@ class SessionFiles:
             for p in filter(None, paths):
                 if p in self._refusals and not Path(p).exists():
                     raise MEUError(self._refusals[p])
+                if not Path(p).exists():  # removed with a session that sent the same bytes, or by the age sweep
+                    raise MEUError(UPLOAD_GONE)
                 self._held.setdefault(p, set()).add(key)
                 self._seen.add(p)
             if len(self._seen) > SEEN_PRUNE_AT:  # files Gradio's age sweep removed need not be remembered
@@ -148,16 +155,19 @@ class SessionFiles:
                     removed += self._remove(p)
         shutil.rmtree(self.root / key, ignore_errors=True)
         spools = self.sweep_spools()
-        log.info("session ended: its folder and %d upload(s) removed (%d empty spool file(s))", removed, spools)
+        log.info("session ended: its folder and %d upload(s) removed (%d spool file(s))", removed, spools)
 
-    def sweep_spools(self, age_s: float = SPOOL_AGE_S) -> int:
-        """Remove the upload route's empty spool files older than `age_s` (all of them with 0); returns how many."""
+    def sweep_spools(self, age_s: float = SPOOL_AGE_S, stale_s: float = SPOOL_STALE_S) -> int:
+        """Remove the upload route's spool files: empty ones older than `age_s`, and ones with bytes that nothing
+        wrote to for `stale_s` (an upload cut off half way; up to the upload limit each); all of them with 0.
+        Returns how many."""
         if not self.cache_dir.is_dir():
             return 0
         now, removed = time.time(), 0
         for f in self.cache_dir.glob("tmp*"):
             try:
-                if f.is_file() and f.stat().st_size == 0 and now - f.stat().st_mtime >= age_s:
+                info = f.stat()
+                if f.is_file() and now - info.st_mtime >= (age_s if info.st_size == 0 else stale_s):
                     f.unlink()
                     removed += 1
             except OSError:  # another process removed it first
@@ -172,7 +182,7 @@ class SessionFiles:
             for p in self._seen | set(self._kept()) | set(examples):
                 self._remove(p, keep_examples=False)
         shutil.rmtree(self.root, ignore_errors=True)
-        self.sweep_spools(age_s=0)
+        self.sweep_spools(age_s=0, stale_s=0)
         if self.cache_dir.is_dir():
             for folder in self.cache_dir.iterdir():
                 if folder.is_dir() and not any(folder.iterdir()):
@@ -333,16 +343,29 @@ def _keep_upload_path(image) -> None:
     image.preprocess = preprocess
 
 
+def example_files(examples_dir: str | Path | None) -> tuple[list[Path], list[tuple[Path, Path]]]:
+    """The example clips (`*.mp4`) and image pairs (`X_onset.png` with its `X_apex.png`) of the folder; an onset image
+    without its apex image is left out, with a log line."""
+    folder = Path(examples_dir) if examples_dir else None
+    if folder is None or not folder.is_dir():
+        return [], []
+    pairs = []
+    for onset in sorted(folder.glob("*_onset.png")):
+        apex = onset.with_name(onset.name.replace("_onset", "_apex"))
+        if apex.is_file():
+            pairs.append((onset, apex))
+        else:
+            log.info("example %s left out: it has no %s beside it", onset.name, apex.name)
+    return sorted(folder.glob("*.mp4")), pairs
+
+
 def build_app(assistant: Assistant, examples_dir: str | Path | None = None, concurrency: int = 1,
               files: SessionFiles | None = None):
     """The gr.Blocks UI. `concurrency` bounds simultaneous analyses (CPU-bound); follow-ups share that limit."""
     import gradio as gr  # imported here so that `--help` answers at once
     from gradio.utils import get_upload_folder
 
-    examples_dir = Path(examples_dir) if examples_dir else None
-    clips = sorted(examples_dir.glob("*.mp4")) if examples_dir and examples_dir.is_dir() else []
-    pairs = [(p, p.with_name(p.name.replace("_onset", "_apex"))) for p in
-             sorted(examples_dir.glob("*_onset.png"))] if examples_dir and examples_dir.is_dir() else []
+    clips, pairs = example_files(examples_dir)
 
     with gr.Blocks(title="MEU Assistant", delete_cache=(CACHE_SWEEP_S, CACHE_AGE_S)) as demo:
         if files is None:
@@ -527,7 +550,7 @@ def long_video_view(assistant: Assistant, files: SessionFiles, concurrency: int 
                          label="Spotted expressions (click a row to analyse it)")
     analysis_status = gr.Markdown("", elem_id="long-analysis")
     with gr.Row():
-        mmc = gr.Image(label="MMC map of the interval", type="numpy", interactive=False, elem_id="long-mmc",
+        mmc = gr.Image(label="MMC map of the interval", type="filepath", interactive=False, elem_id="long-mmc",
                        format="png")
         with gr.Column():
             aus = gr.Textbox(label="Action units (probability)", interactive=False, elem_id="long-au-list")
@@ -572,7 +595,9 @@ def long_video_view(assistant: Assistant, files: SessionFiles, concurrency: int 
         yield (_spot_summary(result, path), timeline_figure(result), table_value,
                {"path": path, "intervals": list(result.intervals)}, "") + cleared
 
-    def analyse(spotted, lang, evt: gr.SelectData):
+    def analyse(spotted, lang, evt: gr.SelectData, request):
+        """The clicked interval's analysis; its map is drawn into the session's folder, removed with the session
+        (an image returned as an array lands in Gradio's cache, where neither the session's end nor shutdown saw it)."""
         if not spotted or not spotted["intervals"]:
             yield ("Spot a long video first.",) + cleared
             return
@@ -581,6 +606,9 @@ def long_video_view(assistant: Assistant, files: SessionFiles, concurrency: int 
         except MEUError as err:
             yield (f"⚠️ **Error:** {err}",) + cleared
             return
+        if not Path(spotted["path"]).exists():
+            yield (f"⚠️ **Error:** {UPLOAD_GONE}",) + cleared
+            return
         interval = spotted["intervals"][number - 1]
         where = f"interval {number} ({interval.kind}, frames {interval.onset}-{interval.offset}, apex {interval.apex})"
         yield (f"Analysing {where}…",) + cleared
@@ -588,7 +616,8 @@ def long_video_view(assistant: Assistant, files: SessionFiles, concurrency: int 
             for step in analyse_interval(assistant, spotted["path"], interval, lang):
                 outs = [gr.skip()] * 5
                 if step.stage == "motion":
-                    outs[0] = with_legend(step.analysis.mmc_map, mode=step.analysis.mmc_mode)
+                    outs[0] = files.save_image(request.session_hash if request else None,
+                                               with_legend(step.analysis.mmc_map, mode=step.analysis.mmc_mode))
                 elif step.stage == "evidence":
                     outs[1] = _au_list(step.evidence)
                 elif step.stage == "reasoning":
@@ -604,7 +633,7 @@ def long_video_view(assistant: Assistant, files: SessionFiles, concurrency: int 
     # Gradio passes the clicked cell to a parameter annotated gr.SelectData and the request to one annotated
     # gr.Request; gradio is imported in this function, so the (postponed, string) annotations are resolved here
     analyse.__annotations__["evt"] = gr.SelectData
-    spot.__annotations__["request"] = gr.Request
+    analyse.__annotations__["request"] = spot.__annotations__["request"] = gr.Request
 
     ask = _chat_handler(assistant, "Analyse an interval first: click a row of the table.")
 
@@ -702,6 +731,31 @@ def check_server_settings(ns) -> None:
                           "questions).")
     if not 1 <= ns.port <= 65535:
         raise ConfigError(f"--port {ns.port} must lie between 1 and 65535.")
+    check_listen(ns.host, ns.port)
+
+
+def check_listen(host: str, port: int) -> None:
+    """The address is this machine's and the port free, said before the models load: the web server's own refusal is
+    a traceback that blames the port for a bad host too."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as err:
+        raise ConfigError(f"--host {host} is not an address or a name this machine can resolve "
+                          f"({getattr(err, 'strerror', None) or err}); use 127.0.0.1 (this machine only) or 0.0.0.0 "
+                          "(every interface).") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server binds
+        try:
+            probe.bind(address)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise ConfigError(f"--port {port} on {host} is in use by another program; choose another --port or "
+                                  "stop that program.") from None
+            if err.errno == errno.EADDRNOTAVAIL:
+                raise ConfigError(f"--host {host} is not an address of this machine; use 127.0.0.1 (this machine "
+                                  "only), 0.0.0.0 (every interface) or one of its own addresses.") from None
+            raise ConfigError(f"Cannot listen on {host}:{port} ({err.strerror}); choose another --host or "
+                              "--port.") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -726,7 +780,8 @@ def main(argv: list[str] | None = None) -> int:
     assistant.warm_up()
     demo = build_ui(assistant, ns.examples, ns.concurrency)
     demo.queue(max_size=ns.queue_size, default_concurrency_limit=ns.concurrency)
-    examples = Path(ns.examples)
+    clips, pairs = example_files(ns.examples)
+    served = [str(p) for p in clips] + [str(p) for pair in pairs for p in pair]  # these files only, not the folder
     # SIGTERM (a service manager, `docker stop`, `kill`) takes the path Ctrl+C takes, so Gradio's shutdown empties
     # its cache; the default action would end the process with every upload left on disk
     signal.signal(signal.SIGTERM, _interrupt)
@@ -738,7 +793,7 @@ def main(argv: list[str] | None = None) -> int:
                     # larger uploads are refused before they are stored; short clips still stop at max_upload_mb
                     max_file_size=int(max(config.max_upload_mb, config.max_long_upload_mb) * 2**20),
                     state_session_capacity=ns.max_sessions,
-                    allowed_paths=[str(examples)] if examples.is_dir() else None, footer_links=["api"])
+                    allowed_paths=served or None, footer_links=["api"])
     finally:  # the files Gradio made for the page: the examples' copies and what its components wrote
         demo.session_files.close({p for b in demo.blocks.values() for p in getattr(b, "keep_in_cache", ())}
                                  | {p for made in demo.temp_file_sets for p in made})

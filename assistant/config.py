@@ -76,6 +76,8 @@ def resolved_setting(value: str, pooled: bool = False) -> str:
 
 def load_yaml(path: str | Path) -> dict:
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"Config file {p} is a folder; give a YAML file.")
     if not p.is_file():
         raise ConfigError(f"Config file {p} does not exist.")
     try:

@@ -44,8 +44,12 @@ def probe_video(path: str | Path) -> VideoInfo:
     if p.is_dir():
         n = sum(1 for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
         return VideoInfo(str(p), n, None)
+    if p.is_file() and p.stat().st_size == 0:
+        raise UnreadableClipError(f"{p.name} is an empty file; upload the video again.")
     try:
         with av.open(str(p)) as container:
+            if not container.streams.video:
+                raise UnreadableClipError(f"{p.name} has no video track (sound only?); give the video of the face.")
             stream = container.streams.video[0]
             fps = float(stream.average_rate) if stream.average_rate else None
             n = int(stream.frames or 0) or None

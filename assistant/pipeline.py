@@ -39,6 +39,8 @@ from assistant.types import Answer, AUEvidence, MotionAnalysis
 log = logging.getLogger(__name__)
 
 ENV_PREFIX = "MEU_"
+MAX_UPLOAD_MB_CEILING = 1e6  # a terabyte: more overflows the web server's 64-bit size limit (1e300 gave HTTP 500s)
+MAX_LONG_VIDEO_S_CEILING = 86400.0  # a day of video; spotting is bounded by max_long_frames anyway
 _MOTION = {f.name: f for f in dataclasses.fields(MotionConfig)}
 
 
@@ -96,17 +98,25 @@ class AssistantConfig:
                 raise ConfigError(f"{f.name}={getattr(self, f.name)!r} is not valid; choose one of: "
                                   f"{', '.join(map(str, choices))}.")
         self.motion_config()  # checks size, margin and the motion settings now, not at the first upload
-        if self.max_upload_mb <= 0 or self.max_frames < 2:
-            raise ConfigError("max_upload_mb must be positive and max_frames at least 2 (an onset and an apex).")
+        for name in ("max_upload_mb", "max_long_upload_mb"):
+            if not 0 < getattr(self, name) <= MAX_UPLOAD_MB_CEILING:
+                raise ConfigError(f"{name} (--{name.replace('_', '-')}) = {getattr(self, name):g} must lie in "
+                                  f"(0, {MAX_UPLOAD_MB_CEILING:g}] MB.")
+        if self.max_frames < 2:
+            raise ConfigError(f"max_frames (--max-frames) = {self.max_frames} must be at least 2 (an onset and an "
+                              "apex).")
         if not 0 < self.max_megapixels <= MAX_MEGAPIXELS_CEILING:
             raise ConfigError(f"max_megapixels={self.max_megapixels:g} must lie in (0, {MAX_MEGAPIXELS_CEILING:g}]: "
                               "larger frames are refused as decompression bombs by the image reader.")
-        if self.max_long_video_s <= 0:
-            raise ConfigError("max_long_video_s must be positive (seconds of video).")
+        if not 0 < self.max_long_video_s <= MAX_LONG_VIDEO_S_CEILING:
+            raise ConfigError(f"max_long_video_s (--max-long-video-s) = {self.max_long_video_s:g} must lie in "
+                              f"(0, {MAX_LONG_VIDEO_S_CEILING:g}] seconds.")
         if self.max_long_frames < 3:
-            raise ConfigError(f"max_long_frames={self.max_long_frames} must be at least 3 (spotting needs a video).")
-        if self.max_long_upload_mb <= 0:
-            raise ConfigError("max_long_upload_mb must be positive (MB).")
+            raise ConfigError(f"max_long_frames (--max-long-frames) = {self.max_long_frames} must be at least 3 "
+                              "(spotting needs a video).")
+        if self.vlm_max_new_tokens < 1:
+            raise ConfigError(f"vlm_max_new_tokens (--vlm-max-new-tokens) = {self.vlm_max_new_tokens} must be at "
+                              "least 1 (an answer needs words).")
 
     @property
     def detector_name(self) -> str:
@@ -294,6 +304,8 @@ class Assistant:
 
         get_landmarker(self.config.landmarks)
         _ = self.detector, self.reasoner
+        if hasattr(self.reasoner, "model"):  # the VLM loads on first use: a base that cannot load is said at start
+            _ = self.reasoner.model
 
     # ---- analysis -------------------------------------------------------------------------------------------
     def stream(self, source: str | Path | list[np.ndarray], apex_image: str | Path | np.ndarray | None = None, *,

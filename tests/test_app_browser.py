@@ -167,6 +167,8 @@ def test_long_video_is_spotted_then_one_interval_analysed(page, app_server, long
     expect(status).to_contain_text("Spotted")  # the spotting summary stays
     page.wait_for_function(
         "() => { const i = document.querySelector('#long-mmc img'); return i && i.complete && i.naturalWidth >= 256; }")
+    # drawn into the session's folder, which goes with the session (in Gradio's cache it outlived shutdown)
+    assert "meu-sessions" in page.locator("#long-mmc img").get_attribute("src")
     expect(page.locator("#long-chat")).to_contain_text(f"{kind.capitalize()}-expression:")  # named as spotted
     assert page.locator("#long-emotion textarea").input_value()
     page.locator("#long-question textarea").fill("Which AUs did you find?")

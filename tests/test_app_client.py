@@ -165,6 +165,26 @@ def test_impossible_server_settings_are_one_line_before_the_server_starts(flag, 
     assert [ln for ln in run.stderr.splitlines() if ln.startswith("error: ")] == [f"error: {says}"]
 
 
+def test_a_port_in_use_or_a_host_of_another_machine_is_one_line_before_the_models_load():
+    """Both ended in the web server's traceback, which blamed the port for a bad host too."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for argv, says in [(["--port", str(port)], f"--port {port} on 127.0.0.1 is in use by another program; choose "
+                                                   "another --port or stop that program."),
+                           (["--host", "999.1.1.1"], "--host 999.1.1.1 is not an address or a name this machine can "
+                                                     "resolve")]:
+            run = subprocess.run([sys.executable, "-m", "assistant.cli", "app", *argv], capture_output=True,
+                                 text=True, timeout=120)
+            assert run.returncode == 1
+            (line,) = [ln for ln in run.stderr.splitlines() if ln.startswith("error: ")]
+            assert line.startswith(f"error: {says}"), line
+            assert "Traceback" not in run.stderr
+
+
 def test_sigterm_empties_the_cache_and_a_start_sweeps_what_a_kill_left(tmp_path):
     """A SIGKILLed server's old uploads go at the next start (younger ones may be another server's, and stay);
     SIGTERM takes Ctrl+C's path, and the server removes every upload it held, its session folders, the examples'
@@ -269,23 +289,59 @@ def test_the_uploads_remembered_for_shutdown_stay_bounded(tmp_path, monkeypatch)
     assert not any(Path(p).exists() for p in paths)
 
 
-def test_empty_spool_files_go_at_the_next_session_end_not_only_at_shutdown(tmp_path):
-    """The upload route's empty `tmp*` files: those older than SPOOL_AGE_S go when a session ends; a young one (an
-    upload that may still be arriving) and any file with bytes stay."""
+def test_spool_files_go_at_the_next_session_end_not_only_at_shutdown(tmp_path):
+    """The upload route's `tmp*` files: empty ones older than SPOOL_AGE_S go when a session ends, and ones with bytes
+    that nothing wrote to for SPOOL_STALE_S (an upload cut off half way: 20 MB of a 50 MB upload stayed for good,
+    shutdown included); a young one (an upload that may still be arriving) stays until shutdown."""
     import os
     import time
 
     import app
 
     files = app.SessionFiles(tmp_path)
-    old, young, full = tmp_path / "tmpold", tmp_path / "tmpyoung", tmp_path / "tmpfull"
+    old, young, full, cut = (tmp_path / name for name in ("tmpold", "tmpyoung", "tmpfull", "tmpcut"))
     for f in (old, young):
         f.touch()
-    full.write_bytes(b"x")
-    then = time.time() - app.SPOOL_AGE_S - 5
-    for f in (old, full):
-        os.utime(f, (then, then))
+    for f in (full, cut):
+        f.write_bytes(b"x" * 1000)
+    for f, age in ((old, app.SPOOL_AGE_S + 5), (full, app.SPOOL_AGE_S + 5), (cut, app.SPOOL_STALE_S + 5)):
+        os.utime(f, (time.time() - age, time.time() - age))
     files.end("session")
-    assert not old.exists() and young.exists() and full.exists()
+    assert [f.exists() for f in (old, young, full, cut)] == [False, True, True, False]
     files.close()
-    assert not young.exists() and full.exists()
+    assert not young.exists() and not full.exists()
+
+
+def test_an_upload_that_has_gone_is_said_so_not_named_by_its_server_path(tmp_path):
+    """Gradio stores uploads by content: a tab that closed removed the upload another tab had sent with the same
+    bytes, and that tab was told the server's path "does not exist; check the path"."""
+    import app
+    from assistant.errors import MEUError
+
+    files = app.SessionFiles(tmp_path)
+    with pytest.raises(MEUError) as err:
+        files.hold("session", str(tmp_path / "0123abcd" / "clip.mp4"))
+    assert str(err.value) == app.UPLOAD_GONE and str(tmp_path) not in str(err.value)
+
+
+def test_the_examples_folder_serves_its_examples_and_nothing_else(app_server):
+    """`--examples DIR` opened the whole folder to the web (`--examples ~` a home directory)."""
+    import urllib.error
+    import urllib.request
+
+    secret = app_server.examples / "notes.txt"
+    secret.write_text("not for the web\n")
+    clip = app_server.examples / "happiness_AU6_AU12.mp4"
+
+    def status(path: Path) -> int:
+        try:
+            with urllib.request.urlopen(f"{app_server.url}gradio_api/file={path}", timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as err:
+            return err.code
+
+    try:
+        assert status(clip) == 200
+        assert status(secret) == 403
+    finally:
+        secret.unlink()

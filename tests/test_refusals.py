@@ -187,3 +187,56 @@ def test_synthetic_data_out_of_range_is_one_sentence(tmp_path, capsys, extra, sa
     assert cli.main(["data", "synth", *extra, "--out", str(tmp_path / "out")]) == 1
     assert says in _error_line(capsys)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("setting,says", [
+    ({"max_upload_mb": 1e300}, r"max_upload_mb \(--max-upload-mb\) = 1e\+300 must lie in \(0, 1e\+06\] MB\."),
+    ({"max_long_upload_mb": 0}, r"max_long_upload_mb \(--max-long-upload-mb\) = 0 must lie in \(0, 1e\+06\] MB\."),
+    ({"max_frames": 1}, r"max_frames \(--max-frames\) = 1 must be at least 2 \(an onset and an apex\)\."),
+    ({"vlm_max_new_tokens": 0}, r"vlm_max_new_tokens \(--vlm-max-new-tokens\) = 0 must be at least 1")])
+def test_the_apps_limits_are_checked_one_setting_at_a_time(setting, says):
+    """An upload limit of 1e300 MB overflowed the web server's 64-bit size (HTTP 500 on every request, then a
+    traceback); 0 answer tokens were accepted; one message named two settings by their field names."""
+    from assistant.pipeline import AssistantConfig
+
+    with pytest.raises(ConfigError, match=says):
+        AssistantConfig(**setting)
+
+
+def test_a_vlm_folder_that_does_not_exist_is_refused_at_start(tmp_path):
+    """`meu app --vlm-base /nonexistent` started, then failed every request after 5 s with a hub-name message."""
+    from assistant.errors import BackendError
+    from assistant.pipeline import Assistant, AssistantConfig
+
+    missing = tmp_path / "no_model"
+    with pytest.raises(BackendError, match=rf"The VLM folder {missing} does not exist; give the folder of a "
+                                           "Qwen2.5-VL model, or a hub name that is in the local cache"):
+        Assistant(AssistantConfig(vlm_base=str(missing))).warm_up()
+
+
+def test_a_sound_only_file_an_empty_long_video_and_a_config_folder_are_named_for_what_they_are(tmp_path):
+    """They were "could not be decoded as a video (IndexError)", "(InvalidDataError)" where the short-clip path said
+    "an empty file", and "Config file ... does not exist" for a folder that exists."""
+    import av
+
+    from assistant.config import load_yaml
+    from assistant.errors import UnreadableClipError
+    from assistant.long_video import probe_video
+    from assistant.motion.clip import load_clip
+
+    sound = tmp_path / "interview.mp4"
+    with av.open(str(sound), "w") as out:
+        stream = out.add_stream("aac", rate=16000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    for read in (probe_video, load_clip):
+        with pytest.raises(UnreadableClipError, match=r"^interview\.mp4 has no video track \(sound only\?\); give "
+                                                      "the video of the face\\.$"):
+            read(str(sound))
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    with pytest.raises(UnreadableClipError, match=r"^empty\.mp4 is an empty file; upload the video again\.$"):
+        probe_video(tmp_path / "empty.mp4")
+    with pytest.raises(ConfigError, match=rf"^Config file {tmp_path} is a folder; give a YAML file\.$"):
+        load_yaml(tmp_path)

@@ -322,6 +322,15 @@ def _upright(frame: av.VideoFrame) -> np.ndarray:
 def _video_source(path: Path, limits: ClipLimits) -> FrameSource:
     try:
         container = av.open(str(path))
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as err:
+        raise UnreadableClipError(
+            f"{path.name} could not be decoded as a video ({type(err).__name__}); use an MP4, AVI, WebM or MOV file "
+            "with a video track, or a folder of frames."
+        ) from None
+    if not container.streams.video:
+        container.close()
+        raise UnreadableClipError(f"{path.name} has no video track (sound only?); give the video of the face.")
+    try:
         stream = container.streams.video[0]
     except (av.error.FFmpegError, IndexError, OSError, UnicodeDecodeError) as err:
         raise UnreadableClipError(
@@ -342,7 +351,8 @@ def _video_source(path: Path, limits: ClipLimits) -> FrameSource:
                     if k >= limits.max_frames:
                         raise ClipTooLargeError(
                             f"{path.name} has more than {limits.max_frames} frames; cut the clip around the "
-                            "expression or raise the frame limit."
+                            "expression, spot it as a long video (`meu spot`, the app's Long video tab), or raise "
+                            "the frame limit (--max-frames)."
                         )
                     check_pixels(path.name, frame.width, frame.height, limits.max_pixels)  # a mid-stream size change
                     yield _decoded(frame)
@@ -404,7 +414,7 @@ def open_source(source: str | Path | list[np.ndarray], limits: ClipLimits | None
         raise UnreadableClipError(f"{path.name} is an empty file; upload the clip again.")
     if size > limits.max_bytes:
         raise ClipTooLargeError(
-            f"{path.name} is {size / 2**20:.0f} MB, over the limit of {limits.max_bytes / 2**20:.0f} MB; "
+            f"{path.name} is {size / 2**20:.3g} MB, over the limit of {limits.max_bytes / 2**20:.3g} MB; "
             "upload a shorter clip."
         )
     if path.suffix.lower() in IMAGE_SUFFIXES:

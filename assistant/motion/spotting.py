@@ -122,7 +122,8 @@ def spot_video(source, config: SpotConfig | None = None,
     tracks = track_video((f for _, f in src.frames()), fps, src.n_frames, stride=max(1, int(round(cfg.stride_s * fps))),
                          size=cfg.size, flow=cfg.flow, landmarks=cfg.landmarks, progress=progress)
     if tracks.n_frames < 3:
-        raise ClipTooShortError(f"{Path(src.source).name} has {tracks.n_frames} frames; spotting needs a video.")
+        raise ClipTooShortError(f"{Path(src.source).name} has {tracks.n_frames} frame(s); spotting needs a video of "
+                                "at least 3.")
     if not tracks.tracked.any():
         raise NoFaceError(f"No face was found in {Path(src.source).name} (looked every {cfg.stride_s:g} s over "
                           f"{tracks.n_frames} frames); spotting needs a face turned to the camera, lit and at least "

@@ -333,7 +333,7 @@ class TemplateReasoner:
                     else "本片段中没有区域以这种颜色为主。"
                 lines.append(f"{COLOUR_WORDS_ZH[colour]}表示图像中{DIRECTION_WORDS_ZH[direction]}的运动，越亮运动越强。{where}")
             else:
-                where = (f"In this clip the {_join([region_name(r) for r in seen], 'en')} show it." if seen
+                where = (f"In this clip it shows at the {_join([region_name(r) for r in seen], 'en')}." if seen
                          else "No region in this clip is mainly that colour.")
                 lines.append(f"{colour.capitalize()} means motion towards the image's {direction}; brighter means "
                              f"stronger. {where}")

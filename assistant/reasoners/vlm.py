@@ -70,6 +70,11 @@ def load_vlm(base: str, adapter: str | None = None, device: str = "auto", dtype:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     base, adapter = resolve_adapter(base, adapter)
+    for what, name in (("VLM", base), ("adapter", adapter)):
+        if name and name.startswith(("/", "./", "../", "~")) and not Path(name).expanduser().is_dir():
+            raise BackendError(f"The {what} folder {name} does not exist; give the folder of a Qwen2.5-VL "
+                               f"{'model' if what == 'VLM' else 'LoRA adapter'}, or a hub name that is in the local "
+                               "cache (runs are offline).")
     dev, torch_dtype = pick_device_dtype(device, dtype)
     try:
         model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch_dtype)
