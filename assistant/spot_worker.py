@@ -70,6 +70,16 @@ def _child(path: str, max_seconds: float, max_frames: int | None, spot_config, u
         updates.put(("failed", f"{type(err).__name__}: {err}"))
 
 
+def _frames_in(path: str | Path) -> int | None:
+    """The container's frame count, for the updates sent while the worker starts (None when it does not say)."""
+    from assistant.long_video import probe_video
+
+    try:
+        return probe_video(path).n_frames
+    except MEUError:
+        return None
+
+
 def spot_in_process(path: str | Path, max_seconds: float, spot_config=None, max_frames: int | None = None,
                     poll_s: float = POLL_S) -> Iterator[SpotUpdate]:
     """`assistant.long_video.spot_long_video` in a child process: progress updates every `poll_s` at most (an update
@@ -82,7 +92,7 @@ def spot_in_process(path: str | Path, max_seconds: float, spot_config=None, max_
     proc = ctx.Process(target=_child, args=(str(path), max_seconds, max_frames, spot_config, updates, cancel),
                        daemon=True, name="meu-spot")
     proc.start()
-    done, total, finished = 0, None, False
+    done, total, finished = 0, _frames_in(path), False
     try:
         while True:
             try:

@@ -26,6 +26,7 @@ def test_the_worker_gives_the_in_process_answer_with_progress(short_long_video):
     updates = list(spot_in_process(short_long_video, 600.0, poll_s=0.2))
     assert updates[-1].result is not None and all(u.result is None for u in updates[:-1])
     assert [u.done for u in updates] == sorted(u.done for u in updates)
+    assert all(u.total == 150 for u in updates)  # from the first update on, while the worker still starts
     here = spot_long_video(short_long_video, 600.0)
     there = updates[-1].result
     assert there.n_frames == here.n_frames == 150
