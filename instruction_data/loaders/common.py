@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 FIELDS = ("subject", "clip", "onset", "apex", "offset", "aus", "emotion")
 HEADER_SCAN_ROWS = 40
-MISSING_MARKS = {"", "/", "-", "--", "n/a", "na", "nan", "none", "?"}
+MISSING_MARKS = {"", "/", "-", "--", "n/a", "#n/a", "na", "nan", "none", "?"}  # "#N/A": an Excel error cell
 FOLDER_DEPTH = 8  # levels below the dataset folder that `folder_index` searches for clip folders by name
 
 
