@@ -7,6 +7,7 @@ strings so that importing the CLI imports none of the heavy packages.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from assistant.errors import MEUError
@@ -41,7 +42,14 @@ def _resolve(argv: list[str]) -> tuple[str | None, list[str]]:
     return None, argv
 
 
+# Runs are offline: a model is a local folder or a hub name already in the cache. Without this a missing one was
+# asked of the hub, retried for about 50 s and then refused; a user who wants downloads sets HF_HUB_OFFLINE=0.
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     name, rest = _resolve(argv)

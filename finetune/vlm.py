@@ -23,7 +23,7 @@ from types import SimpleNamespace
 from assistant.config import parse_config
 from assistant.emotions import SCHEME_CLASSES
 from assistant.errors import ConfigError, MEUError
-from assistant.files import atomic_write_text, write_json
+from assistant.files import atomic_write_text, model_reference, write_json
 from assistant.reasoners.generation import DEFAULT_GENERATION, GenerationSettings
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,28 @@ class VLMTrainConfig:
     fold_shard: str | None = field(default=None, metadata={
         "help": "with --protocol: I/N, train every N-th fold from the I-th, so N processes or machines share the "
                 "folds of one OUTPUT_DIR"})
+
+    def __post_init__(self):
+        """Ranges checked here, for flags, YAML and --tiny alike: a batch or a rank of 0 stopped deep in torch or
+        PEFT, and --max-steps 0 trained one step and called it 0."""
+        for name, low in (("lora_r", 1), ("lora_alpha", 1), ("max_steps", 1), ("per_device_train_batch_size", 1),
+                          ("gradient_accumulation_steps", 1), ("min_pixels", 1), ("logging_steps", 1),
+                          ("eval_steps", 1), ("save_steps", 1), ("save_total_limit", 1), ("eval_generate", 0),
+                          ("max_new_tokens", 1), ("val_subjects", 0), ("seed", 0), ("tiny_rows", 4)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be at least {low}.")
+        if self.max_pixels < self.min_pixels:
+            raise ConfigError(f"--max-pixels {self.max_pixels} must be at least --min-pixels {self.min_pixels}.")
+        if self.max_length is not None and self.max_length < 1:
+            raise ConfigError(f"--max-length {self.max_length} must be at least 1 (or unset: never truncate).")
+        if not self.learning_rate > 0 or self.weight_decay < 0 or self.warmup_steps < 0:
+            raise ConfigError(f"--learning-rate {self.learning_rate} must be above 0, and --weight-decay "
+                              f"{self.weight_decay} and --warmup-steps {self.warmup_steps} at least 0.")
+        if not 0 <= self.lora_dropout < 1:
+            raise ConfigError(f"--lora-dropout {self.lora_dropout} must lie in [0, 1).")
+        if not self.repetition_penalty > 0:
+            raise ConfigError(f"--repetition-penalty {self.repetition_penalty} must be above 0 (1.0 = off).")
+        self.model_name_or_path = model_reference(self.model_name_or_path)  # adapters record their base by it
 
 
 # --tiny: the same recipe at toy scale; flags given on the command line still win.
@@ -192,9 +214,10 @@ def load_model_and_processor(cfg: VLMTrainConfig):
         processor = AutoProcessor.from_pretrained(cfg.model_name_or_path, min_pixels=cfg.min_pixels,
                                                   max_pixels=cfg.max_pixels)
         model = AutoModelForImageTextToText.from_pretrained(cfg.model_name_or_path, dtype=dtype)
-    except OSError as err:
-        raise MEUError(f"Cannot load {cfg.model_name_or_path!r}: {err}. Give a local folder or a cached hub name "
-                       "(runs are offline).") from None
+    except (OSError, ValueError) as err:  # missing; a folder that holds no Qwen2.5-VL
+        reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        raise MEUError(f"Cannot load {cfg.model_name_or_path!r}: {reason}. Give the folder of a Qwen2.5-VL model or "
+                       "a cached hub name (runs are offline).") from None
     return model, processor
 
 
@@ -275,6 +298,7 @@ def train(cfg: VLMTrainConfig, rows: list[dict] | None = None, eval_rows: list[d
             rows, cfg.val_subjects, cfg.seed)
     check_scheme(rows + list(eval_rows), cfg.scheme)
     last = get_last_checkpoint(str(out)) if cfg.resume and out.is_dir() else None
+    _check_settings(out, cfg, resuming=last is not None)
     finished = _finished_run(out, last, cfg.max_steps)
     if finished is not None:
         return finished
@@ -315,6 +339,31 @@ def train(cfg: VLMTrainConfig, rows: list[dict] | None = None, eval_rows: list[d
                                                         len(eval_rows or []), generation))
         log.info("adapter, processor and model card written to %s", out)
     return TrainResult(out, trainer.state.global_step, metrics, trainer)
+
+
+# Settings a resumed run may change: where and how often it logs, saves and evaluates, and --max-steps (a run is
+# extended by resuming it with more steps).
+RESUME_FREE = ("output_dir", "resume", "merge", "report_to", "logging_steps", "eval_steps", "save_steps",
+               "save_total_limit", "eval_generate", "max_new_tokens", "repetition_penalty", "data_card", "protocol",
+               "folds", "fold_shard", "max_steps")
+RUN_SETTINGS = "run_settings.json"
+
+
+def _check_settings(out: Path, cfg: VLMTrainConfig, resuming: bool) -> None:
+    """A run resumed (or found finished) with other training settings is refused: the checkpoint's steps were taken
+    with the old ones (a new rate or schedule went unnoticed, and a new LoRA rank stopped in a size mismatch). A
+    fresh run records its settings first."""
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RESUME_FREE}
+    path = out / RUN_SETTINGS
+    if resuming and path.is_file():
+        before = json.loads(path.read_text())
+        changed = [k for k, v in settings.items() if k in before and before[k] != v]
+        if changed:
+            was = ", ".join(f"--{k.replace('_', '-')} {before[k]} -> {settings[k]}" for k in changed)
+            raise ConfigError(f"{out} holds a run trained with other settings ({was}); resume it with its own "
+                              "settings, or give another --output-dir (or --resume false to start it again).")
+    elif not resuming:
+        write_json(path, settings)
 
 
 def _finished_run(out: Path, last: str | None, max_steps: int) -> TrainResult | None:

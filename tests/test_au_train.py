@@ -67,6 +67,51 @@ def test_final_model_loads_as_a_detector(run_dir):
     assert all(0.0 <= s.probability <= 1.0 for s in ev.scores)
 
 
+def test_a_damaged_checkpoint_is_one_sentence(run_dir, tmp_path):
+    """A cut-off weights file, a config that is not JSON, one without its head or with thresholds for other AUs
+    stopped in safetensors, json, a KeyError or a broadcasting error at detection time."""
+    import shutil
+
+    from assistant.au.checkpoint import load_aullm
+    from assistant.errors import BackendError
+
+    _, out, _ = run_dir
+    config = json.loads((out / "final" / "config.json").read_text())
+
+    def damaged(name: str, change):
+        folder = tmp_path / name
+        shutil.copytree(out / "final", folder)
+        change(folder)
+        return folder
+
+    def edit(key, value):
+        return lambda f: (f / "config.json").write_text(json.dumps({**config, key: value}))
+
+    cases = [(damaged("cut", lambda f: (f / "model.safetensors").write_bytes(b"\0" * 100)),
+              r"is not a readable checkpoint \(SafetensorError"),
+             (damaged("json", lambda f: (f / "config.json").write_text("{oops")),
+              r"is not a readable checkpoint \(JSONDecodeError"),
+             (damaged("nohead", lambda f: (f / "config.json").write_text(json.dumps(
+                 {k: v for k, v in config.items() if k != "aullm"}))), "is not a checkpoint's config: it lacks aullm"),
+             (damaged("thresholds", edit("thresholds", [0.5, 0.5, 0.5])),
+              r"holds thresholds \[0.5, 0.5, 0.5\], not one probability for each of its 8 AUs"),
+             (damaged("newer", edit("aullm", {**config["aullm"], "from_the_future": 1})),
+              "holds a head config this version cannot read")]
+    for folder, says in cases:
+        with pytest.raises(BackendError, match=says):
+            load_aullm(folder)
+
+
+def test_a_local_backbone_is_recorded_by_its_absolute_path(tmp_path, monkeypatch):
+    """Checkpoints recorded `--backbone tiny_llm` as typed: loaded from another folder, the hub was asked for it."""
+    from assistant.files import model_reference
+
+    (tmp_path / "tiny_llm").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert model_reference("tiny_llm") == str(tmp_path / "tiny_llm")
+    assert model_reference("Qwen/Qwen2-0.5B") == "Qwen/Qwen2-0.5B"  # a hub name, not a folder here: as given
+
+
 def test_rerun_resumes_and_refuses_changed_settings(run_dir):
     _, out, argv = run_dir
     stamps = {p: p.stat().st_mtime_ns for p in (out / "folds").glob("*/predictions.csv")}

@@ -120,12 +120,44 @@ def test_adapter_reloads_unmerged_and_merged(run):
 
 def test_resume_continues_the_step_count(run):
     cfg, result = run
-    more = dataclasses.replace(cfg, max_steps=15, val_subjects=0)
+    more = dataclasses.replace(cfg, max_steps=15)  # a run is extended by resuming it with more steps
     resumed = train(more, rows=tiny_sft_rows(24, seed=0))
     assert resumed.global_step == 15
     steps = [h["step"] for h in resumed.trainer.state.log_history if "loss" in h]
     new = [s for s in steps if s > 12]
     assert new == [13, 14, 15]
+
+
+def test_resuming_with_other_training_settings_is_refused(run):
+    """A new learning rate used to be taken for the remaining steps without a word (a new LoRA rank stopped in a size
+    mismatch), and a finished run rerun with other settings printed its old metrics with exit 0."""
+    from assistant.errors import ConfigError
+
+    cfg, _ = run
+    for change, says in (({"learning_rate": 0.5}, "--learning-rate 0.02 -> 0.5"), ({"lora_r": 4}, "--lora-r 8 -> 4")):
+        with pytest.raises(ConfigError, match=f"holds a run trained with other settings \\({says}\\)"):
+            train(dataclasses.replace(cfg, **change), rows=tiny_sft_rows(24, seed=0))
+
+
+@pytest.mark.parametrize("setting,says", [({"per_device_train_batch_size": 0}, "--per-device-train-batch-size 0 must "
+                                           "be at least 1"), ({"lora_r": 0}, "--lora-r 0 must be at least 1"),
+                                          ({"max_steps": 0}, "--max-steps 0 must be at least 1"),
+                                          ({"max_pixels": 10}, "--max-pixels 10 must be at least --min-pixels 3136")])
+def test_training_settings_out_of_range_are_one_sentence(setting, says):
+    from assistant.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=says):
+        VLMTrainConfig(**setting)
+
+
+def test_a_local_base_is_recorded_by_its_absolute_path(tmp_path, monkeypatch):
+    """A relative --model-name-or-path went into the adapter as written, so the adapter could not be loaded from
+    another folder (and the hub was asked for it, retried for about 50 s)."""
+    (tmp_path / "base").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert VLMTrainConfig(model_name_or_path="base").model_name_or_path == str(tmp_path / "base")
+    assert VLMTrainConfig(model_name_or_path="Qwen/Qwen2.5-VL-7B-Instruct").model_name_or_path == \
+        "Qwen/Qwen2.5-VL-7B-Instruct"
 
 
 def test_rows_built_in_another_scheme_are_refused(tmp_path):

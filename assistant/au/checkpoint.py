@@ -11,10 +11,11 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from assistant.errors import BackendError
-from assistant.files import atomic_path
+from assistant.files import atomic_path, model_reference
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -30,11 +31,40 @@ def save_checkpoint(state: dict[str, torch.Tensor], config: dict, out_dir: str |
     return out
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+def read_checkpoint(path: str | Path, head: str | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and config of a checkpoint folder; `head` names the config section the model needs. A folder cut
+    short or edited by hand is one sentence, not a reader's traceback."""
     p = Path(path)
     if not (p / WEIGHTS).is_file() or not (p / CONFIG).is_file():
         raise BackendError(f"{p} is not a checkpoint folder: it needs {WEIGHTS} and {CONFIG}.")
-    return load_file(str(p / WEIGHTS)), json.loads((p / CONFIG).read_text())
+    try:
+        state, config = load_file(str(p / WEIGHTS)), json.loads((p / CONFIG).read_text())
+    except (SafetensorError, ValueError, OSError) as err:  # a cut-off file, JSON that is not JSON
+        raise BackendError(f"{p} is not a readable checkpoint ({type(err).__name__}: {err}); train it again, or give "
+                           "another folder.") from None
+    needed = ("model", "backbone", "thresholds", *((head,) if head else ()))
+    missing = [k for k in needed if not isinstance(config, dict) or k not in config]
+    if missing:
+        raise BackendError(f"{p / CONFIG} is not a checkpoint's config: it lacks {', '.join(missing)}.")
+    return state, config
+
+
+def check_thresholds(path: str | Path, config: dict, aus: tuple) -> None:
+    """One stored threshold per AU the head scores, each a probability."""
+    thresholds = config["thresholds"]
+    if (not isinstance(thresholds, list) or len(thresholds) != len(aus)
+            or not all(isinstance(t, (int, float)) and 0 <= t <= 1 for t in thresholds)):
+        raise BackendError(f"{Path(path) / CONFIG} holds thresholds {thresholds!r}, not one probability for each of "
+                           f"its {len(aus)} AUs.")
+
+
+def head_config(path: str | Path, make, values: dict):
+    """A head's config from its checkpoint section: a key this version does not know is said, not a TypeError."""
+    try:
+        return make(values)
+    except (TypeError, KeyError, ValueError) as err:
+        raise BackendError(f"{Path(path) / CONFIG} holds a head config this version cannot read ({err}); it may "
+                           "come from another version of the project.") from None
 
 
 def load_backbone(name_or_path: str):
@@ -43,7 +73,7 @@ def load_backbone(name_or_path: str):
 
     try:
         return AutoModel.from_pretrained(name_or_path), AutoTokenizer.from_pretrained(name_or_path)
-    except OSError as err:
+    except (OSError, ValueError) as err:  # a missing folder or hub name; a folder that holds no such model
         raise BackendError(f"Cannot load the LLM backbone {name_or_path!r}: {err}. Give a local folder or a "
                            "model name that is in the Hugging Face cache (this machine is offline).") from None
 
@@ -59,7 +89,7 @@ def build_aullm(backbone: str, config, prior=None):
 
 def save_aullm(model, backbone: str, out_dir: str | Path, thresholds: list[float] | None = None,
                extra: dict | None = None) -> Path:
-    config = {"model": "aullm", "backbone": str(backbone), "aullm": model.config.to_dict(),
+    config = {"model": "aullm", "backbone": model_reference(backbone), "aullm": model.config.to_dict(),
               "thresholds": thresholds or [0.5] * len(model.config.aus), **(extra or {})}
     return save_checkpoint(model.trainable_state_dict(), config, out_dir)
 
@@ -68,10 +98,12 @@ def load_aullm(path: str | Path):
     """(model in eval mode, tokenizer, config dict) from a folder written by `save_aullm`."""
     from assistant.au.aullm import AULLMConfig
 
-    state, config = read_checkpoint(path)
+    state, config = read_checkpoint(path, "aullm")
     if config.get("model") != "aullm":
         raise BackendError(f"{path} holds a {config.get('model')!r} checkpoint, not an AU-LLM one.")
-    model, tokenizer = build_aullm(config["backbone"], AULLMConfig.from_dict(config["aullm"]))
+    head = head_config(path, AULLMConfig.from_dict, config["aullm"])
+    check_thresholds(path, config, head.aus)
+    model, tokenizer = build_aullm(config["backbone"], head)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("llm.") or "lora_" in k]
     if missing or unexpected:

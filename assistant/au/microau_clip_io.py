@@ -23,11 +23,12 @@ import torch
 from assistant.au.au_sentences import au_sentence_table, emotion_sentences
 from assistant.au.aullm_detector import calibrate
 from assistant.au.base import make_evidence
-from assistant.au.checkpoint import read_checkpoint, save_checkpoint
+from assistant.au.checkpoint import check_thresholds, head_config, read_checkpoint, save_checkpoint
 from assistant.au.microau_clip import MicroAUCLIP, MicroAUCLIPConfig
 from assistant.au.motion_input import motion_image
 from assistant.emotions import SCHEME_CLASSES
 from assistant.errors import BackendError
+from assistant.files import model_reference
 from assistant.types import AUEvidence, Clip, MotionAnalysis, MotionField
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,8 @@ def trainable_state(model: MicroAUCLIP) -> dict[str, torch.Tensor]:
 def save_microau_clip(model: MicroAUCLIP, backbone: str | Path, out_dir: str | Path,
                       thresholds: list[float] | None = None, extra: dict | None = None) -> Path:
     """Checkpoint folder (helper format of `assistant.au.checkpoint`): trained tensors + JSON naming the backbone."""
-    config = {"model": "microau_clip", "backbone": str(backbone), "microau_clip": dataclasses.asdict(model.config),
+    config = {"model": "microau_clip", "backbone": model_reference(backbone),
+              "microau_clip": dataclasses.asdict(model.config),
               "thresholds": thresholds or [0.5] * len(model.config.aus), **(extra or {})}
     return save_checkpoint(trainable_state(model), config, out_dir)
 
@@ -167,11 +169,12 @@ def load_microau_clip(path: str | Path):
 
     The backbone is rebuilt with `from_pretrained` from the name or folder stored in the config.
     """
-    state, config = read_checkpoint(path)
+    state, config = read_checkpoint(path, "microau_clip")
     if config.get("model") != "microau_clip":
         raise BackendError(f"{path} holds a {config.get('model')!r} checkpoint, not a Micro-AU CLIP one.")
-    head = dict(config["microau_clip"], aus=tuple(config["microau_clip"]["aus"]))
-    model, tokenizer = build_model(config["backbone"], MicroAUCLIPConfig(**head))
+    head = head_config(path, lambda d: MicroAUCLIPConfig(**dict(d, aus=tuple(d["aus"]))), config["microau_clip"])
+    check_thresholds(path, config, head.aus)
+    model, tokenizer = build_model(config["backbone"], head)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if k in trainable_state(model)]
     if missing or unexpected:

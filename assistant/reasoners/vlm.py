@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from safetensors import SafetensorError
 
 from assistant.au import AU
 from assistant.errors import BackendError
@@ -85,9 +86,11 @@ def load_vlm(base: str, adapter: str | None = None, device: str = "auto", dtype:
             model = PeftModel.from_pretrained(model, adapter)
             if merge:
                 model = model.merge_and_unload()
-    except OSError as err:
-        raise BackendError(f"Cannot load the VLM {base!r}{f' with adapter {adapter!r}' if adapter else ''}: {err}. "
-                           "Give a local folder or a hub name that is in the local cache (runs are offline).") from None
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:  # missing, not a VLM, not its adapter, cut off
+        reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        raise BackendError(f"Cannot load the VLM {base!r}{f' with adapter {adapter!r}' if adapter else ''}: {reason}. "
+                           "Give the folder of a Qwen2.5-VL model (and of a LoRA adapter trained on it), or a hub name "
+                           "that is in the local cache (runs are offline).") from None
     model.to(dev).eval()
     log.info("loaded %s%s on %s (%s)", base, f" + {adapter}" if adapter else "", dev, torch_dtype)
     return model, processor
