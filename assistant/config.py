@@ -190,3 +190,9 @@ def parse_config(cls: type[T], argv: list[str] | None, prog: str, description: s
     names = {f.name for f in dataclasses.fields(cls)}
     data.update({k: v for k, v in vars(ns).items() if k in names})
     return from_dict(cls, data), ns
+
+
+def doc_summary(doc: str | None) -> str:
+    """The first paragraph of a module docstring on one line: what a command's --help says it does (its first line
+    alone stopped mid-sentence)."""
+    return " ".join((doc or "").strip().split("\n\n")[0].split())

@@ -12,6 +12,7 @@ import json
 import math
 from pathlib import Path
 
+from assistant.config import doc_summary
 from assistant.errors import MEUError
 from assistant.files import atomic_write_text, output_folder
 from eval.references import references_for
@@ -116,7 +117,7 @@ def compare(run_dirs: list[str], out: str | Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="meu eval compare", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="meu eval compare", description=doc_summary(__doc__))
     parser.add_argument("runs", nargs="+", help="output folders of `meu eval` runs")
     parser.add_argument("--out", default="outputs/eval_compare", help="folder for compare.md and compare.png")
     args = parser.parse_args(argv)

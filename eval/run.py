@@ -28,11 +28,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from assistant import calibration
-from assistant.config import parse_config, resolved_setting, split_list
+from assistant.config import doc_summary, parse_config, resolved_setting, split_list
 from assistant.emotions import SCHEME_CLASSES, map_emotion
 from assistant.errors import ConfigError, MEUError
 from assistant.files import output_folder, write_json
-from assistant.motion.analyze import NOISE_MIN_GAP, MotionConfig, analyze_clip
+from assistant.motion.analyze import MOTION_CHOICES, NOISE_MIN_GAP, MotionConfig, analyze_clip
 from assistant.motion.drift import DRIFT_MODES
 from assistant.parse import parse_answer
 from assistant.reasoners.base import last
@@ -40,6 +40,7 @@ from eval.null_pairs import NULL_PAIR, null_pair_row, null_pair_scores, null_pai
 from eval.predictions import count_rows, score_rows
 from eval.samples import Sample, is_synthetic, scored_aus, select_samples
 from eval.shards import current_shard, done_keys, mark_done, merge, prediction_files, wait_for_shards
+from instruction_data.loaders import LONG_LOADERS
 from instruction_data.records import key_dataset
 
 log = logging.getLogger(__name__)
@@ -71,9 +72,12 @@ class EvalConfig:
     out: str = field(default="outputs/eval", metadata={"help": "output folder"})
     resume: bool = field(default=False, metadata={"help": "continue the run in --out, skipping clips already done"})
     workers: int = field(default=1, metadata={"help": "processes for the motion stage"})
-    landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend"})
-    flow: str = field(default="tvl1", metadata={"help": "optical flow (tvl1 = published recipe, dis = fast)"})
-    compensation: str = field(default="register", metadata={"help": "head-motion compensation"})
+    landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend",
+                                                          "choices": MOTION_CHOICES["landmarks"]})
+    flow: str = field(default="tvl1", metadata={"help": "optical flow (tvl1 = published recipe, dis = fast)",
+                                                "choices": MOTION_CHOICES["flow"]})
+    compensation: str = field(default="register", metadata={"help": "head-motion compensation",
+                                                            "choices": MOTION_CHOICES["compensation"]})
     drift: str = field(default="offset", metadata={
         "help": "slow drift: offset (cancelled with the sheet's offset frame where that leaves the face clearly "
                 "stiller; assistant.motion.drift) or none; a learned detector (aullm, microau_clip) reads the field "
@@ -117,8 +121,10 @@ class EvalConfig:
         names = split_list(self.dataset, "--dataset")
         unknown = [n for n in names if n not in DATASETS]
         if unknown or not names:
+            long = [n for n in unknown if n in LONG_LOADERS]
             raise ConfigError(f"Unknown dataset {', '.join(unknown) or 'name (empty)'}; use one of "
-                              f"{', '.join(DATASETS)}.")
+                              f"{', '.join(DATASETS)}" + (f" ({', '.join(long)} holds long videos: spot them with "
+                                                          "`meu eval --task spotting`)." if long else "."))
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"Unknown protocol {self.protocol!r}; use one of {', '.join(PROTOCOLS)}.")
         if self.protocol == "cde":
@@ -471,10 +477,10 @@ def main(argv: list[str] | None = None) -> int:
         from eval.spotting_run import main as spotting_main
 
         return spotting_main(argv)
-    parser = argparse.ArgumentParser(prog="meu eval", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="meu eval", description=doc_summary(__doc__))
     add_task_argument(parser)
     calibration.add_argument(parser)
-    config, ns = parse_config(EvalConfig, argv, "meu eval", __doc__.splitlines()[0], parser=parser)
+    config, ns = parse_config(EvalConfig, argv, "meu eval", doc_summary(__doc__), parser=parser)
     calibration.apply(ns)
     if config.detector in ("aullm", "microau_clip") or config.reasoner == "vlm":
         import torch

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from assistant.config import from_dict, load_yaml, parse_config
+from assistant.config import doc_summary, from_dict, load_yaml, parse_config
 from assistant.errors import ConfigError, MEUError
 from assistant.files import atomic_write_text, output_folder, write_json
 from eval.spotting import IOU_THRESHOLD, KINDS, Span, VideoSpots, score_videos
@@ -252,7 +252,7 @@ def run(config: SpotEvalConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config, _ = parse_config(SpotEvalConfig, argv, "meu eval --task spotting", __doc__.splitlines()[0])
+    config, _ = parse_config(SpotEvalConfig, argv, "meu eval --task spotting", doc_summary(__doc__))
     metrics = run(config)
     print((Path(config.out) / "report.md").read_text())
     pooled = metrics["spotting"]["pooled"]

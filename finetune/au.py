@@ -38,9 +38,10 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from assistant.config import load_yaml, parse_config, resolved_setting, split_list
+from assistant.config import doc_summary, load_yaml, parse_config, resolved_setting, split_list
 from assistant.errors import ConfigError
 from assistant.files import atomic_write_text
+from assistant.motion.analyze import MOTION_CHOICES
 from assistant.registry import lookup
 from eval.metrics import choose_thresholds, folded_multilabel_scores
 from eval.protocols import (
@@ -91,7 +92,9 @@ class TrainAUConfig:
     target_dataset: str | None = field(default=None, metadata={"help": "cross protocol: dataset tested on"})
     target_root: str | None = field(default=None, metadata={"help": "cross protocol: folder of the target dataset"})
     out: str = field(default="outputs/au", metadata={"help": "output folder (a rerun resumes fold by fold)"})
-    model: str = field(default="aullm", metadata={"help": "model family (see MODELS)"})
+    model: str = field(default="aullm", metadata={
+        "help": "model family; Micro-AU CLIP has flags of its own (--clip-input, --clip-backbone, ...), which "
+                "`meu train au --model microau_clip --help` lists", "choices": list(MODELS)})
     aus: list[int] | None = field(default=None, metadata={"help": "AU codes (default: the dataset's detection list)"})
     backbone: str = field(default="Qwen/Qwen2-1.5B", metadata={"help": "LLM name or local folder"})
     fusion: str = field(default="efp", metadata={"help": "visual token fusion",
@@ -120,7 +123,8 @@ class TrainAUConfig:
         "help": "I/N: run only every N-th fold starting at the I-th (1-based), so N processes or machines sharing "
                 "--out split the folds; each fold is skipped once done"})
     cache_dir: str | None = field(default=None, metadata={"help": "preprocessing cache (default OUT/cache)"})
-    landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend for the face crop"})
+    landmarks: str = field(default="mediapipe", metadata={"help": "landmark backend for the face crop",
+                                                          "choices": MOTION_CHOICES["landmarks"]})
     input: str = field(default="frames", metadata={
         "help": "aullm input: frames (published: grey crops, onset to apex) or motion (the registered flow from the "
                 "onset to each frame in the clip's noise floors; assistant.au.aullm_input)",
@@ -541,7 +545,7 @@ def _config_class(argv: list[str] | None) -> type:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config, _ = parse_config(_config_class(argv), argv, "meu train au", __doc__.splitlines()[0])
+    config, _ = parse_config(_config_class(argv), argv, "meu train au", doc_summary(__doc__))
     if config.protocol == "cross" and not config.target_dataset:
         raise ConfigError("The cross protocol needs --target-dataset (and --target-root), the dataset tested on.")
     if config.protocol == "cde":

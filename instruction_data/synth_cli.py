@@ -59,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"--subjects and --clips must be at least 1, not {cfg.subjects} and {cfg.clips}.")
     if cfg.seed < 0:  # numpy's generators take no negative seed
         raise ConfigError(f"--seed must be 0 or more, not {cfg.seed}.")
-    if max(cfg.width, cfg.height) > MAX_SIDE:  # 20000 x 20000 asked for 6 GB a frame pair
-        raise ConfigError(f"--width and --height must be at most {MAX_SIDE} px, not {cfg.width} and {cfg.height}.")
+    for name, value in (("--width", cfg.width), ("--height", cfg.height)):
+        if value > MAX_SIDE:  # 20000 x 20000 asked for 6 GB a frame pair
+            raise ConfigError(f"{name} must be at most {MAX_SIDE} px, not {value}.")
     if cfg.world != "v1" and cfg.long:
         raise ConfigError(f"--world {cfg.world}: long videos have no realistic world yet; leave --world out with "
                           "--long.")
@@ -75,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     if out.is_dir() and any(out.iterdir()) and not (out / "synth_truth.json").is_file():
         raise ConfigError(f"{out} is not empty and holds no earlier synthetic dataset; choose a new --out (this "
                           "command writes annotation sheets that would replace a real dataset's).")
-    if cfg.width < 0 or cfg.height < 0:
-        raise ConfigError(f"--width and --height must be positive, not {cfg.width} and {cfg.height}.")
+    for name, value in (("--width", cfg.width), ("--height", cfg.height)):
+        if value < 0:
+            raise ConfigError(f"{name} must be positive (0: the default), not {value}.")
     size = (cfg.width or (640 if cfg.realistic else 320), cfg.height or (480 if cfg.realistic else 240))
     if cfg.realistic:
         try:
@@ -104,8 +106,9 @@ def _main_long(cfg: SynthConfig) -> int:
     if not MIN_LONG_S <= cfg.seconds <= MAX_LONG_S:  # 0.01 s wrote a video of no frames; 1e12 s asked for 182 TB
         raise ConfigError(f"--seconds must lie between {MIN_LONG_S:g} and {MAX_LONG_S:g} (a long video's length), not "
                           f"{cfg.seconds:g}.")
-    if cfg.width < 0 or cfg.height < 0:
-        raise ConfigError(f"--width and --height must be positive, not {cfg.width} and {cfg.height}.")
+    for name, value in (("--width", cfg.width), ("--height", cfg.height)):
+        if value < 0:
+            raise ConfigError(f"{name} must be positive (0: the default), not {value}.")
     if cfg.layout == "casme2_long" and cfg.clips > 6:
         raise ConfigError(f"The casme2_long layout names at most 6 videos per subject, not --clips {cfg.clips}.")
     out = Path(cfg.out)

@@ -172,8 +172,11 @@ def test_refused_settings_leave_the_output_free(tmp_path_factory, tmp_path):
             "--final-model", "false"]
     with pytest.raises(MEUError, match="--val-subjects"):
         main([*args, "--model", "prior", "--val-subjects", "5"])
-    with pytest.raises(MEUError, match="Unknown model"):
+    with pytest.raises(SystemExit):  # argparse: invalid choice
         main([*args, "--model", "nope"])
+    (tmp_path / "nope.yaml").write_text("model: nope\n")
+    with pytest.raises(MEUError, match="model='nope' is not valid; choose one of: aullm, microau_clip"):
+        main([*args, "--config", str(tmp_path / "nope.yaml")])
     with pytest.raises(ConfigError, match="--target-dataset"):
         main([*args, "--model", "prior", "--protocol", "cross"])
     assert main([*args, "--model", "prior"]) == 0

@@ -177,7 +177,7 @@ def test_world_v2_without_realistic_clips_is_refused(tmp_path, capsys, extra, sa
 
 @pytest.mark.parametrize("extra,says", [
     (["--seed", "-1"], "--seed must be 0 or more, not -1"),
-    (["--width", "20000"], "--width and --height must be at most 4096 px"),
+    (["--width", "20000"], "--width must be at most 4096 px, not 20000."),
     (["--frames", "100000"], "--frames must lie between 3 (onset, apex and offset frames) and 2000"),
     (["--long", "--layout", "casme2_long", "--seconds", "0.01"], "--seconds must lie between 1 and 3600"),
     (["--long", "--layout", "samm_long", "--seconds", "1e12"], "--seconds must lie between 1 and 3600")])

@@ -10,6 +10,7 @@ faster when the head moved.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -92,6 +93,10 @@ class MotionConfig:
         if not FLOOR_PX < self.full_scale_px < math.inf:
             raise ConfigError(f"full_scale_px={self.full_scale_px} must be a finite number above the {FLOOR_PX} px "
                               "floor under which motion is not drawn.")
+
+
+# The motion settings' choices, for the other jobs' configs that pass them on (eval, AU training).
+MOTION_CHOICES = {f.name: f.metadata["choices"] for f in dataclasses.fields(MotionConfig) if "choices" in f.metadata}
 
 
 def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | None = None,
