@@ -762,7 +762,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="meu app", description="Start the MEU Assistant chat app (Gradio).")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
-    parser.add_argument("--examples", default=str(DEFAULT_EXAMPLES), help="folder of example clips (*.mp4)")
+    parser.add_argument("--examples", default=str(DEFAULT_EXAMPLES),
+                        help="folder of examples: clips (*.mp4) and image pairs (X_onset.png with X_apex.png); only "
+                             "those files are served")
     parser.add_argument("--concurrency", type=int, default=min(2, os.cpu_count() or 1),
                         help="short analyses run at the same time (default: 2, or 1 on a one-core machine: on 2 cores "
                              "8 users ran at 2.47 requests/s against 1.85 with 1, and short requests kept p95 4.5 s "

@@ -1,4 +1,5 @@
-"""Read the AUs and the emotion out of generated answer text (DESIGN.md section 7: the documented parser).
+"""Read the AUs and the emotion out of generated answer text (the one documented parser: an
+unparsable answer counts as wrong).
 
 The conclusion line written by `assistant.prompts.format_conclusion` is the primary source; when it is missing,
 the body is searched and the result is marked "inferred". Two different labels where one is expected are reported

@@ -1,4 +1,4 @@
-"""Typed values that pass between the stages (DESIGN.md section 1).
+"""Typed values that pass between the stages (the stages of the README's tour).
 
 Conventions: images are RGB `uint8` arrays of shape (H, W, 3); points are float (x, y) pixels with y down;
 flow is float32 (H, W, 2) holding (dx, dy) in pixels of the working-size crop; sides are the **person's**

@@ -2,8 +2,9 @@
 motion makes them useful to `fusion` (synthetic).
 
 Why this exists: `fusion` does not beat `rules` on the realistic benchmark split (benchmarks/au_realistic.py), while
-on real clips the blendshapes respond to AUs the flow barely sees (DESIGN.md section 9: browOuterUp fell 0.04-0.11 on
-every labelled AU4 clip whose inner brows moved 0.05-0.15 px). This measures the gap, on seed 0 of both splits:
+on real clips the blendshapes respond to AUs the flow barely sees (measured on the held-out real clips, which are not
+in this repository: browOuterUp fell 0.04-0.11 on every labelled AU4 clip whose inner brows moved 0.05-0.15 px). This
+measures the gap, on seed 0 of both splits:
 
 1. Response. The apex - onset change of browOuterUp and browDown (mean of the two sides) on clips coded AU4 without
    AU1 or AU2, in the real clips' band of inner-brow motion (REAL_AU4_BAND_PX) and above it, beside the spread of the
@@ -127,7 +128,7 @@ def response(rows: list[dict]) -> dict:
               "null": [r for r in rows if not r["aus"]]}
     out = {"real_clips_au4": {"inner_brow_px": list(REAL_AU4_BAND_PX),
                               "browOuterUp_change": list(REAL_AU4_BROW_OUTER_UP),
-                              "source": "DESIGN.md section 9 (every labelled AU4 clip)"}}
+                              "source": "the held-out real clips (every labelled AU4 clip)"}}
     for name, group in groups.items():
         entry = {"clips": len(group)}
         for shape in ("browOuterUp", "browDown"):

@@ -107,7 +107,7 @@ def compare(run_dirs: list[str], out: str | Path) -> str:
             + "\nRows marked *published* are the papers' figures on the licensed datasets (eval/references.py), "
               "shown for reference only. This project's AU F1 is the mean over the dataset's AU list at the fixed "
               "threshold 0.5; published AU figures are the papers' own (AU-LLM's released script chose per-AU "
-              "thresholds on the pooled test predictions, DESIGN.md section 6).\n")
+              "thresholds on the pooled test predictions, eval/references.py).\n")
     if any(r["synthetic"] for r in runs):
         text += "\nRuns marked *synthetic* were measured on generated clips and are not comparable to published rows.\n"
     out = Path(out)

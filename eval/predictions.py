@@ -21,7 +21,7 @@ from eval.metrics import classification_scores, code_set_scores, folded_multilab
 
 log = logging.getLogger(__name__)
 
-DETECTOR_THRESHOLD = 0.5  # fixed for every AU; never tuned on the test set (DESIGN.md section 7)
+DETECTOR_THRESHOLD = 0.5  # fixed for every AU; never tuned on the test set (README: scientific honesty)
 
 
 class PredictionLog:

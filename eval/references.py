@@ -1,4 +1,4 @@
-"""Published figures (DESIGN.md section 6), kept in this one place and always shown marked as published.
+"""Published figures, kept in this one place and always shown marked as published.
 
 They come from the papers, on the real licensed datasets; they are reference rows beside this project's runs, never
 inputs to any computation. Emotion figures are fractions (UF1, UAR, ACC); AU figures are mean F1 as a fraction.

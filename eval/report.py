@@ -41,11 +41,11 @@ def method_name(run: dict) -> str:
 
 
 def protocol_note(run: dict) -> str:
-    trained = run["detector"] == "aullm" or run["reasoner"] == "vlm"
+    trained = run["detector"] in ("aullm", "microau_clip") or run["reasoner"] == "vlm"
     if run["protocol"] in ("loso", "zero-shot", "cde") and not trained:
-        return ("Nothing here is trained (template reasoner, rules detector), so zero-shot and LOSO are the same "
-                "computation: the LOSO figures are the zero-shot predictions pooled once and also split by "
-                "subject.")
+        return (f"Nothing here is trained on this dataset ({run['reasoner']} reasoner, {run['detector']} detector), "
+                "so zero-shot and LOSO are the same computation: the LOSO figures are the zero-shot predictions "
+                "pooled once and also split by subject.")
     if run["protocol"] in ("loso", "cde") and run.get("vlm_run"):
         return (f"{run['protocol']} with one VLM adapter per fold ({run['vlm_run']}): every clip was answered by the "
                 "adapter trained without its subject; predictions of all folds are pooled, then scored once.")

@@ -3,8 +3,8 @@
 Tests, the `--tiny` recipe and the benchmark use it in place of the 7B checkpoint: same classes, same processor
 and chat-template path, so what works here works on the real model. Built from scratch: a byte-level BPE
 tokenizer trained on the project's own prompt texts with Qwen's special tokens, the Qwen2.5-VL image processor
-from defaults with a small pixel budget, and a config whose sizes respect the model's constraints (DESIGN.md
-section 8: `mrope_section` sums to head_dim / 2, vision `out_hidden_size` equals the text hidden size, token ids
+from defaults with a small pixel budget, and a config whose sizes respect the model's constraints
+(`mrope_section` sums to head_dim / 2, vision `out_hidden_size` equals the text hidden size, token ids
 are the tokenizer's).
 """
 

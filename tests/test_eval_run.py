@@ -314,3 +314,13 @@ def test_eval_cancels_drift_with_each_sheet_offset(synth_casme2_root, straight_r
     with pytest.raises(ConfigError, match=r"different settings \(drift\)"):
         _check_resume(EvalConfig(**resumed), older)
     _check_resume(EvalConfig(**resumed, drift="none"), older)
+
+
+def test_the_reports_protocol_note_names_the_detector_that_ran():
+    """A Micro-AU CLIP run was called untrained, and blendshapes and fusion runs were said to use the rules detector."""
+    from eval.report import protocol_note
+
+    run = {"protocol": "loso", "reasoner": "template", "evidence": "microau_clip, held-out predictions"}
+    assert protocol_note({**run, "detector": "microau_clip"}).startswith("LOSO: AU evidence from microau_clip")
+    assert protocol_note({**run, "detector": "fusion"}).startswith(
+        "Nothing here is trained on this dataset (template reasoner, fusion detector)")

@@ -58,7 +58,7 @@ def request_for(codes: list[int], lang: str = "en", options: tuple[str, ...] = F
     return ReasoningRequest(analysis_for(codes), evidence_for(probs), lang=lang, emotion_options=options)
 
 
-CASES = [  # AUs, label set, expected emotion (from the AU-to-emotion table in DESIGN/emotions)
+CASES = [  # AUs, label set, expected emotion (from the AU-to-emotion table in assistant/emotions.py)
     ([6, 12], FIVE, "happiness"),
     ([1, 2], FIVE, "surprise"),
     ([4, 10], FIVE, "disgust"),

@@ -1,4 +1,4 @@
-"""The AU-LLM network (DESIGN.md section 6) and its AULLM++ options. A pure nn.Module: no file or network I/O.
+"""The AU-LLM network (docs/models_and_training.md) and its AULLM++ options. A pure nn.Module: no file or network I/O.
 
 Data flow for a batch of clips, `input: frames` (published): (B, T=6, 64, 64) grey in 0..1:
 

@@ -59,7 +59,7 @@ MIDLINE_SHAPES = {"browInnerUp", "mouthShrugLower", "mouthShrugUpper", "jawOpen"
                   "mouthFunnel", "mouthRollLower", "mouthRollUpper", "cheekPuff", "jawForward"}
 
 # AU -> blendshape terms (ARKit's expression definitions read against FACS). browOuterUp falls on real AU4 clips
-# (DESIGN.md section 9), hence its negative term there.
+# (measured on the held-out real clips, docs/reading_real_faces.md), hence its negative term there.
 AU_BLENDSHAPES: dict[int, tuple[Term, ...]] = {
     1: (_t("browInnerUp"),),
     2: (_t("browOuterUp"),),

@@ -1,4 +1,4 @@
-"""Micro-AU CLIP: per-AU patch-token groups of a CLIP ViT over the optical-flow image (DESIGN.md section 6).
+"""Micro-AU CLIP: per-AU patch-token groups of a CLIP ViT over the optical-flow image (docs/models_and_training.md).
 
 The network only (no file or network I/O; building it from a checkpoint lives in `microau_clip_io`).
 
