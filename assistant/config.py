@@ -96,6 +96,9 @@ def from_dict(cls: type[T], data: dict) -> T:
         raise ConfigError(f"Unknown setting(s) {', '.join(unknown)} for {cls.__name__}; "
                           f"known: {', '.join(sorted(names))}.")
     hints = typing.get_type_hints(cls)
+    for k, v in data.items():
+        if v is None and type(None) not in typing.get_args(hints[k]):
+            raise ConfigError(f"{k} is empty (null); give it a value, or leave it out for its default.")
     typed = {k: _typed(k, v, _base_type(hints[k])) for k, v in data.items()}
     for f in dataclasses.fields(cls):  # flags get their choices from argparse; YAML and the environment get them here
         choices = f.metadata.get("choices")
@@ -108,8 +111,18 @@ def from_dict(cls: type[T], data: dict) -> T:
 def _typed(name: str, value: Any, tp: Any) -> Any:
     """A YAML value as its field's type: YAML 1.1 reads `1e-3` as a string, and a string that reached a range check
     stopped with a TypeError ('>' between str and int); a value of another type is refused with a sentence."""
+    if value is None:
+        return None
+    if typing.get_origin(tp) in (list, tuple):  # `aus: 12`, `aus: "1,2"` and `folds: [1]` as the list they mean
+        inner = typing.get_args(tp)[0] if typing.get_args(tp) else str
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return [_typed(name, item, inner) for item in items]
     if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # `scheme: 5` in YAML
+    if tp is str and isinstance(value, (list, dict)):
+        raise ConfigError(f"{name}={value!r} must be one value, not a list or a mapping.")
     if value is None or tp not in (int, float, bool):
         return value
     try:

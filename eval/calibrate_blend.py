@@ -38,6 +38,7 @@ from instruction_data.world_v3 import WORLDS
 log = logging.getLogger(__name__)
 
 MIN_POSITIVES = 5  # an AU needs this many positive calibration clips to get fusion weights
+MIN_CLIPS = 50  # calibration clips at the least: about one in five is a null clip, and the floors need 10
 CASME2_AUS = (1, 2, 4, 7, 12, 14, 15, 17)
 REGIONS_CACHE = Path("outputs/cache/realism")  # eval.realism's cache of motion measurements, shared with realism.py
 
@@ -106,12 +107,18 @@ def collect(split: str, n: int, seed: int, cache: Path, regions_cache: Path = RE
     motion measurements come from eval.realism.measure_split (its cache under `regions_cache`)."""
     from eval.realism import measure_split
 
-    done = {}
+    done, broken = {}, 0
     if cache.is_file():
         for line in cache.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                done[(row["split"], row["seed"], row["index"])] = row
+            try:
+                row = json.loads(line) if line.strip() else None
+                if row is not None:
+                    done[(row["split"], row["seed"], row["index"])] = row
+            except (ValueError, KeyError, TypeError):  # a line a killed run left half written
+                broken += 1
+    if broken:  # rewritten without them, so the rows appended next start on a line of their own
+        atomic_write_text(cache, "".join(json.dumps(r) + "\n" for r in done.values()))
+        log.warning("%s: %d half-written line(s) dropped; those clips are measured again", cache, broken)
     measures = None
     cache.parent.mkdir(parents=True, exist_ok=True)
     with cache.open("a") as f:
@@ -216,19 +223,26 @@ def main(argv: list[str] | None = None) -> int:
                              "turns, coupled skin, gaze, flicker; v3: v2 under a light that stays while the head "
                              "turns)")
     parser.add_argument("--cache", type=Path, default=Path("outputs/calib_blend"), help="feature cache folder")
+    parser.add_argument("--regions-cache", type=Path, default=REGIONS_CACHE,
+                        help="the motion measurements' cache, shared with benchmarks/realism.py and `meu calibrate "
+                             f"rules` (default: {REGIONS_CACHE})")
     parser.add_argument("--out", default=None, help="calibration folder holding the rules calibration, where the "
                         f"fusion files are written (default: {calibration.default_out()})")
     args = parser.parse_args(argv)
     if args.seed < 0:  # numpy's generators take no negative seed
         raise ConfigError(f"--seed {args.seed} must be 0 or more.")
+    if args.n < MIN_CLIPS:  # measured first and refused after, for want of null clips
+        raise ConfigError(f"--n {args.n} is too few: the fusion weights need at least {MIN_CLIPS} calibration clips "
+                          "(about one in five is a null clip, and 10 are needed).")
     out = calibration.check_folder(args.out or calibration.default_out(), "--out")
     output_folder(args.cache, "--cache")
     calibration.use(out)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     command = f"meu calibrate fusion --world {args.world} --n {args.n} --seed {args.seed} --out DIR"
 
+    output_folder(args.regions_cache, "--regions-cache")
     rows = collect("calibration", args.n, args.seed, cache_file(args.cache, "calibration", args.seed, args.world),
-                   world=args.world)
+                   args.regions_cache, world=args.world)
     floors = noise_floors(rows)
     n_null = sum(1 for r in rows if not r["aus"])
     if n_null < 10:

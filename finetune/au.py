@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from assistant.config import doc_summary, load_yaml, parse_config, resolved_setting, split_list
 from assistant.errors import ConfigError
+from assistant.facs import FACS
 from assistant.files import atomic_write_text
 from assistant.motion.analyze import MOTION_CHOICES
 from assistant.registry import lookup
@@ -175,11 +176,24 @@ class TrainAUConfig:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{name.replace('_', '-')} is a learning rate and must be above 0 (got "
                                   f"{getattr(self, name)}).")
-        for name, low in (("epochs", 1), ("batch_size", 1), ("patience", 1), ("val_subjects", 0), ("seed", 0)):
+        for name, low in (("epochs", 1), ("batch_size", 1), ("patience", 1), ("val_subjects", 0), ("seed", 0),
+                          ("max_frames", 2), ("threads", 1)):  # --max-frames 0 stopped in an IndexError
             if getattr(self, name) < low:  # a batch of 0 stopped deep in the batching with a ValueError
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be at least {low}.")
         if not 0 < self.threshold < 1:
             raise ConfigError(f"--threshold {self.threshold} must lie between 0 and 1 (a probability).")
+        if self.threshold_max_null is not None and not (self.threshold_search and 0 <= self.threshold_max_null <= 1):
+            raise ConfigError(f"--threshold-max-null {self.threshold_max_null} is a share of null clips (0 to 1) that "
+                              "bounds --threshold-search: give both, or neither.")
+        if self.aus is not None:
+            repeated = sorted({a for a in self.aus if self.aus.count(a) > 1})
+            outside = [a for a in self.aus if a not in FACS]
+            if repeated or outside or not self.aus:
+                raise ConfigError(f"--aus {' '.join(map(str, self.aus))}: "
+                                  + ("give at least one AU" if not self.aus else
+                                     f"{', '.join(map(str, repeated))} repeated" if repeated else
+                                     f"{', '.join(map(str, outside))} not in the FACS table")
+                                  + "; each AU once, by its FACS code.")
         if not 1 <= self.direct_grid <= 32:
             raise ConfigError(f"--direct-grid {self.direct_grid} must lie between 1 and 32 (cells per side).")
         if (self.direct_grid != 8 or self.direct_magnitude) and not (self.direct and self.input == "motion"):

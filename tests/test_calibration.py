@@ -145,3 +145,24 @@ def test_calibrate_rules_writes_its_folder_and_leaves_the_shipped_files(tmp_path
         assert parameters().midpoint == written["parameters"]["midpoint"]
     finally:
         calibration.use(None)
+
+
+def test_calibrate_fusion_refuses_too_few_clips_before_measuring(folder, tmp_path, capsys):
+    """`--n 0` or `-5` measured first and then said "only 0 null clips among -5"."""
+    for n in ("0", "-5", "20"):
+        assert cli.main(["calibrate", "fusion", "--n", n, "--out", str(folder), "--cache", str(tmp_path / "c"),
+                         "--regions-cache", str(tmp_path / "r")]) == 1
+        assert f"--n {n} is too few: the fusion weights need at least 50 calibration clips" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists() and not (tmp_path / "r").exists()
+
+
+def test_a_half_written_fusion_feature_line_is_dropped_not_a_traceback(tmp_path):
+    import json
+
+    from eval.calibrate_blend import collect
+
+    rows = [{"split": "calibration", "seed": 0, "index": i, "aus": []} for i in range(2)]
+    cache = tmp_path / "features.jsonl"
+    cache.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"split": "calibration", "se')
+    assert collect("calibration", 2, 0, cache) == rows  # every clip was there: nothing measured again
+    assert cache.read_text() == "".join(json.dumps(r) + "\n" for r in rows)

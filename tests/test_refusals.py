@@ -120,6 +120,23 @@ def test_yaml_values_of_the_wrong_type_are_one_sentence(tmp_path, capsys):
     assert "workers='abc' must be a whole number" in _error_line(capsys)
 
 
+def test_yaml_lists_and_nulls_are_read_as_their_settings_mean():
+    """`aus: 12` stopped in a TypeError, `aus: "1,2"` was split into characters, `folds: [1]` (SAMM's subjects read
+    as numbers) in a join, `model: [aullm]` in a hash, and `epochs: null` in a comparison."""
+    from assistant.config import from_dict
+    from finetune.au import TrainAUConfig
+
+    read = from_dict(TrainAUConfig, {"aus": "1,2", "folds": [6], "val_subjects": 1})
+    assert (read.aus, read.folds) == ([1, 2], ["6"])
+    assert from_dict(TrainAUConfig, {"aus": 12, "folds": None}).aus == [12]
+    with pytest.raises(ConfigError, match=r"model=\['aullm'\] must be one value, not a list"):
+        from_dict(TrainAUConfig, {"model": ["aullm"]})
+    with pytest.raises(ConfigError, match=r"epochs is empty \(null\); give it a value, or leave it out"):
+        from_dict(TrainAUConfig, {"epochs": None})
+    with pytest.raises(ConfigError, match="aus='x' must be a whole number"):
+        from_dict(TrainAUConfig, {"aus": "4,x"})
+
+
 @pytest.mark.parametrize("flag,value,says", [("--landmarks", "bogus", "invalid choice: 'bogus'"),
                                              ("--size", "0", "size=0 must lie between 64 and 1024")])
 def test_data_build_checks_its_motion_settings_before_making_its_folder(tmp_path, capsys, flag, value, says):
