@@ -121,8 +121,6 @@ def _typed(name: str, value: Any, tp: Any) -> Any:
         return [_typed(name, item, inner) for item in items]
     if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # `scheme: 5` in YAML
-    if tp is str and isinstance(value, (list, dict)):
-        raise ConfigError(f"{name}={value!r} must be one value, not a list or a mapping.")
     if value is None or tp not in (int, float, bool):
         return value
     try:

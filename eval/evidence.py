@@ -71,6 +71,7 @@ class FoldPredictions:
             self.protocol, self.dataset = cfg.get("protocol", "loso"), cfg.get("dataset")
             self.model = cfg.get("model", "aullm")
         self.by_key: dict[str, tuple[str, dict[int, float]]] = {}
+        self.truth: dict[str, dict[int, int]] = {}  # the labels each clip was trained and scored with (-1: not coded)
         # a fold's scored clips, plus its clips with unreadable AU labels (predicted, never scored) when present
         for f in [*files, *(f.parent / "unscored.csv" for f in files if (f.parent / "unscored.csv").is_file())]:
             meta = json.loads((f.parent / "thresholds.json").read_text()) if (f.parent / "thresholds.json").is_file() \
@@ -82,6 +83,8 @@ class FoldPredictions:
                 for row in reader:
                     p = np.array([float(row[f"prob_AU{a}"]) for a in aus])
                     self.by_key[row["key"]] = (row["fold"], dict(zip(aus, calibrate(p, thresholds).tolist())))
+                    if all(f"true_AU{a}" in row for a in aus):
+                        self.truth[row["key"]] = {a: int(float(row[f"true_AU{a}"])) for a in aus}
 
     def missing(self, keys: list[str]) -> list[str]:
         return [k for k in keys if k not in self.by_key]
@@ -118,6 +121,10 @@ class EvidenceSource:
                                   f"give --{detector.replace('_', '-')}-checkpoint of a model trained on another "
                                   "dataset.")
             self.fold_predictions = FoldPredictions(au_run)
+            if self.fold_predictions.model in TRAINED and self.fold_predictions.model != detector:
+                raise ConfigError(f"{au_run} holds the held-out predictions of {self.fold_predictions.model}; give "
+                                  f"--detector {self.fold_predictions.model} with it (not {detector}), so the report "
+                                  "names the model that made them.")
             wanted = protocol
             if self.fold_predictions.protocol != wanted:
                 raise ConfigError(f"{au_run} is a {self.fold_predictions.protocol} training run; the {protocol} "
@@ -138,9 +145,11 @@ class EvidenceSource:
         else:
             raise ConfigError(f"Unknown detector {detector!r}; use one of {', '.join(UNTRAINED + TRAINED)}.")
 
-    def check_keys(self, keys: list[str], datasets: list[str] | None = None) -> None:
+    def check_keys(self, keys: list[str], datasets: list[str] | None = None,
+                   truth: dict[str, list[int]] | None = None) -> None:
         """Fail early when clips that `meu train au` predicts (those with readable AU labels; under cde every clip)
-        have no prediction, or when a pooled run was trained on other datasets."""
+        have no prediction, when a pooled run was trained on other datasets, or when the run was trained on another
+        copy of the data whose clips carry the same keys and other labels (`truth`: this evaluation's AUs by key)."""
         if self.fold_predictions is None:
             return
         trained = self.fold_predictions.dataset
@@ -151,6 +160,16 @@ class EvidenceSource:
         if missing:
             raise ConfigError(f"The training run has no held-out prediction for {len(missing)} of {len(keys)} "
                               f"clips (first: {missing[0]}); it was trained on another copy or subset of the data.")
+        known = self.fold_predictions.truth
+        differ = [k for k in keys if truth and truth.get(k) is not None and k in known and any(
+            label in (0, 1) and label != (a in truth[k]) for a, label in known[k].items())]
+        if differ:
+            first = differ[0]
+            ran = "+".join(str(a) for a, label in sorted(known[first].items()) if label == 1) or "none"
+            here = "+".join(str(a) for a in sorted(truth[first]) if a in known[first]) or "none"
+            raise ConfigError(f"The training run was trained on other labels for {len(differ)} of {len(keys)} clips "
+                              f"(first: {first}, AUs {ran} there, {here} here): it comes from another copy of the "
+                              "data or an older sheet; train again on this one.")
 
     def fold_of(self, key: str) -> str | None:
         """The training fold whose model gave this clip's evidence (None: no per-fold evidence)."""

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 PROTOCOLS = ("zero-shot", "loso", "cross", "dfme-test-a", "dfme-test-b", "cde")
 DATASETS = ("casme2", "samm", "dfme", "casme3", "smic")
+TRAINED_DETECTORS = ("aullm", "microau_clip")  # read a checkpoint or the folds of an --au-run
 DEFAULT_CLASSES = {"casme2": "5", "samm": "3", "dfme": "7", "casme3": "3", "smic": "3"}
 # settings a resumed run may change without changing any result
 # (batched greedy answers equal unbatched ones token for token: tests/test_vlm_batched.py)
@@ -139,6 +140,13 @@ class EvalConfig:
         self.dataset = ",".join(names)
         if self.vlm_run:
             self._check_vlm_run()
+        given = [flag for flag, value, reader in (("--aullm-checkpoint", self.aullm_checkpoint, "aullm"),
+                                                  ("--microau-clip-checkpoint", self.microau_clip_checkpoint,
+                                                   "microau_clip"), ("--au-run", self.au_run, None))
+                 if value and self.detector != reader and not (reader is None and self.detector in TRAINED_DETECTORS)]
+        if given:  # they were ignored: the run scored the rules and said nothing
+            raise ConfigError(f"{', '.join(given)} is not read by --detector {self.detector}; add the --detector it "
+                              "belongs to (aullm, microau_clip), or leave it out.")
         if self.null_pairs and self.au_run:
             raise ConfigError("--null-pairs reads the detector on frame pairs that the training run in --au-run never "
                               "predicted: use it with a detector that needs no training, or with a checkpoint.")
@@ -343,7 +351,7 @@ def _reason(pending: list[tuple[dict, object]], reasoner, config: EvalConfig) ->
 
 def run(config: EvalConfig) -> dict:
     """The whole evaluation; returns the metrics also written to OUT/metrics.json."""
-    from eval.evidence import EvidenceSource
+    from eval.evidence import EvidenceSource, FoldPredictions
     from eval.report import write_report
 
     if config.workers < 1:
@@ -351,12 +359,16 @@ def run(config: EvalConfig) -> dict:
     source = config.source_dataset
     if config.protocol == "cross":
         if source is None and config.au_run:
-            from eval.evidence import FoldPredictions
-
             source = FoldPredictions(config.au_run).dataset
         if not source:
             raise ConfigError("The cross protocol needs --source-dataset (the dataset the detector was trained on) "
                               "or --au-run of a `meu train au --protocol cross` run.")
+        if config.au_run and source != FoldPredictions(config.au_run).dataset:
+            raise ConfigError(f"--source-dataset {source} contradicts --au-run {config.au_run}, trained on "
+                              f"{FoldPredictions(config.au_run).dataset}; leave --source-dataset out with --au-run.")
+        if source == config.dataset:
+            raise ConfigError(f"The cross protocol tests on another dataset than the one trained on, and both are "
+                              f"{source}; for one dataset use --protocol loso.")
     if config.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1.")
     out = output_folder(config.out)
@@ -369,8 +381,6 @@ def run(config: EvalConfig) -> dict:
     _check_resume(config, out)
     shard.marker(out).unlink(missing_ok=True)  # a marker left by a killed run of the same split
     shard.wait_for_everyone()  # every process has checked the folder before any writes to it
-    if shard.is_main:
-        write_json(out / "run_config.json", dataclasses.asdict(config))
     checkpoint = {"aullm": config.aullm_checkpoint, "microau_clip": config.microau_clip_checkpoint}.get(config.detector)
     if checkpoint:
         from eval.evidence import check_unseen
@@ -383,7 +393,10 @@ def run(config: EvalConfig) -> dict:
     if config.protocol == "cde":  # a cde training run predicts every held-out clip, SMIC's included
         evidence_source.check_keys([s.key for s in samples], config.datasets)
     else:
-        evidence_source.check_keys([s.key for s in samples if s.true_aus is not None])
+        evidence_source.check_keys([s.key for s in samples if s.true_aus is not None],
+                                   truth={s.key: s.true_aus for s in samples})
+    if shard.is_main:  # only once every check passed: a refused run leaves nothing a corrected --resume trips on
+        write_json(out / "run_config.json", dataclasses.asdict(config))
     reasoner = _reasoner(config, shard.device, [s.fold for s in samples])
     predictions = shard.log(out)
     mine = shard.take(samples)

@@ -416,6 +416,7 @@ def run(config: TrainAUConfig, records: list, target_records: list | None = None
     for fold, src, tgt in plan:
         fold_dir = out / "folds" / _fold_folder(fold.name)
         if (fold_dir / "predictions.csv").is_file():
+            _check_fold_labels(fold_dir / "predictions.csv", tgt.subset(fold.test), aus)
             log.info("fold %s done already; skipping", fold.name)
             continue
         log.info("fold %s: %d train, %d validation, %d test clips", fold.name, len(fold.train), len(fold.val),
@@ -443,6 +444,19 @@ def run(config: TrainAUConfig, records: list, target_records: list | None = None
         metrics["final_model"] = str(out / "final")
         metrics = _write_metrics(out, metrics)
     return metrics
+
+
+def _check_fold_labels(path: Path, test: FoldData, aus: list[int]) -> None:
+    """A finished fold is reused only for the clips and labels it was scored on: after the data was made again or its
+    sheet edited, the old fold kept the old labels in the pooled figures."""
+    with open(path, newline="") as fh:
+        before = {row["key"]: [int(row[f"true_AU{a}"]) for a in aus] for row in csv.DictReader(fh)}
+    now = {r.key: y.tolist() for r, y in zip(test.records, test.labels)}
+    changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    if changed:
+        raise ConfigError(f"{path.parent} was trained and scored on other clips or labels than the data now holds "
+                          f"({len(changed)} clip(s), first: {changed[0]}); the data changed since: give a new --out, "
+                          "or delete that fold's folder to train it again.")
 
 
 def _fold_folder(name: str) -> str:
@@ -562,6 +576,9 @@ def main(argv: list[str] | None = None) -> int:
     config, _ = parse_config(_config_class(argv), argv, "meu train au", doc_summary(__doc__))
     if config.protocol == "cross" and not config.target_dataset:
         raise ConfigError("The cross protocol needs --target-dataset (and --target-root), the dataset tested on.")
+    if config.protocol == "cross" and config.folds:
+        raise ConfigError("--folds chooses folds of --protocol loso or cde; the cross protocol has one fold (trained "
+                          "on --dataset, tested on --target-dataset): leave --folds out.")
     if config.protocol == "cde":
         records = [r for name, root in zip(config.datasets, config.root.split(","), strict=True)
                    for r in _load(name, root, training=True)]

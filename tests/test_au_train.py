@@ -209,3 +209,24 @@ def test_resume_accepts_the_same_folder_spelled_differently(tmp_path_factory, tm
     args[3] += "/"
     assert main([*args, "--out", str(tmp_path / "o") + "/"]) == 0  # resumed: nothing redone
     assert (tmp_path / "o" / "folds" / "sub01" / "predictions.csv").stat().st_mtime_ns == stamp
+
+
+def test_finished_folds_are_not_reused_over_data_made_again(tmp_path_factory, tmp_path):
+    """A rerun over a data folder made again (other labels under the same keys) skipped every finished fold and
+    pooled the old labels."""
+    from openpyxl import load_workbook
+
+    from finetune.au import main
+
+    data = write_synthetic_dataset("casme2", tmp_path_factory.mktemp("again"), subjects=3, clips=2, n_frames=6)
+    args = ["--model", "prior", "--dataset", "casme2", "--root", str(data), "--out", str(tmp_path / "o"),
+            "--progress", "false", "--final-model", "false", "--val-subjects", "0"]
+    assert main(args) == 0
+    assert main(args) == 0  # the same data: every fold reused
+    sheet = data / "CASME2-coding-20140508.xlsx"
+    wb = load_workbook(sheet)
+    wb.active.cell(row=2, column=8).value = "15+17"
+    wb.save(sheet)
+    with pytest.raises(ConfigError, match=r"was trained and scored on other clips or labels than the data now holds "
+                                          r"\(1 clip\(s\), first: casme2/sub01/EP01_01\)"):
+        main(args)

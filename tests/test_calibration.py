@@ -166,3 +166,14 @@ def test_a_half_written_fusion_feature_line_is_dropped_not_a_traceback(tmp_path)
     cache.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"split": "calibration", "se')
     assert collect("calibration", 2, 0, cache) == rows  # every clip was there: nothing measured again
     assert cache.read_text() == "".join(json.dumps(r) + "\n" for r in rows)
+
+
+def test_fusion_says_when_a_folder_lends_it_the_shipped_weights(folder, caplog):
+    """A folder holding only its own rules calibration served fusion with weights fitted over the shipped rules,
+    without a word."""
+    from assistant.au import fusion
+
+    calibration.use(folder)
+    with caplog.at_level("WARNING"):
+        assert fusion.load_weights() == fusion.load_weights(str(calibration.SHIPPED["fusion_weights.json"]))
+    assert f"the calibration folder {folder} has no fusion_weights.json: fusion uses the shipped weights" in caplog.text

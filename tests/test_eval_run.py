@@ -324,3 +324,50 @@ def test_the_reports_protocol_note_names_the_detector_that_ran():
     assert protocol_note({**run, "detector": "microau_clip"}).startswith("LOSO: AU evidence from microau_clip")
     assert protocol_note({**run, "detector": "fusion"}).startswith(
         "Nothing here is trained on this dataset (template reasoner, fusion detector)")
+
+
+def test_an_au_run_that_does_not_fit_the_evaluation_is_refused_before_anything_is_written(synth_casme2_root,
+                                                                                           tmp_path):
+    """A run trained on another copy of the data (same keys, other labels) was used with exit 0; an aullm run
+    given as --detector microau_clip was reported as Micro-AU CLIP; a --source-dataset contradicting the run was
+    recorded; and a refused evaluation left a run_config.json that refused the corrected --resume."""
+    import shutil
+
+    import yaml
+
+    from assistant.errors import ConfigError
+    from finetune.au import main as train_au
+
+    run_dir = tmp_path / "au"
+    assert train_au(["--model", "prior", "--dataset", "casme2", "--root", str(synth_casme2_root), "--out",
+                     str(run_dir), "--val-subjects", "0", "--final-model", "false", "--progress", "false"]) == 0
+    other = tmp_path / "other_copy"
+    shutil.copytree(synth_casme2_root, other)
+    sheet = other / "CASME2-coding-20140508.xlsx"
+    wb = load_workbook(sheet)
+    wb.active.cell(row=2, column=8).value = "15+17"  # EP01_01 was 1+2 when the run was trained
+    wb.save(sheet)
+    out = tmp_path / "eval"
+    args = ["--protocol", "loso", "--detector", "aullm", "--au-run", str(run_dir), "--out", str(out), *FAST]
+    with pytest.raises(ConfigError, match=r"trained on other labels for 1 of \d+ clips \(first: casme2/sub01/EP01_01, "
+                                          r"AUs 1\+2 there, 15\+17 here\)"):
+        main(["--dataset", "casme2", "--root", str(other), *args])
+    assert not (out / "run_config.json").exists()
+
+    def with_settings(name: str, **changes) -> Path:
+        folder = tmp_path / name
+        shutil.copytree(run_dir, folder)
+        settings = yaml.safe_load((folder / "run_config.yaml").read_text())
+        (folder / "run_config.yaml").write_text(yaml.safe_dump({**settings, **changes}))
+        return folder
+
+    clip_run = with_settings("clip_run", model="microau_clip")
+    with pytest.raises(ConfigError, match="holds the held-out predictions of microau_clip; give --detector "
+                                          "microau_clip with it"):
+        main(["--dataset", "casme2", "--root", str(synth_casme2_root), "--protocol", "loso", "--detector", "aullm",
+              "--au-run", str(clip_run), "--out", str(out), *FAST])
+    cross_run = with_settings("cross_run", protocol="cross", dataset="samm")
+    with pytest.raises(ConfigError, match=f"--source-dataset dfme contradicts --au-run {cross_run}, trained on samm"):
+        main(["--dataset", "casme2", "--root", str(synth_casme2_root), "--protocol", "cross", "--source-dataset",
+              "dfme", "--detector", "aullm", "--au-run", str(cross_run), "--out", str(out), *FAST])
+    assert not (out / "run_config.json").exists()

@@ -129,7 +129,7 @@ def test_yaml_lists_and_nulls_are_read_as_their_settings_mean():
     read = from_dict(TrainAUConfig, {"aus": "1,2", "folds": [6], "val_subjects": 1})
     assert (read.aus, read.folds) == ([1, 2], ["6"])
     assert from_dict(TrainAUConfig, {"aus": 12, "folds": None}).aus == [12]
-    with pytest.raises(ConfigError, match=r"model=\['aullm'\] must be one value, not a list"):
+    with pytest.raises(ConfigError, match=r"model=\['aullm'\] is not valid; choose one of: aullm, microau_clip"):
         from_dict(TrainAUConfig, {"model": ["aullm"]})
     with pytest.raises(ConfigError, match=r"epochs is empty \(null\); give it a value, or leave it out"):
         from_dict(TrainAUConfig, {"epochs": None})
@@ -257,3 +257,17 @@ def test_a_sound_only_file_an_empty_long_video_and_a_config_folder_are_named_for
         probe_video(tmp_path / "empty.mp4")
     with pytest.raises(ConfigError, match=rf"^Config file {tmp_path} is a folder; give a YAML file\.$"):
         load_yaml(tmp_path)
+
+
+def test_a_model_given_to_a_detector_that_does_not_read_it_is_refused(tmp_path):
+    """`meu eval --aullm-checkpoint X` scored the rules and said nothing; `meu train au --protocol cross --folds`
+    ignored the folds."""
+    from eval.run import EvalConfig
+
+    with pytest.raises(ConfigError, match=r"--aullm-checkpoint is not read by --detector rules; add the --detector"):
+        EvalConfig(dataset="casme2", root=str(tmp_path), aullm_checkpoint=str(tmp_path))
+    assert EvalConfig(dataset="casme2", root=str(tmp_path), detector="microau_clip", protocol="loso",
+                      au_run=str(tmp_path)).au_run == str(tmp_path)
+    assert cli.main(["train", "au", "--protocol", "cross", "--dataset", "casme2", "--root", str(tmp_path),
+                     "--target-dataset", "samm", "--target-root", str(tmp_path), "--folds", "sub01", "--out",
+                     str(tmp_path / "o")]) == 1

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -34,6 +35,8 @@ from assistant.au.base import make_evidence
 from assistant.au.blendshapes import BlendshapesDetector, signals
 from assistant.au.sources import flow_sources
 from assistant.types import AUEvidence, Clip, MotionAnalysis
+
+log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = Path(__file__).with_name("fusion_weights.json")
 CALIBRATION_FILE = Path(__file__).with_name("fusion_calibration.json")
@@ -82,8 +85,19 @@ def refit_from_file(path: str | Path = CALIBRATION_FILE) -> dict:
 
 
 def load_weights(path: str | None = None) -> dict[int, tuple[float, float, float]]:
-    """Per-AU fusion weights from `path`, else from the calibration in force (`assistant.calibration`)."""
+    """Per-AU fusion weights from `path`, else from the calibration in force (`assistant.calibration`). A calibration
+    folder without its own weights falls back to the shipped ones, which were fitted over the shipped rules: said."""
+    chosen = calibration.folder()
+    if path is None and chosen is not None and not (chosen / "fusion_weights.json").is_file():
+        _warn_shipped_weights(str(chosen))
     return _weights(str(path) if path else str(calibration.path("fusion_weights.json")))
+
+
+@functools.lru_cache(maxsize=8)
+def _warn_shipped_weights(folder: str) -> None:
+    log.warning("the calibration folder %s has no fusion_weights.json: fusion uses the shipped weights, fitted over "
+                "the shipped rules settings rather than this folder's; run `meu calibrate fusion --out %s` to fit its "
+                "own", folder, folder)
 
 
 @functools.lru_cache(maxsize=4)
