@@ -94,7 +94,7 @@ class TrainAUConfig:
     target_root: str | None = field(default=None, metadata={"help": "cross protocol: folder of the target dataset"})
     out: str = field(default="outputs/au", metadata={"help": "output folder (a rerun resumes fold by fold)"})
     model: str = field(default="aullm", metadata={
-        "help": "model family; Micro-AU CLIP has flags of its own (--clip-input, --clip-backbone, ...), which "
+        "help": "model family; Micro-AU CLIP has flags of its own (--clip-input and the other --clip-* ones), which "
                 "`meu train au --model microau_clip --help` lists", "choices": list(MODELS)})
     aus: list[int] | None = field(default=None, metadata={"help": "AU codes (default: the dataset's detection list)"})
     backbone: str = field(default="Qwen/Qwen2-1.5B", metadata={"help": "LLM name or local folder"})
