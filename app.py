@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 
-OFFLINE_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+from assistant.cli import OFFLINE_ENV as _HUB_OFFLINE  # light: the cli module imports no job
+
+OFFLINE_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", **_HUB_OFFLINE}
 for _key, _value in OFFLINE_ENV.items():
     os.environ.setdefault(_key, _value)
 
@@ -176,13 +178,14 @@ class SessionFiles:
 
     def close(self, examples: Iterable[str] = ()) -> None:
         """The server stops (Ctrl+C or SIGTERM): every upload it held, every session folder, the examples' copies and
-        whatever else Gradio wrote for the page (`examples`) go, and the empty spool files the upload route leaves at
-        the cache's top level."""
+        whatever else Gradio wrote for the page (`examples`) go, and the spool files the upload route leaves at the
+        cache's top level, but for one written to in the last SPOOL_AGE_S (the cache may be shared with another
+        server)."""
         with self._lock:
             for p in self._seen | set(self._kept()) | set(examples):
                 self._remove(p, keep_examples=False)
         shutil.rmtree(self.root, ignore_errors=True)
-        self.sweep_spools(age_s=0, stale_s=0)
+        self.sweep_spools(age_s=0, stale_s=SPOOL_AGE_S)  # a spool still being written may be another server's
         if self.cache_dir.is_dir():
             for folder in self.cache_dir.iterdir():
                 if folder.is_dir() and not any(folder.iterdir()):
@@ -721,7 +724,8 @@ def _interrupt(signum, frame) -> None:
 
 def check_server_settings(ns) -> None:
     """The server's own flags, checked before anything starts: 0 workers hang every request, 0 sessions answer
-    every request with HTTP 500, and a port outside 1-65535 ends in a socket traceback."""
+    every request with HTTP 500, a port outside 1-65535 ends in a socket traceback, and so did a port in use or a
+    host that is not this machine's (`check_listen`)."""
     if ns.concurrency < 1:
         raise ConfigError(f"--concurrency {ns.concurrency} must be at least 1 (analyses run at the same time).")
     if ns.queue_size < 1:
@@ -736,27 +740,31 @@ def check_server_settings(ns) -> None:
 
 def check_listen(host: str, port: int) -> None:
     """The address is this machine's and the port free, said before the models load: the web server's own refusal is
-    a traceback that blames the port for a bad host too."""
+    a traceback that blames the port for a bad host too. Every address the name resolves to is tried (`localhost` may
+    resolve to ::1 first where IPv6 is off), as the web server would."""
+    name = host.strip("[]")
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        candidates = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as err:
         raise ConfigError(f"--host {host} is not an address or a name this machine can resolve "
                           f"({getattr(err, 'strerror', None) or err}); use 127.0.0.1 (this machine only) or 0.0.0.0 "
                           "(every interface).") from None
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server binds
+    failures = []
+    for family, kind, proto, _, address in candidates:
         try:
-            probe.bind(address)
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server binds
+                probe.bind(address)
+                return
         except OSError as err:
-            if err.errno == errno.EADDRINUSE:
-                raise ConfigError(f"--port {port} on {host} is in use by another program; choose another --port or "
-                                  "stop that program.") from None
-            if err.errno == errno.EADDRNOTAVAIL:
-                raise ConfigError(f"--host {host} is not an address of this machine; use 127.0.0.1 (this machine "
-                                  "only), 0.0.0.0 (every interface) or one of its own addresses.") from None
-            raise ConfigError(f"Cannot listen on {host}:{port} ({err.strerror}); choose another --host or "
-                              "--port.") from None
-
+            failures.append(err)
+    if any(err.errno == errno.EADDRINUSE for err in failures):
+        raise ConfigError(f"--port {port} on {host} is in use by another program; choose another --port or stop that "
+                          "program.")
+    if any(err.errno == errno.EADDRNOTAVAIL for err in failures):
+        raise ConfigError(f"--host {host} is not an address of this machine; use 127.0.0.1 (this machine only), "
+                          "0.0.0.0 (every interface) or one of its own addresses.")
+    raise ConfigError(f"Cannot listen on {host}:{port} ({failures[0].strerror}); choose another --host or --port.")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="meu app", description="Start the MEU Assistant chat app (Gradio).")

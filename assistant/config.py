@@ -68,10 +68,12 @@ def split_list(value: str | list, flag: str) -> list[str]:
 
 
 def resolved_setting(value: str, pooled: bool = False) -> str:
-    """A path setting spelled one way (`data/` and `./data` are one folder), for comparing a run with its resume:
-    each folder of a pooled (comma-separated) list; a path that does not exist is kept as given."""
+    """A path setting spelled one way (`data/` and `./data` are one folder), for comparing a run with its resume and
+    for what checkpoints record of the model they were built on (a relative folder names another one, or a hub
+    repository, from anywhere else): each folder of a pooled (comma-separated) list; a path that does not exist (a
+    hub name) is kept as given."""
     parts = value.split(",") if pooled else [value]
-    return ",".join(str(Path(p).resolve()) if Path(p).exists() else p for p in parts)
+    return ",".join(str(Path(p).expanduser().resolve()) if Path(p).expanduser().exists() else p for p in parts)
 
 
 def load_yaml(path: str | Path) -> dict:

@@ -129,10 +129,3 @@ def save_png(path: str | Path, rgb: np.ndarray) -> Path:
     if not ok:
         raise OSError(f"could not encode {path} as PNG")
     return atomic_write_bytes(path, buf.tobytes())
-
-
-def model_reference(name_or_path: str | Path) -> str:
-    """How a checkpoint or a run records the model it was built on: a local folder as its absolute path (a relative
-    one names another folder, or a hub repository, from anywhere else), a hub name as given."""
-    path = Path(name_or_path).expanduser()
-    return str(path.resolve()) if path.exists() else str(name_or_path)

@@ -304,7 +304,9 @@ class Assistant:
 
         get_landmarker(self.config.landmarks)
         _ = self.detector, self.reasoner
-        if hasattr(self.reasoner, "model"):  # the VLM loads on first use: a base that cannot load is said at start
+        from assistant.reasoners.vlm import VLMReasoner
+
+        if isinstance(self.reasoner, VLMReasoner):  # it loads on first use: a base that cannot load is said at start
             _ = self.reasoner.model
 
     # ---- analysis -------------------------------------------------------------------------------------------

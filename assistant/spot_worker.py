@@ -76,7 +76,7 @@ def _frames_in(path: str | Path) -> int | None:
 
     try:
         return probe_video(path).n_frames
-    except MEUError:
+    except (MEUError, OSError):  # the worker says why with its own sentence
         return None
 
 
@@ -91,8 +91,9 @@ def spot_in_process(path: str | Path, max_seconds: float, spot_config=None, max_
     updates, cancel = ctx.Queue(), ctx.Event()
     proc = ctx.Process(target=_child, args=(str(path), max_seconds, max_frames, spot_config, updates, cancel),
                        daemon=True, name="meu-spot")
+    total = _frames_in(path)  # before the child starts: nothing here may leave it running
     proc.start()
-    done, total, finished = 0, _frames_in(path), False
+    done, finished = 0, False
     try:
         while True:
             try:

@@ -36,6 +36,7 @@ from assistant.motion.analyze import MOTION_CHOICES, NOISE_MIN_GAP, MotionConfig
 from assistant.motion.drift import DRIFT_MODES
 from assistant.parse import parse_answer
 from assistant.reasoners.base import last
+from eval.evidence import TRAINED
 from eval.null_pairs import NULL_PAIR, null_pair_row, null_pair_scores, null_pair_tasks
 from eval.predictions import count_rows, score_rows
 from eval.samples import Sample, is_synthetic, scored_aus, select_samples
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 
 PROTOCOLS = ("zero-shot", "loso", "cross", "dfme-test-a", "dfme-test-b", "cde")
 DATASETS = ("casme2", "samm", "dfme", "casme3", "smic")
-TRAINED_DETECTORS = ("aullm", "microau_clip")  # read a checkpoint or the folds of an --au-run
 DEFAULT_CLASSES = {"casme2": "5", "samm": "3", "dfme": "7", "casme3": "3", "smic": "3"}
 # settings a resumed run may change without changing any result
 # (batched greedy answers equal unbatched ones token for token: tests/test_vlm_batched.py)
@@ -143,7 +143,7 @@ class EvalConfig:
         given = [flag for flag, value, reader in (("--aullm-checkpoint", self.aullm_checkpoint, "aullm"),
                                                   ("--microau-clip-checkpoint", self.microau_clip_checkpoint,
                                                    "microau_clip"), ("--au-run", self.au_run, None))
-                 if value and self.detector != reader and not (reader is None and self.detector in TRAINED_DETECTORS)]
+                 if value and self.detector != reader and not (reader is None and self.detector in TRAINED)]
         if given:  # they were ignored: the run scored the rules and said nothing
             raise ConfigError(f"{', '.join(given)} is not read by --detector {self.detector}; add the --detector it "
                               "belongs to (aullm, microau_clip), or leave it out.")
@@ -358,14 +358,14 @@ def run(config: EvalConfig) -> dict:
         raise ConfigError("--workers must be at least 1.")
     source = config.source_dataset
     if config.protocol == "cross":
-        if source is None and config.au_run:
-            source = FoldPredictions(config.au_run).dataset
+        trained_on = FoldPredictions(config.au_run).dataset if config.au_run else None
+        source = source or trained_on
         if not source:
             raise ConfigError("The cross protocol needs --source-dataset (the dataset the detector was trained on) "
                               "or --au-run of a `meu train au --protocol cross` run.")
-        if config.au_run and source != FoldPredictions(config.au_run).dataset:
+        if trained_on and source != trained_on:
             raise ConfigError(f"--source-dataset {source} contradicts --au-run {config.au_run}, trained on "
-                              f"{FoldPredictions(config.au_run).dataset}; leave --source-dataset out with --au-run.")
+                              f"{trained_on}; leave --source-dataset out with --au-run.")
         if source == config.dataset:
             raise ConfigError(f"The cross protocol tests on another dataset than the one trained on, and both are "
                               f"{source}; for one dataset use --protocol loso.")

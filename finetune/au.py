@@ -455,8 +455,9 @@ def _check_fold_labels(path: Path, test: FoldData, aus: list[int]) -> None:
     changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
     if changed:
         raise ConfigError(f"{path.parent} was trained and scored on other clips or labels than the data now holds "
-                          f"({len(changed)} clip(s), first: {changed[0]}); the data changed since: give a new --out, "
-                          "or delete that fold's folder to train it again.")
+                          f"({len(changed)} clip(s), first: {changed[0]}); the data changed since, or this version "
+                          "reads its sheet differently: give a new --out, or delete that fold's folder to train it "
+                          "again.")
 
 
 def _fold_folder(name: str) -> str:

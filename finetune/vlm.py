@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
-from assistant.config import parse_config
+from assistant.config import parse_config, resolved_setting
 from assistant.emotions import SCHEME_CLASSES
 from assistant.errors import ConfigError, MEUError
-from assistant.files import atomic_write_text, model_reference, write_json
+from assistant.files import atomic_write_text, write_json
 from assistant.reasoners.generation import DEFAULT_GENERATION, GenerationSettings
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class VLMTrainConfig:
             raise ConfigError(f"--lora-dropout {self.lora_dropout} must lie in [0, 1).")
         if not self.repetition_penalty > 0:
             raise ConfigError(f"--repetition-penalty {self.repetition_penalty} must be above 0 (1.0 = off).")
-        self.model_name_or_path = model_reference(self.model_name_or_path)  # adapters record their base by it
+        self.model_name_or_path = resolved_setting(self.model_name_or_path)  # adapters record their base by it
 
 
 # --tiny: the same recipe at toy scale; flags given on the command line still win.
@@ -347,6 +347,7 @@ RESUME_FREE = ("output_dir", "resume", "merge", "report_to", "logging_steps", "e
                "save_total_limit", "eval_generate", "max_new_tokens", "repetition_penalty", "data_card", "protocol",
                "folds", "fold_shard", "max_steps")
 RUN_SETTINGS = "run_settings.json"
+PATH_SETTINGS = ("model_name_or_path", "train_file", "eval_file")
 
 
 def _check_settings(out: Path, cfg: VLMTrainConfig, resuming: bool) -> None:
@@ -357,7 +358,12 @@ def _check_settings(out: Path, cfg: VLMTrainConfig, resuming: bool) -> None:
     path = out / RUN_SETTINGS
     if resuming and path.is_file():
         before = json.loads(path.read_text())
-        changed = [k for k, v in settings.items() if k in before and before[k] != v]
+
+        def same(k: str) -> bool:  # files spelled another way, or from another folder, are the same files
+            a, b = before[k], settings[k]
+            return a == b or (k in PATH_SETTINGS and a and b and resolved_setting(a) == resolved_setting(b))
+
+        changed = [k for k in settings if k in before and not same(k)]
         if changed:
             was = ", ".join(f"--{k.replace('_', '-')} {before[k]} -> {settings[k]}" for k in changed)
             raise ConfigError(f"{out} holds a run trained with other settings ({was}); resume it with its own "

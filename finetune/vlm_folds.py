@@ -18,6 +18,7 @@ import json
 import logging
 from types import SimpleNamespace
 
+from assistant.config import resolved_setting
 from assistant.errors import ConfigError
 from assistant.files import write_json
 from eval.fold_reasoner import FOLD_FILE, fold_dir
@@ -25,6 +26,12 @@ from eval.protocols import loso_folds, select_folds
 from finetune.vlm import VLMTrainConfig, read_jsonl, train
 
 log = logging.getLogger(__name__)
+
+
+def _comparable(record: dict) -> dict:
+    """A fold record with its base and training file spelled one way: `./qwen` then and `/abs/qwen` now (runs from
+    before bases were recorded absolute) are the same training."""
+    return {**record, **{k: resolved_setting(record[k]) for k in ("base", "train_file") if record.get(k)}}
 
 
 def train_folds(cfg: VLMTrainConfig, rows: list[dict] | None = None) -> dict:
@@ -55,7 +62,7 @@ def train_folds(cfg: VLMTrainConfig, rows: list[dict] | None = None) -> dict:
                   "validation": sorted({str(r["subject"]) for r in val_rows}), "base": cfg.model_name_or_path,
                   "train_file": cfg.train_file, "seed": cfg.seed}
         before = out / FOLD_FILE
-        if before.is_file() and json.loads(before.read_text()) != record:
+        if before.is_file() and _comparable(json.loads(before.read_text())) != _comparable(record):
             raise ConfigError(f"{out} holds fold {fold.name} of another training (other rows, base or seed); use a "
                               "new --output-dir.")
         log.info("fold %s: %d training rows, %d validation rows", fold.name, len(train_rows), len(val_rows))

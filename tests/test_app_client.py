@@ -175,8 +175,9 @@ def test_a_port_in_use_or_a_host_of_another_machine_is_one_line_before_the_model
         port = taken.getsockname()[1]
         for argv, says in [(["--port", str(port)], f"--port {port} on 127.0.0.1 is in use by another program; choose "
                                                    "another --port or stop that program."),
-                           (["--host", "999.1.1.1"], "--host 999.1.1.1 is not an address or a name this machine can "
-                                                     "resolve")]:
+                           (["--host", "host.invalid"], "--host host.invalid is not an address or a name this "
+                                                        "machine can resolve"),
+                           (["--host", "192.0.2.1"], "--host 192.0.2.1 is not an address of this machine")]:
             run = subprocess.run([sys.executable, "-m", "assistant.cli", "app", *argv], capture_output=True,
                                  text=True, timeout=120)
             assert run.returncode == 1
@@ -308,8 +309,10 @@ def test_spool_files_go_at_the_next_session_end_not_only_at_shutdown(tmp_path):
         os.utime(f, (time.time() - age, time.time() - age))
     files.end("session")
     assert [f.exists() for f in (old, young, full, cut)] == [False, True, True, False]
+    writing = tmp_path / "tmpwriting"  # bytes arriving now: perhaps another server's upload, sharing the cache
+    writing.write_bytes(b"x" * 1000)
     files.close()
-    assert not young.exists() and not full.exists()
+    assert not young.exists() and not full.exists() and writing.exists()
 
 
 def test_an_upload_that_has_gone_is_said_so_not_named_by_its_server_path(tmp_path):

@@ -96,7 +96,9 @@ def test_a_damaged_checkpoint_is_one_sentence(run_dir, tmp_path):
              (damaged("thresholds", edit("thresholds", [0.5, 0.5, 0.5])),
               r"holds thresholds \[0.5, 0.5, 0.5\], not one probability for each of its 8 AUs"),
              (damaged("newer", edit("aullm", {**config["aullm"], "from_the_future": 1})),
-              "holds a head config this version cannot read")]
+              "holds a head config this version cannot read"),
+             (damaged("other_model", edit("model", "microau_clip")), "holds a 'microau_clip' checkpoint, not an "
+                                                                    "AU-LLM one")]
     for folder, says in cases:
         with pytest.raises(BackendError, match=says):
             load_aullm(folder)
@@ -104,12 +106,12 @@ def test_a_damaged_checkpoint_is_one_sentence(run_dir, tmp_path):
 
 def test_a_local_backbone_is_recorded_by_its_absolute_path(tmp_path, monkeypatch):
     """Checkpoints recorded `--backbone tiny_llm` as typed: loaded from another folder, the hub was asked for it."""
-    from assistant.files import model_reference
+    from assistant.config import resolved_setting
 
     (tmp_path / "tiny_llm").mkdir()
     monkeypatch.chdir(tmp_path)
-    assert model_reference("tiny_llm") == str(tmp_path / "tiny_llm")
-    assert model_reference("Qwen/Qwen2-0.5B") == "Qwen/Qwen2-0.5B"  # a hub name, not a folder here: as given
+    assert resolved_setting("tiny_llm") == str(tmp_path / "tiny_llm")
+    assert resolved_setting("Qwen/Qwen2-0.5B") == "Qwen/Qwen2-0.5B"  # a hub name, not a folder here: as given
 
 
 def test_rerun_resumes_and_refuses_changed_settings(run_dir):

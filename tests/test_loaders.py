@@ -318,8 +318,11 @@ def test_a_row_repeated_with_the_same_frames_is_counted_once_and_reported(synth_
                     for row in (ws.max_row - 1, ws.max_row)]
     assert "2 x duplicate" in res.summary()
     ws.cell(row=ws.max_row, column=9).value = "disgust"  # the same frames, another emotion: kept, and said
+    ws.append([c.value for c in ws[ws.max_row]])  # and that relabelled row once more: a duplicate of it
     wb.save(sheet)
     res = load_dataset("casme2", root)
-    conflict = next(r for r in res.records if r.row == ws.max_row)
+    conflict = next(r for r in res.records if r.row == ws.max_row - 1)
     assert conflict.notes == ["conflicting labels: row 2 gives the same clip and frames with other labels"]
-    assert [s.row for s in res.skipped if s.reason.startswith("duplicate")] == [ws.max_row - 1]
+    assert [(s.row, s.reason.split(";")[0]) for s in res.skipped if s.reason.startswith("duplicate")] == [
+        (ws.max_row - 2, "duplicate: row 2 gives the same clip, frames and labels"),
+        (ws.max_row, f"duplicate: row {ws.max_row - 1} gives the same clip, frames and labels")]

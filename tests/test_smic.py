@@ -103,7 +103,9 @@ def test_a_micro_folder_spelled_in_capitals_is_read_and_a_subject_without_one_is
     assert "HS: 1 folder(s) with no micro folder, nothing read there: s20" in result.notes
 
 
-def test_a_variant_folder_given_itself_is_read_at_its_own_frame_rate(tree):
+def test_a_variant_folder_given_itself_is_read_at_its_own_frame_rate(tree, monkeypatch):
     vis = load_dataset("smic", tree / "SMIC_all_raw" / "VIS")
     assert [r.clip_id for r in vis.records] == ["s3_po_01"]
     assert any("SMIC VIS, 25 fps" in n for n in vis.notes) and not any("100 fps" in n for n in vis.notes)
+    monkeypatch.chdir(tree / "SMIC_all_raw" / "VIS")  # `--root .` from inside it
+    assert any("SMIC VIS, 25 fps" in n for n in load_dataset("smic", ".").notes)

@@ -14,8 +14,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from assistant.config import resolved_setting
 from assistant.errors import BackendError
-from assistant.files import atomic_path, model_reference
+from assistant.files import atomic_path
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -42,8 +43,11 @@ def read_checkpoint(path: str | Path, head: str | None = None) -> tuple[dict[str
     except (SafetensorError, ValueError, OSError) as err:  # a cut-off file, JSON that is not JSON
         raise BackendError(f"{p} is not a readable checkpoint ({type(err).__name__}: {err}); train it again, or give "
                            "another folder.") from None
-    needed = ("model", "backbone", "thresholds", *((head,) if head else ()))
-    missing = [k for k in needed if not isinstance(config, dict) or k not in config]
+    if not isinstance(config, dict):
+        raise BackendError(f"{p / CONFIG} is not a checkpoint's config: it holds no mapping.")
+    # the head section only for a checkpoint of that model: another model's is refused by name by its loader
+    needed = ("model", "backbone", "thresholds", *((head,) if head and config.get("model") == head else ()))
+    missing = [k for k in needed if k not in config]
     if missing:
         raise BackendError(f"{p / CONFIG} is not a checkpoint's config: it lacks {', '.join(missing)}.")
     return state, config
@@ -89,7 +93,7 @@ def build_aullm(backbone: str, config, prior=None):
 
 def save_aullm(model, backbone: str, out_dir: str | Path, thresholds: list[float] | None = None,
                extra: dict | None = None) -> Path:
-    config = {"model": "aullm", "backbone": model_reference(backbone), "aullm": model.config.to_dict(),
+    config = {"model": "aullm", "backbone": resolved_setting(str(backbone)), "aullm": model.config.to_dict(),
               "thresholds": thresholds or [0.5] * len(model.config.aus), **(extra or {})}
     return save_checkpoint(model.trainable_state_dict(), config, out_dir)
 

@@ -26,9 +26,9 @@ from assistant.au.base import make_evidence
 from assistant.au.checkpoint import check_thresholds, head_config, read_checkpoint, save_checkpoint
 from assistant.au.microau_clip import MicroAUCLIP, MicroAUCLIPConfig
 from assistant.au.motion_input import motion_image
+from assistant.config import resolved_setting
 from assistant.emotions import SCHEME_CLASSES
 from assistant.errors import BackendError
-from assistant.files import model_reference
 from assistant.types import AUEvidence, Clip, MotionAnalysis, MotionField
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ def trainable_state(model: MicroAUCLIP) -> dict[str, torch.Tensor]:
 def save_microau_clip(model: MicroAUCLIP, backbone: str | Path, out_dir: str | Path,
                       thresholds: list[float] | None = None, extra: dict | None = None) -> Path:
     """Checkpoint folder (helper format of `assistant.au.checkpoint`): trained tensors + JSON naming the backbone."""
-    config = {"model": "microau_clip", "backbone": model_reference(backbone),
+    config = {"model": "microau_clip", "backbone": resolved_setting(str(backbone)),
               "microau_clip": dataclasses.asdict(model.config),
               "thresholds": thresholds or [0.5] * len(model.config.aus), **(extra or {})}
     return save_checkpoint(trainable_state(model), config, out_dir)

@@ -327,20 +327,13 @@ def _video_source(path: Path, limits: ClipLimits) -> FrameSource:
             f"{path.name} could not be decoded as a video ({type(err).__name__}); use an MP4, AVI, WebM or MOV file "
             "with a video track, or a folder of frames."
         ) from None
-    if not container.streams.video:
-        container.close()
-        raise UnreadableClipError(f"{path.name} has no video track (sound only?); give the video of the face.")
-    try:
+    with container:
+        if not container.streams.video:
+            raise UnreadableClipError(f"{path.name} has no video track (sound only?); give the video of the face.")
         stream = container.streams.video[0]
-    except (av.error.FFmpegError, IndexError, OSError, UnicodeDecodeError) as err:
-        raise UnreadableClipError(
-            f"{path.name} could not be decoded as a video ({type(err).__name__}); use an MP4, AVI, WebM or MOV file "
-            "with a video track, or a folder of frames."
-        ) from None
-    n = int(stream.frames or 0) or None
-    fps = float(stream.average_rate) if stream.average_rate else None
-    width, height = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
-    container.close()
+        n = int(stream.frames or 0) or None
+        fps = float(stream.average_rate) if stream.average_rate else None
+        width, height = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
     check_pixels(path.name, width, height, limits.max_pixels)  # from the stream header, before any frame is decoded
 
     def iterate() -> Iterator[DecodedFrame]:

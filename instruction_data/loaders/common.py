@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 
 FIELDS = ("subject", "clip", "onset", "apex", "offset", "aus", "emotion")
 HEADER_SCAN_ROWS = 40
-MISSING_MARKS = {"", "/", "-", "--", "n/a", "#n/a", "na", "nan", "none", "?"}  # "#N/A": an Excel error cell
+# a frame or AU cell that says "not given"; with pandas' own NA strings, which its readers used to turn into blanks
+MISSING_MARKS = {"", "/", "-", "--", "?", "n/a", "na", "nan", "none", "null", "#n/a", "#n/a n/a", "#na", "<na>", "-nan",
+                 "1.#ind", "-1.#ind", "1.#qnan", "-1.#qnan"}
 FOLDER_DEPTH = 8  # levels below the dataset folder that `folder_index` searches for clip folders by name
 
 
@@ -253,7 +255,7 @@ def row_to_record(ctx: RowContext, row: int, cells: dict[str, object], subject_f
     clip_id = cell_text(cells.get("clip"))
     if not clip_id:
         raise RowProblem("no clip id: the Filename cell is empty")
-    if re.search(r"[/\\]", clip_id) or clip_id in (".", ".."):
+    if ctx.dataset != "generic" and (re.search(r"[/\\]", clip_id) or clip_id in (".", "..")):
         raise RowProblem(f"bad filename: {clip_id!r} is a path; the Filename cell names one clip folder of its subject")
     try:
         onset = frame_number(cells.get("onset"))
@@ -330,18 +332,21 @@ def load_rows(table: SheetRows, ctx: RowContext, subject_fn: Callable[[object], 
     same clip, frames and labels) is skipped: used again, the clip would weigh twice in every score and in training.
     The same clip and frames with other labels is kept, with a note: which label is right is the user's call."""
     records, skipped = [], []
-    first: dict[tuple, Record] = {}
+    first: dict[tuple, Record] = {}  # by clip and frames, and by clip, frames and labels
     for row, cells in table.rows:
         try:
             record = row_to_record(ctx, row, cells, subject_fn, folder_fn)
-            seen = first.setdefault((record.subject, record.clip_id, record.onset, record.apex, record.offset), record)
-            if seen is not record:
-                if (seen.aus.raw, seen.emotion_raw) == (record.aus.raw, record.emotion_raw):
-                    raise RowProblem(f"duplicate: row {seen.row} gives the same clip, frames and labels; the clip is "
-                                     "counted once")
-                text = f"conflicting labels: row {seen.row} gives the same clip and frames with other labels"
+            frames = (record.subject, record.clip_id, record.onset, record.apex, record.offset)
+            labels = (*frames, record.aus.raw, record.aus_coded, record.emotion_raw)
+            if labels in first:
+                raise RowProblem(f"duplicate: row {first[labels].row} gives the same clip, frames and labels; the "
+                                 "clip is counted once")
+            if frames in first:
+                text = f"conflicting labels: row {first[frames].row} gives the same clip and frames with other labels"
                 _problem(ctx, row, text)
                 record.notes.append(text)
+            first.setdefault(frames, record)
+            first[labels] = record
             records.append(record)
         except RowProblem as problem:
             _problem(ctx, row, str(problem))

@@ -80,8 +80,9 @@ def load(root: str | Path, strict: bool = False, splits: tuple[str, ...] = ("tra
     missing = [s for s in splits if s not in sheets]
     if not results:
         wanted = " or ".join(p for s in missing for p in SPLIT_PATTERNS[s])
-        raise AnnotationSheetError(f"No DFME sheet for {', '.join(missing)} ({wanted}) in {root}; it holds the "
-                                   f"sheet(s) of {', '.join(sorted(sheets))} only.")
+        where = (f"the sheet given ({sheet}) is read as the training sheet; give the dataset folder" if sheet else
+                 f"{root} holds the sheet(s) of {', '.join(sorted(sheets))} only")
+        raise AnnotationSheetError(f"No DFME sheet for {', '.join(missing)} ({wanted}): {where}.")
     result = merge(results)
     note_folder_search(result, base)
     if missing:

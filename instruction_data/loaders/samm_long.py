@@ -61,7 +61,8 @@ def load(root: str | Path, strict: bool = False, sheet: str | Path | None = None
             raise RowProblem(f"bad filename: {clip or 'empty'!r} is not <subject>_<video>_<expression>")
         video = m.group(1)
         owner = video.split("_")[0]
-        if owner != subject:
+        same = as_int(owner) == as_int(subject) if as_int(owner) is not None else owner == subject  # 6_1 is 006's
+        if not same:
             raise RowProblem(f"subject mismatch: the Subject cell says {subject!r} but the Filename {clip!r} is a "
                              f"video of subject {owner!r}; correct one of the two cells")
         folder = frame_root / video

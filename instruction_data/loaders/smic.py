@@ -65,8 +65,9 @@ def load(root: str | Path, strict: bool = False, variant: str = "HS") -> LoadRes
     if variant not in VARIANTS:
         raise AnnotationSheetError(f"Unknown SMIC variant {variant!r}; use one of {', '.join(VARIANTS)}.")
     base = variant_folder(Path(root), variant)
-    if base == Path(root) and base.name.upper() in VARIANTS:  # the variant folder itself was given: its name says which
-        variant = base.name.upper()
+    given = Path(root).resolve().name.upper()  # `.` inside VIS/ is VIS too
+    if base == Path(root) and given in VARIANTS:  # the variant folder itself was given: its name says which
+        variant = given
     records: list[Record] = []
     skipped: list[SkippedRow] = []
     ignored = 0
