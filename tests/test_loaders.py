@@ -287,9 +287,12 @@ def test_a_dfme_test_protocol_without_its_sheet_names_the_sheet(synth_dfme_root,
     shutil.copytree(synth_dfme_root, root)
     (root / "DFME_test_A_full_with_AU.xlsx").unlink()
     with pytest.raises(AnnotationSheetError, match=r"No DFME sheet for test_a \(DFME_test_A\*\.xlsx or "
-                                                   r"DFME_test_A\*\.csv\) in .*; it holds the sheet\(s\) of test_b, "
+                                                   r"DFME_test_A\*\.csv\): .*dfme holds the sheet\(s\) of test_b, "
                                                    r"train only\."):
         load_dataset("dfme", root, splits=("test_a",))
+    with pytest.raises(AnnotationSheetError, match=r"the sheet given \(.*DFME_training_full_with_AU\.xlsx\) is read "
+                                                   "as the training sheet; give the dataset folder"):
+        load_dataset("dfme", root, splits=("test_a",), sheet=root / "DFME_training_full_with_AU.xlsx")
 
 
 def test_clip_folders_nested_deep_are_found_and_the_search_depth_is_said_when_they_are_not(synth_casme3_root, tmp_path):
