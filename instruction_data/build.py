@@ -145,32 +145,25 @@ def _init_worker(cfg: BuildConfig, evidence: dict | None) -> None:
 
 def process_record(record: Record, name: str, cfg: BuildConfig, evidence: dict | None) -> dict:
     """Analyse one clip, save its map and its samples; returns the part written to `parts/<name>.json`."""
-    from assistant.motion.analyze import analyze_clip, analyze_frames
-    from assistant.motion.clip import read_image
-    from assistant.motion.drift import drift_share
-    from assistant.types import Clip
+    from assistant.motion.analyze import analyze_clip
 
     out = Path(cfg.out)
     fgmu = cfg.fgmu()
     part: dict = {"key": record.key, "name": name}
     if record.emotion(fgmu.scheme) is None:
-        part["excluded"] = f"emotion {record.emotion_raw!r} is outside the {fgmu.scheme}-class scheme"
+        part["excluded"] = (f"emotion {record.emotion_raw!r} has no class in this build's {fgmu.scheme}-class "
+                            "labels (the composite protocol's mapping leaves some words out, as CASME II's fear)")
     else:
         motion = cfg.motion()
         t = time.perf_counter()
-        try:
-            if record.apex_known:  # slow drift cancelled with the offset frame, as `meu eval` does
-                paths = record.frame_paths
-                clip = Clip(source=str(Path(paths[0]).parent), onset_frame=read_image(paths[record.onset]),
-                            apex_frame=read_image(paths[record.apex]), onset=record.onset, apex=record.apex,
-                            offset=record.offset, n_frames=len(paths))
-                usable = cfg.drift == "offset" and drift_share(record.onset, record.apex, record.offset) is not None
-                analysis = analyze_frames(clip.onset_frame, clip.apex_frame, motion, clip,
-                                          offset_frame=read_image(paths[record.offset]) if usable else None)
-            else:  # the sheet had no apex: spot it between onset and offset
-                analysis = analyze_clip(str(record.frame_paths[0].parent), onset=record.onset, offset=record.offset,
-                                        config=motion)
-                part["apex_spotted"] = int(analysis.clip.apex)
+        try:  # read as `meu eval` and the app read a clip: the null pair's noise floor, drift cancelled with the
+            # offset frame (measured on the stable area alone, the floor halved the SNRs of AU6+AU12 clips), and the
+            # apex spotted between onset and offset where the sheet has none
+            analysis = analyze_clip(str(record.frame_paths[0].parent), onset=record.onset,
+                                    apex=record.apex if record.apex_known else None, offset=record.offset,
+                                    config=motion)
+            if not record.apex_known:
+                part["apex_spotted"] = record.frame_paths[analysis.clip.apex].name
         except MEUError as err:
             part["error"] = str(err)
         else:
@@ -282,7 +275,7 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
         "clips": {"usable_rows": len(records), "analysed": len(analysed), "resumed_from_parts": done_before,
                   "failed": [{"key": p["key"], "error": p["error"]} for p in parts if "error" in p],
                   "excluded": [{"key": p["key"], "reason": p["excluded"]} for p in parts if "excluded" in p],
-                  "apex_spotted": {p["key"]: p["apex_spotted"] for p in parts if "apex_spotted" in p},
+                  "apex_spotted": {p["key"]: p["apex_spotted"] for p in parts if "apex_spotted" in p},  # frame file
                   "aus_outside_facs": {r.key: {"row": r.row, "aus": left_out_aus(r),
                                                "in_answers": cfg.allow_unknown_aus}
                                        for r in records if left_out_aus(r)}},
@@ -296,6 +289,14 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
                     "mean_clip_s": round(sum(p.get("seconds", 0.0) for p in analysed) / len(analysed), 4)
                     if analysed else None},
     }
+    if evidence is not None:  # keys of another dataset or copy used to be ignored without a word
+        keys = {r.key for r in records}
+        stray = sorted(set(evidence) - keys)
+        report["evidence"] = {"clips_with_evidence": len(keys & set(evidence)), "clips": len(keys),
+                              "keys_not_in_the_sheet": len(stray), "first_keys_not_in_the_sheet": stray[:10]}
+        if stray:
+            log.warning("%d evidence line(s) name no clip of this build (first: %s); those clips' prompts are built "
+                        "without them", len(stray), stray[0])
     write_json(out / "report.json", report)
     return report
 

@@ -127,11 +127,9 @@ def _part_aus(record: Record, regions: Sequence[RegionMotion], lang: str, rng: r
             lines.append(pick(rng, lang, "au_agree", regions=_join(names, lang), **fields))
         else:
             lines.append(pick(rng, lang, "au_faint", **fields))
-    for au in record.aus.unknown:
-        lines.append(pick(rng, lang, "au_unreadable", raw=au.raw or "?"))
-    if record.aus.alternatives:
-        first = "+".join(a.label for a in record.aus.aus)
-        alts = " / ".join("+".join(a.label for a in alt) for alt in record.aus.alternatives)
+    if record.aus.alternatives:  # with their sides: "R14 or 14" is two readings, not "AU14 and AU14"
+        first = "+".join(str(a) for a in record.aus.aus)
+        alts = " / ".join("+".join(str(a) for a in alt) for alt in record.aus.alternatives)
         lines.append(pick(rng, lang, "au_alternatives", first=first, alts=alts))
     if len(lines) == 1:
         lines.append(pick(rng, lang, "au_none"))
@@ -203,10 +201,12 @@ def make_samples(record: Record, regions: Sequence[RegionMotion], image: str, cf
             "au_codes": au_codes(record, cfg.allow_unknown_aus), "scheme": cfg.scheme}
     hint = evidence.get(record.key) if evidence else None
     samples = []
-    if not record.aus_coded:  # SMIC codes no AU: an FGMU answer would teach "no AU moved"; emotion only
-        lang = seeded(cfg.seed, record.key, "mer").choice(langs)
+    if not record.aus_coded or record.aus.unknown:
+        # no AU truth (SMIC codes none; a cell of `?` or `4+?` hides some): an FGMU answer would teach "no AU moved",
+        # or only part of what did; emotion only, in each language asked for, as `meu eval` and `train au` leave it
+        # out of AU scores
         return [{**base, "id": f"{record.key}|mer|{lang}", "task": "mer", "lang": lang, "au_codes": None,
-                 "prompt": build_mer_prompt(lang, options), "answer": emotion_word(label, lang)}]
+                 "prompt": build_mer_prompt(lang, options), "answer": emotion_word(label, lang)} for lang in langs]
     for lang in langs:
         line = format_evidence_line(hint[0], hint[1], lang) if hint else None
         samples.append({**base, "id": f"{record.key}|fgmu|{lang}", "task": "fgmu", "lang": lang,

@@ -29,7 +29,6 @@ EN: dict[str, tuple[str, ...]] = {
                  "the visual evidence for it is weak."),
     "au_untabled": ("- {au} is labelled; there is no motion pattern for it in the FACS table used here, so it is "
                     "taken from the annotation.",),
-    "au_unreadable": ("- The annotation also holds an unreadable AU code ({raw}), which is left out.",),
     "au_alternatives": ("- The coders hesitated between {first} and {alts}; {first} is used.",),
     "au_none": ("- No action unit was coded for this clip.",),
     "head3": ("3. Expression reasoning:", "3. From the AUs to the expression:", "3. Reasoning:"),
@@ -59,7 +58,6 @@ ZH: dict[str, tuple[str, ...]] = {
     "au_faint": ("- {au}（{name}{side}）已被标注，但没有区域出现相应的运动，在这张图上太弱而看不出。",
                  "- 标注中有{au}（{name}{side}），但图上没有与之相符的运动，视觉证据较弱。"),
     "au_untabled": ("- 标注中有{au}；本系统的FACS表没有它的运动模式，因此以标注为准。",),
-    "au_unreadable": ("- 标注中还有一个无法识别的AU代码（{raw}），不予采用。",),
     "au_alternatives": ("- 编码者在{first}与{alts}之间犹豫；采用{first}。",),
     "au_none": ("- 这个片段没有标注动作单元。",),
     "head3": ("3. 表情推理：", "3. 从动作单元到表情："),

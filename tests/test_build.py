@@ -38,8 +38,16 @@ def test_build_writes_every_format_and_reloads_with_datasets(synth_casme2_build,
     assert report["clips"]["analysed"] == len(records) == 6 and not report["clips"]["failed"]
     assert report["load"]["rows_skipped"] == 1 and report["load"]["skipped"][0]["reason"].startswith("frames missing")
     assert report["synthetic"] is True
+    spotted = report["clips"]["apex_spotted"]  # the frame file, as the sheet and the notes name frames
+    assert spotted and all(name.startswith("img") and name.endswith(".jpg") for name in spotted.values())
     rows = _rows(out / "train.jsonl")
-    assert sum(r["task"] == "fgmu" for r in rows) == 2 * len(records)  # one per language
+    known = [r for r in records if r.aus_coded and not r.aus.unknown]
+    assert sum(r["task"] == "fgmu" for r in rows) == 2 * len(known)  # one per language
+    for r in records:  # the `?` row: no AU truth, so no FGMU answer (it concluded "AUs: none"); emotion in both
+        if r not in known:
+            ids = sorted(x["id"] for x in rows if x["id"].startswith(r.key + "|"))
+            assert ids == [f"{r.key}|mer|en", f"{r.key}|mer|zh"]
+    assert len(known) == len(records) - 1
     assert {r["lang"] for r in rows} == {"en", "zh"} and any(r["task"] == "mer" for r in rows)
     images = sorted(p.name for p in (out / "images").iterdir())
     assert len(images) == len(records) and {Path(r["images"][0]).name for r in rows} == set(images)
@@ -256,3 +264,23 @@ def test_a_clip_whose_image_was_deleted_is_built_again_on_resume(synth_casme2_ro
     assert _rows(out / "train.jsonl") == _rows(synth_casme2_build / "train.jsonl")
     clips = json.loads((out / "report.json").read_text())["clips"]
     assert clips["resumed_from_parts"] == clips["usable_rows"] - 1  # only that clip was built again
+
+
+def test_evidence_lines_that_name_no_clip_are_counted_and_said(synth_casme2_root, tmp_path, caplog):
+    """An evidence line of another copy or dataset was ignored without a word, and nothing said how many clips got
+    their detector line."""
+    from instruction_data.build import main
+
+    records = load_dataset("casme2", synth_casme2_root).records
+    lines = [{"key": records[0].key, "scores": {"12": 0.8}, "backend": "rules"},
+             {"key": "casme2/sub09/NOPE", "scores": {"4": 0.9}, "backend": "rules"}]
+    evidence = tmp_path / "evidence.jsonl"
+    evidence.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING"):
+        assert main(["--dataset", "casme2", "--root", str(synth_casme2_root), "--out", str(out), "--limit", "2",
+                     "--flow", "dis", "--evidence", str(evidence)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["evidence"] == {"clips_with_evidence": 1, "clips": 2, "keys_not_in_the_sheet": 1,
+                                  "first_keys_not_in_the_sheet": ["casme2/sub09/NOPE"]}
+    assert "1 evidence line(s) name no clip of this build (first: casme2/sub09/NOPE)" in caplog.text

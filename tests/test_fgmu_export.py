@@ -58,3 +58,19 @@ def test_exports_keep_test_sets_apart_with_folds_per_split(tmp_path):
     hf = datasets.load_from_disk(str(write_hf(tmp_path, samples)))
     assert sorted(hf) == ["test_a", "test_b", "train"] and hf["test_b"][0]["subject"] == "s4"
     assert np.asarray(hf["test_b"][0]["images"][0]).mean() == 120
+
+
+def test_alternatives_keep_their_sides_and_a_hidden_au_gives_emotion_only_samples(synth_casme2_root):
+    """SAMM's `R14 or 14` read "hesitated between AU14 and AU14"; an AU cell of `?` concluded "AUs: none" (teaching
+    that nothing moved), and a clip with no AU truth got one language of two under --lang both."""
+    import dataclasses
+
+    from assistant.au import parse_aus
+
+    record = load_dataset("casme2", synth_casme2_root).records[0]
+    torn = dataclasses.replace(record, aus=parse_aus("R14 or 14"))
+    assert "The coders hesitated between R14 and 14; R14 is used." in fgmu_answer(torn, BROW_UP, record.emotion5, "en")
+    for cell in ("?", "4+?"):
+        hidden = dataclasses.replace(record, aus=parse_aus(cell))
+        samples = make_samples(hidden, BROW_UP, "i.png", FGMUConfig(lang="both"))
+        assert [(s["task"], s["lang"], s["au_codes"]) for s in samples] == [("mer", "en", None), ("mer", "zh", None)]
