@@ -103,6 +103,6 @@ class LoadResult:
             "sheet_notes": list(self.notes),
             "skipped": [{"sheet": s.sheet, "row": s.row, "clip_id": s.clip_id, "reason": s.reason}
                         for s in self.skipped],
-            "notes": [{"split": r.split, "row": r.row, "clip_id": r.clip_id, "notes": list(r.notes)}
-                      for r in self.records if r.notes],
+            "notes": [{"key": r.key, "split": r.split, "row": r.row, "clip_id": r.clip_id, "notes": list(r.notes)}
+                      for r in self.records if r.notes],  # the key names the dataset where several were pooled
         }

@@ -48,6 +48,7 @@ def test_casme2_quirks_are_handled_and_reported_row_by_row(synth_casme2_root):
     assert "1 x frames missing" in summary and "1 x apex not given" in summary and "1 x unknown AU code" in summary
     report = res.report()
     assert report["skipped"][0]["row"] == 8 and {n["row"] for n in report["notes"]} == {3, 4}
+    assert {n["key"] for n in report["notes"]} == {r.key for r in res.records if r.row in (3, 4)}  # pooled: the dataset
 
 
 def test_strict_fails_on_the_first_problem_row(synth_casme2_root):
