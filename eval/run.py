@@ -140,10 +140,10 @@ class EvalConfig:
         self.dataset = ",".join(names)
         if self.vlm_run:
             self._check_vlm_run()
-        given = [flag for flag, value, reader in (("--aullm-checkpoint", self.aullm_checkpoint, "aullm"),
-                                                  ("--microau-clip-checkpoint", self.microau_clip_checkpoint,
-                                                   "microau_clip"), ("--au-run", self.au_run, None))
-                 if value and self.detector != reader and not (reader is None and self.detector in TRAINED)]
+        read_by = {"--aullm-checkpoint": (self.aullm_checkpoint, ("aullm",)),
+                   "--microau-clip-checkpoint": (self.microau_clip_checkpoint, ("microau_clip",)),
+                   "--au-run": (self.au_run, TRAINED)}
+        given = [flag for flag, (value, detectors) in read_by.items() if value and self.detector not in detectors]
         if given:  # they were ignored: the run scored the rules and said nothing
             raise ConfigError(f"{', '.join(given)} is not read by --detector {self.detector}; add the --detector it "
                               "belongs to (aullm, microau_clip), or leave it out.")
