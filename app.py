@@ -54,6 +54,7 @@ log = logging.getLogger("meu.app")
 
 DEFAULT_EXAMPLES = Path(__file__).resolve().parent / "outputs" / "examples"
 LANGUAGES = [("English", "en"), ("Chinese (中文)", "zh")]
+LANGUAGE_CHOICE = "choose one of " + ", ".join(f"{code} ({name})" for name, code in LANGUAGES)
 REGION_COLUMNS = ["region", "direction", "colour", "strength", "motion px", "SNR", "coherence", "evidence for"]
 # Gradio's cache sweep (`delete_cache`): every 10 minutes, files older than an hour go; all of them at shutdown.
 CACHE_SWEEP_S, CACHE_AGE_S = 600, 3600
@@ -346,6 +347,60 @@ def _keep_upload_path(image) -> None:
     image.preprocess = preprocess
 
 
+def _explained_input(component, accepted: str, valid: Callable[[object], bool] = lambda _: True) -> None:
+    """Make an input refuse what it cannot take with a sentence naming it and what it takes (set on the instance, as in
+    `_keep_upload_path`): Gradio's own checks say "Value -3 is less than minimum value 0." or "Could not preprocess
+    input component at index 1" without naming the box, and passed `true` or 2.5 on as a frame number."""
+    read = component.preprocess
+
+    def preprocess(payload):
+        try:
+            if payload is not None and not valid(payload):
+                raise ValueError(payload)
+            return read(payload)
+        except Exception:
+            raise refusal(f"{component.label}: {payload!r} is not accepted; {accepted}.") from None
+
+    component.preprocess = preprocess
+
+
+def _whole(value) -> bool:
+    return not isinstance(value, bool) and (not isinstance(value, float) or value.is_integer())
+
+
+def refusal(sentence: str):
+    """A request the client got wrong: one log line, the sentence back, no traceback in the server log."""
+    import gradio as gr
+
+    log.info("refused request: %s", sentence)
+    return gr.Error(sentence, print_exception=False)
+
+
+def quiet_input_refusals(demo) -> None:
+    """Gradio prints a full traceback for every input it cannot read (a number sent as text, a language not offered,
+    a file path sent without its upload, a file type not accepted): a client's mistake, not the app's fault. Each
+    becomes one log line and one sentence (`refusal`); set on the instance, before any request is served."""
+    import gradio as gr
+    from pydantic import ValidationError
+
+    read = demo.preprocess_data
+
+    async def preprocess_data(block_fn, inputs, state, explicit_call=False):
+        try:
+            return await read(block_fn, inputs, state, explicit_call)
+        except gr.Error as err:
+            if not err.print_exception:
+                raise
+            raise refusal(str(err.message)) from None
+        except ValidationError:
+            raise refusal("A file input was not an uploaded file: upload it in the page, or send it with "
+                          "gradio_client's handle_file(PATH).") from None
+        except Exception as err:
+            raise refusal(f"The request's inputs could not be read: {str(err).splitlines()[0]}") from None
+
+    demo.preprocess_data = preprocess_data
+
+
 def example_files(examples_dir: str | Path | None) -> tuple[list[Path], list[tuple[Path, Path]]]:
     """The example clips (`*.mp4`) and image pairs (`X_onset.png` with its `X_apex.png`) of the folder; an onset image
     without its apex image is left out, with a log line."""
@@ -402,7 +457,10 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
                     onset_num = gr.Number(label="Onset frame (optional)", precision=0, value=None, minimum=0)
                     apex_num = gr.Number(label="Apex frame (optional, spotted when empty or 0)", precision=0,
                                          value=None, minimum=0)
+                    for number in (onset_num, apex_num):
+                        _explained_input(number, "give a whole frame number, 0 or more, or leave it empty", _whole)
                 language = gr.Radio(LANGUAGES, value=assistant.config.language, label="Language")
+                _explained_input(language, LANGUAGE_CHOICE)
                 analyze_btn = gr.Button("Analyse", variant="primary", elem_id="analyze-btn")
                 status = gr.Markdown("Upload a clip or pick an example, then press **Analyse**.", elem_id="status")
                 with gr.Accordion("Settings", open=True):
@@ -501,6 +559,7 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
 
         session_over.__annotations__["request"] = gr.Request
         demo.unload(session_over)
+    quiet_input_refusals(demo)
     return demo
 
 
@@ -547,6 +606,7 @@ def long_video_view(assistant: Assistant, files: SessionFiles, concurrency: int 
         file = gr.File(label=f"Long video (up to {assistant.config.max_long_video_s / 60:g} min)", type="filepath",
                        file_types=[".mp4", ".avi", ".webm", ".mov", ".mkv"], elem_id="long-video-input", scale=2)
         language = gr.Radio(LANGUAGES, value=assistant.config.language, label="Language", scale=1)
+        _explained_input(language, LANGUAGE_CHOICE)
     status = gr.Markdown("No long video yet.", elem_id="long-status")
     timeline = gr.Plot(label="Timeline", elem_id="timeline")
     table = gr.Dataframe(headers=INTERVAL_COLUMNS, interactive=False, elem_id="intervals",
@@ -702,6 +762,7 @@ def build_ui(assistant: Assistant, examples_dir: str | Path | None = None, concu
             spot_routed, [routed, long_view.file], long_view.outputs, api_visibility="private",
             concurrency_limit=1, concurrency_id="long")
     demo.session_files = clip_app.session_files
+    quiet_input_refusals(demo)
     return demo
 
 

@@ -138,6 +138,37 @@ def test_refused_requests_log_one_line_and_no_traceback(client, app_server, bad_
     assert "Traceback" not in log
 
 
+@pytest.mark.parametrize("args,says", [
+    ((-3, None, "en"), "Onset frame (optional): -3 is not accepted; give a whole frame number, 0 or more"),
+    (("abc", None, "en"), "Onset frame (optional): 'abc' is not accepted"),
+    ((None, 2.5, "en"), "Apex frame (optional, spotted when empty or 0): 2.5 is not accepted"),
+    ((None, True, "en"), "Apex frame (optional, spotted when empty or 0): True is not accepted"),
+    ((None, None, "xx"), "Language: 'xx' is not accepted; choose one of en (English), zh"),
+])
+def test_inputs_gradio_cannot_read_are_a_sentence_naming_the_box_and_no_traceback(client, app_server, args, says):
+    """Gradio's own checks printed a full traceback per refused input and answered "Value -3 is less than minimum
+    value 0." or "Could not preprocess input component at index 1"; `true` and 2.5 were read as frames 1 and 2."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    clip = handle_file(str(app_server.examples / "happiness_AU6_AU12.mp4"))
+    with pytest.raises(AppError) as refused:
+        client.predict(clip, *args, api_name="/analyze")
+    assert str(refused.value).startswith(says), refused.value
+    log = app_server.log()
+    assert f"INFO meu.app: refused request: {says}" in log and "Traceback" not in log
+
+
+def test_a_file_sent_as_a_bare_path_is_a_sentence_and_no_traceback(client, app_server):
+    from gradio_client.exceptions import AppError
+
+    for api, args in (("/analyze", ("/etc/hostname", None, None, "en")), ("/spot", ("/etc/hostname",))):
+        with pytest.raises(AppError, match=r"not an uploaded file: upload it in the page, or send it with "
+                                           r"gradio_client's handle_file\(PATH\)"):
+            client.predict(*args, api_name=api)
+    assert "Traceback" not in app_server.log()
+
+
 def test_a_crafted_long_tab_row_names_no_other_interval():
     """Row numbers 0, -3 or past the table, or a cell that is no number, are refused with a sentence (they used to
     analyse another interval, labelled "interval -3", or send a raw exception to the client)."""
