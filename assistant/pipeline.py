@@ -314,6 +314,9 @@ class Assistant:
                onset: int | None = None, apex: int | None = None, offset: int | None = None,
                language: str | None = None, expression: Expression = "micro") -> Iterator[Progress]:
         """Analyse a clip step by step: the motion analysis, then the evidence, then the answer text as it grows.
+        `source`: a video file, a frame folder, a list of frames, or with `apex_image` the onset image. Arrays are RGB
+        (OpenCV's `imread` gives BGR: convert it, or pass the file's path), grey or RGBA, 8- or 16-bit or float;
+        PIL images are accepted too. Frame numbers apply to a video or a folder, not to two images.
         `offset`: where the expression has gone, when known (slow drift is cancelled with its frame).
         `expression` is "macro" for a long expression a video's spotter found: the template reasoner then names it a
         macro-expression (the VLM keeps the micro-expression prompt it was trained on)."""
@@ -358,6 +361,7 @@ class Assistant:
     def analyze(self, source: str | Path | list[np.ndarray], apex_image: str | Path | np.ndarray | None = None, *,
                 onset: int | None = None, apex: int | None = None, offset: int | None = None,
                 language: str | None = None, expression: Expression = "micro") -> Result:
+        """The whole analysis at once; the arguments are `stream`'s."""
         return last(self.stream(source, apex_image, onset=onset, apex=apex, offset=offset, language=language,
                                 expression=expression), None).result
 

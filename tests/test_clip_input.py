@@ -361,3 +361,74 @@ def test_prefetched_keeps_order_raises_the_producers_error_and_closes_an_abandon
     assert [next(items) for _ in range(5)] == [0, 1, 2, 3, 4]
     items.close()  # the caller stops early: the producer stops and closes the source
     assert len(closed) == 3 and not any(t.name == "frame-prefetch" for t in threading.enumerate())
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_an_image_stored_turned_or_mirrored_is_read_as_a_viewer_shows_it(tmp_path, orientation):
+    """Phones store portrait photos sideways with an EXIF orientation tag; OpenCV's unchanged decoding ignored it, so a
+    face lay on its side or mirrored. PIL's `exif_transpose` is the reference."""
+    from PIL import Image, ImageOps
+
+    img = np.random.default_rng(orientation).integers(0, 255, (40, 60, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(img).save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    viewer = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "photo.jpg")).convert("RGB"))
+    from assistant.motion.clip import read_image
+
+    got = read_image(tmp_path / "photo.jpg")
+    assert got.shape == viewer.shape == ((40, 60, 3) if orientation < 5 else (60, 40, 3))
+    assert np.array_equal(got, viewer)
+
+
+def test_a_mirrored_phone_photo_keeps_the_persons_side(tmp_path):
+    """A one-sided AU12 stored mirrored with orientation 2: read as stored, the person's right became the left."""
+    from PIL import Image
+
+    from assistant.pipeline import Assistant
+
+    clip = render_clip(SynthSpec(subject=0, aus=["R12"], n_frames=9, onset=0, apex=4, offset=8,
+                                 frame_size=(320, 240), amplitude_px=2.0, seed=3))
+    exif = Image.Exif()
+    exif[0x0112] = 2
+    for name, frame in (("onset", clip.frames[0]), ("apex", clip.frames[4])):
+        Image.fromarray(frame[:, ::-1]).save(tmp_path / f"{name}.png", exif=exif)
+    answer = Assistant().analyze(tmp_path / "onset.png", tmp_path / "apex.png").answer
+    assert [(a.code, a.side) for a in answer.aus if a.code == 12] == [(12, "R")], answer.aus
+
+
+def test_pil_images_mixed_types_and_empty_arrays(synth_brow_clip):
+    """PIL images are read as their RGB pixels; an 8-bit onset beside a float 0-1 apex reads the apex right (it was
+    clipped to black); an empty array is one sentence and leaves the shared landmarker working (MediaPipe's graph
+    failed on it and stayed failed for the whole process); a list of frames beside an apex image, or frame numbers
+    with two images, are refused in words."""
+    from PIL import Image
+
+    from assistant.motion.face import get_landmarker
+
+    onset, apex = synth_brow_clip.frames[1], synth_brow_clip.frames[7]
+    as_arrays = load_clip(onset, apex)
+    as_pil = load_clip(Image.fromarray(onset), Image.fromarray(apex).convert("P", palette=Image.Palette.ADAPTIVE))
+    assert np.array_equal(as_pil.onset_frame, as_arrays.onset_frame)
+    assert np.abs(as_pil.apex_frame.astype(int) - apex).mean() < 8  # a 256-colour palette, not the indices
+    mixed = load_clip(onset, apex / 255.0)
+    assert np.array_equal(mixed.apex_frame, apex)
+    for empty in (np.zeros((0, 0, 3), np.uint8), np.zeros((10, 0, 3), np.uint8)):
+        with pytest.raises(UnreadableClipError, match=r"holds no picture; give a grey, RGB or RGBA image"):
+            load_clip(empty, empty)
+    assert get_landmarker("mediapipe").detect(np.zeros((0, 0, 3), np.uint8)) == []
+    assert len(get_landmarker("mediapipe").detect(onset)) == 1
+    with pytest.raises(UnreadableClipError, match="The onset image is a list; give a file path"):
+        load_clip([onset, apex], apex)
+    with pytest.raises(FrameIndexError, match="frame numbers apply to a video or a frame folder"):
+        load_clip(onset, apex, onset=0, apex=1)
+
+
+def test_hidden_files_in_a_frame_folder_are_not_frames(tmp_path, synth_brow_clip):
+    """macOS copies leave "._img1.jpg" metadata beside each frame; they sorted first and refused the whole folder."""
+    for i, frame in enumerate(synth_brow_clip.frames, start=1):
+        save_png(tmp_path / f"img{i}.png", frame)
+    (tmp_path / "._img1.png").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    src = open_source(tmp_path)
+    assert src.n_frames == len(synth_brow_clip.frames)
+    assert np.array_equal(next(f for _, f in src.frames()), synth_brow_clip.frames[0])

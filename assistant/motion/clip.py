@@ -80,13 +80,34 @@ def _missing(path: Path, what: str = "") -> UnreadableClipError:
     return UnreadableClipError(f"{what}{path} does not exist; check the path.")
 
 
+EXIF_ORIENTATION = 0x0112
+# EXIF orientation -> what makes the stored pixels upright: (transpose first, then flip rows, flip columns)
+UPRIGHT = {2: (False, False, True), 3: (False, True, True), 4: (False, True, False), 5: (True, False, False),
+           6: (True, False, True), 7: (True, True, True), 8: (True, True, False)}
+
+
 def check_image_header(path: Path, max_pixels: int) -> tuple[int, int]:
     """(width, height) from the file's header alone (PIL reads pixels lazily); over `max_pixels` is an error."""
+    return _image_header(path, max_pixels)[0]
+
+
+def upright(image: np.ndarray, orientation: int) -> np.ndarray:
+    """The pixels as a viewer shows them: phones store a portrait photo sideways with an EXIF orientation tag, and
+    read as stored the face lay on its side (AU12 read as AU20) or mirrored (the person's sides swapped)."""
+    transpose, flip_rows, flip_cols = UPRIGHT.get(orientation, (False, False, False))
+    if transpose:
+        image = np.swapaxes(image, 0, 1)
+    return np.ascontiguousarray(image[::-1 if flip_rows else 1, ::-1 if flip_cols else 1])
+
+
+def _image_header(path: Path, max_pixels: int) -> tuple[tuple[int, int], int]:
+    """(width, height) and the EXIF orientation (1: as stored) from the file's header."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is lower, checked below
             with Image.open(path) as im:
                 size = im.size
+                orientation = int(im.getexif().get(EXIF_ORIENTATION, 1) or 1)
     except Image.DecompressionBombError as err:  # over PIL's own ceiling (about 179 megapixels), above any of ours
         pixels = re.search(r"\((\d+) pixels\)", str(err))
         size_words = f"{int(pixels.group(1)) / 1e6:.3g} megapixels" if pixels else "too large"
@@ -95,7 +116,7 @@ def check_image_header(path: Path, max_pixels: int) -> tuple[int, int]:
     except (OSError, SyntaxError, ValueError):
         raise UnreadableClipError(f"{path.name} is not a readable image (JPEG, PNG, BMP, TIFF or WebP).") from None
     check_pixels(path.name, *size, max_pixels)
-    return size
+    return size, orientation
 
 
 def natural_key(path: Path | str) -> list:
@@ -105,9 +126,10 @@ def natural_key(path: Path | str) -> list:
 
 def in_unit_range(images) -> bool:
     """Float images whose values all lie in 0-1 (scikit-image's, PIL's and torch's convention), judged over a whole
-    source: a float video in 0-255 that fades in from black is not scaled frame by frame."""
-    arrays = [np.asarray(i) for i in images]
-    return bool(arrays) and all(a.dtype.kind == "f" and a.size and np.isfinite(a).all() for a in arrays) and \
+    source's float images: a float video in 0-255 that fades in from black is not scaled frame by frame, and a float
+    apex beside an 8-bit onset is not read as black because the onset is not a float."""
+    arrays = [a for a in map(np.asarray, images) if a.dtype.kind == "f"]
+    return bool(arrays) and all(a.size and np.isfinite(a).all() for a in arrays) and \
         min(float(a.min()) for a in arrays) >= 0 and max(float(a.max()) for a in arrays) <= 1
 
 
@@ -115,6 +137,9 @@ def to_rgb(image: np.ndarray, unit: bool | None = None) -> np.ndarray:
     """Grey, RGBA, 16-bit and float images become 8-bit RGB. Float images in 0-1 (`unit`; None: judged on this image
     alone) are scaled to 0-255: read as grey levels they were black, and the user was told that no face was found."""
     img = np.asarray(image)
+    if img.ndim not in (2, 3) or 0 in img.shape:
+        raise UnreadableClipError(f"Image of shape {img.shape} holds no picture; give a grey, RGB or RGBA image of "
+                                  "the face.")
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
     elif img.dtype != np.uint8:
@@ -123,7 +148,7 @@ def to_rgb(image: np.ndarray, unit: bool | None = None) -> np.ndarray:
                                       "0-1).")
         if unit is None:
             unit = in_unit_range([img])
-        if unit:
+        if unit and img.dtype.kind == "f":
             img = np.rint(img * 255.0)
         img = np.clip(img, 0, 255).astype(np.uint8)
     if img.ndim == 2:
@@ -144,7 +169,7 @@ def read_image(path: Path | str, max_pixels: int = ClipLimits.max_pixels) -> np.
         raise _missing(p, "Image ")
     if p.stat().st_size == 0:
         raise UnreadableClipError(f"Image {p.name} is an empty file; upload the picture again.")
-    check_image_header(p, max_pixels)
+    _, orientation = _image_header(p, max_pixels)
     data = np.fromfile(str(p), dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if img is None:
@@ -153,7 +178,7 @@ def read_image(path: Path | str, max_pixels: int = ClipLimits.max_pixels) -> np.
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     elif img.ndim == 3 and img.shape[2] == 4:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
-    return to_rgb(img)
+    return to_rgb(upright(img, orientation))
 
 
 class DecodedFrame:
@@ -356,7 +381,9 @@ def _video_source(path: Path, limits: ClipLimits) -> FrameSource:
 
 
 def _folder_source(path: Path, limits: ClipLimits) -> FrameSource:
-    files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()), key=natural_key)
+    # hidden files are not frames: macOS leaves "._img1.jpg" metadata beside every frame copied off its disks
+    files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                    and not p.name.startswith(".")), key=natural_key)
     if not files:
         raise UnreadableClipError(
             f"Folder {path} holds no images (.jpg, .png, .bmp, .tif); point to the clip's frames."
@@ -391,6 +418,7 @@ def open_source(source: str | Path | list[np.ndarray], limits: ClipLimits | None
         raise UnreadableClipError("One image is half a clip: give the apex image too (analyze(onset_image, "
                                   "apex_image)), or a list of frames.")
     if isinstance(source, (list, tuple)):
+        source = [as_image(f, "frame") if isinstance(f, Image.Image) else f for f in source]
         for f in source:
             check_pixels("A frame", np.shape(f)[1], np.shape(f)[0], limits.max_pixels)
         unit = in_unit_range(source)
@@ -417,6 +445,20 @@ def open_source(source: str | Path | list[np.ndarray], limits: ClipLimits | None
     return _video_source(path, limits)
 
 
+def as_image(image, which: str) -> np.ndarray | str | Path:
+    """A path or an array as it is; a PIL image as its upright RGB pixels; anything else refused in words (a PIL
+    image or a list of frames beside an apex image stopped with a TypeError about paths)."""
+    if isinstance(image, (str, Path, np.ndarray)):
+        return image
+    if isinstance(image, Image.Image):
+        from PIL import ImageOps
+
+        image = ImageOps.exif_transpose(image)
+        return np.asarray(image if image.mode in ("L", "RGB", "RGBA") else image.convert("RGB"))
+    raise UnreadableClipError(f"The {which} image is a {type(image).__name__}; give a file path, a numpy array or a "
+                              "PIL image (a list of frames is a clip: give it without an apex image).")
+
+
 def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np.ndarray | None = None, *,
               onset: int | None = None, apex: int | None = None, offset: int | None = None,
               face_box: Callable[[np.ndarray], tuple[int, int, int, int] | None] | None = None,
@@ -428,8 +470,12 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
     for a bounded clip, whose apex frame is read again) and the few frames decoded ahead.
     """
     if apex_image is not None:
+        if (onset, apex, offset) != (None, None, None):
+            raise FrameIndexError("Onset, apex and offset frame numbers apply to a video or a frame folder; two images "
+                                  "are the onset and the apex themselves (leave the numbers out).")
         max_pixels = (limits or ClipLimits()).max_pixels
         images = []
+        source, apex_image = as_image(source, "onset"), as_image(apex_image, "apex")
         unit = in_unit_range([i for i in (source, apex_image) if isinstance(i, np.ndarray)])
         for name, img in (("The onset image", source), ("The apex image", apex_image)):
             if isinstance(img, np.ndarray):

@@ -102,6 +102,8 @@ class MediapipeLandmarker:
         import mediapipe as mp
 
         h, w = image.shape[:2]
+        if not h or not w:  # MediaPipe's graph fails on an empty image, and stays failed for the whole process
+            return []
         with self._lock:
             result = self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB,
                                                       data=np.ascontiguousarray(image)))
