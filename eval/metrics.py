@@ -44,8 +44,12 @@ class MultiLabelScores:
 
 def multilabel_scores(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[Hashable] | None = None,
                       undefined: float = 0.0) -> MultiLabelScores:
-    """Per-label F1/P/R for binary (N, K) arrays; `undefined` is the F1 of a label with tp + fp + fn = 0."""
-    t = np.asarray(y_true).astype(bool)
+    """Per-label F1/P/R for binary (N, K) arrays; `undefined` is the F1 of a label with tp + fp + fn = 0. Truth is 0
+    or 1: a -1 ("not coded", as training writes it) read as bool would count as an AU present, so it is refused."""
+    t = np.asarray(y_true)
+    if t.size and (t.min() < 0 or t.max() > 1):
+        raise ValueError("y_true must hold 0 and 1 only; leave clips whose AU is not coded (-1) out of the scores")
+    t = t.astype(bool)
     p = np.asarray(y_pred).astype(bool)
     if t.shape != p.shape or t.ndim != 2:
         raise ValueError(f"y_true {t.shape} and y_pred {p.shape} must be equal (N, K) arrays")

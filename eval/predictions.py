@@ -106,6 +106,10 @@ def score_rows(rows: list[dict], classes: list[str], aus: list[int], per_fold: b
     au["every_code"] = {
         "parsed": code_set_scores(coded, [set(r["parsed_aus"]) for r in coded_rows]).to_dict(),
         "detector": code_set_scores(coded, [named_codes(r["probabilities"]) for r in coded_rows]).to_dict()}
+    null_rows = [r for r in au_rows if not r["true_aus"]]  # coded with no AU: outside the precision above
+    au["every_code"]["no_au_clips"] = {
+        "n_clips": len(null_rows), "parsed_any": sum(bool(r["parsed_aus"]) for r in null_rows),
+        "detector_any": sum(bool(named_codes(r["probabilities"])) for r in null_rows)}
     out = {"emotion": emotion, "au": au}
     if per_fold:
         out["emotion_per_fold"] = _emotion_per_fold(emo)

@@ -147,10 +147,19 @@ def _every_code_section(every: dict, threshold: float) -> str:
     rows = [[label, f"{s['named_per_clip']:.2f}", f"{s['coded_per_clip']:.2f}", _f3(s["precision"]), _f3(s["recall"]),
              named_wrong(s)] for label, s in methods]
     head = ["Method", "named per clip", "coded per clip", "precision", "recall", "named, not coded (clips)"]
+    empty = every.get("no_au_clips")  # absent from metrics written before it existed
+    if empty is None:
+        beside = ""
+    elif empty["n_clips"]:
+        beside = (f" Clips coded with no AU are not in these figures: {empty['n_clips']} of them, given an AU by the "
+                  f"answer on {empty['parsed_any']} and by the detector on {empty['detector_any']}.")
+    else:
+        beside = " No clip is coded with no AU."
     return (f"## Every AU code named against the coded ones, {every['parsed']['n_clips']} clips with an AU\n\n"
             + md_table(head, rows)
-            + "\nEvery code counts, sides and intensity ignored: what a reader of the answers sees. The per-AU table "
-              "above leaves out the codes outside its list, and with them their false alarms.\n")
+            + "\nEvery code counts, sides and intensity ignored: what a reader of the answers sees, on the clips "
+              "coded with an AU (as the held-out real set is scored). The per-AU table above leaves out the codes "
+              f"outside its list, and with them their false alarms.{beside}\n")
 
 
 def _null_pairs_section(n: dict) -> str:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -328,7 +329,8 @@ def run_fold(config: TrainAUConfig, aus: list[int], name: str, train: FoldData, 
     seen = {_subject(r, config) for r in parts}
     result = {"fold": name, "thresholds": thresholds, "train": train_log,
               "n_train": len(train.records), "n_val": len(val.records) if val else 0,
-              "trained_on": {"dataset": config.dataset, "subjects": sorted(seen)}}
+              "trained_on": {"dataset": config.dataset, "subjects": sorted(seen),
+                             "clips": clips_fingerprint(train, val)}}
     if test is not None:
         probs = adapter.predict(test)
         if unscored:
@@ -410,13 +412,14 @@ def run(config: TrainAUConfig, records: list, target_records: list | None = None
     every = [p[0].name for p in plan if config.protocol == "cross" or not config.folds or p[0].name in config.folds]
     chosen = {f.name for f in select_folds([p[0] for p in plan], config.folds if config.protocol != "cross" else None,
                                            config.fold_shard)}
-    plan = [p for p in plan if p[0].name in chosen]
     _check_resume(config, out)  # stamped once the folds are built: settings refused above leave --out free
+    _check_finished_folds(out, plan, aus)
+    pooled = [p[0].name for p in plan]
+    plan = [p for p in plan if p[0].name in chosen]
     fold_logs = []
     for fold, src, tgt in plan:
         fold_dir = out / "folds" / _fold_folder(fold.name)
         if (fold_dir / "predictions.csv").is_file():
-            _check_fold_labels(fold_dir / "predictions.csv", tgt.subset(fold.test), aus)
             log.info("fold %s done already; skipping", fold.name)
             continue
         log.info("fold %s: %d train, %d validation, %d test clips", fold.name, len(fold.train), len(fold.val),
@@ -424,7 +427,7 @@ def run(config: TrainAUConfig, records: list, target_records: list | None = None
         fold_logs.append(run_fold(config, aus, fold.name, src.subset(fold.train),
                                   src.subset(fold.val) if fold.val else None, tgt.subset(fold.test), fold_dir,
                                   [r for r in unscored if _subject(r, config) in fold.test_subjects]))
-    metrics = score_run(out, aus, config)
+    metrics = score_run(out, aus, config, pooled)
     metrics["n_left_out_unknown_au"] = n_given - len(records) - len(target_records or [])
     missing = [name for name in every if not (out / "folds" / _fold_folder(name) / "predictions.csv").is_file()]
     if missing:
@@ -446,18 +449,49 @@ def run(config: TrainAUConfig, records: list, target_records: list | None = None
     return metrics
 
 
-def _check_fold_labels(path: Path, test: FoldData, aus: list[int]) -> None:
-    """A finished fold is reused only for the clips and labels it was scored on: after the data was made again or its
-    sheet edited, the old fold kept the old labels in the pooled figures."""
-    with open(path, newline="") as fh:
+def clips_fingerprint(train: FoldData, val: FoldData | None) -> str:
+    """A hash of the clips and labels a model learnt from (its validation clips chose its thresholds and its stop):
+    a finished fold is reused only when the data gives it the same ones."""
+    rows = sorted((r.key, y.tolist()) for part in (train, val) if part is not None
+                  for r, y in zip(part.records, part.labels))
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
+
+
+def _fold_change(fold_dir: Path, fold, src: FoldData, tgt: FoldData, aus: list[int]) -> str | None:
+    """Why a finished fold no longer matches the data (None: it does): other test clips or labels, or other training
+    clips or labels (a subject added, removed or relabelled changes every other fold's training)."""
+    with open(fold_dir / "predictions.csv", newline="") as fh:
         before = {row["key"]: [int(row[f"true_AU{a}"]) for a in aus] for row in csv.DictReader(fh)}
+    test = tgt.subset(fold.test)
     now = {r.key: y.tolist() for r, y in zip(test.records, test.labels)}
     changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
     if changed:
-        raise ConfigError(f"{path.parent} was trained and scored on other clips or labels than the data now holds "
-                          f"({len(changed)} clip(s), first: {changed[0]}); the data changed since, or this version "
-                          "reads its sheet differently: give a new --out, or delete that fold's folder to train it "
-                          "again.")
+        return f"its test clips or labels ({len(changed)} clip(s), first: {changed[0]})"
+    info = fold_dir / "thresholds.json"
+    trained = json.loads(info.read_text()).get("trained_on", {}) if info.is_file() else {}
+    if "clips" not in trained:  # written before the training clips were recorded: only the test side is checked
+        return None
+    if trained["clips"] != clips_fingerprint(src.subset(fold.train), src.subset(fold.val) if fold.val else None):
+        return "its training or validation clips or labels"
+    return None
+
+
+def _check_finished_folds(out: Path, plan: list, aus: list[int]) -> None:
+    """Every finished fold this run would pool, checked against the data before any training: after the data was
+    made again or its sheet edited, old folds kept old labels (or a removed subject) in the pooled figures, and
+    deleting the fold the error named left the others trained on the old labels."""
+    stale = []
+    for fold, src, tgt in plan:
+        fold_dir = out / "folds" / _fold_folder(fold.name)
+        if (fold_dir / "predictions.csv").is_file():
+            why = _fold_change(fold_dir, fold, src, tgt, aus)
+            if why:
+                stale.append(f"{fold_dir} ({why})")
+    if stale:
+        raise ConfigError(f"{len(stale)} finished fold(s) were trained or scored on other data than the data now "
+                          f"gives them: {'; '.join(stale[:5])}{'; ...' if len(stale) > 5 else ''}. The data changed "
+                          "since, or this version reads its sheet differently: give a new --out, or delete those "
+                          "folds' folders to train them again.")
 
 
 def _fold_folder(name: str) -> str:
@@ -469,9 +503,17 @@ def _subject(record, config: TrainAUConfig) -> str:
     return qualified_subject(record.dataset, record.subject) if config.protocol == "cde" else record.subject
 
 
-def score_run(out: Path, aus: list[int], config: TrainAUConfig) -> dict:
-    """Pool every finished fold's predictions and write the tables and metrics.json."""
+def score_run(out: Path, aus: list[int], config: TrainAUConfig, folds: list[str] | None = None) -> dict:
+    """Pool the finished folds' predictions and write the tables and metrics.json. `folds`: the data's folds (None:
+    every folder); a folder of no such fold (a subject the data no longer holds) is left out, with a warning."""
     files = sorted((out / "folds").glob("*/predictions.csv"))
+    if folds is not None:
+        names = {_fold_folder(n) for n in folds}
+        foreign = [f.parent.name for f in files if f.parent.name not in names]
+        if foreign:
+            log.warning("left out of the pooled figures: %s in %s, no fold of the data given now (a subject it no "
+                        "longer holds); delete them to keep the folder tidy", ", ".join(foreign), out / "folds")
+        files = [f for f in files if f.parent.name in names]
     parts = [read_predictions(f, aus) for f in files]
     true = np.concatenate([p[0] for p in parts])
     pred = np.concatenate([p[2] for p in parts])

@@ -229,6 +229,45 @@ def test_finished_folds_are_not_reused_over_data_made_again(tmp_path_factory, tm
     wb = load_workbook(sheet)
     wb.active.cell(row=2, column=8).value = "15+17"
     wb.save(sheet)
-    with pytest.raises(ConfigError, match=r"was trained and scored on other clips or labels than the data now holds "
-                                          r"\(1 clip\(s\), first: casme2/sub01/EP01_01\)"):
+    with pytest.raises(ConfigError, match=r"3 finished fold\(s\) were trained or scored on other data than the data "
+                                          r"now gives them: .*sub01 \(its test clips or labels \(1 clip\(s\), first: "
+                                          r"casme2/sub01/EP01_01\)\); .*sub02 \(its training or validation clips or "
+                                          r"labels\); .*delete those folds' folders"):
         main(args)
+
+
+def test_a_relabelled_or_removed_subject_reaches_every_fold_that_learnt_from_it(tmp_path_factory, tmp_path):
+    """Deleting the fold the error named used to be enough: the other folds, trained on the old labels, were reused
+    (their priors learnt from them), and a fold of a subject the data no longer holds stayed in the pooled figures."""
+    import shutil
+
+    from openpyxl import load_workbook
+
+    from finetune.au import main
+
+    data = write_synthetic_dataset("casme2", tmp_path_factory.mktemp("relabel"), subjects=3, clips=2, n_frames=6)
+    out = tmp_path / "o"
+    args = ["--model", "prior", "--dataset", "casme2", "--root", str(data), "--out", str(out),
+            "--progress", "false", "--final-model", "false", "--val-subjects", "0"]
+    assert main(args) == 0
+    sheet = data / "CASME2-coding-20140508.xlsx"
+    wb = load_workbook(sheet)
+    rows = [r for r in wb.active.iter_rows(min_row=2) if r[0].value and str(r[0].value).endswith("3")]
+    for row in rows:  # sub03's labels change: sub01 and sub02 learnt from the old ones
+        row[7].value = "15+17"
+    wb.save(sheet)
+    shutil.rmtree(out / "folds" / "sub03")
+    with pytest.raises(ConfigError, match=r"2 finished fold\(s\).*sub01 \(its training or validation clips"):
+        main([*args, "--folds", "sub03"])  # one fold asked for: the others are still pooled, so still checked
+    for sub in ("sub01", "sub02"):
+        shutil.rmtree(out / "folds" / sub)
+    assert main(args) == 0
+    before = json.loads((out / "metrics.json").read_text())
+    for index in sorted((row[0].row for row in rows), reverse=True):  # sub03 leaves the data
+        wb.active.delete_rows(index)
+    wb.save(sheet)
+    shutil.rmtree(out / "folds" / "sub01")
+    shutil.rmtree(out / "folds" / "sub02")
+    assert main(args) == 0
+    after = json.loads((out / "metrics.json").read_text())
+    assert (before["n_folds"], after["n_folds"]) == (3, 2) and after["n_clips"] == before["n_clips"] - len(rows)
