@@ -231,7 +231,7 @@ def spot_summary(result) -> dict:
                 "score": round(float(i.score), 2), "near_threshold": bool(i.near_threshold), "regions": list(i.regions)}
 
     return {"fps": fps, "n_frames": int(result.n_frames), "intervals": [row(i) for i in result.intervals],
-            "distractors": [row(i) for i in result.distractors]}
+            "distractors": [row(i) for i in result.distractors], "notes": result.notes()}
 
 
 def _refused(what: str, err: MEUError) -> None:
@@ -583,6 +583,7 @@ def _spot_summary(result, path: str) -> str:
     text = (f"Spotted {kinds.count('micro')} micro- and {kinds.count('macro')} macro-expression(s) in "
             f"{Path(path).name} ({result.n_frames / fps:.1f} s, {result.n_frames} frames); "
             f"{len(result.distractors)} blink(s), speech or head movement(s) left out.")
+    text += "".join(f" {note}" for note in result.notes())
     return text + (" Click a row of the table to analyse that interval." if result.intervals else "")
 
 

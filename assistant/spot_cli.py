@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import re
+import shutil
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
 from assistant import calibration
 from assistant.config import add_dataclass_arguments
+from assistant.errors import MEUError
 from assistant.files import atomic_write_bytes, atomic_write_text, output_folder, save_png, write_json
 from assistant.motion.spotting import SpotConfig, SpotResult, spot_video
 
@@ -74,18 +77,44 @@ def curve_png(result: SpotResult, title: str) -> bytes:
     return buf.getvalue()
 
 
+ANALYSIS_FOLDER = re.compile(r"micro_\d{2,}_\d+-\d+")
+
+
+def remove_old_analyses(out: Path) -> int:
+    """A previous run's interval folders (named as `analyse_micro` names them, holding its answer.json): left
+    beside a new intervals.csv they described other intervals."""
+    old = [d for d in out.iterdir()
+           if d.is_dir() and ANALYSIS_FOLDER.fullmatch(d.name) and (d / "answer.json").is_file()]
+    for d in old:
+        shutil.rmtree(d)
+    if old:
+        log.info("removed %d interval folder(s) of a previous run from %s", len(old), out)
+    return len(old)
+
+
 def analyse_micro(result: SpotResult, video: str, out: Path) -> list[dict]:
+    """The Assistant on each micro-expression; one that cannot be analysed (a face too small for the analysis, an
+    interval of one frame) is said and the others still are."""
     from assistant.pipeline import Assistant
 
     assistant = Assistant()
     done = []
     for k, iv in enumerate(iv for iv in result.intervals if iv.kind == "micro"):
         folder = out / f"micro_{k + 1:02d}_{iv.onset}-{iv.offset}"
-        res = assistant.analyze(video, onset=iv.onset, apex=iv.apex)
-        save_png(folder / "mmc_map.png", res.analysis.mmc_map)
-        write_json(folder / "answer.json", {"interval": asdict(iv), **res.to_dict()})
-        atomic_write_text(folder / "answer.txt", res.answer.text + "\n")
-        done.append({"folder": folder.name, "emotion": res.answer.emotion, "aus": [a.label for a in res.answer.aus]})
+        item = {"folder": folder.name, "emotion": None, "aus": []}
+        if iv.apex <= iv.onset:
+            item["error"] = "one frame long: no onset before its apex to compare"
+        else:
+            try:
+                res = assistant.analyze(video, onset=iv.onset, apex=iv.apex)
+            except MEUError as err:
+                item["error"] = str(err)
+            else:
+                save_png(folder / "mmc_map.png", res.analysis.mmc_map)
+                write_json(folder / "answer.json", {"interval": asdict(iv), **res.to_dict()})
+                atomic_write_text(folder / "answer.txt", res.answer.text + "\n")
+                item.update(emotion=res.answer.emotion, aus=[a.label for a in res.answer.aus])
+        done.append(item)
     return done
 
 
@@ -112,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     name = Path(ns.video).name
     atomic_write_text(out / "intervals.csv", intervals_csv(result, name))
     atomic_write_bytes(out / "curve.png", curve_png(result, f"{name}: {len(result.intervals)} expressions"))
-    print(f"{name}: {result.n_frames} frames at {result.fps:g} fps")
+    print(f"{name}: {result.n_frames} frames at {result.fps:g} fps (frame numbers count from 0)")
+    for note in result.notes():
+        print(f"  note: {note}")
     for iv in result.intervals:
         print(f"  {iv.kind:<6} frames {iv.onset}-{iv.offset} (apex {iv.apex}, "
               f"{iv.onset / result.fps:.2f}-{iv.offset / result.fps:.2f} s)  {'+'.join(iv.regions)}  "
@@ -122,8 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     kinds = Counter(iv.kind for iv in result.distractors)
     listed = ", ".join(f"{kinds[k]} {words[kinds[k] > 1]}" for k, words in DISTRACTOR_WORDS.items() if kinds[k])
     print(f"  {len(result.distractors)} distractors{f' ({listed})' if listed else ''} listed in intervals.csv")
+    remove_old_analyses(out)
     if ns.analyse:
         for item in analyse_micro(result, ns.video, out):
-            print(f"  {item['folder']}: {item['emotion']} ({', '.join(item['aus']) or 'no AU'})")
+            if "error" in item:
+                print(f"  {item['folder']}: not analysed: {item['error']}")
+            else:
+                print(f"  {item['folder']}: {item['emotion']} ({', '.join(item['aus']) or 'no AU'})")
     print(f"wrote {out / 'intervals.csv'} and {out / 'curve.png'}")
     return 0

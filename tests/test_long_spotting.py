@@ -7,9 +7,11 @@ seed 5 (subject 0) and the benchmark reports on seeds 1000 and up.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from assistant import cli
+from assistant.files import save_png
 from assistant.motion.clip import write_video
 from assistant.motion.spotting import SpotConfig, spot_video
 from instruction_data.long_synth import LongSpec, make_long_video
@@ -86,7 +88,11 @@ def test_spot_cli_writes_intervals_curve_and_analyses(spotted, tmp_path, capsys)
 
     result, _, path = spotted
     out = tmp_path / "out"
+    stale = out / "micro_09_1-5"  # a previous run's analysis: it described another intervals.csv
+    stale.mkdir(parents=True)
+    (stale / "answer.json").write_text("{}")
     assert cli.main(["spot", str(path), "--out", str(out), "--analyse"]) == 0
+    assert not stale.exists()
     table = pd.read_csv(out / "intervals.csv")
     assert list(table.columns) == ["video", "onset", "apex", "offset", "type", "score", "near_threshold", "regions",
                                    "onset_s", "offset_s"]
@@ -100,7 +106,46 @@ def test_spot_cli_writes_intervals_curve_and_analyses(spotted, tmp_path, capsys)
     for folder in folders:
         assert {p.name for p in folder.iterdir()} == {"mmc_map.png", "answer.json", "answer.txt"}
     assert not list(out.rglob("*.part*"))
-    assert "expressions" not in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "expressions" not in captured.err
+    assert "frames at 30 fps (frame numbers count from 0)" in captured.out and "note:" not in captured.out
+
+
+def test_an_interval_that_cannot_be_analysed_is_said_and_the_others_still_are(spotted, tmp_path):
+    """`--analyse` stopped at the first interval the analysis refused (exit 1; the rest never analysed); the spotter
+    can place a one-frame interval, whose onset is its apex."""
+    import dataclasses
+
+    from assistant.motion.intervals import Interval
+    from assistant.spot_cli import analyse_micro
+
+    result, _, path = spotted
+    one_frame = Interval(5, 5, 5, 9.5, "micro", ["mouth"])
+    first = next(iv for iv in result.intervals if iv.kind == "micro")
+    done = analyse_micro(dataclasses.replace(result, intervals=[one_frame, first]), str(path), tmp_path)
+    assert done[0] == {"folder": "micro_01_5-5", "emotion": None, "aus": [],
+                       "error": "one frame long: no onset before its apex to compare"}
+    assert "error" not in done[1] and done[1]["emotion"] and (tmp_path / done[1]["folder"] / "answer.json").is_file()
+
+
+def test_a_face_that_leaves_the_picture_is_not_followed_and_a_folder_rate_is_said(tmp_path):
+    """The tracker kept its last reference when a keyframe found no face, so the face leaving and coming back were
+    spotted as a macro-expression and a head move; a frame folder was read at 30 fps without a word."""
+    still = make_long_video(LongSpec(seconds=8, fps=30, frame_size=(320, 240), subject=0, n_micro=0, n_macro=0,
+                                     n_speech=0, n_head_turns=0, blinks_per_min=0, seed=4))
+    frames = list(still.frames())
+    frames[100:170] = [np.full_like(frames[0], 118)] * 70
+    result = spot_video(frames, SpotConfig(fps=30))
+    assert result.intervals == [] and [d for d in result.distractors if d.kind == "head"] == [], result
+    assert not result.tracked[100:170].any() and result.tracked[:95].all() and result.tracked[200:].all()
+    assert result.notes() == ["The face was not found on 70 of 240 frames (the first at frame 100); nothing was "
+                              "spotted there."]
+    for i, frame in enumerate(frames[:40]):
+        save_png(tmp_path / f"img{i + 1}.png", frame)
+    folder = spot_video(tmp_path)
+    assert folder.fps_assumed and folder.notes()[0].startswith("30 fps was assumed (a frame folder carries no frame "
+                                                               "rate): give --fps")
+    assert not spot_video(tmp_path, SpotConfig(fps=200)).fps_assumed
 
 
 @pytest.mark.slow

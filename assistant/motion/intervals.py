@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,7 +104,8 @@ def region_snr(tracks: Tracks, baseline_frames: int, smooth: int = 1) -> np.ndar
     size = max(3, baseline_frames | 1)
     base = median_filter(d, size=(size, 1, 1), mode="nearest")
     resid = d - base
-    sigma = np.array([[_robust_sigma(resid[:, r, c]) for c in range(2)] for r in range(d.shape[1])])
+    seen = resid[tracks.tracked] if tracks.tracked.any() else resid  # frames without the face hold still: no noise
+    sigma = np.array([[_robust_sigma(seen[:, r, c]) for c in range(2)] for r in range(d.shape[1])])
     sigma = np.maximum(sigma.mean(axis=1), 1e-3)
     return np.hypot(resid[..., 0], resid[..., 1]) / sigma[None, :]
 
@@ -128,7 +130,7 @@ def jaw_opening(tracks: Tracks, baseline_frames: int) -> np.ndarray:
     y = tracks.disp[:, cols, 1].astype(np.float64).mean(axis=1)
     y = uniform_filter1d(y, max(1, int(round(SYLLABLE_SMOOTH_S * tracks.fps))), mode="nearest")
     resid = y - median_filter(y, size=max(3, baseline_frames | 1), mode="nearest")
-    return resid / _robust_sigma(resid)
+    return resid / _robust_sigma(resid[tracks.tracked] if tracks.tracked.any() else resid)
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,9 @@ def speech_evidence(jaw: np.ndarray, peaks: dict[str, float], on: int, off: int,
     gap, dip = max(1, int(round(SYLLABLE_GAP_S * fps))), max(1, int(round(SYLLABLE_DIP_S * fps)))
     # bumps found and measured on the whole trace, then those in the context kept: cut out, a bump lost its dip or
     # the neighbour it yields to at the cut
-    where, bumps = find_peaks(jaw, distance=gap, prominence=0.0, wlen=2 * dip + 1)
+    with warnings.catch_warnings():  # a flat stretch (frames without the face hold still) has bumps of 0: fine here
+        warnings.filterwarnings("ignore", message="some peaks have a prominence of 0")
+        where, bumps = find_peaks(jaw, distance=gap, prominence=0.0, wlen=2 * dip + 1)
     inside = (where >= on - context) & (where <= off + context)
     prominence = np.sort(bumps["prominences"][inside])[::-1]
     k = speech_peaks - 1

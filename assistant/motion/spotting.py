@@ -23,6 +23,7 @@ __all__ = ["Interval", "SpotConfig", "SpotResult", "spot_video"]
 log = logging.getLogger(__name__)
 
 MAX_FPS = 10_000.0
+DEFAULT_FPS = 30.0  # for a source with no rate (a frame folder) and no --fps: said in SpotResult.notes
 # the longest time setting: ten minutes outlast every expression, blink and head move (a median window of 1e9 s
 # allocated 28 GB, one of 1e6 s used 17 GB before it was stopped)
 MAX_WINDOW_S = 600.0
@@ -111,6 +112,20 @@ class SpotResult:
     frames: np.ndarray  # frame indices of the curves
     curve: np.ndarray  # overall motion curve (region SNR against the local baseline)
     group_curves: dict[str, np.ndarray]  # per region group
+    tracked: np.ndarray | None = None  # (n_frames,) bool: the face was followed there (nothing is read elsewhere)
+    fps_assumed: bool = False  # no rate given and none in the source (a frame folder): 30 fps was assumed
+
+    def notes(self) -> list[str]:
+        """What a reader of the intervals must know: frames the face was not followed on, a frame rate assumed."""
+        out = []
+        if self.fps_assumed:
+            out.append(f"{self.fps:g} fps was assumed (a frame folder carries no frame rate): give --fps with the "
+                       "camera's rate, or the seconds and the micro/macro split are wrong.")
+        if self.tracked is not None and not self.tracked.all():
+            lost = np.flatnonzero(~self.tracked)
+            out.append(f"The face was not found on {len(lost)} of {self.n_frames} frames (the first at frame "
+                       f"{lost[0]}); nothing was spotted there.")
+        return out
 
 
 def spot_video(source, config: SpotConfig | None = None,
@@ -118,7 +133,7 @@ def spot_video(source, config: SpotConfig | None = None,
     """Spot expressions in a video of any length (a path, a frame folder or a list of RGB frames), streaming."""
     cfg = config or SpotConfig()
     src = open_source(source, ClipLimits(max_bytes=64 * 2**30, max_frames=cfg.max_frames))
-    fps = float(cfg.fps or src.fps or 30.0)
+    fps = float(cfg.fps or src.fps or DEFAULT_FPS)
     tracks = track_video((f for _, f in src.frames()), fps, src.n_frames, stride=max(1, int(round(cfg.stride_s * fps))),
                          size=cfg.size, flow=cfg.flow, landmarks=cfg.landmarks, progress=progress)
     if tracks.n_frames < 3:
@@ -133,4 +148,8 @@ def spot_video(source, config: SpotConfig | None = None,
     distractors = [iv for iv in found if iv.kind not in ("micro", "macro")]
     log.info("spotted %d expressions and %d distractors in %d frames", len(expressions), len(distractors),
              tracks.n_frames)
-    return SpotResult(expressions, distractors, fps, tracks.n_frames, np.arange(tracks.n_frames), curve, groups)
+    result = SpotResult(expressions, distractors, fps, tracks.n_frames, np.arange(tracks.n_frames), curve, groups,
+                        tracks.tracked, fps_assumed=not (cfg.fps or src.fps))
+    for note in result.notes():
+        log.warning(note)
+    return result

@@ -37,6 +37,7 @@ REGION_GROUPS: dict[str, tuple[str, ...]] = {
 REF_MAX_SHIFT_PX = 8.0
 PRE_BLUR = 1.5
 REF_MAX_ROT_DEG = 4.0
+LOST_LIKENESS = 0.3  # a crop correlating less than this with its reference holds no longer that face
 STABLE_STEP = 3  # sample every 3rd pixel of the stable area for the head fit
 STABLE_DILATE = 0.12  # regions grown by this share of the inter-ocular distance before they are left out
 
@@ -76,6 +77,13 @@ class _Reference:
         self.centre = np.array([size / 2, size / 2])
         self.offset_disp = np.zeros((len(keys), 2))
         self.offset_head = np.zeros(4)
+
+
+def likeness(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalised cross-correlation of two crops (0 where either is flat): the face against its reference."""
+    a, b = a.astype(np.float32) - a.mean(), b.astype(np.float32) - b.mean()
+    norm = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / norm) if norm > 0 else 0.0
 
 
 def working_grey(frame: np.ndarray, box) -> np.ndarray:
@@ -121,8 +129,12 @@ def track_video(frames, fps: float, n_frames: int | None, *, stride: int, size: 
     for i, frame in enumerate(frames):
         n = i + 1
         ok = False
-        if ref is not None:
-            grey = working_grey(frame, ref.box)
+        kept_disp, kept_head = last_disp, last_head
+        grey = working_grey(frame, ref.box) if ref is not None else None
+        if grey is not None and likeness(ref.grey, grey) < LOST_LIKENESS:
+            ref = None  # the face has gone from the box (left the picture, covered, a cut): look for it again
+            moved = True
+        elif ref is not None:
             f = compute_flow(ref.grey, grey, flow)
             p = fit_similarity(f, ref.sx, ref.sy, ref.centre)
             flat = f.reshape(-1, 2)
@@ -142,8 +154,10 @@ def track_video(frames, fps: float, n_frames: int | None, *, stride: int, size: 
                 ref = _Reference(frame, lm, size, margin, keys)
                 ref.offset_disp, ref.offset_head = last_disp.copy(), last_head.copy()
                 ref_at, ok = i, True
-            elif ref is None:
-                ok = False
+            else:  # the face has gone (or turned away): not followed until a keyframe finds it again; the traces
+                # hold still meanwhile (the flow on what is left in the box is not the face's)
+                ref, ok = None, False
+                last_disp, last_head = kept_disp, kept_head
         disp_rows.append(last_disp.astype(np.float32))
         head_rows.append(last_head.astype(np.float32))
         tracked.append(ok)
