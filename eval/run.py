@@ -140,6 +140,11 @@ class EvalConfig:
         self.dataset = ",".join(names)
         if self.vlm_run:
             self._check_vlm_run()
+        elif self.vlm_adapter and self.protocol in ("loso", "cde"):  # as one AU checkpoint is refused there
+            raise ConfigError(f"--protocol {self.protocol} with one --vlm-adapter scores an adapter that was trained "
+                              "on the test subjects too (one adapter cannot leave each of them out): give --vlm-run "
+                              f"(the --output-dir of `meu train vlm --protocol {self.protocol}`), or score the adapter "
+                              "zero-shot on a dataset it was not trained on.")
         read_by = {"--aullm-checkpoint": (self.aullm_checkpoint, ("aullm",)),
                    "--microau-clip-checkpoint": (self.microau_clip_checkpoint, ("microau_clip",)),
                    "--au-run": (self.au_run, TRAINED)}

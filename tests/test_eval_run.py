@@ -236,6 +236,20 @@ def test_checkpoint_trained_on_the_test_subjects_is_refused(synth_casme2_root, t
     check_unseen(run_dir / "final", "casme2", ["sub09"])
 
 
+@pytest.mark.parametrize("protocol", ["loso", "cde"])
+def test_one_vlm_adapter_is_refused_where_each_fold_needs_its_own(synth_casme2_root, tmp_path, protocol):
+    """A single adapter was accepted under loso and cde, where it was trained on the test subjects too (an AU
+    checkpoint is refused there)."""
+    from assistant.errors import ConfigError
+    from eval.run import EvalConfig
+
+    with pytest.raises(ConfigError, match=rf"--protocol {protocol} with one --vlm-adapter scores an adapter that was "
+                                          r"trained on the test subjects too .* give --vlm-run"):
+        EvalConfig(dataset="casme2" if protocol == "loso" else "casme2,samm", protocol=protocol, reasoner="vlm",
+                   root=str(synth_casme2_root) if protocol == "loso" else f"{synth_casme2_root},{tmp_path}",
+                   vlm_base=str(tmp_path), vlm_adapter=str(tmp_path), out=str(tmp_path / "o"))
+
+
 def test_resume_accepts_the_same_root_spelled_differently(straight_run, synth_casme2_root):
     before = _scores(straight_run)
     assert main(["--dataset", "casme2", "--root", str(synth_casme2_root) + "/", "--protocol", "loso", "--out",
