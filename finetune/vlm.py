@@ -12,6 +12,7 @@ random model and synthetic rows (`finetune.tiny_vlm`).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -298,7 +299,8 @@ def train(cfg: VLMTrainConfig, rows: list[dict] | None = None, eval_rows: list[d
             rows, cfg.val_subjects, cfg.seed)
     check_scheme(rows + list(eval_rows), cfg.scheme)
     last = get_last_checkpoint(str(out)) if cfg.resume and out.is_dir() else None
-    _check_settings(out, cfg, resuming=last is not None)
+    _check_settings(out, cfg, resuming=last is not None, data={"train_rows": rows_fingerprint(rows),
+                                                               "eval_rows": rows_fingerprint(eval_rows or [])})
     finished = _finished_run(out, last, cfg.max_steps)
     if finished is not None:
         return finished
@@ -350,11 +352,24 @@ RUN_SETTINGS = "run_settings.json"
 PATH_SETTINGS = ("model_name_or_path", "train_file", "eval_file")
 
 
-def _check_settings(out: Path, cfg: VLMTrainConfig, resuming: bool) -> None:
+def rows_fingerprint(rows) -> str:
+    """A hash of the training rows' contents (texts, labels, image paths; the pixels of images given as objects): the
+    same file path holding other answers is other training data."""
+    def value(o) -> str:
+        return hashlib.sha256(o.tobytes()).hexdigest() if hasattr(o, "tobytes") else str(o)
+
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(json.dumps(row, sort_keys=True, default=value).encode())
+    return digest.hexdigest()[:16]
+
+
+def _check_settings(out: Path, cfg: VLMTrainConfig, resuming: bool, data: dict | None = None) -> None:
     """A run resumed (or found finished) with other training settings is refused: the checkpoint's steps were taken
-    with the old ones (a new rate or schedule went unnoticed, and a new LoRA rank stopped in a size mismatch). A
-    fresh run records its settings first."""
-    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RESUME_FREE}
+    with the old ones (a new rate or schedule went unnoticed, and a new LoRA rank stopped in a size mismatch). `data`:
+    fingerprints of the training and evaluation rows (a rebuilt or edited --train-file under the same path resumed,
+    or returned the finished adapter, silently). A fresh run records its settings first."""
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RESUME_FREE} | (data or {})
     path = out / RUN_SETTINGS
     if resuming and path.is_file():
         before = json.loads(path.read_text())
@@ -365,7 +380,8 @@ def _check_settings(out: Path, cfg: VLMTrainConfig, resuming: bool) -> None:
 
         changed = [k for k in settings if k in before and not same(k)]
         if changed:
-            was = ", ".join(f"--{k.replace('_', '-')} {before[k]} -> {settings[k]}" for k in changed)
+            was = ", ".join(f"the {k.replace('_', ' ')} (their contents changed)" if k in (data or {}) else
+                            f"--{k.replace('_', '-')} {before[k]} -> {settings[k]}" for k in changed)
             raise ConfigError(f"{out} holds a run trained with other settings ({was}); resume it with its own "
                               "settings, or give another --output-dir (or --resume false to start it again).")
     elif not resuming:

@@ -137,6 +137,9 @@ def test_resuming_with_other_training_settings_is_refused(run):
     for change, says in (({"learning_rate": 0.5}, "--learning-rate 0.02 -> 0.5"), ({"lora_r": 4}, "--lora-r 8 -> 4")):
         with pytest.raises(ConfigError, match=f"holds a run trained with other settings \\({says}\\)"):
             train(dataclasses.replace(cfg, **change), rows=tiny_sft_rows(24, seed=0))
+    # the same settings over other rows (a --train-file rebuilt under its path) returned the old adapter silently
+    with pytest.raises(ConfigError, match=r"other settings \(the train rows \(their contents changed\)"):
+        train(cfg, rows=tiny_sft_rows(24, seed=1))
 
 
 @pytest.mark.parametrize("setting,says", [({"per_device_train_batch_size": 0}, "--per-device-train-batch-size 0 must "
