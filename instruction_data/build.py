@@ -11,6 +11,7 @@ bar.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -149,7 +150,7 @@ def process_record(record: Record, name: str, cfg: BuildConfig, evidence: dict |
 
     out = Path(cfg.out)
     fgmu = cfg.fgmu()
-    part: dict = {"key": record.key, "name": name}
+    part: dict = {"key": record.key, "name": name, "row": row_fingerprint(record)}
     if record.emotion(fgmu.scheme) is None:
         part["excluded"] = (f"emotion {record.emotion_raw!r} has no class in this build's {fgmu.scheme}-class "
                             "labels (the composite protocol's mapping leaves some words out, as CASME II's fear)")
@@ -184,13 +185,27 @@ def _read_part(path: Path) -> dict:
                           "clip, or build without --resume into a new --out.") from None
 
 
-def _part_done(out: Path, name: str) -> bool:
-    """A clip's part is written and every image its samples name is still there: an image deleted since (a full disk
-    cleaned by hand) stopped the export with a FileNotFoundError after the JSONL had been rewritten without it."""
+def row_fingerprint(record: Record) -> str:
+    """A hash of what a clip's samples are made from (labels, frames, split): a part is reused only for the same."""
+    row = {k: getattr(record, k) for k in ("aus", "emotion_raw", "emotion3", "emotion5", "emotion7", "onset", "apex",
+                                           "offset", "apex_known", "aus_coded", "split")}
+    row["frames"] = [p.name for p in record.frame_paths]
+    return hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _part_done(out: Path, name: str, record: Record) -> bool:
+    """A clip's part is written for the same sheet row and every image its samples name is still there: an image
+    deleted since (a full disk cleaned by hand) stopped the export with a FileNotFoundError after the JSONL had been
+    rewritten without it, and a row corrected in the sheet since kept its old labels in the export."""
     path = out / "parts" / f"{name}.json"
     if not path.is_file():
         return False
-    images = {s["image"] for s in _read_part(path).get("samples", [])}
+    part = _read_part(path)
+    if part.get("row", row_fingerprint(record)) != row_fingerprint(record):  # parts of older builds carry none
+        log.warning("%s: the sheet's row changed since it was built (labels, frames or split); that clip is built "
+                    "again", path.name)
+        return False
+    images = {s["image"] for s in part.get("samples", [])}
     missing = [i for i in images if not (out / i).is_file()]
     if missing:
         log.warning("%s: %s is missing; that clip is built again", path.name, missing[0])
@@ -234,7 +249,7 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
         remove_stale_parts(folder)
     evidence = load_evidence(cfg.evidence) if cfg.evidence else None
     names = sample_names(records)
-    jobs = [(r, n) for r, n in zip(records, names, strict=True) if not (cfg.resume and _part_done(out, n))]
+    jobs = [(r, n) for r, n in zip(records, names, strict=True) if not (cfg.resume and _part_done(out, n, r))]
     done_before = len(records) - len(jobs)
     t1 = time.perf_counter()
     bar = tqdm(total=len(records), initial=done_before, desc="build", unit="clip", disable=not progress)

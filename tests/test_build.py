@@ -284,3 +284,28 @@ def test_evidence_lines_that_name_no_clip_are_counted_and_said(synth_casme2_root
     assert report["evidence"] == {"clips_with_evidence": 1, "clips": 2, "keys_not_in_the_sheet": 1,
                                   "first_keys_not_in_the_sheet": ["casme2/sub09/NOPE"]}
     assert "1 evidence line(s) name no clip of this build (first: casme2/sub09/NOPE)" in caplog.text
+
+
+def test_a_row_corrected_in_the_sheet_is_built_again_on_resume(tmp_path):
+    """The part was reused because its file and image were there: after the sheet's emotion and AUs for a clip were
+    corrected, `--resume` exported the old labels with no warning."""
+    from openpyxl import load_workbook
+
+    from instruction_data.layouts import write_synthetic_dataset
+
+    root = write_synthetic_dataset("casme2", tmp_path / "data", subjects=2, clips=2, n_frames=8)
+    out = tmp_path / "out"
+    args = [*SYNTH_BUILD_ARGS, "--root", str(root), "--out", str(out), "--lang", "en", "--mer-ratio", "0"]
+    assert build_main(args) == 0
+    sheet = root / "CASME2-coding-20140508.xlsx"
+    wb = load_workbook(sheet)
+    header = [c.value for c in wb.active[1]]
+    row = wb.active[2]
+    clip = row[header.index("Filename")].value
+    row[header.index("Action Units")].value, row[header.index("Estimated Emotion")].value = "4+7", "disgust"
+    wb.save(sheet)
+    assert build_main([*args, "--resume"]) == 0
+    clips = json.loads((out / "report.json").read_text())["clips"]
+    assert clips["resumed_from_parts"] == clips["usable_rows"] - 1  # only the corrected clip was built again
+    mine = [r for r in _rows(out / "train.jsonl") if clip in json.dumps(r)]
+    assert mine and all(r["emotion"] == "disgust" for r in mine), mine
