@@ -38,6 +38,13 @@ def current_umask() -> int:
     return mask
 
 
+def file_fingerprint(path: str | Path) -> str:
+    """Path, size and modification time: a cache entry keyed by it is not read for a file written again since (a
+    dataset made again, a frame replaced) under the same name."""
+    st = Path(path).stat()
+    return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+
+
 def output_folder(path: str | Path, option: str = "--out") -> Path:
     """The folder a command writes into, checked before any work: a path that names a file would otherwise fail with
     a traceback when the first output is written, after the whole run."""

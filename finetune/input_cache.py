@@ -16,16 +16,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from assistant.files import atomic_path
-
-
-def frame_fingerprint(path: str) -> str:
-    st = Path(path).stat()
-    return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+from assistant.files import atomic_path, file_fingerprint
 
 
 def cache_name(rec, *settings) -> str:
-    parts = (rec.key, frame_fingerprint(rec.frame_paths[rec.onset]), frame_fingerprint(rec.frame_paths[rec.apex]),
+    parts = (rec.key, file_fingerprint(rec.frame_paths[rec.onset]), file_fingerprint(rec.frame_paths[rec.apex]),
              *settings)
     return hashlib.sha1("|".join(str(v) for v in parts).encode()).hexdigest()[:20] + ".npz"
 

@@ -271,3 +271,22 @@ def test_a_relabelled_or_removed_subject_reaches_every_fold_that_learnt_from_it(
     assert main(args) == 0
     after = json.loads((out / "metrics.json").read_text())
     assert (before["n_folds"], after["n_folds"]) == (3, 2) and after["n_clips"] == before["n_clips"] - len(rows)
+
+
+def test_the_frame_cache_does_not_serve_a_clip_made_again_under_its_names(tmp_path):
+    """AU-LLM's frame crops were keyed by the clip's key and indices only: a dataset made again with other clips
+    under the same names trained on the old crops with the new labels."""
+    import os
+
+    from assistant.au.preprocess import ClipCache
+
+    data = write_synthetic_dataset("casme2", tmp_path / "data", subjects=2, clips=1, n_frames=6)
+    record = load_dataset("casme2", data).records[0]
+    cache = ClipCache(tmp_path / "cache", size=32, max_frames=4)
+    first = cache.get(record)
+    assert np.array_equal(cache.get(record), first)  # read back
+    apex = record.frame_paths[record.apex]
+    onset = record.frame_paths[record.onset]
+    apex.write_bytes(onset.read_bytes())  # the clip made again: its apex is now a still face
+    os.utime(apex, ns=(apex.stat().st_atime_ns, apex.stat().st_mtime_ns + 10**9))
+    assert not np.array_equal(cache.get(record), first)

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from assistant.errors import NoFaceError
-from assistant.files import atomic_path
+from assistant.files import atomic_path, file_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,10 @@ class ClipCache:
         self.size, self.max_frames, self.margin, self.landmarks = size, max_frames, margin, landmarks
 
     def path(self, record) -> Path:
+        """Keyed by the clip's frames as files too: a dataset made again under the same names is another clip."""
+        frames = "|".join(file_fingerprint(record.frame_paths[i]) for i in (record.onset, record.apex))
         digest = hashlib.sha1(f"{record.key}|{record.onset}|{record.apex}|{self.size}|{self.max_frames}|"
-                              f"{self.margin}|{self.landmarks}".encode()).hexdigest()[:12]
+                              f"{self.margin}|{self.landmarks}|{frames}".encode()).hexdigest()[:12]
         return self.root / f"{record.subject}__{record.clip_id}__{digest}.npy"
 
     def get(self, record) -> np.ndarray:
