@@ -133,6 +133,8 @@ FOLLOW_UPS = [
     ("这是什么情绪？", ["最可能是快乐"]),
     ("他是什么表情？", ["最可能是快乐"]),
     ("Which movement is the strongest?", ["left mouth corner", "left cheek"]),
+    # an AU named in a why-question is answered from its regions (it got the emotion's reason before)
+    ("Why not AU12?", ["Lip Corner Puller", "was found", "Where it acts, the", "the way AU12 moves it"]),
 ]
 
 
@@ -193,3 +195,20 @@ def test_an_au_not_named_says_which_au_its_regions_motion_was_given_to(lang, que
     assert "cheek" not in reply and "AU12" not in reply  # AU7 does not act on the cheek
     found = list(reasoner.follow_up(conv, "What is AU4?"))[-1]
     assert "attributed" not in found and "归于" not in found
+
+
+@pytest.mark.parametrize("lang,question,expected", [
+    ("en", "Why wasn't AU4 found?", ["Brow Lowerer", "was not found", "Where it acts, the left inner brow shows no "
+                                     "clear motion (0.02 px"]),
+    ("zh", "为什么没有AU4？", ["没有检测到", "它作用的区域测得：左眉头没有明显运动（0.02 像素"]),
+])
+def test_why_an_au_was_not_found_is_answered_from_its_regions(lang, question, expected):
+    """"Why not AU4?" got the emotion's reasoning ("most likely happiness"): it asks about the AU's regions."""
+    reasoner = TemplateReasoner()
+    req = request_for([6, 12], lang=lang)
+    req.analysis.regions.append(_region("inner_brow", "L", np.array([0.02, 0.0])))
+    conv = Conversation(request=req, answer=reasoner.answer(req))
+    reply = list(reasoner.follow_up(conv, question))[-1]
+    for words in expected:
+        assert words in reply, reply
+    assert "happiness" not in reply and "快乐" not in reply

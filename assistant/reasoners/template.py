@@ -282,7 +282,8 @@ class TemplateReasoner:
         low = message.lower()
         au_codes = [int(a or b) for a, b in _AU_MENTION.findall(message)]
         colours = _colours_in(message)
-        if au_codes and re.search(r"what|mean|explain|is au|是什么|什么意思|含义|解释|代表", low):
+        if au_codes and re.search(r"what|mean|explain|is au|\bwhy\b|how come|\bnot\b|n't|是什么|什么意思|含义|解释|"
+                                  r"代表|为什么|为何|怎么没|没有", low):
             return self._explain_aus(conversation, au_codes, lang)
         if colours or re.search(r"colou?r|hue|bright|颜色|色|亮度", low):
             return self._explain_colours(conversation, colours, lang)
@@ -316,6 +317,7 @@ class TemplateReasoner:
                 status = "was found in this clip" if found else "was not found in this clip"
                 out.append(f"AU{code} is the {FACS[code].name}: {FACS[code].description}; it acts on the {where}. "
                            f"It {status} (probability {p:.2f}).")
+            out[-1] += _region_evidence(conv, code, lang)
             if not found:
                 out[-1] += _explained_text(conv, code, lang)
         return "\n\n".join(out)
@@ -391,6 +393,24 @@ def _explained_text(conv: Conversation, code: int, lang: str) -> str:
                        f"“{au_name(other, 'zh')}”：它带动了这片皮肤。" for other, keys in sorted(by.items()))
     return "".join(f" The motion in its {_join([region_name(k) for k in keys], 'en')} was attributed to AU{other} "
                    f"({au_name(other)}), which drags that skin along." for other, keys in sorted(by.items()))
+
+
+def _region_evidence(conv: Conversation, code: int, lang: str, most: int = 6) -> str:
+    """What was measured where AU `code` acts: "why (not) AU6?" is answered from the region table, not the emotion."""
+    regions = sorted((r for r in conv.request.analysis.regions if r.region in FACS[code].regions),
+                     key=lambda r: -r.snr)[:most]
+    if not regions:
+        return ""
+    agree = agreeing_regions(code, conv.request.analysis.regions)
+    if lang == "zh":
+        parts = [_motion_phrase(r, "zh") + ("，符合它的方向" if r in agree else "") if r.intensity != "none"
+                 else f"{region_name(r, 'zh')}没有明显运动（{r.motion_px:.2f} 像素，信噪比 {r.snr:.0f}）"
+                 for r in regions]
+        return "它作用的区域测得：" + "；".join(parts) + "。"
+    parts = [_motion_phrase(r, "en") + (f", the way AU{code} moves it" if r in agree else "") if r.intensity != "none"
+             else f"the {region_name(r)} shows no clear motion ({r.motion_px:.2f} px, {r.snr:.0f}x the noise)"
+             for r in regions]
+    return " Where it acts, " + "; ".join(parts) + "."
 
 
 def _was_found(conv: Conversation, code: int) -> bool:
