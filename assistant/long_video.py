@@ -105,9 +105,10 @@ def spot_long_video(path: str | Path, max_seconds: float, spot_config=None,
 
 
 def interval_rows(result) -> list[list]:
-    """The table of spotted expressions (numbered as on the timeline)."""
+    """The table of spotted expressions (numbered as on the timeline); the duration is onset to offset, the span the
+    micro/macro split reads (`assistant.motion.intervals`), so a micro-expression never shows over 0.5 s."""
     fps = result.fps or 30.0
-    return [[k, i.kind, round(i.onset / fps, 2), round((i.offset - i.onset + 1) / fps, 2), int(i.onset), int(i.apex),
+    return [[k, i.kind, round(i.onset / fps, 2), round((i.offset - i.onset) / fps, 2), int(i.onset), int(i.apex),
              int(i.offset), round(float(i.score), 2), "yes" if i.near_threshold else "", ", ".join(i.regions)]
             for k, i in enumerate(result.intervals, start=1)]
 

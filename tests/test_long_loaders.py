@@ -61,7 +61,7 @@ def test_casme2_long_headerless_sheet_naming_rules_and_quirks(casme2_long_root):
     assert _spans(v3) == [(2, 5, 8, "micro"), (29, 34, 54, "macro"), (39, 44, 56, "micro")]
     assert v3.expressions[0].clip_id == "disgust1_1"  # read without the padding
     assert [a.raw for a in v3.expressions[1].aus.unknown] == ["?"]
-    assert v3.expressions[2].notes[0].startswith("type vs duration: 'micro-expression' lasts 0.60 s")
+    assert v3.expressions[2].notes[0].startswith("type vs duration: 'micro-expression' lasts 0.57 s")
     assert str(v1.expressions[0].aus) == "4+L10"
     assert by_id[("s16", "16_0502funnyerrors")].expressions == []
     assert [(s.row, s.clip_id, s.reason.split(":")[0]) for s in res.skipped] == [(7, "anger9_1", "frames missing")]

@@ -156,7 +156,7 @@ class LongRows:
             raise RowProblem(f"frame order: onset {onset_text}, apex {apex_text}, offset {offset_text} are not "
                              "increasing")
         if offset_known:
-            seconds = (offset_i - onset_i + 1) / self.fps
+            seconds = (offset_i - onset_i) / self.fps  # onset to offset, as the spotter's micro/macro split
             if (kind == "micro") != (seconds <= MICRO_MAX_S):
                 note(f"type vs duration: {type_raw!r} lasts {seconds:.2f} s ({'over' if kind == 'micro' else 'within'}"
                      f" the {MICRO_MAX_S} s micro-expression limit); the sheet's type is kept")
