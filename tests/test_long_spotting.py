@@ -405,3 +405,21 @@ def test_one_grey_level_of_noise_or_one_thread_turns_no_speech_into_an_expressio
     finally:
         cv2.setNumThreads(threads)
 
+
+
+def test_a_sideways_face_is_said_to_be_turned_in_the_short_and_the_long_reading():
+    """Blinks and speech are told by up and down in the picture, AUs by their directions: a video stored sideways
+    reported blinks as micro-expressions and a pair read AU12 as AU20, without a word."""
+    from assistant.motion.analyze import analyze_frames
+
+    clip = make_long_video(LongSpec(seconds=3, fps=30, frame_size=(320, 240), subject=0, n_micro=0, n_macro=0,
+                                    n_speech=0, n_head_turns=0, blinks_per_min=0, seed=4))
+    frames = list(clip.frames())
+    sideways = [np.ascontiguousarray(np.rot90(f)) for f in frames]
+    said = "degrees in the picture (tilted or sideways)"
+    assert not any(said in w for w in analyze_frames(frames[0], frames[10]).warnings)
+    assert any(said in w for w in analyze_frames(sideways[0], sideways[10]).warnings)
+    assert not any(said in n for n in spot_video(frames, SpotConfig(fps=30)).notes())
+    turned = spot_video(sideways, SpotConfig(fps=30))
+    assert abs(abs(turned.roll_deg) - 90) < 10 and any("motion, blinks and speech are read" in n
+                                                          for n in turned.notes())

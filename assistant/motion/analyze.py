@@ -236,6 +236,9 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
                         "reliably on so small a face, so read the result with care (150 px or more is best).")
     if landmarks.n_faces > 1:
         warnings.append(f"{landmarks.n_faces} faces were found; the largest one was analysed.")
+    tilted = face_mod.tilt_note(face_mod.roll_deg(landmarks.points68))
+    if tilted:
+        warnings.append(tilted)
     head_motion = describe(head, tuple(crop_lm.points68[face_mod.NOSE_TIP_68]), depth_used)
     turned = max(abs(head_motion.get("pitch", 0.0)), abs(head_motion.get("yaw", 0.0)))
     if abs(head_motion["rotation"]) > 3 or abs(head_motion["scale"] - 1) > 0.03 or turned > 3:

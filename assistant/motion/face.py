@@ -198,6 +198,25 @@ def _detect_resized(landmarker: Landmarker, image: np.ndarray, size: tuple[int, 
     return [dataclasses.replace(f.scaled(w / size[0], h / size[1]), image_size=(w, h)) for f in faces]
 
 
+TILT_WARN_DEG = 30.0  # a face tilted further than this in the picture is said so (see `tilt_note`)
+
+
+def roll_deg(points68: np.ndarray) -> float:
+    """The face's roll in the picture, degrees: the angle of the line from the image-left eye to the image-right eye
+    (0 upright, +-90 sideways, 180 upside down)."""
+    d = points68[42:48].mean(0) - points68[36:42].mean(0)
+    return float(np.degrees(np.arctan2(d[1], d[0])))
+
+
+def tilt_note(roll: float) -> str | None:
+    """A sentence when the face lies tilted or sideways in the picture: AU directions (up, outward) and the blink and
+    speech tests are read in the picture's frame, so a sideways face read AU12 as AU20 and blinks as expressions."""
+    if abs(roll) <= TILT_WARN_DEG:
+        return None
+    return (f"The face is turned {abs(roll):.0f} degrees in the picture (tilted or sideways); motion is read as on an "
+            "upright face, so turn the image or video upright for a reliable reading.")
+
+
 def crop_box(landmarks: FaceLandmarks, size: int = 256, margin: float = 0.15) -> CropBox:
     """Square box around the landmarks, `margin` of the face size added on each side."""
     x0, y0, x1, y1 = landmarks.box

@@ -13,7 +13,7 @@ import numpy as np
 
 from assistant.errors import ClipTooShortError, ConfigError, NoFaceError
 from assistant.motion.clip import ClipLimits, open_source
-from assistant.motion.face import LANDMARKERS, MAX_CROP, MIN_CROP
+from assistant.motion.face import LANDMARKERS, MAX_CROP, MIN_CROP, tilt_note
 from assistant.motion.flow import FLOW_METHODS
 from assistant.motion.intervals import Interval, find_intervals
 from assistant.motion.tracking import track_video
@@ -33,7 +33,9 @@ MAX_WINDOW_S = 600.0
 class SpotConfig:
     """Long-video spotting settings; see assistant/motion/tracking.py and intervals.py for what each one does."""
 
-    stride_s: float = field(default=1.0, metadata={"help": "seconds between landmark keyframes (reference crops)"})
+    stride_s: float = field(default=1.0, metadata={
+        "help": "seconds between landmark keyframes (reference crops); the other settings were chosen at 1 s, and a "
+                "much shorter spacing renews the reference so often that its steps add false alarms"})
     size: int = field(default=256, metadata={"help": "working crop size in px"})
     flow: str = field(default="dis", metadata={"help": "optical flow: dis (fast) or tvl1",
                                                 "choices": list(FLOW_METHODS)})
@@ -114,6 +116,7 @@ class SpotResult:
     group_curves: dict[str, np.ndarray]  # per region group
     tracked: np.ndarray | None = None  # (n_frames,) bool: the face was followed there (nothing is read elsewhere)
     fps_assumed: bool = False  # no rate given and none in the source (a frame folder): 30 fps was assumed
+    roll_deg: float = 0.0  # the face's median roll in the picture over the keyframes (`face.roll_deg`)
 
     def notes(self) -> list[str]:
         """What a reader of the intervals must know: frames the face was not followed on, a frame rate assumed."""
@@ -121,6 +124,9 @@ class SpotResult:
         if self.fps_assumed:
             out.append(f"{self.fps:g} fps was assumed (a frame folder carries no frame rate): give --fps with the "
                        "camera's rate, or the seconds and the micro/macro split are wrong.")
+        tilted = tilt_note(self.roll_deg)
+        if tilted:
+            out.append(tilted.replace("motion is read", "motion, blinks and speech are read"))
         if self.tracked is not None and not self.tracked.all():
             lost = np.flatnonzero(~self.tracked)
             out.append(f"The face was not found on {len(lost)} of {self.n_frames} frames (the first at frame "
@@ -149,7 +155,8 @@ def spot_video(source, config: SpotConfig | None = None,
     log.info("spotted %d expressions and %d distractors in %d frames", len(expressions), len(distractors),
              tracks.n_frames)
     result = SpotResult(expressions, distractors, fps, tracks.n_frames, np.arange(tracks.n_frames), curve, groups,
-                        tracks.tracked, fps_assumed=not (cfg.fps or src.fps))
+                        tracks.tracked, fps_assumed=not (cfg.fps or src.fps),
+                        roll_deg=float(np.median(tracks.roll)) if tracks.roll is not None and len(tracks.roll) else 0.0)
     for note in result.notes():
         log.warning(note)
     return result

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from assistant.errors import NoFaceError
-from assistant.motion.face import apply_crop, crop_box, detect_face, landmarks_in_crop
+from assistant.motion.face import apply_crop, crop_box, detect_face, landmarks_in_crop, roll_deg
 from assistant.motion.flow import compute_flow
 from assistant.motion.regions import region_ellipses, region_masks
 
@@ -52,6 +52,7 @@ class Tracks:
     disp: np.ndarray  # (n, R, 2) float32: head-registered displacement of each region since frame 0 (crop px)
     head: np.ndarray  # (n, 4) float32: head shift x, y (crop px), rotation (degrees), scale - 1, since frame 0
     tracked: np.ndarray  # (n,) bool: a face was followed at that frame
+    roll: np.ndarray | None = None  # the face's roll in the picture at each keyframe, degrees (`face.roll_deg`)
 
 
 class _Reference:
@@ -122,6 +123,7 @@ def track_video(frames, fps: float, n_frames: int | None, *, stride: int, size: 
     disp_rows: list[np.ndarray] = []
     head_rows: list[np.ndarray] = []
     tracked: list[bool] = []
+    rolls: list[float] = []
     ref: _Reference | None = None
     ref_at = -stride
     last_disp, last_head = np.zeros((len(keys), 2)), np.zeros(4)
@@ -151,6 +153,7 @@ def track_video(frames, fps: float, n_frames: int | None, *, stride: int, size: 
             except NoFaceError:
                 lm = None
             if lm is not None:
+                rolls.append(roll_deg(lm.points68))
                 ref = _Reference(frame, lm, size, margin, keys)
                 ref.offset_disp, ref.offset_head = last_disp.copy(), last_head.copy()
                 ref_at, ok = i, True
@@ -168,7 +171,7 @@ def track_video(frames, fps: float, n_frames: int | None, *, stride: int, size: 
     if n == 0:
         return Tracks(fps, 0, keys, np.zeros((0, len(keys), 2), np.float32), np.zeros((0, 4), np.float32),
                       np.zeros(0, bool))
-    return Tracks(fps, n, keys, np.stack(disp_rows), np.stack(head_rows), np.asarray(tracked))
+    return Tracks(fps, n, keys, np.stack(disp_rows), np.stack(head_rows), np.asarray(tracked), np.asarray(rolls))
 
 
 def _region_keys() -> list[tuple[str, str | None]]:
