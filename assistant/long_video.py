@@ -17,7 +17,7 @@ import av
 import numpy as np
 
 from assistant.errors import ClipTooLargeError, FrameIndexError, UnreadableClipError
-from assistant.motion.clip import IMAGE_SUFFIXES, _upright, natural_key, read_image
+from assistant.motion.clip import IMAGE_SUFFIXES, _upright, natural_key, read_image, variable_rate
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,9 @@ def frames_at(source: str | Path, indices: list[int]) -> list[np.ndarray]:
         stream = container.streams.video[0]
         fps = float(stream.average_rate) if stream.average_rate else None
         start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-        seekable = fps is not None and stream.time_base is not None
+        # frames are numbered in decoding order, as the spotter counted them: by timestamp only where the rate is
+        # constant (a variable-rate video's timestamps name other frames)
+        seekable = fps is not None and stream.time_base is not None and variable_rate(stream) is None
         if seekable and wanted[0] / fps > SEEK_BACK_S:
             target = int((start + wanted[0] / fps - SEEK_BACK_S) / stream.time_base)
             container.seek(target, stream=stream, backward=True, any_frame=False)

@@ -423,3 +423,37 @@ def test_a_sideways_face_is_said_to_be_turned_in_the_short_and_the_long_reading(
     turned = spot_video(sideways, SpotConfig(fps=30))
     assert abs(abs(turned.roll_deg) - 90) < 10 and any("motion, blinks and speech are read" in n
                                                           for n in turned.notes())
+
+
+def test_a_variable_rate_video_is_read_in_decoding_order_and_said(tmp_path):
+    """The spotter counts frames in decoding order; the app then fetched an interval's frames by timestamp, which in
+    a video whose rate varies names other frames (frame 100 came back as frame 150, frame 404 "past the end")."""
+    from fractions import Fraction
+
+    import av
+
+    from assistant.long_video import frames_at
+    from assistant.motion.clip import open_source
+
+    path = tmp_path / "vfr.mp4"
+    base = Fraction(1, 600)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=None)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = base
+        for i in range(120):  # 60 frames at 60 fps, then 60 at 30 fps; each frame's grey level is its number
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 2 * i, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = (i * 10 if i < 60 else 600 + (i - 60) * 20), base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    src = open_source(path)
+    assert src.peak_fps == 60 and src.fps < 50
+    decoded = [f for _, f in src.frames()]
+    for index in (30, 90, 119):
+        assert np.array_equal(frames_at(path, [index])[0], decoded[index])
+        assert abs(int(decoded[index][24, 32, 0]) - 2 * index) <= 3
+    from assistant.motion.spotting import SpotResult
+
+    empty = np.zeros(0)
+    said = SpotResult([], [], src.fps, 120, empty, empty, {}, np.ones(120, bool), peak_fps=src.peak_fps).notes()
+    assert said[0].startswith(f"The video's frame rate varies ({src.fps:.3g} fps on average, up to 60): frames are")

@@ -221,6 +221,7 @@ class FrameSource:
         self.fps = fps
         self._iterate = iterate
         self._at = at  # random access, for sources that have it (frame folders, lists)
+        self.peak_fps: float | None = None  # a video whose rate varies: its highest rate (`variable_rate`)
 
     @property
     def random_access(self) -> bool:
@@ -358,6 +359,7 @@ def _video_source(path: Path, limits: ClipLimits) -> FrameSource:
         stream = container.streams.video[0]
         n = int(stream.frames or 0) or None
         fps = float(stream.average_rate) if stream.average_rate else None
+        peak = variable_rate(stream)
         width, height = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
     check_pixels(path.name, width, height, limits.max_pixels)  # from the stream header, before any frame is decoded
 
@@ -377,7 +379,22 @@ def _video_source(path: Path, limits: ClipLimits) -> FrameSource:
         except av.error.FFmpegError as err:
             raise UnreadableClipError(f"{path.name} is damaged: decoding stopped ({err}).") from None
 
-    return FrameSource(str(path), n, fps, iterate)
+    source = FrameSource(str(path), n, fps, iterate)
+    source.peak_fps = peak
+    return source
+
+
+VARIABLE_RATE = 0.01  # a stream whose highest frame rate is this much above its average one varies its rate
+
+
+def variable_rate(stream) -> float | None:
+    """The highest frame rate of a stream whose rate varies (None: constant). Frames are counted in decoding order
+    and a time is frame / average rate; where the rate changes that time is off, and a frame found by its
+    timestamp is another frame than the one counted."""
+    if not stream.average_rate or not stream.guessed_rate:
+        return None
+    peak, average = float(stream.guessed_rate), float(stream.average_rate)
+    return peak if peak > average * (1 + VARIABLE_RATE) else None
 
 
 def _folder_source(path: Path, limits: ClipLimits) -> FrameSource:

@@ -117,6 +117,7 @@ class SpotResult:
     tracked: np.ndarray | None = None  # (n_frames,) bool: the face was followed there (nothing is read elsewhere)
     fps_assumed: bool = False  # no rate given and none in the source (a frame folder): 30 fps was assumed
     roll_deg: float = 0.0  # the face's median roll in the picture over the keyframes (`face.roll_deg`)
+    peak_fps: float | None = None  # a video whose frame rate varies: its highest rate (`clip.variable_rate`)
 
     def notes(self) -> list[str]:
         """What a reader of the intervals must know: frames the face was not followed on, a frame rate assumed."""
@@ -124,6 +125,10 @@ class SpotResult:
         if self.fps_assumed:
             out.append(f"{self.fps:g} fps was assumed (a frame folder carries no frame rate): give --fps with the "
                        "camera's rate, or the seconds and the micro/macro split are wrong.")
+        if self.peak_fps:
+            out.append(f"The video's frame rate varies ({self.fps:.3g} fps on average, up to {self.peak_fps:.3g}): "
+                       "frames are counted in order and seconds are frame / the average rate, so times (and the "
+                       "micro/macro split) are off where the rate changed; re-encode it at a constant rate.")
         tilted = tilt_note(self.roll_deg)
         if tilted:
             out.append(tilted.replace("motion is read", "motion, blinks and speech are read"))
@@ -156,7 +161,8 @@ def spot_video(source, config: SpotConfig | None = None,
              tracks.n_frames)
     result = SpotResult(expressions, distractors, fps, tracks.n_frames, np.arange(tracks.n_frames), curve, groups,
                         tracks.tracked, fps_assumed=not (cfg.fps or src.fps),
-                        roll_deg=float(np.median(tracks.roll)) if tracks.roll is not None and len(tracks.roll) else 0.0)
+                        roll_deg=float(np.median(tracks.roll)) if tracks.roll is not None and len(tracks.roll) else 0.0,
+                        peak_fps=None if cfg.fps else src.peak_fps)
     for note in result.notes():
         log.warning(note)
     return result
