@@ -267,7 +267,8 @@ def test_a_frame_folder_of_mixed_sizes_is_refused_with_the_odd_frame_named(synth
     for i, frame in enumerate(synth_brow_clip.frames):
         save_png(tmp_path / f"img{i + 1}.png", frame)
     save_png(tmp_path / "img8.png", cv2.resize(synth_brow_clip.frames[7], (300, 225)))  # one stray resized frame
-    with pytest.raises(UnreadableClipError, match=r"img8\.png is 300x225 px but img1\.png is 320x240 px"):
+    with pytest.raises(UnreadableClipError,
+                       match=r"differ in size: img1\.png is 320x240 px and img8\.png is 300x225 px"):
         load_clip(tmp_path, onset=0, apex=7)
     with pytest.raises(UnreadableClipError, match="img8.png"):
         load_clip(tmp_path)  # apex spotting reads every frame

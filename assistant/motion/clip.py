@@ -415,9 +415,10 @@ def _folder_source(path: Path, limits: ClipLimits) -> FrameSource:
         size = image.shape[:2]
         first = sizes.setdefault("first", size if i == 0 else read_image(files[0], limits.max_pixels).shape[:2])
         if size != first:
-            raise UnreadableClipError(
-                f"Frame {files[i].name} is {size[1]}x{size[0]} px but {files[0].name} is {first[1]}x{first[0]} px; "
-                f"the frames in {path.name} must all have one size (remove or resize the odd ones)."
+            raise UnreadableClipError(  # said both ways round: the odd one may be the first frame
+                f"The frames in {path.name} differ in size: {files[0].name} is {first[1]}x{first[0]} px and "
+                f"{files[i].name} is {size[1]}x{size[0]} px; they must all have one size (remove or resize the odd "
+                "ones)."
             )
         return image
 
