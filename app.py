@@ -376,11 +376,16 @@ def refusal(sentence: str):
     return gr.Error(sentence, print_exception=False)
 
 
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
 def quiet_input_refusals(demo) -> None:
     """Gradio prints a full traceback for every input it cannot read (a number sent as text, a language not offered,
     a file path sent without its upload, a file type not accepted): a client's mistake, not the app's fault. Each
     becomes one log line and one sentence (`refusal`); set on the instance, before any request is served."""
     import gradio as gr
+    from gradio.exceptions import ComponentProcessingError
     from pydantic import ValidationError
 
     read = demo.preprocess_data
@@ -392,11 +397,13 @@ def quiet_input_refusals(demo) -> None:
             if not err.print_exception:
                 raise
             raise refusal(str(err.message)) from None
-        except ValidationError:
-            raise refusal("A file input was not an uploaded file: upload it in the page, or send it with "
-                          "gradio_client's handle_file(PATH).") from None
-        except Exception as err:
-            raise refusal(f"The request's inputs could not be read: {str(err).splitlines()[0]}") from None
+        except ValidationError as err:
+            if "FileData" in str(err):
+                raise refusal("A file input was not an uploaded file: upload it in the page, or send it with "
+                              "gradio_client's handle_file(PATH).") from None
+            raise refusal(f"The request's inputs could not be read: {_first_line(err)}") from None
+        except (ComponentProcessingError, ValueError, TypeError) as err:  # anything else is the server's own fault
+            raise refusal(f"The request's inputs could not be read: {_first_line(err)}") from None
 
     demo.preprocess_data = preprocess_data
 

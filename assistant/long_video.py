@@ -17,7 +17,7 @@ import av
 import numpy as np
 
 from assistant.errors import ClipTooLargeError, FrameIndexError, UnreadableClipError
-from assistant.motion.clip import IMAGE_SUFFIXES, _upright, natural_key, read_image, variable_rate
+from assistant.motion.clip import _upright, frame_files, read_image, variable_rate
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def probe_video(path: str | Path) -> VideoInfo:
     """Frame count and rate from the container, without decoding (a frame folder counts its images)."""
     p = Path(path)
     if p.is_dir():
-        n = sum(1 for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        n = len(frame_files(p))
         return VideoInfo(str(p), n, None)
     if p.is_file() and p.stat().st_size == 0:
         raise UnreadableClipError(f"{p.name} is an empty file; upload the video again.")
@@ -154,7 +154,7 @@ def frames_at(source: str | Path, indices: list[int]) -> list[np.ndarray]:
     if not wanted or wanted[0] < 0:
         raise FrameIndexError(f"Frame indices must be 0 or more; got {indices}.")
     if p.is_dir():
-        files = sorted((f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
+        files = frame_files(p)
         if wanted[-1] >= len(files):
             raise FrameIndexError(f"Frame {wanted[-1]} is past the end of {p.name} ({len(files)} frames).")
         return [read_image(files[i]) for i in indices]

@@ -103,7 +103,7 @@ def analyse_micro(result: SpotResult, video: str, out: Path) -> list[dict]:
         folder = out / f"micro_{k + 1:02d}_{iv.onset}-{iv.offset}"
         item = {"folder": folder.name, "emotion": None, "aus": []}
         if iv.apex <= iv.onset:
-            item["error"] = "one frame long: no onset before its apex to compare"
+            item["error"] = "its apex is its onset frame: no earlier frame to compare it with"
         else:
             try:
                 res = assistant.analyze(video, onset=iv.onset, apex=iv.apex)

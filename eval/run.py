@@ -140,11 +140,14 @@ class EvalConfig:
         self.dataset = ",".join(names)
         if self.vlm_run:
             self._check_vlm_run()
-        elif self.vlm_adapter and self.protocol in ("loso", "cde"):  # as one AU checkpoint is refused there
-            raise ConfigError(f"--protocol {self.protocol} with one --vlm-adapter scores an adapter that was trained "
-                              "on the test subjects too (one adapter cannot leave each of them out): give --vlm-run "
-                              f"(the --output-dir of `meu train vlm --protocol {self.protocol}`), or score the adapter "
-                              "zero-shot on a dataset it was not trained on.")
+        elif self.protocol in ("loso", "cde") and self.reasoner == "vlm" and (
+                self.vlm_adapter or (self.vlm_base and (Path(self.vlm_base) / "adapter_config.json").is_file())):
+            # one adapter, as --vlm-adapter or as the --vlm-base folder that serves it: refused as one AU checkpoint is
+            raise ConfigError(f"--protocol {self.protocol} with one adapter (--vlm-adapter, or an adapter folder as "
+                              "--vlm-base) scores an adapter that was trained on the test subjects too (one adapter "
+                              "cannot leave each of them out): give --vlm-run (the --output-dir of `meu train vlm "
+                              f"--protocol {self.protocol}`), or score the adapter zero-shot on a dataset it was not "
+                              "trained on.")
         read_by = {"--aullm-checkpoint": (self.aullm_checkpoint, ("aullm",)),
                    "--microau-clip-checkpoint": (self.microau_clip_checkpoint, ("microau_clip",)),
                    "--au-run": (self.au_run, TRAINED)}

@@ -177,9 +177,9 @@ def default_photos() -> list[tuple[str, np.ndarray]]:
 def load_photos(folder: str | Path) -> list[tuple[str, np.ndarray]]:
     """Every readable image in `folder` (natural order), for subjects made from a user's own face photos."""
     from assistant.errors import UnreadableClipError
-    from assistant.motion.clip import IMAGE_SUFFIXES, natural_key, read_image
+    from assistant.motion.clip import frame_files, read_image
 
-    paths = sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
+    paths = frame_files(Path(folder))
     if not paths:
         raise UnreadableClipError(f"No face photos (JPEG, PNG, ...) in {folder}.")
     return [(p.stem, read_image(p)) for p in paths]

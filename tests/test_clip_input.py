@@ -364,22 +364,38 @@ def test_prefetched_keeps_order_raises_the_producers_error_and_closes_an_abandon
     assert len(closed) == 3 and not any(t.name == "frame-prefetch" for t in threading.enumerate())
 
 
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp", ".tif"])
 @pytest.mark.parametrize("orientation", range(1, 9))
-def test_an_image_stored_turned_or_mirrored_is_read_as_a_viewer_shows_it(tmp_path, orientation):
+def test_an_image_stored_turned_or_mirrored_is_read_as_a_viewer_shows_it(tmp_path, orientation, suffix):
     """Phones store portrait photos sideways with an EXIF orientation tag; OpenCV's unchanged decoding ignored it, so a
-    face lay on its side or mirrored. PIL's `exif_transpose` is the reference."""
+    face lay on its side or mirrored (OpenCV's TIFF decoder turns it itself: not twice). PIL's `exif_transpose` is the
+    reference."""
     from PIL import Image, ImageOps
+
+    from assistant.motion.clip import read_image
 
     img = np.random.default_rng(orientation).integers(0, 255, (40, 60, 3), dtype=np.uint8)
     exif = Image.Exif()
     exif[0x0112] = orientation
-    Image.fromarray(img).save(tmp_path / "photo.jpg", exif=exif, quality=95)
-    viewer = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "photo.jpg")).convert("RGB"))
-    from assistant.motion.clip import read_image
-
-    got = read_image(tmp_path / "photo.jpg")
+    lossless = {".jpg": {"quality": 95}, ".webp": {"lossless": True}}.get(suffix, {})
+    Image.fromarray(img).save(tmp_path / f"photo{suffix}", exif=exif, **lossless)
+    viewer = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / f"photo{suffix}")).convert("RGB"))
+    got = read_image(tmp_path / f"photo{suffix}")
     assert got.shape == viewer.shape == ((40, 60, 3) if orientation < 5 else (60, 40, 3))
     assert np.array_equal(got, viewer)
+
+
+def test_a_png_over_the_pixel_limit_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
+    """Reading the orientation with PIL's `getexif` decodes a whole PNG without an eXIf chunk, before the limit."""
+    from PIL import Image, ImageFile
+
+    from assistant.errors import ClipTooLargeError
+    from assistant.motion.clip import read_image
+
+    Image.new("L", (3000, 2000)).save(tmp_path / "big.png")
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("the pixels were decoded"))
+    with pytest.raises(ClipTooLargeError, match="over the limit of 1 megapixels"):
+        read_image(tmp_path / "big.png", max_pixels=1_000_000)
 
 
 def test_a_mirrored_phone_photo_keeps_the_persons_side(tmp_path):
@@ -426,10 +442,33 @@ def test_pil_images_mixed_types_and_empty_arrays(synth_brow_clip):
 
 
 def test_hidden_files_in_a_frame_folder_are_not_frames(tmp_path, synth_brow_clip):
-    """macOS copies leave "._img1.jpg" metadata beside each frame; they sorted first and refused the whole folder."""
+    """macOS copies leave "._img1.jpg" metadata beside each frame; they sorted first and refused the whole folder,
+    and every listing of a folder (the clip reader, the long-video probe and frame fetch, the dataset loaders) must
+    agree on which files are frames or the frame numbers point at other files."""
+    from assistant.long_video import frames_at, probe_video
+    from instruction_data.loaders.common import list_frames
+
     for i, frame in enumerate(synth_brow_clip.frames, start=1):
         save_png(tmp_path / f"img{i}.png", frame)
-    (tmp_path / "._img1.png").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+        (tmp_path / f"._img{i}.png").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    n = len(synth_brow_clip.frames)
     src = open_source(tmp_path)
-    assert src.n_frames == len(synth_brow_clip.frames)
+    assert src.n_frames == probe_video(tmp_path).n_frames == len(list_frames(tmp_path)[0]) == n
     assert np.array_equal(next(f for _, f in src.frames()), synth_brow_clip.frames[0])
+    assert np.array_equal(frames_at(tmp_path, [2])[0], synth_brow_clip.frames[2])
+    assert list_frames(tmp_path)[1][3] == 2
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I", "F"])
+def test_pil_images_of_16_bits_or_floats_keep_their_picture(synth_brow_clip, mode):
+    """Converted to RGB by PIL, a 16-bit grey image (as PIL opens 16-bit PNGs) came out almost white and a float one
+    in 0-1 black."""
+    from PIL import Image
+
+    grey = cv2.cvtColor(synth_brow_clip.frames[1], cv2.COLOR_RGB2GRAY)
+    values = {"I;16": grey.astype(np.uint16) * 257, "I": grey.astype(np.int32) * 257,
+              "F": grey.astype(np.float32) / 255}[mode]
+    image = Image.fromarray(values)
+    assert image.mode == mode
+    clip = load_clip(image, image)
+    assert np.abs(clip.onset_frame[..., 0].astype(int) - grey).max() <= 1

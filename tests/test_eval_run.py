@@ -243,11 +243,17 @@ def test_one_vlm_adapter_is_refused_where_each_fold_needs_its_own(synth_casme2_r
     from assistant.errors import ConfigError
     from eval.run import EvalConfig
 
-    with pytest.raises(ConfigError, match=rf"--protocol {protocol} with one --vlm-adapter scores an adapter that was "
-                                          r"trained on the test subjects too .* give --vlm-run"):
-        EvalConfig(dataset="casme2" if protocol == "loso" else "casme2,samm", protocol=protocol, reasoner="vlm",
-                   root=str(synth_casme2_root) if protocol == "loso" else f"{synth_casme2_root},{tmp_path}",
-                   vlm_base=str(tmp_path), vlm_adapter=str(tmp_path), out=str(tmp_path / "o"))
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"base_model_name_or_path": "base"}')
+    settings = dict(dataset="casme2" if protocol == "loso" else "casme2,samm", protocol=protocol, reasoner="vlm",
+                    root=str(synth_casme2_root) if protocol == "loso" else f"{synth_casme2_root},{tmp_path}",
+                    out=str(tmp_path / "o"))
+    for given in ({"vlm_base": str(tmp_path), "vlm_adapter": str(adapter)}, {"vlm_base": str(adapter)}):
+        with pytest.raises(ConfigError, match=rf"--protocol {protocol} with one adapter \(--vlm-adapter, or an adapter "
+                                              r"folder as --vlm-base\) scores an adapter that was trained on the test "
+                                              r"subjects too .* give --vlm-run"):
+            EvalConfig(**settings, **given)
 
 
 def test_resume_accepts_the_same_root_spelled_differently(straight_run, synth_casme2_root):

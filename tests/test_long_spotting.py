@@ -124,7 +124,7 @@ def test_an_interval_that_cannot_be_analysed_is_said_and_the_others_still_are(sp
     first = next(iv for iv in result.intervals if iv.kind == "micro")
     done = analyse_micro(dataclasses.replace(result, intervals=[one_frame, first]), str(path), tmp_path)
     assert done[0] == {"folder": "micro_01_5-5", "emotion": None, "aus": [],
-                       "error": "one frame long: no onset before its apex to compare"}
+                       "error": "its apex is its onset frame: no earlier frame to compare it with"}
     assert "error" not in done[1] and done[1]["emotion"] and (tmp_path / done[1]["folder"] / "answer.json").is_file()
 
 
@@ -143,8 +143,9 @@ def test_a_face_that_leaves_the_picture_is_not_followed_and_a_folder_rate_is_sai
     for i, frame in enumerate(frames[:40]):
         save_png(tmp_path / f"img{i + 1}.png", frame)
     folder = spot_video(tmp_path)
-    assert folder.fps_assumed and folder.notes()[0].startswith("30 fps was assumed (a frame folder carries no frame "
-                                                               "rate): give --fps")
+    assert folder.fps_assumed and folder.notes()[0].startswith("30 fps was assumed (no frame rate was given, and the "
+                                                               "source has none: a frame folder carries none): give "
+                                                               "--fps")
     assert not spot_video(tmp_path, SpotConfig(fps=200)).fps_assumed
 
 
@@ -457,3 +458,25 @@ def test_a_variable_rate_video_is_read_in_decoding_order_and_said(tmp_path):
     empty = np.zeros(0)
     said = SpotResult([], [], src.fps, 120, empty, empty, {}, np.ones(120, bool), peak_fps=src.peak_fps).notes()
     assert said[0].startswith(f"The video's frame rate varies ({src.fps:.3g} fps on average, up to 60): frames are")
+
+
+def test_one_keyframe_where_the_landmarker_misses_a_face_still_there_keeps_following_it(monkeypatch):
+    """The face is lost when its crop stops looking like the reference; a landmarker miss on one keyframe (a blink,
+    blur) with the face still there used to zero the curve there and say the face was not found."""
+    import assistant.motion.tracking as tracking
+    from assistant.errors import NoFaceError
+
+    clip = make_long_video(LongSpec(seconds=4, fps=30, frame_size=(320, 240), subject=0, n_micro=0, n_macro=0,
+                                    n_speech=0, n_head_turns=0, blinks_per_min=0, seed=4))
+    frames = list(clip.frames())
+    detect = tracking.detect_face
+    missed = {id(frames[60])}
+
+    def flaky(frame, backend):
+        if id(frame) in missed:
+            raise NoFaceError("missed")
+        return detect(frame, backend)
+
+    monkeypatch.setattr(tracking, "detect_face", flaky)
+    result = spot_video(frames, SpotConfig(fps=30))
+    assert result.tracked.all() and result.notes() == []

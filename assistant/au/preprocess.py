@@ -87,7 +87,8 @@ class ClipCache:
 
     def path(self, record) -> Path:
         """Keyed by the clip's frames as files too: a dataset made again under the same names is another clip."""
-        frames = "|".join(file_fingerprint(record.frame_paths[i]) for i in (record.onset, record.apex))
+        frames = "|".join(file_fingerprint(record.frame_paths[i])
+                          for i in span_indices(record.onset, record.apex, self.max_frames))
         digest = hashlib.sha1(f"{record.key}|{record.onset}|{record.apex}|{self.size}|{self.max_frames}|"
                               f"{self.margin}|{self.landmarks}|{frames}".encode()).hexdigest()[:12]
         return self.root / f"{record.subject}__{record.clip_id}__{digest}.npy"

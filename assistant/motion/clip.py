@@ -107,7 +107,8 @@ def _image_header(path: Path, max_pixels: int) -> tuple[tuple[int, int], int]:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is lower, checked below
             with Image.open(path) as im:
                 size = im.size
-                orientation = int(im.getexif().get(EXIF_ORIENTATION, 1) or 1)
+                check_pixels(path.name, *size, max_pixels)
+                orientation = _orientation(im)
     except Image.DecompressionBombError as err:  # over PIL's own ceiling (about 179 megapixels), above any of ours
         pixels = re.search(r"\((\d+) pixels\)", str(err))
         size_words = f"{int(pixels.group(1)) / 1e6:.3g} megapixels" if pixels else "too large"
@@ -115,8 +116,23 @@ def _image_header(path: Path, max_pixels: int) -> tuple[tuple[int, int], int]:
                                 "downscale it or crop it around the face.") from None
     except (OSError, SyntaxError, ValueError):
         raise UnreadableClipError(f"{path.name} is not a readable image (JPEG, PNG, BMP, TIFF or WebP).") from None
-    check_pixels(path.name, *size, max_pixels)
     return size, orientation
+
+
+def _orientation(im: Image.Image) -> int:
+    """The EXIF orientation OpenCV's decoding leaves to us (1 where it turns the picture itself or none is given),
+    read from the header only: PIL's `getexif` decodes a whole PNG that has no eXIf chunk before its pixels."""
+    if im.format == "TIFF":  # OpenCV's TIFF decoder applies the orientation itself, even unchanged
+        return 1
+    try:
+        raw = im.info.get("exif")
+        if raw is None:
+            return 1 if im.format == "PNG" else int(im.getexif().get(EXIF_ORIENTATION, 1) or 1)
+        exif = Image.Exif()
+        exif.load(raw)
+        return int(exif.get(EXIF_ORIENTATION, 1) or 1)
+    except (ValueError, TypeError, OSError, SyntaxError):  # a damaged tag does not make the picture unreadable
+        return 1
 
 
 def natural_key(path: Path | str) -> list:
@@ -397,10 +413,15 @@ def variable_rate(stream) -> float | None:
     return peak if peak > average * (1 + VARIABLE_RATE) else None
 
 
+def frame_files(folder: Path) -> list[Path]:
+    """A frame folder's images in natural order (img2 before img10). Hidden files are not frames: macOS leaves
+    "._img1.jpg" metadata beside every frame copied off its disks, and counted, they shifted every frame number."""
+    return sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                   and not p.name.startswith(".")), key=natural_key)
+
+
 def _folder_source(path: Path, limits: ClipLimits) -> FrameSource:
-    # hidden files are not frames: macOS leaves "._img1.jpg" metadata beside every frame copied off its disks
-    files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                    and not p.name.startswith(".")), key=natural_key)
+    files = frame_files(path)
     if not files:
         raise UnreadableClipError(
             f"Folder {path} holds no images (.jpg, .png, .bmp, .tif); point to the clip's frames."
@@ -472,7 +493,11 @@ def as_image(image, which: str) -> np.ndarray | str | Path:
         from PIL import ImageOps
 
         image = ImageOps.exif_transpose(image)
-        return np.asarray(image if image.mode in ("L", "RGB", "RGBA") else image.convert("RGB"))
+        if image.mode in ("L", "RGB", "RGBA", "F") or image.mode.startswith("I;16"):
+            return np.asarray(image)  # 16-bit and float pixels as arrays are: converting clipped them
+        if image.mode == "I":  # 32-bit integers, as PIL opens some 16-bit PNGs
+            return np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
+        return np.asarray(image.convert("RGB"))
     raise UnreadableClipError(f"The {which} image is a {type(image).__name__}; give a file path, a numpy array or a "
                               "PIL image (a list of frames is a clip: give it without an apex image).")
 

@@ -123,8 +123,9 @@ class SpotResult:
         """What a reader of the intervals must know: frames the face was not followed on, a frame rate assumed."""
         out = []
         if self.fps_assumed:
-            out.append(f"{self.fps:g} fps was assumed (a frame folder carries no frame rate): give --fps with the "
-                       "camera's rate, or the seconds and the micro/macro split are wrong.")
+            out.append(f"{self.fps:g} fps was assumed (no frame rate was given, and the source has none: a frame "
+                       "folder carries none): give --fps with the camera's rate, or the seconds and the micro/macro "
+                       "split are wrong.")
         if self.peak_fps:
             out.append(f"The video's frame rate varies ({self.fps:.3g} fps on average, up to {self.peak_fps:.3g}): "
                        "frames are counted in order and seconds are frame / the average rate, so times (and the "

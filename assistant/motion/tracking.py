@@ -130,12 +130,11 @@ def track_video(frames, fps: float, n_frames: int | None, *, stride: int, size: 
     n = 0
     for i, frame in enumerate(frames):
         n = i + 1
-        ok = False
-        kept_disp, kept_head = last_disp, last_head
+        ok = False  # not followed (no face yet, or lost): the traces hold still until a keyframe finds one
         grey = working_grey(frame, ref.box) if ref is not None else None
         if grey is not None and likeness(ref.grey, grey) < LOST_LIKENESS:
-            ref = None  # the face has gone from the box (left the picture, covered, a cut): look for it again
-            moved = True
+            ref = None  # the face has gone from the box (left the picture, covered, a cut): look for it again on
+            moved = True  # every frame; one keyframe where the landmarker misses a face still there keeps the reference
         elif ref is not None:
             f = compute_flow(ref.grey, grey, flow)
             p = fit_similarity(f, ref.sx, ref.sy, ref.centre)
@@ -157,10 +156,6 @@ def track_video(frames, fps: float, n_frames: int | None, *, stride: int, size: 
                 ref = _Reference(frame, lm, size, margin, keys)
                 ref.offset_disp, ref.offset_head = last_disp.copy(), last_head.copy()
                 ref_at, ok = i, True
-            else:  # the face has gone (or turned away): not followed until a keyframe finds it again; the traces
-                # hold still meanwhile (the flow on what is left in the box is not the face's)
-                ref, ok = None, False
-                last_disp, last_head = kept_disp, kept_head
         disp_rows.append(last_disp.astype(np.float32))
         head_rows.append(last_head.astype(np.float32))
         tracked.append(ok)

@@ -21,6 +21,7 @@ from assistant.prompts import (
     COLOUR_WORDS_ZH,
     DIRECTION_COLOURS,
     DIRECTION_WORDS_ZH,
+    EMOTION_WORDS_ZH,
     Expression,
     emotion_word,
     expression_word,
@@ -282,11 +283,13 @@ class TemplateReasoner:
         low = message.lower()
         au_codes = [int(a or b) for a, b in _AU_MENTION.findall(message)]
         colours = _colours_in(message)
-        if au_codes and re.search(r"what|mean|explain|is au|\bwhy\b|how come|\bnot\b|n't|是什么|什么意思|含义|解释|"
-                                  r"代表|为什么|为何|怎么没|没有", low):
+        if au_codes and re.search(r"what|mean|explain|is au|是什么|什么意思|含义|解释|代表", low):
             return self._explain_aus(conversation, au_codes, lang)
         if colours or re.search(r"colou?r|hue|bright|颜色|色|亮度", low):
             return self._explain_colours(conversation, colours, lang)
+        if au_codes and not _EMOTION_NAMED.search(low) and re.search(r"\bwhy\b|how come|\bnot\b|n't|为什么|为何|没有",
+                                                                      low):  # "why (not) AU6?": about the AU itself
+            return self._explain_aus(conversation, au_codes, lang)
         if re.search(r"\bwhy\b|reason|because|\bemotion|\bfeel|expression|为什么|理由|依据|怎么判断|情绪|表情|心情|"
                      r"感受", low):
             return self._explain_emotion(conversation, lang)
@@ -393,6 +396,11 @@ def _explained_text(conv: Conversation, code: int, lang: str) -> str:
                        f"“{au_name(other, 'zh')}”：它带动了这片皮肤。" for other, keys in sorted(by.items()))
     return "".join(f" The motion in its {_join([region_name(k) for k in keys], 'en')} was attributed to AU{other} "
                    f"({au_name(other)}), which drags that skin along." for other, keys in sorted(by.items()))
+
+
+# an emotion named in a question about an AU ("why anger with AU4?") asks for the emotion's reason
+_EMOTION_NAMED = re.compile("|".join(sorted({w for e, zh in EMOTION_WORDS_ZH.items() for w in (e, zh)}, key=len,
+                                            reverse=True)))
 
 
 def _region_evidence(conv: Conversation, code: int, lang: str, most: int = 6) -> str:

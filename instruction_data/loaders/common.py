@@ -23,7 +23,7 @@ from assistant.au import parse_aus
 from assistant.emotions import canonical, map_emotion
 from assistant.errors import AnnotationSheetError
 from assistant.facs import FACS
-from assistant.motion.clip import IMAGE_SUFFIXES, natural_key
+from assistant.motion.clip import frame_files
 from instruction_data.records import LoadResult, Record, SkippedRow
 
 log = logging.getLogger(__name__)
@@ -193,8 +193,7 @@ def cell_text(value: object) -> str:
 
 def list_frames(folder: Path) -> tuple[tuple[Path, ...], dict[int, int]]:
     """Image files in natural order and a map from the number in each file name (its last digit run) to index."""
-    files = tuple(sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
-                         key=natural_key))
+    files = tuple(frame_files(folder))
     numbers: dict[int, int] = {}
     for i, p in enumerate(files):
         digits = re.findall(r"\d+", p.stem)
