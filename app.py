@@ -451,6 +451,9 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
                         if clips:
                             gr.Examples([[str(p)] for p in clips], inputs=[video], label="Example clips (synthetic)",
                                         example_labels=[p.stem.replace("_", " ") for p in clips])
+                            # a file box's examples are copied to the cache only when clicked, and not kept: the
+                            # first session to end removed the copy, and the example failed for every later user
+                            video.keep_in_cache.update(video.move_resource_to_block_cache(str(p)) for p in clips)
                     with gr.Tab("Onset + apex images") as image_tab:
                         with gr.Row():
                             onset_image = gr.Image(label="Onset image", type="filepath", elem_id="onset-image")
@@ -729,6 +732,9 @@ def long_video_view(assistant: Assistant, files: SessionFiles, concurrency: int 
     for trigger in (question.submit, ask_btn.click):
         trigger(ask, [question, chatbot, result_state], [question, chatbot], api_visibility="private",
                 concurrency_limit=concurrency, concurrency_id="work")
+    # the video removed from its box: its timeline, table and analysis go too (follow-ups answered about it before)
+    file.clear(lambda: ("No long video yet.", None, pd.DataFrame(columns=INTERVAL_COLUMNS), None, "") + cleared,
+               outputs=outputs, api_visibility="private")
     return LongView(file=file, spot=spot, outputs=outputs)
 
 

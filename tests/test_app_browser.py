@@ -176,6 +176,11 @@ def test_long_video_is_spotted_then_one_interval_analysed(page, app_server, long
     expect(page.locator("#long-chat")).to_contain_text("detector found", timeout=TIMEOUT_MS)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app_long_video.png"), full_page=True)
+    # the video removed from its box takes its results with it (they stayed, and follow-ups answered about it)
+    page.locator("#long-video-input button[aria-label='Clear']").first.click()
+    expect(status).to_have_text("No long video yet.", timeout=TIMEOUT_MS)
+    expect(page.locator("#long-analysis")).not_to_contain_text("Analysed interval")
+    assert not page.locator("#long-emotion textarea").input_value()
     assert app_server.process.poll() is None
 
 

@@ -379,3 +379,26 @@ def test_the_examples_folder_serves_its_examples_and_nothing_else(app_server):
         assert status(secret) == 403
     finally:
         secret.unlink()
+
+
+def test_an_example_clip_outlives_the_sessions_that_used_it(tmp_path, monkeypatch):
+    """A file box's example is copied into the cache when clicked, by its content hash, and was not kept: the first
+    tab that used it and closed removed the copy, and the example failed for every user until a restart."""
+    from gradio import processing_utils
+
+    import app
+    from assistant.demo import write_examples
+    from assistant.pipeline import Assistant
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "cache"))
+    clips = write_examples(tmp_path / "examples", n_frames=12)
+    demo = app.build_app(Assistant(), tmp_path / "examples")
+    files = demo.session_files
+    for clip in clips:
+        copy = files.cache_dir / processing_utils.hash_file(clip) / clip.name  # where a click puts it
+        assert copy.is_file()
+        files.hold("tab", str(copy))
+        files.end("tab")
+        assert copy.is_file()
+    files.close()
+    assert not any(files.cache_dir.rglob("*.mp4"))  # the server's own copies go at shutdown

@@ -259,8 +259,16 @@ def test_an_apex_or_onset_past_the_end_says_so_and_what_to_give(synth_brow_clip,
 
 
 def test_offset_at_the_onset_is_a_clear_index_error(synth_brow_clip):
-    with pytest.raises(FrameIndexError, match="onset < apex <= offset"):
+    """Each order error in words (it was "Frame indices must satisfy 0 <= onset < apex <= offset", naming an offset
+    the app has no box for)."""
+    with pytest.raises(FrameIndexError, match=r"^The offset frame \(3\) must come after the onset frame \(3\)\.$"):
         load_clip(synth_brow_clip.frames, onset=3, offset=3)
+    with pytest.raises(FrameIndexError, match=r"^The apex frame \(10\) must come after the onset frame \(20\)\.$"):
+        load_clip(synth_brow_clip.frames, onset=20, apex=10)
+    with pytest.raises(FrameIndexError, match=r"^The onset frame must be 0 or more \(frames count from 0\); got -3\.$"):
+        load_clip(synth_brow_clip.frames, onset=-3)
+    with pytest.raises(FrameIndexError, match=r"not before the apex frame \(7\)\.$"):
+        load_clip(synth_brow_clip.frames, onset=2, apex=7, offset=5)
 
 
 def test_a_frame_folder_of_mixed_sizes_is_refused_with_the_odd_frame_named(synth_brow_clip, tmp_path, capsys):

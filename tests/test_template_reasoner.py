@@ -190,7 +190,10 @@ def test_an_au_not_named_says_which_au_its_regions_motion_was_given_to(lang, que
     """Explaining away, told to the user: the lids moved, AU7 was not named, because AU4 drags that skin."""
     reasoner = TemplateReasoner()
     req = request_for([4], lang=lang)
-    req.evidence.explained = {"left upper eyelid": 4, "right upper eyelid": 4, "left cheek": 12}
+    req.analysis.regions += [_region("upper_eyelid", side, np.array([0.0, 0.5])) for side in ("L", "R")]
+    req.analysis.regions.append(_region("lower_eyelid", "L", np.array([0.0, 0.05])))  # no clear motion: not told
+    req.evidence.explained = {"left upper eyelid": 4, "right upper eyelid": 4, "left cheek": 12,
+                              "left lower eyelid": 4}
     conv = Conversation(request=req, answer=reasoner.answer(req))
     reply = list(reasoner.follow_up(conv, question))[-1]
     assert expected in reply, reply

@@ -540,9 +540,13 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
 
     src = open_source(source, limits)
     start = 0 if onset is None else int(onset)
-    if start < 0 or (apex is not None and apex <= start) or (offset is not None and offset < (apex or start + 1)):
-        raise FrameIndexError(f"Frame indices must satisfy 0 <= onset < apex <= offset; got onset={onset}, "
-                              f"apex={apex}, offset={offset}.")
+    if start < 0:
+        raise FrameIndexError(f"The onset frame must be 0 or more (frames count from 0); got {onset}.")
+    if apex is not None and apex <= start:
+        raise FrameIndexError(f"The apex frame ({apex}) must come after the onset frame ({start}).")
+    if offset is not None and offset < (apex or start + 1):
+        raise FrameIndexError(f"The offset frame ({offset}) must come after the onset frame ({start})"
+                              + (f" and not before the apex frame ({apex})." if apex is not None else "."))
     if apex is not None and src.random_access:
         if (src.n_frames or 0) < 2:
             raise ClipTooShortError(f"{Path(src.source).name} has {src.n_frames} frame; a micro-expression needs at "

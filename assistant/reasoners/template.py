@@ -185,7 +185,7 @@ class TemplateReasoner:
             if moving:
                 lines += [f"- {_motion_phrase(r, 'zh')}。" for r in moving[:MAX_REGIONS]]
                 if len(moving) > MAX_REGIONS:
-                    lines.append(f"- 另有 {len(moving) - MAX_REGIONS} 个区域有较弱运动。")
+                    lines.append(f"- 另有 {len(moving) - MAX_REGIONS} 个区域运动较小（见区域运动表）。")
                 lines.append("其余区域呈灰色，没有明显运动。")
             else:
                 lines.append("所有面部区域基本呈灰色，起始帧到顶点帧之间没有明显运动。")
@@ -196,7 +196,8 @@ class TemplateReasoner:
         if moving:
             lines += [f"- {_motion_phrase(r, 'en').capitalize()}." for r in moving[:MAX_REGIONS]]
             if len(moving) > MAX_REGIONS:
-                lines.append(f"- {len(moving) - MAX_REGIONS} more regions move weakly.")
+                more = len(moving) - MAX_REGIONS  # less than those above, not necessarily weakly: the table says
+                lines.append(f"- {more} more region{'s move' if more > 1 else ' moves'} less (see the region table).")
             lines.append("The other regions stay grey: no clear motion.")
         else:
             lines.append("Every facial region stays grey: there is no clear motion between onset and apex.")
@@ -385,11 +386,14 @@ class TemplateReasoner:
 
 
 def _explained_text(conv: Conversation, code: int, lang: str) -> str:
-    """Why an AU whose regions moved was not named: the motion there was another AU's (explaining away)."""
+    """Why an AU whose regions moved was not named: the motion there was another AU's (explaining away). Regions the
+    table shows without clear motion are left out: "no clear motion" beside "its motion was another AU's" read as a
+    contradiction."""
+    clear = {(r.region, r.side) for r in conv.request.analysis.regions if r.intensity != "none"}
     by: dict[int, list[tuple[str, str | None]]] = {}
     for label, other in conv.request.evidence.explained.items():
         key = region_of_label(label)
-        if key[0] in FACS[code].regions:
+        if key[0] in FACS[code].regions and key in clear:
             by.setdefault(other, []).append(key)
     if lang == "zh":
         return "".join(f"{_join([region_name(k, 'zh') for k in keys], 'zh')}的运动已归于 AU{other}"
