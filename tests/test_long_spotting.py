@@ -480,3 +480,29 @@ def test_one_keyframe_where_the_landmarker_misses_a_face_still_there_keeps_follo
     monkeypatch.setattr(tracking, "detect_face", flaky)
     result = spot_video(frames, SpotConfig(fps=30))
     assert result.tracked.all() and result.notes() == []
+
+
+def test_an_expression_right_after_a_blink_is_not_lost_in_it():
+    """A blink 3 frames before a macro-expression: the two joined into one stretch, placed around its highest peak
+    (the blink), and the expression was listed nowhere."""
+    from assistant.motion.intervals import _intervals
+    from assistant.motion.tracking import REGION_GROUPS, Tracks, _region_keys
+
+    n, fps = 300, 30.0
+    t = np.arange(n)
+
+    def bump(centre: float, width: float, height: float) -> np.ndarray:
+        return height * np.exp(-0.5 * ((t - centre) / width) ** 2)
+
+    keys = _region_keys()
+    disp = np.zeros((n, len(keys), 2), np.float32)
+    for i, (name, _) in enumerate(keys):
+        if name == "upper_eyelid":  # the lids close: the upper ones move down (image +y)
+            disp[:, i, 1] = bump(100, 2, 3.0)
+    tracks = Tracks(fps, n, keys, disp, np.zeros((n, 4), np.float32), np.ones(n, bool))
+    eyes, mouth = 1.0 + bump(100, 3, 40), 1.0 + bump(120, 7, 20)
+    groups = {g: eyes if g == "eyes" else mouth if g == "mouth" else np.full(n, 1.0) for g in REGION_GROUPS}
+    curve = np.maximum(eyes, mouth)
+    assert curve[100:120].min() > 4.5  # one joined stretch
+    found = _intervals(tracks, curve, groups, np.zeros((n, 2)), np.zeros(n), SpotConfig())
+    assert [(iv.kind, iv.apex) for iv in found] == [("blink", 100), ("macro", 120)], found
