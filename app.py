@@ -500,7 +500,8 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
         image_tab.select(lambda: "images", outputs=mode_state, api_visibility="private")
 
         def run(mode, video_path, onset_path, apex_path, onset_n, apex_n, lang, request):
-            blank = (None, None, None, None, "", "", [], None)
+            # the plot cleared with an empty table, not None (None threw in the page's plot code on every re-analysis)
+            blank = (None, None, None, _au_frame(AUEvidence([], "none")), "", "", [], None)
             session = request.session_hash if request else None
             source = apex_img = None
             try:

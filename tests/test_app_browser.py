@@ -57,6 +57,8 @@ def _upload_and_analyse(page, path: Path) -> None:
 def test_bad_then_good_upload_then_follow_up(page, app_server, tmp_path):
     from playwright.sync_api import expect
 
+    errors: list[str] = []  # the page's own script errors (clearing the AU plot with None threw on each result)
+    page.on("pageerror", lambda err: errors.append(str(err)))
     fake = tmp_path / "notes.mp4"
     fake.write_text("this is a text file, not a video\n" * 20)
     _upload_and_analyse(page, fake)
@@ -86,6 +88,10 @@ def test_bad_then_good_upload_then_follow_up(page, app_server, tmp_path):
     shot = ARTIFACTS / "app_screenshot.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
+    page.locator("#video-input button[aria-label='Clear']").first.click()  # a second result replaces the first
+    _upload_and_analyse(page, app_server.examples / "happiness_AU6_AU12.mp4")
+    expect(page.locator("#emotion textarea")).to_have_value("happiness", timeout=TIMEOUT_MS)
+    assert errors == []
 
 
 def test_onset_and_apex_image_example_is_one_click_away(page):
