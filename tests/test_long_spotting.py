@@ -506,3 +506,25 @@ def test_an_expression_right_after_a_blink_is_not_lost_in_it():
     assert curve[100:120].min() > 4.5  # one joined stretch
     found = _intervals(tracks, curve, groups, np.zeros((n, 2)), np.zeros(n), SpotConfig())
     assert [(iv.kind, iv.apex) for iv in found] == [("blink", 100), ("macro", 120)], found
+
+
+def test_a_video_cut_off_after_its_header_is_spotted_as_far_as_it_goes_and_said(tmp_path):
+    """A video whose index comes first (`faststart`) and whose end was cut off decodes up to the cut: it was spotted
+    over those frames with no word that the rest, listed in its header, was never read."""
+    import av
+
+    clip = make_long_video(LongSpec(seconds=4, fps=30, frame_size=(320, 240), subject=0, n_micro=0, n_macro=0,
+                                    n_speech=0, n_head_turns=0, blinks_per_min=0, seed=4))
+    whole = tmp_path / "whole.mp4"
+    with av.open(str(whole), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for frame in clip.frames():
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[:int(whole.stat().st_size * 0.6)])
+    result = spot_video(cut, SpotConfig())
+    assert result.declared_frames == 120 and 20 < result.n_frames < 110
+    assert f"The video stopped after {result.n_frames} of the 120 frames its header lists" in result.notes()[0]
+    assert spot_video(whole, SpotConfig()).notes() == []

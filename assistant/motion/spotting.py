@@ -118,6 +118,7 @@ class SpotResult:
     fps_assumed: bool = False  # no rate given and none in the source (a frame folder): 30 fps was assumed
     roll_deg: float = 0.0  # the face's median roll in the picture over the keyframes (`face.roll_deg`)
     peak_fps: float | None = None  # a video whose frame rate varies: its highest rate (`clip.variable_rate`)
+    declared_frames: int | None = None  # the frame count the video's header gives (None: it gives none)
 
     def notes(self) -> list[str]:
         """What a reader of the intervals must know: frames the face was not followed on, a frame rate assumed."""
@@ -126,6 +127,9 @@ class SpotResult:
             out.append(f"{self.fps:g} fps was assumed (no frame rate was given, and the source has none: a frame "
                        "folder carries none): give --fps with the camera's rate, or the seconds and the micro/macro "
                        "split are wrong.")
+        if self.declared_frames and self.n_frames < 0.99 * self.declared_frames:
+            out.append(f"The video stopped after {self.n_frames} of the {self.declared_frames} frames its header "
+                       "lists (cut off or damaged): the rest was not read.")
         if self.peak_fps:
             out.append(f"The video's frame rate varies ({self.fps:.3g} fps on average, up to {self.peak_fps:.3g}): "
                        "frames are counted in order and seconds are frame / the average rate, so times (and the "
@@ -163,7 +167,7 @@ def spot_video(source, config: SpotConfig | None = None,
     result = SpotResult(expressions, distractors, fps, tracks.n_frames, np.arange(tracks.n_frames), curve, groups,
                         tracks.tracked, fps_assumed=not (cfg.fps or src.fps),
                         roll_deg=float(np.median(tracks.roll)) if tracks.roll is not None and len(tracks.roll) else 0.0,
-                        peak_fps=None if cfg.fps else src.peak_fps)
+                        peak_fps=None if cfg.fps else src.peak_fps, declared_frames=src.n_frames)
     for note in result.notes():
         log.warning(note)
     return result
