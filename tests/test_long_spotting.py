@@ -461,8 +461,9 @@ def test_a_variable_rate_video_is_read_in_decoding_order_and_said(tmp_path):
 
 
 def test_one_keyframe_where_the_landmarker_misses_a_face_still_there_keeps_following_it(monkeypatch):
-    """The face is lost when its crop stops looking like the reference; a landmarker miss on one keyframe (a blink,
-    blur) with the face still there used to zero the curve there and say the face was not found."""
+    """The face is lost when its crop stops looking like the reference, or when two keyframes in a row find no
+    landmarks; a miss on one keyframe (a blink, blur) with the face still there used to zero the curve there and say
+    the face was not found."""
     import assistant.motion.tracking as tracking
     from assistant.errors import NoFaceError
 
@@ -480,6 +481,9 @@ def test_one_keyframe_where_the_landmarker_misses_a_face_still_there_keeps_follo
     monkeypatch.setattr(tracking, "detect_face", flaky)
     result = spot_video(frames, SpotConfig(fps=30))
     assert result.tracked.all() and result.notes() == []
+    missed.add(id(frames[90]))  # the next keyframe misses too (a head turned to profile): the face counts as lost
+    again = spot_video(frames, SpotConfig(fps=30))
+    assert list(np.flatnonzero(~again.tracked)) == [90]  # found again on the next frame
 
 
 def test_an_expression_right_after_a_blink_is_not_lost_in_it():
@@ -506,6 +510,12 @@ def test_an_expression_right_after_a_blink_is_not_lost_in_it():
     assert curve[100:120].min() > 4.5  # one joined stretch
     found = _intervals(tracks, curve, groups, np.zeros((n, 2)), np.zeros(n), SpotConfig())
     assert [(iv.kind, iv.apex) for iv in found] == [("blink", 100), ("macro", 120)], found
+    # closer: the expression's run starts inside the blink's placed edges (they reach twice the half-height distance)
+    mouth = 1.0 + bump(112, 4, 20)
+    groups["mouth"] = mouth
+    found = _intervals(tracks, np.maximum(eyes, mouth), groups, np.zeros((n, 2)), np.zeros(n), SpotConfig())
+    assert [(iv.kind, iv.apex) for iv in found] == [("blink", 100), ("micro", 112)], found
+    assert found[1].onset > found[0].offset
 
 
 def test_a_video_cut_off_after_its_header_is_spotted_as_far_as_it_goes_and_said(tmp_path):

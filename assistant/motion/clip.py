@@ -493,10 +493,14 @@ def as_image(image, which: str) -> np.ndarray | str | Path:
         from PIL import ImageOps
 
         image = ImageOps.exif_transpose(image)
-        if image.mode in ("L", "RGB", "RGBA", "F") or image.mode.startswith("I;16"):
-            return np.asarray(image)  # 16-bit and float pixels as arrays are: converting clipped them
-        if image.mode == "I":  # 32-bit integers, as PIL opens some 16-bit PNGs
-            return np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
+        if image.mode in ("L", "RGB", "RGBA", "F"):
+            return np.asarray(image)
+        if image.mode.startswith("I;16"):  # 16-bit in either byte order: converting to RGB clipped it to white
+            return np.asarray(image).astype(np.uint16)
+        if image.mode == "I":  # 32-bit integers: 16-bit grey as PIL opens some PNGs, or 8-bit values widened
+            values = np.asarray(image)
+            return values.clip(0, 255).astype(np.uint8) if values.max() <= 255 else values.clip(0, 65535).astype(
+                np.uint16)
         return np.asarray(image.convert("RGB"))
     raise UnreadableClipError(f"The {which} image is a {type(image).__name__}; give a file path, a numpy array or a "
                               "PIL image (a list of frames is a clip: give it without an apex image).")

@@ -207,15 +207,19 @@ def _intervals(tracks: Tracks, curve: np.ndarray, groups: dict[str, np.ndarray],
         on, apex, off, peak = _placed(curve, joined[0][0], joined[-1][1], background)
         peaks = {g: float(c[on:off + 1].max()) for g, c in groups.items()}
         kind = _kind(tracks, groups, peaks, on, off, head_speed, jaw, cfg)
-        before, after = ([r for r in joined if r[1] < on], [r for r in joined if r[0] > off]) if kind == "blink" \
-            else ([], [])
+        before, after = [], []
+        if kind == "blink":  # split around the blink's own run: its placed edges reach further than the run
+            own = min(joined, key=lambda r: 0 if r[0] <= apex <= r[1] else min(abs(r[0] - apex), abs(r[1] - apex)))
+            before, after = [r for r in joined if r[1] < own[0]], [r for r in joined if r[0] > own[1]]
         if before:
             place(before)
-        if out and on <= out[-1].offset:
+        if out and on <= out[-1].offset:  # trimmed to start after the event before it, and named on what is left
             on = out[-1].offset + 1
+            if on <= apex:
+                peaks = {g: float(c[on:off + 1].max()) for g, c in groups.items()}
+                kind = _kind(tracks, groups, peaks, on, off, head_speed, jaw, cfg)
         if on <= apex:
             score = round(peak, 2)
-            peaks = {g: float(c[on:off + 1].max()) for g, c in groups.items()}
             moved = [g for g, v in peaks.items() if v >= max(cfg.threshold * 0.75, 0.5 * peak)]
             out.append(Interval(int(on), int(apex), int(off), score, kind, moved,
                                 near_threshold=score < cfg.near_ratio * cfg.threshold))

@@ -38,6 +38,7 @@ REF_MAX_SHIFT_PX = 8.0
 PRE_BLUR = 1.5
 REF_MAX_ROT_DEG = 4.0
 LOST_LIKENESS = 0.3  # a crop correlating less than this with its reference holds no longer that face
+MAX_KEYFRAME_MISSES = 2  # keyframes in a row without landmarks after which the face counts as lost (a profile turn)
 STABLE_STEP = 3  # sample every 3rd pixel of the stable area for the head fit
 STABLE_DILATE = 0.12  # regions grown by this share of the inter-ocular distance before they are left out
 
@@ -125,16 +126,17 @@ def track_video(frames, fps: float, n_frames: int | None, *, stride: int, size: 
     tracked: list[bool] = []
     rolls: list[float] = []
     ref: _Reference | None = None
-    ref_at = -stride
+    ref_at, misses = -stride, 0
     last_disp, last_head = np.zeros((len(keys), 2)), np.zeros(4)
     n = 0
     for i, frame in enumerate(frames):
         n = i + 1
         ok = False  # not followed (no face yet, or lost): the traces hold still until a keyframe finds one
+        kept_disp, kept_head = last_disp, last_head
         grey = working_grey(frame, ref.box) if ref is not None else None
         if grey is not None and likeness(ref.grey, grey) < LOST_LIKENESS:
             ref = None  # the face has gone from the box (left the picture, covered, a cut): look for it again on
-            moved = True  # every frame; one keyframe where the landmarker misses a face still there keeps the reference
+            moved = True  # every frame
         elif ref is not None:
             f = compute_flow(ref.grey, grey, flow)
             p = fit_similarity(f, ref.sx, ref.sy, ref.centre)
@@ -155,7 +157,14 @@ def track_video(frames, fps: float, n_frames: int | None, *, stride: int, size: 
                 rolls.append(roll_deg(lm.points68))
                 ref = _Reference(frame, lm, size, margin, keys)
                 ref.offset_disp, ref.offset_head = last_disp.copy(), last_head.copy()
-                ref_at, ok = i, True
+                ref_at, ok, misses = i, True, 0
+            elif ref is not None:  # the landmarker missed a face whose crop still looks like the reference (a blink,
+                misses += 1  # blur): kept, and asked again a keyframe later; a second miss in a row is a face lost
+                if misses >= MAX_KEYFRAME_MISSES:
+                    ref, ok, misses = None, False, 0
+                    last_disp, last_head = kept_disp, kept_head
+                else:
+                    ref_at = i
         disp_rows.append(last_disp.astype(np.float32))
         head_rows.append(last_head.astype(np.float32))
         tracked.append(ok)
