@@ -402,7 +402,11 @@ def quiet_input_refusals(demo) -> None:
                 raise refusal("A file input was not an uploaded file: upload it in the page, or send it with "
                               "gradio_client's handle_file(PATH).") from None
             raise refusal(f"The request's inputs could not be read: {_first_line(err)}") from None
-        except (ComponentProcessingError, ValueError, TypeError) as err:  # anything else is the server's own fault
+        except ComponentProcessingError as err:  # Gradio wraps whatever a component's preprocessing raised
+            if not isinstance(err.__cause__, (ValueError, TypeError)):
+                raise  # a server fault (a full disk, memory): its traceback stays
+            raise refusal(f"The request's inputs could not be read: {_first_line(err.__cause__)}") from None
+        except (ValueError, TypeError) as err:
             raise refusal(f"The request's inputs could not be read: {_first_line(err)}") from None
 
     demo.preprocess_data = preprocess_data
@@ -451,8 +455,9 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
                         if clips:
                             gr.Examples([[str(p)] for p in clips], inputs=[video], label="Example clips (synthetic)",
                                         example_labels=[p.stem.replace("_", " ") for p in clips])
-                            # a file box's examples are copied to the cache only when clicked, and not kept: the
-                            # first session to end removed the copy, and the example failed for every later user
+                            # Gradio copies a file box's examples into its cache but does not protect the copies
+                            # from session cleanup: the first session to end removed one, and the example failed for
+                            # every later user
                             video.keep_in_cache.update(video.move_resource_to_block_cache(str(p)) for p in clips)
                     with gr.Tab("Onset + apex images") as image_tab:
                         with gr.Row():
@@ -724,18 +729,19 @@ def long_video_view(assistant: Assistant, files: SessionFiles, concurrency: int 
                     yield spot_summary(update.result)
 
     # its own lane: one spot at a time, in a child process, never ahead of or behind the short requests' lane
-    file.upload(spot, file, outputs, api_name="spot_upload", api_visibility="private", concurrency_limit=1,
-                concurrency_id="long")
+    spotting = file.upload(spot, file, outputs, api_name="spot_upload", api_visibility="private",
+                           concurrency_limit=1, concurrency_id="long")
     gr.Button(visible=False).click(spot_api, file, gr.JSON(visible=False), api_name="spot", concurrency_limit=1,
                                    concurrency_id="long")
-    table.select(analyse, [spotted_state, language], [analysis_status, mmc, aus, emotion, chatbot, result_state],
-                 api_visibility="private", concurrency_limit=concurrency, concurrency_id="work")
+    analysing = table.select(analyse, [spotted_state, language],
+                             [analysis_status, mmc, aus, emotion, chatbot, result_state], api_visibility="private",
+                             concurrency_limit=concurrency, concurrency_id="work")
     for trigger in (question.submit, ask_btn.click):
         trigger(ask, [question, chatbot, result_state], [question, chatbot], api_visibility="private",
                 concurrency_limit=concurrency, concurrency_id="work")
     # the video removed from its box: its timeline, table and analysis go too (follow-ups answered about it before)
     file.clear(lambda: ("No long video yet.", None, pd.DataFrame(columns=INTERVAL_COLUMNS), None, "") + cleared,
-               outputs=outputs, api_visibility="private")
+               outputs=outputs, api_visibility="private", cancels=[spotting, analysing])  # a spot still running stops
     return LongView(file=file, spot=spot, outputs=outputs)
 
 

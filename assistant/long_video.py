@@ -166,6 +166,8 @@ def frames_at(source: str | Path, indices: list[int]) -> list[np.ndarray]:
         # frames are numbered in decoding order, as the spotter counted them: by timestamp only where the rate is
         # constant (a variable-rate video's timestamps name other frames)
         seekable = fps is not None and stream.time_base is not None and variable_rate(stream) is None
+        if not seekable:  # decoded from the start: on both cores
+            stream.thread_type = "AUTO"
         if seekable and wanted[0] / fps > SEEK_BACK_S:
             target = int((start + wanted[0] / fps - SEEK_BACK_S) / stream.time_base)
             container.seek(target, stream=stream, backward=True, any_frame=False)

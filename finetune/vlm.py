@@ -381,15 +381,14 @@ def _check_settings(out: Path, cfg: VLMTrainConfig, resuming: bool, data: dict |
         changed = [k for k in settings if k in before and not same(k)]
         rows = [k for k in changed if k in (data or {})]
         if rows:
-            names = []
-            if "train_rows" in rows or not cfg.eval_file:  # without --eval-file both come from the training file
-                names.append(f"--train-file {cfg.train_file}" if cfg.train_file else "the training rows given")
-            if "eval_rows" in rows and cfg.eval_file:
-                names.append(f"--eval-file {cfg.eval_file}")
-            verb = "holds" if len(names) == 1 and names[0].startswith("--") else "hold"
-            raise ConfigError(f"{' and '.join(names)} {verb} other rows than the run "
-                              f"in {out} was trained on (a rebuilt or edited file under the same path): restore it, "
-                              "or give another --output-dir (or --resume false to train again from the start).")
+            files = [f"--train-file {cfg.train_file}"] if cfg.train_file and (
+                "train_rows" in rows or not cfg.eval_file) else []  # without --eval-file both come from the one file
+            files += [f"--eval-file {cfg.eval_file}"] if "eval_rows" in rows and cfg.eval_file else []
+            what = (f"{' and '.join(files)} now {'hold' if len(files) > 1 else 'holds'} other rows than"
+                    if files else "The rows given differ from those")
+            raise ConfigError(f"{what} the run in {out} was trained on (a rebuilt or edited file under the same "
+                              "path): restore it, or give another --output-dir (or --resume false to train again from "
+                              "the start).")
         if changed:
             was = ", ".join(f"--{k.replace('_', '-')} {before[k]} -> {settings[k]}" for k in changed)
             raise ConfigError(f"{out} holds a run trained with other settings ({was}); resume it with its own "

@@ -135,8 +135,10 @@ FOLLOW_UPS = [
     ("Which movement is the strongest?", ["left mouth corner", "left cheek"]),
     # an AU named in a why-question is answered from its regions (it got the emotion's reason before)
     ("Why not AU12?", ["Lip Corner Puller", "was found", "Where it acts, the", "the way AU12 moves it"]),
-    ("Why is it purple near AU12?", ["Purple means motion towards the image's up"]),  # a colour question still
+    ("Why is AU12 purple?", ["Purple means motion towards the image's up"]),  # a colour named: what it says
     ("Why happiness with AU12?", ["AU6+AU12", "smile"]),  # an emotion named: its reason
+    ("Why happy with AU12?", ["AU6+AU12", "smile"]),
+    ("Why not AU4 when others moved?", ["Brow Lowerer", "was not found"]),  # "others" is no emotion named here
 ]
 
 

@@ -138,8 +138,8 @@ def test_resuming_with_other_training_settings_is_refused(run):
         with pytest.raises(ConfigError, match=f"holds a run trained with other settings \\({says}\\)"):
             train(dataclasses.replace(cfg, **change), rows=tiny_sft_rows(24, seed=0))
     # the same settings over other rows (a --train-file rebuilt under its path) returned the old adapter silently
-    with pytest.raises(ConfigError, match=r"^the training rows given hold other rows than the run in .* was trained "
-                                          r"on \(a rebuilt or edited file"):
+    with pytest.raises(ConfigError, match=r"^The rows given differ from those the run in .* was trained on \(a "
+                                          r"rebuilt or edited file"):
         train(cfg, rows=tiny_sft_rows(24, seed=1))
 
 

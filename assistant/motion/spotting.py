@@ -116,7 +116,7 @@ class SpotResult:
     group_curves: dict[str, np.ndarray]  # per region group
     tracked: np.ndarray | None = None  # (n_frames,) bool: the face was followed there (nothing is read elsewhere)
     fps_assumed: bool = False  # no rate given and none in the source (a frame folder): 30 fps was assumed
-    roll_deg: float = 0.0  # the face's median roll in the picture over the keyframes (`face.roll_deg`)
+    roll_deg: float = 0.0  # the face's mean roll in the picture over the keyframes (`face.roll_deg`)
     peak_fps: float | None = None  # a video whose frame rate varies: its highest rate (`clip.variable_rate`)
     declared_frames: int | None = None  # the frame count the video's header gives (None: it gives none)
 
@@ -144,6 +144,12 @@ class SpotResult:
         return out
 
 
+def _mean_angle(degrees: np.ndarray) -> float:
+    """The circular mean: a face upside down reads +179 on some keyframes and -179 on others, not 0."""
+    r = np.radians(degrees)
+    return float(np.degrees(np.arctan2(np.sin(r).mean(), np.cos(r).mean())))
+
+
 def spot_video(source, config: SpotConfig | None = None,
                progress: Callable[[int, int | None], None] | None = None) -> SpotResult:
     """Spot expressions in a video of any length (a path, a frame folder or a list of RGB frames), streaming."""
@@ -166,7 +172,7 @@ def spot_video(source, config: SpotConfig | None = None,
              tracks.n_frames)
     result = SpotResult(expressions, distractors, fps, tracks.n_frames, np.arange(tracks.n_frames), curve, groups,
                         tracks.tracked, fps_assumed=not (cfg.fps or src.fps),
-                        roll_deg=float(np.median(tracks.roll)) if tracks.roll is not None and len(tracks.roll) else 0.0,
+                        roll_deg=_mean_angle(tracks.roll) if tracks.roll is not None and len(tracks.roll) else 0.0,
                         peak_fps=None if cfg.fps else src.peak_fps, declared_frames=src.n_frames)
     for note in result.notes():
         log.warning(note)

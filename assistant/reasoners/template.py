@@ -284,9 +284,11 @@ class TemplateReasoner:
         low = message.lower()
         au_codes = [int(a or b) for a, b in _AU_MENTION.findall(message)]
         colours = _colours_in(message)
+        if colours:  # a colour named: "why is AU12 purple?" asks what the colour says
+            return self._explain_colours(conversation, colours, lang)
         if au_codes and re.search(r"what|mean|explain|is au|是什么|什么意思|含义|解释|代表", low):
             return self._explain_aus(conversation, au_codes, lang)
-        if colours or re.search(r"colou?r|hue|bright|颜色|色|亮度", low):
+        if re.search(r"colou?r|hue|bright|颜色|色|亮度", low):
             return self._explain_colours(conversation, colours, lang)
         if au_codes and not _EMOTION_NAMED.search(low) and re.search(r"\bwhy\b|how come|\bnot\b|n't|为什么|为何|没有",
                                                                       low):  # "why (not) AU6?": about the AU itself
@@ -402,9 +404,13 @@ def _explained_text(conv: Conversation, code: int, lang: str) -> str:
                    f"({au_name(other)}), which drags that skin along." for other, keys in sorted(by.items()))
 
 
-# an emotion named in a question about an AU ("why anger with AU4?") asks for the emotion's reason
-_EMOTION_NAMED = re.compile("|".join(sorted({w for e, zh in EMOTION_WORDS_ZH.items() for w in (e, zh)}, key=len,
-                                            reverse=True)))
+# an emotion named in a question about an AU ("why anger with AU4?", "why happy?") asks for the emotion's reason
+_EMOTION_ADJECTIVES = ("happy", "sad", "angry", "surprised", "disgusted", "afraid", "scared", "fearful", "contemptuous",
+                       "repressed", "positive", "negative")
+_EMOTION_NAMED = re.compile(
+    r"\b(" + "|".join(sorted({e for e in EMOTION_WORDS_ZH if e != "others"} | set(_EMOTION_ADJECTIVES), key=len,
+                              reverse=True)) + r")\b|"
+    + "|".join(zh for e, zh in EMOTION_WORDS_ZH.items() if e != "others"))
 
 
 def _region_evidence(conv: Conversation, code: int, lang: str, most: int = 6) -> str:
