@@ -467,16 +467,16 @@ def test_hidden_files_in_a_frame_folder_are_not_frames(tmp_path, synth_brow_clip
     assert list_frames(tmp_path)[1][3] == 2
 
 
-@pytest.mark.parametrize("mode", ["I;16", "I", "F"])
+@pytest.mark.parametrize("mode", ["I;16", "I;16B", "I", "I8", "F"])
 def test_pil_images_of_16_bits_or_floats_keep_their_picture(synth_brow_clip, mode):
     """Converted to RGB by PIL, a 16-bit grey image (as PIL opens 16-bit PNGs) came out almost white and a float one
-    in 0-1 black."""
+    in 0-1 black; big-endian 16-bit (some TIFFs) and 32-bit integers holding 8-bit values need their own reading."""
     from PIL import Image
 
     grey = cv2.cvtColor(synth_brow_clip.frames[1], cv2.COLOR_RGB2GRAY)
-    values = {"I;16": grey.astype(np.uint16) * 257, "I": grey.astype(np.int32) * 257,
-              "F": grey.astype(np.float32) / 255}[mode]
+    values = {"I;16": grey.astype(np.uint16) * 257, "I;16B": (grey.astype(np.uint16) * 257).astype(">u2"),
+              "I": grey.astype(np.int32) * 257, "I8": grey.astype(np.int32), "F": grey.astype(np.float32) / 255}[mode]
     image = Image.fromarray(values)
-    assert image.mode == mode
+    assert image.mode == mode.replace("I8", "I")
     clip = load_clip(image, image)
     assert np.abs(clip.onset_frame[..., 0].astype(int) - grey).max() <= 1
