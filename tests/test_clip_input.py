@@ -135,7 +135,7 @@ def _bad_inputs(tmp_path, synth_brow_clip):
         "missing": ([str(tmp_path / "nope.mp4")], "does not exist"),
         "symlink loop": ([str(tmp_path / "loop.mp4")], "loop.mp4 is a symlink loop"),
         "looping image": ([str(tmp_path / "loop.mp4"), str(tmp_path / "wall2.png")], "loop.mp4 is a symlink loop"),
-        "bad apex": ([str(tmp_path / "one.mp4"), "--onset", "3", "--apex", "2"], "onset < apex"),
+        "bad apex": ([str(tmp_path / "one.mp4"), "--onset", "3", "--apex", "2"], "The apex frame (2) must come after"),
     }
 
 
