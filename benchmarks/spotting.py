@@ -99,7 +99,7 @@ def track(seed: int, seconds: float, subject: int, tmp: Path):
 
 
 def throughput(path: Path, flow: str, max_frames: int) -> float:
-    cfg = SpotConfig(flow=flow, max_frames=max_frames)
+    cfg = SpotConfig(flow=flow, max_frames=max_frames, fps=30.0)  # frames in a list carry no rate
     src = open_source(path)
     frames = [f for i, f in src.frames() if i < max_frames]
     t = time.perf_counter()
