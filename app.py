@@ -673,7 +673,7 @@ def long_video_view(assistant: Assistant, files: SessionFiles, concurrency: int 
             return
         table_value = pd.DataFrame(interval_rows(result), columns=INTERVAL_COLUMNS)
         yield (_spot_summary(result, path), timeline_figure(result), table_value,
-               {"path": path, "intervals": list(result.intervals)}, "") + cleared
+               {"path": path, "intervals": list(result.intervals), "times": result.frame_times}, "") + cleared
 
     def analyse(spotted, lang, evt: gr.SelectData, request):
         """The clicked interval's analysis; its map is drawn into the session's folder, removed with the session
@@ -693,7 +693,7 @@ def long_video_view(assistant: Assistant, files: SessionFiles, concurrency: int 
         where = f"interval {number} ({interval.kind}, frames {interval.onset}-{interval.offset}, apex {interval.apex})"
         yield (f"Analysing {where}…",) + cleared
         try:
-            for step in analyse_interval(assistant, spotted["path"], interval, lang):
+            for step in analyse_interval(assistant, spotted["path"], interval, lang, spotted.get("times")):
                 outs = [gr.skip()] * 5
                 if step.stage == "motion":
                     outs[0] = files.save_image(request.session_hash if request else None,

@@ -146,9 +146,11 @@ def timeline_figure(result, title: str = ""):
     return fig
 
 
-def frames_at(source: str | Path, indices: list[int]) -> list[np.ndarray]:
+def frames_at(source: str | Path, indices: list[int], times: np.ndarray | None = None) -> list[np.ndarray]:
     """RGB frames at `indices` (frame numbers from 0, in decode order) of a video or a frame folder. A video is read by
-    seeking to a keyframe shortly before the first one and decoding forward, so only a few seconds are decoded."""
+    seeking to a keyframe shortly before the first one and decoding forward, so only a few seconds are decoded. A
+    video whose rate varies is found by each frame's timestamp (`times`, as the spotter recorded them:
+    `SpotResult.frame_times`); without them it is decoded from the start."""
     p = Path(source)
     wanted = sorted(set(int(i) for i in indices))
     if not wanted or wanted[0] < 0:
@@ -158,6 +160,8 @@ def frames_at(source: str | Path, indices: list[int]) -> list[np.ndarray]:
         if wanted[-1] >= len(files):
             raise FrameIndexError(f"Frame {wanted[-1]} is past the end of {p.name} ({len(files)} frames).")
         return [read_image(files[i]) for i in indices]
+    if times is not None and wanted[-1] < len(times):
+        return _frames_at_times(p, [int(i) for i in indices], [float(times[int(i)]) for i in indices])
     got: dict[int, np.ndarray] = {}
     with av.open(str(p)) as container:
         stream = container.streams.video[0]
@@ -188,8 +192,34 @@ def frames_at(source: str | Path, indices: list[int]) -> list[np.ndarray]:
     return [got[int(i)] for i in indices]
 
 
-def analyse_interval(assistant, source: str | Path, interval, language: str | None = None) -> Iterator:
-    """`Assistant.stream` on the interval's onset and apex frames (the steps a UI shows as they come)."""
-    onset, apex = frames_at(source, [int(interval.onset), int(interval.apex)])
+def _frames_at_times(path: Path, indices: list[int], times: list[float]) -> list[np.ndarray]:
+    """The frames whose timestamps are `times`: a seek shortly before the first, then a decode forward."""
+    got: dict[int, np.ndarray] = {}
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        if min(times) > SEEK_BACK_S:
+            container.seek(int((min(times) - SEEK_BACK_S) / stream.time_base), stream=stream, backward=True,
+                           any_frame=False)
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                continue
+            t = float(frame.pts * (frame.time_base or stream.time_base))
+            for i, target in zip(indices, times):
+                if abs(t - target) < 1e-6:
+                    got[i] = _upright(frame)
+            if t >= max(times):
+                break
+    missing = [i for i in indices if i not in got]
+    if missing:
+        raise FrameIndexError(f"Frame {missing[0]} of {path.name} could not be found again by its timestamp; the "
+                              "file changed since it was spotted: spot it again.")
+    return [got[i] for i in indices]
+
+
+def analyse_interval(assistant, source: str | Path, interval, language: str | None = None,
+                     times: np.ndarray | None = None) -> Iterator:
+    """`Assistant.stream` on the interval's onset and apex frames (the steps a UI shows as they come); `times`: the
+    frames' timestamps where the video's rate varies (`SpotResult.frame_times`)."""
+    onset, apex = frames_at(source, [int(interval.onset), int(interval.apex)], times)
     yield from assistant.stream(onset, apex, language=language,
                                 expression="macro" if interval.kind == "macro" else "micro")

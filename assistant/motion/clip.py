@@ -202,10 +202,11 @@ class DecodedFrame:
     of a clip in grey and keeps a few; only the onset and the apex are ever shown, so most frames of a common video
     (`_opencv_yuv`) never need the YUV-to-RGB conversion (on a 640x360 clip about a fifth of the whole load)."""
 
-    __slots__ = ("_yuv", "_rgb", "_grey")
+    __slots__ = ("_yuv", "_rgb", "_grey", "time")
 
-    def __init__(self, rgb: np.ndarray | None = None, yuv: np.ndarray | None = None):
+    def __init__(self, rgb: np.ndarray | None = None, yuv: np.ndarray | None = None, time: float | None = None):
         self._rgb, self._yuv, self._grey = rgb, yuv, None
+        self.time = time  # its timestamp in the video, seconds (None: a frame of a folder or a list)
 
     @property
     def grey(self) -> np.ndarray:
@@ -348,9 +349,10 @@ def _rgb(frame: av.VideoFrame) -> np.ndarray:
 
 def _decoded(frame: av.VideoFrame) -> DecodedFrame:
     """The frame as `DecodedFrame`, kept in YUV where OpenCV converts it and the file asks for no rotation."""
+    time = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
     if _opencv_yuv(frame) and not round((frame.rotation or 0) / 90) % 4:
-        return DecodedFrame(yuv=frame.to_ndarray())
-    return DecodedFrame(rgb=_upright(frame))
+        return DecodedFrame(yuv=frame.to_ndarray(), time=time)
+    return DecodedFrame(rgb=_upright(frame), time=time)
 
 
 def _upright(frame: av.VideoFrame) -> np.ndarray:

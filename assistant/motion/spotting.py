@@ -119,6 +119,7 @@ class SpotResult:
     roll_deg: float = 0.0  # the face's mean roll in the picture over the keyframes (`face.roll_deg`)
     peak_fps: float | None = None  # a video whose frame rate varies: its highest rate (`clip.variable_rate`)
     declared_frames: int | None = None  # the frame count the video's header gives (None: it gives none)
+    frame_times: np.ndarray | None = None  # each frame's timestamp (s) in a video whose rate varies, else None
 
     def notes(self) -> list[str]:
         """What a reader of the intervals must know: frames the face was not followed on, a frame rate assumed."""
@@ -156,7 +157,15 @@ def spot_video(source, config: SpotConfig | None = None,
     cfg = config or SpotConfig()
     src = open_source(source, ClipLimits(max_bytes=64 * 2**30, max_frames=cfg.max_frames))
     fps = float(cfg.fps or src.fps or DEFAULT_FPS)
-    tracks = track_video((f for _, f in src.frames()), fps, src.n_frames, stride=max(1, int(round(cfg.stride_s * fps))),
+    times: list[float | None] = []  # kept where the rate varies: there a frame is found again by its timestamp
+
+    def rgb_frames():
+        for _, frame in src.decoded():
+            if src.peak_fps:
+                times.append(frame.time)
+            yield frame.rgb()
+
+    tracks = track_video(rgb_frames(), fps, src.n_frames, stride=max(1, int(round(cfg.stride_s * fps))),
                          size=cfg.size, flow=cfg.flow, landmarks=cfg.landmarks, progress=progress)
     if tracks.n_frames < 3:
         raise ClipTooShortError(f"{Path(src.source).name} has {tracks.n_frames} frame(s); spotting needs a video of "
@@ -173,7 +182,8 @@ def spot_video(source, config: SpotConfig | None = None,
     result = SpotResult(expressions, distractors, fps, tracks.n_frames, np.arange(tracks.n_frames), curve, groups,
                         tracks.tracked, fps_assumed=not (cfg.fps or src.fps),
                         roll_deg=_mean_angle(tracks.roll) if tracks.roll is not None and len(tracks.roll) else 0.0,
-                        peak_fps=None if cfg.fps else src.peak_fps, declared_frames=src.n_frames)
+                        peak_fps=None if cfg.fps else src.peak_fps, declared_frames=src.n_frames,
+                        frame_times=np.array(times, dtype=np.float64) if times and None not in times else None)
     for note in result.notes():
         log.warning(note)
     return result
