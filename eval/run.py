@@ -272,8 +272,9 @@ def _settings(config: dict) -> dict:
 
 
 def _check_resume(config: EvalConfig, out: Path) -> None:
-    """Refuse to mix runs: read-only, so every process of a sharded run can check before any of them writes."""
-    settings = _settings(dataclasses.asdict(config))
+    """Refuse to mix runs: read-only, so every process of a sharded run can check before any of them writes. The
+    calibration read (`--calibration`, `MEU_CALIBRATION`) counts as a setting: by its files' contents."""
+    settings = _settings(dataclasses.asdict(config)) | {"calibration": calibration.record()["files"]}
     path = out / "run_config.json"
     if prediction_files(out) and not config.resume:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose a new --out.")
@@ -282,7 +283,9 @@ def _check_resume(config: EvalConfig, out: Path) -> None:
         # except where the default is new behaviour: runs from before drift cancellation cancelled none
         defaults = {f.name: f.default for f in dataclasses.fields(EvalConfig) if f.default is not dataclasses.MISSING}
         defaults.update(drift="none")
-        before = _settings({**defaults, **json.loads(path.read_text())})
+        written = json.loads(path.read_text())
+        used = (written.get("calibration") or {}).get("files", settings["calibration"])  # older runs recorded none
+        before = _settings({**defaults, **written}) | {"calibration": used}
         changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
         if changed:
             raise ConfigError(f"{out} holds a run with different settings ({', '.join(changed)}); resume it with the "
@@ -404,7 +407,7 @@ def run(config: EvalConfig) -> dict:
         evidence_source.check_keys([s.key for s in samples if s.true_aus is not None],
                                    truth={s.key: s.true_aus for s in samples})
     if shard.is_main:  # only once every check passed: a refused run leaves nothing a corrected --resume trips on
-        write_json(out / "run_config.json", dataclasses.asdict(config))
+        write_json(out / "run_config.json", dataclasses.asdict(config) | {"calibration": calibration.record()})
     reasoner = _reasoner(config, shard.device, [s.fold for s in samples])
     predictions = shard.log(out)
     mine = shard.take(samples)

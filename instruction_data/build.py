@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from assistant import calibration
 from assistant.config import parse_config, split_list
 from assistant.emotions import CDE_EXCLUDED, cde_emotion
 from assistant.errors import ConfigError, MEUError
@@ -217,17 +218,22 @@ def _work(job: tuple[Record, str]) -> dict:
 
 
 def _check_output(cfg: BuildConfig, out: Path) -> None:
+    """The build's settings, the calibration read among them (`--calibration`, `MEU_CALIBRATION`: it sets the
+    intensity words of the answers), stamped; a resume with others would mix two builds."""
     stamp = out / "build_settings.json"
+    used = calibration.record()
     if stamp.is_file():
-        previous = {"drift": "none", **json.loads(stamp.read_text())}  # builds from before the setting cancelled none
+        # builds from before a setting existed: drift cancelled none; the calibration was not recorded (unchecked)
+        previous = {"drift": "none", **json.loads(stamp.read_text())}
+        before = (previous.pop("calibration", None) or used)["files"]  # its files decide, not where they were read
         if not cfg.resume:
             raise ConfigError(f"{out} already holds a build; add --resume to finish it or choose another --out.")
-        if previous != cfg.settings():
-            changed = sorted(k for k in set(previous) | set(cfg.settings())
-                             if previous.get(k) != cfg.settings().get(k))
+        changed = sorted(k for k in set(previous) | set(cfg.settings()) if previous.get(k) != cfg.settings().get(k))
+        changed += ["calibration"] if before != used["files"] else []
+        if changed:
             raise ConfigError(f"--resume with different settings ({', '.join(changed)}) would mix two builds; use the "
                               "same settings or another --out.")
-    write_json(stamp, cfg.settings())
+    write_json(stamp, cfg.settings() | {"calibration": used})
 
 
 def build(cfg: BuildConfig, progress: bool = True) -> dict:
@@ -286,6 +292,7 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
     analysed = [p for p in parts if "samples" in p]
     report = {
         "dataset": cfg.dataset, "synthetic": synthetic, "settings": cfg.settings(), "workers": cfg.workers,
+        "calibration": calibration.record(),
         "load": load_report,
         "clips": {"usable_rows": len(records), "analysed": len(analysed), "resumed_from_parts": done_before,
                   "failed": [{"key": p["key"], "error": p["error"]} for p in parts if "error" in p],
@@ -331,8 +338,13 @@ def _load(cfg: BuildConfig) -> LoadResult:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, _ = parse_config(BuildConfig, argv, "meu data build",
-                          "Build the FGMU instruction dataset (MMC maps + explanations) from an annotated dataset.")
+    import argparse
+
+    description = "Build the FGMU instruction dataset (MMC maps + explanations) from an annotated dataset."
+    parser = argparse.ArgumentParser(prog="meu data build", description=description)
+    calibration.add_argument(parser)
+    cfg, ns = parse_config(BuildConfig, argv, "meu data build", description, parser=parser)
+    calibration.apply(ns)
     report = build(cfg)
     print(f"sheet: {report['load']['summary']}")
     c = report["clips"]

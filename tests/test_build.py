@@ -133,6 +133,21 @@ def test_synth_cli_then_build_refuses_to_mix_builds(tmp_path):
     with pytest.raises(ConfigError, match=r"different settings \(drift\)"):
         build_main([*args, "--resume"])
     assert build_main([*args, "--drift", "none", "--resume"]) == 0
+    # the calibration sets the answers' intensity words: MEU_CALIBRATION was read, unrecorded, and a resume with
+    # another folder mixed two calibrations in one export
+    import shutil
+
+    from assistant import calibration
+
+    assert json.loads(stamp.read_text())["calibration"] == calibration.record()
+    other = tmp_path / "calibration"
+    other.mkdir()
+    for name in calibration.RULES_FILES:
+        shutil.copy(calibration.SHIPPED[name], other / name)
+    words = json.loads((other / "intensity_calibration.json").read_text())
+    (other / "intensity_calibration.json").write_text(json.dumps(words, indent=1))  # other bytes, same words
+    with pytest.raises(ConfigError, match=r"different settings \(calibration\)"):
+        build_main([*args, "--drift", "none", "--resume", "--calibration", str(other)])
 
 
 def _run_build(root: Path, out: Path, *extra: str) -> subprocess.Popen:

@@ -328,12 +328,37 @@ def test_eval_cancels_drift_with_each_sheet_offset(synth_casme2_root, straight_r
     older = tmp_path / "older"  # a run written before the setting existed cancelled no drift: resumed, it says so
     older.mkdir()
     settings = json.loads((straight_run / "run_config.json").read_text())
-    del settings["drift"]
+    del settings["drift"], settings["calibration"]  # nor did it record its calibration: not checked then
     (older / "run_config.json").write_text(json.dumps(settings))
     resumed = dict(settings, resume=True, out=str(older))
     with pytest.raises(ConfigError, match=r"different settings \(drift\)"):
         _check_resume(EvalConfig(**resumed), older)
     _check_resume(EvalConfig(**resumed, drift="none"), older)
+
+
+def test_a_resume_with_another_calibration_is_refused(straight_run, tmp_path, monkeypatch):
+    """`--calibration` (or MEU_CALIBRATION) was read outside the run's settings: a run resumed with another folder
+    scored its first clips with one calibration and the rest with the other, and recorded neither."""
+    import shutil
+
+    from assistant import calibration
+    from assistant.errors import ConfigError
+    from eval.run import EvalConfig, _check_resume
+
+    written = json.loads((straight_run / "run_config.json").read_text())
+    assert written["calibration"] == {"folder": None, "files": calibration.record()["files"]}
+    other = tmp_path / "calibration"
+    other.mkdir()
+    for name in calibration.RULES_FILES:
+        shutil.copy(calibration.SHIPPED[name], other / name)
+    rules = json.loads((other / "rules_calibration.json").read_text())
+    rules["parameters"]["midpoint"] = 50
+    (other / "rules_calibration.json").write_text(json.dumps(rules))
+    settings = {k: v for k, v in written.items() if k != "calibration"} | {"resume": True}
+    _check_resume(EvalConfig(**settings), straight_run)  # the same calibration: resumes
+    monkeypatch.setenv(calibration.ENV, str(other))
+    with pytest.raises(ConfigError, match=r"different settings \(calibration\)"):
+        _check_resume(EvalConfig(**settings), straight_run)
 
 
 def test_the_reports_protocol_note_names_the_detector_that_ran():
