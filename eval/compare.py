@@ -35,7 +35,8 @@ def load_run(run_dir: str | Path) -> dict:
     try:
         run, e, au = metrics["run"], metrics["emotion"], metrics["au"]
         return {
-            "name": Path(run_dir).name, "method": f"{run['reasoner']} + {run['detector']}",
+            "name": Path(run_dir).name, "path": str(Path(run_dir).resolve()), "settings": run,
+            "method": f"{run['reasoner']} + {run['detector']}",
             "dataset": "composite" if run["protocol"] == "cde" else run["dataset"],
             "protocol": run["protocol"], "classes": run["classes"], "synthetic": bool(run["synthetic"]),
             "n": e["n_samples"], "uf1": e["uf1"], "uar": e["uar"], "accuracy": e["accuracy"],
@@ -50,8 +51,10 @@ def load_run(run_dir: str | Path) -> dict:
 def reference_rows(runs: list[dict]) -> list[dict]:
     """Published rows for the runs' datasets: the composite's (MEGC 2019) beside a cde run, the others beside the
     rest, so a 3-class composite figure never sits beside a single-dataset run as if comparable."""
-    wanted = {(r["dataset"], r["protocol"] == "cde") for r in runs}
-    refs = [r for r in references_for({d for d, _ in wanted}) if (r.dataset, r.protocol == "cde") in wanted]
+    wanted = {(r["dataset"], r["protocol"] == "cde", str(r["classes"])) for r in runs}
+    refs = [r for r in references_for({d for d, _, _ in wanted})
+            if any((r.dataset, r.protocol == "cde") == (d, cde) and r.classes in (None, classes)
+                   for d, cde, classes in wanted)]  # a 3-class run never sits under a 5-class published figure
     return [{"name": r.label, "method": r.method, "dataset": r.dataset, "protocol": r.protocol,
              "classes": r.classes or "-", "synthetic": False, "n": None, "uf1": r.uf1, "uar": r.uar,
              "accuracy": r.accuracy, "unparsable": None, "au_parsed": None, "au_detector": r.au_mean_f1,
@@ -100,8 +103,28 @@ def comparison_plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+# what a run's record holds that does not make it another run
+_NOT_SETTINGS = {"root", "class_names", "evidence", "generation", "vlm_run"}
+
+
+def differences(runs: list[dict]) -> dict[str, list]:
+    """The settings that differ between the runs, each with the runs' values in order."""
+    keys = sorted({k for r in runs for k in r["settings"]} - _NOT_SETTINGS)
+    return {k: [r["settings"].get(k) for r in runs] for k in keys
+            if len({json.dumps(r["settings"].get(k), sort_keys=True, default=str) for r in runs}) > 1}
+
+
 def compare(run_dirs: list[str], out: str | Path) -> str:
     runs = [load_run(d) for d in run_dirs]
+    seen: dict[str, str] = {}
+    for d, r in zip(run_dirs, runs):
+        if r["path"] in seen:
+            raise MEUError(f"{d} is given twice (as {seen[r['path']]} too); give each run once.")
+        seen[r["path"]] = d
+    names = [r["name"] for r in runs]
+    for r in runs:  # two runs in folders of one name: named by their parent too
+        if names.count(r["name"]) > 1:
+            r["name"] = str(Path(r["path"]).relative_to(Path(r["path"]).parents[1]))
     rows = runs + reference_rows(runs)
     text = ("# Evaluation runs side by side\n\n" + comparison_table(rows)
             + "\nRows marked *published* are the papers' figures on the licensed datasets (eval/references.py), "
@@ -110,6 +133,14 @@ def compare(run_dirs: list[str], out: str | Path) -> str:
               "thresholds on the pooled test predictions, eval/references.py).\n")
     if any(r["synthetic"] for r in runs):
         text += "\nRuns marked *synthetic* were measured on generated clips and are not comparable to published rows.\n"
+    differ = differences(runs) if len(runs) > 1 else {}
+    if differ:
+        text += ("\nSettings that differ between the runs (in the order above): "
+                 + "; ".join(f"{k}: {' / '.join(str(v) for v in values)}" for k, values in differ.items()) + ".\n")
+        apart = [k for k in ("dataset", "protocol", "classes", "aus") if k in differ]
+        if apart:
+            text += (f"\n**The runs differ in {', '.join(apart)}: their figures measure different things and are "
+                     "not comparable side by side.**\n")
     out = Path(out)
     atomic_write_text(out / "compare.md", text)
     comparison_plot(rows, out / "compare.png")

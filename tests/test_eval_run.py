@@ -160,6 +160,29 @@ def test_compare_puts_runs_beside_published_rows(straight_run, tmp_path):
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 0
 
 
+def test_compare_says_what_differs_and_keeps_runs_apart(straight_run, tmp_path):
+    """Runs of other classes or settings sat side by side without a word, a 3-class run under the 5-class published
+    figure, and two runs in folders of one name (or one run given twice) were two rows that could not be told apart."""
+    from assistant.errors import MEUError
+
+    other = tmp_path / "b" / straight_run.name
+    other.mkdir(parents=True)
+    metrics = json.loads((straight_run / "metrics.json").read_text())
+    flow = metrics["run"]["flow"]
+    metrics["run"].update(classes="3", flow="tvl1" if flow == "dis" else "dis")
+    (other / "metrics.json").write_text(json.dumps(metrics))
+    text = compare([str(straight_run), str(other)], tmp_path / "cmp")
+    assert f"| {straight_run.parent.name}/{straight_run.name} |" in text and f"| b/{straight_run.name} |" in text
+    assert ("Settings that differ between the runs (in the order above): classes: 5 / 3; flow: "
+            f"{flow} / {metrics['run']['flow']}.") in text
+    assert "**The runs differ in classes: their figures measure different things" in text
+    assert "MELLM (published)" in text  # beside the 5-class run
+    alone = compare([str(other)], tmp_path / "cmp3")
+    assert "MELLM (published)" not in alone and "differ" not in alone
+    with pytest.raises(MEUError, match="is given twice"):
+        compare([str(straight_run), str(straight_run) + "/"], tmp_path / "cmp2")
+
+
 def test_loso_uses_each_folds_held_out_predictions(straight_run, synth_casme2_root, tmp_path):
     """A real `meu train au` output (the cheap training-prior model) as AU evidence: eval's pooled detector F1 equals
     the training job's own pooled LOSO F1, and every clip gets its own fold's probabilities."""
