@@ -31,7 +31,8 @@ SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start
                   "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
 DEFAULT_SYSTEM = "You are a helpful assistant."
 
-# Qwen2.5-VL chat layout, written for this project, with `{% generation %}` markers around each assistant turn
+# Qwen2.5-VL chat layout (a newline after each role and each `<|im_end|>`: the tags after them do not trim it), written
+# for this project, with `{% generation %}` markers around each assistant turn
 # (its closing `<|im_end|>\n` included, so the model learns to stop) for TRL's assistant-only loss: the same span
 # TRL's training template marks for the real checkpoint's template.
 CHAT_TEMPLATE = (
@@ -39,9 +40,9 @@ CHAT_TEMPLATE = (
     "{%- for message in messages -%}"
     "{%- if loop.first and message['role'] != 'system' -%}"
     "<|im_start|>system\n" + DEFAULT_SYSTEM + "<|im_end|>\n"
-    "{%- endif -%}"
+    "{% endif -%}"
     "<|im_start|>{{ message['role'] }}\n"
-    "{%- if message['role'] == 'assistant' -%}{% generation %}"
+    "{% if message['role'] == 'assistant' -%}{% generation %}"
     "{%- if message['content'] is string -%}{{ message['content'] }}"
     "{%- else -%}{%- for part in message['content'] -%}{%- if part['type'] == 'text' -%}{{ part['text'] }}"
     "{%- endif -%}{%- endfor -%}{%- endif -%}"
@@ -55,9 +56,9 @@ CHAT_TEMPLATE = (
     "{%- elif 'text' in part -%}{{ part['text'] }}"
     "{%- endif -%}{%- endfor -%}{%- endif -%}"
     "<|im_end|>\n"
-    "{%- endif -%}"
+    "{% endif -%}"
     "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}<|im_start|>assistant\n{%- endif -%}"
+    "{%- if add_generation_prompt -%}<|im_start|>assistant\n{% endif -%}"
 )
 
 TINY_PIXELS = 56 * 56  # each image becomes 4 x 4 patches of 14 px -> 4 merged vision tokens

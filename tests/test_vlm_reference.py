@@ -144,3 +144,25 @@ def test_generation_stops_at_either_stop_id(reference_model):
     assert generate_ids(model, processor, [messages], GenerationSettings(max_new_tokens=5)) == [[151643]]
     only_im_end = GenerationSettings(max_new_tokens=5, stop_tokens=("<|im_end|>",))
     assert len(generate_ids(model, processor, [messages], only_im_end)[0]) > 1
+
+
+def test_the_tiny_models_own_template_lays_out_a_chat_as_the_real_one():
+    """The template written for the tiny model (the build that has no reference to copy) trimmed the newline after
+    each role and each `<|im_end|>`: training on it taught another layout than Qwen2.5-VL's."""
+    import tempfile
+
+    from transformers import AutoProcessor
+
+    from finetune.tiny_vlm import build_tiny_vlm
+
+    real = json.loads((REFERENCE / "chat_template.json").read_text())["chat_template"]
+    with tempfile.TemporaryDirectory() as folder:
+        build_tiny_vlm(Path(folder) / "tiny")
+        processor = AutoProcessor.from_pretrained(Path(folder) / "tiny")
+    chat = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Which AUs?"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "AUs: AU12; Micro-expression: happiness"}]}]
+    for messages, prompt in ((chat, False), (chat[:1], True),
+                             ([{"role": "system", "content": "Be brief."}, *chat], False)):
+        ours = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=prompt)
+        assert ours == processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=prompt,
+                                                     chat_template=real), ours
