@@ -74,16 +74,16 @@ def path(name: str) -> Path:
     return SHIPPED[name]
 
 
-def record() -> dict:
-    """Which calibration a job reads: its folder (None: the shipped files) and a hash of the files' contents, for a
-    run's record and its resume check (two calibrations mixed in one resumed run went unnoticed)."""
+def record(names: tuple[str, ...] = tuple(SHIPPED)) -> dict:
+    """Which calibration a job reads: its folder (None: the shipped files) and a hash of the settings in the files
+    `names` (those the job reads; their values, not their layout), for a run's record and its resume check (two
+    calibrations mixed in one resumed run went unnoticed)."""
     import hashlib
 
-    digest = hashlib.sha256()
-    for name in SHIPPED:
-        digest.update(name.encode() + path(name).read_bytes())
+    values = {name: load(name) for name in names}
     chosen = folder()
-    return {"folder": str(chosen.resolve()) if chosen else None, "files": digest.hexdigest()[:16]}
+    return {"folder": str(chosen.resolve()) if chosen else None,
+            "files": hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]}
 
 
 def load(name: str) -> dict:

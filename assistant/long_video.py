@@ -148,9 +148,9 @@ def timeline_figure(result, title: str = ""):
 
 def frames_at(source: str | Path, indices: list[int], times: np.ndarray | None = None) -> list[np.ndarray]:
     """RGB frames at `indices` (frame numbers from 0, in decode order) of a video or a frame folder. A video is read by
-    seeking to a keyframe shortly before the first one and decoding forward, so only a few seconds are decoded. A
-    video whose rate varies is found by each frame's timestamp (`times`, as the spotter recorded them:
-    `SpotResult.frame_times`); without them it is decoded from the start."""
+    seeking to a keyframe shortly before the first one and decoding forward, so only a few seconds are decoded: by
+    each frame's timestamp where the spotter recorded them (`times`: `SpotResult.frame_times`), else by index over the
+    average rate, which only a constant-rate video allows (a varying-rate one is then decoded from the start)."""
     p = Path(source)
     wanted = sorted(set(int(i) for i in indices))
     if not wanted or wanted[0] < 0:
@@ -161,7 +161,10 @@ def frames_at(source: str | Path, indices: list[int], times: np.ndarray | None =
             raise FrameIndexError(f"Frame {wanted[-1]} is past the end of {p.name} ({len(files)} frames).")
         return [read_image(files[i]) for i in indices]
     if times is not None and wanted[-1] < len(times):
-        return _frames_at_times(p, [int(i) for i in indices], [float(times[int(i)]) for i in indices])
+        try:
+            return _frames_at_times(p, [int(i) for i in indices], [float(times[int(i)]) for i in indices])
+        except FrameIndexError as err:  # a timestamp not met again after the seek: count from the start instead
+            log.info("%s", err)
     got: dict[int, np.ndarray] = {}
     with av.open(str(p)) as container:
         stream = container.streams.video[0]
@@ -205,14 +208,13 @@ def _frames_at_times(path: Path, indices: list[int], times: list[float]) -> list
                 continue
             t = float(frame.pts * (frame.time_base or stream.time_base))
             for i, target in zip(indices, times):
-                if abs(t - target) < 1e-6:
+                if i not in got and abs(t - target) < 1e-6:
                     got[i] = _upright(frame)
             if t >= max(times):
                 break
     missing = [i for i in indices if i not in got]
     if missing:
-        raise FrameIndexError(f"Frame {missing[0]} of {path.name} could not be found again by its timestamp; the "
-                              "file changed since it was spotted: spot it again.")
+        raise FrameIndexError(f"Frame {missing[0]} of {path.name} was not met again at its timestamp after a seek.")
     return [got[i] for i in indices]
 
 

@@ -107,11 +107,31 @@ def comparison_plot(rows: list[dict], path: Path) -> None:
 _NOT_SETTINGS = {"root", "class_names", "evidence", "generation", "vlm_run"}
 
 
+def _setting(run: dict, key: str):
+    """A run's setting as it ran: a key its (older) record lacks is the default of then (drift cancelled none, the
+    calibration went unrecorded); a calibration compares by its files, not the folder they were read from."""
+    if key in run["settings"]:
+        value = run["settings"][key]
+    else:
+        import dataclasses
+
+        from eval.run import EvalConfig
+
+        defaults = {f.name: f.default for f in dataclasses.fields(EvalConfig) if f.default is not dataclasses.MISSING}
+        value = {**defaults, "drift": "none"}.get(key)
+    return value.get("files") if key == "calibration" and isinstance(value, dict) else value
+
+
 def differences(runs: list[dict]) -> dict[str, list]:
     """The settings that differ between the runs, each with the runs' values in order."""
     keys = sorted({k for r in runs for k in r["settings"]} - _NOT_SETTINGS)
-    return {k: [r["settings"].get(k) for r in runs] for k in keys
-            if len({json.dumps(r["settings"].get(k), sort_keys=True, default=str) for r in runs}) > 1}
+    out = {}
+    for k in keys:
+        values = [_setting(r, k) for r in runs]
+        known = {json.dumps(v, sort_keys=True, default=str) for v in values if not (k == "calibration" and v is None)}
+        if len(known) > 1:  # an unrecorded calibration may be either: not said to differ
+            out[k] = values
+    return out
 
 
 def compare(run_dirs: list[str], out: str | Path) -> str:
@@ -121,10 +141,13 @@ def compare(run_dirs: list[str], out: str | Path) -> str:
         if r["path"] in seen:
             raise MEUError(f"{d} is given twice (as {seen[r['path']]} too); give each run once.")
         seen[r["path"]] = d
-    names = [r["name"] for r in runs]
-    for r in runs:  # two runs in folders of one name: named by their parent too
-        if names.count(r["name"]) > 1:
-            r["name"] = str(Path(r["path"]).relative_to(Path(r["path"]).parents[1]))
+    for depth in range(2, 64):  # runs in folders of one name: named by as many of their parents as tells them apart
+        names = [r["name"] for r in runs]
+        clashing = [r for r in runs if names.count(r["name"]) > 1]
+        if not clashing:
+            break
+        for r in clashing:
+            r["name"] = "/".join(Path(r["path"]).parts[-depth:])
     rows = runs + reference_rows(runs)
     text = ("# Evaluation runs side by side\n\n" + comparison_table(rows)
             + "\nRows marked *published* are the papers' figures on the licensed datasets (eval/references.py), "

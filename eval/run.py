@@ -271,10 +271,17 @@ def _settings(config: dict) -> dict:
     return out
 
 
+def _calibration(config: EvalConfig) -> dict:
+    """The calibration record of what this run reads: the rules' files, and the fusion ones where the detector reads
+    them (a fusion calibration written into the folder since does not stop a rules run from resuming)."""
+    names = calibration.RULES_FILES + (calibration.FUSION_FILES if config.detector in ("blendshapes", "fusion") else ())
+    return calibration.record(names)
+
+
 def _check_resume(config: EvalConfig, out: Path) -> None:
     """Refuse to mix runs: read-only, so every process of a sharded run can check before any of them writes. The
     calibration read (`--calibration`, `MEU_CALIBRATION`) counts as a setting: by its files' contents."""
-    settings = _settings(dataclasses.asdict(config)) | {"calibration": calibration.record()["files"]}
+    settings = _settings(dataclasses.asdict(config)) | {"calibration": _calibration(config)["files"]}
     path = out / "run_config.json"
     if prediction_files(out) and not config.resume:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose a new --out.")
@@ -407,7 +414,7 @@ def run(config: EvalConfig) -> dict:
         evidence_source.check_keys([s.key for s in samples if s.true_aus is not None],
                                    truth={s.key: s.true_aus for s in samples})
     if shard.is_main:  # only once every check passed: a refused run leaves nothing a corrected --resume trips on
-        write_json(out / "run_config.json", dataclasses.asdict(config) | {"calibration": calibration.record()})
+        write_json(out / "run_config.json", dataclasses.asdict(config) | {"calibration": _calibration(config)})
     reasoner = _reasoner(config, shard.device, [s.fold for s in samples])
     predictions = shard.log(out)
     mine = shard.take(samples)
@@ -459,7 +466,8 @@ def run(config: EvalConfig) -> dict:
         "run": {"dataset": config.dataset, "protocol": config.protocol, "reasoner": config.reasoner,
                 "detector": config.detector, "evidence": evidence_source.description, "classes": config.scheme,
                 "class_names": list(SCHEME_CLASSES[config.scheme]), "aus": aus, "source_dataset": source,
-                "synthetic": is_synthetic(config), "flow": config.flow, "landmarks": config.landmarks,
+                "synthetic": is_synthetic(config), "calibration": _calibration(config), "flow": config.flow,
+                "landmarks": config.landmarks,
                 "compensation": config.compensation, "drift": config.drift,
                 "language": config.language, "root": config.root,
                 "apex_unknown": config.apex_unknown, "vlm_run": config.vlm_run, "generation": _generation(reasoner)},

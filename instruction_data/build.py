@@ -221,7 +221,7 @@ def _check_output(cfg: BuildConfig, out: Path) -> None:
     """The build's settings, the calibration read among them (`--calibration`, `MEU_CALIBRATION`: it sets the
     intensity words of the answers), stamped; a resume with others would mix two builds."""
     stamp = out / "build_settings.json"
-    used = calibration.record()
+    used = calibration.record(calibration.RULES_FILES)  # the answers read the intensity words, not the fusion files
     if stamp.is_file():
         # builds from before a setting existed: drift cancelled none; the calibration was not recorded (unchecked)
         previous = {"drift": "none", **json.loads(stamp.read_text())}
@@ -292,7 +292,7 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
     analysed = [p for p in parts if "samples" in p]
     report = {
         "dataset": cfg.dataset, "synthetic": synthetic, "settings": cfg.settings(), "workers": cfg.workers,
-        "calibration": calibration.record(),
+        "calibration": calibration.record(calibration.RULES_FILES),
         "load": load_report,
         "clips": {"usable_rows": len(records), "analysed": len(analysed), "resumed_from_parts": done_before,
                   "failed": [{"key": p["key"], "error": p["error"]} for p in parts if "error" in p],

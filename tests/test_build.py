@@ -113,7 +113,7 @@ def test_answers_are_honest_about_missing_and_unexplained_motion(synth_casme2_ro
     assert text.splitlines()[-1] == "AUs: AU12; Micro-expression: happiness"
 
 
-def test_synth_cli_then_build_refuses_to_mix_builds(tmp_path):
+def test_synth_cli_then_build_refuses_to_mix_builds(tmp_path, monkeypatch):
     root = tmp_path / "samm"
     assert synth_main(["--layout", "samm", "--subjects", "1", "--clips", "1", "--frames", "8", "--out",
                        str(root)]) == 0
@@ -139,13 +139,19 @@ def test_synth_cli_then_build_refuses_to_mix_builds(tmp_path):
 
     from assistant import calibration
 
-    assert json.loads(stamp.read_text())["calibration"] == calibration.record()
+    assert json.loads(stamp.read_text())["calibration"] == calibration.record(calibration.RULES_FILES)
     other = tmp_path / "calibration"
     other.mkdir()
     for name in calibration.RULES_FILES:
         shutil.copy(calibration.SHIPPED[name], other / name)
+    (other / "intensity_calibration.json").write_text(json.dumps(  # only the layout changed: the same calibration
+        json.loads((other / "intensity_calibration.json").read_text()), indent=1))
+    monkeypatch.setenv(calibration.ENV, str(other))
+    assert calibration.record(calibration.RULES_FILES)["files"] == json.loads(stamp.read_text())["calibration"]["files"]
     words = json.loads((other / "intensity_calibration.json").read_text())
-    (other / "intensity_calibration.json").write_text(json.dumps(words, indent=1))  # other bytes, same words
+    words["thresholds_px"]["strong"] = 0.5  # other intensity words
+    (other / "intensity_calibration.json").write_text(json.dumps(words))
+    # --calibration sets the variable for the process: monkeypatch restores it after the test
     with pytest.raises(ConfigError, match=r"different settings \(calibration\)"):
         build_main([*args, "--drift", "none", "--resume", "--calibration", str(other)])
 

@@ -177,6 +177,15 @@ def test_compare_says_what_differs_and_keeps_runs_apart(straight_run, tmp_path):
             f"{flow} / {metrics['run']['flow']}.") in text
     assert "**The runs differ in classes: their figures measure different things" in text
     assert "MELLM (published)" in text  # beside the 5-class run
+    older = tmp_path / "older" / "c" / straight_run.name  # a record from before drift and calibration were in it
+    older.mkdir(parents=True)
+    for key in ("drift", "calibration"):
+        metrics["run"].pop(key, None)
+    metrics["run"].update(classes="5", flow=flow)
+    (older / "metrics.json").write_text(json.dumps(metrics))
+    mixed = compare([str(straight_run), str(other), str(older)], tmp_path / "cmp4")
+    assert "drift: offset / offset / none" in mixed and "calibration" not in mixed.split("Settings that differ")[1]
+    assert f"| c/{straight_run.name} |" in mixed and f"| b/{straight_run.name} |" in mixed
     alone = compare([str(other)], tmp_path / "cmp3")
     assert "MELLM (published)" not in alone and "differ" not in alone
     with pytest.raises(MEUError, match="is given twice"):
@@ -369,7 +378,7 @@ def test_a_resume_with_another_calibration_is_refused(straight_run, tmp_path, mo
     from eval.run import EvalConfig, _check_resume
 
     written = json.loads((straight_run / "run_config.json").read_text())
-    assert written["calibration"] == {"folder": None, "files": calibration.record()["files"]}
+    assert written["calibration"] == {"folder": None, "files": calibration.record(calibration.RULES_FILES)["files"]}
     other = tmp_path / "calibration"
     other.mkdir()
     for name in calibration.RULES_FILES:

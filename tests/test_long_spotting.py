@@ -547,3 +547,19 @@ def test_a_video_cut_off_after_its_header_is_spotted_as_far_as_it_goes_and_said(
     assert result.declared_frames == 120 and 20 < result.n_frames < 110
     assert f"The video stopped after {result.n_frames} of the 120 frames its header lists" in result.notes()[0]
     assert spot_video(whole, SpotConfig()).notes() == []
+
+
+def test_every_videos_frames_are_found_again_by_their_timestamps(spotted):
+    """A container whose header rates hide a varying rate (MKV, WebM, MPEG-TS) was read by index over the average
+    rate: other frames, or "past the end". The spotter keeps every video frame's timestamp, and a timestamp not met
+    again falls back to counting the frames."""
+    from assistant.long_video import frames_at
+    from assistant.motion.clip import open_source
+
+    result, _, path = spotted
+    assert result.frame_times is not None and len(result.frame_times) == result.n_frames
+    assert bool(np.all(np.diff(result.frame_times) > 0))
+    indices = [3, 250, result.n_frames - 1]
+    for index, frame in zip(indices, open_source(path).read(indices)):
+        assert np.array_equal(frames_at(path, [index], result.frame_times)[0], frame)
+        assert np.array_equal(frames_at(path, [index], result.frame_times + 0.0123)[0], frame)  # the fallback

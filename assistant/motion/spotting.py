@@ -119,7 +119,7 @@ class SpotResult:
     roll_deg: float = 0.0  # the face's mean roll in the picture over the keyframes (`face.roll_deg`)
     peak_fps: float | None = None  # a video whose frame rate varies: its highest rate (`clip.variable_rate`)
     declared_frames: int | None = None  # the frame count the video's header gives (None: it gives none)
-    frame_times: np.ndarray | None = None  # each frame's timestamp (s) in a video whose rate varies, else None
+    frame_times: np.ndarray | None = None  # each frame's timestamp (s) in a video (`_frame_times`), else None
 
     def notes(self) -> list[str]:
         """What a reader of the intervals must know: frames the face was not followed on, a frame rate assumed."""
@@ -145,6 +145,15 @@ class SpotResult:
         return out
 
 
+def _frame_times(times: list[float | None]) -> np.ndarray | None:
+    """The frames' timestamps where they name each frame once (every one given, strictly increasing; a frame folder
+    or a file with repeated or missing timestamps has none: its frames are then counted from the start)."""
+    if not times or None in times:
+        return None
+    out = np.array(times, dtype=np.float64)
+    return out if len(out) < 2 or bool(np.all(np.diff(out) > 0)) else None
+
+
 def _mean_angle(degrees: np.ndarray) -> float:
     """The circular mean: a face upside down reads +179 on some keyframes and -179 on others, not 0."""
     r = np.radians(degrees)
@@ -157,12 +166,11 @@ def spot_video(source, config: SpotConfig | None = None,
     cfg = config or SpotConfig()
     src = open_source(source, ClipLimits(max_bytes=64 * 2**30, max_frames=cfg.max_frames))
     fps = float(cfg.fps or src.fps or DEFAULT_FPS)
-    times: list[float | None] = []  # kept where the rate varies: there a frame is found again by its timestamp
+    times: list[float | None] = []  # each frame's timestamp: a video's frame is found again by it (8 bytes a frame)
 
     def rgb_frames():
         for _, frame in src.decoded():
-            if src.peak_fps:
-                times.append(frame.time)
+            times.append(frame.time)
             yield frame.rgb()
 
     tracks = track_video(rgb_frames(), fps, src.n_frames, stride=max(1, int(round(cfg.stride_s * fps))),
@@ -183,7 +191,7 @@ def spot_video(source, config: SpotConfig | None = None,
                         tracks.tracked, fps_assumed=not (cfg.fps or src.fps),
                         roll_deg=_mean_angle(tracks.roll) if tracks.roll is not None and len(tracks.roll) else 0.0,
                         peak_fps=None if cfg.fps else src.peak_fps, declared_frames=src.n_frames,
-                        frame_times=np.array(times, dtype=np.float64) if times and None not in times else None)
+                        frame_times=_frame_times(times))
     for note in result.notes():
         log.warning(note)
     return result
