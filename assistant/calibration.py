@@ -83,7 +83,7 @@ def record(names: tuple[str, ...] = tuple(SHIPPED)) -> dict:
     values = {name: load(name) for name in names}
     chosen = folder()
     return {"folder": str(chosen.resolve()) if chosen else None,
-            "files": hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]}
+            "files": hashlib.sha256(json.dumps(values).encode()).hexdigest()[:16]}  # in file order: it is read so
 
 
 def load(name: str) -> dict:

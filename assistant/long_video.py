@@ -163,8 +163,9 @@ def frames_at(source: str | Path, indices: list[int], times: np.ndarray | None =
     if times is not None and wanted[-1] < len(times):
         try:
             return _frames_at_times(p, [int(i) for i in indices], [float(times[int(i)]) for i in indices])
-        except FrameIndexError as err:  # a timestamp not met again after the seek: count from the start instead
-            log.info("%s", err)
+        except FrameIndexError as err:  # a timestamp not met again after the seek: count from the start instead (a
+            log.info("%s", err)  # container whose header hides a varying rate makes index / average rate wrong)
+    count = times is not None  # the spotter recorded timestamps: the frame is the index-th decoded, nothing else
     got: dict[int, np.ndarray] = {}
     with av.open(str(p)) as container:
         stream = container.streams.video[0]
@@ -172,7 +173,7 @@ def frames_at(source: str | Path, indices: list[int], times: np.ndarray | None =
         start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         # frames are numbered in decoding order, as the spotter counted them: by timestamp only where the rate is
         # constant (a variable-rate video's timestamps name other frames)
-        seekable = fps is not None and stream.time_base is not None and variable_rate(stream) is None
+        seekable = fps is not None and stream.time_base is not None and variable_rate(stream) is None and not count
         if not seekable:  # decoded from the start: on both cores
             stream.thread_type = "AUTO"
         if seekable and wanted[0] / fps > SEEK_BACK_S:

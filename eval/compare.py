@@ -147,7 +147,7 @@ def compare(run_dirs: list[str], out: str | Path) -> str:
         if not clashing:
             break
         for r in clashing:
-            r["name"] = "/".join(Path(r["path"]).parts[-depth:])
+            r["name"] = "/".join(Path(r["path"]).parts[1:][-depth:])  # without the root's "/"
     rows = runs + reference_rows(runs)
     text = ("# Evaluation runs side by side\n\n" + comparison_table(rows)
             + "\nRows marked *published* are the papers' figures on the licensed datasets (eval/references.py), "

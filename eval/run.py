@@ -274,8 +274,8 @@ def _settings(config: dict) -> dict:
 def _calibration(config: EvalConfig) -> dict:
     """The calibration record of what this run reads: the rules' files, and the fusion ones where the detector reads
     them (a fusion calibration written into the folder since does not stop a rules run from resuming)."""
-    names = calibration.RULES_FILES + (calibration.FUSION_FILES if config.detector in ("blendshapes", "fusion") else ())
-    return calibration.record(names)
+    reads = {"blendshapes": ("blendshapes_noise.json",), "fusion": ("blendshapes_noise.json", "fusion_weights.json")}
+    return calibration.record(calibration.RULES_FILES + reads.get(config.detector, ()))
 
 
 def _check_resume(config: EvalConfig, out: Path) -> None:
@@ -413,8 +413,9 @@ def run(config: EvalConfig) -> dict:
     else:
         evidence_source.check_keys([s.key for s in samples if s.true_aus is not None],
                                    truth={s.key: s.true_aus for s in samples})
+    used = _calibration(config)  # read once: the record of run_config.json and metrics.json alike
     if shard.is_main:  # only once every check passed: a refused run leaves nothing a corrected --resume trips on
-        write_json(out / "run_config.json", dataclasses.asdict(config) | {"calibration": _calibration(config)})
+        write_json(out / "run_config.json", dataclasses.asdict(config) | {"calibration": used})
     reasoner = _reasoner(config, shard.device, [s.fold for s in samples])
     predictions = shard.log(out)
     mine = shard.take(samples)
@@ -466,7 +467,7 @@ def run(config: EvalConfig) -> dict:
         "run": {"dataset": config.dataset, "protocol": config.protocol, "reasoner": config.reasoner,
                 "detector": config.detector, "evidence": evidence_source.description, "classes": config.scheme,
                 "class_names": list(SCHEME_CLASSES[config.scheme]), "aus": aus, "source_dataset": source,
-                "synthetic": is_synthetic(config), "calibration": _calibration(config), "flow": config.flow,
+                "synthetic": is_synthetic(config), "calibration": used, "flow": config.flow,
                 "landmarks": config.landmarks,
                 "compensation": config.compensation, "drift": config.drift,
                 "language": config.language, "root": config.root,

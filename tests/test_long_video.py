@@ -86,3 +86,34 @@ def test_a_frame_budget_beside_the_seconds_limit(counted_video):
     assert config.max_long_frames == 5000
     with pytest.raises(ConfigError, match=r"max_long_frames \(--max-long-frames\) = 2 must be at least 3"):
         AssistantConfig(max_long_frames=2)
+
+
+def test_a_frame_of_a_container_hiding_its_varying_rate_is_the_index_th_decoded(tmp_path):
+    """An MKV whose header gives one rate (30) over stretches at 50 and 20 fps: by index over the average rate the
+    app fetched another frame. By the spotter's timestamps it finds the right one, and where a timestamp is not met
+    again it counts the decoded frames instead of computing from the rate (which returned a wrong frame silently)."""
+    import fractions
+
+    import av
+
+    from assistant.motion.clip import open_source
+
+    path = tmp_path / "hidden.mkv"
+    base = fractions.Fraction(1, 1000)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = stream.codec_context.time_base = base
+        t = 0
+        for k in range(300):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), k % 250, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = t, base
+            out.mux(stream.encode(frame))
+            t += 20 if (k // 50) % 2 == 0 else 50  # 50 fps, then 20 fps, ...
+        out.mux(stream.encode())
+    source = open_source(path)
+    times = np.array([f.time for _, f in source.decoded()])
+    (truth,) = open_source(path).read([260])
+    assert np.array_equal(frames_at(path, [260], times)[0], truth)
+    assert np.array_equal(frames_at(path, [260], times + 0.0123)[0], truth)
