@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import os
 from pathlib import Path
 
 from assistant.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 ENV = "MEU_CALIBRATION"
 _HERE = Path(__file__).resolve().parent
@@ -144,11 +147,28 @@ def add_argument(parser) -> None:
                              "the shipped calibration)")
 
 
-def apply(ns) -> None:
-    """Use the folder named by a parsed `--calibration` flag, checked before any work is done."""
+def apply(ns, reads: tuple[str, ...] = RULES_FILES) -> None:
+    """Use the folder named by a parsed `--calibration` flag, checked before any work is done.
+
+    A run's record given as `--config` (`ns.recorded["calibration"]`, what that run read) is followed: its folder is
+    read when neither the flag nor `MEU_CALIBRATION` names one, and a warning says when the files `reads` hold other
+    settings now than they did then, since the run will not repeat that one."""
+    recorded = (getattr(ns, "recorded", None) or {}).get("calibration")
+    recorded = recorded if isinstance(recorded, dict) else {}
     if getattr(ns, "calibration", None):
         use(ns.calibration)
+    elif recorded.get("folder") and not os.environ.get(ENV):
+        if not Path(recorded["folder"]).is_dir():
+            raise ConfigError(f"The run given as --config read its calibration from {recorded['folder']}, which is "
+                              "not a folder any more; give --calibration DIR, or delete the file's calibration entry "
+                              "to read the shipped calibration.")
+        use(recorded["folder"])
     else:
         folder()  # a wrong MEU_CALIBRATION is refused now, not at the first clip
     for name in RULES_FILES:  # and a file the readers would trip on, too
         load(name)
+    if recorded.get("files") and record(reads)["files"] != recorded["files"]:
+        now = folder()
+        log.warning("The calibration read now (%s) holds other settings than the run given as --config read (%s); "
+                    "its results will differ from that run's.", now or "the shipped files",
+                    recorded.get("folder") or "the shipped files at the time")

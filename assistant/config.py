@@ -190,16 +190,24 @@ def values_from_env(cls: type, prefix: str, environ: Mapping[str, str] | None = 
 
 def parse_config(cls: type[T], argv: list[str] | None, prog: str, description: str,
                  parser: argparse.ArgumentParser | None = None, env_prefix: str | None = None,
-                 environ: Mapping[str, str] | None = None) -> tuple[T, argparse.Namespace]:
+                 environ: Mapping[str, str] | None = None,
+                 records: tuple[str, ...] = ()) -> tuple[T, argparse.Namespace]:
     """Parse `argv` into `cls`: defaults < environment (`env_prefix`, when given) < YAML from `--config` < flags.
-    Returns the config and the namespace (extra arguments may be added to `parser` beforehand)."""
+    Returns the config and the namespace (extra arguments may be added to `parser` beforehand).
+
+    `records`: what a job writes beside its settings in its own record (the calibration it read, the resolved
+    spotter settings), so that the record given as `--config` runs the job again. They are not settings: they come
+    back as `ns.recorded` for the job to follow or compare, and are empty without `--config`."""
     parser = parser or argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--config", help="YAML file with settings; flags given here override it")
     add_dataclass_arguments(parser, cls)
     ns = parser.parse_args(argv)
     data = values_from_env(cls, env_prefix, environ) if env_prefix else {}
+    ns.recorded = {}
     if getattr(ns, "config", None):
-        data.update(load_yaml(ns.config))
+        loaded = load_yaml(ns.config)
+        ns.recorded = {k: loaded.pop(k) for k in records if k in loaded}
+        data.update(loaded)
     names = {f.name for f in dataclasses.fields(cls)}
     data.update({k: v for k, v in vars(ns).items() if k in names})
     return from_dict(cls, data), ns

@@ -274,8 +274,12 @@ def _settings(config: dict) -> dict:
 def _calibration(config: EvalConfig) -> dict:
     """The calibration record of what this run reads: the rules' files, and the fusion ones where the detector reads
     them (a fusion calibration written into the folder since does not stop a rules run from resuming)."""
+    return calibration.record(_reads(config))
+
+
+def _reads(config: EvalConfig) -> tuple[str, ...]:
     reads = {"blendshapes": ("blendshapes_noise.json",), "fusion": ("blendshapes_noise.json", "fusion_weights.json")}
-    return calibration.record(calibration.RULES_FILES + reads.get(config.detector, ()))
+    return calibration.RULES_FILES + reads.get(config.detector, ())
 
 
 def _check_resume(config: EvalConfig, out: Path) -> None:
@@ -502,19 +506,30 @@ def _mean_timings(rows: list[dict]) -> dict:
     return {k: round(sum(r["timings"].get(k, 0.0) for r in ok) / len(ok), 4) for k in keys} if ok else {}
 
 
+def parse(argv: list[str] | None) -> EvalConfig:
+    """The settings of `meu eval` (the clip task), with the calibration it reads in use. A run's own
+    `run_config.json` given as --config runs it again: the calibration folder it recorded is read (unless
+    --calibration or MEU_CALIBRATION names one), with a warning if its files changed since."""
+    from eval.spotting_run import add_task_argument
+
+    parser = argparse.ArgumentParser(prog="meu eval", description=doc_summary(__doc__))
+    add_task_argument(parser)
+    calibration.add_argument(parser)
+    config, ns = parse_config(EvalConfig, argv, "meu eval", doc_summary(__doc__), parser=parser,
+                              records=("calibration",))
+    calibration.apply(ns, _reads(config))
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
-    from eval.spotting_run import add_task_argument, split_task
+    from eval.spotting_run import split_task
 
     task, argv = split_task(argv)
     if task == "spotting":
         from eval.spotting_run import main as spotting_main
 
         return spotting_main(argv)
-    parser = argparse.ArgumentParser(prog="meu eval", description=doc_summary(__doc__))
-    add_task_argument(parser)
-    calibration.add_argument(parser)
-    config, ns = parse_config(EvalConfig, argv, "meu eval", doc_summary(__doc__), parser=parser)
-    calibration.apply(ns)
+    config = parse(argv)
     if config.detector in ("aullm", "microau_clip") or config.reasoner == "vlm":
         import torch
 

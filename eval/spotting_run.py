@@ -79,6 +79,19 @@ def _spot_config(config: SpotEvalConfig, fps: float):
     return from_dict(SpotConfig, {**data, "fps": fps})
 
 
+def _compare_recorded(recorded: dict | None, config: SpotEvalConfig) -> None:
+    """A run's record given as --config holds the spotter settings it resolved; the spotter's defaults may have
+    changed since, and then this run is not that one again: say which."""
+    if not isinstance(recorded, dict):
+        return
+    now = dataclasses.asdict(_spot_config(config, None))
+    changed = sorted(k for k in set(recorded) | set(now) if recorded.get(k) != now.get(k))
+    if changed:
+        log.warning("The spotter's settings differ from those of the run given as --config (%s); set them in a "
+                    "--spot-config file to repeat that run.", ", ".join(f"{k} {recorded.get(k)} -> {now.get(k)}"
+                                                                       for k in changed))
+
+
 def video_file(out: Path, key_subject: str, video_id: str) -> Path:
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", f"{key_subject}__{video_id}")
     return out / "videos" / f"{safe}.json"
@@ -251,8 +264,16 @@ def run(config: SpotEvalConfig) -> dict:
     return metrics
 
 
+def parse(argv: list[str] | None) -> SpotEvalConfig:
+    """The settings of `meu eval --task spotting`; a run's own `run_config.json` given as --config runs it again."""
+    config, ns = parse_config(SpotEvalConfig, argv, "meu eval --task spotting", doc_summary(__doc__),
+                              records=("spot_settings",))
+    _compare_recorded(ns.recorded.get("spot_settings"), config)
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
-    config, _ = parse_config(SpotEvalConfig, argv, "meu eval --task spotting", doc_summary(__doc__))
+    config = parse(argv)
     metrics = run(config)
     print((Path(config.out) / "report.md").read_text())
     pooled = metrics["spotting"]["pooled"]

@@ -483,15 +483,23 @@ def _apply_tiny(cfg: VLMTrainConfig, explicit: set[str]) -> tuple[VLMTrainConfig
     return dataclasses.replace(cfg, **changes), rows
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None) -> tuple[VLMTrainConfig, list[dict] | None]:
+    """The settings of `meu train vlm` and, with --tiny, its synthetic rows. A run's own `train_config.json` given as
+    --config trains it again (the generation settings it recorded are derived, not set). --tiny scales a recipe from
+    --config down to toy size; only flags keep their values."""
     cfg, ns = parse_config(VLMTrainConfig, argv, prog="meu train vlm",
-                           description="Fine-tune Qwen2.5-VL with LoRA through TRL (the MELLM recipe).")
+                           description="Fine-tune Qwen2.5-VL with LoRA through TRL (the MELLM recipe).",
+                           records=("generation",))
+    if not cfg.tiny or cfg.merge:
+        return cfg, None
+    return _apply_tiny(cfg, {k for k in vars(ns) if k not in ("config", "recorded")})
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, rows = parse(argv)
     if cfg.merge:
         print(merge(cfg))
         return 0
-    rows = None
-    if cfg.tiny:
-        cfg, rows = _apply_tiny(cfg, {k for k in vars(ns) if k != "config"})
     if (cfg.folds or cfg.fold_shard) and not cfg.protocol:
         raise ConfigError("--folds and --fold-shard choose folds of --protocol loso or cde; add --protocol.")
     if cfg.protocol:

@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     description = "Build the FGMU instruction dataset (MMC maps + explanations) from an annotated dataset."
     parser = argparse.ArgumentParser(prog="meu data build", description=description)
     calibration.add_argument(parser)
-    cfg, ns = parse_config(BuildConfig, argv, "meu data build", description, parser=parser)
+    cfg, ns = parse_config(BuildConfig, argv, "meu data build", description, parser=parser, records=("calibration",))
     calibration.apply(ns)
     report = build(cfg)
     print(f"sheet: {report['load']['summary']}")

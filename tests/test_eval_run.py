@@ -448,3 +448,43 @@ def test_an_au_run_that_does_not_fit_the_evaluation_is_refused_before_anything_i
         main(["--dataset", "casme2", "--root", str(synth_casme2_root), "--protocol", "cross", "--source-dataset",
               "dfme", "--detector", "aullm", "--au-run", str(cross_run), "--out", str(out), *FAST])
     assert not (out / "run_config.json").exists()
+
+
+def test_a_runs_own_record_given_as_config_runs_it_again(straight_run, tmp_path, monkeypatch, caplog):
+    """`run_config.json` records the calibration a run read beside its settings, and `--config` refused it as an
+    unknown setting. Given back, the run's folder is read again, and a warning says when its files changed since."""
+    import logging
+    import shutil
+
+    from assistant import calibration
+    from assistant.errors import ConfigError
+    from eval.run import parse
+
+    monkeypatch.setenv(calibration.ENV, "unset")  # restored after the test: parse() sets it as a flag would
+    monkeypatch.delenv(calibration.ENV)
+    folder = tmp_path / "calibration"
+    folder.mkdir()
+    for name in calibration.RULES_FILES:
+        shutil.copy(calibration.SHIPPED[name], folder / name)
+    written = json.loads((straight_run / "run_config.json").read_text())
+    record = tmp_path / "run_config.json"
+    record.write_text(json.dumps(written | {"calibration": {"folder": str(folder),
+                                                          "files": written["calibration"]["files"]}}))
+    again = ["--config", str(record), "--out", str(tmp_path / "again")]
+    with caplog.at_level(logging.WARNING):
+        config = parse(again)
+    assert calibration.folder() == folder and not caplog.records
+    assert config.protocol == written["protocol"] and config.out == str(tmp_path / "again")
+
+    rules = json.loads((folder / "rules_calibration.json").read_text())
+    rules["parameters"]["midpoint"] = 50
+    (folder / "rules_calibration.json").write_text(json.dumps(rules))
+    monkeypatch.delenv(calibration.ENV)
+    with caplog.at_level(logging.WARNING):
+        parse(again)
+    assert "holds other settings than the run given as --config read" in caplog.text
+
+    shutil.rmtree(folder)
+    monkeypatch.delenv(calibration.ENV)
+    with pytest.raises(ConfigError, match="read its calibration from .* not a folder any more; give --calibration"):
+        parse(again)

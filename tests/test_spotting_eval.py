@@ -170,3 +170,22 @@ def test_a_sheet_whose_rows_were_all_skipped_stops_the_eval(long_root, tmp_path,
                            "spotted would score as a false alarm:")
     assert "x unknown participant" in line and "with --strict the evaluation stops at the first one" in line
     assert not out.exists()
+
+
+def test_a_runs_own_record_given_as_config_runs_it_again_and_says_when_the_spotter_changed(straight, tmp_path, caplog):
+    """`run_config.json` holds the spotter's resolved settings beside the run's, which `--config` refused as an
+    unknown setting; given back, the run is set up again, and a spotter whose defaults moved since is named."""
+    import logging
+
+    from eval.spotting_run import parse
+
+    written = json.loads((straight / "run_config.json").read_text())
+    record = tmp_path / "run_config.json"
+    record.write_text(json.dumps(written))
+    with caplog.at_level(logging.WARNING):
+        config = parse(["--config", str(record), "--out", str(tmp_path / "again")])
+    assert config.root == written["root"] and not caplog.records
+    record.write_text(json.dumps(written | {"spot_settings": written["spot_settings"] | {"threshold": 4.0}}))
+    with caplog.at_level(logging.WARNING):
+        parse(["--config", str(record), "--out", str(tmp_path / "again")])
+    assert "threshold 4.0 -> " in caplog.text and "--spot-config" in caplog.text

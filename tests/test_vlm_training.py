@@ -87,6 +87,12 @@ def test_generation_metrics_are_logged_and_card_written(run):
     card = (out / "README.md").read_text()
     assert cfg.model_name_or_path in card and "eval_uf1" in card and "Synthetic" in card
     assert json.loads((out / "train_config.json").read_text())["lora_r"] == cfg.lora_r
+    import dataclasses
+
+    from finetune.vlm import parse  # the run's own record trains it again (its "generation" entry is not a setting)
+
+    again, _ = parse(["--config", str(out / "train_config.json")])  # --tiny builds its tiny base again, seeded
+    assert dataclasses.replace(again, model_name_or_path=cfg.model_name_or_path) == cfg
 
 
 def _logits(model, processor, messages):
