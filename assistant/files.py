@@ -47,8 +47,9 @@ def file_fingerprint(path: str | Path) -> str:
 
 def output_folder(path: str | Path, option: str = "--out") -> Path:
     """The folder a command writes into, checked before any work: a path that names a file would otherwise fail with
-    a traceback when the first output is written, after the whole run."""
-    out = Path(path)
+    a traceback when the first output is written, after the whole run. `~` is expanded: `--out=~/x` and a YAML
+    `out: ~/x` reach the program unexpanded by the shell, and made a folder named `~`."""
+    out = Path(path).expanduser()
     for p in (out, *out.parents):
         if p.exists() and not p.is_dir():
             raise ConfigError(f"{option} {out} cannot be a folder: {p} is a file. Give a folder (it is created when "

@@ -23,8 +23,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import json
 import logging
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -34,13 +36,15 @@ from assistant.au.rules import RulesParameters, score_regions
 from assistant.errors import ConfigError
 from assistant.facs import FACS, SIDED_REGIONS, image_direction
 from assistant.files import output_folder, write_json
-from eval.realism import ClipMeasure, measure_split, with_stable_weight
+from eval.realism import ClipMeasure, measure_split, split_labels, with_stable_weight
 from instruction_data.world_v3 import WORLDS
 
 log = logging.getLogger(__name__)
 
 CASME2_AUS = (1, 2, 4, 7, 12, 14, 15, 17)
 MIN_CLIPS = 40  # fewer and the grid fits a handful of null clips (issue 24: 6 clips gave macro F1 0.63, not 0.84)
+MIN_NULL = 20  # null clips under which a warning says the null share is estimated on too few (the default has 34)
+MIN_POSITIVES = 5  # clips of an AU under which a warning says its F1 rests on a clip or two
 GRID = {
     "mag_ref": (0.03, 0.05, 0.08, 0.12, 0.2, 0.3),
     "snr0": (2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0),
@@ -239,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="quantile of null-clip region SNRs below which a region is 'none' (default 0.99)")
     parser.add_argument("--out", default=None, help="calibration folder to write (default: "
                         f"{calibration.default_out()}); use it with --calibration DIR or {calibration.ENV}")
-    parser.add_argument("--dry-run", action="store_true", help="print the fitted settings, write nothing")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the fitted settings and write no calibration files (measurements still go to "
+                             "the --cache)")
     ns = parser.parse_args(argv)
     if ns.clips < MIN_CLIPS:
         raise ConfigError(f"--clips {ns.clips} is too few: the grid needs at least {MIN_CLIPS} calibration clips (a "
@@ -254,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     if ns.seed < 0:  # numpy's generators take no negative seed
         raise ConfigError(f"--seed {ns.seed} must be 0 or more.")
     out = output_folder(ns.out or calibration.default_out())
-    output_folder(ns.cache, "--cache")
+    ns.cache = output_folder(ns.cache, "--cache")
+    _say_what_the_split_holds(ns)
     measured = measure_split("calibration", ns.clips, ns.seed, ns.cache, ns.workers, world=ns.world)
     fits = {}
     for w in STABLE_WEIGHTS:
@@ -285,8 +292,42 @@ def main(argv: list[str] | None = None) -> int:
     intensity_doc = {**intensity, "how": {**how, "null_quantile": ns.null_quantile}}
     log.info("rules: %s", rules)
     log.info("intensity: %s", intensity)
-    if not ns.dry_run:
-        write_json(out / "rules_calibration.json", rules_doc)
-        write_json(out / "intensity_calibration.json", intensity_doc)
-        log.info("wrote %s; use it with --calibration %s or %s=%s", out, out, calibration.ENV, out)
+    if ns.dry_run:
+        print(json.dumps({"rules_calibration.json": rules_doc, "intensity_calibration.json": intensity_doc},
+                         indent=1))
+        return 0
+    _drop_stale_fusion(out, {"rules_calibration.json": rules_doc, "intensity_calibration.json": intensity_doc})
+    write_json(out / "rules_calibration.json", rules_doc)
+    write_json(out / "intensity_calibration.json", intensity_doc)
+    log.info("wrote %s; use it with --calibration %s or %s=%s", out, out, calibration.ENV, out)
     return 0
+
+
+def _say_what_the_split_holds(ns) -> None:
+    """A small split calibrates on a handful of clips without a word: with 8 null clips, --max-null-any 0.05 means
+    none, and an AU seen once scores F1 0 or 1. Said before measuring (the drawn clips are known)."""
+    n_null, per_code = split_labels("calibration", ns.clips, ns.seed, ns.world)
+    if n_null < MIN_NULL:
+        log.warning("Only %d null clips among the %d calibration clips: --max-null-any %g allows %d of them an AU; "
+                    "more --clips estimate that share better (the default 160 hold 34 at --seed 0).", n_null, ns.clips,
+                    ns.max_null_any, int(ns.max_null_any * n_null))
+    few = sorted(code for code in CASME2_AUS if per_code.get(code, 0) < MIN_POSITIVES)
+    if few:
+        log.warning("AU%s %s fewer than %d clips among the %d; %s F1 on this split rests on a clip or two.",
+                    ", AU".join(map(str, few)), "has" if len(few) == 1 else "have", MIN_POSITIVES, ns.clips,
+                    "its" if len(few) == 1 else "their")
+
+
+def _drop_stale_fusion(out: Path, docs: dict[str, dict]) -> None:
+    """The fusion files in a folder were fitted on its rules' probabilities and region SNRs: new rules settings leave
+    them describing other rules, and `fusion` would read them without a word. Removed, and said."""
+    try:
+        same = all(json.loads((out / name).read_text()) == doc for name, doc in docs.items())
+    except (OSError, ValueError):
+        same = False
+    stale = [out / name for name in calibration.FUSION_FILES if (out / name).is_file()]
+    if stale and not same:
+        for p in stale:
+            p.unlink()
+        log.warning("Removed %s: fitted on the rules settings this run replaces; run `meu calibrate fusion --out %s` "
+                    "to fit them again.", ", ".join(p.name for p in stale), out)

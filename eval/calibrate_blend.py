@@ -38,7 +38,8 @@ from instruction_data.world_v3 import WORLDS
 log = logging.getLogger(__name__)
 
 MIN_POSITIVES = 5  # an AU needs this many positive calibration clips to get fusion weights
-MIN_CLIPS = 50  # calibration clips at the least: about one in five is a null clip, and the floors need 10
+MIN_CLIPS = 50  # calibration clips at the least: about one in five is a null clip, and the floors need MIN_NULL
+MIN_NULL = 10
 CASME2_AUS = (1, 2, 4, 7, 12, 14, 15, 17)
 REGIONS_CACHE = Path("outputs/cache/realism")  # eval.realism's cache of motion measurements, shared with realism.py
 
@@ -84,6 +85,7 @@ def clip_features(measure, motion_config=None) -> dict:
     return {
         "index": measure.index, "split": measure.split, "seed": measure.seed, "subject": spec.subject.id,
         "aus": list(measure.codes), "regions": measure.regions, "crop_size": measure.size,
+        "noise_estimates": measure.noise_estimates, "noise_px": measure.noise_px,
         "onset_blendshapes": {k: round(v, 6) for k, v in onset.items()},
         "apex_blendshapes": {k: round(v, 6) for k, v in apex.items()},
         "seconds": round(time.perf_counter() - t, 3),
@@ -104,21 +106,28 @@ def rules_evidence(row: dict):
 def collect(split: str, n: int, seed: int, cache: Path, regions_cache: Path = REGIONS_CACHE,
             world: str = "v1") -> list[dict]:
     """Features of clips 0..n-1, read from `cache` (JSON lines) where present, computed and appended otherwise; the
-    motion measurements come from eval.realism.measure_split (its cache under `regions_cache`)."""
-    from eval.realism import measure_split
+    motion measurements come from eval.realism.measure_split (its cache under `regions_cache`). The region SNRs
+    follow the noise weight in force (the calibration folder's), whatever it was when a clip was cached: rows cached
+    with one folder's SNRs fed another folder's fusion fit. Rows from before that (no noise estimates) are measured
+    again."""
+    from assistant.motion import noise
+    from eval.realism import measure_split, regions_at_weight
 
-    done, broken = {}, 0
+    done, broken, stale = {}, 0, 0
     if cache.is_file():
         for line in cache.read_text().splitlines():
             try:
                 row = json.loads(line) if line.strip() else None
-                if row is not None:
+                if row is not None and "noise_estimates" in row:
                     done[(row["split"], row["seed"], row["index"])] = row
+                elif row is not None:
+                    stale += 1
             except (ValueError, KeyError, TypeError):  # a line a killed run left half written
                 broken += 1
-    if broken:  # rewritten without them, so the rows appended next start on a line of their own
+    if broken or stale:  # rewritten without them, so the rows appended next start on a line of their own
         atomic_write_text(cache, "".join(json.dumps(r) + "\n" for r in done.values()))
-        log.warning("%s: %d half-written line(s) dropped; those clips are measured again", cache, broken)
+        log.warning("%s: %d half-written line(s) and %d from an older cache format dropped; those clips are measured "
+                    "again", cache, broken, stale)
     measures = None
     cache.parent.mkdir(parents=True, exist_ok=True)
     with cache.open("a") as f:
@@ -131,7 +140,14 @@ def collect(split: str, n: int, seed: int, cache: Path, regions_cache: Path = RE
             f.flush()
             done[(split, seed, i)] = row
             log.info("%s clip %d/%d: AUs %s, %.1f s", split, i + 1, n, row["aus"] or "none", row["seconds"])
-    return [done[(split, seed, i)] for i in range(n)]
+    weight = noise.stable_weight_now()
+    out = []
+    for i in range(n):
+        row = done[(split, seed, i)]
+        regions, _ = regions_at_weight(row["regions"], row["noise_estimates"], row["noise_px"], row["crop_size"],
+                                       weight)
+        out.append({**row, "regions": regions})
+    return out
 
 
 def noise_floors(rows: list[dict]) -> dict[str, float]:
@@ -213,6 +229,7 @@ def fit_fusion(rows: list[dict], floors: dict[str, float]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from assistant.au import fusion
+    from eval.realism import split_labels
 
     parser = argparse.ArgumentParser(prog="meu calibrate fusion", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -235,18 +252,19 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"--n {args.n} is too few: the fusion weights need at least {MIN_CLIPS} calibration clips "
                           "(about one in five is a null clip, and 10 are needed).")
     out = calibration.check_folder(args.out or calibration.default_out(), "--out")
-    output_folder(args.cache, "--cache")
+    args.cache = output_folder(args.cache, "--cache")
+    args.regions_cache = output_folder(args.regions_cache, "--regions-cache")
+    n_null, _ = split_labels("calibration", args.n, args.seed, args.world)
+    if n_null < MIN_NULL:  # known from the drawn clips: refused before minutes of measuring
+        raise ConfigError(f"Only {n_null} null clips among the {args.n} of --seed {args.seed}; the noise floors need "
+                          f"{MIN_NULL}: use a larger --n (about 5 clips per null clip).")
     calibration.use(out)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     command = f"meu calibrate fusion --world {args.world} --n {args.n} --seed {args.seed} --out DIR"
 
-    output_folder(args.regions_cache, "--regions-cache")
     rows = collect("calibration", args.n, args.seed, cache_file(args.cache, "calibration", args.seed, args.world),
                    args.regions_cache, world=args.world)
     floors = noise_floors(rows)
-    n_null = sum(1 for r in rows if not r["aus"])
-    if n_null < 10:
-        raise ConfigError(f"only {n_null} null clips among {args.n}; use a larger --n (about 5 clips per null).")
     atomic_write_text(out / "blendshapes_noise.json", json.dumps({
         "floors": floors, "n_null_pairs": n_null, "split": "calibration", "seed": args.seed,
         "command": command,

@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", help="output folders of `meu eval` runs")
     parser.add_argument("--out", default="outputs/eval_compare", help="folder for compare.md and compare.png")
     args = parser.parse_args(argv)
-    output_folder(args.out)
-    print(compare(args.runs, args.out))
-    print(f"table and plot in {args.out}")
+    out = output_folder(args.out)
+    print(compare(args.runs, out))
+    print(f"table and plot in {out}")
     return 0

@@ -101,21 +101,41 @@ def with_stable_weight(measures: list[ClipMeasure], weight: float) -> list[ClipM
     new region SNRs."""
     out = []
     for m in measures:
-        floor, _ = noise.combine_floors(m.noise_estimates, weight)
-        floor = max(floor or m.noise_px, noise.FLOOR_MIN_PX * m.size / noise.REFERENCE_SIZE)
-        rows = [{**r, "snr": math.hypot(r["dx"], r["dy"]) / floor} for r in m.regions]
+        rows, floor = regions_at_weight(m.regions, m.noise_estimates, m.noise_px, m.size, weight)
         out.append(dataclasses.replace(m, regions=rows, noise_px=floor))
     return out
+
+
+def regions_at_weight(regions: list[dict], estimates: dict[str, float], noise_px: float, size: int,
+                      weight: float) -> tuple[list[dict], float]:
+    """A region table (`RegionMotion.to_dict` rows) and its floor with the noise weight `weight`: same flow, new
+    floor, new SNRs."""
+    floor, _ = noise.combine_floors(estimates, weight)
+    floor = max(floor or noise_px, noise.FLOOR_MIN_PX * size / noise.REFERENCE_SIZE)
+    return [{**r, "snr": math.hypot(r["dx"], r["dy"]) / floor} for r in regions], floor
 
 
 def _cache_file(cache: Path, split: str, index: int, seed: int, world: str) -> Path:
     return cache / f"{split}_{world}_s{seed}_{index:04d}.json"
 
 
+def split_labels(split: str, n: int, seed: int = 0, world: str = "v1") -> tuple[int, dict[int, int]]:
+    """Null clips and clips per AU code among clips 0..n-1 of `split`, from the drawn specs alone (no rendering):
+    what a calibration can learn from is known before anything is measured."""
+    from collections import Counter
+
+    codes = [{m.au.code for m in draw_spec(i, split, seed, world=world).motions} for i in range(n)]
+    return sum(not c for c in codes), dict(Counter(code for c in codes for code in c))
+
+
 def _load(path: Path, settings: str) -> ClipMeasure | None:
     if not path.is_file():
         return None
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):  # cut short (a full disk, a killed copy): measured again and written whole
+        log.warning("%s cannot be read; that clip is measured again", path)
+        return None
     if data.get("version") != CACHE_VERSION or data.get("settings") != settings:
         return None
     return ClipMeasure(**data)

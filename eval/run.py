@@ -537,8 +537,9 @@ def main(argv: list[str] | None = None) -> int:
     metrics = run(config)
     if not metrics:  # a non-main process of a sharded run: the main one merges, scores and reports
         return 0
-    print((Path(config.out) / "report.md").read_text())
+    out = Path(config.out).expanduser()
+    print((out / "report.md").read_text())
     e = metrics["emotion"]
     print(f"UF1 {e['uf1']:.3f}  UAR {e['uar']:.3f}  ACC {e['accuracy']:.3f} over {e['n_samples']} clips; "
-          f"outputs in {config.out}")
+          f"outputs in {out}")
     return 0

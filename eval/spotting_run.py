@@ -275,12 +275,13 @@ def parse(argv: list[str] | None) -> SpotEvalConfig:
 def main(argv: list[str] | None = None) -> int:
     config = parse(argv)
     metrics = run(config)
-    print((Path(config.out) / "report.md").read_text())
+    out = Path(config.out).expanduser()
+    print((out / "report.md").read_text())
     pooled = metrics["spotting"]["pooled"]
 
     def f(x):
         return "-" if x is None else f"{x:.3f}"
 
     print(f"F1 micro {f(pooled['micro']['f1'])}  macro {f(pooled['macro']['f1'])}  overall "
-          f"{f(pooled['overall']['f1'])} over {metrics['counts']['videos']} videos; outputs in {config.out}")
+          f"{f(pooled['overall']['f1'])} over {metrics['counts']['videos']} videos; outputs in {out}")
     return 0

@@ -244,7 +244,7 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
         raise ConfigError(f"--workers must be at least 1 and --limit at least 0, not {cfg.workers} and {cfg.limit}.")
     cfg.fgmu()  # validates
     cfg.motion()
-    output_folder(cfg.out)
+    cfg.out = str(output_folder(cfg.out))
     t0 = time.perf_counter()
     loaded = _load(cfg)
     records = loaded.records[:cfg.limit] if cfg.limit else loaded.records

@@ -130,7 +130,7 @@ def test_calibrate_refuses_a_cache_that_is_a_file_and_a_negative_seed(folder, tm
 
 
 @pytest.mark.slow
-def test_calibrate_rules_writes_its_folder_and_leaves_the_shipped_files(tmp_path, monkeypatch, capsys):
+def test_calibrate_rules_writes_its_folder_and_leaves_the_shipped_files(tmp_path, monkeypatch, caplog):
     monkeypatch.delenv(calibration.ENV, raising=False)
     before = _shipped_digest()
     out = tmp_path / "calib"
@@ -145,15 +145,54 @@ def test_calibrate_rules_writes_its_folder_and_leaves_the_shipped_files(tmp_path
         assert parameters().midpoint == written["parameters"]["midpoint"]
     finally:
         calibration.use(None)
+    # 40 clips of seed 0: 8 null clips, AU7 and AU14 once each
+    assert "Only 8 null clips among the 40" in caplog.text and "AU7, AU14 have fewer than 5 clips" in caplog.text
+
+
+@pytest.mark.slow
+def test_calibrate_rules_keeps_fusion_files_only_for_the_rules_they_were_fitted_on(tmp_path, monkeypatch, capsys,
+                                                                                  caplog):
+    """Rules calibrated again left the folder's fusion files, fitted on the old rules, to be read without a word; a
+    damaged measurement in the cache stopped the run with a traceback; --dry-run printed nothing."""
+    monkeypatch.delenv(calibration.ENV, raising=False)
+    out, cache = tmp_path / "calib", tmp_path / "cache"
+    run = ["calibrate", "rules", "--clips", "40", "--workers", "2", "--cache", str(cache), "--out", str(out)]
+    assert cli.main(run) == 0
+    for name in calibration.FUSION_FILES:
+        (out / name).write_text("{}")
+    damaged = sorted(cache.glob("*.json"))[3]
+    damaged.write_text(damaged.read_text()[:50])
+    assert cli.main(run) == 0  # the same rules again: their fusion files still fit them
+    assert "cannot be read; that clip is measured again" in caplog.text
+    assert all((out / name).is_file() for name in calibration.FUSION_FILES) and json.loads(damaged.read_text())
+    rules = (out / "rules_calibration.json").read_text()
+    assert cli.main([*run, "--max-null-any", "0.3", "--dry-run"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["rules_calibration.json"]["how"]["max_null_any"] == 0.3
+    assert (out / "rules_calibration.json").read_text() == rules and (out / "fusion_weights.json").is_file()
+    assert cli.main([*run, "--max-null-any", "0.3"]) == 0
+    assert "Removed blendshapes_noise.json, fusion_calibration.json, fusion_weights.json" in caplog.text
+    assert sorted(p.name for p in out.iterdir()) == sorted(calibration.RULES_FILES)
 
 
 def test_calibrate_fusion_refuses_too_few_clips_before_measuring(folder, tmp_path, capsys):
-    """`--n 0` or `-5` measured first and then said "only 0 null clips among -5"."""
+    """`--n 0` or `-5` measured first and then said "only 0 null clips among -5"; `--n 50 --seed 1` (9 null clips)
+    measured for minutes before it was refused."""
     for n in ("0", "-5", "20"):
         assert cli.main(["calibrate", "fusion", "--n", n, "--out", str(folder), "--cache", str(tmp_path / "c"),
                          "--regions-cache", str(tmp_path / "r")]) == 1
         assert f"--n {n} is too few: the fusion weights need at least 50 calibration clips" in capsys.readouterr().err
+    assert cli.main(["calibrate", "fusion", "--n", "50", "--seed", "1", "--out", str(folder), "--cache",
+                     str(tmp_path / "c"), "--regions-cache", str(tmp_path / "r")]) == 1
+    assert "Only 9 null clips among the 50 of --seed 1; the noise floors need 10" in capsys.readouterr().err
     assert not (tmp_path / "c").exists() and not (tmp_path / "r").exists()
+
+
+def _feature_row(index: int) -> dict:
+    """A fusion feature row as `eval.calibrate_blend.clip_features` caches it: a 0.5 px region, its noise floors."""
+    return {"split": "calibration", "seed": 0, "index": index, "aus": [], "crop_size": 256, "noise_px": 0.02,
+            "noise_estimates": {"null pair": 0.02, "stable area": 0.03},
+            "regions": [{"region": "inner_brow", "side": "L", "dx": 0.3, "dy": -0.4, "snr": 25.0}]}
 
 
 def test_a_half_written_fusion_feature_line_is_dropped_not_a_traceback(tmp_path):
@@ -161,11 +200,29 @@ def test_a_half_written_fusion_feature_line_is_dropped_not_a_traceback(tmp_path)
 
     from eval.calibrate_blend import collect
 
-    rows = [{"split": "calibration", "seed": 0, "index": i, "aus": []} for i in range(2)]
+    rows = [_feature_row(i) for i in range(2)]
     cache = tmp_path / "features.jsonl"
     cache.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"split": "calibration", "se')
-    assert collect("calibration", 2, 0, cache) == rows  # every clip was there: nothing measured again
+    assert [r["index"] for r in collect("calibration", 2, 0, cache)] == [0, 1]  # nothing measured again
     assert cache.read_text() == "".join(json.dumps(r) + "\n" for r in rows)
+
+
+def test_fusion_features_follow_the_noise_weight_of_the_folder_in_use(folder):
+    """The fusion cache is shared by every calibration folder: rows cached while one folder's noise weight was in
+    force fed another folder's fit with the first one's region SNRs."""
+    import json
+
+    from eval.calibrate_blend import collect
+
+    cache = folder.parent / "features.jsonl"
+    cache.write_text(json.dumps(_feature_row(0)) + "\n")
+    calibration.use(folder)
+    snr = {}
+    for weight in (0.5, 1.0):
+        doc = json.loads((folder / "intensity_calibration.json").read_text())
+        (folder / "intensity_calibration.json").write_text(json.dumps(doc | {"stable_weight": weight}))
+        snr[weight] = collect("calibration", 1, 0, cache)[0]["regions"][0]["snr"]
+    assert snr[0.5] == pytest.approx(0.5 / 0.02) and snr[1.0] == pytest.approx(0.5 / 0.03)
 
 
 def test_fusion_says_when_a_folder_lends_it_the_shipped_weights(folder, caplog):
