@@ -10,9 +10,11 @@ say `?` or give alternatives, as real coders do); figures measured on these data
 from __future__ import annotations
 
 import dataclasses
-import json
+import datetime
+import io
 import logging
-import shutil
+import re
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +25,9 @@ from tqdm import tqdm
 
 from assistant.au import AU
 from assistant.emotions import emotion_from_aus
-from assistant.files import atomic_path, atomic_write_bytes, write_json
+from assistant.files import atomic_write_bytes, write_json
 from instruction_data.synth import SynthSpec, make_subjects, render_clip
+from instruction_data.synth_folder import staged_dataset
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,30 @@ def _au_string(aus: tuple[str, ...], joiner: str = "+") -> str:
     return joiner.join(aus)
 
 
+SHEET_TIME = datetime.datetime(2000, 1, 1)  # the sheets' creation and modification time: same seed, same bytes
+_ZIP_TIME = SHEET_TIME.timetuple()[:6]
+
+
+def save_workbook(wb, path: Path) -> Path:
+    """Save an openpyxl workbook byte for byte the same every time: fixed document times (openpyxl stamps the
+    modification time on save) and fixed times on the zip entries."""
+    wb.properties.created = wb.properties.modified = SHEET_TIME
+    buf = io.BytesIO()
+    wb.save(buf)
+    stamp = SHEET_TIME.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(buf) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*", rb"\g<1>" + stamp, data)
+            entry = zipfile.ZipInfo(info.filename, date_time=_ZIP_TIME)
+            entry.compress_type, entry.external_attr = zipfile.ZIP_DEFLATED, info.external_attr
+            dst.writestr(entry, data)
+    atomic_write_bytes(path, out.getvalue())
+    return path
+
+
 def _write_xlsx(path: Path, rows: list[list[object]]) -> Path:
     from openpyxl import Workbook
 
@@ -57,9 +84,12 @@ def _write_xlsx(path: Path, rows: list[list[object]]) -> Path:
     ws = wb.active
     for row in rows:
         ws.append(row)
-    with atomic_path(path) as tmp:
-        wb.save(tmp)
-    return path
+    return save_workbook(wb, path)
+
+
+def _unrendered_clip_n(clips: list[dict], subject_n: int) -> int:
+    """A clip number no rendered clip of the subject has (quirk rows and folders must never name a real clip)."""
+    return max(c["clip_n"] for c in clips if c["subject_n"] == subject_n) + 1
 
 
 # ---- CASME II: two blank unnamed columns, subjects as numbers, one apex "/", an AU "?", a clip with no frames.
@@ -75,8 +105,10 @@ def _casme2_write(root: Path, clips: list[dict], quirks: bool) -> list[Path]:
             au_cell = "?"
         rows.append([c["subject_n"], c["clip_id"], c["onset_n"], apex, c["offset_n"], None, None, au_cell,
                      c["emotion_word"]])
-    if quirks:
-        rows.append([clips[0]["subject_n"], "EP99_99", 1, 5, 9, None, None, "12", "happiness"])  # frames absent
+    if quirks:  # a row whose frames are absent
+        subject_n = clips[0]["subject_n"]
+        rows.append([subject_n, f"EP{_unrendered_clip_n(clips, subject_n):02d}_{subject_n:02d}", 1, 5, 9, None, None,
+                     "12", "happiness"])
     return [_write_xlsx(root / "CASME2-coding-20140508.xlsx", rows)]
 
 
@@ -140,7 +172,8 @@ def _smic_write(root: Path, clips: list[dict], quirks: bool) -> list[Path]:
     frames = sorted(first.iterdir())
     subject = first.parents[2]
     non_micro = subject / "non_micro" / "negative" / f"{subject.name}_ne_nm01"
-    one_frame = subject / "micro" / "positive" / f"{subject.name}_po_99"
+    n = _unrendered_clip_n(clips, clips[0]["subject_n"])
+    one_frame = subject / "micro" / "positive" / f"{subject.name}_po_{n:02d}"
     for folder, files in ((non_micro, frames[:3]), (one_frame, frames[:1])):
         for f in files:
             atomic_write_bytes(folder / f.name, f.read_bytes())
@@ -205,7 +238,7 @@ def plan_clips(layout: str, subjects: int, clips: int, seed: int = 0, quirks: bo
             r = np.random.default_rng([seed, s, c])
             start = int(r.integers(1, 200))
             subject_n = s + (6 if layout == "samm" else 1)
-            plan.append({"subject": s, "subject_n": subject_n,
+            plan.append({"subject": s, "subject_n": subject_n, "clip_n": c + 1,
                          "clip_id": _clip_id(layout, s, c, spec.vocabulary[emotion]), "aus": aus, "emotion": emotion,
                          "emotion_word": spec.vocabulary[emotion], "start": start,
                          "amplitude_px": round(float(r.uniform(1.2, 2.5)), 3), "seed": int(r.integers(0, 2**31)),
@@ -213,39 +246,28 @@ def plan_clips(layout: str, subjects: int, clips: int, seed: int = 0, quirks: bo
     return plan
 
 
-def clear_previous(root: Path) -> None:
-    """Remove the clip folders and sheets an earlier synthetic dataset listed in `root/synth_truth.json`, so a rewrite
-    leaves no stale frames behind; nothing outside `root` and nothing it did not list is touched."""
-    truth = root / "synth_truth.json"
-    if not truth.is_file():
-        return
-    listed = json.loads(truth.read_text())
-    base = root.resolve()
-    paths = [root / c["folder"] for c in listed.get("clips", [])] + [root / n for n in listed.get("sheets", [])]
-    for path in (p.resolve() for p in paths):
-        if base not in path.parents:
-            continue
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.is_file():
-            path.unlink()
-    truth.unlink()
-
-
 def write_synthetic_dataset(layout: str, out_dir: str | Path, subjects: int, clips: int, seed: int = 0,
                             size: tuple[int, int] = (320, 240), n_frames: int = 20, quirks: bool = True,
                             noise_sigma: float = 1.0, progress: bool = False) -> Path:
     """Write `subjects` x `clips` synthetic clips and the sheet(s) of `layout` under `out_dir`; return `out_dir`.
 
-    `size` is the frame (width, height): small by default so tests are fast; benchmarks use (640, 480).
+    `size` is the frame (width, height): small by default so tests are fast; benchmarks use (640, 480). The dataset is
+    built beside `out_dir` and replaces an earlier one there only when complete (`instruction_data.synth_folder`).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
     if subjects < 1 or clips < 1:
         raise ValueError("need at least one subject and one clip")
+    with staged_dataset(out_dir) as stage:
+        n = _write_synthetic(stage, layout, subjects, clips, seed, size, n_frames, quirks, noise_sigma, progress)
+    root = Path(out_dir).expanduser()
+    log.info("wrote %d synthetic %s clips to %s", n, layout, root)
+    return root
+
+
+def _write_synthetic(root: Path, layout: str, subjects: int, clips: int, seed: int, size: tuple[int, int],
+                     n_frames: int, quirks: bool, noise_sigma: float, progress: bool) -> int:
     spec = LAYOUTS[layout]
-    root = Path(out_dir)
-    clear_previous(root)
     people = make_subjects(subjects, seed)
     plan = plan_clips(layout, subjects, clips, seed, quirks)
     truth = []
@@ -265,8 +287,7 @@ def write_synthetic_dataset(layout: str, out_dir: str | Path, subjects: int, cli
     write_json(root / "synth_truth.json", {"layout": layout, "seed": seed, "size": list(size), "n_frames": n_frames,
                                            "quirks": quirks, "synthetic": True,
                                            "sheets": [str(p.relative_to(root)) for p in sheets], "clips": truth})
-    log.info("wrote %d synthetic %s clips to %s", len(plan), layout, root)
-    return root
+    return len(plan)
 
 
 def _written_span(spec: Layout, frames: list[np.ndarray], onset: int, offset: int) -> tuple[int, list[np.ndarray]]:
@@ -296,7 +317,7 @@ def write_realistic_dataset(layout: str, out_dir: str | Path, split: str, subjec
     `world` "v2" (`instruction_data.world_v2`) also the out-of-plane turn, the coupled skin motion and the
     distractors' draw; "v3" (`instruction_data.world_v3`) also the light.
     """
-    from instruction_data.realistic import draw_spec, render_realistic, split_subjects
+    from instruction_data.realistic import split_subjects
 
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
@@ -308,9 +329,19 @@ def write_realistic_dataset(layout: str, out_dir: str | Path, split: str, subjec
     if not 1 <= subjects <= len(persons) or clips < 1:
         raise ValueError(f"the {split} split has {len(persons)} people: ask for 1 to {len(persons)} subjects and at "
                          "least one clip each")
+    with staged_dataset(out_dir) as stage:
+        n = _write_realistic(stage, layout, split, people, persons, subjects, clips, seed, size, quirks, progress,
+                             world)
+    root = Path(out_dir).expanduser()
+    log.info("wrote %d realistic synthetic %s clips (%s split) to %s", n, layout, split, root)
+    return root
+
+
+def _write_realistic(root: Path, layout: str, split: str, people: dict[str, list], persons: list[str], subjects: int,
+                     clips: int, seed: int, size: tuple[int, int], quirks: bool, progress: bool, world: str) -> int:
+    from instruction_data.realistic import draw_spec, render_realistic
+
     spec = LAYOUTS[layout]
-    root = Path(out_dir)
-    clear_previous(root)
     plan, truth = [], []
     todo = [(s, c) for s in range(subjects) for c in range(clips)]
     for s, c in tqdm(todo, desc=f"realistic {layout} {split}", disable=not progress):
@@ -328,7 +359,7 @@ def write_realistic_dataset(layout: str, out_dir: str | Path, split: str, subjec
             dfme_split = {subjects - 2: "test_a", subjects - 1: "test_b"}.get(s, "train")
         start = int(np.random.default_rng([seed, s, c]).integers(1, 200))
         sheet_aus = tuple(str(m.au) if layout == "samm" else f"{m.au.side or ''}{m.au.code}" for m in clip_spec.motions)
-        row = {"subject": s, "subject_n": s + (6 if layout == "samm" else 1),
+        row = {"subject": s, "subject_n": s + (6 if layout == "samm" else 1), "clip_n": c + 1,
                "clip_id": _clip_id(layout, s, c, spec.vocabulary[emotion]), "aus": sheet_aus, "emotion": emotion,
                "emotion_word": spec.vocabulary[emotion], "start": start,
                "split": dfme_split, "onset_n": start + clip_spec.onset, "apex_n": start + clip_spec.apex,
@@ -363,5 +394,4 @@ def write_realistic_dataset(layout: str, out_dir: str | Path, split: str, subjec
                                            "seed": seed,
                                            "size": list(size), "quirks": quirks, "synthetic": True,
                                            "sheets": [str(p.relative_to(root)) for p in sheets], "clips": truth})
-    log.info("wrote %d realistic synthetic %s clips (%s split) to %s", len(plan), layout, split, root)
-    return root
+    return len(plan)

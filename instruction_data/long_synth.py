@@ -27,6 +27,9 @@ import numpy as np
 from assistant.au import AU
 from instruction_data.synth import CROP_MARGIN, WORK_CROP, SynthSpec, _place, displacement_field, make_subjects
 
+MICRO_S = (0.2, 0.45)  # a micro-expression's length, onset to offset
+EVENT_GAP_S = 0.5  # stillness around expressions, speech and head turns (and at the video's ends)
+MIN_EXPRESSION_S = 1.5  # the shortest video that always has room for one micro-expression: 0.45 s + 2 x 0.5 s
 EXPRESSION_AUS = (("1", "2"), ("4",), ("4", "7"), ("6", "12"), ("12",), ("R12",), ("L12",), ("14",), ("15",),
                   ("15", "17"), ("9",), ("10",), ("1", "4"), ("R14",), ("17",), ("2",), ("7",), ("20",))
 
@@ -180,14 +183,14 @@ def _place_events(spec: LongSpec, n: int, rng: np.random.Generator) -> list[Even
 
     def add(kind: str, dur_s: tuple[float, float], **kw) -> None:
         duration = max(3, int(round(rng.uniform(*dur_s) * fps)))
-        start = slot(duration, int(0.5 * fps))
+        start = slot(duration, int(EVENT_GAP_S * fps))
         if start is None:
             return
         apex = start + int(round(rng.uniform(0.35, 0.6) * duration))
         events.append(Event(kind, start, apex, start + duration, **kw))
 
     for _ in range(spec.n_micro):
-        add("micro", (0.2, 0.45), aus=EXPRESSION_AUS[rng.integers(len(EXPRESSION_AUS))],
+        add("micro", MICRO_S, aus=EXPRESSION_AUS[rng.integers(len(EXPRESSION_AUS))],
             amplitude_px=_log_uniform(rng, spec.micro_amplitude_px))
     for _ in range(spec.n_macro):
         add("macro", (0.8, 3.0), aus=EXPRESSION_AUS[rng.integers(len(EXPRESSION_AUS))],

@@ -154,6 +154,9 @@ def test_synth_cli_then_build_refuses_to_mix_builds(tmp_path, monkeypatch):
     # --calibration sets the variable for the process: monkeypatch restores it after the test
     with pytest.raises(ConfigError, match=r"different settings \(calibration\)"):
         build_main([*args, "--drift", "none", "--resume", "--calibration", str(other)])
+    monkeypatch.delenv(calibration.ENV)  # the build's own record builds it again (its calibration entry was refused)
+    assert build_main(["--config", str(stamp), "--out", str(tmp_path / "again")]) == 0
+    assert _rows(tmp_path / "again" / "train.jsonl") == _rows(out / "train.jsonl")
 
 
 def _run_build(root: Path, out: Path, *extra: str) -> subprocess.Popen:

@@ -26,7 +26,7 @@ def test_casme2_quirks_are_handled_and_reported_row_by_row(synth_casme2_root):
     truth = _truth(synth_casme2_root)
     assert len(res.records) == 6 and len(res.skipped) == 1
     skip = res.skipped[0]
-    assert (skip.row, skip.clip_id) == (8, "EP99_99") and skip.reason.startswith("frames missing")
+    assert (skip.row, skip.clip_id) == (8, "EP03_01") and skip.reason.startswith("frames missing")  # past EP02_01
     assert any("dropped 2 blank unnamed column(s): F, G" in n for n in res.notes)
     by_row = {r.row: r for r in res.records}
     slash = by_row[3]  # the sheet's ApexFrame is "/": kept, apex estimated between onset and offset

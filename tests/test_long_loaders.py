@@ -100,7 +100,7 @@ def samm_long_root(tmp_path_factory):
                                              _e(100, 150, 260, "macro")]),  # row 13: apex written -1
         video_entry("samm_long", 0, 1, 300, [_e(30, 45, 70)]),  # row 14: a Notes cell
         video_entry("samm_long", 1, 0, 300, [_e(5, 15, 30), _e(60, 120, 200, "macro")]),  # rows 15, 16
-    ]  # row 17: onset after offset; row 18: a video (006_9) with no frame folder
+    ]  # row 17: onset after offset; row 18: a video (006_3, numbered past 006's videos) with no frame folder
     unannotated = video_entry("samm_long", 1, 1, 20, [])
     _write("samm_long", root, videos, [unannotated])
     return root
@@ -122,7 +122,7 @@ def test_samm_long_preamble_types_and_quirks(samm_long_root):
     assert _spans(by_id["007_1"]) == [(4, 14, 29, "micro"), (59, 119, 199, "macro")]
     assert by_id["007_2"].expressions == []
     assert [(s.row, s.clip_id, s.reason.split(":")[0]) for s in res.skipped] == [
-        (17, "006_1_99", "frame order"), (18, "006_9_1", "frames missing")]
+        (17, "006_1_99", "frame order"), (18, "006_3_1", "frames missing")]
     assert [e.row for e in res.expressions] == [12, 13, 14, 15, 16]
 
 
