@@ -21,6 +21,7 @@ import numpy as np
 
 from assistant.errors import ConfigError, NoFaceError
 from assistant.motion import face as face_mod
+from assistant.motion.apex import SpotRegion
 from assistant.motion.clip import ClipLimits, load_clip, open_source
 from assistant.motion.depth import depth_map
 from assistant.motion.drift import DRIFT_MODES, DRIFT_STILLER, cancel_drift, drift_share
@@ -279,9 +280,10 @@ def analyze_clip(source: str | Path | list[np.ndarray], apex_image: str | Path |
     """Load a clip (spotting the apex inside the face box when it is not given) and analyse onset -> apex."""
     cfg = config or MotionConfig()
 
-    def face_box(frame: np.ndarray) -> tuple[int, int, int, int]:
-        box = face_mod.crop_box(face_mod.detect_face(frame, cfg.landmarks), cfg.size, cfg.margin)
-        return box.x0, box.y0, box.x1, box.y1
+    def face_box(frame: np.ndarray) -> SpotRegion:
+        landmarks = face_mod.detect_face(frame, cfg.landmarks)
+        box = face_mod.crop_box(landmarks, cfg.size, cfg.margin)
+        return SpotRegion((box.x0, box.y0, box.x1, box.y1), np.asarray(landmarks.points68)[36:48])
 
     t = time.perf_counter()
     clip = load_clip(source, apex_image, onset=onset, apex=apex, offset=offset,

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from assistant.errors import ClipTooLargeError, ClipTooShortError, FrameIndexError, UnreadableClipError
-from assistant.motion.apex import ApexSpotter, half_window
+from assistant.motion.apex import ApexSpotter, SpotRegion, half_window
 from assistant.types import Clip
 
 log = logging.getLogger(__name__)
@@ -510,13 +510,14 @@ def as_image(image, which: str) -> np.ndarray | str | Path:
 
 def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np.ndarray | None = None, *,
               onset: int | None = None, apex: int | None = None, offset: int | None = None,
-              face_box: Callable[[np.ndarray], tuple[int, int, int, int] | None] | None = None,
+              face_box: Callable[[np.ndarray], tuple[int, int, int, int] | SpotRegion | None] | None = None,
               limits: ClipLimits | None = None) -> Clip:
     """Read the onset and apex frames of a clip, spotting the apex when it is not given.
 
     `face_box(onset_frame)` gives the region the apex spotter compares (the whole frame when None), so that
-    background motion does not win. Memory stays bounded: the onset frame, the spotter's short ring of frames (none
-    for a bounded clip, whose apex frame is read again) and the few frames decoded ahead.
+    background motion does not win; a `SpotRegion` with the eyes keeps a blink from being taken for the apex. Memory
+    stays bounded: the onset frame, the spotter's short ring of frames (none for a bounded clip, whose apex frame is
+    read again) and the few frames decoded ahead.
     """
     if apex_image is not None:
         if (onset, apex, offset) != (None, None, None):
@@ -574,7 +575,11 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
             onset_frame = frame.rgb()
             if apex is None:
                 k = half_window(src.fps, onset, offset, src.n_frames)
-                spotter = ApexSpotter(face_box(onset_frame) if face_box else None, k, start, offset)
+                region = face_box(onset_frame) if face_box else None
+                if isinstance(region, SpotRegion):
+                    spotter = ApexSpotter(region.box, k, start, offset, eyes=region.eyes)
+                else:
+                    spotter = ApexSpotter(region, k, start, offset)
         if spotter is not None and (offset is None or i <= offset):
             spotter.push(i, frame.grey, keep=frame)
             frame.forget_grey()
@@ -610,6 +615,13 @@ def load_clip(source: str | Path | list[np.ndarray], apex_image: str | Path | np
         raise FrameIndexError(f"The clip has no frame after onset {start} ({n_seen} frames, numbered from 0); give an "
                               "earlier onset.")
     warnings = []
+    if spot is not None and spot.blink is not None and not spot.eyes_only:
+        warnings.append(f"Frame {spot.blink} is a blink (the eyes alone moved), so the apex was taken from the rest "
+                        f"of the face: frame {spot.apex}. Give the apex frame if you know it.")
+    elif spot is not None and spot.eyes_only:
+        warnings.append(f"At frame {spot.apex} only the eyes move: a blink, or an eyelid action (AU43, AU7); nothing "
+                        "else in the clip stands out of the noise. A blink is not an expression: give the apex frame "
+                        "if you know it.")
     if spot is not None and not spot.found:
         warnings.append(
             f"No frame between {start} and {offset if offset is not None else n_seen - 1} stands out of the noise: "
