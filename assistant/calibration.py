@@ -152,9 +152,18 @@ def apply(ns, reads: tuple[str, ...] = RULES_FILES) -> None:
 
     A run's record given as `--config` (`ns.recorded["calibration"]`, what that run read) is followed: its folder is
     read when neither the flag nor `MEU_CALIBRATION` names one, and a warning says when the files `reads` hold other
-    settings now than they did then, since the run will not repeat that one."""
+    settings now than they did then, since the run will not repeat that one. `calibration: DIR` in a YAML config is
+    the flag's folder."""
     recorded = (getattr(ns, "recorded", None) or {}).get("calibration")
-    recorded = recorded if isinstance(recorded, dict) else {}
+    if isinstance(recorded, str):  # `calibration: DIR` written in a YAML config means --calibration DIR (a flag wins)
+        ns.calibration = getattr(ns, "calibration", None) or recorded
+        recorded = None
+    if recorded is not None and not (isinstance(recorded, dict)
+                                     and isinstance(recorded.get("folder") or "", str)
+                                     and isinstance(recorded.get("files") or "", str)):
+        raise ConfigError("The config's calibration entry must be a folder (`calibration: DIR`) or a run's record of "
+                          f"one (folder and files); it is {recorded!r}.")
+    recorded = recorded or {}
     if getattr(ns, "calibration", None):
         use(ns.calibration)
     elif recorded.get("folder") and not os.environ.get(ENV):

@@ -617,6 +617,7 @@ def _config_class(argv: list[str] | None) -> type:
 
 def main(argv: list[str] | None = None) -> int:
     config, _ = parse_config(_config_class(argv), argv, "meu train au", doc_summary(__doc__))
+    config = dataclasses.replace(config, out=str(Path(config.out).expanduser()))  # `--out=~/x` reaches us as typed
     if config.protocol == "cross" and not config.target_dataset:
         raise ConfigError("The cross protocol needs --target-dataset (and --target-root), the dataset tested on.")
     if config.protocol == "cross" and config.folds:

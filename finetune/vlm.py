@@ -490,6 +490,7 @@ def parse(argv: list[str] | None) -> tuple[VLMTrainConfig, list[dict] | None]:
     cfg, ns = parse_config(VLMTrainConfig, argv, prog="meu train vlm",
                            description="Fine-tune Qwen2.5-VL with LoRA through TRL (the MELLM recipe).",
                            records=("generation",))
+    cfg = dataclasses.replace(cfg, output_dir=str(Path(cfg.output_dir).expanduser()))  # `--output-dir=~/x` as typed
     if not cfg.tiny or cfg.merge:
         return cfg, None
     return _apply_tiny(cfg, {k for k in vars(ns) if k not in ("config", "recorded")})

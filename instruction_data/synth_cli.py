@@ -16,6 +16,7 @@ from instruction_data.layouts import LAYOUTS, write_realistic_dataset, write_syn
 from instruction_data.long_layouts import LONG_LAYOUTS
 from instruction_data.long_synth import MIN_EXPRESSION_S
 from instruction_data.photos import SPLITS
+from instruction_data.synth_folder import is_foreign
 from instruction_data.world_v3 import WORLDS
 
 MAX_SIDE = 4096  # px, a frame's width or height
@@ -26,7 +27,7 @@ MIN_WIDTH_PER_HEIGHT = 0.6  # the widest face is about half the frame's height w
 MAX_SUBJECTS = 1000  # the real datasets' sizes with a margin: DFME, the largest, has 671 people
 MAX_CLIPS = 100  # clips (with --long: videos) per subject: the real datasets hold a few dozen at most
 MAX_FRAMES = 2000  # frames per clip: the real datasets' clips hold a few hundred
-MIN_LONG_S, MAX_LONG_S = 1.0, 3600.0  # a long video's length (s)
+MAX_LONG_S = 3600.0  # a long video's length (s)
 
 
 @dataclass
@@ -130,7 +131,7 @@ def _check(cfg: SynthConfig) -> tuple[Path, tuple[int, int]]:
 
 
 def _check_not_foreign(out: Path) -> None:
-    if out.is_dir() and any(out.iterdir()) and not (out / "synth_truth.json").is_file():
+    if is_foreign(out):
         raise ConfigError(f"{out} is not empty and holds no earlier synthetic dataset; choose a new --out (this "
                           "command writes annotation sheets that would replace a real dataset's).")
 
@@ -141,12 +142,11 @@ def _main_long(cfg: SynthConfig, out: Path, size: tuple[int, int]) -> int:
                           f"not {cfg.layout}.")
     if not cfg.long:
         raise ConfigError(f"--layout {cfg.layout} is a long-video layout: add --long.")
-    if not MIN_LONG_S <= cfg.seconds <= MAX_LONG_S:  # 0.01 s wrote a video of no frames; 1e12 s asked for 182 TB
-        raise ConfigError(f"--seconds must lie between {MIN_LONG_S:g} and {MAX_LONG_S:g} (a long video's length), not "
-                          f"{cfg.seconds:g}.")
-    if cfg.seconds < MIN_EXPRESSION_S:  # 1 s wrote videos with no expression, and said nothing
+    if cfg.seconds < MIN_EXPRESSION_S:  # 1 s wrote videos with no expression and said nothing; 0.01 s no frames
         raise ConfigError(f"--seconds {cfg.seconds:g} leaves no room for an expression (one needs up to 0.45 s with "
                           f"0.5 s of stillness either side); give --seconds {MIN_EXPRESSION_S:g} or more.")
+    if not cfg.seconds <= MAX_LONG_S:  # 1e12 s asked for 182 TB
+        raise ConfigError(f"--seconds must be at most {MAX_LONG_S:g} (a long video's length), not {cfg.seconds:g}.")
     if cfg.layout == "casme2_long" and cfg.clips > 6:
         raise ConfigError(f"The casme2_long layout names at most 6 videos per subject, not --clips {cfg.clips}.")
     _check_not_foreign(out)

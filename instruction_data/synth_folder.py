@@ -1,13 +1,14 @@
-"""The output folder of `meu data synth`: a dataset is built in a staging folder beside it and moved in only when
+"""The output folder of `meu data synth`: a dataset is built in a staging folder inside it and moved in only when
 complete, so an interrupted run never destroys the earlier dataset for nothing.
 
-`staged_dataset(out)` yields the staging folder (`.<name>.meu-synth-staging` beside `out`, on the same file system,
-so moving a clip folder is a rename). When the body returns, the commit runs: first `out/synth_truth.json` is replaced
-by a listing of the old and the new dataset's files together (so from then on the folder is recognised and a rerun
-removes both), then the old dataset's files go, the new ones move in, and the new truth file replaces the listing.
-An interruption before the commit leaves the earlier dataset as it was (the next run removes the staging folder);
-one during the commit leaves a folder the next run recognises and replaces. Files the truth does not list are never
-touched.
+`staged_dataset(out)` yields the staging folder (`out/.meu-synth-staging`: inside `out`, so moving a clip folder is a
+rename on one file system even when `out` is a mount point, and nothing is written beside it). When the body
+returns, the commit runs: first `out/synth_truth.json` is replaced by a listing of the old and the new dataset's
+files together (so from then on the folder is recognised and a rerun removes both), then the old dataset's files go,
+the new ones move in, and the new truth file replaces the listing. An interruption before the commit leaves the
+earlier dataset as it was (the next run removes the staging folder); one during the commit leaves a folder the next
+run recognises and replaces. Files the truth does not list are not removed, but a new dataset's file written to the
+same path replaces them.
 """
 
 from __future__ import annotations
@@ -22,22 +23,31 @@ from assistant.errors import ConfigError
 from assistant.files import write_json
 
 TRUTH = "synth_truth.json"
+STAGING = ".meu-synth-staging"  # the staging folder's name inside --out
 STAGING_MARK = ".meu-synth-staging"  # a file inside the staging folder: it is ours to remove
 
 
 def staging_folder(out_dir: str | Path) -> Path:
-    out = Path(out_dir).expanduser().resolve()
-    return out.parent / f".{out.name}{STAGING_MARK}"
+    return Path(out_dir).expanduser() / STAGING
 
 
 def listed(root: Path) -> list[str]:
-    """The clip folders and sheets (paths relative to `root`) the truth file in `root` lists; none without one."""
+    """The clip folders and sheets (paths relative to `root`) the truth file in `root` lists; none without one. A
+    truth file that cannot be read is refused with a sentence (checked before any rendering)."""
     truth = root / TRUTH
     if not truth.is_file():
         return []
-    data = json.loads(truth.read_text())
-    clips = [c["folder"] for c in data.get("clips", []) if "folder" in c]
-    return clips + list(data.get("sheets", [])) + list(data.get("paths", []))
+    try:
+        data = json.loads(truth.read_text())
+        clips = [c["folder"] for c in data.get("clips", []) if "folder" in c]
+        paths = clips + list(data.get("sheets", [])) + list(data.get("paths", []))
+    except (OSError, ValueError, AttributeError, TypeError) as err:
+        raise ConfigError(f"{truth} cannot be read as an earlier synthetic dataset's record ({err}); delete it (and "
+                          "that dataset) or choose another --out.") from None
+    if not all(isinstance(p, str) for p in paths):
+        raise ConfigError(f"{truth} lists paths that are not text; delete it (and that dataset) or choose another "
+                          "--out.")
+    return paths
 
 
 def _inside(root: Path, relative: str) -> Path | None:
@@ -64,6 +74,17 @@ def clear_previous(root: Path) -> None:
     that leaves empty, and the truth file; nothing outside `root` and nothing it did not list is touched."""
     _remove_listed(root, listed(root))
     (root / TRUTH).unlink(missing_ok=True)
+
+
+def is_foreign(out: Path) -> bool:
+    """`out` holds files and no earlier synthetic dataset (a staging folder left by an interrupted run aside): a real
+    dataset's sheets must not be replaced. A truth file that cannot be read is refused here, before any work."""
+    if not out.is_dir():
+        return False
+    if (out / TRUTH).is_file():
+        listed(out)
+        return False
+    return any(p.name != STAGING for p in out.iterdir())
 
 
 def _fresh_staging(out: Path) -> Path:

