@@ -46,8 +46,10 @@ test-codepaths: setup browser
 	OPENCV_CPU_DISABLE=AVX512-SKX,AVX2,FP16,AVX,SSE4.2,SSE4.1 OPENCV_IPP=disabled ATEN_CPU_CAPABILITY=default \
 	NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR" $(PY) -m pytest -q
 
+# common.py is shared code and app_load.py runs as `benchmarks/app.py --load`: neither is a benchmark of its own
 bench: setup
-	@for b in $(filter-out benchmarks/common.py,$(wildcard benchmarks/*.py)); do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in $(filter-out benchmarks/common.py benchmarks/app_load.py,$(wildcard benchmarks/*.py)); do \
+		echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) outputs test-artifacts .pytest_cache

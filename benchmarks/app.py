@@ -7,6 +7,8 @@ timings come from the server. Follow-ups are timed on the `Assistant` the app se
 
     .venv/bin/python benchmarks/app.py [--runs 5]
     .venv/bin/python benchmarks/app.py --load [--users 8 --requests 5 --burst 24 --concurrency 1 2]  (app_load.py)
+
+`--load` is the one way to run the load benchmark (benchmarks/app_load.py holds it and has no command of its own).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import machine  # noqa: E402
+from common import calibration_record, machine, positive_int, run_main  # noqa: E402
 
 FOLLOW_UPS = ("Which AUs did you find, and how sure are you?", "Why this emotion?", "Where did the face move?",
               "What does magenta mean?", "What is AU12?")
@@ -75,16 +77,24 @@ def main(argv: list[str] | None = None) -> int:
         from app_load import main as load_main
 
         return load_main([a for a in argv if a != "--load"], make_clip, free_port)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--load", action="store_true", help="concurrent users instead (see benchmarks/app_load.py)")
+    from assistant.config import doc_summary
+
+    parser = argparse.ArgumentParser(description=doc_summary(__doc__))
+    parser.add_argument("--runs", type=positive_int, default=5,
+                        help="requests timed per path (the JSON endpoint, then the UI's event; default 5)")
+    parser.add_argument("--load", action="store_true",
+                        help="concurrent users against a served app instead (benchmarks/app_load.py; "
+                             "`--load --help` lists its options)")
     args = parser.parse_args(argv)
+    calibration = calibration_record()  # the answer's AUs are scored with it; a bad MEU_CALIBRATION stops here
 
     import app
     from assistant.pipeline import Assistant
 
     t = time.perf_counter()
     assistant = Assistant()
+    if assistant.config.detector_name in ("blendshapes", "fusion"):  # these read the fusion files too
+        calibration = calibration_record(fusion=True)
     assistant.warm_up()
     warm_up_s = time.perf_counter() - t
     clip = make_clip(Path(tempfile.mkdtemp(prefix="meu_bench_app_")))
@@ -107,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "app: upload -> first complete answer (offline default), synthetic clip",
         "clip": {"frames": 100, "size": "640x480", "codec": "h264", "bytes": clip.stat().st_size,
                  "aus_rendered": "AU6+AU12", "synthetic": True},
-        "backends": assistant.backends(),
+        "backends": assistant.backends(), "calibration": calibration,
         "answer": {"aus": result["aus"], "emotion": result["emotion"], "apex": result["apex"]},
         "upload_to_answer_s": {"path": "UI streaming event (what the browser gets)",
                                "median": round(statistics.median(ui_totals), 3), "min": round(min(ui_totals), 3),
@@ -127,4 +137,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

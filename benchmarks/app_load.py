@@ -1,7 +1,9 @@
 """App under load (`benchmarks/app.py --load`): N concurrent `gradio_client` users against the real app.
 
-For each app concurrency (`--concurrency`, default: the app's default 1, then 2) a fresh `python app.py` is started
-on 127.0.0.1, and:
+This module has no command of its own: `benchmarks/app.py --load` is the one way to run it (it lends its clip maker and
+port finder), so `make bench` runs app.py and leaves this file out. For each app concurrency (`--concurrency`, default
+1, then 2; the app's own default is 2, or 1 on a one-core machine) a fresh `python app.py` is started on 127.0.0.1,
+and:
 1. `--users` clients each send `--requests` analyses of one synthetic clip to `/analyze`, one after the other:
    throughput, p50/p95 latency, errors;
 2. a burst of `--burst` simultaneous requests against the app's queue (`--queue-size`): how many are answered and
@@ -34,6 +36,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import BenchmarkError, float_in, nonnegative_int, positive_int, refuse_repeats  # noqa: E402
 
 
 def rss_mb(pid: int, key: str = "VmRSS") -> float:
@@ -84,7 +88,10 @@ def start_app(port: int, concurrency: int, queue_size: int, workdir: Path, max_u
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"app exited with {proc.returncode}; see {log.name}")
+            log.close()
+            tail = "\n".join(Path(log.name).read_text(errors="replace").strip().splitlines()[-12:])
+            raise BenchmarkError(f"The app (--concurrency {concurrency}) exited with status {proc.returncode} before "
+                                 f"it served; the last lines of {log.name}:\n{tail}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=2) as r:
                 if r.status == 200:
@@ -92,7 +99,7 @@ def start_app(port: int, concurrency: int, queue_size: int, workdir: Path, max_u
         except OSError:
             time.sleep(0.5)
     proc.kill()
-    raise RuntimeError("app did not start within 180 s")
+    raise BenchmarkError(f"The app did not start within 180 s; see {log.name}.")
 
 
 def large_pair(folder: Path, megapixels: float) -> tuple[Path, Path]:
@@ -303,22 +310,32 @@ def long_video(folder: Path, minutes: float) -> Path:
 
 def main(argv: list[str] | None, make_clip: Callable[[Path], Path], free_port: Callable[[], int]) -> int:
     """Called by benchmarks/app.py --load with its clip maker and port finder."""
-    ap = argparse.ArgumentParser(prog="benchmarks/app.py --load", description=__doc__.splitlines()[0])
-    ap.add_argument("--users", type=int, default=8)
-    ap.add_argument("--requests", type=int, default=5, help="requests per user, one after the other")
-    ap.add_argument("--burst", type=int, default=24, help="simultaneous requests in the burst (0: no burst)")
-    ap.add_argument("--queue-size", type=int, default=16, help="the app's --queue-size (its default: 16)")
-    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 2], help="app concurrencies to measure")
-    ap.add_argument("--large", type=int, default=3, help="large image pairs sent after the load (0: none)")
-    ap.add_argument("--large-mp", type=float, default=24.0, help="megapixels of each large image")
-    ap.add_argument("--max-upload-mb", type=float, default=50.0)
-    ap.add_argument("--long-minutes", type=float, default=5.0,
+    from assistant.config import doc_summary
+
+    ap = argparse.ArgumentParser(prog="benchmarks/app.py --load", description=doc_summary(__doc__))
+    ap.add_argument("--users", type=positive_int, default=8, help="concurrent users (default 8)")
+    ap.add_argument("--requests", type=positive_int, default=5, help="requests per user, one after the other")
+    ap.add_argument("--burst", type=nonnegative_int, default=24,
+                    help="simultaneous requests in the burst (0: no burst)")
+    ap.add_argument("--queue-size", type=positive_int, default=16, help="the app's --queue-size (its default: 16)")
+    ap.add_argument("--concurrency", type=positive_int, nargs="+", default=[1, 2],
+                    help="app concurrencies to measure (default 1 2)")
+    ap.add_argument("--large", type=nonnegative_int, default=3, help="large image pairs sent after the load (0: none)")
+    ap.add_argument("--large-mp", type=float_in(0.0, low_open=True), default=24.0,
+                    help="megapixels of each large image")
+    ap.add_argument("--max-upload-mb", type=float_in(0.0, low_open=True), default=50.0,
+                    help="the app's --max-upload-mb (default 50)")
+    ap.add_argument("--long-minutes", type=float_in(0.0), default=5.0,
                     help="minutes of synthetic long video spotted during the users' second round (0: no such round)")
     ap.add_argument("--long-video", type=Path, default=None, help="spot this video instead of rendering one")
-    ap.add_argument("--soak-minutes", type=float, default=0.0,
+    ap.add_argument("--soak-minutes", type=float_in(0.0), default=0.0,
                     help="instead of the rounds above: the users' load for this many minutes, memory per round")
-    ap.add_argument("--max-sessions", type=int, default=8, help="the app's --max-sessions during --soak-minutes")
+    ap.add_argument("--max-sessions", type=positive_int, default=8,
+                    help="the app's --max-sessions during --soak-minutes")
     args = ap.parse_args(argv)
+    refuse_repeats(ap, "--concurrency", args.concurrency)
+    if args.long_video is not None and not args.long_video.is_file():
+        ap.error(f"--long-video {args.long_video} is not a file")
     from common import machine
 
     workdir = Path(tempfile.mkdtemp(prefix="meu_bench_load_"))
@@ -345,3 +362,8 @@ def main(argv: list[str] | None, make_clip: Callable[[Path], Path], free_port: C
     }, indent=2))
     return 0
 
+
+
+if __name__ == "__main__":
+    sys.exit("benchmarks/app_load.py has no command of its own; run the load benchmark as "
+             "`benchmarks/app.py --load` (`--load --help` lists its options).")

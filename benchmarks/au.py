@@ -5,7 +5,8 @@ three by default), the null clips (no AU at all) given any AU (`null_any_au`), t
 margins of the learned models over the naive baselines, per-clip inference latency, what is and is not held fixed
 between runs (thread counts, BLAS), and a machine description. Every figure is measured on synthetic clips: it checks
 that the code learns and scores correctly, it says nothing about real micro-expressions. A rerun with the same --out
-reuses the data, the caches and every finished fold (per seed).
+reuses the data, the caches and every finished fold (per seed); data under --out written with other --subjects,
+--clips, --size or --data-seed than asked are refused, not reused under the settings asked.
 
 Detectors (`--models`, default all): `aullm` (noise-normalised motion input and the region token), `aullm_no_regions`
 (the same input without the token: what the motion field carries alone), `aullm_frames` (published: grey frames),
@@ -39,7 +40,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import determinism, machine, spread  # noqa: E402
+from common import (  # noqa: E402
+    calibration_record,
+    determinism,
+    machine,
+    nonnegative_int,
+    positive_int,
+    refuse_repeats,
+    run_main,
+    spread,
+)
 
 BASELINES = ["rules", "always_positive", "prior"]
 SEED_FREE = {"rules", "always_positive"}  # no random draw anywhere: run for the first seed, the same for the others
@@ -207,6 +217,61 @@ def summarise(per_seed: dict[int, dict]) -> dict:
     return out
 
 
+def data_settings(data: Path) -> dict | None:
+    """What the synthetic data set under `data` was written with, read from its `synth_truth.json` (None: no data
+    yet): the world ("easy" or "realistic v1/v2"), the realistic split, the data seed, the frame size, the people and
+    the clips per person. Clips per person are (low, high): the realistic writer numbers clip c of person s
+    `s * clips + c` and may leave a clip out, so the disk bounds the number rather than stating it (high None: no
+    upper bound, one person)."""
+    import collections
+
+    truth_file = data / "synth_truth.json"
+    if not truth_file.is_file():
+        return None
+    truth = json.loads(truth_file.read_text())
+    clips = truth.get("clips") or []
+    per_person = collections.Counter(c["subject_n"] for c in clips)
+    first = 6 if truth.get("layout") == "samm" else 1  # subject_n of the first person (instruction_data.layouts)
+    if truth.get("realistic"):
+        low = max([c["index"] // (c["subject_n"] - first + 1) + 1 for c in clips] + [max(per_person.values(),
+                                                                                         default=1)])
+        highs = [c["index"] // (c["subject_n"] - first) for c in clips if c["subject_n"] > first]
+        clips_range = (low, min(highs) if highs else None)
+        world = f"realistic {truth.get('world', 'v1')}"
+    else:
+        n = max(per_person.values(), default=0)
+        clips_range, world = (n, n), "easy"
+    return {"world": world, "split": truth.get("split"), "data_seed": truth.get("seed"),
+            "size": list(truth.get("size") or []), "subjects": len(per_person), "clips": clips_range}
+
+
+def refuse_other_data(parser: argparse.ArgumentParser, out: Path, held: dict, asked: dict) -> None:
+    """Refuse to run on data under `out` written with other settings than those asked (`asked`: option -> value, of
+    "--world-version", "--subjects", "--clips", "--size", "--data-seed"): the figures would be reported with the
+    settings asked while measured on the data on disk."""
+    def held_value(flag: str):
+        return {"--world-version": held["world"].removeprefix("realistic "), "--subjects": held["subjects"],
+                "--clips": held["clips"], "--size": held["size"], "--data-seed": held["data_seed"]}[flag]
+
+    def same(flag: str, value) -> bool:
+        have = held_value(flag)
+        if flag == "--clips":
+            return have[0] <= value and (have[1] is None or value <= have[1])
+        return have == (list(value) if isinstance(value, (list, tuple)) else value)
+
+    def shown(flag: str, value) -> str:
+        if flag == "--clips" and isinstance(value, tuple):
+            value = value[0] if value[0] == value[1] else f"{value[0]} or more" if value[1] is None else \
+                f"{value[0]}-{value[1]}"
+        return f"{flag} {' '.join(map(str, value)) if isinstance(value, (list, tuple)) else value}"
+
+    differ = [flag for flag, value in asked.items() if not same(flag, value)]
+    if differ:
+        parser.error(f"{out / 'data'} holds the data of {' '.join(shown(f, held_value(f)) for f in differ)}, not "
+                     f"{' '.join(shown(f, asked[f]) for f in differ)} as asked; give another --out, or delete {out} "
+                     "(its data, input cache and finished runs belong together) to start over")
+
+
 DETERMINISM_NOTE = (
     "Held fixed: the synthetic data (--data-seed), the tiny backbones (seed 0), each run's training seed (torch and "
     "numpy generators: weights, temporal jitter, validation subjects, the prior baseline's draws), the torch thread "
@@ -219,27 +284,50 @@ DETERMINISM_NOTE = (
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from assistant.config import doc_summary
+
+    ap = argparse.ArgumentParser(description=doc_summary(__doc__))
     ap.add_argument("--world", choices=["easy", "realistic"], default="easy",
                     help="easy: the synthetic world the detectors were built in; realistic: the realistic world's "
                          "benchmark split (its people, realistic amplitudes, drift and noise), LOSO over its people")
     ap.add_argument("--world-version", choices=["v1", "v2"], default="v1",
                     help="with --world realistic: v1, or v2 with 3-D head turns, coupled skin, gaze and flicker")
-    ap.add_argument("--subjects", type=int, default=8, help="easy world only: the realistic split has its own people")
-    ap.add_argument("--clips", type=int, default=8, help="clips per subject")
-    ap.add_argument("--val-subjects", type=int, default=None,
+    ap.add_argument("--subjects", type=positive_int, default=8,
+                    help="easy world only: the realistic split has its own people")
+    ap.add_argument("--clips", type=positive_int, default=8, help="clips per subject")
+    ap.add_argument("--val-subjects", type=nonnegative_int, default=None,
                     help="training people held out for validation per fold, for both learned models (default: each "
                          "recipe's own; with the realistic split's four people, 2 leaves one person to train on)")
-    ap.add_argument("--size", type=int, nargs=2, default=[640, 480], help="frame width height")
-    ap.add_argument("--data-seed", "--seed", type=int, default=0, dest="data_seed",
+    ap.add_argument("--size", type=positive_int, nargs=2, default=[640, 480], help="frame width height")
+    ap.add_argument("--data-seed", "--seed", type=nonnegative_int, default=0, dest="data_seed",
                     help="seed of the synthetic data set")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+    ap.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0, 1, 2],
                     help="training seeds; every model is run once per seed and reported as mean and spread")
     ap.add_argument("--out", default=None, help="default outputs/bench_au (easy world), outputs/bench_au_realistic")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (2 oversubscribes a busy 2-core box)")
+    ap.add_argument("--threads", type=positive_int, default=1,
+                    help="torch threads (2 oversubscribes a busy 2-core box)")
     ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS, choices=DEFAULT_MODELS)
     ap.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     args = ap.parse_args(argv)
+    refuse_repeats(ap, "--seeds", args.seeds)
+    refuse_repeats(ap, "--models", args.models)
+    out = Path(args.out or ROOT / "outputs" / ("bench_au" if args.world == "easy" else "bench_au_realistic"))
+    data = out / "data"
+    marker = out / "world.txt"  # the data, the cache and the finished folds under --out belong to one world
+    world = args.world if args.world == "easy" else f"realistic {args.world_version}"
+    held_data = data_settings(data)
+    held = marker.read_text().strip() if marker.is_file() else held_data["world"] if held_data else None
+    held = "realistic v1" if held == "realistic" else held  # marked before world v2 existed
+    if held not in (None, world):
+        ap.error(f"{out} holds the {held} world's data and folds; give another --out for the {world} world")
+    if held_data and held_data["split"] not in (None, "benchmark"):
+        ap.error(f"{data} holds the realistic world's {held_data['split']} split, not its benchmark split; give "
+                 "another --out")
+    if held_data:  # the data on disk must be what is asked, or the report would name settings it was not run with
+        refuse_other_data(ap, out, held_data, {**({"--subjects": args.subjects} if args.world == "easy" else {}),
+                                               "--clips": args.clips, "--size": args.size,
+                                               "--data-seed": args.data_seed})
+    calibration = calibration_record()  # `rules` and the motion inputs read it; a bad MEU_CALIBRATION stops here
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import cv2
@@ -251,25 +339,18 @@ def main(argv: list[str] | None = None) -> int:
     from instruction_data.layouts import write_realistic_dataset, write_synthetic_dataset
     from instruction_data.loaders import load_dataset
 
-    out = Path(args.out or ROOT / "outputs" / ("bench_au" if args.world == "easy" else "bench_au_realistic"))
-    data = out / "data"
-    marker = out / "world.txt"  # the data, the cache and the finished folds under --out belong to one world
-    world = args.world if args.world == "easy" else f"realistic {args.world_version}"
-    held = marker.read_text().strip() if marker.is_file() else "easy" if (data / "synth_truth.json").is_file() else None
-    held = "realistic v1" if held == "realistic" else held  # marked before world v2 existed
-    if held not in (None, world):
-        ap.error(f"{out} holds the {held} world's data and folds; give another --out for the {world} world")
     out.mkdir(parents=True, exist_ok=True)
     if held != world:  # written once and whole: runs sharing --out (e.g. one per model) read it meanwhile
         from assistant.files import atomic_write_text
 
         atomic_write_text(marker, world + "\n")
-    if not (data / "synth_truth.json").is_file() and args.world == "realistic":
+    if held_data is None and args.world == "realistic":
         write_realistic_dataset("casme2", data, "benchmark", clips=args.clips, seed=args.data_seed,
                                 size=tuple(args.size), progress=True, world=args.world_version)
-    elif not (data / "synth_truth.json").is_file():
+    elif held_data is None:
         write_synthetic_dataset("casme2", data, subjects=args.subjects, clips=args.clips, seed=args.data_seed,
                                 size=tuple(args.size), progress=True)
+    used = data_settings(data)
     records = load_dataset("casme2", data).records
     common = {"backbone": str(build_tiny_llm(out / "tiny_llm")), "cache_dir": str(out / "cache"),
               "threads": args.threads, "final_model": False, "progress": False,
@@ -282,11 +363,13 @@ def main(argv: list[str] | None = None) -> int:
     results = summarise(per_seed)
     report = {
         "benchmark": "au_loso_synthetic", "synthetic": True, "world": world,
-        "data": {"layout": "casme2", "subjects": len({r.subject for r in records}), "clips_per_subject": args.clips,
-                 "clips_scored": metrics["n_clips"], "frame_size": args.size, "data_seed": args.data_seed,
-                 "aus": metrics["aus"]},
+        # what the data on disk were written with (checked against the options above)
+        "data": {"layout": "casme2", "subjects": len({r.subject for r in records}),
+                 "clips_per_subject": args.clips, "clips_scored": metrics["n_clips"], "frame_size": used["size"],
+                 "data_seed": used["data_seed"], "aus": metrics["aus"]},
         "seeds": args.seeds, "seed_free": sorted(SEED_FREE & set(args.models)),
-        "val_subjects": args.val_subjects or "each recipe's own",
+        "val_subjects": args.val_subjects if args.val_subjects is not None else "each recipe's own",
+        "calibration": calibration,
         "results": results,
         "margins_mean": {f"{m}_minus_{b}": round(results[m]["pooled_macro_f1"]["mean"]
                                                  - results[b]["pooled_macro_f1"]["mean"], 4)
@@ -307,4 +390,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -1,14 +1,15 @@
 """AU detection on the realistic synthetic benchmark split: `rules`, `blendshapes` and `fusion` rows (synthetic).
 
-`blend_rows` is the function benchmarks/realism.py calls to put these rows beside its own; run alone, this script
-prints them with the machine. Per detector: per-AU F1 / precision / recall and macro F1 over CASME II's eight AUs
-(1, 2, 4, 7, 12, 14, 15, 17) at the fixed threshold 0.5, and the share of null clips given any AU (any AU the
-detector scores, and any of the eight). The fusion weights and the blendshape noise floors were fitted on the
-calibration split (`meu calibrate fusion`), whose people are disjoint from this split's; nothing here is tuned on
-the benchmark clips. The spread of fusion's margin over rules is a bootstrap over clips (1000 resamples, seed 0).
+`blend_rows` computes these rows (for any script that sets them beside its own); run alone, this script prints them
+with the machine and the calibration read (`MEU_CALIBRATION` or the shipped files). Per detector: per-AU F1 /
+precision / recall and macro F1 over CASME II's eight AUs (1, 2, 4, 7, 12, 14, 15, 17) at the fixed threshold 0.5,
+and the share of null clips given any AU (any AU the detector scores, and any of the eight). The fusion weights and
+the blendshape noise floors were fitted on the calibration split (`meu calibrate fusion`), whose people are disjoint
+from this split's; nothing here is tuned on the benchmark clips. The spread of fusion's margin over rules is a
+bootstrap over clips (1000 resamples, seed 0).
 `landmark_cost` measures what asking the landmarker for blendshapes costs (the same call with and without them).
 
-    python benchmarks/au_realistic.py [--n 120] [--seed 0] [--out outputs/calib_blend]
+    python benchmarks/au_realistic.py [--n 120] [--seed 0] [--out outputs/calib_blend] [--regions-cache DIR]
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
-from common import emit  # noqa: E402
+from common import calibration_record, emit, nonnegative_int, positive_int, run_main  # noqa: E402
 
 CASME2_AUS = [1, 2, 4, 7, 12, 14, 15, 17]
 DETECTORS = ["rules", "blendshapes", "fusion"]
@@ -83,11 +84,15 @@ def _bootstrap_margin(a: dict, b: dict, n: int = 1000, seed: int = 0) -> dict:
     return {"mean": round(float(np.mean(diffs)), 4), "ci95": [round(float(lo), 4), round(float(hi), 4)]}
 
 
-def blend_rows(n: int = 120, seed: int = 0, out: Path = Path("outputs/calib_blend")) -> dict:
-    """Rows for the realistic benchmark split: {detector: figures}, plus the fusion margin and what was not run."""
+def blend_rows(n: int = 120, seed: int = 0, out: Path = Path("outputs/calib_blend"),
+               regions_cache: Path | None = None) -> dict:
+    """Rows for the realistic benchmark split: {detector: figures}, plus the fusion margin and what was not run. The
+    features are cached under `out`, the motion measurements they come from under `regions_cache` (default
+    `out`/realism)."""
     from eval.calibrate_blend import cache_file, collect
 
-    rows = collect("benchmark", n, seed, cache_file(out, "benchmark", seed))
+    rows = collect("benchmark", n, seed, cache_file(out, "benchmark", seed),
+                   regions_cache=Path(out) / "realism" if regions_cache is None else Path(regions_cache))
     evidence = [evidence_from_row(r) for r in rows]
     table = {name: _scores(rows, evidence, name) for name in DETECTORS}
     margin = _bootstrap_margin(table["fusion"], table["rules"])
@@ -134,14 +139,20 @@ def landmark_cost(repeat: int = 20) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=120, help="benchmark clips (indices 0..n-1)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n", type=positive_int, default=120, help="benchmark clips (indices 0..n-1)")
+    parser.add_argument("--seed", type=nonnegative_int, default=0, help="realistic world seed (default 0)")
     parser.add_argument("--out", type=Path, default=Path("outputs/calib_blend"), help="feature cache folder")
+    parser.add_argument("--regions-cache", type=Path, default=None,
+                        help="cache of the motion measurements the features come from (default OUT/realism; "
+                             "benchmarks/realism.py's outputs/cache/realism holds the same measurements)")
     args = parser.parse_args(argv)
+    calibration = calibration_record(fusion=True)  # rules, blendshapes and fusion read it; a bad folder stops here
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    emit("au_realistic", {"au": blend_rows(args.n, args.seed, args.out), "landmark_cost": landmark_cost()})
+    emit("au_realistic", {"calibration": calibration,
+                          "au": blend_rows(args.n, args.seed, args.out, args.regions_cache),
+                          "landmark_cost": landmark_cost()})
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

@@ -10,7 +10,8 @@ each setting, is the candidate and threshold with the best such F1 (`chosen`); b
 the best F1 among the candidates that kept null clips under 10 % at their own threshold, or the best F1 when none did.
 The 20-clip split's 17 null clips proved too few to hold the null share (4 % there, 15-42 % on the benchmark split),
 so thresholds are chosen on a split the benchmark's size (`--clips 40`, 34 null clips). The benchmark split
-(benchmarks/au.py --world realistic) is never read here. Prints JSON; everything is synthetic.
+(benchmarks/au.py --world realistic) is never read here. Data under --out written with another --world-version,
+--clips or --data-seed than asked are refused. Prints JSON; everything is synthetic.
 
     nice .venv/bin/python benchmarks/au_recipes.py --world-version v2 --clips 20 --out outputs/au_recipes_v2
     nice .venv/bin/python benchmarks/au_recipes.py --world-version v2 --clips 20 --out outputs/au_recipes_v2 \
@@ -48,7 +49,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
+from common import (  # noqa: E402
+    calibration_record,
+    machine,
+    nonnegative_int,
+    positive_int,
+    refuse_repeats,
+    run_main,
+)
 
 # every candidate reads the motion input (AU-LLM with the region token) and keeps one validation person per fold
 CANDIDATES = {
@@ -152,6 +160,9 @@ def region_logistic(records, config) -> dict:
     for person in sorted(set(people)):
         train, test = people != person, people == person
         for j in range(y.shape[1]):
+            if y[train, j].min() == y[train, j].max():  # one class only (a few clips): that class is the answer
+                pred[test, j] = y[train, j][0]
+                continue
             model = LogisticRegression(max_iter=2000, class_weight="balanced").fit(x[train], y[train, j])
             pred[test, j] = model.predict(x[test])
     null = y.sum(axis=1) == 0
@@ -197,16 +208,47 @@ def mean_sweep(sweeps: list[list[dict]]) -> tuple[list[dict], dict | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--world-version", choices=["v1", "v2"], default="v2")
-    ap.add_argument("--clips", type=int, default=20, help="clips per person of the calibration split")
-    ap.add_argument("--heads", nargs="+", choices=list(CANDIDATES), default=list(CANDIDATES))
-    ap.add_argument("--data-seed", type=int, default=0)
-    ap.add_argument("--out", default=str(ROOT / "outputs" / "au_recipes"))
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--candidates", type=int, nargs="+", help="run only these candidates (indices into the list)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds; a candidate scores their mean")
+    from assistant.config import doc_summary
+
+    ap = argparse.ArgumentParser(description=doc_summary(__doc__))
+    ap.add_argument("--world-version", choices=["v1", "v2"], default="v2",
+                    help="the realistic world's version the calibration split is written in (default v2)")
+    ap.add_argument("--clips", type=positive_int, default=20,
+                    help="clips per person of the calibration split (default 20; 40 is the benchmark split's size)")
+    ap.add_argument("--heads", nargs="+", choices=list(CANDIDATES), default=list(CANDIDATES),
+                    help="learned heads whose candidates are run (default both)")
+    ap.add_argument("--data-seed", type=nonnegative_int, default=0,
+                    help="seed of the calibration split's clips (default 0)")
+    ap.add_argument("--out", default=str(ROOT / "outputs" / "au_recipes"),
+                    help="folder of the data, the input cache and every candidate's runs, reused by a rerun "
+                         "(default outputs/au_recipes)")
+    ap.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--candidates", type=nonnegative_int, nargs="+",
+                    help="run only these candidates (indices into each head's list; default all)")
+    ap.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0],
+                    help="training seeds; a candidate scores their mean (default 0)")
     args = ap.parse_args(argv)
+    refuse_repeats(ap, "--seeds", args.seeds)
+    refuse_repeats(ap, "--heads", args.heads)
+    if args.candidates:
+        refuse_repeats(ap, "--candidates", args.candidates)
+        sizes = {head: len(CANDIDATES[head]) for head in args.heads}
+        beyond = sorted(k for k in args.candidates if k >= max(sizes.values()))
+        if beyond:
+            ap.error(f"--candidates {' '.join(map(str, beyond))} is out of range: "
+                     + ", ".join(f"{head} has candidates 0-{n - 1}" for head, n in sizes.items()))
+    from au import LEARNED, data_settings, null_any_au, recipe, refuse_other_data
+
+    out = Path(args.out).resolve()  # the input cache names clips by their frame paths: one spelling per folder
+    data = out / "data"
+    held = data_settings(data)
+    if held and (held["world"] == "easy" or held["split"] != "calibration"):
+        ap.error(f"{data} holds the {held['world']} world's {held['split'] or 'synthetic'} data, not the realistic "
+                 "calibration split; give another --out")
+    if held:  # the data on disk must be what is asked, or the report would name settings it was not run with
+        refuse_other_data(ap, out, held, {"--world-version": args.world_version, "--clips": args.clips,
+                                          "--data-seed": args.data_seed})
+    calibration = calibration_record()  # the motion inputs read the noise weight; a bad MEU_CALIBRATION stops here
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import cv2
@@ -214,16 +256,12 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(1)
-    from au import LEARNED, null_any_au, recipe
-
     from finetune.au import run
     from finetune.tiny_llm import build_tiny_llm
     from instruction_data.layouts import write_realistic_dataset
     from instruction_data.loaders import load_dataset
 
-    out = Path(args.out).resolve()  # the input cache names clips by their frame paths: one spelling per folder
-    data = out / "data"
-    if not (data / "synth_truth.json").is_file():
+    if held is None:
         write_realistic_dataset("casme2", data, "calibration", clips=args.clips, seed=args.data_seed, progress=True,
                                 world=args.world_version)
     records = load_dataset("casme2", data).records
@@ -275,13 +313,14 @@ def main(argv: list[str] | None = None) -> int:
                         "chosen_by": chosen_by}
         if head == "aullm":
             report[head]["reference_region_logistic"] = region_logistic(records, recipe(name, "easy", out, common))
-    print(json.dumps({"benchmark": "au_recipes (calibration split)", "synthetic": True,
-                      "world": f"realistic {args.world_version}", "split": "calibration",
-                      "clips_per_person": args.clips, "people": len({r.subject for r in records}), "heads": report,
-                      "machine": machine()}, indent=2))
+    used = data_settings(data)  # what the data on disk were written with (checked against the options above)
+    print(json.dumps({"benchmark": "au_recipes (calibration split)", "synthetic": True, "world": used["world"],
+                      "split": used["split"], "data_seed": used["data_seed"], "clips_per_person": args.clips,
+                      "people": len({r.subject for r in records}), "clips": len(records), "heads": report,
+                      "calibration": calibration, "machine": machine()}, indent=2))
     return 0
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
-from common import emit  # noqa: E402
+from common import BenchmarkError, calibration_record, emit, nonnegative_int, positive_int, run_main  # noqa: E402
 
 log = logging.getLogger("blendshape_response")
 
@@ -151,15 +151,23 @@ def magnification_rows(cal: list[dict], bench: list[dict]) -> dict:
     from au_realistic import evidence_from_row
 
     from assistant.au import fusion
-    from eval.calibrate_blend import fit_fusion, noise_floors
+    from eval.calibrate_blend import MIN_POSITIVES, fit_fusion, noise_floors
 
     frames = ["apex"] + [f"x{k}" for k in MAGNIFICATIONS]
     cal, bench = _complete(cal, frames), _complete(bench, frames)
+    if not cal or not bench or not any(not r["aus"] for r in cal):
+        raise BenchmarkError(f"Of the clips asked, {len(cal)} calibration and {len(bench)} benchmark clips had a face "
+                             "found in every crop, with no null calibration clip among them or none at all; use a "
+                             "larger --n.")
     table = {}
     for frame in frames:
         c, b = _view(cal, frame), _view(bench, frame)
         floors = noise_floors(c)
         fitted = fit_fusion(c, floors)
+        if not fitted["codes"]:  # the landmarker missed faces on clips the drawn specs counted on
+            raise BenchmarkError(f"No AU has {MIN_POSITIVES} calibration clips on each side among the "
+                                 f"{len(c)} with a face found in every crop, so fusion cannot be fitted; use a "
+                                 "larger --n.")
         p, z, y = fitted["p_rules"], fitted["z"], fitted["labels"]
         weights = fusion.fit({code: p[:, j] for j, code in enumerate(fitted["codes"])},
                              {code: z[:, j] for j, code in enumerate(fitted["codes"])},
@@ -182,20 +190,49 @@ def magnification_rows(cal: list[dict], bench: list[dict]) -> dict:
     return {"clips": {"calibration": len(cal), "benchmark": len(bench)}, "by_frame": table}
 
 
+def fewest_clips(seed: int, limit: int = 2000) -> int | None:
+    """The smallest n whose calibration clips 0..n-1 (drawn specs, nothing rendered) hold what fitting fusion needs:
+    a null clip for the noise floors and an AU the blendshapes read with `MIN_POSITIVES` clips on each side. None
+    when even `limit` clips do not."""
+    from collections import Counter
+
+    from assistant.au.blendshapes import AU_BLENDSHAPES
+    from eval.calibrate_blend import MIN_POSITIVES
+    from instruction_data.realistic import draw_spec
+
+    nulls, per_au = 0, Counter()
+    for n in range(1, limit + 1):
+        codes = {m.au.code for m in draw_spec(n - 1, "calibration", seed).motions}
+        nulls += not codes
+        per_au.update(codes)
+        if nulls and any(MIN_POSITIVES <= per_au[c] <= n - MIN_POSITIVES for c in AU_BLENDSHAPES):
+            return n
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    from eval.calibrate_blend import MIN_POSITIVES
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=160, help="clips per split (indices 0..n-1)")
-    parser.add_argument("--seed", type=int, default=0, help="realistic world seed")
+    parser.add_argument("--n", type=positive_int, default=160,
+                        help="clips per split (indices 0..n-1); at least what fitting fusion needs (11 for seed 0)")
+    parser.add_argument("--seed", type=nonnegative_int, default=0, help="realistic world seed")
     parser.add_argument("--out", type=Path, default=Path("outputs/blend_response"), help="score cache folder")
     args = parser.parse_args(argv)
+    fewest = fewest_clips(args.seed, limit=max(args.n, 200))  # drawn specs only: known before anything is rendered
+    if fewest is None or args.n < fewest:
+        parser.error(f"--n {args.n} is too few for --seed {args.seed}: fitting fusion needs a null calibration clip "
+                     f"and an AU with {MIN_POSITIVES} calibration clips on each side, which the first "
+                     + (f"{fewest} clips are the fewest to hold" if fewest else f"{max(args.n, 200)} do not hold"))
+    calibration = calibration_record()  # `rules` reads it (fusion is fitted here); a bad folder stops here
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cal = collect("calibration", args.n, args.seed, args.out)
     bench = collect("benchmark", args.n, args.seed, args.out)
-    emit("blendshape_response", {"label": f"synthetic (realistic world, seed {args.seed})",
+    emit("blendshape_response", {"label": f"synthetic (realistic world, seed {args.seed})", "calibration": calibration,
                                  "response_apex": response(cal + bench),
                                  "magnification": magnification_rows(cal, bench)})
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

@@ -5,7 +5,10 @@ AU-to-emotion table the template reasoner argues with), the clips per class, and
     .venv/bin/python benchmarks/cde.py [--subjects 3] [--clips 10] [--world v2] [--seeds 0 1 2] [--workers 2]
 
 Each seed writes its own three datasets (the realistic world's benchmark split) and runs `meu eval --protocol cde`
-with the offline default (template reasoner, rules detector, TV-L1). Figures are synthetic.
+with the offline default (template reasoner, rules detector, TV-L1). Every figure is reported per seed and over the
+seeds as mean and sample standard deviation (`common.spread`; null from one seed). The default three seeds take
+roughly 15-25 minutes on the 2-core build machine (writing the datasets is most of it: 127-252 s per seed at
+`--clips 6`, docs/benchmarks.md); `--seeds 0 --clips 3` is a quick check of the plumbing. Figures are synthetic.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,10 +23,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit  # noqa: E402
+from common import emit, nonnegative_int, positive_int, refuse_repeats, run_child, run_main, spread  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DATASETS = ("casme2", "samm", "smic")
+BENCHMARK_PEOPLE = 4  # people of the realistic world's benchmark split (instruction_data.realistic)
 
 
 def one_seed(tmp: Path, seed: int, args) -> dict:
@@ -38,33 +41,45 @@ def one_seed(tmp: Path, seed: int, args) -> dict:
     cmd = [sys.executable, "-m", "assistant.cli", "eval", "--protocol", "cde", "--dataset", ",".join(DATASETS),
            "--root", ",".join(roots), "--out", str(out), "--workers", str(args.workers), "--progress", "false"]
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_child(cmd, f"`meu eval --protocol cde` of seed {seed}", stdout=subprocess.DEVNULL,
+              env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
     eval_s = time.perf_counter() - t
-    cde = json.loads((out / "metrics.json").read_text())["cde"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    cde = metrics["cde"]
     return {"seed": seed, "synth_s": round(synth_s, 1), "eval_s": round(eval_s, 1), "folds": cde["folds"],
             "found": cde["found"], "unmapped": len(cde["unmapped"]),
             "table": {k: {"uf1": round(v["uf1"], 4), "uar": round(v["uar"], 4), "n": v["n_samples"]}
-                      for k, v in cde["table"].items()}}
+                      for k, v in cde["table"].items()},
+            "calibration": metrics["run"].get("calibration")}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--subjects", type=int, default=3)
-    ap.add_argument("--clips", type=int, default=10)
-    ap.add_argument("--world", default="v2", choices=["v1", "v2"])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--workers", type=int, default=2)
-    args = ap.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    from assistant.config import doc_summary
+
+    ap = argparse.ArgumentParser(description=doc_summary(__doc__))
+    ap.add_argument("--subjects", type=positive_int, default=3,
+                    help=f"people per dataset, 1-{BENCHMARK_PEOPLE} (the benchmark split's; default 3)")
+    ap.add_argument("--clips", type=positive_int, default=10, help="clips per person and dataset (default 10)")
+    ap.add_argument("--world", default="v2", choices=["v1", "v2"], help="realistic world version (default v2)")
+    ap.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0, 1, 2],
+                    help="data seeds, three datasets written and evaluated per seed (default 0 1 2)")
+    ap.add_argument("--workers", type=positive_int, default=2, help="`meu eval --workers` (default 2)")
+    args = ap.parse_args(argv)
+    if args.subjects > BENCHMARK_PEOPLE:
+        ap.error(f"--subjects {args.subjects} is more than the benchmark split's {BENCHMARK_PEOPLE} people")
+    refuse_repeats(ap, "--seeds", args.seeds)
     with tempfile.TemporaryDirectory() as tmp:
         runs = [one_seed(Path(tmp), s, args) for s in args.seeds]
-    spread = {k: {m: {"mean": round(statistics.mean(r["table"][k][m] for r in runs), 4),
-                      "sd": round(statistics.pstdev(r["table"][k][m] for r in runs), 4)} for m in ("uf1", "uar")}
-              for k in runs[0]["table"]}
+    over_seeds = {k: {m: spread([r["table"][k][m] for r in runs], 4) for m in ("uf1", "uar")}
+                  for k in runs[0]["table"]}
+    # `meu eval` records the calibration it scored with (MEU_CALIBRATION or the shipped files); each seed reads it
+    calibration = runs[0]["calibration"]
     emit("cde", {"data": f"synthetic, realistic world {args.world}, benchmark split, {args.subjects} subjects x "
                          f"{args.clips} clips per dataset", "method": "template + rules, TV-L1",
-                 "runs": runs, "over_seeds": spread})
+                 "calibration": calibration, "runs": [{k: v for k, v in r.items() if k != "calibration"} for r in runs],
+                 "over_seeds": over_seeds})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -1,15 +1,21 @@
-"""What every benchmark prints beside its figures: the machine it ran on."""
+"""What every benchmark prints beside its figures (the machine it ran on, the spread over seeds, the calibration it
+scored with), and how every benchmark refuses bad input: argparse types and `run_main`, before any work."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from importlib import metadata
+
+from assistant.errors import MEUError
 
 
 def machine() -> dict:
@@ -44,9 +50,13 @@ def machine() -> dict:
     return info
 
 
-def spread(values: list[float], digits: int = 4) -> dict:
-    """Mean, sample standard deviation, range and the values themselves, for figures measured over several seeds."""
-    vals = [float(v) for v in values]
+def spread(values: list[float | None], digits: int = 4) -> dict | None:
+    """Mean, sample standard deviation (None from a single value), range and the values themselves, for figures
+    measured over several seeds. A None among `values` (a figure a seed could not measure, e.g. the null share of a
+    seed without a null clip) is left out and `n` counts the rest; None when nothing is left."""
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
+        return None
     return {"mean": round(statistics.fmean(vals), digits),
             "std": round(statistics.stdev(vals), digits) if len(vals) > 1 else None,
             "min": round(min(vals), digits), "max": round(max(vals), digits), "n": len(vals),
@@ -97,3 +107,95 @@ def emit(name: str, figures: dict) -> None:
     """Print the benchmark's JSON document on stdout."""
     json.dump({"benchmark": name, "machine": machine(), "figures": figures}, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
+
+
+# ---- refusing bad input before any work (project rule: one sentence, never a traceback) ----
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse `type` for a whole number of at least `minimum`: the parser refuses anything else in one sentence
+    ("argument --runs: must be at least 1, not 0") before the benchmark starts."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+
+    parse.__name__ = f"whole number >= {minimum}"
+    return parse
+
+
+positive_int = int_at_least(1)
+nonnegative_int = int_at_least(0)  # also every seed: NumPy's generators refuse negative ones deep in a run
+
+
+def float_in(low: float, high: float | None = None, low_open: bool = False,
+             high_open: bool = False) -> Callable[[str], float]:
+    """An argparse `type` for a finite number in the interval from `low` to `high` (None: no upper limit), each end
+    closed unless said open."""
+    interval = (f"{'(' if low_open else '['}{low:g}, {'inf)' if high is None else f'{high:g}'}"
+                f"{'' if high is None else ')' if high_open else ']'}")
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        inside = math.isfinite(value) and (value > low if low_open else value >= low) and (
+            high is None or (value < high if high_open else value <= high))
+        if not inside:
+            raise argparse.ArgumentTypeError(f"must lie in {interval}, not {text}")
+        return value
+
+    parse.__name__ = f"number in {interval}"
+    return parse
+
+
+def refuse_repeats(parser: argparse.ArgumentParser, flag: str, values: list) -> None:
+    """Refuse a list option that names a value twice (`--seeds 0 0` ran everything and then failed on the second)."""
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        parser.error(f"{flag} names {', '.join(map(str, repeated))} more than once; give each value once")
+
+
+class BenchmarkError(MEUError):
+    """A benchmark cannot run or finish as asked (a child process failed, the data under --out differ)."""
+
+
+def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
+    """Run a benchmark's `main` as `meu` runs a command: a `MEUError` (bad input, a missing file, a failed child
+    process) is printed as one "error: ..." line with exit status 1 instead of a traceback; argparse's own refusals
+    keep their status 2."""
+    try:
+        return int(main(argv) or 0)
+    except MEUError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def run_child(cmd: list[str], what: str, tail_lines: int = 12, **kwargs) -> subprocess.CompletedProcess:
+    """Run a child process with its stderr captured; when it fails, raise `BenchmarkError` with the last lines of that
+    stderr (what went wrong in it) instead of a bare CalledProcessError."""
+    proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, **kwargs)
+    if proc.returncode:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-tail_lines:]) or "(it wrote nothing on stderr)"
+        raise BenchmarkError(f"{what} failed with exit status {proc.returncode}; the last lines of its stderr:\n{tail}")
+    return proc
+
+
+# the calibration files a detector reads besides the rules' (what `meu eval` records for each detector)
+FUSION_READS = ("blendshapes_noise.json", "fusion_weights.json")
+
+
+def calibration_record(fusion: bool = False) -> dict:
+    """Which calibration the figures were scored with (`MEU_CALIBRATION` or the shipped files): its folder and a
+    hash of the rules' files, and of the fusion files with `fusion`. Called before any work, so a bad folder is
+    refused up front (`ConfigError`)."""
+    from assistant import calibration
+
+    return calibration.record(calibration.RULES_FILES + (FUSION_READS if fusion else ()))

@@ -34,7 +34,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit, spread  # noqa: E402
+from common import (  # noqa: E402
+    calibration_record,
+    emit,
+    nonnegative_int,
+    positive_int,
+    refuse_repeats,
+    run_main,
+    spread,
+)
 from realism import au_figures  # noqa: E402
 
 from assistant.files import write_json  # noqa: E402
@@ -140,22 +148,28 @@ def read_at(records: list[dict], ratio: float | None) -> dict:
                                    < ratio * r["drift"]["stillness_px"] for r in records)}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cal-clips", type=int, default=160, help="calibration clips (data seed 0)")
-    parser.add_argument("--clips", type=int, default=80, help="benchmark clips per seed")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--turn", nargs="+", default=list(TURNS), choices=TURNS)
-    parser.add_argument("--cache", default="outputs/cache/drift")
-    parser.add_argument("--workers", type=int, default=2)
-    ns = parser.parse_args()
+    parser.add_argument("--cal-clips", type=positive_int, default=160, help="calibration clips (data seed 0)")
+    parser.add_argument("--clips", type=positive_int, default=80, help="benchmark clips per seed")
+    parser.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0, 1, 2],
+                        help="benchmark split seeds (default 0 1 2)")
+    parser.add_argument("--turn", nargs="+", default=list(TURNS), choices=TURNS,
+                        help="head-turn courses to render (default both; the first one chooses the ratio)")
+    parser.add_argument("--cache", default="outputs/cache/drift", help="per-clip measurement cache folder")
+    parser.add_argument("--workers", type=positive_int, default=2, help="processes measuring clips (default 2)")
+    ns = parser.parse_args(argv)
+    refuse_repeats(parser, "--seeds", ns.seeds)
+    refuse_repeats(parser, "--turn", ns.turn)
     cache = Path(ns.cache)
-    figures: dict = {"label": "synthetic (world v2; calibration split for the choice, benchmark split reported)"}
+    figures: dict = {"label": "synthetic (world v2; calibration split for the choice, benchmark split reported)",
+                     "calibration": calibration_record()}  # `rules` reads it; a bad MEU_CALIBRATION stops here
     for turn in ns.turn:
         cal = measure_split("calibration", ns.cal_clips, 0, turn, cache, ns.workers)
         grid = {str(r): read_at(cal, r) for r in RATIOS}
-        if turn == ns.turn[0]:
-            chosen = max(RATIOS, key=lambda r: (grid[str(r)]["macro_f1"], -grid[str(r)]["false_alarms"]))
+        if turn == ns.turn[0]:  # a macro F1 of None (no AU coded or named among a few clips) ranks last
+            chosen = max(RATIOS, key=lambda r: (grid[str(r)]["macro_f1"] is not None, grid[str(r)]["macro_f1"] or 0.0,
+                                                -grid[str(r)]["false_alarms"]))
             figures["chosen_ratio"] = chosen
         grid["never"], grid["always"] = read_at(cal, None), read_at(cal, float("inf"))
         per_seed = {}
@@ -177,4 +191,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

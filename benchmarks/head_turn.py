@@ -10,9 +10,11 @@ are. `rules` with the shipped settings (or a calibration folder's, MEU_CALIBRATI
 
 `--ambient A`: the turned apex frames also carry the shading change a turn makes under a fixed key light, with the
 share A of the light ambient (instruction_data/shading.py); a warped photo keeps its shading, a real head does not.
-`--split calibration` runs the calibration photos instead (what a remedy is chosen on).
+`--split calibration` runs the calibration photos instead (what a remedy is chosen on). `--photos N` and `--turns N`
+keep the split's first N photos and the grid's first N still-face turns, for a quick run (the defaults run all four
+photos and all seven turns).
 
-    .venv/bin/python benchmarks/head_turn.py [--ambient 0.7] [--split calibration]
+    .venv/bin/python benchmarks/head_turn.py [--ambient 0.7] [--split calibration] [--photos 1 --turns 2]
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
-from common import emit  # noqa: E402
+from common import calibration_record, emit, float_in, positive_int, run_main  # noqa: E402
 
 from assistant.au import AU  # noqa: E402
 from assistant.au.rules import score_analysis  # noqa: E402
@@ -56,16 +58,18 @@ def _turned(image, lm, turn: Turn, ambient: float | None, motion=None):
     return apex if ambient is None else shade(apex, shading_ratio(lm, image.shape[:2], turn, ambient))
 
 
-def run(twin_px: float, ambient: float | None = None, split: str = "benchmark") -> dict:
+def run(twin_px: float, ambient: float | None = None, split: str = "benchmark", photos: int | None = None,
+        turns: int | None = None) -> dict:
+    """The figures over the split's first `photos` photos (None: all) and the first `turns` of `ANGLES` (None: all)."""
     out: dict = {c: {"still": [], "twins": []} for c in COMPENSATIONS}
-    for photo in split_photos(split):
+    for photo in split_photos(split)[:photos]:
         image = load_photo(photo)
         lm = face_mod.detect_face(image)
         k = 1.0 / face_mod.crop_box(lm).scale
         h, w = image.shape[:2]
         for scale, wobble in RELIEF:
             onset = render_turn(image, lm, Turn(0.0, 0.0, scale, wobble))
-            for pitch, yaw in ANGLES:
+            for pitch, yaw in ANGLES[:turns]:
                 apex = _turned(image, lm, Turn(pitch, yaw, scale, wobble), ambient)
                 for c in COMPENSATIONS:
                     named, worst, model = _named(onset, apex, c)
@@ -100,24 +104,34 @@ def run(twin_px: float, ambient: float | None = None, split: str = "benchmark") 
     return {"summary": summary, "rows": out}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--twin-px", type=float, default=0.5, help="AU amplitude (px at 256) of the positive twins")
+    parser.add_argument("--twin-px", type=float_in(0.0, low_open=True), default=0.5,
+                        help="AU amplitude (px at 256) of the positive twins")
     parser.add_argument("--rows", action="store_true", help="print every pair, not only the summary")
-    parser.add_argument("--ambient", type=float, default=None,
-                        help="add the shading change of the turn under a key light with this ambient share (0-1)")
+    parser.add_argument("--ambient", type=float_in(0.0, 1.0, high_open=True), default=None,
+                        help="add the shading change of the turn under a key light with this ambient share, in "
+                             "[0, 1) (default: no shading change)")
     parser.add_argument("--split", default="benchmark", choices=["benchmark", "calibration"],
                         help="which photos to turn (default benchmark)")
-    args = parser.parse_args()
+    parser.add_argument("--photos", type=positive_int, default=None,
+                        help="only the split's first N photos, for a quick run (default all four)")
+    parser.add_argument("--turns", type=positive_int, default=None,
+                        help=f"only the grid's first N still-face turns, for a quick run (default all {len(ANGLES)})")
+    args = parser.parse_args(argv)
+    calibration = calibration_record()  # `rules` reads it; a bad MEU_CALIBRATION stops here
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    figures = run(args.twin_px, args.ambient, args.split)
+    figures = run(args.twin_px, args.ambient, args.split, args.photos, args.turns)
     if not args.rows:
         figures.pop("rows")
+    photos = split_photos(args.split)[:args.photos]
     emit("head_turn", {"data": f"synthetic: {args.split}-split photos turned out of plane (instruction_data."
                                "head_turn)" + ("" if args.ambient is None else
                                                f", shaded under a key light, ambient share {args.ambient}"),
-                       "twin_px": args.twin_px, "ambient": args.ambient, **figures})
+                       "photos": [p.person for p in photos], "turns": [list(a) for a in ANGLES[:args.turns]],
+                       "twin_px": args.twin_px, "ambient": args.ambient, "calibration": calibration, **figures})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_main(main))

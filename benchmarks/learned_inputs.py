@@ -27,7 +27,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit  # noqa: E402
+from common import (  # noqa: E402
+    BenchmarkError,
+    calibration_record,
+    emit,
+    float_in,
+    nonnegative_int,
+    positive_int,
+    run_main,
+)
 
 CORNERS = (48, 54)  # 68-point mouth corners
 PATCH_FRAC = 0.035  # patch half-size as a fraction of the crop side (about 9 px at 256)
@@ -100,14 +108,22 @@ def one_clip(index: int, args) -> dict | None:
             "regions": {"signal_px": au_px, "nuisance_px": null_px, "snr_au": au_snr, "snr_null": null_snr}}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clips", type=int, default=16)
-    ap.add_argument("--amplitude", type=float, default=0.2)
-    ap.add_argument("--world", default="v2", choices=["v1", "v2"])
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    from assistant.config import doc_summary
+
+    ap = argparse.ArgumentParser(description=doc_summary(__doc__))
+    ap.add_argument("--clips", type=positive_int, default=16,
+                    help="calibration clips rendered as AU12 / null twins (clips 0..N-1; default 16)")
+    ap.add_argument("--amplitude", type=float_in(0.0, low_open=True), default=0.2,
+                    help="AU12 amplitude in px at the 256 px working crop, above 0 (default 0.2)")
+    ap.add_argument("--world", default="v2", choices=["v1", "v2"], help="realistic world version (default v2)")
+    ap.add_argument("--seed", type=nonnegative_int, default=0, help="the calibration split's stream seed (default 0)")
+    args = ap.parse_args(argv)
+    calibration = calibration_record()  # the region table's SNRs follow its noise weight; a bad folder stops here
     rows = [r for r in (one_clip(i, args) for i in range(args.clips)) if r is not None]
+    if not rows:
+        raise BenchmarkError(f"No face was found on any of the {args.clips} clips, so nothing was measured; use a "
+                             "larger --clips.")
     summary = {}
     for head in ("frames", "flow_image", "motion_image"):
         summary[head] = {k: _quartiles([r[head][k] for r in rows]) for k in ("signal", "nuisance", "snr")}
@@ -117,8 +133,9 @@ def main() -> None:
         "data": f"synthetic, realistic world {args.world}, calibration split, seed {args.seed}, clips "
                 f"0-{args.clips - 1} as AU12 {args.amplitude} px / null twins", "clips_measured": len(rows),
         "units": "frames and flow_image: grey levels (0-255) over the mouth-corner patches; regions: px at 256",
-        "summary": summary, "clips": rows})
+        "calibration": calibration, "summary": summary, "clips": rows})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit, median_time  # noqa: E402
+from common import emit, median_time, positive_int, run_child, run_main  # noqa: E402
 
 from assistant.motion.analyze import MotionConfig, analyze_frames  # noqa: E402
 from assistant.motion.clip import write_video  # noqa: E402
@@ -96,10 +96,23 @@ def long_video_child(path: str) -> None:
                       "apex_found": analysis.clip.apex, "n_frames": analysis.clip.n_frames}))
 
 
+EXPRESSION_FRAMES = 40  # the AU1+AU2 clip of the long video, placed from two thirds of the way in
+
+
+def expression_start(n_frames: int) -> int:
+    return n_frames * 2 // 3
+
+
+def fewest_long_frames() -> int:
+    """The shortest long video whose last third holds the whole expression (a shorter one cut it, and reported a
+    true apex at or past the video's end)."""
+    return next(n for n in range(1, 10 * EXPRESSION_FRAMES) if n - expression_start(n) >= EXPRESSION_FRAMES)
+
+
 def long_video(n_frames: int, folder: Path) -> dict:
-    clip = render_clip(SynthSpec(aus=["1", "2"], n_frames=40, onset=0, apex=20, offset=39, amplitude_px=2.0,
-                                 frame_size=(640, 480), seed=3))
-    start = n_frames * 2 // 3
+    clip = render_clip(SynthSpec(aus=["1", "2"], n_frames=EXPRESSION_FRAMES, onset=0, apex=20,
+                                 offset=EXPRESSION_FRAMES - 1, amplitude_px=2.0, frame_size=(640, 480), seed=3))
+    start = expression_start(n_frames)
     rng = np.random.default_rng(0)
     noise = [rng.integers(-1, 2, clip.frames[0].shape, dtype=np.int16) for _ in range(7)]  # sensor noise, cycled
 
@@ -113,22 +126,29 @@ def long_video(n_frames: int, folder: Path) -> dict:
     t = time.perf_counter()
     write_video(frames(), path, fps=200)
     write_s = time.perf_counter() - t
-    out = subprocess.run([sys.executable, __file__, "--child", str(path)], capture_output=True, text=True, check=True)
+    out = run_child([sys.executable, __file__, "--child", str(path)], "the long video's analysis",
+                    stdout=subprocess.PIPE)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result.update(true_apex=start + clip.apex, video_mb=round(path.stat().st_size / 2**20, 1),
                   write_s=round(write_s, 1))
     return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--long-frames", type=int, default=3000)
+    parser.add_argument("--repeat", type=positive_int, default=5,
+                        help="timed runs per stage, the median reported (one warm-up run before; default 5)")
+    parser.add_argument("--long-frames", type=positive_int, default=3000,
+                        help=f"frames of the long 640x480 video with apex spotting (at least {fewest_long_frames()}, "
+                             "room for its expression; default 3000)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         long_video_child(args.child)
-        return
+        return 0
+    if args.long_frames < fewest_long_frames():
+        parser.error(f"--long-frames {args.long_frames} is too short to hold the {EXPRESSION_FRAMES}-frame expression "
+                     f"in its last third; give {fewest_long_frames()} or more")
     cv2.setNumThreads(2)
     figures: dict = {"data": "synthetic clips (instruction_data.synth), AU6+AU12"}
     for w, h in ((640, 480), (256, 256)):
@@ -145,7 +165,8 @@ def main() -> None:
         figures[f"long_video_{args.long_frames}_frames_640x480"] = long_video(args.long_frames, Path(tmp))
     figures["targets"] = {"total_tvl1_640x480_s": 0.333, "total_dis_640x480_s": 0.1, "long_video_peak_rss_mb": 1536}
     emit("motion", figures)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -41,7 +41,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit  # noqa: E402
+from common import (  # noqa: E402
+    calibration_record,
+    emit,
+    nonnegative_int,
+    positive_int,
+    refuse_repeats,
+    run_main,
+    spread,
+)
 
 from assistant.au.rules import score_analysis, score_regions  # noqa: E402
 from eval.calibrate import CASME2_AUS  # noqa: E402
@@ -84,7 +92,7 @@ def au_figures(measures) -> dict:
     scored = [v for v in per.values() if v is not None]
     every = code_set_scores(coded, named)
     return {"per_au_f1": {k: None if v is None else round(v, 3) for k, v in per.items()},
-            "macro_f1": round(float(np.mean(scored)), 3),
+            "macro_f1": round(float(np.mean(scored)), 3) if scored else None,  # None: no AU coded or named
             "every_code": {"precision": round(every.precision, 3), "recall": round(every.recall, 3),
                            "named_per_coded_clip": round(every.named_per_clip, 2)},
             "null_clips": null_total,
@@ -192,35 +200,43 @@ def _summed(counts: list[dict]) -> dict:
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
-def spread(values: list[float]) -> dict:
-    return {"mean": round(statistics.mean(values), 3),
-            "std": round(statistics.stdev(values), 3) if len(values) > 1 else 0.0,
-            "min": round(min(values), 3), "max": round(max(values), 3)}
+def rules_settings(calibration: dict) -> str:
+    """Where the `rules` settings scored here were read from, in words (`calibration`: `calibration_record()`)."""
+    if calibration["folder"] is None:
+        return "the shipped assistant/au/rules_calibration.json (chosen on the calibration split)"
+    return f"{calibration['folder']}/rules_calibration.json (MEU_CALIBRATION)"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clips", type=int, default=80, help="benchmark clips per seed for the AU figures")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--apex-clips", type=int, default=30, help="non-null clips per seed for apex spotting")
-    parser.add_argument("--cache", default="outputs/cache/realism")
+    parser.add_argument("--clips", type=positive_int, default=80, help="benchmark clips per seed for the AU figures")
+    parser.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0, 1, 2],
+                        help="realistic world seeds, one draw of clips each (default 0 1 2)")
+    parser.add_argument("--apex-clips", type=nonnegative_int, default=30,
+                        help="non-null clips per seed for apex spotting (0: no apex figures)")
+    parser.add_argument("--cache", default="outputs/cache/realism", help="motion measurement cache folder")
     parser.add_argument("--world", nargs="+", default=["v1"], choices=list(WORLDS),
                         help="realistic world version(s) for the AU figures (v2: 3-D head turns, coupled skin, gaze, "
                              "flicker; v3: v2 under a light that stays while the head turns)")
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per real video")
+    parser.add_argument("--workers", type=positive_int, default=1, help="processes measuring clips (default 1)")
+    parser.add_argument("--repeat", type=positive_int, default=3, help="runs per real video")
     parser.add_argument("--real-only", action="store_true", help="only the real-video figures (no synthetic clips)")
     parser.add_argument("--null-pairs", action="store_true",
                         help="also the AUs named on real frame pairs where `meu spot` saw nothing (a few minutes)")
-    ns = parser.parse_args()
+    ns = parser.parse_args(argv)
+    refuse_repeats(parser, "--seeds", ns.seeds)
+    refuse_repeats(parser, "--world", ns.world)
+    calibration = calibration_record()  # what `rules` reads here and in the app; a bad MEU_CALIBRATION stops here
     if ns.real_only:
-        figures = {"real_videos": real_videos(ns.repeat)}
+        figures = {"calibration": calibration, "real_videos": real_videos(ns.repeat)}
         if ns.null_pairs:
             figures["real_null_pairs"] = real_null_pairs()
         emit("realism", figures)
         return 0
-    figures = {"label": "synthetic (realistic world, benchmark split)",
-               "rules_settings": "assistant/au/rules_calibration.json (chosen on the calibration split)"}
+    # a figure a seed cannot measure (no null clip among a few clips, no AU coded) is null there and left out of
+    # the spread; the spread is null when no seed measured it
+    figures = {"label": "synthetic (realistic world, benchmark split)", "rules_settings": rules_settings(calibration),
+               "calibration": calibration}
     for world in ns.world:
         per_seed = {}
         for seed in ns.seeds:
@@ -229,17 +245,17 @@ def main() -> int:
                               "apex": apex_figures(seed, ns.apex_clips, world) if ns.apex_clips else None}
         figures[f"world_{world}"] = world_figures = {
             "per_seed": per_seed,
-            "rules_macro_f1": spread([s["au"]["macro_f1"] for s in per_seed.values()]),
-            "null_clips_with_any_au": spread([s["au"]["null_clips_with_any_au"] for s in per_seed.values()]),
-            "every_code_precision": spread([s["au"]["every_code"]["precision"] for s in per_seed.values()]),
-            "every_code_recall": spread([s["au"]["every_code"]["recall"] for s in per_seed.values()]),
+            "rules_macro_f1": spread([s["au"]["macro_f1"] for s in per_seed.values()], 3),
+            "null_clips_with_any_au": spread([s["au"]["null_clips_with_any_au"] for s in per_seed.values()], 3),
+            "every_code_precision": spread([s["au"]["every_code"]["precision"] for s in per_seed.values()], 3),
+            "every_code_recall": spread([s["au"]["every_code"]["recall"] for s in per_seed.values()], 3),
             "false_alarms_per_au": _summed([s["au"]["false_alarms"] for s in per_seed.values()]),
             "au4_only_given_no_eyelid_au": f"{sum(s['au']['au4_only_given_no_eyelid_au'] for s in per_seed.values())}"
                                            f" of {sum(s['au']['au4_only_clips'] for s in per_seed.values())}",
         }
         if ns.apex_clips:
             world_figures["apex_median_error_frames"] = spread([s["apex"]["median_error_frames"]
-                                                                for s in per_seed.values()])
+                                                                for s in per_seed.values()], 3)
             world_figures["apex_on_last_frame"] = sum(s["apex"]["apex_on_last_frame"] for s in per_seed.values())
     figures["real_videos"] = real_videos(ns.repeat)
     if ns.null_pairs:
@@ -249,4 +265,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit  # noqa: E402
+from common import emit, nonnegative_int, positive_int, run_main  # noqa: E402
 
 from instruction_data.realistic import draw_spec, render_realistic, split_subjects  # noqa: E402
 
@@ -78,17 +78,22 @@ def render_times(split: str, seed: int, n: int) -> dict:
             "cpu_s_per_100_frames_spread": [round(min(per100_cpu), 3), round(max(per100_cpu), 3)]}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--specs", type=int, default=2000, help="clip specs drawn for the distributions")
-    ap.add_argument("--render", type=int, default=10, help="clips rendered for the timing")
-    ap.add_argument("--split", default="benchmark", choices=("calibration", "benchmark"))
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    from assistant.config import doc_summary
+
+    ap = argparse.ArgumentParser(description=doc_summary(__doc__))
+    ap.add_argument("--specs", type=positive_int, default=2000,
+                    help="clip specs drawn for the distributions (default 2000)")
+    ap.add_argument("--render", type=positive_int, default=10, help="clips rendered for the timing (default 10)")
+    ap.add_argument("--split", default="benchmark", choices=("calibration", "benchmark"),
+                    help="which split's people and stream (default benchmark)")
+    ap.add_argument("--seed", type=nonnegative_int, default=0, help="the split's stream seed (default 0)")
+    args = ap.parse_args(argv)
     emit("realistic_synth", {"synthetic": True, "split": args.split, "seed": args.seed,
                              "drawn": distributions(args.split, args.seed, args.specs),
                              "render": render_times(args.split, args.seed, args.render)})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit  # noqa: E402
+from common import emit, nonnegative_int, refuse_repeats, run_main  # noqa: E402
 
 from assistant.motion.clip import open_source, write_video  # noqa: E402
 from assistant.motion.intervals import (  # noqa: E402
@@ -72,10 +72,14 @@ def decisions(tracks, video, cfg: SpotConfig) -> list[dict]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=list(range(23, 33)))
+def main(argv: list[str] | None = None) -> int:
+    from assistant.config import doc_summary
+
+    ap = argparse.ArgumentParser(description=doc_summary(__doc__))
+    ap.add_argument("--seeds", type=nonnegative_int, nargs="+", default=list(range(23, 33)),
+                    help="seeds of the talking videos, one 16 s video each (default 23-32)")
     args = ap.parse_args(argv)
+    refuse_repeats(ap, "--seeds", args.seeds)
     cfg = SpotConfig()
     per_seed = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
         "per_seed_closest": {s: min((r["margin"] for r in rs if r["right"]), default=None)
                              for s, rs in per_seed.items()},
     })
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -9,10 +9,10 @@ Protocol: the detection threshold is chosen on the calibration seeds (subjects 0
 micro and macro F1; the figures are reported on the other seeds (subjects 2-5, which are mirrored or re-coloured
 versions of the two shipped photos: subject-disjoint by seed and rendering, not by photo), at that threshold and,
 under `shipped_threshold`, at `SpotConfig`'s default (what `meu spot` uses). Each video holds five
-micro-expressions, so one video's F1 moves by 0.2 with one of them: the figures are the mean and spread over the
-videos and, as the MEGC protocol counts, F1 pooled over all of them. Targets (issue 13):
-micro F1 >= 0.6, macro F1 >= 0.8, >= 60 frames/s with DIS at the 256 px working size, <= 1.5 GB for a 10-minute
-1280x720 30 fps video.
+micro-expressions, so one video's F1 moves by 0.2 with one of them: the figures are the mean and spread (sample
+standard deviation, `common.spread`) over the videos and, as the MEGC protocol counts, F1 pooled over all of them.
+Targets (issue 13): micro F1 >= 0.6, macro F1 >= 0.8, >= 60 frames/s with DIS at the 256 px working size, <= 1.5 GB
+for a 10-minute 1280x720 30 fps video.
 """
 
 from __future__ import annotations
@@ -28,7 +28,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit  # noqa: E402
+from common import (  # noqa: E402
+    emit,
+    float_in,
+    int_at_least,
+    nonnegative_int,
+    refuse_repeats,
+    run_child,
+    run_main,
+    spread,
+)
 
 from assistant.motion.clip import open_source  # noqa: E402
 from assistant.motion.intervals import find_intervals  # noqa: E402
@@ -74,8 +83,8 @@ def summary(report: list[dict]) -> dict:
     for kind in ("micro", "macro"):
         vals = [r[kind]["f1"] for r in report]
         tp, n_pred, n_true = (sum(r[kind][k] for r in report) for k in ("tp", "n_pred", "n_true"))
-        out[f"{kind}_f1"] = {"mean": round(statistics.mean(vals), 3), "min": round(min(vals), 3),
-                             "max": round(max(vals), 3), "sd": round(statistics.pstdev(vals), 3), "per_seed": vals,
+        # per video: mean, sample SD (null from one video), range and the values in seed order (`common.spread`)
+        out[f"{kind}_f1"] = {**spread(vals, 3),
                              "pooled": round(2 * tp / (n_pred + n_true), 3) if n_pred + n_true else 1.0,
                              "pooled_counts": {"tp": tp, "n_pred": n_pred, "n_true": n_true}}
     out["expressions_on_distractors"] = sum(r["expressions_on_distractors"] for r in report)
@@ -114,33 +123,44 @@ def memory(minutes: float, tmp: Path) -> dict:
            f"v = make_long_video(LongSpec(seconds={minutes * 60}, fps=30, frame_size=(1280, 720), seed=7));"
            f"write_long_video(v, {str(path)!r})")
     t = time.perf_counter()
-    subprocess.run(["nice", "-n", "10", sys.executable, "-c", gen], check=True)
+    run_child(["nice", "-n", "10", sys.executable, "-c", gen], "rendering the memory run's video")
     made = time.perf_counter() - t
     run = ("import resource, time; from assistant.motion.spotting import spot_video; t = time.perf_counter();"
            f"r = spot_video({str(path)!r}); print(r.n_frames, time.perf_counter() - t,"
            "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", run], check=True, capture_output=True, text=True).stdout.split()
+    out = run_child([sys.executable, "-c", run], "`spot_video` in the memory run",
+                    stdout=subprocess.PIPE).stdout.split()
     return {"minutes": minutes, "frames": int(out[-3]), "seconds": round(float(out[-2]), 1),
             "frames_per_s": round(int(out[-3]) / float(out[-2]), 1), "peak_rss_mb": round(int(out[-1]) / 1024),
             "generate_s": round(made, 1), "file_mb": round(path.stat().st_size / 2**20, 1)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    from instruction_data.long_synth import MIN_EXPRESSION_S
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--calib-seeds", type=int, nargs="+", default=[100, 101, 102, 103, 104, 105])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1000, 1001, 1002, 1003, 1004, 1005])
-    ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--throughput-frames", type=int, default=600)
-    ap.add_argument("--memory-minutes", type=float, default=10.0, help="0 skips the memory run")
+    ap.add_argument("--calib-seeds", type=nonnegative_int, nargs="+", default=[100, 101, 102, 103, 104, 105],
+                    help="video seeds the threshold is chosen on (subjects 0-1; default 100-105)")
+    ap.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[1000, 1001, 1002, 1003, 1004, 1005],
+                    help="video seeds the figures are reported on (subjects 2-5; default 1000-1005)")
+    ap.add_argument("--seconds", type=float_in(MIN_EXPRESSION_S, 3600.0), default=60.0,
+                    help=f"length of each synthetic video in seconds ({MIN_EXPRESSION_S:g}-3600, room for an "
+                         "expression; default 60)")
+    ap.add_argument("--throughput-frames", type=int_at_least(2), default=600,
+                    help="frames of the last video spotted for the DIS throughput (TV-L1: at most 150; default 600)")
+    ap.add_argument("--memory-minutes", type=float_in(0.0), default=10.0,
+                    help="minutes of 1280x720 video for the memory run (0 skips it; default 10)")
     ap.add_argument("--memory-only", action="store_true", help="only the memory run (rendering 10 minutes of 720p "
                                                                  "video takes about 40 minutes here)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    refuse_repeats(ap, "--calib-seeds", args.calib_seeds)
+    refuse_repeats(ap, "--seeds", args.seeds)
     if args.memory_only and args.memory_minutes <= 0:
         ap.error("--memory-only needs --memory-minutes above 0")
     if args.memory_only:
         with tempfile.TemporaryDirectory() as d:
             emit("spotting_memory", {"synthetic": True, "memory_1280x720": memory(args.memory_minutes, Path(d))})
-        return
+        return 0
     figures: dict = {"synthetic": True, "seconds_per_video": args.seconds, "frame_size": [480, 360], "fps": 30}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -171,7 +191,8 @@ def main() -> None:
     figures["benchmark_process_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     figures["config"] = dataclasses.asdict(SpotConfig(threshold=chosen))
     emit("spotting", figures)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

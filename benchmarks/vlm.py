@@ -2,7 +2,7 @@
 real-size config with random weights (3B or 7B shapes, no download): training step time and peak memory for batch
 1-4, generated tokens/s at batch 1, 4, 8, and the time a DFME Test A + B evaluation (773 clips) would take.
 
-    .venv/bin/python benchmarks/vlm.py [--threads 2] [--steps 10] [--gen-batches 1 4 8] [--gpu-model 3b 7b]
+    .venv/bin/python benchmarks/vlm.py [--threads 1] [--steps 10] [--gen-batches 1 4 8] [--gpu-model 3b 7b]
 
 The tiny figures measure the recipe's plumbing (collator, LoRA, checkpointing, left-padded batched greedy
 generation through `assistant.reasoners.vlm.generate_ids`), not a real model's speed. Real-size steps use the
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit  # noqa: E402
+from common import emit, int_at_least, positive_int, refuse_repeats, run_main  # noqa: E402
 
 from assistant.reasoners.generation import GenerationSettings  # noqa: E402
 from assistant.reasoners.vlm import chat_messages  # noqa: E402
@@ -237,21 +237,31 @@ def real_size_generation(name: str, batches: list[int], new_tokens: int, max_pix
                         "stage runs beside it in --workers processes)", **figures}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: a tiny model gains nothing from a second "
-                    "thread, and on shared cores two threads wait for each other)")
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--gen-tokens", type=int, default=64, help="tokens generated per row (forced)")
-    ap.add_argument("--gen-batches", type=int, nargs="+", default=[1, 4, 8])
-    ap.add_argument("--gen-repeats", type=int, default=3)
-    ap.add_argument("--gpu-model", nargs="+", default=["3b", "7b"], choices=list(REAL_SHAPES))
-    ap.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4], help="training batch sizes on the GPU")
-    ap.add_argument("--gpu-steps", type=int, default=3)
-    ap.add_argument("--gpu-gen-tokens", type=int, default=128)
-    ap.add_argument("--text-tokens", type=int, default=700)
+def main(argv: list[str] | None = None) -> int:
+    from assistant.config import doc_summary
+
+    ap = argparse.ArgumentParser(description=doc_summary(__doc__))
+    ap.add_argument("--threads", type=positive_int, default=1,
+                    help="torch threads (1: a tiny model gains nothing from a second thread, and on shared cores two "
+                         "threads wait for each other)")
+    ap.add_argument("--steps", type=positive_int, default=10, help="timed tiny-model training steps (default 10)")
+    ap.add_argument("--gen-tokens", type=positive_int, default=64, help="tokens generated per row (forced)")
+    ap.add_argument("--gen-batches", type=positive_int, nargs="+", default=[1, 4, 8],
+                    help="generation batch sizes (default 1 4 8)")
+    ap.add_argument("--gen-repeats", type=positive_int, default=3,
+                    help="timed generations per batch size, the median reported (default 3)")
+    ap.add_argument("--gpu-model", nargs="+", default=["3b", "7b"], choices=list(REAL_SHAPES),
+                    help="real-size shapes measured on a GPU (default 3b 7b)")
+    ap.add_argument("--batches", type=positive_int, nargs="+", default=[1, 2, 4],
+                    help="training batch sizes on the GPU")
+    ap.add_argument("--gpu-steps", type=positive_int, default=3, help="timed training steps per batch on the GPU")
+    ap.add_argument("--gpu-gen-tokens", type=positive_int, default=128, help="tokens generated per row on the GPU")
+    ap.add_argument("--text-tokens", type=int_at_least(10), default=700,
+                    help="text tokens around the map in the GPU prompts (at least 10; default 700)")
     ap.add_argument("--skip-training", action="store_true", help="generation figures only")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    for flag in ("--gen-batches", "--gpu-model", "--batches"):
+        refuse_repeats(ap, flag, getattr(args, flag[2:].replace("-", "_")))
     torch.set_num_threads(args.threads)  # oversubscribed threads make tiny-model steps 30-50x slower
     figures = {"tiny_cpu_generation": tiny_generation(args.gen_batches, args.gen_tokens, args.gen_repeats)}
     if not args.skip_training:
@@ -270,7 +280,8 @@ def main() -> None:
     else:
         figures["gpu"] = "no GPU here: real-size figures not measured"
     emit("vlm", figures)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))
