@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit  # noqa: E402
+from common import emit, nonnegative_int, positive_int, refuse_repeats, run_main  # noqa: E402
 
 from assistant.au import AU  # noqa: E402
 from assistant.motion.apex import SpotRegion  # noqa: E402
@@ -59,11 +59,10 @@ def place(apex: int, au_apex: int | None, blink: tuple[int, int] | None) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--clips", type=int, default=8, help="clip draws (people and their settings) per seed")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--clips", type=positive_int, default=8, help="clip draws (people and their settings) per seed")
+    ap.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0], help="realistic world seeds")
     args = ap.parse_args(argv)
-    if args.clips < 1 or not args.seeds or min(args.seeds) < 0:
-        ap.error("--clips must be at least 1 and --seeds one or more numbers of 0 or more")
+    refuse_repeats(ap, "--seeds", args.seeds)
     counts: dict[str, Counter] = {}
     for seed in args.seeds:
         for index in range(args.clips):
@@ -90,4 +89,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))
