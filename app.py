@@ -505,8 +505,7 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
         image_tab.select(lambda: "images", outputs=mode_state, api_visibility="private")
 
         def run(mode, video_path, onset_path, apex_path, onset_n, apex_n, lang, request):
-            # the plot cleared with an empty table, not None (None threw in the page's plot code on every re-analysis)
-            blank = (None, None, None, _au_frame(AUEvidence([], "none")), "", "", [], None)
+            blank = (None, None, None, "", "", [], None)
             session = request.session_hash if request else None
             source = apex_img = None
             try:
@@ -518,22 +517,22 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
                 yield ("Analysing…",) + blank
                 for step in assistant.stream(source, apex_img, onset=onset_i, apex=apex_i, language=lang):
                     # only what this step changed is sent; re-sending the images on every streamed chunk is slow
-                    message, outs = gr.skip(), [gr.skip()] * 8
+                    message, outs = gr.skip(), [gr.skip()] * 7
                     if step.stage == "motion":
                         outs[0:3] = [files.save_image(session, with_legend(step.analysis.mmc_map,
                                                                             mode=step.analysis.mmc_mode)),
                                      files.save_image(session, _overlay(step.analysis)), _region_table(step.analysis)]
                     elif step.stage == "evidence":
                         outs[2] = _region_table(step.analysis, step.evidence)
-                        outs[3], outs[4] = _au_frame(step.evidence), _au_list(step.evidence)
+                        outs[3] = _au_list(step.evidence)
                     elif step.stage == "reasoning":
-                        outs[6] = [{"role": "assistant", "content": step.text}]
+                        outs[5] = [{"role": "assistant", "content": step.text}]
                     elif step.stage == "done":
                         answer = step.result.answer
                         by_code = {s.code: s for s in step.evidence.scores}
-                        outs[4] = ", ".join(_au_item(a.label, a.side, by_code.get(a.code))
+                        outs[3] = ", ".join(_au_item(a.label, a.side, by_code.get(a.code))
                                             for a in answer.aus) or "none"
-                        outs[5], outs[7] = answer.emotion or "unparsable", step.result.for_chat()
+                        outs[4], outs[6] = answer.emotion or "unparsable", step.result.for_chat()
                         message = _status(step.result)
                     yield (message,) + tuple(outs)
             except MEUError as err:
@@ -549,10 +548,17 @@ def build_app(assistant: Assistant, examples_dir: str | Path | None = None, conc
         # Gradio hands the request (and its session id) to a parameter annotated gr.Request; postponed annotations
         # leave the string "gr.Request", which Gradio cannot resolve (gradio is imported in here), so set the class.
         run.__annotations__["request"] = gr.Request
-        analyze_btn.click(run, [mode_state, video, onset_image, apex_image, onset_num, apex_num, language],
-                          [status, mmc, overlay, regions, au_plot, aus, emotion, chatbot, result_state],
-                          api_name="analyze_ui", api_visibility="undocumented", concurrency_limit=concurrency,
-                          concurrency_id="work")
+        # The plot is set whole before and after the run, never streamed: a streamed update reaches the page as a
+        # change to its last value, and under load the page now and then patched a value it did not hold yet (a
+        # plot without its column types: "Cannot read properties of undefined (reading 'AU')").
+        analyze_btn.click(lambda: _au_frame(AUEvidence([], "none")), None, au_plot, api_visibility="private",
+                          queue=False).then(
+            run, [mode_state, video, onset_image, apex_image, onset_num, apex_num, language],
+            [status, mmc, overlay, regions, aus, emotion, chatbot, result_state],
+            api_name="analyze_ui", api_visibility="undocumented", concurrency_limit=concurrency,
+            concurrency_id="work").then(
+            lambda result: _au_frame(result.evidence if result is not None else AUEvidence([], "none")),
+            result_state, au_plot, api_visibility="private", queue=False)
 
         ask = _chat_handler(assistant, "Analyse a clip first: I answer questions from its analysis.")
 

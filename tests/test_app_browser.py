@@ -79,6 +79,8 @@ def test_bad_then_good_upload_then_follow_up(page, app_server, tmp_path):
         " return imgs.length == 2 && Array.from(imgs).every(i => i.complete && i.naturalWidth >= 256); }")
     expect(page.locator("#chat")).to_contain_text("Micro-expression: surprise")
     expect(page.locator("#settings")).to_contain_text("template")
+    page.wait_for_function(  # the AU plot is drawn once the run is over (set whole, never streamed)
+        "() => document.querySelector('#au-plot canvas, #au-plot svg') !== null")
 
     page.locator("#question textarea").fill("Which AUs did you find, and how sure are you?")
     page.locator("#ask-btn").click()
