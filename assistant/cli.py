@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 from assistant.errors import MEUError
 
@@ -59,9 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     module_name = COMMANDS[name][0]
     import importlib
 
+    return run_command(lambda argv: importlib.import_module(module_name).main(argv), rest)
+
+
+def run_command(main: Callable[[list[str]], int | None], argv: list[str]) -> int:
+    """A command's `main` as the user sees it: a `MEUError` (bad input, a missing file) is one "error: ..." line with
+    exit status 1, not a traceback; Ctrl-C is "interrupted" with status 130."""
     try:
-        module = importlib.import_module(module_name)
-        return int(module.main(rest) or 0)
+        return int(main(argv) or 0)
     except MEUError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

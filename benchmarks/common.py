@@ -165,17 +165,11 @@ class BenchmarkError(MEUError):
 
 
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
-    """Run a benchmark's `main` as `meu` runs a command: a `MEUError` (bad input, a missing file, a failed child
-    process) is printed as one "error: ..." line with exit status 1 instead of a traceback; argparse's own refusals
-    keep their status 2."""
-    try:
-        return int(main(argv) or 0)
-    except MEUError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    """Run a benchmark's `main` as `meu` runs a command (`assistant.cli.run_command`: a `MEUError`, such as a failed
+    child process, is one "error: ..." line with exit status 1); argparse's own refusals keep their status 2."""
+    from assistant.cli import run_command
+
+    return run_command(main, argv)
 
 
 def run_child(cmd: list[str], what: str, tail_lines: int = 12, **kwargs) -> subprocess.CompletedProcess:
