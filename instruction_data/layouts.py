@@ -252,7 +252,7 @@ def write_synthetic_dataset(layout: str, out_dir: str | Path, subjects: int, cli
     """Write `subjects` x `clips` synthetic clips and the sheet(s) of `layout` under `out_dir`; return `out_dir`.
 
     `size` is the frame (width, height): small by default so tests are fast; benchmarks use (640, 480). The dataset is
-    built beside `out_dir` and replaces an earlier one there only when complete (`instruction_data.synth_folder`).
+    built inside `out_dir` and replaces an earlier one there only when complete (`instruction_data.synth_folder`).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")

@@ -176,7 +176,7 @@ def write_synthetic_long_dataset(layout: str, out_dir: str | Path, subjects: int
                                  progress: bool = False) -> Path:
     """Render `subjects` x `videos` long videos (`instruction_data.long_synth`) at the layout's frame rate and write
     their frames, the layout's sheet and `synth_truth.json` under `out_dir`; return `out_dir`. The truth's frame
-    numbers are those of the sheet and the file names (from 1). The dataset is built beside `out_dir` and replaces an
+    numbers are those of the sheet and the file names (from 1). The dataset is built inside `out_dir` and replaces an
     earlier one there only when complete (`instruction_data.synth_folder`)."""
     from instruction_data.synth_folder import staged_dataset
 
