@@ -31,8 +31,8 @@ from instruction_data.realistic import draw_spec, render_realistic
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 8  # bump when the motion core's output changes, so stale tables are not reused (8: rigid3d fitted
-# with and without the nose bridge)
+CACHE_VERSION = 9  # bump when the motion core's output changes, so stale tables are not reused (8: rigid3d fitted
+# with and without the nose bridge; 9: the eyes' openings left out of the face mask)
 
 
 @dataclass
@@ -64,13 +64,13 @@ class ClipMeasure:
 def motion_settings_key(config: MotionConfig | None = None, world: str = "v1") -> str:
     """A short hash of what the cached tables depend on besides the world and the code version: the motion settings
     and the source of world v2's renderer (and for world v3 its light's)."""
-    from assistant.motion import analyze, flow
+    from assistant.motion import analyze, flow, gaze
 
     root = Path(__file__).resolve().parents[1] / "instruction_data"
     motion = dataclasses.asdict(config or MotionConfig())
     motion.pop("drift")  # the pairs measured here have no offset frame, so the drift setting never acts on them
     settings = {"config": motion, "tvl1": flow.TVL1_SETTINGS,
-                "rigid3d_stiller": analyze.RIGID3D_STILLER,
+                "rigid3d_stiller": analyze.RIGID3D_STILLER, "eye_opening_margin": gaze.OPENING_MARGIN,
                 "world_v2": hashlib.sha256((root / "world_v2.py").read_bytes()
                                            + (root / "head_turn.py").read_bytes()).hexdigest()}
     if world == "v3":

@@ -40,7 +40,7 @@ from finetune.readout import fit_readout, set_readout
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 2  # 2: the motion core fits rigid3d with and without the nose bridge
+CACHE_FORMAT = 3  # 2: the motion core fits rigid3d with and without the nose bridge; 3: the eyes' openings are masked
 
 
 def optimizer(model, cfg) -> torch.optim.Adam:

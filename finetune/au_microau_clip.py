@@ -103,8 +103,8 @@ def options(config) -> MicroAUCLIPOptions:
     return MicroAUCLIPOptions(**{n: getattr(config, n) for n in names if hasattr(config, n)})
 
 
-CACHE_FORMAT = 4  # 2: inputs from analyze_clip (the serving path) and `input` in the key; 3: frame fingerprints;
-# 4: the motion core fits rigid3d with and without the nose bridge
+CACHE_FORMAT = 5  # 2: inputs from analyze_clip (the serving path) and `input` in the key; 3: frame fingerprints;
+# 4: the motion core fits rigid3d with and without the nose bridge; 5: the eyes' openings are masked
 
 
 def record_inputs(records: Sequence, cfg: MicroAUCLIPConfig, motion: MotionConfig, cache: Path | None,

@@ -12,6 +12,7 @@ from skimage import data
 from assistant.motion import analyze
 from assistant.motion import face as face_mod
 from assistant.motion.analyze import MotionConfig, analyze_frames
+from assistant.motion.gaze import eye_openings
 from assistant.motion.register import face_mask, inter_ocular
 
 UP = 4  # moves are rendered at 4x and averaged down, like a sensor integrating a scene
@@ -119,7 +120,8 @@ def test_nothing_is_drawn_outside_the_face(scene):
         analysis = analyze_frames(shifted, apex, MotionConfig(mode=mode))
         inside = analysis.field.face_mask
         crop_lm = analysis.crop_landmarks
-        assert np.array_equal(inside, face_mask(crop_lm.points68, inside.shape, crop_lm.points))
+        assert np.array_equal(inside, face_mask(crop_lm.points68, inside.shape, crop_lm.points)
+                              & ~eye_openings(crop_lm.points68, inside.shape))
         colour = analysis.mmc_map.astype(int)
         saturation = colour.max(axis=2) - colour.min(axis=2)
         assert saturation[~inside].max() <= 2, mode  # grey outside the face: no motion colour, no border streaks

@@ -26,6 +26,7 @@ from assistant.motion.clip import ClipLimits, load_clip, open_source
 from assistant.motion.depth import depth_map
 from assistant.motion.drift import DRIFT_MODES, DRIFT_STILLER, cancel_drift, drift_share
 from assistant.motion.flow import COMPENSATIONS, FLOW_METHODS, compensate, compute_flow, to_grey
+from assistant.motion.gaze import eye_openings
 from assistant.motion.mmc import FLOOR_PX, FULL_SCALE_PX, MMC_MODES, mmc_map
 from assistant.motion.noise import combine_floors, noise_from_regions, noise_from_stable
 from assistant.motion.regions import face_region_masks, region_motion
@@ -125,7 +126,7 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
     crop_lm = face_mod.landmarks_in_crop(landmarks, box)
     shape = (cfg.size, cfg.size)
     mesh = crop_lm.points if len(crop_lm.points) >= 468 else None
-    face = face_mask(crop_lm.points68, shape, mesh)
+    face = face_mask(crop_lm.points68, shape, mesh) & ~eye_openings(crop_lm.points68, shape)
     stable = stable_mask(crop_lm.points68, shape, mesh)
     depth = depth_map(crop_lm, shape) if cfg.compensation == "register" else None
     if depth is None and cfg.compensation == "register":

@@ -1,0 +1,72 @@
+"""The eyes' openings are not skin: the eyes moving under still lids name no AU, and the lids' own actions beside
+such a gaze shift still do (`assistant.motion.gaze`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage import data
+
+from assistant.au import AU
+from assistant.au.rules import score_analysis
+from assistant.motion import face as face_mod
+from assistant.motion.analyze import analyze_frames
+from assistant.motion.gaze import eye_openings
+from assistant.motion.regions import region_masks
+from assistant.motion.register import inter_ocular
+from instruction_data.head_turn import render_turn
+from instruction_data.synth import AUMotion, au_moves, field_from_moves
+
+LID_AUS = {5, 6, 7, 43}
+
+
+@pytest.fixture(scope="module")
+def face():
+    image = data.astronaut()
+    lm = face_mod.detect_face(image)
+    return image, lm, 1.0 / face_mod.crop_box(lm).scale, render_turn(image, lm)
+
+
+def _eyes_move(face, vector_px: tuple[float, float]) -> np.ndarray:
+    """Both eyes' contents slid by `vector_px` (px at the 256 px crop) under still lids: a gaze shift."""
+    image, lm, k, _ = face
+    field = np.zeros((*image.shape[:2], 2), np.float32)
+    field[eye_openings(lm.points68, image.shape[:2], margin=0.0)] = (vector_px[0] * k, vector_px[1] * k)
+    return field
+
+
+def _analysis(face, motion: np.ndarray):
+    image, lm, _, onset = face
+    return analyze_frames(onset, render_turn(image, lm, motion=motion))
+
+
+def test_the_openings_cover_the_eyes_and_leave_the_lid_skin_to_the_lid_regions():
+    lm = face_mod.detect_face(data.astronaut())
+    p, shape = face_mod.landmarks_in_crop(lm, face_mod.crop_box(lm)).points68, (256, 256)  # as the analysis sees it
+    tight, wide = eye_openings(p, shape, margin=0.0), eye_openings(p, shape, margin=0.05)
+    centre = np.round(p[36:42].mean(axis=0)).astype(int)
+    assert tight[centre[1], centre[0]] and tight.sum() < wide.sum()
+    grown = np.sqrt(wide.sum() / np.pi) - np.sqrt(tight.sum() / np.pi)  # how far the margin widened, roughly
+    assert 0.5 * 0.05 * inter_ocular(p) < grown < 2 * 0.05 * inter_ocular(p)
+    masks = region_masks(p, shape)
+    for side in ("R", "L"):
+        for lid in ("upper_eyelid", "lower_eyelid"):
+            region = masks[(lid, side)]
+            assert (region & ~eye_openings(p, shape)).sum() > 0.4 * region.sum()
+
+
+@pytest.mark.parametrize("vector", [(0.0, -2.0), (0.0, 2.0), (2.0, 0.0)], ids=["up", "down", "aside"])
+def test_the_eyes_moving_2px_under_still_lids_name_no_au(face, vector):
+    """Looking up named AU5 and AU7 before the openings were masked (the lids read 0.3-0.4 px upward)."""
+    analysis = _analysis(face, _eyes_move(face, vector))
+    assert not score_analysis(analysis).active()
+    lid_rise = max(abs(r.dy) for r in analysis.regions if "eyelid" in r.region)
+    assert lid_rise < 0.15
+
+
+@pytest.mark.parametrize("code", [5, 7])
+def test_a_lid_action_while_the_eyes_move_is_still_named(face, code):
+    image, lm, k, _ = face
+    au = field_from_moves(au_moves(lm.points68, [AUMotion(AU(code), 0.8)], scale=k), image.shape[1::-1])
+    named = {s.code for s in score_analysis(_analysis(face, au + _eyes_move(face, (1.0, 0.0)))).active()}
+    assert code in named and not (named - {code}) & LID_AUS
