@@ -3,7 +3,7 @@
 and peak resident memory. All figures are synthetic.
 
     nice .venv/bin/python benchmarks/spotting.py [--calib-seeds 100 ... 105] [--seeds 1000 ... 1005]
-        [--seconds 60] [--memory-minutes 10] [--memory-only]
+        [--seconds 60] [--memory-minutes 10] [--memory-only] [--saccades-per-min 60]
 
 Protocol: the detection threshold is chosen on the calibration seeds (subjects 0-1) from a grid, by the mean of
 micro and macro F1; the figures are reported on the other seeds (subjects 2-5, which are mirrored or re-coloured
@@ -92,14 +92,15 @@ def summary(report: list[dict]) -> dict:
     return out
 
 
-def spec(seed: int, seconds: float, subject: int) -> LongSpec:
+def spec(seed: int, seconds: float, subject: int, saccades_per_min: float = 0.0) -> LongSpec:
     return LongSpec(seconds=seconds, fps=30.0, frame_size=(480, 360), subject=subject, seed=seed,
                     n_micro=max(2, int(seconds / 12)), n_macro=max(1, int(seconds / 30)),
-                    n_speech=max(1, int(seconds / 40)), n_head_turns=max(1, int(seconds / 40)))
+                    n_speech=max(1, int(seconds / 40)), n_head_turns=max(1, int(seconds / 40)),
+                    saccades_per_min=saccades_per_min)
 
 
-def track(seed: int, seconds: float, subject: int, tmp: Path):
-    video = make_long_video(spec(seed, seconds, subject))
+def track(seed: int, seconds: float, subject: int, tmp: Path, saccades_per_min: float = 0.0):
+    video = make_long_video(spec(seed, seconds, subject, saccades_per_min))
     path = write_long_video(video, tmp / f"long_{seed}.mp4")
     src = open_source(path)
     t = time.perf_counter()
@@ -150,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="frames of the last video spotted for the DIS throughput (TV-L1: at most 150; default 600)")
     ap.add_argument("--memory-minutes", type=float_in(0.0), default=10.0,
                     help="minutes of 1280x720 video for the memory run (0 skips it; default 10)")
+    ap.add_argument("--saccades-per-min", type=float_in(0.0, 600.0), default=0.0,
+                    help="the eyes jump this often under still lids (0.5-2 px, holding between jumps) in every "
+                         "video, calibration videos included (default 0: none)")
     ap.add_argument("--memory-only", action="store_true", help="only the memory run (rendering 10 minutes of 720p "
                                                                  "video takes about 40 minutes here)")
     args = ap.parse_args(argv)
@@ -161,10 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as d:
             emit("spotting_memory", {"synthetic": True, "memory_1280x720": memory(args.memory_minutes, Path(d))})
         return 0
-    figures: dict = {"synthetic": True, "seconds_per_video": args.seconds, "frame_size": [480, 360], "fps": 30}
+    figures: dict = {"synthetic": True, "seconds_per_video": args.seconds, "frame_size": [480, 360], "fps": 30,
+                     "saccades_per_min": args.saccades_per_min}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        calib = [track(s, args.seconds, k % 2, tmp)[:2] for k, s in enumerate(args.calib_seeds)]
+        calib = [track(s, args.seconds, k % 2, tmp, args.saccades_per_min)[:2] for k, s in enumerate(args.calib_seeds)]
         grid = {}
         for th in THRESHOLDS:
             per = [scores(tr, v, th) for v, tr in calib]
@@ -174,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         report, at_default, track_fps, last_path = [], [], [], None
         default = SpotConfig().threshold
         for k, s in enumerate(args.seeds):
-            video, tracks, path, secs = track(s, args.seconds, 2 + k % 4, tmp)
+            video, tracks, path, secs = track(s, args.seconds, 2 + k % 4, tmp, args.saccades_per_min)
             report.append({"seed": s, **scores(tracks, video, chosen)})
             at_default.append({"seed": s, **scores(tracks, video, default)})
             track_fps.append(tracks.n_frames / secs)

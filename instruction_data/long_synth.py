@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from assistant.au import AU
+from assistant.motion.gaze import eye_openings
 from instruction_data.synth import CROP_MARGIN, WORK_CROP, SynthSpec, _place, displacement_field, make_subjects
 
 MICRO_S = (0.2, 0.45)  # a micro-expression's length, onset to offset
@@ -67,6 +68,9 @@ class LongSpec:
     illumination_drift: float = 0.05
     face_height_frac: float = 0.5
     seed: int = 0
+    # gaze: the eyes jump this often under still lids (saccades) and hold between jumps; 0 keeps every earlier video
+    saccades_per_min: float = 0.0
+    saccade_px: tuple[float, float] = (0.5, 2.0)  # each jump's length; the eyes stay within the larger of the two
 
 
 @dataclass
@@ -80,6 +84,7 @@ class LongVideo:
     _points68: np.ndarray = field(repr=False, default=None)
     _roi: tuple[int, int, int, int] = (0, 0, 0, 0)
     _centre: tuple[float, float] = (0.0, 0.0)
+    gaze: np.ndarray | None = field(repr=False, default=None)  # (n, 2) crop px: the eyes' offset at each frame
 
     @property
     def fps(self) -> float:
@@ -101,6 +106,7 @@ class LongVideo:
         sigma = float(rng.uniform(*spec.noise_sigma))
         phase = rng.uniform(0, 2 * math.pi, 6)
         fields: dict[int, np.ndarray] = {}
+        eyes = None if self.gaze is None else eye_openings(self._points68, (h, w), margin=0.0)[y0:y1, x0:x1]
         for i in range(self.n_frames):
             t = i / spec.fps
             slow = [math.sin(2 * math.pi * t / p + ph) for p, ph in zip((41.0, 29.0, 53.0, 37.0), phase)]
@@ -122,6 +128,8 @@ class LongVideo:
                                                   e.amplitude_px * px, (w, h))
                         fields[k] = np.ascontiguousarray(full[y0:y1, x0:x1])
                     disp += s * fields[k]
+            if eyes is not None and self.gaze[i].any():
+                disp[eyes] += self.gaze[i] * px
             a = math.radians(rot)
             ca, sa = math.cos(a), math.sin(a)
             qx, qy = gx - cx - tx, gy - cy - ty
@@ -233,7 +241,27 @@ def make_long_video(spec: LongSpec | None = None) -> LongVideo:
                       frame_px_per_crop_px=px)
     video._canvas, video._points68, video._roi = canvas, lm.points68, roi
     video._centre = ((x0 + x1) / 2, (y0 + y1) / 2)
+    if spec.saccades_per_min > 0:
+        video.gaze = gaze_course(spec, n)
     return video
+
+
+def gaze_course(spec: LongSpec, n: int) -> np.ndarray:
+    """(n, 2) crop px: fixations of exponential length (mean 60 / `saccades_per_min` s, at least 0.1 s), each reached
+    by a jump of `saccade_px` in a random direction, kept within the larger length of the straight-ahead gaze. Its own
+    random stream, so the rest of the video is the one drawn without saccades."""
+    rng = np.random.default_rng([spec.seed, 2])
+    out, pos, i = np.zeros((n, 2)), np.zeros(2), 0
+    while i < n:
+        hold = max(0.1, rng.exponential(60.0 / spec.saccades_per_min))
+        out[i:i + int(round(hold * spec.fps))] = pos
+        i += max(1, int(round(hold * spec.fps)))
+        angle = rng.uniform(0, 2 * math.pi)
+        pos = pos + rng.uniform(*spec.saccade_px) * np.array([math.cos(angle), math.sin(angle)])
+        reach = float(np.hypot(*pos))
+        if reach > spec.saccade_px[1]:
+            pos *= spec.saccade_px[1] / reach
+    return out
 
 
 def write_long_video(video: LongVideo, path: str | Path) -> Path:

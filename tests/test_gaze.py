@@ -15,6 +15,7 @@ from assistant.motion.gaze import eye_openings
 from assistant.motion.regions import region_masks
 from assistant.motion.register import inter_ocular
 from instruction_data.head_turn import render_turn
+from instruction_data.long_synth import LongSpec, make_long_video
 from instruction_data.synth import AUMotion, au_moves, field_from_moves
 
 LID_AUS = {5, 6, 7, 43}
@@ -70,3 +71,20 @@ def test_a_lid_action_while_the_eyes_move_is_still_named(face, code):
     au = field_from_moves(au_moves(lm.points68, [AUMotion(AU(code), 0.8)], scale=k), image.shape[1::-1])
     named = {s.code for s in score_analysis(_analysis(face, au + _eyes_move(face, (1.0, 0.0)))).active()}
     assert code in named and not (named - {code}) & LID_AUS
+
+
+def test_saccades_in_a_long_video_move_the_eyes_and_nothing_else():
+    """The long-video world's gaze (`saccades_per_min`) slides only the eyes' contents; 0 keeps the video as it was."""
+    base = dict(seconds=1.0, fps=30.0, frame_size=(320, 240), n_micro=0, n_macro=0, n_speech=0, n_head_turns=0,
+                blinks_per_min=0.0, seed=3)
+    still, looking = make_long_video(LongSpec(**base)), make_long_video(LongSpec(**base, saccades_per_min=240.0))
+    assert still.gaze is None
+    jumps = np.flatnonzero(np.abs(np.diff(looking.gaze, axis=0)).sum(axis=1))
+    assert len(jumps) >= 1 and np.hypot(*looking.gaze.T).max() <= 2.0 + 1e-9
+    near_eyes = eye_openings(still._points68, (240, 320), margin=0.1)
+    moved = []
+    for a, b in zip(still.frames(), looking.frames()):
+        changed = np.abs(a.astype(int) - b).max(axis=2) > 0
+        assert not (changed & ~near_eyes).any()
+        moved.append(changed.any())
+    assert any(moved[j + 1] for j in jumps)

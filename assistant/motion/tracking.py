@@ -25,6 +25,7 @@ import numpy as np
 from assistant.errors import NoFaceError
 from assistant.motion.face import apply_crop, crop_box, detect_face, landmarks_in_crop, roll_deg
 from assistant.motion.flow import compute_flow
+from assistant.motion.gaze import eye_openings
 from assistant.motion.regions import region_ellipses, region_masks
 
 REGION_GROUPS: dict[str, tuple[str, ...]] = {
@@ -62,7 +63,8 @@ class _Reference:
         self.grey = working_grey(frame, self.box)
         pts = landmarks_in_crop(landmarks, self.box).points68
         masks = region_masks(pts, (size, size))
-        self.index = [np.flatnonzero(masks[k]) for k in keys]
+        eyes = eye_openings(pts, (size, size))  # a gaze shift is not a lid action (assistant.motion.gaze)
+        self.index = [np.flatnonzero(masks[k] & ~eyes) for k in keys]
         ell = region_ellipses(pts)
         self.centres = np.array([ell[k][0] for k in keys], dtype=np.float64)
         d = float(np.linalg.norm(pts[42:48].mean(0) - pts[36:42].mean(0)))
