@@ -46,7 +46,7 @@ from assistant.errors import (  # noqa: E402
 from assistant.files import save_png  # noqa: E402
 from assistant.memory import release_periodically  # noqa: E402
 from assistant.motion.mmc import draw_landmarks, with_legend  # noqa: E402
-from assistant.motion.regions import region_masks  # noqa: E402
+from assistant.motion.regions import face_region_masks  # noqa: E402
 from assistant.pipeline import Assistant, Result, parse_assistant_config  # noqa: E402
 from assistant.types import AUEvidence, AUScore, MotionAnalysis  # noqa: E402
 
@@ -301,7 +301,8 @@ def _au_list(evidence: AUEvidence) -> str:
 
 def _overlay(analysis: MotionAnalysis):
     points = analysis.crop_landmarks.points68
-    return draw_landmarks(analysis.onset_crop, points, region_masks(points, analysis.onset_crop.shape[:2]))
+    masks = face_region_masks(points, analysis.field.face_mask, analysis.onset_crop.shape[:2])
+    return draw_landmarks(analysis.onset_crop, points, masks)
 
 
 def _status(result: Result) -> str:

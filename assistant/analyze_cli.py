@@ -12,7 +12,7 @@ from assistant.config import add_dataclass_arguments
 from assistant.files import output_folder, save_png, write_json
 from assistant.motion.analyze import MotionConfig, analyze_clip
 from assistant.motion.mmc import draw_landmarks, with_legend
-from assistant.motion.regions import region_masks
+from assistant.motion.regions import face_region_masks
 from assistant.types import MotionAnalysis
 
 DESCRIPTION = """Analyse one micro-expression clip: find the face, measure the motion between the onset and apex
@@ -55,8 +55,9 @@ def write_outputs(analysis: MotionAnalysis, out: Path, source: str, apex_image: 
     out.mkdir(parents=True, exist_ok=True)
     save_png(out / "mmc_map.png", analysis.mmc_map)
     save_png(out / "mmc_map_legend.png", with_legend(analysis.mmc_map, full_scale_px, analysis.mmc_mode))
-    masks = region_masks(analysis.crop_landmarks.points68, analysis.onset_crop.shape[:2])
-    save_png(out / "landmarks.png", draw_landmarks(analysis.onset_crop, analysis.crop_landmarks.points68, masks))
+    points = analysis.crop_landmarks.points68
+    masks = face_region_masks(points, analysis.field.face_mask, analysis.onset_crop.shape[:2])
+    save_png(out / "landmarks.png", draw_landmarks(analysis.onset_crop, points, masks))
     write_json(out / "regions.json", [r.to_dict() for r in analysis.regions])
     summary = summary_dict(analysis, source, apex_image)
     write_json(out / "summary.json", summary)

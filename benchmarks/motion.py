@@ -29,6 +29,7 @@ from assistant.motion.clip import write_video  # noqa: E402
 from assistant.motion.depth import depth_map  # noqa: E402
 from assistant.motion.face import crop_box, detect_face, landmarks_in_crop  # noqa: E402
 from assistant.motion.flow import compensate, compute_flow  # noqa: E402
+from assistant.motion.gaze import eye_openings  # noqa: E402
 from assistant.motion.mmc import mmc_map  # noqa: E402
 from assistant.motion.noise import noise_from_stable  # noqa: E402
 from assistant.motion.regions import face_region_masks, region_motion  # noqa: E402
@@ -48,7 +49,7 @@ def stage_times(onset: np.ndarray, apex: np.ndarray, repeat: int) -> dict:
     crop_lm = landmarks_in_crop(lm, box)
     shape = (box.size, box.size)
     stable = stable_mask(crop_lm.points68, shape, crop_lm.points)
-    face = face_mask(crop_lm.points68, shape, crop_lm.points)
+    face = face_mask(crop_lm.points68, shape, crop_lm.points) & ~eye_openings(crop_lm.points68, shape)
     apex_lm = detect_face(apex)
     depth = depth_map(crop_lm, shape)
     on_c, ap_c, _ = register_pair(onset, apex, lm, apex_lm, box, stable, depth)
@@ -58,7 +59,8 @@ def stage_times(onset: np.ndarray, apex: np.ndarray, repeat: int) -> dict:
     figures = {
         "landmarks_both_frames_s": median_time(lambda: (detect_face(onset), detect_face(apex)), repeat),
         "masks_s": median_time(lambda: (stable_mask(crop_lm.points68, shape, crop_lm.points),
-                                        face_mask(crop_lm.points68, shape, crop_lm.points)), repeat),
+                                        face_mask(crop_lm.points68, shape, crop_lm.points)
+                                        & ~eye_openings(crop_lm.points68, shape)), repeat),
         "depth_map_s": median_time(lambda: depth_map(crop_lm, shape), repeat),
         "register_s": median_time(lambda: register_pair(onset, apex, lm, apex_lm, box, stable, depth), repeat),
         "register2d_s": median_time(lambda: register_pair(onset, apex, lm, apex_lm, box, stable), repeat),

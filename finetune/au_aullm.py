@@ -33,6 +33,7 @@ from assistant.au.aullm_input import REGION_KEYS, REGION_VALUES, AULLMInput, ana
 from assistant.au.checkpoint import build_aullm, save_aullm
 from assistant.au.graph import cooccurrence_prior
 from assistant.au.preprocess import ClipCache
+from assistant.motion import gaze
 from assistant.motion.analyze import MotionConfig
 from finetune.au import train_epochs
 from finetune.input_cache import cached_arrays, record_analysis
@@ -80,7 +81,7 @@ class AULLMAdapter:
 
         m = self.motion
         settings = (CACHE_FORMAT, mc.input, mc.n_frames, mc.size, m.landmarks, m.flow, m.compensation, m.size,
-                    m.margin, m.noise)
+                    m.margin, m.noise, gaze.OPENING_MARGIN)
         cache = Path(self.cfg.cache_dir) / "aullm_inputs" if self.cfg.cache_dir else None
         arrays = cached_arrays(records, cache, settings, compute, "AU-LLM inputs", self.cfg.progress)
         return [AULLMInput(a["x"], a["regions"] if mc.regions else None) for a in arrays]

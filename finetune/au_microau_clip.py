@@ -37,6 +37,7 @@ from assistant.au.microau_clip_io import (
     save_microau_clip,
 )
 from assistant.errors import ConfigError
+from assistant.motion import gaze
 from assistant.motion.analyze import MotionConfig
 from finetune.au import TrainAUConfig, train_epochs
 from finetune.input_cache import cached_arrays, record_analysis
@@ -118,7 +119,7 @@ def record_inputs(records: Sequence, cfg: MicroAUCLIPConfig, motion: MotionConfi
         return {"image": image, "landmarks": lm, **({"regions": regions} if regions is not None else {})}
 
     settings = (CACHE_FORMAT, cfg.image_size, cfg.flow_max_px, cfg.input, motion.landmarks, motion.flow,
-                motion.compensation, motion.size, motion.margin, motion.noise)
+                motion.compensation, motion.size, motion.margin, motion.noise, gaze.OPENING_MARGIN)
     # the read-out's values are stored beside the image: its runs have files of their own, the others keep theirs
     settings += ("regions",) if cfg.direct else ()
     arrays = cached_arrays(records, cache, settings, compute, "micro-AU CLIP inputs", progress)

@@ -247,15 +247,15 @@ def make_long_video(spec: LongSpec | None = None) -> LongVideo:
 
 
 def gaze_course(spec: LongSpec, n: int) -> np.ndarray:
-    """(n, 2) crop px: fixations of exponential length (mean 60 / `saccades_per_min` s, at least 0.1 s), each reached
-    by a jump of `saccade_px` in a random direction, kept within the larger length of the straight-ahead gaze. Its own
-    random stream, so the rest of the video is the one drawn without saccades."""
+    """(n, 2) crop px: fixations of exponential length (mean 60 / `saccades_per_min` s, at least 0.1 s and a frame),
+    each reached by a jump of `saccade_px` in a random direction, kept within the larger length of the straight-ahead
+    gaze. Its own random stream, so the rest of the video is the one drawn without saccades."""
     rng = np.random.default_rng([spec.seed, 2])
     out, pos, i = np.zeros((n, 2)), np.zeros(2), 0
     while i < n:
-        hold = max(0.1, rng.exponential(60.0 / spec.saccades_per_min))
-        out[i:i + int(round(hold * spec.fps))] = pos
-        i += max(1, int(round(hold * spec.fps)))
+        frames = max(1, int(round(max(0.1, rng.exponential(60.0 / spec.saccades_per_min)) * spec.fps)))
+        out[i:i + frames] = pos
+        i += frames
         angle = rng.uniform(0, 2 * math.pi)
         pos = pos + rng.uniform(*spec.saccade_px) * np.array([math.cos(angle), math.sin(angle)])
         reach = float(np.hypot(*pos))

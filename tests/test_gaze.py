@@ -58,15 +58,19 @@ def test_the_openings_cover_the_eyes_and_leave_the_lid_skin_to_the_lid_regions()
 
 @pytest.mark.parametrize("vector", [(0.0, -2.0), (0.0, 2.0), (2.0, 0.0)], ids=["up", "down", "aside"])
 def test_the_eyes_moving_2px_under_still_lids_name_no_au(face, vector):
-    """Looking up named AU5 and AU7 before the openings were masked (the lids read 0.3-0.4 px upward)."""
+    """Looking up named AU5 and AU7 before the openings were masked (the lids read 0.3-0.4 px upward), and every look
+    moved the lids by 0.7 px or more. Along the lids a little is left (0.3 px aside: lashes are a horizontal edge,
+    so the flow's smoothing carries motion along them), never across."""
     analysis = _analysis(face, _eyes_move(face, vector))
     assert not score_analysis(analysis).active()
-    lid_rise = max(abs(r.dy) for r in analysis.regions if "eyelid" in r.region)
-    assert lid_rise < 0.15
+    lids = [r for r in analysis.regions if "eyelid" in r.region]
+    assert max(abs(r.dy) for r in lids) < 0.15 and max(r.motion_px for r in lids) < 0.45
 
 
 @pytest.mark.parametrize("code", [5, 7])
 def test_a_lid_action_while_the_eyes_move_is_still_named(face, code):
+    """The positive twin: the lid skin left to the lid regions still carries AU5 and AU7 (a margin of 0.1 inter-ocular
+    distances lost AU5 here, 0.2 both)."""
     image, lm, k, _ = face
     au = field_from_moves(au_moves(lm.points68, [AUMotion(AU(code), 0.8)], scale=k), image.shape[1::-1])
     named = {s.code for s in score_analysis(_analysis(face, au + _eyes_move(face, (1.0, 0.0)))).active()}
