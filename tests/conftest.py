@@ -88,3 +88,17 @@ def write_bomb_png(path, side: int):
 def bomb_png(tmp_path_factory):
     """A 30000x30000 PNG of about 0.9 MB (900 megapixels): a decompression bomb, made on the spot."""
     return write_bomb_png(tmp_path_factory.mktemp("bomb") / "bomb.png", 30000)
+
+
+@pytest.fixture(scope="session")
+def still_astronaut():
+    """scikit-image's astronaut, her landmarks, frame px per crop px, and her unmoved frame drawn by the same renderer
+    as the moved ones (`instruction_data.head_turn.render_turn`), so a pair differs only by what a test moves."""
+    from skimage import data
+
+    from assistant.motion import face as face_mod
+    from instruction_data.head_turn import render_turn
+
+    image = data.astronaut()
+    lm = face_mod.detect_face(image)
+    return image, lm, 1.0 / face_mod.crop_box(lm).scale, render_turn(image, lm)

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from skimage import data
 
 from assistant.au import AU
 from assistant.au.eyelids import closure, upper_lid_height
 from assistant.au.rules import score_analysis
-from assistant.motion import face as face_mod
 from assistant.motion.analyze import analyze_frames
 from instruction_data.head_turn import render_turn
 from instruction_data.photos import PHOTOS, photo_file
@@ -23,10 +21,8 @@ EYELID_AUS = {5, 6, 7, 43}
 
 
 @pytest.fixture(scope="module")
-def face():
-    image = data.astronaut()
-    lm = face_mod.detect_face(image)
-    return image, lm, 1.0 / face_mod.crop_box(lm).scale, render_turn(image, lm)
+def face(still_astronaut):
+    return still_astronaut
 
 
 def _named(face, moves: dict[int, float]) -> set[int]:

@@ -22,10 +22,8 @@ LID_AUS = {5, 6, 7, 43}
 
 
 @pytest.fixture(scope="module")
-def face():
-    image = data.astronaut()
-    lm = face_mod.detect_face(image)
-    return image, lm, 1.0 / face_mod.crop_box(lm).scale, render_turn(image, lm)
+def face(still_astronaut):
+    return still_astronaut
 
 
 def _eyes_move(face, vector_px: tuple[float, float]) -> np.ndarray:
