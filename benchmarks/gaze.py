@@ -39,20 +39,13 @@ from assistant.motion import analyze, gaze  # noqa: E402
 from assistant.motion import face as face_mod  # noqa: E402
 from instruction_data.head_turn import render_turn  # noqa: E402
 from instruction_data.photos import load_photo, split_photos  # noqa: E402
-from instruction_data.synth import AUMotion, au_moves, field_from_moves  # noqa: E402
+from instruction_data.synth import AUMotion, au_moves, field_from_moves, gaze_field  # noqa: E402
 
 log = logging.getLogger("benchmarks.gaze")
 DIRECTIONS = 8
 TWIN_AUS = [5, 6, 7]
 TWIN_GAZE_PX = 1.0  # the sideways gaze shift the twins are measured under, px at 256
 LID_REGIONS = ("upper_eyelid", "lower_eyelid")
-
-
-def gaze_field(points68: np.ndarray, shape: tuple[int, int], vector: tuple[float, float]) -> np.ndarray:
-    """(H, W, 2) forward displacement: `vector` (frame px) inside both eyes' openings, 0 elsewhere."""
-    field = np.zeros((*shape, 2), np.float32)
-    field[gaze.eye_openings(points68, shape, margin=0.0)] = vector
-    return field
 
 
 def _named(onset: np.ndarray, apex: np.ndarray) -> tuple[set[int], float]:
@@ -89,7 +82,7 @@ def run(split: str, gaze_px: list[float], margins: list[float | None], twin_px: 
                     for i in range(DIRECTIONS):
                         angle = 2 * math.pi * i / DIRECTIONS
                         vector = (px * k * math.cos(angle), px * k * math.sin(angle))
-                        named, lids = _named(onset, render_turn(image, lm, motion=gaze_field(lm.points68, shape,
+                        named, lids = _named(onset, render_turn(image, lm, motion=gaze_field(lm.points68, shape[::-1],
                                                                                              vector)))
                         shifts.append({"photo": person, "gaze_px": px, "direction_deg": round(math.degrees(angle)),
                                        "aus": sorted(named), "lid_px": round(lids, 3)})
@@ -97,7 +90,7 @@ def run(split: str, gaze_px: list[float], margins: list[float | None], twin_px: 
                     au = field_from_moves(au_moves(lm.points68, [AUMotion(AU(code), twin_px)], scale=k),
                                           shape[::-1])
                     for under in (0.0, TWIN_GAZE_PX):
-                        motion = au + gaze_field(lm.points68, shape, (under * k, 0.0))
+                        motion = au + gaze_field(lm.points68, shape[::-1], (under * k, 0.0))
                         named, _ = _named(onset, render_turn(image, lm, motion=motion))
                         twins.append({"photo": person, "au": code, "gaze_px": under, "named": code in named,
                                       "others": sorted(named - {code})})

@@ -32,6 +32,7 @@ import numpy as np
 
 from assistant.au import AU
 from assistant.facs import FACS, MIDLINE_REGIONS, image_direction
+from assistant.motion.gaze import eye_openings
 from assistant.motion.regions import region_ellipses
 from assistant.types import FaceLandmarks
 from instruction_data.shading import Light, face_normals, light_ratio, shade
@@ -319,6 +320,15 @@ def field_from_moves(moves: Sequence[RegionMove], size: tuple[int, int]) -> np.n
         g = np.exp(-((xx[y0:y1, x0:x1] - cx) ** 2 + (yy[y0:y1, x0:x1] - cy) ** 2) / (2 * mv.sigma ** 2))
         out[y0:y1, x0:x1, 0] += mv.vector[0] * g
         out[y0:y1, x0:x1, 1] += mv.vector[1] * g
+    return out
+
+
+def gaze_field(points68: np.ndarray, size: tuple[int, int], vector: tuple[float, float]) -> np.ndarray:
+    """Forward displacement (H, W, 2) float32 of a gaze shift: `vector` (frame px) inside both eyes' openings (their
+    six landmarks' polygons), 0 elsewhere, so the eyes slide under still lids."""
+    w, h = size
+    out = np.zeros((h, w, 2), np.float32)
+    out[eye_openings(points68, (h, w), margin=0.0)] = vector
     return out
 
 

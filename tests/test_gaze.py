@@ -16,7 +16,7 @@ from assistant.motion.regions import region_masks
 from assistant.motion.register import inter_ocular
 from instruction_data.head_turn import render_turn
 from instruction_data.long_synth import LongSpec, make_long_video
-from instruction_data.synth import AUMotion, au_moves, field_from_moves
+from instruction_data.synth import AUMotion, au_moves, field_from_moves, gaze_field
 
 LID_AUS = {5, 6, 7, 43}
 
@@ -29,9 +29,7 @@ def face(still_astronaut):
 def _eyes_move(face, vector_px: tuple[float, float]) -> np.ndarray:
     """Both eyes' contents slid by `vector_px` (px at the 256 px crop) under still lids: a gaze shift."""
     image, lm, k, _ = face
-    field = np.zeros((*image.shape[:2], 2), np.float32)
-    field[eye_openings(lm.points68, image.shape[:2], margin=0.0)] = (vector_px[0] * k, vector_px[1] * k)
-    return field
+    return gaze_field(lm.points68, image.shape[1::-1], (vector_px[0] * k, vector_px[1] * k))
 
 
 def _analysis(face, motion: np.ndarray):
