@@ -48,19 +48,17 @@ TWIN_GAZE_PX = 1.0  # the sideways gaze shift the twins are measured under, px a
 LID_REGIONS = ("upper_eyelid", "lower_eyelid")
 
 
-def _named(onset: np.ndarray, apex: np.ndarray) -> tuple[set[int], float]:
-    analysis = analyze.analyze_frames(onset, apex)
+def _named(onset: np.ndarray, apex: np.ndarray, config: analyze.MotionConfig) -> tuple[set[int], float]:
+    analysis = analyze.analyze_frames(onset, apex, config)
     lids = max(r.motion_px for r in analysis.regions if r.region in LID_REGIONS)
     return {s.code for s in score_analysis(analysis).active()}, lids
 
 
-def _set_margin(margin: float | None) -> None:
-    """`None`: no eye-opening mask at all (the analysis before it); else the mask at this margin."""
-    if margin is None:
-        analyze.eye_openings = lambda points68, shape: np.zeros(shape, bool)
-    else:
-        analyze.eye_openings = gaze.eye_openings
+def _config(margin: float | None) -> analyze.MotionConfig:
+    """`None`: the eyes' openings read as skin (the analysis before the mask); else masked at this margin."""
+    if margin is not None:
         gaze.OPENING_MARGIN = margin
+    return analyze.MotionConfig(eyes="read" if margin is None else "masked")
 
 
 def run(split: str, gaze_px: list[float], margins: list[float | None], twin_px: float,
@@ -74,7 +72,7 @@ def run(split: str, gaze_px: list[float], margins: list[float | None], twin_px: 
     out = {}
     try:
         for margin in margins:
-            _set_margin(margin)
+            config = _config(margin)
             shifts, twins = [], []
             for person, image, lm, k, onset in faces:
                 shape = image.shape[:2]
@@ -82,8 +80,8 @@ def run(split: str, gaze_px: list[float], margins: list[float | None], twin_px: 
                     for i in range(DIRECTIONS):
                         angle = 2 * math.pi * i / DIRECTIONS
                         vector = (px * k * math.cos(angle), px * k * math.sin(angle))
-                        named, lids = _named(onset, render_turn(image, lm, motion=gaze_field(lm.points68, shape[::-1],
-                                                                                             vector)))
+                        apex = render_turn(image, lm, motion=gaze_field(lm.points68, shape[::-1], vector))
+                        named, lids = _named(onset, apex, config)
                         shifts.append({"photo": person, "gaze_px": px, "direction_deg": round(math.degrees(angle)),
                                        "aus": sorted(named), "lid_px": round(lids, 3)})
                 for code in TWIN_AUS:
@@ -91,13 +89,13 @@ def run(split: str, gaze_px: list[float], margins: list[float | None], twin_px: 
                                           shape[::-1])
                     for under in (0.0, TWIN_GAZE_PX):
                         motion = au + gaze_field(lm.points68, shape[::-1], (under * k, 0.0))
-                        named, _ = _named(onset, render_turn(image, lm, motion=motion))
+                        named, _ = _named(onset, render_turn(image, lm, motion=motion), config)
                         twins.append({"photo": person, "au": code, "gaze_px": under, "named": code in named,
                                       "others": sorted(named - {code})})
             log.info("margin %s done", margin)
             out["none" if margin is None else str(margin)] = _summary(shifts, twins, gaze_px)
     finally:
-        _set_margin(shipped)
+        gaze.OPENING_MARGIN = shipped
     return out
 
 

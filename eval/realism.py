@@ -69,8 +69,8 @@ def motion_settings_key(config: MotionConfig | None = None, world: str = "v1") -
     root = Path(__file__).resolve().parents[1] / "instruction_data"
     motion = dataclasses.asdict(config or MotionConfig())
     motion.pop("drift")  # the pairs measured here have no offset frame, so the drift setting never acts on them
-    settings = {"config": motion, "tvl1": flow.TVL1_SETTINGS,
-                "rigid3d_stiller": analyze.RIGID3D_STILLER, "eye_opening_margin": gaze.OPENING_MARGIN,
+    settings = {"config": motion, "tvl1": flow.TVL1_SETTINGS, "rigid3d_stiller": analyze.RIGID3D_STILLER,
+                "eye_opening_margin": gaze.opening_margin(motion.pop("eyes")),
                 "world_v2": hashlib.sha256((root / "world_v2.py").read_bytes()
                                            + (root / "head_turn.py").read_bytes()).hexdigest()}
     if world == "v3":

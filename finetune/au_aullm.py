@@ -81,7 +81,7 @@ class AULLMAdapter:
 
         m = self.motion
         settings = (CACHE_FORMAT, mc.input, mc.n_frames, mc.size, m.landmarks, m.flow, m.compensation, m.size,
-                    m.margin, m.noise, gaze.OPENING_MARGIN)
+                    m.margin, m.noise, gaze.opening_margin(m.eyes))
         cache = Path(self.cfg.cache_dir) / "aullm_inputs" if self.cfg.cache_dir else None
         arrays = cached_arrays(records, cache, settings, compute, "AU-LLM inputs", self.cfg.progress)
         return [AULLMInput(a["x"], a["regions"] if mc.regions else None) for a in arrays]

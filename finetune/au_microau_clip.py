@@ -119,7 +119,7 @@ def record_inputs(records: Sequence, cfg: MicroAUCLIPConfig, motion: MotionConfi
         return {"image": image, "landmarks": lm, **({"regions": regions} if regions is not None else {})}
 
     settings = (CACHE_FORMAT, cfg.image_size, cfg.flow_max_px, cfg.input, motion.landmarks, motion.flow,
-                motion.compensation, motion.size, motion.margin, motion.noise, gaze.OPENING_MARGIN)
+                motion.compensation, motion.size, motion.margin, motion.noise, gaze.opening_margin(motion.eyes))
     # the read-out's values are stored beside the image: its runs have files of their own, the others keep theirs
     settings += ("regions",) if cfg.direct else ()
     arrays = cached_arrays(records, cache, settings, compute, "micro-AU CLIP inputs", progress)
@@ -229,4 +229,5 @@ class MicroAUCLIPAdapter:
         return np.concatenate(out) if out else np.zeros((0, len(self.aus)))
 
     def save(self, out_dir: Path, thresholds: list[float]) -> None:
-        save_microau_clip(self.model, self.opts.clip_backbone, out_dir, thresholds)
+        save_microau_clip(self.model, self.opts.clip_backbone, out_dir, thresholds,
+                          extra={"motion": {"eyes": self.motion.eyes}})

@@ -128,6 +128,35 @@ def test_training_and_serving_give_the_same_tensors_for_one_clip(synth_casme2_ro
     assert np.array_equal(detector.clip_input(drifted.clip, drifted).x, trained.x)
 
 
+def test_a_checkpoint_from_before_the_eye_mask_is_served_with_the_eyes_read(synth_casme2_root, llm_dir, tmp_path):
+    """A motion-input checkpoint whose stored motion settings have no `eyes` was trained with the eyes' openings read
+    as skin: the app's analysis (openings masked) is analysed again, and the network gets the tensor it was trained
+    on, not the masked one."""
+    from assistant.au.aullm_detector import AULLMDetector
+    from finetune.au import TrainAUConfig
+    from finetune.au_aullm import AULLMAdapter
+    from instruction_data.loaders import load_dataset
+
+    record = load_dataset("casme2", synth_casme2_root).records[0]
+    cfg = TrainAUConfig(backbone=str(llm_dir), input="motion", flow="dis", cache_dir=str(tmp_path / "cache"),
+                        progress=False)
+    adapter = AULLMAdapter(cfg, [1, 2, 12])
+    masked = adapter.inputs([record])[0]
+    adapter.motion = dataclasses.replace(adapter.motion, eyes="read")
+    read = adapter.inputs([record])[0]
+    assert not np.array_equal(masked.x, read.x)
+
+    model, _ = build_aullm(cfg.backbone, adapter.model_config)
+    stored = dataclasses.asdict(adapter.motion)
+    del stored["eyes"]
+    save_aullm(model, cfg.backbone, tmp_path / "ckpt", extra={"motion": stored})
+    detector = AULLMDetector(tmp_path / "ckpt")
+    assert detector.motion.eyes == "read"
+    served = analyze_clip(str(record.frame_paths[0].parent), onset=record.onset, apex=record.apex, config=MOTION)
+    assert served.backends["eyes"] == "masked"
+    assert np.array_equal(detector.clip_input(served.clip, served).x, read.x)
+
+
 def test_a_faint_au_stands_out_in_the_motion_sequence():
     """A 0.2 px AU12 on a drifting, noisy, turning clip of the realistic world (v2): at the apex step of the motion
     sequence the mouth corners stand above the rest of the face, and a mouth corner is among the region token's three

@@ -10,7 +10,7 @@ from skimage import data
 from assistant.au import AU
 from assistant.au.rules import score_analysis
 from assistant.motion import face as face_mod
-from assistant.motion.analyze import analyze_frames
+from assistant.motion.analyze import MotionConfig, analyze_frames
 from assistant.motion.gaze import eye_openings
 from assistant.motion.regions import region_masks
 from assistant.motion.register import inter_ocular
@@ -61,6 +61,16 @@ def test_the_eyes_moving_2px_under_still_lids_name_no_au(face, vector):
     assert not score_analysis(analysis).active()
     lids = [r for r in analysis.regions if "eyelid" in r.region]
     assert max(abs(r.dy) for r in lids) < 0.15 and max(r.motion_px for r in lids) < 0.45
+
+
+def test_the_eyes_read_as_skin_bring_the_leak_back(face):
+    """`--eyes read` (the motion core before the mask, which older AU heads are served with) is the analysis whose
+    leak the mask removes: the same 2 px look up moves the upper lids upward."""
+    image, lm, _, onset = face
+    analysis = analyze_frames(onset, render_turn(image, lm, motion=_eyes_move(face, (0.0, -2.0))),
+                              MotionConfig(eyes="read"))
+    assert analysis.backends["eyes"] == "read"
+    assert max(-r.dy for r in analysis.regions if r.region == "upper_eyelid") > 0.25
 
 
 @pytest.mark.parametrize("code", [5, 7])

@@ -192,6 +192,37 @@ def test_backend_reads_no_drift_cancelled_field(tiny_clip, tmp_path, monkeypatch
     assert served == pytest.approx([s.probability for s in detector.detect(clip, plain).scores], abs=1e-6)
 
 
+def test_a_checkpoint_is_served_with_the_eyes_as_it_was_trained(tiny_clip, tmp_path):
+    """A checkpoint from before the eyes' openings were masked (no `motion` in its config) was trained on them read as
+    skin: handed the app's analysis (masked), the backend analyses the clip again with them read; a newer one reads
+    the masked analysis as it is."""
+    import dataclasses
+
+    from assistant.au import get_detector
+    from assistant.motion.analyze import MotionConfig, analyze_frames
+    from assistant.types import Clip
+    from instruction_data.synth import SynthSpec, render_clip
+
+    torch.manual_seed(0)
+    model, _ = build_model(tiny_clip, MicroAUCLIPConfig(aus=(1, 2, 12), input="motion"))
+    save_microau_clip(model, tiny_clip, tmp_path / "old")
+    save_microau_clip(model, tiny_clip, tmp_path / "new", extra={"motion": {"eyes": "masked"}})
+    synth = render_clip(SynthSpec(subject=0, aus=["12"], n_frames=10, frame_size=(320, 240), seed=3))
+    clip = Clip(source="synthetic", onset_frame=synth.frames[synth.onset], apex_frame=synth.frames[synth.apex],
+                onset=synth.onset, apex=synth.apex)
+    masked, read = (analyze_frames(clip.onset_frame, clip.apex_frame, MotionConfig(flow="dis", eyes=eyes), clip)
+                    for eyes in ("masked", "read"))
+    assert masked.field.face_mask.sum() < read.field.face_mask.sum()
+
+    def probabilities(checkpoint: str, analysis) -> list[float]:
+        detector = get_detector("microau_clip", checkpoint=tmp_path / checkpoint)
+        return [s.probability for s in detector.detect(dataclasses.replace(clip), analysis).scores]
+
+    assert get_detector("microau_clip", checkpoint=tmp_path / "old").eyes == "read"
+    assert probabilities("old", masked) == pytest.approx(probabilities("old", read), abs=1e-6)
+    assert probabilities("new", masked) != pytest.approx(probabilities("old", read), abs=1e-6)
+
+
 def test_smoke_loso_with_the_tiny_clip(tiny_clip, synth_casme2_root, tmp_path):
     import json
 
@@ -215,6 +246,7 @@ def test_smoke_loso_with_the_tiny_clip(tiny_clip, synth_casme2_root, tmp_path):
         assert (tmp_path / "run" / "folds" / s / "predictions.csv").is_file()
     saved = json.loads((tmp_path / "run" / "final" / "config.json").read_text())
     assert saved["model"] == "microau_clip" and saved["microau_clip"]["aus"] == [1, 2, 4, 7, 12, 14, 15, 17]
+    assert saved["motion"] == {"eyes": "masked"}  # served with the eyes' openings masked, as trained
     # the "?" clip is not scored, but its fold's model predicts it (unscored.csv) for evaluation: every clip cached
     assert len(list((tmp_path / "run" / "cache" / "microau_clip").glob("*.npz"))) == len(records)
     unknown = [r for r in records if r.aus.unknown]

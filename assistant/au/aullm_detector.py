@@ -2,10 +2,10 @@
 
 The input comes from `assistant.au.aullm_input`, the path training took. A checkpoint with the motion input or the
 region token stores the motion settings it was trained with (`motion` in its config); a clip whose analysis was run
-with other settings (another flow, compensation, landmarks or crop size) is analysed again with the stored ones, so
-the network never sees an input it was not trained on. (The noise method is not recorded in an analysis; the app
-and `meu eval` always run `auto`, as training does.) The published input (`frames`, no region token) needs no
-analysis: with one, its face box is used; without, the box is drawn around the onset landmarks the same way.
+with other settings (another flow, compensation, landmarks, crop size or eye mask) is analysed again with the stored
+ones, so the network never sees an input it was not trained on. (The noise method is not recorded in an analysis;
+the app and `meu eval` always run `auto`, as training does.) The published input (`frames`, no region token) needs
+no analysis: with one, its face box is used; without, the box is drawn around the onset landmarks the same way.
 Per-AU thresholds stored in the checkpoint (chosen on training subjects) are folded into the probabilities with
 the monotone map t -> 0.5, so the evidence keeps the single threshold 0.5 everywhere.
 """
@@ -31,14 +31,15 @@ def calibrate(p: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 
 def matches(analysis: MotionAnalysis, motion) -> bool:
     """Whether `analysis` was run with the settings the input needs (its crop box is the one `motion`'s size and
-    margin draw around its landmarks, and no drift was cancelled where training cancelled none)."""
+    margin draw around its landmarks, no drift was cancelled where training cancelled none, and the eyes' openings
+    were masked or read as in training)."""
     from assistant.motion.face import crop_box
 
     b = analysis.backends
     return (b.get("landmarks"), b.get("flow"), b.get("compensation")) == (
         motion.landmarks, motion.flow, motion.compensation) and analysis.crop == crop_box(
         analysis.landmarks, motion.size, motion.margin) and (
-        motion.drift != "none" or not analysis.field.drift.get("cancelled"))
+        motion.drift != "none" or not analysis.field.drift.get("cancelled")) and b.get("eyes") == motion.eyes
 
 
 def analyse(clip: Clip, motion) -> MotionAnalysis:
@@ -66,8 +67,10 @@ class AULLMDetector:
         self.aus = list(self.model.config.aus)
         self.thresholds = np.asarray(self.meta.get("thresholds", [0.5] * len(self.aus)), dtype=np.float64)
         self.landmarks = landmarks
-        # a checkpoint from before drift cancellation was trained without it (its meta has no "drift")
-        self.motion = MotionConfig(**{"drift": "none", **self.meta.get("motion", {"landmarks": landmarks})})
+        # a checkpoint from before drift cancellation was trained without it (its meta has no "drift"), and one from
+        # before the eyes' openings were masked on them read as skin (no "eyes")
+        self.motion = MotionConfig(**{"drift": "none", "eyes": "read",
+                                      **self.meta.get("motion", {"landmarks": landmarks})})
 
     def predict_tensor(self, x: np.ndarray, regions: np.ndarray | None = None) -> np.ndarray:
         """(B, ...) model tensors -> (B, n_aus) raw probabilities."""

@@ -201,23 +201,29 @@ class MicroAUCLIPDetector:
     name = "microau_clip"
 
     def __init__(self, checkpoint: str | Path, threshold: float = 0.5, motion=None):
+        from assistant.motion.analyze import MotionConfig
+
         self.model, self.tokenizer, config = load_microau_clip(checkpoint)
         self.thresholds = np.asarray(config.get("thresholds") or [0.5] * len(self.model.config.aus), np.float64)
         self.threshold = threshold
-        self.motion = motion  # assistant.motion.MotionConfig used when no analysis is passed in
+        # a checkpoint from before the eyes' openings were masked was trained on them read as skin
+        self.eyes = config.get("motion", {}).get("eyes", "read")
+        # used when no analysis is passed in
+        self.motion = dataclasses.replace(motion or MotionConfig(), eyes=self.eyes)
 
     def _forward(self, clip: Clip, analysis: MotionAnalysis | None):
         if analysis is None:
             from assistant.motion.analyze import analyze_frames
 
             analysis = analyze_frames(clip.onset_frame, clip.apex_frame, self.motion, clip)
-        elif analysis.field.drift.get("cancelled"):  # trained on onset -> apex fields with no drift cancelled
+        elif analysis.field.drift.get("cancelled") or analysis.backends.get("eyes") != self.eyes:
+            # trained on onset -> apex fields with no drift cancelled, and the eyes as its checkpoint says
             from assistant.au.aullm_detector import analyse
             from assistant.motion.analyze import MotionConfig
 
             b = analysis.backends
             analysis = analyse(clip, MotionConfig(landmarks=b["landmarks"], flow=b["flow"],
-                                                  compensation=b["compensation"], drift="none"))
+                                                  compensation=b["compensation"], drift="none", eyes=self.eyes))
         image, landmarks = analysis_inputs(analysis, self.model.config)
         regions = analysis_regions(analysis, self.model.config)
         with torch.no_grad():

@@ -26,7 +26,7 @@ from assistant.motion.clip import ClipLimits, load_clip, open_source
 from assistant.motion.depth import depth_map
 from assistant.motion.drift import DRIFT_MODES, DRIFT_STILLER, cancel_drift, drift_share
 from assistant.motion.flow import COMPENSATIONS, FLOW_METHODS, compensate, compute_flow, to_grey
-from assistant.motion.gaze import eye_openings
+from assistant.motion.gaze import EYE_MODES, eye_openings
 from assistant.motion.mmc import FLOOR_PX, FULL_SCALE_PX, MMC_MODES, mmc_map
 from assistant.motion.noise import combine_floors, noise_from_regions, noise_from_stable
 from assistant.motion.regions import face_region_masks, region_motion
@@ -77,6 +77,11 @@ class MotionConfig:
                 "onset -> offset motion reached at the apex is taken out where that leaves the face clearly "
                 "stiller; default) or none",
         "choices": list(DRIFT_MODES)})
+    eyes: str = field(default="masked", metadata={
+        "help": "the eyes' openings: masked (left out of every measurement, so a gaze shift is not read as a lid "
+                "action; default) or read (as skin, as the motion core did before 2026-12-07; AU heads trained "
+                "before then are served so)",
+        "choices": list(EYE_MODES)})
     mode: str = field(default="default", metadata={"help": "MMC map mode", "choices": list(MMC_MODES)})
     size: int = field(default=256, metadata={"help": "working size of the square face crop (px)"})
     margin: float = field(default=0.15, metadata={"help": "crop margin around the landmarks, fraction of face size"})
@@ -92,6 +97,8 @@ class MotionConfig:
             raise ConfigError(f"margin={self.margin} must lie between 0 and 1 (a fraction of the face size).")
         if self.drift not in DRIFT_MODES:
             raise ConfigError(f"drift={self.drift!r} is not valid; choose one of: {', '.join(DRIFT_MODES)}.")
+        if self.eyes not in EYE_MODES:
+            raise ConfigError(f"eyes={self.eyes!r} is not valid; choose one of: {', '.join(EYE_MODES)}.")
         if not FLOOR_PX < self.full_scale_px < math.inf:
             raise ConfigError(f"full_scale_px={self.full_scale_px} must be a finite number above the {FLOOR_PX} px "
                               "floor under which motion is not drawn.")
@@ -126,7 +133,9 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
     crop_lm = face_mod.landmarks_in_crop(landmarks, box)
     shape = (cfg.size, cfg.size)
     mesh = crop_lm.points if len(crop_lm.points) >= 468 else None
-    face = face_mask(crop_lm.points68, shape, mesh) & ~eye_openings(crop_lm.points68, shape)
+    face = face_mask(crop_lm.points68, shape, mesh)
+    if cfg.eyes == "masked":
+        face &= ~eye_openings(crop_lm.points68, shape)
     stable = stable_mask(crop_lm.points68, shape, mesh)
     depth = depth_map(crop_lm, shape) if cfg.compensation == "register" else None
     if depth is None and cfg.compensation == "register":
@@ -253,7 +262,8 @@ def analyze_frames(onset: np.ndarray, apex: np.ndarray, config: MotionConfig | N
                           noise_source=source, noise_estimates=estimates, registration=registration.method,
                           head_model="rigid3d" if depth_used is not None else "similarity", drift=drift),
         mmc_map=colour_map, mmc_mode=cfg.mode, regions=regions, timings=timings,
-        backends={"landmarks": cfg.landmarks, "flow": cfg.flow, "compensation": cfg.compensation, "mmc": cfg.mode},
+        backends={"landmarks": cfg.landmarks, "flow": cfg.flow, "compensation": cfg.compensation, "mmc": cfg.mode,
+                  "eyes": cfg.eyes},
         warnings=clip.warnings + warnings, apex_landmarks=apex_lm,
     )
 

@@ -28,6 +28,14 @@ EYES_68 = ((36, 37, 38, 39, 40, 41), (42, 43, 44, 45, 46, 47))
 # `benchmarks/gaze.py`: among the margins that cost the lid AUs nothing there, the one that left the fewest gaze shifts
 # of up to 2 px named (none), then the smaller.
 OPENING_MARGIN = 0.0375
+# `MotionConfig.eyes`: "masked" (the openings left out, default) or "read" (as skin: the motion core before the mask,
+# which AU heads trained before it are served with)
+EYE_MODES = ("masked", "read")
+
+
+def opening_margin(eyes: str) -> float | None:
+    """What a cache key records of `eyes`: the margin of the openings masked, None where they are read."""
+    return OPENING_MARGIN if eyes == "masked" else None
 
 
 def eye_openings(points68: np.ndarray, shape: tuple[int, int], margin: float | None = None) -> np.ndarray:
