@@ -98,3 +98,27 @@ def test_saccades_in_a_long_video_move_the_eyes_and_nothing_else():
         assert not (changed & ~near_eyes).any()
         moved.append(changed.any())
     assert any(moved[j + 1] for j in jumps)
+
+
+def test_a_lid_region_the_opening_covers_whole_is_held_still_not_lost(monkeypatch, caplog):
+    """A face whose eye openings swallow a lid region (here: a margin three times the shipped one) leaves that region
+    with no pixel; the tracker holds it still and says so, where it used to turn every trace into NaN and spot
+    nothing. The other regions' traces are the ones the shipped margin gives."""
+    from assistant.motion import gaze
+    from assistant.motion.tracking import track_video
+
+    video = make_long_video(LongSpec(seconds=2.0, fps=30.0, frame_size=(480, 360), n_micro=0, n_macro=0,
+                                     n_speech=0, n_head_turns=1, blinks_per_min=0.0, seed=100))
+    frames = list(video.frames())
+    shipped = track_video(iter(frames), video.fps, len(frames), stride=30)
+    monkeypatch.setattr(gaze, "OPENING_MARGIN", 3 * gaze.OPENING_MARGIN)
+    with caplog.at_level("WARNING", logger="assistant.motion.tracking"):
+        wide = track_video(iter(frames), video.fps, len(frames), stride=30)
+    assert np.isfinite(wide.disp).all()
+    lost = {wide.regions[k] for k in range(len(wide.regions)) if not wide.disp[:, k].any()}
+    assert lost >= {("upper_eyelid", "L"), ("upper_eyelid", "R")}
+    assert "upper_eyelid" in caplog.text and "held still" in caplog.text
+    assert np.abs(shipped.head - wide.head).max() < 1e-6
+    assert shipped.disp[:, [k for k, (name, _) in enumerate(shipped.regions) if "eyelid" not in name]].any()
+    others = [k for k, (name, _) in enumerate(wide.regions) if "eyelid" not in name]
+    assert np.abs(shipped.disp[:, others] - wide.disp[:, others]).max() < 1e-6

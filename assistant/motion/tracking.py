@@ -65,10 +65,12 @@ class _Reference:
         masks = region_masks(pts, (size, size))
         eyes = eye_openings(pts, (size, size))  # a gaze shift is not a lid action (assistant.motion.gaze)
         self.index = [np.flatnonzero(masks[k] & ~eyes) for k in keys]
+        # a region with no pixel left (off the crop, or a lid the opening covers whole) is not measured: it holds still
+        self.empty = np.array([len(i) == 0 for i in self.index])
         ell = region_ellipses(pts)
         # where the head's motion is taken out: the ellipse's centre, or, for a lid cut by the opening, the centre of
         # the pixels kept (2 px off it: at a 4-degree turn 0.14 px, a micro-expression's size)
-        self.centres = np.array([ell[k][0] if (masks[k] & eyes).sum() == 0 else
+        self.centres = np.array([ell[k][0] if (masks[k] & eyes).sum() == 0 or len(i) == 0 else
                                  np.array([i % size, i // size], np.float64).mean(axis=1)
                                  for k, i in zip(keys, self.index)], dtype=np.float64)
         d = float(np.linalg.norm(pts[42:48].mean(0) - pts[36:42].mean(0)))
@@ -133,6 +135,7 @@ def track_video(frames, fps: float, n_frames: int | None, *, stride: int, size: 
     rolls: list[float] = []
     ref: _Reference | None = None
     ref_at, misses = -stride, 0
+    unmeasured: set[tuple[str, str | None]] = set()
     last_disp, last_head = np.zeros((len(keys), 2)), np.zeros(4)
     n = 0
     for i, frame in enumerate(frames):
@@ -148,7 +151,8 @@ def track_video(frames, fps: float, n_frames: int | None, *, stride: int, size: 
             p = fit_similarity(f, ref.sx, ref.sy, ref.centre)
             flat = f.reshape(-1, 2)
             means = np.array([flat[ix].mean(0) if len(ix) else (0.0, 0.0) for ix in ref.index])
-            last_disp = ref.offset_disp + means - similarity_at(p, ref.centres, ref.centre)
+            last_disp = np.where(ref.empty[:, None], ref.offset_disp,
+                                 ref.offset_disp + means - similarity_at(p, ref.centres, ref.centre))
             last_head = ref.offset_head + np.array([p[0], p[1], np.degrees(p[2]), p[3]])
             ok = True
             moved = np.hypot(p[0], p[1]) > REF_MAX_SHIFT_PX or abs(np.degrees(p[2])) > REF_MAX_ROT_DEG
@@ -162,6 +166,7 @@ def track_video(frames, fps: float, n_frames: int | None, *, stride: int, size: 
             if lm is not None:
                 rolls.append(roll_deg(lm.points68))
                 ref = _Reference(frame, lm, size, margin, keys)
+                unmeasured.update(k for k, e in zip(keys, ref.empty) if e)
                 ref.offset_disp, ref.offset_head = last_disp.copy(), last_head.copy()
                 ref_at, ok, misses = i, True, 0
             elif ref is not None:  # the landmarker missed a face whose crop still looks like the reference (a blink,
@@ -178,6 +183,10 @@ def track_video(frames, fps: float, n_frames: int | None, *, stride: int, size: 
             progress(n, n_frames)
     if progress is not None:
         progress(n, n)
+    if unmeasured:
+        log.warning("No pixel of %s was left to measure at some keyframes (off the crop, or inside an eye's opening); "
+                    "there they were held still.", ", ".join(f"{name} {side or ''}".strip()
+                                                            for name, side in sorted(unmeasured, key=str)))
     if n == 0:
         return Tracks(fps, 0, keys, np.zeros((0, len(keys), 2), np.float32), np.zeros((0, 4), np.float32),
                       np.zeros(0, bool))
