@@ -148,7 +148,7 @@ def test_backend_detects_and_recognises_on_a_synthetic_clip(tiny_clip, tmp_path)
 
     torch.manual_seed(0)
     model, _ = build_model(tiny_clip, MicroAUCLIPConfig(aus=(1, 2, 12)))
-    save_microau_clip(model, tiny_clip, tmp_path / "ckpt")
+    save_microau_clip(model, tiny_clip, tmp_path / "ckpt", extra={"motion": {"eyes": "masked"}})  # as training does
     clip_ = render_clip(SynthSpec(subject=0, aus=["12"], n_frames=10, frame_size=(320, 240), seed=3))
     clip = Clip(source="synthetic", onset_frame=clip_.frames[clip_.onset], apex_frame=clip_.frames[clip_.apex],
                 onset=clip_.onset, apex=clip_.apex)
@@ -400,7 +400,7 @@ def test_the_direct_read_out_starts_silent_reads_the_motion_table_and_round_trip
     assert [g["lr"] for g in opt.param_groups][-1] == 0.07
     assert {id(p) for p in opt.param_groups[-1]["params"]} == {id(p) for p in model.direct.parameters()}
     assert not {id(p) for p in opt.param_groups[1]["params"]} & {id(p) for p in model.direct.parameters()}
-    save_microau_clip(model, tiny_clip, tmp_path / "ckpt")
+    save_microau_clip(model, tiny_clip, tmp_path / "ckpt", extra={"motion": {"eyes": "masked"}})  # as training does
     again, _, _ = load_microau_clip(tmp_path / "ckpt")
     with torch.no_grad():
         assert torch.allclose(again(x, lm, regions).logits, out, atol=1e-5)
