@@ -32,7 +32,14 @@ from assistant.config import doc_summary, parse_config, resolved_setting, split_
 from assistant.emotions import SCHEME_CLASSES, map_emotion
 from assistant.errors import ConfigError, MEUError
 from assistant.files import output_folder, write_json
-from assistant.motion.analyze import MOTION_CHOICES, NOISE_MIN_GAP, MotionConfig, analyze_clip
+from assistant.motion.analyze import (
+    MOTION_CHOICES,
+    MOTION_CORE,
+    NOISE_MIN_GAP,
+    MotionConfig,
+    analyze_clip,
+    motion_core_change,
+)
 from assistant.motion.drift import DRIFT_MODES
 from assistant.parse import parse_answer
 from assistant.reasoners.base import last
@@ -295,6 +302,10 @@ def _check_resume(config: EvalConfig, out: Path) -> None:
         defaults = {f.name: f.default for f in dataclasses.fields(EvalConfig) if f.default is not dataclasses.MISSING}
         defaults.update(drift="none")
         written = json.loads(path.read_text())
+        change = motion_core_change(written.pop("motion_core", None))
+        if change:
+            raise ConfigError(f"{out} holds a run that {change}: its rows cannot be mixed with new ones; choose a new "
+                              "--out.")
         used = (written.get("calibration") or {}).get("files", settings["calibration"])  # older runs recorded none
         before = _settings({**defaults, **written}) | {"calibration": used}
         changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
@@ -419,7 +430,8 @@ def run(config: EvalConfig) -> dict:
                                    truth={s.key: s.true_aus for s in samples})
     used = _calibration(config)  # read once: the record of run_config.json and metrics.json alike
     if shard.is_main:  # only once every check passed: a refused run leaves nothing a corrected --resume trips on
-        write_json(out / "run_config.json", dataclasses.asdict(config) | {"calibration": used})
+        write_json(out / "run_config.json", dataclasses.asdict(config) | {"calibration": used,
+                                                                          "motion_core": MOTION_CORE})
     reasoner = _reasoner(config, shard.device, [s.fold for s in samples])
     predictions = shard.log(out)
     mine = shard.take(samples)
@@ -516,7 +528,7 @@ def parse(argv: list[str] | None) -> EvalConfig:
     add_task_argument(parser)
     calibration.add_argument(parser)
     config, ns = parse_config(EvalConfig, argv, "meu eval", doc_summary(__doc__), parser=parser,
-                              records=("calibration",))
+                              records=("calibration", "motion_core"))
     calibration.apply(ns, _reads(config))
     return config
 

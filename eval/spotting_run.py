@@ -26,6 +26,7 @@ from tqdm import tqdm
 from assistant.config import doc_summary, from_dict, load_yaml, parse_config
 from assistant.errors import ConfigError, MEUError
 from assistant.files import atomic_write_text, output_folder, write_json
+from assistant.motion.analyze import MOTION_CORE, motion_core_change
 from eval.spotting import IOU_THRESHOLD, KINDS, Span, VideoSpots, score_videos
 from eval.spotting_report import render_report
 
@@ -170,12 +171,16 @@ def _check_resume(config: SpotEvalConfig, out: Path) -> None:
         raise ConfigError(f"{out} already holds a spotting run; pass --resume to continue it or choose a new --out.")
     if config.resume and path.is_file():
         before = json.loads(path.read_text())
+        change = motion_core_change(before.pop("motion_core", None))
+        if change:
+            raise ConfigError(f"{out} holds a run that {change}: its videos cannot be mixed with new ones; choose a "
+                              "new --out.")
         now = _settings(config)
         changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
         if changed:
             raise ConfigError(f"{out} holds a run with different settings ({', '.join(changed)}); resume it with the "
                               "same settings or choose a new --out.")
-    write_json(path, _settings(config))
+    write_json(path, _settings(config) | {"motion_core": MOTION_CORE})
 
 
 def truth_spans(video) -> list[Span]:
@@ -267,7 +272,7 @@ def run(config: SpotEvalConfig) -> dict:
 def parse(argv: list[str] | None) -> SpotEvalConfig:
     """The settings of `meu eval --task spotting`; a run's own `run_config.json` given as --config runs it again."""
     config, ns = parse_config(SpotEvalConfig, argv, "meu eval --task spotting", doc_summary(__doc__),
-                              records=("spot_settings",))
+                              records=("spot_settings", "motion_core"))
     _compare_recorded(ns.recorded.get("spot_settings"), config)
     return config
 

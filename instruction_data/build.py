@@ -28,6 +28,7 @@ from assistant.config import parse_config, split_list
 from assistant.emotions import CDE_EXCLUDED, cde_emotion
 from assistant.errors import ConfigError, MEUError
 from assistant.files import output_folder, remove_stale_parts, save_png, write_json
+from assistant.motion.analyze import MOTION_CORE, motion_core_change
 from assistant.motion.drift import DRIFT_MODES
 from assistant.motion.face import LANDMARKERS
 from assistant.motion.flow import COMPENSATIONS
@@ -228,12 +229,16 @@ def _check_output(cfg: BuildConfig, out: Path) -> None:
         before = (previous.pop("calibration", None) or used)["files"]  # its files decide, not where they were read
         if not cfg.resume:
             raise ConfigError(f"{out} already holds a build; add --resume to finish it or choose another --out.")
+        change = motion_core_change(previous.pop("motion_core", None))
+        if change:
+            raise ConfigError(f"{out} holds a build that {change}: its samples cannot be mixed with new ones; choose "
+                              "another --out.")
         changed = sorted(k for k in set(previous) | set(cfg.settings()) if previous.get(k) != cfg.settings().get(k))
         changed += ["calibration"] if before != used["files"] else []
         if changed:
             raise ConfigError(f"--resume with different settings ({', '.join(changed)}) would mix two builds; use the "
                               "same settings or another --out.")
-    write_json(stamp, cfg.settings() | {"calibration": used})
+    write_json(stamp, cfg.settings() | {"calibration": used, "motion_core": MOTION_CORE})
 
 
 def build(cfg: BuildConfig, progress: bool = True) -> dict:
@@ -343,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     description = "Build the FGMU instruction dataset (MMC maps + explanations) from an annotated dataset."
     parser = argparse.ArgumentParser(prog="meu data build", description=description)
     calibration.add_argument(parser)
-    cfg, ns = parse_config(BuildConfig, argv, "meu data build", description, parser=parser, records=("calibration",))
+    cfg, ns = parse_config(BuildConfig, argv, "meu data build", description, parser=parser,
+                           records=("calibration", "motion_core"))
     calibration.apply(ns)
     report = build(cfg)
     print(f"sheet: {report['load']['summary']}")

@@ -128,10 +128,12 @@ def test_training_and_serving_give_the_same_tensors_for_one_clip(synth_casme2_ro
     assert np.array_equal(detector.clip_input(drifted.clip, drifted).x, trained.x)
 
 
-def test_a_checkpoint_from_before_the_eye_mask_is_served_with_the_eyes_read(synth_casme2_root, llm_dir, tmp_path):
+def test_a_checkpoint_from_before_the_eye_mask_is_served_with_the_eyes_read(synth_casme2_root, llm_dir, tmp_path,
+                                                                           caplog):
     """A motion-input checkpoint whose stored motion settings have no `eyes` was trained with the eyes' openings read
     as skin: the app's analysis (openings masked) is analysed again, and the network gets the tensor it was trained
-    on, not the masked one."""
+    on, not the masked one. It records no motion core either, so loading it says that its inputs were measured by an
+    older one; a checkpoint written now says nothing."""
     from assistant.au.aullm_detector import AULLMDetector
     from finetune.au import TrainAUConfig
     from finetune.au_aullm import AULLMAdapter
@@ -150,7 +152,15 @@ def test_a_checkpoint_from_before_the_eye_mask_is_served_with_the_eyes_read(synt
     stored = dataclasses.asdict(adapter.motion)
     del stored["eyes"]
     save_aullm(model, cfg.backbone, tmp_path / "ckpt", extra={"motion": stored})
-    detector = AULLMDetector(tmp_path / "ckpt")
+    with caplog.at_level("WARNING", logger="assistant.au.checkpoint"):
+        AULLMDetector(tmp_path / "ckpt")
+    assert not caplog.records
+    written = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    del written["motion_core"]
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps(written))
+    with caplog.at_level("WARNING", logger="assistant.au.checkpoint"):
+        detector = AULLMDetector(tmp_path / "ckpt")
+    assert "measured by an older motion core" in caplog.text and "train it again" in caplog.text
     assert detector.motion.eyes == "read"
     served = analyze_clip(str(record.frame_paths[0].parent), onset=record.onset, apex=record.apex, config=MOTION)
     assert served.backends["eyes"] == "masked"

@@ -157,6 +157,11 @@ def test_synth_cli_then_build_refuses_to_mix_builds(tmp_path, monkeypatch):
     monkeypatch.delenv(calibration.ENV)  # the build's own record builds it again (its calibration entry was refused)
     assert build_main(["--config", str(stamp), "--out", str(tmp_path / "again")]) == 0
     assert _rows(tmp_path / "again" / "train.jsonl") == _rows(out / "train.jsonl")
+    settings = json.loads(stamp.read_text())  # a build from before the motion core was recorded: other numbers
+    del settings["motion_core"]
+    stamp.write_text(json.dumps(settings))
+    with pytest.raises(ConfigError, match="holds a build that was measured by an older motion core"):
+        build_main([*args, "--drift", "none", "--resume"])
 
 
 def _run_build(root: Path, out: Path, *extra: str) -> subprocess.Popen:

@@ -361,7 +361,8 @@ def test_eval_cancels_drift_with_each_sheet_offset(synth_casme2_root, straight_r
     older.mkdir()
     settings = json.loads((straight_run / "run_config.json").read_text())
     del settings["drift"], settings["calibration"]  # nor did it record its calibration: not checked then
-    (older / "run_config.json").write_text(json.dumps(settings))
+    core = settings.pop("motion_core")  # kept in the file (the same motion core), so the check reaches the setting
+    (older / "run_config.json").write_text(json.dumps(settings | {"motion_core": core}))
     resumed = dict(settings, resume=True, out=str(older))
     with pytest.raises(ConfigError, match=r"different settings \(drift\)"):
         _check_resume(EvalConfig(**resumed), older)
@@ -386,11 +387,34 @@ def test_a_resume_with_another_calibration_is_refused(straight_run, tmp_path, mo
     rules = json.loads((other / "rules_calibration.json").read_text())
     rules["parameters"]["midpoint"] = 50
     (other / "rules_calibration.json").write_text(json.dumps(rules))
-    settings = {k: v for k, v in written.items() if k != "calibration"} | {"resume": True}
+    settings = {k: v for k, v in written.items() if k not in ("calibration", "motion_core")} | {"resume": True}
     _check_resume(EvalConfig(**settings), straight_run)  # the same calibration: resumes
     monkeypatch.setenv(calibration.ENV, str(other))
     with pytest.raises(ConfigError, match=r"different settings \(calibration\)"):
         _check_resume(EvalConfig(**settings), straight_run)
+
+
+@pytest.mark.parametrize("recorded", [None, "2026-12-05"], ids=["unrecorded", "older"])
+def test_a_run_of_another_motion_core_is_not_resumed(straight_run, tmp_path, recorded):
+    """Rows measured by another motion core (a run from before it was recorded, or one that recorded an older one)
+    would be mixed with this version's: refused with a sentence naming both; the same run with this motion core
+    resumes."""
+    from assistant.errors import ConfigError
+    from assistant.motion.analyze import MOTION_CORE
+    from eval.run import EvalConfig, _check_resume
+
+    written = json.loads((straight_run / "run_config.json").read_text())
+    assert written["motion_core"] == MOTION_CORE
+    settings = {k: v for k, v in written.items() if k not in ("calibration", "motion_core")}
+    older = tmp_path / "older"
+    older.mkdir()
+    config = EvalConfig(**settings | {"resume": True, "out": str(older)})
+    (older / "run_config.json").write_text(json.dumps(written))
+    _check_resume(config, older)
+    (older / "run_config.json").write_text(json.dumps(settings | ({"motion_core": recorded} if recorded else {})))
+    made = "an older motion core" if recorded is None else f"the motion core of {recorded}"
+    with pytest.raises(ConfigError, match=f"was measured by {made}, and this version's \\({MOTION_CORE}\\)"):
+        _check_resume(config, older)
 
 
 def test_the_reports_protocol_note_names_the_detector_that_ran():

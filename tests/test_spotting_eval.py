@@ -73,6 +73,10 @@ def test_resume_needs_the_flag_and_reruns_only_missing_videos(straight, long_roo
     m = json.loads((out / "metrics.json").read_text())
     assert m["this_invocation"]["videos_run"] == 1
     assert _figures(out)[0]["pooled"] == _figures(straight)[0]["pooled"]
+    record = json.loads((out / "run_config.json").read_text())  # a run whose videos an older tracker measured
+    (out / "run_config.json").write_text(json.dumps(record | {"motion_core": "2026-12-01"}))
+    with pytest.raises(ConfigError, match="holds a run that was measured by the motion core of 2026-12-01"):
+        main([*args, "--resume"])
 
 
 def test_a_video_that_cannot_be_read_counts_its_expressions_as_missed(long_root, tmp_path):

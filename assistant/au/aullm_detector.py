@@ -59,11 +59,13 @@ class AULLMDetector:
     def __init__(self, checkpoint, landmarks: str = "mediapipe"):
         import torch
 
-        from assistant.au.checkpoint import load_aullm
+        from assistant.au.checkpoint import load_aullm, warn_motion_core
         from assistant.motion.analyze import MotionConfig
 
         self._torch = torch
         self.model, self.tokenizer, self.meta = load_aullm(checkpoint)
+        if self.model.config.input == "motion" or self.model.config.regions:
+            warn_motion_core(checkpoint, self.meta)
         self.aus = list(self.model.config.aus)
         self.thresholds = np.asarray(self.meta.get("thresholds", [0.5] * len(self.aus)), dtype=np.float64)
         self.landmarks = landmarks

@@ -8,6 +8,7 @@ The generic pair `save_checkpoint` / `read_checkpoint` serves any AU model (Micr
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -17,19 +18,32 @@ from safetensors.torch import load_file, save_file
 from assistant.config import resolved_setting
 from assistant.errors import BackendError
 from assistant.files import atomic_path
+from assistant.motion.analyze import MOTION_CORE, motion_core_change
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
+log = logging.getLogger(__name__)
+
 
 def save_checkpoint(state: dict[str, torch.Tensor], config: dict, out_dir: str | Path) -> Path:
-    """Write tensors + JSON config into `out_dir` atomically (a temporary folder renamed into place)."""
+    """Write tensors + JSON config into `out_dir` atomically (a temporary folder renamed into place). The config
+    records the motion core the inputs were measured by (`warn_motion_core`)."""
     out = Path(out_dir)
     with atomic_path(out) as tmp:
         tmp.mkdir(parents=True)
         save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / WEIGHTS))
-        (tmp / CONFIG).write_text(json.dumps(config, indent=2))
+        (tmp / CONFIG).write_text(json.dumps({"motion_core": MOTION_CORE, **config}, indent=2))
     return out
+
+
+def warn_motion_core(path: str | Path, config: dict) -> None:
+    """A head whose training inputs another motion core measured still serves, on inputs a little unlike those it
+    learned from: said once, when it is loaded."""
+    change = motion_core_change(config.get("motion_core"))
+    if change:
+        log.warning("%s: its training input %s; it serves, but train it again for the figures it was trained to "
+                    "give.", path, change)
 
 
 def read_checkpoint(path: str | Path, head: str | None = None) -> tuple[dict[str, torch.Tensor], dict]:

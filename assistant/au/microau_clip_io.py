@@ -23,7 +23,13 @@ import torch
 from assistant.au.au_sentences import au_sentence_table, emotion_sentences
 from assistant.au.aullm_detector import calibrate
 from assistant.au.base import make_evidence
-from assistant.au.checkpoint import check_thresholds, head_config, read_checkpoint, save_checkpoint
+from assistant.au.checkpoint import (
+    check_thresholds,
+    head_config,
+    read_checkpoint,
+    save_checkpoint,
+    warn_motion_core,
+)
 from assistant.au.microau_clip import MicroAUCLIP, MicroAUCLIPConfig
 from assistant.au.motion_input import motion_image
 from assistant.config import resolved_setting
@@ -204,6 +210,7 @@ class MicroAUCLIPDetector:
         from assistant.motion.analyze import MotionConfig
 
         self.model, self.tokenizer, config = load_microau_clip(checkpoint)
+        warn_motion_core(checkpoint, config)  # its input is always the motion core's flow
         self.thresholds = np.asarray(config.get("thresholds") or [0.5] * len(self.model.config.aus), np.float64)
         self.threshold = threshold
         # a checkpoint from before the eyes' openings were masked was trained on them read as skin

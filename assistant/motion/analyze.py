@@ -43,6 +43,21 @@ from assistant.types import Clip, MotionAnalysis, MotionField
 
 log = logging.getLogger(__name__)
 
+# The day what the motion core measures (this module's analysis and the long-video tracker) last changed: a change of
+# its numbers, not of its speed. Evaluation runs, instruction builds and AU checkpoints record it, so a resume never
+# mixes rows of two motion cores and a head trained on another one is served with a warning. Bump it with such a change.
+MOTION_CORE = "2026-12-07"  # the eyes' openings masked (assistant.motion.gaze)
+
+
+def motion_core_change(recorded: str | None) -> str | None:
+    """How results recorded with motion core `recorded` (None: from before it was recorded) differ from this
+    version's, as the end of a sentence; None when they were measured the same way."""
+    if recorded == MOTION_CORE:
+        return None
+    made = "an older motion core" if recorded is None else f"the motion core of {recorded}"
+    return f"was measured by {made}, and this version's ({MOTION_CORE}) measures differently"
+
+
 NOISE_MODES = ("auto", "stable")
 REGISTERED = ("register", "register2d")  # compensations that register the apex face onto the onset face first
 # The rigid3d model replaces the similarity only when it leaves the face this much stiller (`stillness`): its two
