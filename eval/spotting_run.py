@@ -251,7 +251,7 @@ def run(config: SpotEvalConfig) -> dict:
     metrics = {
         "run": {"task": "spotting", "dataset": config.dataset, "root": config.root, "fps": fps,
                 "synthetic": is_synthetic(config), "iou_threshold": IOU_THRESHOLD,
-                "spot_config": dataclasses.asdict(spot_config)},
+                "spot_config": dataclasses.asdict(spot_config), "motion_core": MOTION_CORE},
         "counts": {"videos": len(rows), "failed": len(rows) - len(ok),
                    "failed_videos": {r["key"]: r["error"] for r in rows if r["status"] != "ok"},
                    "expressions": {k: sum(e.kind == k for e in loaded.expressions) for k in KINDS},

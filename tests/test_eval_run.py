@@ -177,14 +177,16 @@ def test_compare_says_what_differs_and_keeps_runs_apart(straight_run, tmp_path):
             f"{flow} / {metrics['run']['flow']}.") in text
     assert "**The runs differ in classes: their figures measure different things" in text
     assert "MELLM (published)" in text  # beside the 5-class run
-    older = tmp_path / "older" / "c" / straight_run.name  # a record from before drift and calibration were in it
+    older = tmp_path / "older" / "c" / straight_run.name  # from before drift, calibration and motion core were in it
     older.mkdir(parents=True)
-    for key in ("drift", "calibration"):
+    for key in ("drift", "calibration", "motion_core"):
         metrics["run"].pop(key, None)
     metrics["run"].update(classes="5", flow=flow)
     (older / "metrics.json").write_text(json.dumps(metrics))
     mixed = compare([str(straight_run), str(other), str(older)], tmp_path / "cmp4")
     assert "drift: offset / offset / none" in mixed and "calibration" not in mixed.split("Settings that differ")[1]
+    core = json.loads((straight_run / "metrics.json").read_text())["run"]["motion_core"]
+    assert f"motion_core: {core} / {core} / None" in mixed  # measured by another motion core: said
     assert f"| c/{straight_run.name} |" in mixed and f"| b/{straight_run.name} |" in mixed
     alone = compare([str(other)], tmp_path / "cmp3")
     assert "MELLM (published)" not in alone and "differ" not in alone
