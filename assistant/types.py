@@ -101,7 +101,8 @@ class MotionField:
     # yaw and roll (deg; pitch > 0: the head nods down, yaw > 0: the nose turns towards the image's right, roll =
     # rotation)
     head_motion: dict[str, float] = field(default_factory=dict)
-    face_mask: np.ndarray | None = None  # (H, W) bool: inside the face, the eyes' openings left out; flow 0 outside
+    face_mask: np.ndarray | None = None  # (H, W) bool: inside the face, the eyes' openings left out unless
+    # MotionConfig.eyes is "read"; flow 0 outside
     noise_px: float = 0.0  # per-axis spread of a region's mean vector under no expression (assistant.motion.noise)
     noise_source: str = ""  # "null pair" | "stable area" | "default": which estimate set the floor
     noise_estimates: dict[str, float] = field(default_factory=dict)  # every estimate made, px

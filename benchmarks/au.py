@@ -97,6 +97,7 @@ def latency(records, backbone: str, out: Path, n: int = 5) -> dict:
     from assistant.au.aullm import AULLMConfig
     from assistant.au.aullm_input import REGION_KEYS, REGION_VALUES
     from assistant.au.checkpoint import build_aullm, save_aullm
+    from assistant.motion.analyze import MotionConfig
 
     detectors = {"rules": get_detector("rules")}
     configs = {"aullm_frames": AULLMConfig(),
@@ -105,7 +106,7 @@ def latency(records, backbone: str, out: Path, n: int = 5) -> dict:
         ckpt = out / f"latency_ckpt_{name}"
         if not (ckpt / "model.safetensors").is_file():  # weights do not change the cost, so an untrained model serves
             model, _ = build_aullm(backbone, model_config)
-            save_aullm(model, backbone, ckpt)
+            save_aullm(model, backbone, ckpt, extra={"motion": dataclasses.asdict(MotionConfig(drift="none"))})
         detectors[name] = get_detector("aullm", checkpoint=ckpt)
     result = {f"{name}_detect_ms": detect_ms(det, records[:n]) for name, det in detectors.items()}
     model = detectors["aullm_frames"].model
@@ -150,11 +151,12 @@ def microau_clip_latency(records, config, out: Path, n: int = 5) -> dict:
     from assistant.au import get_detector
     from assistant.au.microau_clip import MicroAUCLIPConfig
     from assistant.au.microau_clip_io import build_model, save_microau_clip
+    from assistant.motion.analyze import MotionConfig
 
     ckpt = out / f"latency_ckpt_microau_clip_{config.clip_input}"
     if not (ckpt / "model.safetensors").is_file():  # weights do not change the cost, so an untrained model serves
         model, _ = build_model(config.clip_backbone, MicroAUCLIPConfig(input=config.clip_input))
-        save_microau_clip(model, config.clip_backbone, ckpt)
+        save_microau_clip(model, config.clip_backbone, ckpt, extra={"motion": {"eyes": MotionConfig().eyes}})
     det = get_detector("microau_clip", checkpoint=ckpt)
     detect = detect_ms(det, records[:n])
     x, lm = torch.rand(1, 3, 224, 224), torch.rand(1, 68, 2) * 224

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,8 @@ from assistant.au import get_detector
 from assistant.au.base import make_evidence
 from assistant.errors import BackendError, ConfigError
 from assistant.types import AUEvidence, MotionAnalysis
+
+log = logging.getLogger(__name__)
 
 
 def calibrate(p: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -67,9 +70,17 @@ class FoldPredictions:
         if settings.is_file():
             import yaml
 
+            from assistant.au.checkpoint import reads_motion
+            from assistant.motion.analyze import motion_core_change
+
             cfg = yaml.safe_load(settings.read_text()) or {}
             self.protocol, self.dataset = cfg.get("protocol", "loso"), cfg.get("dataset")
             self.model = cfg.get("model", "aullm")
+            change = motion_core_change(cfg.get("motion_core"))
+            if change and reads_motion(cfg):
+                log.warning("%s: the training run that made these held-out predictions %s; they are used as they "
+                            "were made, so this evaluation's clips and its AU evidence come from two measurements.",
+                            root, change)
         self.by_key: dict[str, tuple[str, dict[int, float]]] = {}
         self.truth: dict[str, dict[int, int]] = {}  # the labels each clip was trained and scored with (-1: not coded)
         # a fold's scored clips, plus its clips with unreadable AU labels (predicted, never scored) when present

@@ -39,6 +39,7 @@ from assistant.motion.analyze import (
     MotionConfig,
     analyze_clip,
     motion_core_change,
+    warn_recorded_motion_core,
 )
 from assistant.motion.drift import DRIFT_MODES
 from assistant.parse import parse_answer
@@ -530,6 +531,7 @@ def parse(argv: list[str] | None) -> EvalConfig:
     config, ns = parse_config(EvalConfig, argv, "meu eval", doc_summary(__doc__), parser=parser,
                               records=("calibration", "motion_core"))
     calibration.apply(ns, _reads(config))
+    warn_recorded_motion_core(ns.recorded)
     return config
 
 

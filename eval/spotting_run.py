@@ -26,7 +26,7 @@ from tqdm import tqdm
 from assistant.config import doc_summary, from_dict, load_yaml, parse_config
 from assistant.errors import ConfigError, MEUError
 from assistant.files import atomic_write_text, output_folder, write_json
-from assistant.motion.analyze import MOTION_CORE, motion_core_change
+from assistant.motion.analyze import MOTION_CORE, motion_core_change, warn_recorded_motion_core
 from eval.spotting import IOU_THRESHOLD, KINDS, Span, VideoSpots, score_videos
 from eval.spotting_report import render_report
 
@@ -274,6 +274,7 @@ def parse(argv: list[str] | None) -> SpotEvalConfig:
     config, ns = parse_config(SpotEvalConfig, argv, "meu eval --task spotting", doc_summary(__doc__),
                               records=("spot_settings", "motion_core"))
     _compare_recorded(ns.recorded.get("spot_settings"), config)
+    warn_recorded_motion_core(ns.recorded)
     return config
 
 

@@ -43,7 +43,7 @@ from assistant.config import doc_summary, load_yaml, parse_config, resolved_sett
 from assistant.errors import ConfigError
 from assistant.facs import FACS
 from assistant.files import atomic_write_text
-from assistant.motion.analyze import MOTION_CHOICES
+from assistant.motion.analyze import MOTION_CHOICES, MOTION_CORE, motion_core_change, warn_recorded_motion_core
 from assistant.registry import lookup
 from eval.metrics import choose_thresholds, folded_multilabel_scores
 from eval.protocols import (
@@ -225,6 +225,12 @@ class TrainAUConfig:
     def datasets(self) -> list[str]:
         return self.dataset.split(",")
 
+    def reads_motion(self) -> bool:
+        """Whether the model's inputs come from the motion core (not only the published frames, or no input)."""
+        from assistant.au.checkpoint import reads_motion  # it needs torch
+
+        return reads_motion(vars(self))
+
 
 @dataclass
 class FoldData:
@@ -368,14 +374,19 @@ def _check_resume(config: TrainAUConfig, out: Path) -> None:
     path = out / "run_config.yaml"
     current = _settings(dataclasses.asdict(config))
     if path.is_file():
+        written = yaml.safe_load(path.read_text()) or {}
+        change = motion_core_change(written.pop("motion_core", None))
+        if change and config.reads_motion():
+            raise ConfigError(f"{out} holds a run that {change}: its folds cannot be pooled with new ones; use a "
+                              "new --out.")
         # a setting added since the run started is read as its default, which is what the run used
         defaults = {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
-        before = _settings({**defaults, **(yaml.safe_load(path.read_text()) or {})})
+        before = _settings({**defaults, **written})
         changed = sorted(k for k in set(before) | set(current) if before.get(k) != current.get(k))
         if changed:
             raise ConfigError(f"{out} holds a run with different settings ({', '.join(changed)}); "
                               "use a new --out or the same settings to resume.")
-    atomic_write_text(path, yaml.safe_dump(dataclasses.asdict(config), sort_keys=True))
+    atomic_write_text(path, yaml.safe_dump(dataclasses.asdict(config) | {"motion_core": MOTION_CORE}, sort_keys=True))
 
 
 def run(config: TrainAUConfig, records: list, target_records: list | None = None) -> dict:
@@ -616,7 +627,9 @@ def _config_class(argv: list[str] | None) -> type:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config, _ = parse_config(_config_class(argv), argv, "meu train au", doc_summary(__doc__))
+    config, ns = parse_config(_config_class(argv), argv, "meu train au", doc_summary(__doc__),
+                              records=("motion_core",))
+    warn_recorded_motion_core(ns.recorded)
     config = dataclasses.replace(config, out=str(Path(config.out).expanduser()))  # `--out=~/x` reaches us as typed
     if config.protocol == "cross" and not config.target_dataset:
         raise ConfigError("The cross protocol needs --target-dataset (and --target-root), the dataset tested on.")

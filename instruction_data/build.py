@@ -28,7 +28,7 @@ from assistant.config import parse_config, split_list
 from assistant.emotions import CDE_EXCLUDED, cde_emotion
 from assistant.errors import ConfigError, MEUError
 from assistant.files import output_folder, remove_stale_parts, save_png, write_json
-from assistant.motion.analyze import MOTION_CORE, motion_core_change
+from assistant.motion.analyze import MOTION_CORE, motion_core_change, warn_recorded_motion_core
 from assistant.motion.drift import DRIFT_MODES
 from assistant.motion.face import LANDMARKERS
 from assistant.motion.flow import COMPENSATIONS
@@ -351,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg, ns = parse_config(BuildConfig, argv, "meu data build", description, parser=parser,
                            records=("calibration", "motion_core"))
     calibration.apply(ns)
+    warn_recorded_motion_core(ns.recorded)
     report = build(cfg)
     print(f"sheet: {report['load']['summary']}")
     c = report["clips"]

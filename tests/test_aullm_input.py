@@ -14,7 +14,7 @@ from _au_data import tiny_llm
 from assistant.au.aullm import AULLMConfig
 from assistant.au.aullm_input import REGION_KEYS, REGION_VALUES, AULLMInput, analysis_input, mirror, model_tensor
 from assistant.au.checkpoint import build_aullm, load_aullm, save_aullm
-from assistant.motion.analyze import MotionConfig, analyze_clip
+from assistant.motion.analyze import MOTION_CORE, MotionConfig, analyze_clip
 
 MOTION = MotionConfig(flow="dis")
 REGIONS = len(REGION_KEYS) * REGION_VALUES
@@ -154,7 +154,7 @@ def test_a_checkpoint_from_before_the_eye_mask_is_served_with_the_eyes_read(synt
     save_aullm(model, cfg.backbone, tmp_path / "ckpt", extra={"motion": stored})
     with caplog.at_level("WARNING", logger="assistant.au.checkpoint"):
         AULLMDetector(tmp_path / "ckpt")
-    assert not caplog.records
+    assert not [r for r in caplog.records if r.name == "assistant.au.checkpoint"]
     written = json.loads((tmp_path / "ckpt" / "config.json").read_text())
     del written["motion_core"]
     (tmp_path / "ckpt" / "config.json").write_text(json.dumps(written))
@@ -406,9 +406,33 @@ def test_a_run_from_before_the_input_settings_resumes(tmp_path):
                                                                                 "direct_grid", "direct_magnitude")}
     (tmp_path / "run_config.yaml").write_text(yaml.safe_dump(old))
     _check_resume(config, tmp_path)
-    (tmp_path / "run_config.yaml").write_text(yaml.safe_dump(old))
-    with pytest.raises(ConfigError, match="input"):
+    (tmp_path / "run_config.yaml").write_text(yaml.safe_dump(old | {"motion_core": MOTION_CORE}))
+    with pytest.raises(ConfigError, match=r"different settings \(input"):
         _check_resume(dataclasses.replace(config, input="motion"), tmp_path)
+
+
+@pytest.mark.parametrize("kw", [dict(input="motion"), dict(regions=True)], ids=["motion", "region_token"])
+def test_a_run_whose_inputs_another_motion_core_measured_is_not_resumed(tmp_path, kw):
+    """Folds whose inputs an older motion core measured cannot be pooled with new ones: a run that reads the motion
+    core is refused, one on the published frames alone (which the motion core never touches) resumes."""
+    import yaml
+
+    from assistant.errors import ConfigError
+    from finetune.au import TrainAUConfig, _check_resume
+
+    for kind, settings, refused in (("frames", {}, False), ("moving", kw, True)):
+        out = tmp_path / kind
+        out.mkdir()
+        config = TrainAUConfig(out=str(out), **settings)
+        _check_resume(config, out)
+        assert yaml.safe_load((out / "run_config.yaml").read_text())["motion_core"] == MOTION_CORE
+        _check_resume(config, out)  # written now: resumes
+        (out / "run_config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(config) | {"motion_core": "2026-12-01"}))
+        if refused:
+            with pytest.raises(ConfigError, match="was measured by the motion core of 2026-12-01"):
+                _check_resume(config, out)
+        else:
+            _check_resume(config, out)
 
 
 def test_aullm_input_settings_with_another_model_are_refused():

@@ -525,3 +525,23 @@ def test_a_runs_own_record_given_as_config_runs_it_again(straight_run, tmp_path,
     monkeypatch.delenv(calibration.ENV)
     with pytest.raises(ConfigError, match="read its calibration from .* not a folder any more; give --calibration"):
         parse(again)
+
+
+@pytest.mark.parametrize("model, warned", [("microau_clip", True), ("prior", False)])
+def test_held_out_predictions_of_another_motion_core_are_used_with_a_warning(tmp_path, caplog, model, warned):
+    """`meu eval --au-run` reads a training run's held-out probabilities as they were made; when their inputs came from
+    another motion core than the one measuring this evaluation's clips, the log says so (not for a model that reads
+    no motion)."""
+    import yaml
+
+    from eval.evidence import FoldPredictions
+
+    fold = tmp_path / "folds" / "s1"
+    fold.mkdir(parents=True)
+    (fold / "predictions.csv").write_text("key,fold,prob_AU1\nsub01/EP01,s1,0.9\n")
+    (tmp_path / "run_config.yaml").write_text(yaml.safe_dump({"model": model, "dataset": "casme2",
+                                                              "motion_core": "2026-12-01"}))
+    with caplog.at_level("WARNING", logger="eval.evidence"):
+        run = FoldPredictions(tmp_path)
+    assert run.evidence("sub01/EP01").scores[0].probability == pytest.approx(0.9)
+    assert ("held-out predictions was measured by the motion core of 2026-12-01" in caplog.text) == warned

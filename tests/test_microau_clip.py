@@ -221,6 +221,7 @@ def test_a_checkpoint_is_served_with_the_eyes_as_it_was_trained(tiny_clip, tmp_p
     assert get_detector("microau_clip", checkpoint=tmp_path / "old").eyes == "read"
     assert probabilities("old", masked) == pytest.approx(probabilities("old", read), abs=1e-6)
     assert probabilities("new", masked) != pytest.approx(probabilities("old", read), abs=1e-6)
+    assert probabilities("new", read) == pytest.approx(probabilities("new", masked), abs=1e-6)  # analysed again
 
 
 def test_smoke_loso_with_the_tiny_clip(tiny_clip, synth_casme2_root, tmp_path):

@@ -193,3 +193,8 @@ def test_a_runs_own_record_given_as_config_runs_it_again_and_says_when_the_spott
     with caplog.at_level(logging.WARNING):
         parse(["--config", str(record), "--out", str(tmp_path / "again")])
     assert "threshold 4.0 -> " in caplog.text and "--spot-config" in caplog.text
+    record.write_text(json.dumps(written | {"motion_core": "2026-12-01"}))  # measured by an older tracker
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        parse(["--config", str(record), "--out", str(tmp_path / "again")])
+    assert "The run recorded in --config was measured by the motion core of 2026-12-01" in caplog.text

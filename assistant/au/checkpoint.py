@@ -37,13 +37,21 @@ def save_checkpoint(state: dict[str, torch.Tensor], config: dict, out_dir: str |
     return out
 
 
+def reads_motion(settings: dict) -> bool:
+    """Whether a `meu train au` run with these settings (its run config) reads the motion core: Micro-AU CLIP and
+    `rules` always, AU-LLM with the motion input or the region token (not its published frames alone)."""
+    model = settings.get("model", "aullm")
+    return model in ("microau_clip", "rules") or (model == "aullm" and (settings.get("input") == "motion"
+                                                                        or bool(settings.get("regions"))))
+
+
 def warn_motion_core(path: str | Path, config: dict) -> None:
-    """A head whose training inputs another motion core measured still serves, on inputs a little unlike those it
-    learned from: said once, when it is loaded."""
+    """A head whose training inputs another motion core measured still serves, on inputs that may differ a little
+    from those it learned from: said once, when it is loaded."""
     change = motion_core_change(config.get("motion_core"))
     if change:
-        log.warning("%s: its training input %s; it serves, but train it again for the figures it was trained to "
-                    "give.", path, change)
+        log.warning("%s: its training input %s; it serves, but its inputs may differ a little from those it learned "
+                    "from: train it again for the figures it was trained to give.", path, change)
 
 
 def read_checkpoint(path: str | Path, head: str | None = None) -> tuple[dict[str, torch.Tensor], dict]:

@@ -43,9 +43,11 @@ from assistant.types import Clip, MotionAnalysis, MotionField
 
 log = logging.getLogger(__name__)
 
-# The day what the motion core measures (this module's analysis and the long-video tracker) last changed: a change of
-# its numbers, not of its speed. Evaluation runs, instruction builds and AU checkpoints record it, so a resume never
-# mixes rows of two motion cores and a head trained on another one is served with a warning. Bump it with such a change.
+# Names what the motion core measures (this module's analysis and the long-video tracker) as of its last change of
+# numbers, not of speed: the day, with a suffix (".2") for a second change that day. Evaluation and AU training runs,
+# instruction builds and AU checkpoints record it, so a resume never mixes rows of two motion cores and a head trained
+# on another one is served with a warning. Change it with any such change, and bump the measurement caches' versions
+# with it (eval/realism.py CACHE_VERSION, finetune/au_aullm.py and finetune/au_microau_clip.py CACHE_FORMAT).
 MOTION_CORE = "2026-12-07"  # the eyes' openings masked (assistant.motion.gaze)
 
 
@@ -56,6 +58,14 @@ def motion_core_change(recorded: str | None) -> str | None:
         return None
     made = "an older motion core" if recorded is None else f"the motion core of {recorded}"
     return f"was measured by {made}, and this version's ({MOTION_CORE}) measures differently"
+
+
+def warn_recorded_motion_core(recorded: dict) -> None:
+    """A job's own record given back as `--config` (`parse_config`'s `recorded`) runs it again; made by another motion
+    core, its figures will not come out as recorded: said."""
+    change = motion_core_change(recorded["motion_core"]) if "motion_core" in recorded else None
+    if change:
+        log.warning("The run recorded in --config %s: this run's figures will not be the recorded ones.", change)
 
 
 NOISE_MODES = ("auto", "stable")
@@ -93,9 +103,9 @@ class MotionConfig:
                 "stiller; default) or none",
         "choices": list(DRIFT_MODES)})
     eyes: str = field(default="masked", metadata={
-        "help": "the eyes' openings: masked (left out of every measurement, so a gaze shift is not read as a lid "
-                "action; default) or read (as skin, as the motion core did before 2026-12-07; AU heads trained "
-                "before then are served so)",
+        "help": "the eyes' openings: masked (left out of every measurement of the pair, so a gaze shift is not "
+                "read as a lid action; default) or read (as skin, as the motion core did until 2026-12-07; AU heads "
+                "trained on that are served so). Long-video spotting always masks them",
         "choices": list(EYE_MODES)})
     mode: str = field(default="default", metadata={"help": "MMC map mode", "choices": list(MMC_MODES)})
     size: int = field(default=256, metadata={"help": "working size of the square face crop (px)"})

@@ -8,13 +8,13 @@ whose eyes alone moved 1-3 px, 13-34 % of the pairs named AU5 or AU7, and a look
 (`benchmarks/gaze.py`). A real upper lid also follows the eye up and down; that part is motion of the lid and is still
 read as such.
 
-So each eye's opening (the polygon of its six landmarks, widened by `OPENING_MARGIN` inter-ocular distances to take
-the flow's spill across the margin and the polygon's straight cut of a curved lid) is removed from the face mask
-before anything is measured: region means, stillness for the head model's choice, the noise floor from a null pair,
-the colour map and the learned heads' motion input. The lid regions keep the lid skin above and below the opening
-(about half of an upper-lid region's pixels, two thirds of a lower one's), and AU43 is read from the landmarks
-(`assistant.au.eyelids`).
-"""
+So each eye's opening (the polygon of its six landmarks, widened by `OPENING_MARGIN` inter-ocular distances to take the
+flow's spill across the margin and the polygon's straight cut of a curved lid) is removed from the face mask before
+anything is measured (`MotionConfig.eyes` "masked", the default; "read" keeps the analysis from before, which AU heads
+trained then are served with; the long-video tracker always masks): region means, stillness for the head model's choice,
+the noise floor from a null pair, the colour map and the learned heads' motion input. The lid regions keep the lid skin
+above and below the opening (about half of an upper-lid region's pixels, two thirds of a lower one's), and AU43 is read
+from the landmarks (`assistant.au.eyelids`)."""
 
 from __future__ import annotations
 

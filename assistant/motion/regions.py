@@ -4,13 +4,12 @@ Regions are ellipses placed relative to iBUG landmarks and sized by the inter-oc
 any face shape and size. Sides are the **person's**: the person's right eye is iBUG 36-41 (image left).
 
 Only pixels inside the face (`assistant.motion.register.face_mask`) and outside the eyes' openings
-(`assistant.motion.gaze`) count. Intensity comes from the length of the region's *mean* motion vector (coherent
-motion, in pixels scaled to a 256 px working size), because incoherent flow noise averages out while muscle motion
-does not, **and** from its signal-to-noise ratio against the analysis' own noise floor (`assistant.motion.noise`): a
-region is `none` below SNR_MIN whatever its size in pixels, else weak / moderate / strong by INTENSITY_THRESHOLDS_PX.
-Both come from `intensity_calibration.json` (`intensity_words`), written by `meu calibrate rules` (`eval/calibrate.py`)
-on the realistic synthetic calibration split only.
-"""
+(`assistant.motion.gaze`; unless `MotionConfig.eyes` is "read") count. Intensity comes from the length of the region's
+*mean* motion vector (coherent motion, in pixels scaled to a 256 px working size), because incoherent flow noise
+averages out while muscle motion does not, **and** from its signal-to-noise ratio against the analysis' own noise floor
+(`assistant.motion.noise`): a region is `none` below SNR_MIN whatever its size in pixels, else weak / moderate / strong
+by INTENSITY_THRESHOLDS_PX. Both come from `intensity_calibration.json` (`intensity_words`), written by `meu calibrate
+rules` (`eval/calibrate.py`) on the realistic synthetic calibration split only."""
 
 from __future__ import annotations
 
@@ -102,8 +101,9 @@ def intensity_level(coherent_px: float, snr: float = float("inf"), size: int = R
 
 def face_region_masks(points68: np.ndarray, face: np.ndarray | None,
                       shape: tuple[int, int] | None = None) -> dict[tuple[str, str | None], np.ndarray]:
-    """Region masks cut to the face mask (which leaves out the eyes' openings, `assistant.motion.gaze`): nothing else
-    is ever measured, so nothing else is drawn as a region either. `face` None: the whole ellipses on `shape`."""
+    """Region masks cut to the face mask (which leaves out the eyes' openings by default, `assistant.motion.gaze`):
+    nothing else is ever measured, so nothing else is drawn as a region either. `face` None: the whole ellipses on
+    `shape`."""
     if face is None:
         return region_masks(points68, shape)
     return {k: m & face for k, m in region_masks(points68, face.shape).items()}
