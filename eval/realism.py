@@ -31,8 +31,9 @@ from instruction_data.realistic import draw_spec, render_realistic
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 9  # bump when the motion core's output changes, so stale tables are not reused (8: rigid3d fitted
-# with and without the nose bridge; 9: the eyes' openings left out of the face mask)
+# bump when the tables' format changes (8: rigid3d fitted with and without the nose bridge; 9: the eyes' openings
+# left out of the face mask); a change of what the motion core measures changes `MOTION_CORE`, which is in the key
+CACHE_VERSION = 9
 
 
 @dataclass
@@ -69,7 +70,8 @@ def motion_settings_key(config: MotionConfig | None = None, world: str = "v1") -
     root = Path(__file__).resolve().parents[1] / "instruction_data"
     motion = dataclasses.asdict(config or MotionConfig())
     motion.pop("drift")  # the pairs measured here have no offset frame, so the drift setting never acts on them
-    settings = {"config": motion, "tvl1": flow.TVL1_SETTINGS, "rigid3d_stiller": analyze.RIGID3D_STILLER,
+    settings = {"config": motion, "motion_core": analyze.MOTION_CORE, "tvl1": flow.TVL1_SETTINGS,
+                "rigid3d_stiller": analyze.RIGID3D_STILLER,
                 "eye_opening_margin": gaze.opening_margin(motion.pop("eyes")),
                 "world_v2": hashlib.sha256((root / "world_v2.py").read_bytes()
                                            + (root / "head_turn.py").read_bytes()).hexdigest()}

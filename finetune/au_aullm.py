@@ -34,14 +34,16 @@ from assistant.au.checkpoint import build_aullm, save_aullm
 from assistant.au.graph import cooccurrence_prior
 from assistant.au.preprocess import ClipCache
 from assistant.motion import gaze
-from assistant.motion.analyze import MotionConfig
+from assistant.motion.analyze import MOTION_CORE, MotionConfig
 from finetune.au import train_epochs
 from finetune.input_cache import cached_arrays, record_analysis
 from finetune.readout import fit_readout, set_readout
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 3  # 2: the motion core fits rigid3d with and without the nose bridge; 3: the eyes' openings are masked
+# 2: the motion core fits rigid3d with and without the nose bridge; 3: the eyes' openings are masked. Since then the
+# key holds MOTION_CORE, so a change of the motion core renews the inputs without a bump here.
+CACHE_FORMAT = 3
 
 
 def optimizer(model, cfg) -> torch.optim.Adam:
@@ -80,8 +82,8 @@ class AULLMAdapter:
             return {"x": inp.x, "regions": inp.regions}
 
         m = self.motion
-        settings = (CACHE_FORMAT, mc.input, mc.n_frames, mc.size, m.landmarks, m.flow, m.compensation, m.size,
-                    m.margin, m.noise, gaze.opening_margin(m.eyes))
+        settings = (CACHE_FORMAT, MOTION_CORE, mc.input, mc.n_frames, mc.size, m.landmarks, m.flow, m.compensation,
+                    m.size, m.margin, m.noise, gaze.opening_margin(m.eyes))
         cache = Path(self.cfg.cache_dir) / "aullm_inputs" if self.cfg.cache_dir else None
         arrays = cached_arrays(records, cache, settings, compute, "AU-LLM inputs", self.cfg.progress)
         return [AULLMInput(a["x"], a["regions"] if mc.regions else None) for a in arrays]

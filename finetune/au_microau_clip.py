@@ -38,7 +38,7 @@ from assistant.au.microau_clip_io import (
 )
 from assistant.errors import ConfigError
 from assistant.motion import gaze
-from assistant.motion.analyze import MotionConfig
+from assistant.motion.analyze import MOTION_CORE, MotionConfig
 from finetune.au import TrainAUConfig, train_epochs
 from finetune.input_cache import cached_arrays, record_analysis
 from finetune.readout import fit_readout, set_readout
@@ -104,8 +104,10 @@ def options(config) -> MicroAUCLIPOptions:
     return MicroAUCLIPOptions(**{n: getattr(config, n) for n in names if hasattr(config, n)})
 
 
-CACHE_FORMAT = 5  # 2: inputs from analyze_clip (the serving path) and `input` in the key; 3: frame fingerprints;
-# 4: the motion core fits rigid3d with and without the nose bridge; 5: the eyes' openings are masked
+# 2: inputs from analyze_clip (the serving path) and `input` in the key; 3: frame fingerprints; 4: the motion core
+# fits rigid3d with and without the nose bridge; 5: the eyes' openings are masked. Since then the key holds
+# MOTION_CORE, so a change of the motion core renews the inputs without a bump here.
+CACHE_FORMAT = 5
 
 
 def record_inputs(records: Sequence, cfg: MicroAUCLIPConfig, motion: MotionConfig, cache: Path | None,
@@ -118,7 +120,7 @@ def record_inputs(records: Sequence, cfg: MicroAUCLIPConfig, motion: MotionConfi
         regions = analysis_regions(analysis, cfg)
         return {"image": image, "landmarks": lm, **({"regions": regions} if regions is not None else {})}
 
-    settings = (CACHE_FORMAT, cfg.image_size, cfg.flow_max_px, cfg.input, motion.landmarks, motion.flow,
+    settings = (CACHE_FORMAT, MOTION_CORE, cfg.image_size, cfg.flow_max_px, cfg.input, motion.landmarks, motion.flow,
                 motion.compensation, motion.size, motion.margin, motion.noise, gaze.opening_margin(motion.eyes))
     # the read-out's values are stored beside the image: its runs have files of their own, the others keep theirs
     settings += ("regions",) if cfg.direct else ()

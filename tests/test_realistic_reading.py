@@ -44,3 +44,17 @@ def test_a_clear_smile_is_read_on_a_drifting_noisy_clip():
     assert 12 in {s.code for s in evidence.active()}
     strongest = max(analysis.regions, key=lambda r: r.snr)
     assert strongest.region in ("mouth_corner", "nasolabial", "cheek"), strongest
+
+
+def test_the_measurement_cache_key_follows_what_the_motion_core_measures(monkeypatch):
+    """Cached region tables are reused only for the same measurement: another motion core or the eyes read as skin
+    give another key; the drift setting, which never acts on the cached pairs, does not."""
+    from assistant.motion import analyze
+    from eval.realism import motion_settings_key
+
+    shipped = motion_settings_key(analyze.MotionConfig(), "v2")
+    assert motion_settings_key(analyze.MotionConfig(drift="none"), "v2") == shipped
+    assert motion_settings_key(analyze.MotionConfig(eyes="read"), "v2") != shipped
+    assert motion_settings_key(analyze.MotionConfig(), "v3") != shipped
+    monkeypatch.setattr(analyze, "MOTION_CORE", analyze.MOTION_CORE + ".2")
+    assert motion_settings_key(analyze.MotionConfig(), "v2") != shipped

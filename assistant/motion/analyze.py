@@ -46,8 +46,8 @@ log = logging.getLogger(__name__)
 # Names what the motion core measures (this module's analysis and the long-video tracker) as of its last change of
 # numbers, not of speed: the day, with a suffix (".2") for a second change that day. Evaluation and AU training runs,
 # instruction builds and AU checkpoints record it, so a resume never mixes rows of two motion cores and a head trained
-# on another one is served with a warning. Change it with any such change, and bump the measurement caches' versions
-# with it (eval/realism.py CACHE_VERSION, finetune/au_aullm.py and finetune/au_microau_clip.py CACHE_FORMAT).
+# on another one is served with a warning, and the measurement caches (realism tables, the AU heads' inputs) hold it
+# in their keys. Change it with any such change.
 MOTION_CORE = "2026-12-07"  # the eyes' openings masked (assistant.motion.gaze)
 
 
