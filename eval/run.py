@@ -38,7 +38,7 @@ from assistant.motion.analyze import (
     NOISE_MIN_GAP,
     MotionConfig,
     analyze_clip,
-    motion_core_change,
+    refuse_other_motion_core,
     warn_recorded_motion_core,
 )
 from assistant.motion.drift import DRIFT_MODES
@@ -303,10 +303,7 @@ def _check_resume(config: EvalConfig, out: Path) -> None:
         defaults = {f.name: f.default for f in dataclasses.fields(EvalConfig) if f.default is not dataclasses.MISSING}
         defaults.update(drift="none")
         written = json.loads(path.read_text())
-        change = motion_core_change(written.pop("motion_core", None))
-        if change:
-            raise ConfigError(f"{out} holds a run that {change}: its rows cannot be mixed with new ones; choose a new "
-                              "--out.")
+        refuse_other_motion_core(written.pop("motion_core", None), out, "run", "rows")
         used = (written.get("calibration") or {}).get("files", settings["calibration"])  # older runs recorded none
         before = _settings({**defaults, **written}) | {"calibration": used}
         changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from assistant.config import doc_summary, from_dict, load_yaml, parse_config
 from assistant.errors import ConfigError, MEUError
 from assistant.files import atomic_write_text, output_folder, write_json
-from assistant.motion.analyze import MOTION_CORE, motion_core_change, warn_recorded_motion_core
+from assistant.motion.analyze import MOTION_CORE, refuse_other_motion_core, warn_recorded_motion_core
 from eval.spotting import IOU_THRESHOLD, KINDS, Span, VideoSpots, score_videos
 from eval.spotting_report import render_report
 
@@ -171,10 +171,7 @@ def _check_resume(config: SpotEvalConfig, out: Path) -> None:
         raise ConfigError(f"{out} already holds a spotting run; pass --resume to continue it or choose a new --out.")
     if config.resume and path.is_file():
         before = json.loads(path.read_text())
-        change = motion_core_change(before.pop("motion_core", None))
-        if change:
-            raise ConfigError(f"{out} holds a run that {change}: its videos cannot be mixed with new ones; choose a "
-                              "new --out.")
+        refuse_other_motion_core(before.pop("motion_core", None), out, "run", "videos")
         now = _settings(config)
         changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
         if changed:

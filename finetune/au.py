@@ -43,7 +43,7 @@ from assistant.config import doc_summary, load_yaml, parse_config, resolved_sett
 from assistant.errors import ConfigError
 from assistant.facs import FACS
 from assistant.files import atomic_write_text
-from assistant.motion.analyze import MOTION_CHOICES, MOTION_CORE, motion_core_change, warn_recorded_motion_core
+from assistant.motion.analyze import MOTION_CHOICES, MOTION_CORE, refuse_other_motion_core, warn_recorded_motion_core
 from assistant.registry import lookup
 from eval.metrics import choose_thresholds, folded_multilabel_scores
 from eval.protocols import (
@@ -375,10 +375,9 @@ def _check_resume(config: TrainAUConfig, out: Path) -> None:
     current = _settings(dataclasses.asdict(config))
     if path.is_file():
         written = yaml.safe_load(path.read_text()) or {}
-        change = motion_core_change(written.pop("motion_core", None))
-        if change and config.reads_motion():
-            raise ConfigError(f"{out} holds a run that {change}: its folds cannot be pooled with new ones; use a "
-                              "new --out.")
+        recorded = written.pop("motion_core", None)
+        if config.reads_motion():  # the published frames alone never pass through the motion core
+            refuse_other_motion_core(recorded, out, "run", "folds")
         # a setting added since the run started is read as its default, which is what the run used
         defaults = {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
         before = _settings({**defaults, **written})

@@ -28,7 +28,7 @@ from assistant.config import parse_config, split_list
 from assistant.emotions import CDE_EXCLUDED, cde_emotion
 from assistant.errors import ConfigError, MEUError
 from assistant.files import output_folder, remove_stale_parts, save_png, write_json
-from assistant.motion.analyze import MOTION_CORE, motion_core_change, warn_recorded_motion_core
+from assistant.motion.analyze import MOTION_CORE, refuse_other_motion_core, warn_recorded_motion_core
 from assistant.motion.drift import DRIFT_MODES
 from assistant.motion.face import LANDMARKERS
 from assistant.motion.flow import COMPENSATIONS
@@ -229,10 +229,7 @@ def _check_output(cfg: BuildConfig, out: Path) -> None:
         before = (previous.pop("calibration", None) or used)["files"]  # its files decide, not where they were read
         if not cfg.resume:
             raise ConfigError(f"{out} already holds a build; add --resume to finish it or choose another --out.")
-        change = motion_core_change(previous.pop("motion_core", None))
-        if change:
-            raise ConfigError(f"{out} holds a build that {change}: its samples cannot be mixed with new ones; choose "
-                              "another --out.")
+        refuse_other_motion_core(previous.pop("motion_core", None), out, "build", "samples")
         changed = sorted(k for k in set(previous) | set(cfg.settings()) if previous.get(k) != cfg.settings().get(k))
         changed += ["calibration"] if before != used["files"] else []
         if changed:

@@ -60,6 +60,15 @@ def motion_core_change(recorded: str | None) -> str | None:
     return f"was measured by {made}, and this version's ({MOTION_CORE}) measures differently"
 
 
+def refuse_other_motion_core(recorded: str | None, out, held: str, units: str) -> None:
+    """A resume of the `held` ("run", "build") in `out` whose record says motion core `recorded` would mix its
+    `units` ("rows", "folds") with this version's: refused with a sentence naming both."""
+    change = motion_core_change(recorded)
+    if change:
+        raise ConfigError(f"{out} holds a {held} that {change}: its {units} cannot be mixed with new ones; choose a "
+                          "new --out.")
+
+
 def warn_recorded_motion_core(recorded: dict) -> None:
     """A job's own record given back as `--config` (`parse_config`'s `recorded`) runs it again; made by another motion
     core, its figures will not come out as recorded: said."""
