@@ -32,6 +32,12 @@ def folder(tmp_path, monkeypatch):
     calibration.use(None)
 
 
+@pytest.fixture(scope="module")
+def measure_cache(tmp_path_factory):
+    """One measurement cache for the module's `meu calibrate rules` runs: 40 clips are measured once, not per test."""
+    return tmp_path_factory.mktemp("calibrate_measurements")
+
+
 def _brow_raise() -> list[RegionMotion]:
     """Both inner and outer brows 1.5 px up, well above the noise: AU1 and AU2 by the shipped rules."""
     return [RegionMotion(region=r, side=s, dx=0.0, dy=-1.5, mean_magnitude=1.5, max_magnitude=1.6, direction="up",
@@ -130,11 +136,11 @@ def test_calibrate_refuses_a_cache_that_is_a_file_and_a_negative_seed(folder, tm
 
 
 @pytest.mark.slow
-def test_calibrate_rules_writes_its_folder_and_leaves_the_shipped_files(tmp_path, monkeypatch, caplog):
+def test_calibrate_rules_writes_its_folder_and_leaves_the_shipped_files(tmp_path, monkeypatch, caplog, measure_cache):
     monkeypatch.delenv(calibration.ENV, raising=False)
     before = _shipped_digest()
     out = tmp_path / "calib"
-    assert cli.main(["calibrate", "rules", "--clips", "40", "--workers", "2", "--cache", str(tmp_path / "cache"),
+    assert cli.main(["calibrate", "rules", "--clips", "40", "--workers", "2", "--cache", str(measure_cache),
                      "--out", str(out)]) == 0
     assert _shipped_digest() == before
     assert sorted(p.name for p in out.iterdir()) == sorted(calibration.RULES_FILES)
@@ -151,11 +157,11 @@ def test_calibrate_rules_writes_its_folder_and_leaves_the_shipped_files(tmp_path
 
 @pytest.mark.slow
 def test_calibrate_rules_keeps_fusion_files_only_for_the_rules_they_were_fitted_on(tmp_path, monkeypatch, capsys,
-                                                                                  caplog):
+                                                                                  caplog, measure_cache):
     """Rules calibrated again left the folder's fusion files, fitted on the old rules, to be read without a word; a
     damaged measurement in the cache stopped the run with a traceback; --dry-run printed nothing."""
     monkeypatch.delenv(calibration.ENV, raising=False)
-    out, cache = tmp_path / "calib", tmp_path / "cache"
+    out, cache = tmp_path / "calib", measure_cache
     run = ["calibrate", "rules", "--clips", "40", "--workers", "2", "--cache", str(cache), "--out", str(out)]
     assert cli.main(run) == 0
     for name in calibration.FUSION_FILES:

@@ -43,6 +43,7 @@ reached. A file without `explaining_away` (written before it) scores every AU on
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -52,7 +53,7 @@ from assistant import calibration
 from assistant.au import explaining_away
 from assistant.au.eyelids import au43_score, lid_against_brow
 from assistant.au.sources import flow_sources
-from assistant.facs import FACS, SIDED_REGIONS, FacsAU, facs_au, image_direction, region_label
+from assistant.facs import FACS, SIDED_REGIONS, FacsAU, RegionAction, facs_au, image_direction, region_label
 from assistant.types import AUEvidence, AUScore, Clip, MotionAnalysis, RegionMotion
 
 REFERENCE_SIZE = 256
@@ -85,9 +86,11 @@ def parameters() -> RulesParameters:
                            coupling, float(ea["strength"]) if on else 1.0, bool(doc.get("au5_against_brow", False)))
 
 
-def _region_vector(table: dict[tuple[str, str | None], RegionMotion], region: str, side: str | None) -> np.ndarray:
-    r = table.get((region, side if region in SIDED_REGIONS else None))
-    return np.zeros(2) if r is None else np.array([r.dx, r.dy], dtype=np.float64)
+@functools.cache
+def _direction(action: RegionAction, side: str | None) -> tuple[float, float]:
+    """`image_direction` as floats: `side_score` runs hundreds of thousands of times in a calibration grid."""
+    dx, dy = image_direction(action, side)
+    return float(dx), float(dy)
 
 
 def action_score(norm: float, cos: float, snr: float, params: RulesParameters | None = None) -> float:
@@ -104,15 +107,16 @@ def side_score(au: FacsAU, regions: list[RegionMotion], side: str | None, size: 
     """S_side of the module docstring, 0..1. `size`: the crop's side in pixels, the unit of the regions' dx and dy."""
     params = params or parameters()
     table = {(r.region, r.side): r for r in regions}
+    scale = REFERENCE_SIZE / size
     total = weight = 0.0
     for action in au.actions:
         key = (action.region, side if action.region in SIDED_REGIONS else None)
-        v = _region_vector(table, action.region, side) * (REFERENCE_SIZE / size)
-        norm = float(np.linalg.norm(v))
-        d = image_direction(action, key[1])
         row = table.get(key)
+        dx, dy = (row.dx * scale, row.dy * scale) if row is not None else (0.0, 0.0)
+        norm = math.hypot(dx, dy)
+        ux, uy = _direction(action, key[1])
         snr = row.snr if row is not None and row.snr > 0 else float("inf")
-        total += action.weight * action_score(norm, float(v @ d) / norm if norm > 0 else 0.0, snr, params)
+        total += action.weight * action_score(norm, (dx * ux + dy * uy) / norm if norm > 0 else 0.0, snr, params)
         weight += action.weight
     return total / weight if weight else 0.0
 
