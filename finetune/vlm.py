@@ -335,12 +335,27 @@ def train(cfg: VLMTrainConfig, rows: list[dict] | None = None, eval_rows: list[d
     if trainer.is_world_process_zero():
         processor.save_pretrained(str(out))
         generation = generation_settings(cfg).record(processor.tokenizer)
-        write_json(out / "train_config.json", {**dataclasses.asdict(cfg), "generation": generation})
+        write_json(out / "train_config.json", {**dataclasses.asdict(cfg), "generation": generation,
+                                               **maps_motion_core(cfg.train_file)})
         write_json(out / "metrics.json", metrics)
         atomic_write_text(out / "README.md", model_card(cfg, trainer.state.global_step, metrics, len(rows),
                                                         len(eval_rows or []), generation))
         log.info("adapter, processor and model card written to %s", out)
     return TrainResult(out, trainer.state.global_step, metrics, trainer)
+
+
+def maps_motion_core(train_file: str | None) -> dict:
+    """{"maps_motion_core": version} when --train-file is an export of `meu data build` (its build_settings.json lies
+    beside it; None for a build from before the record): the motion core that drew the maps the adapter learns from,
+    so that serving can say when it draws them another way. {} for rows from elsewhere, which record nothing."""
+    stamp = Path(train_file).parent / "build_settings.json" if train_file else None
+    if stamp is None or not stamp.is_file():
+        return {}
+    try:
+        return {"maps_motion_core": json.loads(stamp.read_text()).get("motion_core")}
+    except (OSError, ValueError, AttributeError):
+        log.warning("%s cannot be read; the adapter records no motion core for its maps.", stamp)
+        return {}
 
 
 # Settings a resumed run may change: where and how often it logs, saves and evaluates, and --max-steps (a run is
@@ -432,6 +447,8 @@ def model_card(cfg: VLMTrainConfig, steps: int, metrics: dict, n_train: int, n_e
         "# MEU Assistant: Qwen2.5-VL LoRA adapter (MELLM recipe)", "",
         f"- Base model: `{cfg.model_name_or_path}`",
         f"- Data: `{cfg.train_file or 'synthetic rows (--tiny)'}`; data card: `{cfg.data_card or 'not given'}`",
+        *(f"- Maps drawn by the motion core of {v or 'a build from before the record'} (`meu data build`'s "
+          "build_settings.json)" for v in maps_motion_core(cfg.train_file).values()),
         f"- Training rows: {n_train}; held-out rows: {n_eval} (held out by subject)",
         f"- Steps: {steps}; assistant-only loss; LoRA on the language model"
         + (" and the vision encoder" if cfg.lora_vision else ""),
@@ -485,11 +502,11 @@ def _apply_tiny(cfg: VLMTrainConfig, explicit: set[str]) -> tuple[VLMTrainConfig
 
 def parse(argv: list[str] | None) -> tuple[VLMTrainConfig, list[dict] | None]:
     """The settings of `meu train vlm` and, with --tiny, its synthetic rows. A run's own `train_config.json` given as
-    --config trains it again (the generation settings it recorded are derived, not set). --tiny scales a recipe from
-    --config down to toy size; only flags keep their values."""
+    --config trains it again (the generation settings and the maps' motion core it recorded are derived, not set).
+    --tiny scales a recipe from --config down to toy size; only flags keep their values."""
     cfg, ns = parse_config(VLMTrainConfig, argv, prog="meu train vlm",
                            description="Fine-tune Qwen2.5-VL with LoRA through TRL (the MELLM recipe).",
-                           records=("generation",))
+                           records=("generation", "maps_motion_core"))
     cfg = dataclasses.replace(cfg, output_dir=str(Path(cfg.output_dir).expanduser()))  # `--output-dir=~/x` as typed
     if not cfg.tiny or cfg.merge:
         return cfg, None

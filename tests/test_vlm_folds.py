@@ -11,6 +11,8 @@ import shutil
 import pytest
 
 from assistant.errors import ConfigError
+from assistant.motion.analyze import MOTION_CORE
+from assistant.reasoners.vlm import load_vlm
 from eval.run import main as evaluate
 from finetune.vlm import VLMTrainConfig, _apply_tiny, read_jsonl
 from finetune.vlm_folds import fold_dir, train_folds
@@ -75,6 +77,17 @@ def test_shards_resume_mid_fold_and_eval_uses_each_folds_adapter(composite, tmp_
     assert all(r["reasoner_adapter"] == str(fold_dir(out, r["subject"])) for r in rows)
     assert {r["fold"] for r in rows} == set(FOLDS)
     assert "adapter trained without its subject" in (result / "report.md").read_text()
+    # each adapter records the motion core that drew its maps (the build's); served by another one, it says so
+    configs = {f: json.loads((fold_dir(out, f) / "train_config.json").read_text()) for f in FOLDS}
+    assert {c["maps_motion_core"] for c in configs.values()} == {MOTION_CORE}
+    assert f"Maps drawn by the motion core of {MOTION_CORE}" in (folder / "README.md").read_text()
+    assert "the maps it was trained on" not in caplog.text
+    configs[FOLDS[0]]["maps_motion_core"] = "2026-01-01"
+    (folder / "train_config.json").write_text(json.dumps(configs[FOLDS[0]]))
+    with caplog.at_level(logging.WARNING, logger="assistant.reasoners.vlm"):
+        load_vlm(str(folder))
+    assert f"{folder}: the maps it was trained on were drawn from motion that was measured by the motion core of " \
+           "2026-01-01" in caplog.text
     other_base = tmp_path / "other_base"
     shutil.copytree(_config(train_file, out).model_name_or_path, other_base)
     with pytest.raises(ConfigError, match="was trained on"):

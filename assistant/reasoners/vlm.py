@@ -50,6 +50,25 @@ def adapter_base(path: str | Path) -> str | None:
     return json.loads(cfg.read_text()).get("base_model_name_or_path")
 
 
+def warn_maps_motion_core(adapter: str | Path) -> None:
+    """An adapter trained on maps that another motion core drew (`meu train vlm` records the build's) reads maps
+    drawn another way now: said once, when it is loaded. Adapters whose rows were not a build's record nothing."""
+    from assistant.motion.analyze import motion_core_change
+
+    record = Path(adapter) / "train_config.json"
+    try:
+        recorded = json.loads(record.read_text()) if record.is_file() else {}
+    except (OSError, ValueError):
+        return
+    if not isinstance(recorded, dict) or "maps_motion_core" not in recorded:
+        return
+    change = motion_core_change(recorded["maps_motion_core"])
+    if change:
+        log.warning("%s: the maps it was trained on were drawn from motion that %s; it serves, but the maps it reads "
+                    "now differ a little from those it learned from: build the data again and train it again for the "
+                    "answers it was trained to give.", adapter, change)
+
+
 def has_processor(folder: str | Path | None) -> bool:
     """Whether `folder` holds a saved processor: transformers 5 writes `processor_config.json`, older versions and
     hub checkpoints `preprocessor_config.json`. Training saves the processor beside the adapter, so serving reads the
@@ -84,6 +103,7 @@ def load_vlm(base: str, adapter: str | None = None, device: str = "auto", dtype:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, adapter)
+            warn_maps_motion_core(adapter)
             if merge:
                 model = model.merge_and_unload()
     except (OSError, ValueError, RuntimeError, SafetensorError) as err:  # missing, not a VLM, not its adapter, cut off
