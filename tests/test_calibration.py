@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import shutil
+from types import SimpleNamespace
 
 import pytest
 
@@ -33,9 +36,26 @@ def folder(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def measure_cache(tmp_path_factory):
-    """One measurement cache for the module's `meu calibrate rules` runs: 40 clips are measured once, not per test."""
-    return tmp_path_factory.mktemp("calibrate_measurements")
+def calibrated(tmp_path_factory):
+    """One `meu calibrate rules --clips 40` run shared by the module's tests (its 40 clips are measured once): its
+    measurement cache, its folder, the shipped files' digests before and after it, and what it logged."""
+    root = tmp_path_factory.mktemp("calibrate_rules")
+    cache, out = root / "cache", root / "calib"
+    saved = os.environ.pop(calibration.ENV, None)
+    before = _shipped_digest()
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logging.getLogger().addHandler(handler)
+    try:
+        assert cli.main(["calibrate", "rules", "--clips", "40", "--workers", "2", "--cache", str(cache), "--out",
+                         str(out)]) == 0
+    finally:
+        logging.getLogger().removeHandler(handler)
+        if saved is not None:
+            os.environ[calibration.ENV] = saved
+    return SimpleNamespace(cache=cache, out=out, shipped=(before, _shipped_digest()),
+                           log="\n".join(r.getMessage() for r in records))
 
 
 def _brow_raise() -> list[RegionMotion]:
@@ -136,13 +156,10 @@ def test_calibrate_refuses_a_cache_that_is_a_file_and_a_negative_seed(folder, tm
 
 
 @pytest.mark.slow
-def test_calibrate_rules_writes_its_folder_and_leaves_the_shipped_files(tmp_path, monkeypatch, caplog, measure_cache):
-    monkeypatch.delenv(calibration.ENV, raising=False)
-    before = _shipped_digest()
-    out = tmp_path / "calib"
-    assert cli.main(["calibrate", "rules", "--clips", "40", "--workers", "2", "--cache", str(measure_cache),
-                     "--out", str(out)]) == 0
-    assert _shipped_digest() == before
+def test_calibrate_rules_writes_its_folder_and_leaves_the_shipped_files(calibrated):
+    before, after = calibrated.shipped
+    assert after == before
+    out = calibrated.out
     assert sorted(p.name for p in out.iterdir()) == sorted(calibration.RULES_FILES)
     written = json.loads((out / "rules_calibration.json").read_text())
     assert written["how"]["clips"] == 40 and "--out DIR" in written["how"]["command"]
@@ -152,18 +169,18 @@ def test_calibrate_rules_writes_its_folder_and_leaves_the_shipped_files(tmp_path
     finally:
         calibration.use(None)
     # 40 clips of seed 0: 8 null clips, AU7 and AU14 once each
-    assert "Only 8 null clips among the 40" in caplog.text and "AU7, AU14 have fewer than 5 clips" in caplog.text
+    assert "Only 8 null clips among the 40" in calibrated.log and "AU7, AU14 have fewer than 5 clips" in calibrated.log
 
 
 @pytest.mark.slow
 def test_calibrate_rules_keeps_fusion_files_only_for_the_rules_they_were_fitted_on(tmp_path, monkeypatch, capsys,
-                                                                                  caplog, measure_cache):
+                                                                                  caplog, calibrated):
     """Rules calibrated again left the folder's fusion files, fitted on the old rules, to be read without a word; a
     damaged measurement in the cache stopped the run with a traceback; --dry-run printed nothing."""
     monkeypatch.delenv(calibration.ENV, raising=False)
-    out, cache = tmp_path / "calib", measure_cache
+    out, cache = tmp_path / "calib", calibrated.cache
+    shutil.copytree(calibrated.out, out)
     run = ["calibrate", "rules", "--clips", "40", "--workers", "2", "--cache", str(cache), "--out", str(out)]
-    assert cli.main(run) == 0
     for name in calibration.FUSION_FILES:
         (out / name).write_text("{}")
     damaged = sorted(cache.glob("*.json"))[3]
