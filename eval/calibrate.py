@@ -166,8 +166,8 @@ def _predictions(task: tuple[list[RulesParameters], list[tuple[list, int]]]) -> 
 
 def _grid_predictions(settings: list[RulesParameters], clips: list[tuple[list, int]], workers: int
                       ) -> list[np.ndarray]:
-    """`_predictions` over the whole grid, its settings dealt out to `workers` spawned processes (the grid scores
-    every clip under a few hundred settings; one process took 14 s for 40 clips)."""
+    """`_predictions` over the whole grid, its settings dealt out to `workers` spawned processes: the grid scores
+    every clip under a few hundred settings, and one process spent most of a 40-clip calibration there."""
     if workers <= 1:
         return _predictions((settings, clips))
     shares = [(settings[i::workers], clips) for i in range(workers)]
@@ -251,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=160, help="calibration clips to measure (default 160)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the calibration split (default 0)")
     parser.add_argument("--cache", default="outputs/cache/realism", help="where per-clip measurements are kept")
-    parser.add_argument("--workers", type=int, default=1, help="processes measuring clips and scoring the grid")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes measuring clips and scoring the explaining-away grid")
     parser.add_argument("--world", default="v2", choices=list(WORLDS),
                         help="the realistic world's version (v2, the default and the shipped files' world: 3-D head "
                              "turns, coupled skin, gaze, flicker; v3: v2 under a light that stays while the head "

@@ -298,6 +298,7 @@ def train(cfg: VLMTrainConfig, rows: list[dict] | None = None, eval_rows: list[d
         rows, eval_rows = (rows, read_jsonl(cfg.eval_file)) if cfg.eval_file else subject_split(
             rows, cfg.val_subjects, cfg.seed)
     check_scheme(rows + list(eval_rows), cfg.scheme)
+    maps = maps_motion_core(cfg.train_file)
     last = get_last_checkpoint(str(out)) if cfg.resume and out.is_dir() else None
     _check_settings(out, cfg, resuming=last is not None, data={"train_rows": rows_fingerprint(rows),
                                                                "eval_rows": rows_fingerprint(eval_rows or [])})
@@ -335,11 +336,10 @@ def train(cfg: VLMTrainConfig, rows: list[dict] | None = None, eval_rows: list[d
     if trainer.is_world_process_zero():
         processor.save_pretrained(str(out))
         generation = generation_settings(cfg).record(processor.tokenizer)
-        write_json(out / "train_config.json", {**dataclasses.asdict(cfg), "generation": generation,
-                                               **maps_motion_core(cfg.train_file)})
+        write_json(out / "train_config.json", {**dataclasses.asdict(cfg), "generation": generation, **maps})
         write_json(out / "metrics.json", metrics)
         atomic_write_text(out / "README.md", model_card(cfg, trainer.state.global_step, metrics, len(rows),
-                                                        len(eval_rows or []), generation))
+                                                        len(eval_rows or []), generation, maps))
         log.info("adapter, processor and model card written to %s", out)
     return TrainResult(out, trainer.state.global_step, metrics, trainer)
 
@@ -437,7 +437,8 @@ def generation_settings(cfg: VLMTrainConfig) -> GenerationSettings:
 
 
 def model_card(cfg: VLMTrainConfig, steps: int, metrics: dict, n_train: int, n_eval: int,
-               generation: dict | None = None) -> str:
+               generation: dict | None = None, maps: dict | None = None) -> str:
+    """`maps`: `maps_motion_core`'s record of the build the rows came from ({} or None: no line)."""
     hp = {k: getattr(cfg, k) for k in (
         "lora_r", "lora_alpha", "lora_dropout", "lora_vision", "learning_rate", "lr_scheduler_type", "warmup_steps",
         "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps", "min_pixels", "max_pixels", "seed")}
@@ -447,8 +448,8 @@ def model_card(cfg: VLMTrainConfig, steps: int, metrics: dict, n_train: int, n_e
         "# MEU Assistant: Qwen2.5-VL LoRA adapter (MELLM recipe)", "",
         f"- Base model: `{cfg.model_name_or_path}`",
         f"- Data: `{cfg.train_file or 'synthetic rows (--tiny)'}`; data card: `{cfg.data_card or 'not given'}`",
-        *(f"- Maps drawn by the motion core of {v or 'a build from before the record'} (`meu data build`'s "
-          "build_settings.json)" for v in maps_motion_core(cfg.train_file).values()),
+        *([f"- Maps drawn by the motion core of {maps['maps_motion_core'] or 'a build from before the record'} "
+           "(`meu data build`'s build_settings.json)"] if maps else []),
         f"- Training rows: {n_train}; held-out rows: {n_eval} (held out by subject)",
         f"- Steps: {steps}; assistant-only loss; LoRA on the language model"
         + (" and the vision encoder" if cfg.lora_vision else ""),
@@ -470,7 +471,7 @@ def model_card(cfg: VLMTrainConfig, steps: int, metrics: dict, n_train: int, n_e
 
 def merge(cfg: VLMTrainConfig) -> Path:
     """Write base + adapter as plain weights to `DIR/merged` (loadable without PEFT)."""
-    from assistant.reasoners.vlm import adapter_base, load_vlm
+    from assistant.reasoners.vlm import adapter_base, load_vlm, maps_record
 
     adapter = Path(cfg.output_dir)
     base = adapter_base(adapter)
@@ -483,6 +484,8 @@ def merge(cfg: VLMTrainConfig) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     processor.save_pretrained(tmp)
+    if maps_record(adapter):  # served as a base, the merged model still says which motion core drew its maps
+        write_json(tmp / "train_config.json", maps_record(adapter))
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     log.info("merged weights written to %s", target)

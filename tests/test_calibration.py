@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from types import SimpleNamespace
 
@@ -41,19 +40,18 @@ def calibrated(tmp_path_factory):
     measurement cache, its folder, the shipped files' digests before and after it, and what it logged."""
     root = tmp_path_factory.mktemp("calibrate_rules")
     cache, out = root / "cache", root / "calib"
-    saved = os.environ.pop(calibration.ENV, None)
     before = _shipped_digest()
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.WARNING)
     handler.emit = records.append
     logging.getLogger().addHandler(handler)
     try:
-        assert cli.main(["calibrate", "rules", "--clips", "40", "--workers", "2", "--cache", str(cache), "--out",
-                         str(out)]) == 0
+        with pytest.MonkeyPatch.context() as mp:
+            mp.delenv(calibration.ENV, raising=False)
+            assert cli.main(["calibrate", "rules", "--clips", "40", "--workers", "2", "--cache", str(cache), "--out",
+                             str(out)]) == 0
     finally:
         logging.getLogger().removeHandler(handler)
-        if saved is not None:
-            os.environ[calibration.ENV] = saved
     return SimpleNamespace(cache=cache, out=out, shipped=(before, _shipped_digest()),
                            log="\n".join(r.getMessage() for r in records))
 
@@ -156,7 +154,8 @@ def test_calibrate_refuses_a_cache_that_is_a_file_and_a_negative_seed(folder, tm
 
 
 @pytest.mark.slow
-def test_calibrate_rules_writes_its_folder_and_leaves_the_shipped_files(calibrated):
+def test_calibrate_rules_writes_its_folder_and_leaves_the_shipped_files(calibrated, monkeypatch):
+    monkeypatch.delenv(calibration.ENV, raising=False)  # restored afterwards: `calibration.use(None)` removes it
     before, after = calibrated.shipped
     assert after == before
     out = calibrated.out
@@ -178,8 +177,9 @@ def test_calibrate_rules_keeps_fusion_files_only_for_the_rules_they_were_fitted_
     """Rules calibrated again left the folder's fusion files, fitted on the old rules, to be read without a word; a
     damaged measurement in the cache stopped the run with a traceback; --dry-run printed nothing."""
     monkeypatch.delenv(calibration.ENV, raising=False)
-    out, cache = tmp_path / "calib", calibrated.cache
+    out, cache = tmp_path / "calib", tmp_path / "cache"  # copies: the cache is damaged on purpose below
     shutil.copytree(calibrated.out, out)
+    shutil.copytree(calibrated.cache, cache)
     run = ["calibrate", "rules", "--clips", "40", "--workers", "2", "--cache", str(cache), "--out", str(out)]
     for name in calibration.FUSION_FILES:
         (out / name).write_text("{}")

@@ -15,6 +15,7 @@ from assistant.motion.analyze import MOTION_CORE
 from assistant.reasoners.vlm import load_vlm
 from eval.run import main as evaluate
 from finetune.vlm import VLMTrainConfig, _apply_tiny, read_jsonl
+from finetune.vlm import main as train_vlm
 from finetune.vlm_folds import fold_dir, train_folds
 from instruction_data.build import main as build
 from instruction_data.layouts import write_synthetic_dataset
@@ -88,6 +89,17 @@ def test_shards_resume_mid_fold_and_eval_uses_each_folds_adapter(composite, tmp_
         load_vlm(str(folder))
     assert f"{folder}: the maps it was trained on were drawn from motion that was measured by the motion core of " \
            "2026-01-01" in caplog.text
+    # merged, the weights still say which motion core drew their maps (the warning comes once per version)
+    assert train_vlm(["--merge", "--tiny", "--output-dir", str(folder)]) == 0
+    merged = folder / "merged"
+    assert json.loads((merged / "train_config.json").read_text()) == {"maps_motion_core": "2026-01-01"}
+    (merged / "train_config.json").write_text(json.dumps({"maps_motion_core": "2026-01-02"}))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="assistant.reasoners.vlm"):
+        load_vlm(str(merged))
+        load_vlm(str(merged))
+    assert caplog.text.count(f"{merged}: the maps it was trained on were drawn from motion that was measured by the "
+                             "motion core of 2026-01-02") == 1
     other_base = tmp_path / "other_base"
     shutil.copytree(_config(train_file, out).model_name_or_path, other_base)
     with pytest.raises(ConfigError, match="was trained on"):
@@ -99,8 +111,6 @@ def test_shards_resume_mid_fold_and_eval_uses_each_folds_adapter(composite, tmp_
 
 
 def test_fold_flags_need_a_protocol(tmp_path):
-    from finetune.vlm import main as train_vlm
-
     with pytest.raises(ConfigError, match="add --protocol"):
         train_vlm(["--fold-shard", "1/2", "--output-dir", str(tmp_path)])
 

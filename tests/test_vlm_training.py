@@ -193,3 +193,25 @@ def test_rerunning_a_finished_run_trains_no_further(run):
     assert sorted(p.name for p in Path(out).glob("checkpoint-*")) == before
     assert (Path(out) / "adapter_model.safetensors").read_bytes() == adapter
     assert again.global_step >= cfg.max_steps
+
+
+def test_the_maps_motion_core_comes_from_the_build_and_goes_back_as_config(tmp_path, caplog):
+    """An adapter records the motion core of the `meu data build` its rows came from; rows from elsewhere record
+    nothing, a damaged build record is said, and the record given back as --config is not taken for a setting."""
+    from finetune.vlm import maps_motion_core, parse
+
+    build = tmp_path / "build"
+    build.mkdir()
+    assert maps_motion_core(None) == {} and maps_motion_core(str(build / "train.jsonl")) == {}
+    (build / "build_settings.json").write_text(json.dumps({"motion_core": "2026-12-07", "flow": "tvl1"}))
+    assert maps_motion_core(str(build / "train.jsonl")) == {"maps_motion_core": "2026-12-07"}
+    (build / "build_settings.json").write_text(json.dumps({"flow": "tvl1"}))  # a build from before the record
+    assert maps_motion_core(str(build / "train.jsonl")) == {"maps_motion_core": None}
+    (build / "build_settings.json").write_text('{"motion_core": "2026-')
+    assert maps_motion_core(str(build / "train.jsonl")) == {}
+    assert "build_settings.json cannot be read; the adapter records no motion core" in caplog.text
+    cfg = VLMTrainConfig(train_file=str(build / "train.jsonl"), output_dir=str(tmp_path / "out"))
+    record = tmp_path / "train_config.json"
+    record.write_text(json.dumps({**dataclasses.asdict(cfg), "generation": {}, "maps_motion_core": "2026-12-07"}))
+    again, _ = parse(["--config", str(record)])
+    assert again == cfg

@@ -50,23 +50,38 @@ def adapter_base(path: str | Path) -> str | None:
     return json.loads(cfg.read_text()).get("base_model_name_or_path")
 
 
-def warn_maps_motion_core(adapter: str | Path) -> None:
-    """An adapter trained on maps that another motion core drew (`meu train vlm` records the build's) reads maps
-    drawn another way now: said once, when it is loaded. Adapters whose rows were not a build's record nothing."""
-    from assistant.motion.analyze import motion_core_change
+_warned_maps: set[str | None] = set()
 
-    record = Path(adapter) / "train_config.json"
+
+def maps_record(folder: str | Path) -> dict:
+    """{"maps_motion_core": version} as the model in `folder` recorded it in its train_config.json; {} when it
+    records none or the record cannot be read."""
+    record = Path(folder) / "train_config.json"
     try:
         recorded = json.loads(record.read_text()) if record.is_file() else {}
     except (OSError, ValueError):
+        return {}
+    return {"maps_motion_core": recorded["maps_motion_core"]} if isinstance(recorded, dict) and \
+        "maps_motion_core" in recorded else {}
+
+
+def warn_maps_motion_core(folder: str | Path) -> None:
+    """A model trained on maps that another motion core drew (`meu train vlm` records the build's in the adapter's
+    train_config.json, and `--merge` carries it into the merged weights) reads maps drawn another way now: said
+    once per recorded version and process (an evaluation loads one adapter per fold). Models whose rows were not a
+    build's record nothing."""
+    from assistant.motion.analyze import motion_core_change
+
+    recorded = maps_record(folder)
+    if not recorded:
         return
-    if not isinstance(recorded, dict) or "maps_motion_core" not in recorded:
-        return
-    change = motion_core_change(recorded["maps_motion_core"])
-    if change:
+    version = recorded["maps_motion_core"]
+    change = motion_core_change(version)
+    if change and version not in _warned_maps:
+        _warned_maps.add(version)
         log.warning("%s: the maps it was trained on were drawn from motion that %s; it serves, but the maps it reads "
                     "now differ a little from those it learned from: build the data again and train it again for the "
-                    "answers it was trained to give.", adapter, change)
+                    "answers it was trained to give.", folder, change)
 
 
 def has_processor(folder: str | Path | None) -> bool:
@@ -103,7 +118,6 @@ def load_vlm(base: str, adapter: str | None = None, device: str = "auto", dtype:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, adapter)
-            warn_maps_motion_core(adapter)
             if merge:
                 model = model.merge_and_unload()
     except (OSError, ValueError, RuntimeError, SafetensorError) as err:  # missing, not a VLM, not its adapter, cut off
@@ -112,6 +126,8 @@ def load_vlm(base: str, adapter: str | None = None, device: str = "auto", dtype:
                            "Give the folder of a Qwen2.5-VL model (and of a LoRA adapter trained on it), or a hub name "
                            "that is in the local cache (runs are offline).") from None
     model.to(dev).eval()
+    if Path(adapter or base).is_dir():
+        warn_maps_motion_core(adapter or base)
     log.info("loaded %s%s on %s (%s)", base, f" + {adapter}" if adapter else "", dev, torch_dtype)
     return model, processor
 
