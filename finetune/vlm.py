@@ -484,8 +484,9 @@ def merge(cfg: VLMTrainConfig) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     processor.save_pretrained(tmp)
-    if maps_record(adapter):  # served as a base, the merged model still says which motion core drew its maps
-        write_json(tmp / "train_config.json", maps_record(adapter))
+    maps = maps_record(adapter)
+    if maps:  # served as a base, the merged model still says which motion core drew its maps
+        write_json(tmp / "train_config.json", maps)
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     log.info("merged weights written to %s", target)

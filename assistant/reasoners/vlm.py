@@ -61,8 +61,9 @@ def maps_record(folder: str | Path) -> dict:
         recorded = json.loads(record.read_text()) if record.is_file() else {}
     except (OSError, ValueError):
         return {}
-    return {"maps_motion_core": recorded["maps_motion_core"]} if isinstance(recorded, dict) and \
-        "maps_motion_core" in recorded else {}
+    if not isinstance(recorded, dict) or "maps_motion_core" not in recorded:
+        return {}
+    return {"maps_motion_core": recorded["maps_motion_core"]}
 
 
 def warn_maps_motion_core(folder: str | Path) -> None:
